@@ -1,0 +1,168 @@
+# leakwatch — top-level build.
+#
+#   make            build build/leakwatch and build/libleakwatch.so
+#   make test       build and run the Criterion suites
+#   make demo       run the demo incident under leakwatch
+#   make bench      benchmarks (ratios against the same workload without leakwatch)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+#
+# Knobs: BUILD=dir (out-of-tree build dir), V=1 (show commands),
+# EXTRA_CFLAGS=..., SANITIZE=address|undefined|thread (analyzer and tests only;
+# the preloaded library is never built with a sanitizer).
+#
+# Missing Debian packages are installed by scripts/deps.sh when run as root,
+# otherwise it prints the apt-get command and the build stops.
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR   = $(PREFIX)/bin
+LIBDIR   = $(PREFIX)/lib/leakwatch
+INCDIR   = $(PREFIX)/include/leakwatch
+
+CC  ?= cc
+CXX ?= c++
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+WARN = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Werror=undef \
+       -Wmissing-prototypes -Wno-unused-parameter -Werror
+BASE_CFLAGS = -std=gnu11 -O2 -g -D_GNU_SOURCE -Iinclude $(WARN) $(EXTRA_CFLAGS)
+
+ifneq ($(SANITIZE),)
+SAN_FLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+endif
+
+# Recursive (=) variables: pkg-config runs when a recipe needs them, which is
+# after the `deps` prerequisite had a chance to install the packages.
+UNWIND_CFLAGS = $(shell pkg-config --cflags libunwind)
+UNWIND_LIBS   = $(shell pkg-config --libs libunwind)
+DW_CFLAGS     = $(shell pkg-config --cflags libdw)
+DW_LIBS       = $(shell pkg-config --libs libdw libelf)
+CRIT_CFLAGS   = $(shell pkg-config --cflags criterion)
+CRIT_LIBS     = $(shell pkg-config --libs criterion)
+CURSES_CFLAGS = $(shell pkg-config --cflags ncursesw)
+CURSES_LIBS   = $(shell pkg-config --libs ncursesw)
+
+# --- the preloaded shim ------------------------------------------------------
+# hooks.c holds the interposed entry points; everything else is the recorder
+# and is also linked into the unit tests as a static library.
+PRELOAD_SRCS     = $(wildcard preload/*.c)
+PRELOAD_LIB_SRCS = $(filter-out preload/hooks.c,$(PRELOAD_SRCS))
+PRELOAD_OBJS     = $(PRELOAD_SRCS:%.c=$(BUILD)/%.o)
+PRELOAD_LIB_OBJS = $(PRELOAD_LIB_SRCS:%.c=$(BUILD)/%.o)
+PRELOAD_CFLAGS   = $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+                   -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc \
+                   -fno-builtin-realloc -fno-omit-frame-pointer $(UNWIND_CFLAGS)
+
+# --- the analyzer ------------------------------------------------------------
+ANALYZER_SRCS     = $(wildcard analyzer/*.c)
+ANALYZER_LIB_SRCS = $(filter-out analyzer/main.c,$(ANALYZER_SRCS))
+ANALYZER_OBJS     = $(ANALYZER_SRCS:%.c=$(BUILD)/%.o)
+ANALYZER_LIB_OBJS = $(ANALYZER_LIB_SRCS:%.c=$(BUILD)/%.o)
+ANALYZER_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(DW_CFLAGS) $(CURSES_CFLAGS) \
+                    -DLW_LIBDIR='"$(LIBDIR)"'
+ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) -lm
+
+# --- tests -------------------------------------------------------------------
+TEST_SRCS     = $(wildcard tests/test_*.c)
+TEST_OBJS     = $(TEST_SRCS:%.c=$(BUILD)/%.o)
+FIXTURE_C     = $(wildcard tests/fixtures/*.c)
+FIXTURE_CXX   = $(wildcard tests/fixtures/*.cc)
+FIXTURES      = $(FIXTURE_C:tests/fixtures/%.c=$(BUILD)/fixtures/%) \
+                $(FIXTURE_CXX:tests/fixtures/%.cc=$(BUILD)/fixtures/%)
+TEST_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(CRIT_CFLAGS) $(DW_CFLAGS) $(UNWIND_CFLAGS) \
+                -Ianalyzer -Ipreload -DLW_BUILD_DIR='"$(abspath $(BUILD))"' \
+                -DLW_SOURCE_DIR='"$(abspath .)"'
+# Fixtures are what users' programs look like: -O0 -g so file:line is exact.
+FIXTURE_FLAGS = -O0 -g -fno-omit-frame-pointer -D_GNU_SOURCE -pthread -Wall -Werror
+
+# --- demo ----------------------------------------------------------------------
+DEMO_SRCS = $(wildcard demo/*.c)
+DEMO_BINS = $(DEMO_SRCS:demo/%.c=$(BUILD)/demo/%)
+
+BINS = $(BUILD)/leakwatch $(BUILD)/libleakwatch.so
+
+.PHONY: all deps test demo bench install uninstall clean check-syntax
+all: deps $(BINS)
+
+deps:
+	$(Q)sh scripts/deps.sh
+
+$(BUILD)/preload/%.o: preload/%.c $(wildcard include/leakwatch/*.h preload/*.h) | deps
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(PRELOAD_CFLAGS) -c $< -o $@
+
+$(BUILD)/analyzer/%.o: analyzer/%.c $(wildcard include/leakwatch/*.h analyzer/*.h) | deps
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(ANALYZER_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%.o: tests/%.c $(wildcard include/leakwatch/*.h analyzer/*.h preload/*.h tests/*.h) | deps
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(TEST_CFLAGS) -c $< -o $@
+
+# Export only the hooked symbols: everything is hidden by default.
+$(BUILD)/libleakwatch.so: $(PRELOAD_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -o $@ $^ $(UNWIND_LIBS) -ldl -pthread -Wl,-z,now -Wl,-z,nodelete
+
+$(BUILD)/libshimrec.a: $(PRELOAD_LIB_OBJS)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libanalyzer.a: $(ANALYZER_LIB_OBJS)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/leakwatch: $(ANALYZER_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(ANALYZER_LIBS)
+
+$(BUILD)/fixtures/%: tests/fixtures/%.c | deps
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(FIXTURE_FLAGS) -o $@ $<
+
+$(BUILD)/fixtures/%: tests/fixtures/%.cc | deps
+	@mkdir -p $(@D)
+	$(Q)$(CXX) $(FIXTURE_FLAGS) -o $@ $<
+
+$(BUILD)/tests/leakwatch-tests: $(TEST_OBJS) $(BUILD)/libanalyzer.a $(BUILD)/libshimrec.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $(TEST_OBJS) $(BUILD)/libanalyzer.a $(BUILD)/libshimrec.a \
+		$(CRIT_LIBS) $(ANALYZER_LIBS) $(UNWIND_LIBS) -ldl -pthread
+
+# One Criterion binary, so the run ends with one synthesis line.
+test: all $(FIXTURES) $(DEMO_BINS) $(BUILD)/tests/leakwatch-tests
+	$(BUILD)/tests/leakwatch-tests $(TEST_ARGS)
+
+$(BUILD)/demo/%: demo/%.c $(wildcard demo/*.h) | deps
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(FIXTURE_FLAGS) -O1 -o $@ $<
+
+demo: all $(DEMO_BINS)
+	$(Q)BUILD=$(BUILD) sh demo/run.sh
+
+bench: all
+	$(Q)$(MAKE) -s -C bench BUILD=$(abspath $(BUILD))
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)
+	install -m 0755 $(BUILD)/leakwatch $(DESTDIR)$(BINDIR)/leakwatch
+	install -m 0644 $(BUILD)/libleakwatch.so $(DESTDIR)$(LIBDIR)/libleakwatch.so
+	install -m 0644 include/leakwatch/*.h $(DESTDIR)$(INCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/leakwatch $(DESTDIR)$(LIBDIR)/libleakwatch.so
+	rm -rf $(DESTDIR)$(INCDIR)
+
+clean:
+	rm -rf $(BUILD)

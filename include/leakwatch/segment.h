@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * leakwatch segment ABI — the only contract between the preloaded shim
+ * (libleakwatch.so, the writer) and the `leakwatch` analyzer (the reader).
+ *
+ * One segment per traced process image: a regular file named
+ * "leakwatch.<pid>" in $LEAKWATCH_DIR (default /dev/shm), created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC and mode 0600, sized once with
+ * ftruncate() and mapped MAP_SHARED.  Untouched pages are never allocated,
+ * so table capacities can be generous.  Tables never grow; what does not fit
+ * is counted in one of the LW_CTR_DROP_* counters.
+ *
+ * Layout (all offsets are from the start of the file, 64-byte aligned):
+ *
+ *   +--------------------------+ 0
+ *   | struct lw_header         |  header_size bytes (LW_HEADER_SIZE today)
+ *   +--------------------------+ stacks.offset
+ *   | struct lw_stack[cap]     |  hash-consed call stacks, id = index + 1
+ *   +--------------------------+ modules.offset
+ *   | struct lw_module[cap]    |  loaded objects, append-only
+ *   +--------------------------+ handles.offset
+ *   | struct lw_handle[cap]    |  indexed by file descriptor number
+ *   +--------------------------+ badcloses.offset
+ *   | struct lw_badclose[cap]  |  ring of close() calls that failed EBADF
+ *   +--------------------------+ heap.offset (cap may be 0)
+ *   | struct lw_alloc[cap]     |  live heap blocks (reserved for heap tracking)
+ *   +--------------------------+ total_size
+ *
+ * Versioning (modelled on perf_event_mmap_page):
+ *   - `version` is the layout the writer produced; `compat_version` is the
+ *     oldest reader layout that can still read it.  Fields are only ever
+ *     appended (into the reserved areas) and a new field is zero in segments
+ *     written by older shims.  A reader of layout R accepts a segment when
+ *     compat_version <= R, and refuses it otherwise with "newer layout".
+ *   - Entry sizes are recorded in each table descriptor (`entry_size`), so a
+ *     reader steps through tables with the writer's stride, never its own.
+ *
+ * Sequence counters (seqlock) — the reader protocol:
+ *
+ *   Every mutable slot begins with a 32-bit `seq`.  A writer makes it odd
+ *   (compare-and-swap from an even value, which also excludes other writers
+ *   of the same slot), writes the payload, then stores seq + 1 with release
+ *   semantics.  A reader never writes and never waits on a writer:
+ *
+ *       for (tries = 0; tries < LW_READ_RETRIES; tries++) {
+ *           s1 = atomic_load_explicit(&slot->seq, memory_order_acquire);
+ *           if (s1 & 1) continue;              // write in progress
+ *           memcpy(&copy, slot, sizeof copy);  // may be torn
+ *           atomic_thread_fence(memory_order_acquire);
+ *           s2 = atomic_load_explicit(&slot->seq, memory_order_relaxed);
+ *           if (s1 == s2) return copy;         // consistent
+ *       }
+ *       // give up on this slot: count it as "busy", never block
+ *
+ *   lw_seq_read() below implements exactly this loop.  Writer side:
+ *
+ *       s = seq (even); CAS(seq, s, s + 1) acquire   // or give up
+ *       ... payload stores ...
+ *       atomic_store_explicit(&seq, s + 2, memory_order_release)
+ *
+ *   A writer that finds the slot odd (another writer inside) retries a bounded
+ *   number of times, then drops the event and counts it: the host program is
+ *   never blocked for long by leakwatch, and never by a reader.
+ *
+ * Stack slots are write-once: seq goes 0 (empty) -> 1 (being filled) -> 2
+ * (ready) and never changes again, so a reader that sees 2 may copy freely.
+ * Counters in the header and in stack slots are updated with relaxed atomic
+ * adds and read without the seqlock: they are monotonic totals.
+ *
+ * Times are CLOCK_MONOTONIC nanoseconds unless named *_realtime_*.  The header
+ * holds a (realtime, monotonic) pair taken together at start so wall-clock
+ * times can be derived: wall = start_realtime_ns + (t - start_monotonic_ns).
+ */
+#ifndef LEAKWATCH_SEGMENT_H
+#define LEAKWATCH_SEGMENT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#define LW_MAGIC            0x48435441574b414cULL /* "LAKWATCH" little-endian */
+#define LW_VERSION          1u
+#define LW_COMPAT_VERSION   1u
+#define LW_HEADER_SIZE      8192u
+#define LW_SEGMENT_PREFIX   "leakwatch."
+#define LW_DEFAULT_DIR      "/dev/shm"
+
+#define LW_STACK_MAX_FRAMES 64u     /* hard maximum of LEAKWATCH_STACK_DEPTH */
+#define LW_PATH_MAX         256u
+#define LW_CMDLINE_MAX      1024u
+#define LW_BUILD_ID_MAX     32u
+#define LW_ADDR_MAX         112u    /* holds sockaddr_in, sockaddr_in6, sockaddr_un */
+#define LW_READ_RETRIES     1000u
+
+/* Process image state (lw_header.state). */
+enum lw_state {
+	LW_STATE_STARTING = 0,      /* header not filled in yet */
+	LW_STATE_RUNNING  = 1,
+	LW_STATE_EXITED   = 2,      /* exit()/_exit() or a destructor ran */
+	LW_STATE_EXECED   = 3,      /* replaced by execve(); see "leakwatch.<pid>" for the new image */
+	LW_STATE_DISABLED = 4,      /* the shim shut itself down (see disable_reason) */
+};
+
+/* Header counters (lw_header.counters[]). */
+enum lw_counter {
+	LW_CTR_EVENTS = 0,          /* hooked calls that changed the tables */
+	LW_CTR_SOCK_OPENED,         /* handles recorded (any origin) */
+	LW_CTR_SOCK_CLOSED,         /* handles removed */
+	LW_CTR_BAD_CLOSES,          /* close() on an fd that was not open (EBADF) */
+	LW_CTR_STALE_CLOSES,        /* a record found stale (fd reused without a hook seeing it) */
+	LW_CTR_DROP_HANDLE_FULL,    /* fd >= handle table capacity */
+	LW_CTR_DROP_STACK_FULL,     /* stack table full or probe limit hit */
+	LW_CTR_DROP_MODULE_FULL,    /* module table full */
+	LW_CTR_DROP_UNWIND,         /* unw_backtrace() failed or returned 0 frames */
+	LW_CTR_DROP_BUSY,           /* slot stayed locked by another writer too long */
+	LW_CTR_DROP_REENTRANT,      /* hook entered while the same thread was recording */
+	LW_CTR_MODULE_RESCANS,      /* dl_iterate_phdr() scans after dlopen/dlclose */
+	LW_CTR_HEAP_ALLOCS,         /* recorded heap allocations */
+	LW_CTR_HEAP_FREES,          /* recorded heap frees */
+	LW_CTR_DROP_HEAP_FULL,      /* heap table full */
+	LW_CTR_HEAP_UNTRACKED_FREES,/* free() of a pointer the shim never saw */
+	LW_CTR_SEND_CALLS,          /* send-side calls on tracked sockets */
+	LW_CTR_NUM_DEFINED,
+	LW_CTR_MAX = 64             /* room in the header */
+};
+
+/* Table descriptor: where a table lives and how big its entries are. */
+struct lw_table {
+	uint64_t offset;            /* from start of segment, 64-byte aligned */
+	uint32_t capacity;          /* number of entries */
+	uint32_t entry_size;        /* sizeof(entry) as the writer compiled it */
+	_Atomic uint32_t used;      /* high-water mark / append cursor (table-specific) */
+	uint32_t reserved;
+};
+
+/* Heap tracking modes (lw_header.heap_mode). */
+enum lw_heap_mode { LW_HEAP_OFF = 0, LW_HEAP_SAMPLED = 1, LW_HEAP_FULL = 2 };
+
+struct lw_header {
+	/* identity of the layout — never moves */
+	uint64_t magic;
+	uint32_t version;
+	uint32_t compat_version;
+	uint32_t header_size;
+	uint32_t flags;
+	uint64_t total_size;
+
+	/* identity of the process image */
+	int32_t  pid;
+	int32_t  ppid;
+	uint32_t uid;
+	_Atomic uint32_t state;         /* enum lw_state */
+	int32_t  exit_status;           /* valid when state == EXITED and exit_known */
+	uint32_t exit_known;
+	uint64_t proc_start_ticks;      /* /proc/PID/stat field 22: detects pid reuse */
+	uint64_t start_realtime_ns;     /* clock pair, taken together at start */
+	uint64_t start_monotonic_ns;
+	uint64_t end_realtime_ns;       /* set on exit or exec */
+	uint64_t end_monotonic_ns;
+	uint32_t parent_segment_pid;    /* fork child: the parent's pid, else 0 */
+	uint32_t disable_reason;        /* errno-like code when state == DISABLED */
+	char     exe[LW_PATH_MAX];
+	char     cmdline[LW_CMDLINE_MAX]; /* argv joined with spaces, truncated */
+
+	/* configuration the shim ran with */
+	uint32_t stack_depth;           /* frames captured per stack */
+	uint32_t heap_mode;             /* enum lw_heap_mode */
+	uint64_t sample_bytes;          /* mean bytes between heap samples */
+
+	/* counters, enum lw_counter */
+	_Atomic uint64_t counters[LW_CTR_MAX];
+
+	/* tables */
+	struct lw_table stacks;
+	struct lw_table modules;
+	struct lw_table handles;
+	struct lw_table badcloses;
+	struct lw_table heap;
+	struct lw_table reserved_tables[7];
+
+	/* room to grow; new fields go here and are zero in older segments */
+	uint8_t  reserved[LW_HEADER_SIZE - 2200];
+};
+
+/* A call stack, stored once.  id = index + 1; 0 means "no stack". */
+struct lw_stack {
+	_Atomic uint32_t seq;           /* 0 empty, 1 filling, 2 ready (write-once) */
+	uint16_t depth;                 /* valid entries in frames[] */
+	uint16_t flags;
+	uint64_t hash;
+	/* per-stack totals, relaxed atomics */
+	_Atomic uint64_t sock_opened;   /* handles created with this stack */
+	_Atomic uint64_t sock_closed;   /* ...and since closed */
+	_Atomic uint64_t uses;          /* times recorded as a last-use stack */
+	_Atomic uint64_t heap_allocs;   /* heap: allocations recorded */
+	_Atomic uint64_t heap_frees;    /* heap: ...and freed */
+	_Atomic uint64_t heap_bytes;    /* heap: total bytes allocated */
+	uint64_t reserved[2];
+	uint64_t frames[LW_STACK_MAX_FRAMES]; /* return addresses, innermost first */
+};
+
+/* A loaded object, appended at start and after each dlopen/dlclose. */
+struct lw_module {
+	_Atomic uint32_t seq;
+	uint32_t flags;                 /* LW_MODULE_* */
+	uint64_t base;                  /* load bias (dlpi_addr) */
+	uint64_t start;                 /* lowest mapped address of PT_LOAD segments */
+	uint64_t end;                   /* one past the highest */
+	uint64_t load_ns;
+	uint64_t unload_ns;             /* 0 while loaded */
+	uint32_t build_id_len;
+	uint8_t  build_id[LW_BUILD_ID_MAX];
+	uint32_t reserved;
+	char     path[LW_PATH_MAX];     /* absolute where known; "" for the main program → exe */
+};
+#define LW_MODULE_MAIN     0x1u     /* the main executable */
+#define LW_MODULE_UNLOADED 0x2u     /* dlclose()d; kept for old stacks */
+#define LW_MODULE_VDSO     0x4u
+
+enum lw_handle_state {
+	LW_H_FREE   = 0,                /* never seen */
+	LW_H_OPEN   = 1,
+	LW_H_CLOSED = 2,                /* closed; payload keeps the last open/close for diagnostics */
+};
+
+enum lw_origin {
+	LW_ORIGIN_NONE = 0,
+	LW_ORIGIN_SOCKET,               /* socket() */
+	LW_ORIGIN_SOCKETPAIR,           /* socketpair() */
+	LW_ORIGIN_ACCEPT,               /* accept()/accept4() */
+	LW_ORIGIN_DUP,                  /* dup/dup2/dup3/fcntl(F_DUPFD*) of a tracked socket */
+	LW_ORIGIN_SCM_RIGHTS,           /* received with recvmsg(SCM_RIGHTS) */
+	LW_ORIGIN_INHERITED,            /* already open when the shim loaded (exec, spawn) */
+	LW_ORIGIN_FORK,                 /* copied from the parent's segment by fork() */
+	LW_ORIGIN_MAX
+};
+
+struct lw_addr {
+	uint16_t len;                   /* bytes valid in data; 0 = unknown */
+	uint16_t reserved;
+	uint8_t  data[LW_ADDR_MAX];     /* a struct sockaddr_* as the kernel returned it */
+};
+
+/* One file descriptor.  Index = fd number. */
+struct lw_handle {
+	_Atomic uint32_t seq;
+	uint16_t state;                 /* enum lw_handle_state */
+	uint16_t origin;                /* enum lw_origin */
+	uint16_t family;                /* AF_* */
+	uint16_t type;                  /* SOCK_* without SOCK_NONBLOCK/SOCK_CLOEXEC */
+	int32_t  protocol;
+	uint32_t stack_id;              /* where it was created (0 = unknown, e.g. inherited) */
+	int32_t  tid;                   /* creating thread */
+	uint64_t inode;                 /* st_ino from fstat(): matches /proc/PID/fd and sock_diag */
+	uint64_t open_ns;
+	uint64_t generation;            /* bumps on every open of this fd number */
+	uint32_t connect_stack_id;      /* last successful/in-progress connect() */
+	uint32_t last_use_stack_id;     /* most recent send-side call */
+	uint64_t connect_ns;
+	uint64_t last_use_ns;
+	uint32_t close_stack_id;        /* state == CLOSED: who closed it */
+	int32_t  close_tid;
+	uint64_t close_ns;
+	int32_t  dup_of;                /* origin DUP: the source fd; SCM_RIGHTS: -1 */
+	uint32_t reserved0;
+	struct lw_addr local;
+	struct lw_addr peer;
+	uint64_t reserved[4];
+};
+
+/* close() that failed with EBADF — a double close or a close of a stranger's fd. */
+struct lw_badclose {
+	_Atomic uint32_t seq;
+	int32_t  fd;
+	int32_t  tid;
+	uint32_t stack_id;              /* the failing close */
+	uint64_t ns;
+	uint16_t prev_state;            /* lw_handle_state of the fd at the time */
+	uint16_t prev_origin;
+	uint32_t prev_open_stack_id;    /* where that fd was last opened, if we saw it */
+	uint32_t prev_close_stack_id;   /* where it was closed before, if we saw it */
+	uint32_t reserved0;
+	uint64_t prev_open_ns;
+	uint64_t prev_close_ns;
+	uint64_t reserved[2];
+};
+
+/* A live heap block (reserved: filled when heap tracking is on). */
+struct lw_alloc {
+	_Atomic uint32_t seq;
+	uint32_t stack_id;
+	uint64_t ptr;                   /* 0 = free slot; LW_ALLOC_TOMBSTONE = deleted */
+	uint64_t size;
+	uint64_t ns;
+};
+#define LW_ALLOC_TOMBSTONE 1ull
+
+_Static_assert(sizeof(struct lw_header) == LW_HEADER_SIZE, "lw_header must stay 8 KiB");
+_Static_assert(sizeof(struct lw_table) == 24, "lw_table layout");
+
+/*
+ * lw_seq_read - copy one seqlock-protected slot consistently.
+ * Returns 1 with `out` filled when a stable even sequence was seen around the
+ * copy, 0 when the slot stayed busy for LW_READ_RETRIES attempts.  Never
+ * writes to `slot` and never blocks.  `len` must not exceed the slot size.
+ */
+static inline int lw_seq_read(const void *slot, void *out, size_t len)
+{
+	const _Atomic uint32_t *seqp = (const _Atomic uint32_t *)slot;
+	for (unsigned tries = 0; tries < LW_READ_RETRIES; tries++) {
+		uint32_t s1 = atomic_load_explicit(seqp, memory_order_acquire);
+		if (s1 & 1u)
+			continue;
+		memcpy(out, slot, len);
+		atomic_thread_fence(memory_order_acquire);
+		uint32_t s2 = atomic_load_explicit(seqp, memory_order_relaxed);
+		if (s1 == s2)
+			return 1;
+	}
+	return 0;
+}
+
+#endif /* LEAKWATCH_SEGMENT_H */

@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The handle table: one slot per file descriptor number, written under the
+ * slot's sequence counter (see the reader protocol in segment.h).
+ *
+ * Only sockets are recorded.  Descriptor numbers are unique among open fds,
+ * so two threads rarely write one slot; when they do (a close racing a dup2
+ * onto the same number) the CAS on seq serialises them and a writer that
+ * cannot get in within a bounded number of spins drops its event and counts
+ * it rather than wait.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define LOCK_SPINS 100000u
+
+static struct lw_handle *slot_lock(int fd, uint32_t *seq_out)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	if (!hdr || fd < 0)
+		return NULL;
+	if ((uint32_t)fd >= hdr->handles.capacity) {
+		segment_counter_add(LW_CTR_DROP_HANDLE_FULL, 1);
+		return NULL;
+	}
+	struct lw_handle *h = &g_seg.handles[fd];
+	for (unsigned i = 0; i < LOCK_SPINS; i++) {
+		uint32_t s = atomic_load_explicit(&h->seq, memory_order_relaxed);
+		if (!(s & 1u) && atomic_compare_exchange_weak_explicit(&h->seq, &s, s + 1,
+								       memory_order_acquire,
+								       memory_order_relaxed)) {
+			/* order the odd seq before the payload stores */
+			atomic_thread_fence(memory_order_release);
+			*seq_out = s;
+			return h;
+		}
+		shim_cpu_relax();
+	}
+	segment_counter_add(LW_CTR_DROP_BUSY, 1);
+	return NULL;
+}
+
+static void slot_unlock(struct lw_handle *h, uint32_t s)
+{
+	atomic_store_explicit(&h->seq, s + 2, memory_order_release);
+}
+
+/* handles.used is a high-water mark of fd + 1 so readers scan only that far. */
+static void note_high_water(int fd)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	uint32_t want = (uint32_t)fd + 1, cur = atomic_load_explicit(&hdr->handles.used,
+									memory_order_relaxed);
+	while (cur < want && !atomic_compare_exchange_weak_explicit(&hdr->handles.used, &cur, want,
+								     memory_order_relaxed,
+								     memory_order_relaxed))
+		;
+}
+
+static void stack_count(uint32_t id, int opened)
+{
+	if (id == 0 || id > g_seg.hdr->stacks.capacity)
+		return;
+	struct lw_stack *s = &g_seg.stacks[id - 1];
+	atomic_fetch_add_explicit(opened ? &s->sock_opened : &s->sock_closed, 1, memory_order_relaxed);
+}
+
+static void addr_get(int fd, struct lw_addr *a, int peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int r = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+		     : getsockname(fd, (struct sockaddr *)&ss, &len);
+	if (r != 0 || len == 0) {
+		a->len = 0;
+		return;
+	}
+	if (len > LW_ADDR_MAX)
+		len = LW_ADDR_MAX;
+	memcpy(a->data, &ss, len);
+	a->len = (uint16_t)len;
+}
+
+static void addr_set(struct lw_addr *a, const struct sockaddr *sa, socklen_t len)
+{
+	if (!sa || len == 0) {
+		a->len = 0;
+		return;
+	}
+	if (len > LW_ADDR_MAX)
+		len = LW_ADDR_MAX;
+	memcpy(a->data, sa, len);
+	a->len = (uint16_t)len;
+}
+
+/* A record found open where a new open lands means the fd was closed
+ * somewhere no hook sees (inside libc, or a raw syscall). */
+static void retire_stale(struct lw_handle *h)
+{
+	if (h->state == LW_H_OPEN) {
+		stack_count(h->stack_id, 0);
+		segment_counter_add(LW_CTR_STALE_CLOSES, 1);
+		segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
+	}
+}
+
+/*
+ * fill_socket - populate identity fields from the kernel.  The socket
+ * options below are not interposed, so this never recurses into the hooks.
+ */
+static int fill_socket(int fd, struct lw_handle *out)
+{
+	struct stat st;
+	int v;
+	socklen_t l;
+
+	if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return -1;
+	out->inode = (uint64_t)st.st_ino;
+	l = sizeof v;
+	out->family = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) == 0 ? (uint16_t)v : 0;
+	l = sizeof v;
+	out->type = getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) == 0 ? (uint16_t)v : 0;
+	l = sizeof v;
+	out->protocol = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) == 0 ? v : 0;
+	addr_get(fd, &out->local, 0);
+	addr_get(fd, &out->peer, 1);
+	return 0;
+}
+
+static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stack_id)
+{
+	uint32_t seq;
+	struct lw_handle *h = slot_lock(fd, &seq);
+	if (!h)
+		return;
+	retire_stale(h);
+	uint64_t gen = h->generation + 1;
+	memcpy((char *)h + sizeof h->seq, (const char *)src + sizeof src->seq,
+	       sizeof *h - sizeof h->seq);
+	h->state = LW_H_OPEN;
+	h->generation = gen;
+	h->stack_id = stack_id;
+	slot_unlock(h, seq);
+	note_high_water(fd);
+	stack_count(stack_id, 1);
+	segment_counter_add(LW_CTR_SOCK_OPENED, 1);
+	segment_counter_add(LW_CTR_EVENTS, 1);
+}
+
+void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id)
+{
+	struct lw_handle tmp;
+
+	memset(&tmp, 0, sizeof tmp);
+	if (fill_socket(fd, &tmp) != 0)
+		return;
+	tmp.origin = origin;
+	tmp.dup_of = dup_of;
+	tmp.tid = shim_gettid();
+	tmp.open_ns = shim_now_ns();
+	if (tmp.peer.len)
+		tmp.connect_ns = tmp.open_ns;
+	handle_write_open(fd, &tmp, stack_id);
+}
+
+void handle_dup(int oldfd, int newfd)
+{
+	struct lw_handle src;
+	struct lw_header *hdr = g_seg.hdr;
+
+	if (!hdr || oldfd < 0 || newfd < 0 || oldfd == newfd)
+		return;
+	if ((uint32_t)oldfd < hdr->handles.capacity &&
+	    lw_seq_read(&g_seg.handles[oldfd], &src, sizeof src) && src.state == LW_H_OPEN) {
+		uint32_t stack = stack_capture();
+		src.origin = LW_ORIGIN_DUP;
+		src.dup_of = oldfd;
+		src.tid = shim_gettid();
+		src.open_ns = shim_now_ns();
+		src.last_use_stack_id = 0;
+		src.last_use_ns = 0;
+		handle_write_open(newfd, &src, stack);
+		return;
+	}
+	/* The source is not a tracked socket: the new fd number now names
+	 * something else, so an old record there is finished. */
+	uint32_t seq;
+	if ((uint32_t)newfd < hdr->handles.capacity && handle_is_open(newfd)) {
+		struct lw_handle *h = slot_lock(newfd, &seq);
+		if (!h)
+			return;
+		if (h->state == LW_H_OPEN) {
+			h->state = LW_H_CLOSED;
+			h->close_ns = shim_now_ns();
+			h->close_tid = shim_gettid();
+			h->close_stack_id = 0;
+			stack_count(h->stack_id, 0);
+			segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
+		}
+		slot_unlock(h, seq);
+	}
+}
+
+void handle_connected(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	uint32_t seq;
+	if (!handle_is_open(fd))
+		return;
+	uint32_t stack = stack_capture();
+	struct lw_handle *h = slot_lock(fd, &seq);
+	if (!h)
+		return;
+	if (h->state == LW_H_OPEN) {
+		addr_set(&h->peer, addr, len);
+		addr_get(fd, &h->local, 0);
+		h->connect_stack_id = stack;
+		h->connect_ns = shim_now_ns();
+	}
+	slot_unlock(h, seq);
+	segment_counter_add(LW_CTR_EVENTS, 1);
+}
+
+int handle_is_open(int fd)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	if (!hdr || fd < 0 || (uint32_t)fd >= hdr->handles.capacity)
+		return 0;
+	return __atomic_load_n(&g_seg.handles[fd].state, __ATOMIC_RELAXED) == LW_H_OPEN;
+}
+
+int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_ns,
+			uint32_t *prev_close_stack, uint64_t *prev_close_ns, uint16_t *prev_origin)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	struct lw_handle snap;
+	uint32_t seq;
+
+	if (!hdr || fd < 0 || (uint32_t)fd >= hdr->handles.capacity)
+		return LW_H_FREE;
+	if (!lw_seq_read(&g_seg.handles[fd], &snap, sizeof snap))
+		return LW_H_FREE;
+	*prev_open_stack = snap.stack_id;
+	*prev_open_ns = snap.open_ns;
+	*prev_close_stack = snap.close_stack_id;
+	*prev_close_ns = snap.close_ns;
+	*prev_origin = snap.origin;
+	if (snap.state != LW_H_OPEN)
+		return snap.state;
+
+	/* Remove the record before the real close: once the kernel frees the
+	 * number, another thread may get it from socket() at once. */
+	uint32_t stack = stack_capture();
+	struct lw_handle *h = slot_lock(fd, &seq);
+	if (!h)
+		return LW_H_OPEN;
+	if (h->state == LW_H_OPEN) {
+		h->state = LW_H_CLOSED;
+		h->close_stack_id = stack;
+		h->close_ns = shim_now_ns();
+		h->close_tid = shim_gettid();
+		stack_count(h->stack_id, 0);
+		segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
+		segment_counter_add(LW_CTR_EVENTS, 1);
+	}
+	slot_unlock(h, seq);
+	return LW_H_OPEN;
+}
+
+void handle_bad_close(int fd, int prev_state, uint32_t prev_open_stack, uint64_t prev_open_ns,
+		      uint32_t prev_close_stack, uint64_t prev_close_ns, uint16_t prev_origin)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	if (!hdr || hdr->badcloses.capacity == 0)
+		return;
+	uint32_t stack = stack_capture();
+	uint32_t n = atomic_fetch_add_explicit(&hdr->badcloses.used, 1, memory_order_relaxed);
+	struct lw_badclose *b = &g_seg.badcloses[n % hdr->badcloses.capacity];
+	uint32_t s = atomic_load_explicit(&b->seq, memory_order_relaxed);
+	if ((s & 1u) || !atomic_compare_exchange_strong_explicit(&b->seq, &s, s + 1,
+								 memory_order_acquire,
+								 memory_order_relaxed)) {
+		segment_counter_add(LW_CTR_DROP_BUSY, 1);
+		return;
+	}
+	atomic_thread_fence(memory_order_release);
+	b->fd = fd;
+	b->tid = shim_gettid();
+	b->stack_id = stack;
+	b->ns = shim_now_ns();
+	b->prev_state = (uint16_t)prev_state;
+	b->prev_origin = prev_origin;
+	b->prev_open_stack_id = prev_state == LW_H_FREE ? 0 : prev_open_stack;
+	b->prev_open_ns = prev_state == LW_H_FREE ? 0 : prev_open_ns;
+	b->prev_close_stack_id = prev_state == LW_H_CLOSED ? prev_close_stack : 0;
+	b->prev_close_ns = prev_state == LW_H_CLOSED ? prev_close_ns : 0;
+	atomic_store_explicit(&b->seq, s + 2, memory_order_release);
+	segment_counter_add(LW_CTR_BAD_CLOSES, 1);
+}
+
+void handle_close_range(unsigned first, unsigned last)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	if (!hdr)
+		return;
+	uint32_t hw = atomic_load_explicit(&hdr->handles.used, memory_order_relaxed);
+	if (last >= hw)
+		last = hw ? hw - 1 : 0;
+	uint32_t stack = 0;
+	for (unsigned fd = first; fd <= last && fd < hw; fd++) {
+		uint32_t seq;
+		if (!handle_is_open((int)fd))
+			continue;
+		if (!stack)
+			stack = stack_capture();
+		struct lw_handle *h = slot_lock((int)fd, &seq);
+		if (!h)
+			continue;
+		if (h->state == LW_H_OPEN) {
+			h->state = LW_H_CLOSED;
+			h->close_stack_id = stack;
+			h->close_ns = shim_now_ns();
+			h->close_tid = shim_gettid();
+			stack_count(h->stack_id, 0);
+			segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
+		}
+		slot_unlock(h, seq);
+	}
+}
+
+/* Raw getdents64: opendir() would allocate through the (possibly hooked)
+ * allocator. */
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t  d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+void handle_scan_inherited(void)
+{
+	char buf[4096];
+	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	long n;
+	if (dfd < 0)
+		return;
+	while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+		for (long off = 0; off < n;) {
+			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+			off += d->d_reclen;
+			int fd = 0;
+			const char *p = d->d_name;
+			if (*p < '0' || *p > '9')
+				continue;
+			while (*p >= '0' && *p <= '9')
+				fd = fd * 10 + (*p++ - '0');
+			if (fd == dfd || handle_is_open(fd))
+				continue;
+			handle_open_socket(fd, LW_ORIGIN_INHERITED, -1, 0);
+		}
+	}
+	close(dfd);
+}
+
+void handle_copy_from(const struct shim_segment *parent)
+{
+	const struct lw_header *ph = parent->hdr;
+	if (!ph || !g_seg.hdr)
+		return;
+	uint32_t hw = atomic_load_explicit(&((struct lw_header *)ph)->handles.used,
+					   memory_order_acquire);
+	if (hw > ph->handles.capacity)
+		hw = ph->handles.capacity;
+	for (uint32_t fd = 0; fd < hw; fd++) {
+		struct lw_handle src;
+		struct lw_stack st;
+		if (!lw_seq_read(&parent->handles[fd], &src, sizeof src) || src.state != LW_H_OPEN)
+			continue;
+		/* A socket the parent closed with a raw syscall must not be copied. */
+		struct stat sb;
+		if (fstat((int)fd, &sb) != 0 || (uint64_t)sb.st_ino != src.inode)
+			continue;
+		uint32_t id = 0;
+		if (src.stack_id && src.stack_id <= ph->stacks.capacity &&
+		    lw_seq_read(&parent->stacks[src.stack_id - 1], &st, sizeof st) &&
+		    atomic_load_explicit(&st.seq, memory_order_relaxed) == 2)
+			id = stack_intern(st.frames, st.depth);
+		src.origin = LW_ORIGIN_FORK;
+		src.connect_stack_id = 0;
+		src.last_use_stack_id = 0;
+		src.close_stack_id = 0;
+		src.generation = 0;
+		handle_write_open((int)fd, &src, id);
+	}
+}

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The module table: every loaded object with its load bias, address range
+ * and GNU build-id, so stacks can be symbolized after the process is gone.
+ * Scanned at start and after each dlopen/dlclose; append-only, entries of
+ * unloaded objects are kept (old stacks still point into them) and flagged.
+ */
+#include <elf.h>
+#include <link.h>
+#include <string.h>
+
+#include "shim.h"
+
+struct scan_ctx {
+	uint64_t now;
+	uint32_t seen_gen;
+};
+
+/* One bit per module slot: seen in the current scan (modules are few). */
+static unsigned char g_seen[1024];
+
+static void note_build_id(const struct dl_phdr_info *info, const ElfW(Phdr) *ph,
+			  struct lw_module *m)
+{
+	const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+	const char *end = p + ph->p_memsz;
+
+	while (p + sizeof(ElfW(Nhdr)) <= end) {
+		const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+		const char *name = p + sizeof *n;
+		const char *desc = name + ((n->n_namesz + 3u) & ~3u);
+		const char *next = desc + ((n->n_descsz + 3u) & ~3u);
+		if (next > end)
+			return;
+		if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+			uint32_t len = n->n_descsz < LW_BUILD_ID_MAX ? n->n_descsz : LW_BUILD_ID_MAX;
+			memcpy(m->build_id, desc, len);
+			m->build_id_len = len;
+			return;
+		}
+		p = next;
+	}
+}
+
+static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct scan_ctx *ctx = arg;
+	struct lw_header *hdr = g_seg.hdr;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	const char *name = info->dlpi_name ? info->dlpi_name : "";
+	uint32_t used = atomic_load_explicit(&hdr->modules.used, memory_order_acquire);
+
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uint64_t s = info->dlpi_addr + ph->p_vaddr;
+		if (s < lo)
+			lo = s;
+		if (s + ph->p_memsz > hi)
+			hi = s + ph->p_memsz;
+	}
+	if (hi == 0)
+		return 0;
+
+	/* Already recorded and still loaded? */
+	for (uint32_t i = 0; i < used; i++) {
+		struct lw_module *m = &g_seg.modules[i];
+		if (!(m->flags & LW_MODULE_UNLOADED) && m->base == info->dlpi_addr && m->start == lo &&
+		    strncmp(m->path, name, LW_PATH_MAX - 1) == 0) {
+			if (i < sizeof g_seen)
+				g_seen[i] = 1;
+			return 0;
+		}
+	}
+	if (used >= hdr->modules.capacity) {
+		segment_counter_add(LW_CTR_DROP_MODULE_FULL, 1);
+		return 0;
+	}
+	struct lw_module *m = &g_seg.modules[used];
+	atomic_store_explicit(&m->seq, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	m->base = info->dlpi_addr;
+	m->start = lo;
+	m->end = hi;
+	m->load_ns = ctx->now;
+	m->unload_ns = 0;
+	m->flags = 0;
+	if (used == 0 && name[0] == '\0') {
+		m->flags |= LW_MODULE_MAIN;
+		/* the main program: dlpi_name is "", the analyzer uses the header's exe */
+		memcpy(m->path, hdr->exe, sizeof m->path);
+	} else {
+		size_t n = strlen(name);
+		if (n >= LW_PATH_MAX)
+			n = LW_PATH_MAX - 1;
+		memcpy(m->path, name, n);
+		m->path[n] = '\0';
+		if (strncmp(name, "linux-vdso", 10) == 0 || strncmp(name, "linux-gate", 10) == 0)
+			m->flags |= LW_MODULE_VDSO;
+	}
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_NOTE && m->build_id_len == 0)
+			note_build_id(info, &info->dlpi_phdr[i], m);
+	atomic_store_explicit(&m->seq, 2, memory_order_release);
+	if (used < sizeof g_seen)
+		g_seen[used] = 1;
+	atomic_store_explicit(&hdr->modules.used, used + 1, memory_order_release);
+	(void)size;
+	return 0;
+}
+
+/*
+ * Two threads may dlopen() at once.  Rather than wait, a second scanner
+ * leaves a note and the running one scans again before it leaves.
+ */
+static atomic_flag g_scanning = ATOMIC_FLAG_INIT;
+static _Atomic int g_rescan;
+
+static void modules_scan_once(void)
+{
+	struct scan_ctx ctx = { .now = shim_now_ns() };
+	struct lw_header *hdr = g_seg.hdr;
+
+	memset(g_seen, 0, sizeof g_seen);
+	dl_iterate_phdr(scan_one, &ctx);
+	uint32_t used = atomic_load_explicit(&hdr->modules.used, memory_order_acquire);
+	for (uint32_t i = 0; i < used && i < sizeof g_seen; i++) {
+		struct lw_module *m = &g_seg.modules[i];
+		if (!g_seen[i] && !(m->flags & LW_MODULE_UNLOADED)) {
+			uint32_t s = atomic_load_explicit(&m->seq, memory_order_relaxed);
+			atomic_store_explicit(&m->seq, s + 1, memory_order_relaxed);
+			atomic_thread_fence(memory_order_release);
+			m->flags |= LW_MODULE_UNLOADED;
+			m->unload_ns = ctx.now;
+			atomic_store_explicit(&m->seq, s + 2, memory_order_release);
+		}
+	}
+	segment_counter_add(LW_CTR_MODULE_RESCANS, 1);
+}
+
+void modules_scan(void)
+{
+	if (!g_seg.hdr)
+		return;
+	atomic_store(&g_rescan, 1);
+	while (atomic_load(&g_rescan)) {
+		if (atomic_flag_test_and_set_explicit(&g_scanning, memory_order_acquire))
+			return; /* the thread inside will see g_rescan */
+		atomic_store(&g_rescan, 0);
+		modules_scan_once();
+		atomic_flag_clear_explicit(&g_scanning, memory_order_release);
+	}
+}
+
+void modules_after_fork(void)
+{
+	/* another parent thread may have been scanning when fork() ran */
+	atomic_flag_clear(&g_scanning);
+	atomic_store(&g_rescan, 0);
+	modules_scan();
+}

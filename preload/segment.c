@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The segment file: creation, layout, header, state changes.
+ *
+ * Only raw system-call wrappers that leakwatch does not interpose are used
+ * here (open, ftruncate, mmap, rename...), so creating the segment never
+ * re-enters the hooks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+SHIM_HIDDEN struct shim_segment g_seg;
+
+#define BADCLOSE_CAP 1024u
+#define MODULE_CAP   1024u
+
+uint64_t shim_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t shim_realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+pid_t shim_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* glibc no longer caches getpid(); the raw call also sees through vfork. */
+pid_t shim_getpid(void)
+{
+	return (pid_t)syscall(SYS_getpid);
+}
+
+int segment_active(void)
+{
+	return g_seg.hdr != NULL && g_seg.pid == shim_getpid();
+}
+
+void segment_counter_add(enum lw_counter c, uint64_t n)
+{
+	if (g_seg.hdr)
+		atomic_fetch_add_explicit(&g_seg.hdr->counters[c], n, memory_order_relaxed);
+}
+
+/* fmt_path - "<dir>/leakwatch.<pid>[.<n>]" without stdio's allocating paths. */
+static void fmt_path(char *out, size_t cap, const char *dir, pid_t pid, int n)
+{
+	if (n > 0)
+		snprintf(out, cap, "%s/" LW_SEGMENT_PREFIX "%d.%d", dir, (int)pid, n);
+	else
+		snprintf(out, cap, "%s/" LW_SEGMENT_PREFIX "%d", dir, (int)pid);
+}
+
+/* read_small_file - read up to cap-1 bytes of a /proc file into buf. */
+static ssize_t read_small_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n, total = 0;
+	if (fd < 0)
+		return -1;
+	while ((size_t)total + 1 < cap && (n = read(fd, buf + total, cap - 1 - (size_t)total)) > 0)
+		total += n;
+	close(fd);
+	buf[total] = '\0';
+	return total;
+}
+
+/* proc_start_ticks - field 22 of /proc/self/stat, counted after the last ')'
+ * because the command name may itself contain spaces and parentheses. */
+static uint64_t proc_start_ticks(void)
+{
+	char buf[1024];
+	if (read_small_file("/proc/self/stat", buf, sizeof buf) <= 0)
+		return 0;
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p++;
+	for (int field = 2; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	uint64_t v = 0;
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	return v;
+}
+
+/* segment_file_is_empty - a finished segment that never recorded a socket,
+ * a bad close or a heap block: nothing in it is worth keeping. */
+static int segment_file_is_empty(const char *path)
+{
+	struct lw_header h;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = pread(fd, &h, sizeof h, 0);
+	close(fd);
+	if (n != (ssize_t)sizeof h || h.magic != LW_MAGIC)
+		return 0;
+	uint32_t state = atomic_load_explicit(&h.state, memory_order_relaxed);
+	return (state == LW_STATE_EXECED || state == LW_STATE_EXITED) &&
+	       h.counters[LW_CTR_SOCK_OPENED] == 0 && h.counters[LW_CTR_BAD_CLOSES] == 0 &&
+	       h.counters[LW_CTR_HEAP_ALLOCS] == 0;
+}
+
+/*
+ * An existing leakwatch.<pid> is the segment of an earlier image of this
+ * pid: our own pre-exec image, or a dead process whose pid was reused.
+ * Either way it is a record worth keeping, so it is renamed to
+ * leakwatch.<pid>.<n>, never overwritten.
+ */
+static int archive_existing(const char *path, pid_t pid)
+{
+	char dst[sizeof g_seg.path];
+	struct stat st;
+
+	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+		return -1;
+	if (!g_cfg.keep_empty && segment_file_is_empty(path))
+		return unlink(path);
+	for (int n = 1; n < 1000; n++) {
+		fmt_path(dst, sizeof dst, g_cfg.dir, pid, n);
+		if (renameat2(AT_FDCWD, path, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+	}
+	return -1;
+}
+
+static uint64_t align64(uint64_t v)
+{
+	return (v + 63u) & ~63ull;
+}
+
+static void table_place(struct lw_table *t, uint64_t *off, uint32_t cap, uint32_t esize)
+{
+	*off = align64(*off);
+	t->offset = *off;
+	t->capacity = cap;
+	t->entry_size = esize;
+	atomic_store_explicit(&t->used, 0, memory_order_relaxed);
+	*off += (uint64_t)cap * esize;
+}
+
+static void header_fill_identity(struct lw_header *h)
+{
+	char buf[LW_CMDLINE_MAX];
+	ssize_t n;
+
+	h->pid = (int32_t)getpid();
+	h->ppid = (int32_t)getppid();
+	h->uid = (uint32_t)geteuid();
+	h->proc_start_ticks = proc_start_ticks();
+	/* Take the pair back to back so wall = realtime + (t - monotonic). */
+	h->start_realtime_ns = shim_realtime_ns();
+	h->start_monotonic_ns = shim_now_ns();
+	n = readlink("/proc/self/exe", h->exe, sizeof h->exe - 1);
+	h->exe[n > 0 ? n : 0] = '\0';
+	n = read_small_file("/proc/self/cmdline", buf, sizeof buf);
+	if (n > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i] == '\0')
+				buf[i] = ' ';
+		while (n > 0 && buf[n - 1] == ' ')
+			n--;
+		buf[n] = '\0';
+		memcpy(h->cmdline, buf, (size_t)n + 1);
+	}
+	h->stack_depth = g_cfg.stack_depth;
+	h->heap_mode = LW_HEAP_OFF;
+	h->sample_bytes = 0;
+}
+
+int segment_create(const struct shim_segment *parent)
+{
+	struct lw_header tmp;
+	struct statvfs vfs;
+	uint64_t off = LW_HEADER_SIZE;
+	pid_t pid = getpid();
+	int fd;
+
+	memset(&tmp, 0, sizeof tmp);
+	table_place(&tmp.stacks, &off, g_cfg.max_stacks, sizeof(struct lw_stack));
+	table_place(&tmp.modules, &off, MODULE_CAP, sizeof(struct lw_module));
+	table_place(&tmp.handles, &off, g_cfg.max_fds, sizeof(struct lw_handle));
+	table_place(&tmp.badcloses, &off, BADCLOSE_CAP, sizeof(struct lw_badclose));
+	table_place(&tmp.heap, &off, 0, sizeof(struct lw_alloc));
+	off = align64(off);
+
+	fmt_path(g_seg.path, sizeof g_seg.path, g_cfg.dir, pid, 0);
+	fd = open(g_seg.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST && archive_existing(g_seg.path, pid) == 0)
+		fd = open(g_seg.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		shim_log("cannot create %s: errno %d; not tracing", g_seg.path, errno);
+		return -1;
+	}
+	/*
+	 * The file is sparse, and touching a page of a full tmpfs raises SIGBUS
+	 * in the host.  Refuse to start unless the whole segment would fit now.
+	 */
+	if (fstatvfs(fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < off) {
+		shim_log("%s: filesystem too full for %lu bytes; not tracing", g_seg.path,
+			 (unsigned long)off);
+		goto fail_unlink;
+	}
+	if (ftruncate(fd, (off_t)off) != 0)
+		goto fail_unlink;
+	void *map = mmap(NULL, off, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		goto fail_unlink;
+	close(fd);
+
+	struct lw_header *h = map;
+	memcpy(&h->stacks, &tmp.stacks, sizeof tmp.stacks * 5);
+	h->version = LW_VERSION;
+	h->compat_version = LW_COMPAT_VERSION;
+	h->header_size = LW_HEADER_SIZE;
+	h->total_size = off;
+	header_fill_identity(h);
+	if (parent && parent->hdr)
+		h->parent_segment_pid = (uint32_t)parent->pid;
+	atomic_store_explicit(&h->state, LW_STATE_STARTING, memory_order_relaxed);
+	/* magic last: a reader that sees it sees a complete layout */
+	atomic_thread_fence(memory_order_release);
+	h->magic = LW_MAGIC;
+
+	g_seg.hdr = h;
+	g_seg.size = off;
+	g_seg.pid = pid;
+	g_seg.stacks = (struct lw_stack *)((char *)map + h->stacks.offset);
+	g_seg.modules = (struct lw_module *)((char *)map + h->modules.offset);
+	g_seg.handles = (struct lw_handle *)((char *)map + h->handles.offset);
+	g_seg.badcloses = (struct lw_badclose *)((char *)map + h->badcloses.offset);
+	return 0;
+
+fail_unlink:
+	shim_log("cannot size or map %s: errno %d; not tracing", g_seg.path, errno);
+	unlink(g_seg.path);
+	close(fd);
+	return -1;
+}
+
+void segment_detach(struct shim_segment *seg)
+{
+	if (seg->hdr)
+		munmap(seg->hdr, seg->size);
+	memset(seg, 0, sizeof *seg);
+}
+
+void segment_mark_state(uint32_t state)
+{
+	struct lw_header *h = g_seg.hdr;
+	if (!h)
+		return;
+	if (state == LW_STATE_RUNNING) {
+		h->end_realtime_ns = 0;
+		h->end_monotonic_ns = 0;
+	} else {
+		h->end_realtime_ns = shim_realtime_ns();
+		h->end_monotonic_ns = shim_now_ns();
+	}
+	atomic_store_explicit(&h->state, state, memory_order_release);
+}

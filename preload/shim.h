@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal interface of libleakwatch.so: the recorder that the hooks in
+ * hooks.c call.  Nothing here is exported from the shared object (the library
+ * is built with -fvisibility=hidden); only the interposed libc symbols are.
+ *
+ * Every function below is safe to call from any thread at any time, including
+ * before initialisation finished and after it failed: in those cases it does
+ * nothing.  None of them allocates through malloc, takes a lock, or changes
+ * errno (callers in hooks.c still save errno around them, belt and braces).
+ */
+#ifndef LEAKWATCH_SHIM_H
+#define LEAKWATCH_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "leakwatch/segment.h"
+
+#define SHIM_HIDDEN __attribute__((visibility("hidden")))
+
+/* Configuration, read once from `environ` at start (never getenv later). */
+struct shim_config {
+	char     dir[LW_PATH_MAX];  /* LEAKWATCH_DIR, default /dev/shm */
+	uint32_t stack_depth;       /* LEAKWATCH_STACK_DEPTH, 1..64, default 32 */
+	uint32_t max_fds;           /* LEAKWATCH_MAX_FDS, handle table capacity */
+	uint32_t max_stacks;        /* LEAKWATCH_MAX_STACKS, stack table capacity */
+	uint32_t disabled;          /* LEAKWATCH_DISABLE=1 */
+	uint32_t log;               /* LEAKWATCH_LOG=1: diagnostics on stderr */
+	uint32_t keep_empty;        /* LEAKWATCH_KEEP_EMPTY=1: keep segments that recorded nothing */
+};
+
+/* The one mapped segment of this process image. */
+struct shim_segment {
+	struct lw_header    *hdr;   /* NULL when not tracing */
+	size_t               size;
+	struct lw_stack     *stacks;
+	struct lw_module    *modules;
+	struct lw_handle    *handles;
+	struct lw_badclose  *badcloses;
+	pid_t                pid;   /* the pid that owns hdr (fork/vfork detection) */
+	char                 path[LW_PATH_MAX + 32];
+};
+
+SHIM_HIDDEN extern struct shim_config g_cfg;
+SHIM_HIDDEN extern struct shim_segment g_seg;
+
+/* config.c */
+/* config_load - fill g_cfg from the process environment; never fails. */
+SHIM_HIDDEN void config_load(void);
+/* shim_log - bounded, allocation-free printf subset (%s %d %u %lu %x) to fd 2,
+ * only when LEAKWATCH_LOG=1, at most 32 messages per process. */
+SHIM_HIDDEN void shim_log(const char *fmt, ...);
+
+/* segment.c */
+/* segment_create - create, size and map leakwatch.<pid> for this image and
+ * fill its header.  `parent` (may be NULL) is a segment to inherit from after
+ * fork.  Returns 0, or -1 with tracing left off (g_seg.hdr == NULL). */
+SHIM_HIDDEN int segment_create(const struct shim_segment *parent);
+/* segment_detach - unmap without changing state (fork child dropping the
+ * parent's mapping). */
+SHIM_HIDDEN void segment_detach(struct shim_segment *seg);
+/* segment_mark_state - set state and end clocks (exit, exec, disabled). */
+SHIM_HIDDEN void segment_mark_state(uint32_t state);
+/* segment_counter_add - relaxed add to a header counter. */
+SHIM_HIDDEN void segment_counter_add(enum lw_counter c, uint64_t n);
+/* segment_active - nonzero when this thread may record into g_seg: tracing is
+ * on and the caller is the process that owns the segment (not a vfork child
+ * or a raw clone sharing our memory). */
+SHIM_HIDDEN int segment_active(void);
+
+/* stack.c */
+/* stack_capture - unwind the caller's stack (dropping the shim's own frames)
+ * and intern it.  Returns the stack id, or 0 when unwinding failed or the
+ * table is full (counted). */
+SHIM_HIDDEN uint32_t stack_capture(void);
+/* stack_intern - store `frames` once in the stack table.  Returns the id of
+ * the existing or new slot, or 0 when the table is full (counted). */
+SHIM_HIDDEN uint32_t stack_intern(const uint64_t *frames, unsigned depth);
+/* stack_set_self_range - addresses in [lo, hi) belong to the shim and are
+ * dropped from captured stacks. */
+SHIM_HIDDEN void stack_set_self_range(uintptr_t lo, uintptr_t hi);
+
+/* modules.c */
+/* modules_scan - record every loaded object not yet in the module table and
+ * mark the ones that disappeared as unloaded. */
+SHIM_HIDDEN void modules_scan(void);
+/* modules_after_fork - fork child: reset scan state and fill the new table. */
+SHIM_HIDDEN void modules_after_fork(void);
+
+/* handles.c */
+/* Recording of descriptor events.  All take the fd as returned by the real
+ * call and are no-ops for fds outside the table (counted as drops). */
+SHIM_HIDDEN void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id);
+SHIM_HIDDEN void handle_dup(int oldfd, int newfd);
+SHIM_HIDDEN void handle_connected(int fd, const struct sockaddr *addr, socklen_t len);
+/* handle_is_open - nonzero when the table holds an open record for fd. */
+SHIM_HIDDEN int handle_is_open(int fd);
+/* handle_before_close - called before the real close(fd); removes an open
+ * record.  Returns the previous handle state so the caller can report a bad
+ * close if the real close then fails with EBADF. */
+SHIM_HIDDEN int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_ns,
+				    uint32_t *prev_close_stack, uint64_t *prev_close_ns,
+				    uint16_t *prev_origin);
+/* handle_bad_close - append a close() that failed with EBADF. */
+SHIM_HIDDEN void handle_bad_close(int fd, int prev_state, uint32_t prev_open_stack,
+				  uint64_t prev_open_ns, uint32_t prev_close_stack,
+				  uint64_t prev_close_ns, uint16_t prev_origin);
+/* handle_close_range - remove open records for fds in [first, last]. */
+SHIM_HIDDEN void handle_close_range(unsigned first, unsigned last);
+/* handle_scan_inherited - record every socket already open at start. */
+SHIM_HIDDEN void handle_scan_inherited(void);
+/* handle_copy_from - fork child: copy the parent's open records, marked
+ * LW_ORIGIN_FORK, re-interning their stacks into our own table. */
+SHIM_HIDDEN void handle_copy_from(const struct shim_segment *parent);
+
+/* util */
+SHIM_HIDDEN uint64_t shim_now_ns(void);
+SHIM_HIDDEN uint64_t shim_realtime_ns(void);
+SHIM_HIDDEN pid_t shim_gettid(void);
+SHIM_HIDDEN pid_t shim_getpid(void);
+
+/* Per-thread re-entry guard (initial-exec TLS, no allocation on first use). */
+SHIM_HIDDEN extern __thread int g_in_shim;
+
+#if defined(__x86_64__) || defined(__i386__)
+#define shim_cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define shim_cpu_relax() __asm__ __volatile__("yield")
+#else
+#define shim_cpu_relax() __asm__ __volatile__("" ::: "memory")
+#endif
+
+#endif /* LEAKWATCH_SHIM_H */

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Make sure the build dependencies are present.
+# As root: installs the missing Debian packages (apt-get update once, then
+# apt-get install).  Otherwise: prints the exact command to run and exits 1.
+# Usage: scripts/deps.sh [extra-debian-package ...]
+set -eu
+
+PKGS="pkg-config libunwind-dev libdw-dev libelf-dev libcriterion-dev libncurses-dev g++ make"
+missing=""
+
+have_pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
+
+have_pc libunwind  || missing="$missing libunwind-dev"
+have_pc libdw      || missing="$missing libdw-dev libelf-dev"
+have_pc criterion  || missing="$missing libcriterion-dev"
+have_pc ncursesw   || missing="$missing libncurses-dev"
+command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+command -v g++ >/dev/null 2>&1 || missing="$missing g++"
+for p in "$@"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+
+[ -z "$missing" ] && exit 0
+
+# shellcheck disable=SC2086
+set -- $missing
+cmd="apt-get install -y $*"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "leakwatch: missing build dependencies:$missing" >&2
+	echo "leakwatch: run as root:  apt-get update && $cmd" >&2
+	exit 1
+fi
+echo "leakwatch: installing build dependencies:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+# libunwind-dev may replace an installed libunwind-14-dev; that is expected.
+apt-get install -y -qq --no-install-recommends "$@" >&2
