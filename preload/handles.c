@@ -135,13 +135,31 @@ static int fill_socket(int fd, struct lw_handle *out)
 	return 0;
 }
 
-static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stack_id)
+/* record_close - mark an open slot closed (caller holds the slot). */
+static void record_close(struct lw_handle *h, uint32_t stack)
+{
+	h->state = LW_H_CLOSED;
+	h->close_stack_id = stack;
+	h->close_ns = shim_now_ns();
+	h->close_tid = shim_gettid();
+	stack_count(h->stack_id, 0);
+	segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
+}
+
+/* handle_write_open - publish a new open record for fd.  A record still
+ * open there was closed implicitly (dup2 onto it: replaced_by != 0 gives the
+ * stack of that call) or behind our back (stale). */
+static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stack_id,
+			      uint32_t replaced_by)
 {
 	uint32_t seq;
 	struct lw_handle *h = slot_lock(fd, &seq);
 	if (!h)
 		return;
-	retire_stale(h);
+	if (replaced_by && h->state == LW_H_OPEN)
+		record_close(h, replaced_by);
+	else
+		retire_stale(h);
 	uint64_t gen = h->generation + 1;
 	memcpy((char *)h + sizeof h->seq, (const char *)src + sizeof src->seq,
 	       sizeof *h - sizeof h->seq);
@@ -168,7 +186,7 @@ void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id)
 	tmp.open_ns = shim_now_ns();
 	if (tmp.peer.len)
 		tmp.connect_ns = tmp.open_ns;
-	handle_write_open(fd, &tmp, stack_id);
+	handle_write_open(fd, &tmp, stack_id, 0);
 }
 
 void handle_dup(int oldfd, int newfd)
@@ -187,7 +205,7 @@ void handle_dup(int oldfd, int newfd)
 		src.open_ns = shim_now_ns();
 		src.last_use_stack_id = 0;
 		src.last_use_ns = 0;
-		handle_write_open(newfd, &src, stack);
+		handle_write_open(newfd, &src, stack, stack);
 		return;
 	}
 	/* The source is not a tracked socket: the new fd number now names
@@ -197,14 +215,8 @@ void handle_dup(int oldfd, int newfd)
 		struct lw_handle *h = slot_lock(newfd, &seq);
 		if (!h)
 			return;
-		if (h->state == LW_H_OPEN) {
-			h->state = LW_H_CLOSED;
-			h->close_ns = shim_now_ns();
-			h->close_tid = shim_gettid();
-			h->close_stack_id = 0;
-			stack_count(h->stack_id, 0);
-			segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
-		}
+		if (h->state == LW_H_OPEN)
+			record_close(h, stack_capture());
 		slot_unlock(h, seq);
 	}
 }
@@ -262,12 +274,7 @@ int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_n
 	if (!h)
 		return LW_H_OPEN;
 	if (h->state == LW_H_OPEN) {
-		h->state = LW_H_CLOSED;
-		h->close_stack_id = stack;
-		h->close_ns = shim_now_ns();
-		h->close_tid = shim_gettid();
-		stack_count(h->stack_id, 0);
-		segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
+		record_close(h, stack);
 		segment_counter_add(LW_CTR_EVENTS, 1);
 	}
 	slot_unlock(h, seq);
@@ -323,14 +330,8 @@ void handle_close_range(unsigned first, unsigned last)
 		struct lw_handle *h = slot_lock((int)fd, &seq);
 		if (!h)
 			continue;
-		if (h->state == LW_H_OPEN) {
-			h->state = LW_H_CLOSED;
-			h->close_stack_id = stack;
-			h->close_ns = shim_now_ns();
-			h->close_tid = shim_gettid();
-			stack_count(h->stack_id, 0);
-			segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
-		}
+		if (h->state == LW_H_OPEN)
+			record_close(h, stack);
 		slot_unlock(h, seq);
 	}
 }
@@ -398,6 +399,6 @@ void handle_copy_from(const struct shim_segment *parent)
 		src.last_use_stack_id = 0;
 		src.close_stack_id = 0;
 		src.generation = 0;
-		handle_write_open((int)fd, &src, id);
+		handle_write_open((int)fd, &src, id, 0);
 	}
 }
