@@ -87,7 +87,7 @@ FIXTURE_FLAGS = -O0 -g -fno-omit-frame-pointer -D_GNU_SOURCE -pthread -Wall -Wer
 
 # --- demo ----------------------------------------------------------------------
 DEMO_SRCS = $(wildcard demo/*.c)
-DEMO_BINS = $(DEMO_SRCS:demo/%.c=$(BUILD)/demo/%)
+DEMO_BINS = $(DEMO_SRCS:demo/%.c=$(BUILD)/demo/%) $(BUILD)/demo/api-fixed
 
 BINS = $(BUILD)/leakwatch $(BUILD)/libleakwatch.so
 
@@ -147,6 +147,10 @@ test: all $(FIXTURES) $(DEMO_BINS) $(BUILD)/tests/leakwatch-tests
 $(BUILD)/demo/%: demo/%.c $(wildcard demo/*.h) | deps
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(FIXTURE_FLAGS) -O1 -o $@ $<
+
+$(BUILD)/demo/api-fixed: demo/api.c | deps
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(FIXTURE_FLAGS) -O1 -DFIXED -o $@ $<
 
 demo: all $(DEMO_BINS)
 	$(Q)BUILD=$(BUILD) sh demo/run.sh

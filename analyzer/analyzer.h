@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * analyzer.h — internal API of the `leakwatch` command.
+ *
+ * The stages, one file each:
+ *   discover.c   find segment files, resolve a PID/path argument, liveness
+ *   segment.c    open + validate a segment, copy a private snapshot
+ *   procjoin.c   join a snapshot with /proc/PID/fd and the kernel's socket state
+ *   symbolize.c  libdw symbolization from the snapshot's module table
+ *   group.c      group open sockets by (stack, family, type, endpoint)
+ *   render.c     text and JSON output
+ *   report.c     glue: snapshot -> join -> groups -> render, shared by
+ *                `report` and `run`
+ *   duration.c   DUR parsing and age formatting
+ *   run.c        `leakwatch run -- CMD`
+ *
+ * Error convention: functions that can fail on input return -1 (or NULL)
+ * and write a one-line, lower-case message without a trailing newline into a
+ * caller-provided buffer of LW_ERR_MAX bytes; the caller prints
+ * "leakwatch: <what>: <msg>".  Nothing here aborts on bad input.
+ */
+#ifndef LEAKWATCH_ANALYZER_H
+#define LEAKWATCH_ANALYZER_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "leakwatch/segment.h"
+
+#define LW_ERR_MAX 512
+#define LW_STATE_NAME_MAX 16
+#define LW_ENDPOINT_MAX 128
+
+/* ---- duration.c -------------------------------------------------------- */
+
+/*
+ * lw_duration_parse - parse "500ms", "30s", "5m", "2h", "1d", "250us",
+ * "10ns", compounds like "1h30m", or a bare "0".
+ * Returns 0 and stores nanoseconds in *ns; -1 on empty, negative, junk,
+ * missing unit (other than "0") or overflow, leaving *ns untouched.
+ */
+int lw_duration_parse(const char *s, uint64_t *ns);
+
+/*
+ * lw_duration_format - format an age compactly: "850ms", "42s", "5m03s",
+ * "5h59m", "2d03h".  Writes at most len bytes (always NUL-terminated when
+ * len > 0) and returns buf.
+ */
+char *lw_duration_format(uint64_t ns, char *buf, size_t len);
+
+/* ---- segment.c --------------------------------------------------------- */
+
+/* A ready (seq == 2) stack, with its id (= table index + 1). */
+struct lw_snap_stack {
+	uint32_t id;
+	uint32_t depth;                 /* <= LW_STACK_MAX_FRAMES */
+	uint64_t sock_opened;
+	uint64_t sock_closed;
+	uint64_t frames[LW_STACK_MAX_FRAMES];
+};
+
+/* A handle slot that was OPEN or CLOSED, with its fd (= table index). */
+struct lw_snap_handle {
+	int fd;
+	struct lw_handle h;             /* private copy; h.seq is meaningless */
+};
+
+/*
+ * A private, consistent-per-slot copy of one segment.  Nothing points into
+ * the mapping: the file is unmapped before lw_snapshot_open() returns.
+ */
+struct lw_snapshot {
+	char path[PATH_MAX];
+	struct lw_header hdr;           /* copy; exe/cmdline NUL-terminated */
+	uint32_t state;                 /* hdr.state, read once (enum lw_state) */
+	uint64_t counters[LW_CTR_MAX];  /* hdr.counters, read atomically */
+	struct timespec mtime;          /* file mtime: end time of a killed process */
+	uint32_t file_uid;
+
+	struct lw_snap_stack *stacks;   /* sorted by id */
+	size_t nstacks;
+	struct lw_module *modules;      /* in table order; path NUL-terminated */
+	size_t nmodules;
+	struct lw_snap_handle *handles; /* OPEN and CLOSED slots, sorted by fd */
+	size_t nhandles;
+	struct lw_badclose *badcloses;  /* valid ring entries, oldest first */
+	size_t nbadcloses;
+	size_t busy;                    /* slots skipped: writer stayed inside */
+};
+
+/*
+ * lw_snapshot_open - open, validate and copy the segment at `path`.
+ * Returns 0 with *s filled (free with lw_snapshot_free) or -1 with a message
+ * in err ("truncated", "not a leakwatch segment", "owned by uid N", ...) and
+ * *s left empty (safe to free).
+ */
+int lw_snapshot_open(struct lw_snapshot *s, const char *path, char *err, size_t errlen);
+
+/* lw_snapshot_free - release a snapshot's tables; safe on a zeroed or failed one. */
+void lw_snapshot_free(struct lw_snapshot *s);
+
+/* lw_snapshot_stack - the stack with this id, or NULL (0, unknown or not ready). */
+const struct lw_snap_stack *lw_snapshot_stack(const struct lw_snapshot *s, uint32_t id);
+
+/* lw_snapshot_handle - the OPEN/CLOSED handle copied for fd, or NULL. */
+const struct lw_snap_handle *lw_snapshot_handle(const struct lw_snapshot *s, int fd);
+
+/* lw_snapshot_open_count - number of OPEN handles in the snapshot. */
+size_t lw_snapshot_open_count(const struct lw_snapshot *s);
+
+/* ---- discover.c -------------------------------------------------------- */
+
+/* Liveness of the process image a segment describes. */
+enum lw_live {
+	LW_LIVE_ALIVE = 0,              /* running, same image (start time matches) */
+	LW_LIVE_EXITED,                 /* the shim recorded an exit */
+	LW_LIVE_EXECED,                 /* replaced by execve() */
+	LW_LIVE_DEAD,                   /* gone without an exit record (killed) or pid reused */
+	LW_LIVE_DISABLED,               /* shim disabled itself, process still alive */
+};
+
+struct lw_segref {
+	char path[PATH_MAX];
+	int pid;
+	int archived;                   /* leakwatch.<pid>.<suffix> */
+};
+
+/* lw_segment_dir - $LEAKWATCH_DIR if set and non-empty, else LW_DEFAULT_DIR. */
+const char *lw_segment_dir(void);
+
+/*
+ * lw_segments_list - every leakwatch.<pid>[.<suffix>] regular-name entry of
+ * `dir`, sorted by pid then name (live "leakwatch.<pid>" before archives).
+ * Returns the count (>= 0) with *out malloc'd (free()), or -1 with err set.
+ */
+int lw_segments_list(const char *dir, struct lw_segref **out, char *err, size_t errlen);
+
+/*
+ * lw_segment_resolve - turn a `report` argument into a segment path.
+ * An argument containing '/' or naming an existing file is a path; all
+ * digits is a pid looked up as $DIR/leakwatch.<pid>.  Returns 0 with the path
+ * in out, or -1 with "no process N and no segment for it" / "process N is
+ * running but is not traced by leakwatch (no DIR/leakwatch.N)" in err.
+ */
+int lw_segment_resolve(const char *arg, char *out, size_t outlen, char *err, size_t errlen);
+
+/*
+ * lw_proc_start_ticks - /proc/PID/stat field 22.  Returns 0 and sets *ticks,
+ * or -1 when the process does not exist or the file cannot be parsed.
+ */
+int lw_proc_start_ticks(int pid, uint64_t *ticks);
+
+/* lw_snapshot_live - classify the process image of a snapshot (never fails). */
+enum lw_live lw_snapshot_live(const struct lw_snapshot *s);
+
+/* lw_live_name - "alive", "exited", "execed", "dead", "disabled". */
+const char *lw_live_name(enum lw_live l);
+
+/* ---- procjoin.c -------------------------------------------------------- */
+
+struct lw_untracked {
+	int fd;
+	uint64_t inode;
+};
+
+struct lw_sockstate {
+	uint64_t inode;
+	char state[LW_STATE_NAME_MAX];
+};
+
+struct lw_join {
+	int pid;
+	int fd_ok;                      /* /proc/PID/fd was read */
+	int fd_errno;                   /* why not, when !fd_ok (EACCES, ENOENT...) */
+	unsigned char *valid;           /* per snapshot handle: 1 = kernel agrees */
+	size_t nstale;                  /* OPEN entries whose fd no longer matches */
+	struct lw_untracked *untracked; /* socket fds the shim never recorded */
+	size_t nuntracked;
+	/* sockstate_lookup() cache */
+	int states_loaded;
+	struct lw_sockstate *states;    /* sorted by inode */
+	size_t nstates;
+};
+
+/*
+ * lw_join_proc - join the snapshot with /proc/PID/fd.  pid <= 0 (or a process
+ * that is not this image any more) gives a join with fd_ok = 0 where every
+ * OPEN entry is considered valid.  Returns 0, or -1 only on allocation failure.
+ */
+int lw_join_proc(struct lw_join *j, const struct lw_snapshot *s, int pid);
+
+/* lw_join_free - release a join; safe on a zeroed one. */
+void lw_join_free(struct lw_join *j);
+
+/*
+ * lw_join_valid - 1 when the handle at snapshot index i is to be believed:
+ * it is OPEN and (no kernel view or the kernel shows the same inode there).
+ */
+int lw_join_valid(const struct lw_join *j, const struct lw_snapshot *s, size_t i);
+
+/*
+ * sockstate_lookup - the kernel's state name for a socket inode
+ * ("ESTABLISHED", "CLOSE_WAIT", "LISTEN", "CONNECTED", "UNCONN"...) or NULL
+ * when unknown.  Loads /proc/PID/net/{tcp,tcp6,udp,udp6,unix} on first use;
+ * the single place to swap in NETLINK_SOCK_DIAG.
+ */
+const char *sockstate_lookup(struct lw_join *j, uint64_t inode);
+
+/* ---- symbolize.c ------------------------------------------------------- */
+
+struct lw_frame {
+	uint64_t addr;                  /* as recorded (return address except frame 0) */
+	const char *function;           /* NULL: unknown */
+	const char *file;               /* as given by DWARF; NULL: unknown */
+	int line;                       /* 0: unknown */
+	const char *module;             /* module path; NULL: no module */
+	uint64_t module_off;            /* addr - module base */
+	int inlined;                    /* function was inlined into the next frame */
+	int buildid_mismatch;           /* file on disk is not what was loaded */
+};
+
+struct lw_symbolizer;
+
+/*
+ * lw_symbolizer_new - set up libdw for the snapshot's module table (offline:
+ * works after the process exited).  Unreadable modules are skipped.  Returns
+ * NULL only when libdw itself cannot start (err set).  The snapshot must
+ * outlive the symbolizer.
+ */
+struct lw_symbolizer *lw_symbolizer_new(const struct lw_snapshot *s, char *err, size_t errlen);
+
+/* lw_symbolizer_free - release everything, including strings in returned frames. */
+void lw_symbolizer_free(struct lw_symbolizer *sym);
+
+/*
+ * lw_symbolize_stack - symbolize frames[0..depth), expanding inlined calls
+ * into extra frames and hiding frames inside libleakwatch.so.  Writes at most
+ * max frames to out and returns how many; strings stay valid until
+ * lw_symbolizer_free().  Never fails: unknown frames come back with
+ * function == NULL.
+ */
+size_t lw_symbolize_stack(struct lw_symbolizer *sym, const uint64_t *frames, size_t depth,
+			  struct lw_frame *out, size_t max);
+
+/*
+ * lw_frame_format_location - "module+0xOFF" (module basename) or "0xADDR"
+ * for a frame without a function; returns buf.
+ */
+char *lw_frame_format_location(const struct lw_frame *f, char *buf, size_t len);
+
+/* ---- group.c ----------------------------------------------------------- */
+
+enum lw_endpoint_role { LW_EP_NONE = 0, LW_EP_PEER, LW_EP_LOCAL };
+
+#define LW_GROUP_MAX_STATES 8
+#define LW_GROUP_MAX_PEERS 16
+
+struct lw_group {
+	int inherited;                  /* origin INHERITED/FORK: opened before leakwatch */
+	uint32_t stack_id;
+	uint16_t family;
+	uint16_t type;
+	uint16_t origin;                /* origin of the first member */
+	uint32_t origin_mask;           /* 1u << origin for every member */
+	char endpoint[LW_ENDPOINT_MAX];
+	enum lw_endpoint_role role;
+	size_t count;
+	uint64_t age_min_ns;
+	uint64_t age_max_ns;
+	struct { char name[LW_STATE_NAME_MAX]; size_t n; } states[LW_GROUP_MAX_STATES];
+	size_t nstates;                 /* only states the kernel reported */
+	int *fds;                       /* ascending */
+	size_t nfds;
+	size_t fds_cap;
+	char (*peers)[LW_ENDPOINT_MAX]; /* distinct peers when role != PEER */
+	size_t npeers;                  /* stored (capped at LW_GROUP_MAX_PEERS) */
+	size_t npeers_total;            /* distinct peers seen before the cap */
+};
+
+struct lw_grouping {
+	struct lw_group *groups;        /* sorted: count desc, oldest age desc */
+	size_t ngroups;
+	size_t nsockets;                /* open sockets counted into groups */
+	size_t nleaked;                 /* of those, not inherited */
+};
+
+/*
+ * lw_group_build - group the valid OPEN sockets of a snapshot.  Sockets
+ * younger than older_than_ns are skipped; inherited ones (INHERITED, FORK)
+ * only with include_inherited.  now_ns is the age reference on the header's
+ * monotonic clock.  j may be NULL (no kernel view: no states).  Returns 0, or
+ * -1 on allocation failure.
+ */
+int lw_group_build(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_join *j,
+		   uint64_t now_ns, uint64_t older_than_ns, int include_inherited);
+
+/* lw_grouping_free - release groups; safe on a zeroed one. */
+void lw_grouping_free(struct lw_grouping *g);
+
+/*
+ * lw_addr_format - render a recorded sockaddr: "1.2.3.4:80", "[::1]:80",
+ * "/path", "@abstract", "unnamed"; "" when len is 0 or the family is unknown.
+ * Returns buf.
+ */
+char *lw_addr_format(const struct lw_addr *a, char *buf, size_t len);
+
+/* lw_family_name / lw_type_name / lw_origin_name - "AF_INET", "SOCK_STREAM", "accept"... */
+const char *lw_family_name(unsigned family);
+const char *lw_type_name(unsigned type);
+const char *lw_origin_name(unsigned origin);
+
+/*
+ * lw_snapshot_now - the age reference for a snapshot: CLOCK_MONOTONIC now
+ * for a live image, else end_monotonic_ns, else the file mtime mapped through
+ * the header clock pair, else now.
+ */
+uint64_t lw_snapshot_now(const struct lw_snapshot *s, enum lw_live live);
+
+/* ---- report.c / render.c ---------------------------------------------- */
+
+enum lw_format { LW_FMT_TEXT = 0, LW_FMT_JSON };
+
+struct lw_report_opts {
+	uint64_t older_than_ns;         /* only sockets at least this old */
+	int all;                        /* also inherited sockets and stale entries */
+	enum lw_format format;
+};
+
+/* Everything a renderer needs about one segment. */
+struct lw_report {
+	struct lw_snapshot snap;
+	enum lw_live live;
+	uint64_t now_ns;
+	struct lw_join join;
+	struct lw_grouping grouping;
+	struct lw_symbolizer *sym;      /* NULL: no symbolization (libdw failed) */
+	struct lw_report_opts opts;
+};
+
+/*
+ * lw_report_build - snapshot `path`, join with the process if it is alive,
+ * group and prepare symbolization.  Returns 0 (free with lw_report_free) or
+ * -1 with err set (input error: caller exits 2).
+ */
+int lw_report_build(struct lw_report *r, const char *path, const struct lw_report_opts *o,
+		    char *err, size_t errlen);
+
+/* lw_report_free - release a report; safe on a zeroed or failed one. */
+void lw_report_free(struct lw_report *r);
+
+/* lw_render_text - human-readable report; returns 0 or -1 on a write error. */
+int lw_render_text(FILE *out, struct lw_report *r);
+
+/* lw_render_json - one JSON object (no trailing newline); 0 or -1 on write error. */
+int lw_render_json(FILE *out, struct lw_report *r);
+
+/* lw_json_string - write s as a quoted JSON string with escapes. */
+void lw_json_string(FILE *out, const char *s);
+
+/* ---- run.c ------------------------------------------------------------- */
+
+/*
+ * lw_shim_find - locate libleakwatch.so: $LEAKWATCH_SHIM, next to
+ * /proc/self/exe, ../lib/leakwatch/ from it, then LW_LIBDIR.  Returns 0 with
+ * the path in out, or -1 when none exists.
+ */
+int lw_shim_find(char *out, size_t len);
+
+/*
+ * lw_run_main - `leakwatch run` with argv[0] == "run".  Returns the process
+ * exit status: 0, 1 (leak with --fail-on-leak) or 2 (usage/exec error,
+ * message already printed).
+ */
+int lw_run_main(int argc, char **argv);
+
+/* ---- output.c ---------------------------------------------------------- */
+
+/*
+ * lw_output_begin - send stdout to a temporary file beside `path` (NULL: do
+ * nothing).  Returns 0, or -1 with err set and stdout unchanged.
+ */
+int lw_output_begin(const char *path, char *err, size_t errlen);
+
+/*
+ * lw_output_end - finish an lw_output_begin(): flush, restore stdout, and
+ * rename the file into place when ok, else remove it.  Returns 0, or -1 when
+ * writing or renaming failed (message printed).  No-op without a begin.
+ */
+int lw_output_end(int ok);
+
+#endif /* LEAKWATCH_ANALYZER_H */

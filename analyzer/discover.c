@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * discover.c — where segments live, which one a `report` argument means, and
+ * whether the process a segment describes is still that process.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "analyzer.h"
+
+const char *lw_segment_dir(void)
+{
+	const char *d = getenv("LEAKWATCH_DIR");
+	return d && *d ? d : LW_DEFAULT_DIR;
+}
+
+static int all_digits(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+/* "leakwatch.<pid>" or "leakwatch.<pid>.<suffix>"; returns the pid or -1. */
+static int segment_name_parse(const char *name, int *archived)
+{
+	size_t plen = strlen(LW_SEGMENT_PREFIX);
+	if (strncmp(name, LW_SEGMENT_PREFIX, plen) != 0)
+		return -1;
+	const char *p = name + plen;
+	long pid = 0;
+	const char *q = p;
+	while (isdigit((unsigned char)*q) && q - p < 10) {
+		pid = pid * 10 + (*q - '0');
+		q++;
+	}
+	if (q == p || pid <= 0 || pid > INT32_MAX)
+		return -1;
+	if (*q == '\0') {
+		*archived = 0;
+		return (int)pid;
+	}
+	if (*q == '.' && q[1] != '\0') {
+		*archived = 1;
+		return (int)pid;
+	}
+	return -1;
+}
+
+static int segref_cmp(const void *a, const void *b)
+{
+	const struct lw_segref *x = a, *y = b;
+	if (x->pid != y->pid)
+		return (x->pid > y->pid) - (x->pid < y->pid);
+	if (x->archived != y->archived)
+		return x->archived - y->archived;
+	return strcmp(x->path, y->path);
+}
+
+int lw_segments_list(const char *dir, struct lw_segref **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	DIR *d = opendir(dir);
+	if (!d) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	struct lw_segref *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		int archived;
+		int pid = segment_name_parse(de->d_name, &archived);
+		if (pid < 0)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct lw_segref *nv = realloc(v, ncap * sizeof *nv);
+			if (!nv) {
+				free(v);
+				closedir(d);
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		snprintf(v[n].path, sizeof v[n].path, "%s/%s", dir, de->d_name);
+		v[n].pid = pid;
+		v[n].archived = archived;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(v, n, sizeof *v, segref_cmp);
+	*out = v;
+	return (int)n;
+}
+
+int lw_segment_resolve(const char *arg, char *out, size_t outlen, char *err, size_t errlen)
+{
+	struct stat st;
+	if (strchr(arg, '/') || lstat(arg, &st) == 0) {
+		/* A path; segment.c explains what is wrong with it if anything. */
+		snprintf(out, outlen, "%s", arg);
+		return 0;
+	}
+	if (!all_digits(arg) || strlen(arg) > 9 || atoi(arg) <= 0) {
+		snprintf(err, errlen, "not a pid or a segment file");
+		return -1;
+	}
+	int pid = atoi(arg);
+	const char *dir = lw_segment_dir();
+	snprintf(out, outlen, "%s/" LW_SEGMENT_PREFIX "%d", dir, pid);
+	if (lstat(out, &st) == 0)
+		return 0;
+	char proc[64];
+	snprintf(proc, sizeof proc, "/proc/%d", pid);
+	if (stat(proc, &st) == 0)
+		snprintf(err, errlen,
+			 "process %d is running but is not traced by leakwatch (no %s/" LW_SEGMENT_PREFIX "%d)",
+			 pid, dir, pid);
+	else
+		snprintf(err, errlen, "no process %d and no segment for it", pid);
+	return -1;
+}
+
+int lw_proc_start_ticks(int pid, uint64_t *ticks)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* comm (field 2) may contain spaces and ')': count fields after the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	p++;
+	/* after ')' comes field 3; field 22 is the 20th token from here */
+	char *save = NULL, *tok = strtok_r(p, " ", &save);
+	for (int field = 3; tok && field < 22; field++)
+		tok = strtok_r(NULL, " ", &save);
+	if (!tok || !isdigit((unsigned char)*tok))
+		return -1;
+	*ticks = strtoull(tok, NULL, 10);
+	return 0;
+}
+
+enum lw_live lw_snapshot_live(const struct lw_snapshot *s)
+{
+	if (s->state == LW_STATE_EXITED)
+		return LW_LIVE_EXITED;
+	if (s->state == LW_STATE_EXECED)
+		return LW_LIVE_EXECED;
+	uint64_t ticks;
+	if (s->hdr.pid <= 0 || lw_proc_start_ticks(s->hdr.pid, &ticks) < 0 ||
+	    ticks != s->hdr.proc_start_ticks)
+		return LW_LIVE_DEAD;
+	return s->state == LW_STATE_DISABLED ? LW_LIVE_DISABLED : LW_LIVE_ALIVE;
+}
+
+const char *lw_live_name(enum lw_live l)
+{
+	switch (l) {
+	case LW_LIVE_ALIVE: return "alive";
+	case LW_LIVE_EXITED: return "exited";
+	case LW_LIVE_EXECED: return "execed";
+	case LW_LIVE_DEAD: return "dead";
+	case LW_LIVE_DISABLED: return "disabled";
+	}
+	return "?";
+}

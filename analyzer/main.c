@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/* main.c — the `leakwatch` command line: ps, report, run. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyzer.h"
+
+#ifndef LW_VERSION_STRING
+#define LW_VERSION_STRING "0.1"
+#endif
+
+/* Defaults of `report`; each field is one option. */
+struct report_options {
+	uint64_t older_than_ns;         /* --older-than DUR: hide sockets younger than DUR (0: show all) */
+	enum lw_format format;          /* --format text|json */
+	int all;                        /* --all: also inherited sockets and stale entries */
+	const char *output;             /* --output FILE: write the report there, atomically */
+};
+
+static const struct report_options report_defaults = {
+	.older_than_ns = 0,
+	.format = LW_FMT_TEXT,
+	.all = 0,
+};
+
+static const char usage_text[] =
+	"usage: leakwatch ps\n"
+	"       leakwatch report PID|SEGMENT [--older-than DUR] [--format text|json] [--all]\n"
+	"                        [--output FILE]\n"
+	"       leakwatch run [--older-than DUR] [--fail-on-leak] [--keep] [--all]\n"
+	"                     [--format text|json] [--output FILE] -- CMD [ARGS...]\n"
+	"       leakwatch help | --help | --version\n"
+	"\n"
+	"Find sockets a program never closed, and where it opened them.\n"
+	"Programs are traced by preloading libleakwatch.so, which records every open\n"
+	"socket with its call stack in $LEAKWATCH_DIR/leakwatch.<pid> (default /dev/shm).\n"
+	"\n"
+	"commands:\n"
+	"  ps                  list traced processes: PID, STATE, SOCKETS, COMMAND, SEGMENT\n"
+	"  report PID|SEGMENT  open sockets grouped by where they were opened, with age,\n"
+	"                      peer and TCP state; untracked sockets; double closes\n"
+	"  run -- CMD          run CMD under leakwatch and report what it left open at exit\n"
+	"\n"
+	"options:\n"
+	"  --older-than DUR    only sockets open at least DUR (500ms, 30s, 5m, 2h, 1d, 1h30m)\n"
+	"  --format FMT        text (default) or json\n"
+	"  --all               also inherited sockets (opened before leakwatch loaded) and\n"
+	"                      stale entries (closed where no hook saw it)\n"
+	"  --fail-on-leak      run: exit 1 when a socket created under leakwatch is left open\n"
+	"  --keep              run: keep the segment directory and print its path\n"
+	"  --output FILE       write the report to FILE (complete or not at all) instead\n"
+	"                      of stdout; with run, the command's own output stays on stdout\n"
+	"\n"
+	"examples:\n"
+	"  LD_PRELOAD=/usr/local/lib/leakwatch/libleakwatch.so ./api --port 8080 &\n"
+	"  leakwatch ps\n"
+	"  leakwatch report 4242 --older-than 5m\n"
+	"  leakwatch report /dev/shm/leakwatch.4242 --format json\n"
+	"  leakwatch run --fail-on-leak -- ./tests/integration\n"
+	"\n"
+	"environment:\n"
+	"  LEAKWATCH_DIR       where segments are (default /dev/shm)\n"
+	"  LEAKWATCH_SHIM      path of libleakwatch.so for `run`\n"
+	"\n"
+	"exit status:\n"
+	"  0  success\n"
+	"  1  leaks found (run --fail-on-leak)\n"
+	"  2  usage error, unreadable or invalid segment, command could not be run,\n"
+	"     or output could not be written\n";
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("leakwatch: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs(" (try 'leakwatch --help')\n", stderr);
+	va_end(ap);
+}
+
+static int cmd_ps(int argc, char **argv)
+{
+	if (argc > 1) {
+		usage_error("ps: unexpected argument '%s'", argv[1]);
+		return 2;
+	}
+	const char *dir = lw_segment_dir();
+	struct lw_segref *refs = NULL;
+	char err[LW_ERR_MAX];
+	int n = lw_segments_list(dir, &refs, err, sizeof err);
+	if (n < 0) {
+		fprintf(stderr, "leakwatch: %s\n", err);
+		return 2;
+	}
+	printf("%7s  %-8s  %7s  %-40s  %s\n", "PID", "STATE", "SOCKETS", "COMMAND", "SEGMENT");
+	for (int i = 0; i < n; i++) {
+		struct lw_snapshot s;
+		if (lw_snapshot_open(&s, refs[i].path, err, sizeof err) < 0) {
+			printf("%7d  %-8s  %7s  %-40s  %s\n", refs[i].pid, "invalid", "-", err, refs[i].path);
+			lw_snapshot_free(&s);
+			continue;
+		}
+		char cmd[41];
+		snprintf(cmd, sizeof cmd, "%.40s", s.hdr.cmdline[0] ? s.hdr.cmdline : s.hdr.exe);
+		for (char *p = cmd; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
+		printf("%7d  %-8s  %7zu  %-40s  %s\n", s.hdr.pid, lw_live_name(lw_snapshot_live(&s)),
+		       lw_snapshot_open_count(&s), cmd, refs[i].path);
+		lw_snapshot_free(&s);
+	}
+	if (n == 0)
+		fprintf(stderr, "leakwatch: no segments in %s\n", dir);
+	free(refs);
+	return 0;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "older-than", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "output", required_argument, NULL, 'O' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct report_options o = report_defaults;
+	const char *target = NULL;
+	opterr = 0;
+	optind = 0;
+	int c;
+	/* "-": non-options come back as 1, so PID may come before or after options. */
+	while ((c = getopt_long(argc, argv, "-:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 1:
+			if (target) {
+				usage_error("report: unexpected argument '%s'", optarg);
+				return 2;
+			}
+			target = optarg;
+			break;
+		case 'o':
+			if (lw_duration_parse(optarg, &o.older_than_ns) < 0) {
+				usage_error("bad duration '%s'", optarg);
+				return 2;
+			}
+			break;
+		case 'f':
+			if (strcmp(optarg, "text") == 0)
+				o.format = LW_FMT_TEXT;
+			else if (strcmp(optarg, "json") == 0)
+				o.format = LW_FMT_JSON;
+			else {
+				usage_error("unknown format '%s' (text or json)", optarg);
+				return 2;
+			}
+			break;
+		case 'a':
+			o.all = 1;
+			break;
+		case 'O':
+			o.output = optarg;
+			break;
+		case ':':
+			usage_error("missing argument for '%s'", argv[optind - 1]);
+			return 2;
+		default:
+			usage_error("unknown option '%s'", argv[optind - 1]);
+			return 2;
+		}
+	}
+	for (; optind < argc; optind++) {   /* after "--" */
+		if (target) {
+			usage_error("report: unexpected argument '%s'", argv[optind]);
+			return 2;
+		}
+		target = argv[optind];
+	}
+	if (!target) {
+		usage_error("report: missing PID or SEGMENT");
+		return 2;
+	}
+
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	if (lw_segment_resolve(target, path, sizeof path, err, sizeof err) < 0) {
+		fprintf(stderr, "leakwatch: %s: %s\n", target, err);
+		return 2;
+	}
+	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format };
+	struct lw_report r;
+	if (lw_report_build(&r, path, &ro, err, sizeof err) < 0) {
+		fprintf(stderr, "leakwatch: %s: %s\n", path, err);
+		return 2;
+	}
+	if (lw_output_begin(o.output, err, sizeof err) < 0) {
+		fprintf(stderr, "leakwatch: %s\n", err);
+		lw_report_free(&r);
+		return 2;
+	}
+	if (o.format == LW_FMT_JSON) {
+		lw_render_json(stdout, &r);
+		fputc('\n', stdout);
+	} else {
+		lw_render_text(stdout, &r);
+	}
+	lw_report_free(&r);
+	return lw_output_end(1) == 0 ? 0 : 2;
+}
+
+int main(int argc, char **argv)
+{
+	int rc;
+	/* A closed pipe (leakwatch ps | head) must become a checked write error, not a kill. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (argc < 2) {
+		usage_error("missing command");
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		fputs(usage_text, stdout);
+		rc = 0;
+	} else if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("leakwatch %s (segment layout %u)\n", LW_VERSION_STRING, LW_VERSION);
+		rc = 0;
+	} else if (strcmp(cmd, "ps") == 0) {
+		rc = cmd_ps(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "report") == 0) {
+		rc = cmd_report(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "run") == 0) {
+		rc = lw_run_main(argc - 1, argv + 1);
+	} else if (cmd[0] == '-') {
+		usage_error("unknown option '%s'", cmd);
+		rc = 2;
+	} else {
+		usage_error("unknown command '%s'", cmd);
+		rc = 2;
+	}
+
+	/* The one exit path: a report cut short by a full disk or closed pipe is a failure. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "leakwatch: write error: %s\n", strerror(errno));
+		return 2;
+	}
+	return rc;
+}

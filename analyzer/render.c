@@ -1,0 +1,587 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * render.c — text and JSON output of a report.
+ *
+ * JSON format (`--format json`), one object per segment, version 1.  Fields
+ * are only ever added; consumers should ignore unknown ones.  null means
+ * "unknown".
+ *
+ *   leakwatch       1 (format version)
+ *   segment         path of the segment file
+ *   pid, ppid       of the traced process image
+ *   command         argv joined with spaces (as recorded, may be truncated)
+ *   exe             executable path
+ *   state           "running" | "exited" | "execed" | "dead" | "disabled" | "starting"
+ *                   (dead: gone without an exit record, e.g. killed, or pid reused)
+ *   exit_status     exit status when state is "exited" and known, else null
+ *   uptime_s        seconds from start to now (live) or to the end of the image
+ *   counters        {events, sock_opened, sock_closed, bad_closes, stale_closes,
+ *                    drops: {handle_full, stack_full, module_full, unwind, busy,
+ *                            reentrant}}
+ *   busy_slots      table slots skipped by this snapshot because a writer held them
+ *   open_tracked    OPEN entries in the segment (before the kernel join)
+ *   kernel_view     {available: bool, error: string|null}  (/proc/PID/fd readable?)
+ *   older_than_s    the --older-than filter applied to groups
+ *   groups          [group], sorted by count desc then oldest desc; each:
+ *     kind            "socket"
+ *     count           members
+ *     family          "AF_INET" | "AF_INET6" | "AF_UNIX" | ...
+ *     type            "SOCK_STREAM" | "SOCK_DGRAM" | ...
+ *     origin          how the first member was created: "socket" | "socketpair" |
+ *                     "accept" | "dup" | "scm_rights" | "inherited" | "fork"
+ *     origins         every origin among the members
+ *     endpoint        "ip:port", "[ip6]:port", "/unix/path", "@abstract", "unnamed" or ""
+ *     endpoint_role   "peer" (connected: the remote end) | "local" (accepted or
+ *                     listening: our address) | "none"
+ *     peers           distinct peers when endpoint_role is not "peer" (capped at 16)
+ *     peers_total     number of distinct peers before the cap
+ *     age_min_s, age_max_s   youngest and oldest member, seconds
+ *     states          {"ESTABLISHED": n, ...} kernel states (live processes only)
+ *     fds             member file descriptors, ascending
+ *     inherited       true: opened before leakwatch loaded (exec, fork parent)
+ *     stack_id        creation stack id in the segment (0: none)
+ *     stack           [frame], innermost first, shim frames removed; each:
+ *       addr            "0x..." address as recorded
+ *       function        name or null
+ *       file            source file as recorded in DWARF, or null
+ *       line            line number or null
+ *       module          path of the loaded object, or null
+ *       module_offset   "0x..." addr - module load bias
+ *       inlined         true: this function was inlined into the next frame
+ *       build_id_mismatch  true: the file on disk is not the one that was loaded
+ *   untracked       [{fd, inode}] sockets in /proc/PID/fd the shim never recorded
+ *   stale           OPEN entries whose fd no longer holds that socket
+ *   stale_fds       (only with --all) those fds
+ *   bad_closes      [{fd, tid, age_s, kind: "double_close"|"never_opened",
+ *                     prev_origin, stack, prev_open_stack, prev_close_stack}]
+ *                   (stacks are [] when unknown)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "analyzer.h"
+
+#define MAX_FRAMES (LW_STACK_MAX_FRAMES * 4)
+
+static double ns_to_s(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+static const char *state_word(const struct lw_report *r)
+{
+	switch (r->live) {
+	case LW_LIVE_ALIVE:
+		return r->snap.state == LW_STATE_STARTING ? "starting" : "running";
+	case LW_LIVE_EXITED: return "exited";
+	case LW_LIVE_EXECED: return "execed";
+	case LW_LIVE_DEAD: return "dead";
+	case LW_LIVE_DISABLED: return "disabled";
+	}
+	return "unknown";
+}
+
+static uint64_t uptime_ns(const struct lw_report *r)
+{
+	return r->now_ns > r->snap.hdr.start_monotonic_ns ? r->now_ns - r->snap.hdr.start_monotonic_ns : 0;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+/* Length of a valid UTF-8 sequence at s, or 0 (so invalid bytes become U+FFFD). */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	size_t n;
+	uint32_t cp;
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0) { n = 2; cp = c & 0x1f; }
+	else if ((c & 0xf0) == 0xe0) { n = 3; cp = c & 0x0f; }
+	else if ((c & 0xf8) == 0xf0) { n = 4; cp = c & 0x07; }
+	else return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void lw_json_string(FILE *out, const char *s)
+{
+	if (!s) {
+		fputs("null", out);
+		return;
+	}
+	fputc('"', out);
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned char c = *p;
+		if (c == '"' || c == '\\') {
+			fputc('\\', out);
+			fputc(c, out);
+			p++;
+		} else if (c == '\n') {
+			fputs("\\n", out);
+			p++;
+		} else if (c == '\t') {
+			fputs("\\t", out);
+			p++;
+		} else if (c == '\r') {
+			fputs("\\r", out);
+			p++;
+		} else if (c < 0x20 || c == 0x7f) {
+			fprintf(out, "\\u%04x", c);
+			p++;
+		} else {
+			size_t n = utf8_len(p);
+			if (n == 0) {
+				fputs("\\ufffd", out);
+				p++;
+			} else {
+				fwrite(p, 1, n, out);
+				p += n;
+			}
+		}
+	}
+	fputc('"', out);
+}
+
+static void json_hex(FILE *out, uint64_t v)
+{
+	fprintf(out, "\"0x%llx\"", (unsigned long long)v);
+}
+
+static void json_stack(FILE *out, struct lw_report *r, uint32_t stack_id)
+{
+	struct lw_frame frames[MAX_FRAMES];
+	size_t n = 0;
+	const struct lw_snap_stack *st = lw_snapshot_stack(&r->snap, stack_id);
+	if (st)
+		n = lw_symbolize_stack(r->sym, st->frames, st->depth, frames, MAX_FRAMES);
+	fputc('[', out);
+	for (size_t i = 0; i < n; i++) {
+		const struct lw_frame *f = &frames[i];
+		fputs(i ? ",{\"addr\":" : "{\"addr\":", out);
+		json_hex(out, f->addr);
+		fputs(",\"function\":", out);
+		lw_json_string(out, f->function);
+		fputs(",\"file\":", out);
+		lw_json_string(out, f->file);
+		if (f->line > 0)
+			fprintf(out, ",\"line\":%d", f->line);
+		else
+			fputs(",\"line\":null", out);
+		fputs(",\"module\":", out);
+		lw_json_string(out, f->module);
+		fputs(",\"module_offset\":", out);
+		if (f->module)
+			json_hex(out, f->module_off);
+		else
+			fputs("null", out);
+		fprintf(out, ",\"inlined\":%s,\"build_id_mismatch\":%s}", f->inlined ? "true" : "false",
+			f->buildid_mismatch ? "true" : "false");
+	}
+	fputc(']', out);
+}
+
+static const char *role_name(enum lw_endpoint_role role)
+{
+	return role == LW_EP_PEER ? "peer" : role == LW_EP_LOCAL ? "local" : "none";
+}
+
+static void json_group(FILE *out, struct lw_report *r, const struct lw_group *g)
+{
+	fprintf(out, "{\"kind\":\"socket\",\"count\":%zu,\"family\":\"%s\",\"type\":\"%s\",\"origin\":\"%s\"",
+		g->count, lw_family_name(g->family), lw_type_name(g->type), lw_origin_name(g->origin));
+	fputs(",\"origins\":[", out);
+	int first = 1;
+	for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
+		if (g->origin_mask & (1u << o)) {
+			fprintf(out, "%s\"%s\"", first ? "" : ",", lw_origin_name(o));
+			first = 0;
+		}
+	fputs("],\"endpoint\":", out);
+	lw_json_string(out, g->endpoint);
+	fprintf(out, ",\"endpoint_role\":\"%s\",\"peers\":[", role_name(g->role));
+	for (size_t i = 0; i < g->npeers; i++) {
+		if (i)
+			fputc(',', out);
+		lw_json_string(out, g->peers[i]);
+	}
+	fprintf(out, "],\"peers_total\":%zu,\"age_min_s\":%.3f,\"age_max_s\":%.3f,\"states\":{",
+		g->npeers_total, ns_to_s(g->age_min_ns), ns_to_s(g->age_max_ns));
+	for (size_t i = 0; i < g->nstates; i++) {
+		if (i)
+			fputc(',', out);
+		lw_json_string(out, g->states[i].name);
+		fprintf(out, ":%zu", g->states[i].n);
+	}
+	fputs("},\"fds\":[", out);
+	for (size_t i = 0; i < g->nfds; i++)
+		fprintf(out, "%s%d", i ? "," : "", g->fds[i]);
+	fprintf(out, "],\"inherited\":%s,\"stack_id\":%u,\"stack\":", g->inherited ? "true" : "false",
+		g->stack_id);
+	json_stack(out, r, g->stack_id);
+	fputc('}', out);
+}
+
+static void json_counters(FILE *out, const struct lw_snapshot *s)
+{
+	const uint64_t *c = s->counters;
+	fprintf(out,
+		"{\"events\":%llu,\"sock_opened\":%llu,\"sock_closed\":%llu,\"bad_closes\":%llu,"
+		"\"stale_closes\":%llu,\"drops\":{\"handle_full\":%llu,\"stack_full\":%llu,"
+		"\"module_full\":%llu,\"unwind\":%llu,\"busy\":%llu,\"reentrant\":%llu}}",
+		(unsigned long long)c[LW_CTR_EVENTS], (unsigned long long)c[LW_CTR_SOCK_OPENED],
+		(unsigned long long)c[LW_CTR_SOCK_CLOSED], (unsigned long long)c[LW_CTR_BAD_CLOSES],
+		(unsigned long long)c[LW_CTR_STALE_CLOSES], (unsigned long long)c[LW_CTR_DROP_HANDLE_FULL],
+		(unsigned long long)c[LW_CTR_DROP_STACK_FULL], (unsigned long long)c[LW_CTR_DROP_MODULE_FULL],
+		(unsigned long long)c[LW_CTR_DROP_UNWIND], (unsigned long long)c[LW_CTR_DROP_BUSY],
+		(unsigned long long)c[LW_CTR_DROP_REENTRANT]);
+}
+
+int lw_render_json(FILE *out, struct lw_report *r)
+{
+	const struct lw_snapshot *s = &r->snap;
+	fputs("{\"leakwatch\":1,\"segment\":", out);
+	lw_json_string(out, s->path);
+	fprintf(out, ",\"pid\":%d,\"ppid\":%d,\"command\":", s->hdr.pid, s->hdr.ppid);
+	lw_json_string(out, s->hdr.cmdline);
+	fputs(",\"exe\":", out);
+	lw_json_string(out, s->hdr.exe);
+	fprintf(out, ",\"state\":\"%s\",\"exit_status\":", state_word(r));
+	if (r->live == LW_LIVE_EXITED && s->hdr.exit_known)
+		fprintf(out, "%d", s->hdr.exit_status);
+	else
+		fputs("null", out);
+	fprintf(out, ",\"uptime_s\":%.3f,\"counters\":", ns_to_s(uptime_ns(r)));
+	json_counters(out, s);
+	fprintf(out, ",\"busy_slots\":%zu,\"open_tracked\":%zu,\"kernel_view\":{\"available\":%s,\"error\":",
+		s->busy, lw_snapshot_open_count(s), r->join.fd_ok ? "true" : "false");
+	if (r->join.fd_ok || r->join.pid <= 0)
+		fputs("null", out);
+	else
+		lw_json_string(out, strerror(r->join.fd_errno));
+	fprintf(out, "},\"older_than_s\":%.3f,\"groups\":[", ns_to_s(r->opts.older_than_ns));
+	for (size_t i = 0; i < r->grouping.ngroups; i++) {
+		if (i)
+			fputc(',', out);
+		json_group(out, r, &r->grouping.groups[i]);
+	}
+	fputs("],\"untracked\":[", out);
+	for (size_t i = 0; i < r->join.nuntracked; i++)
+		fprintf(out, "%s{\"fd\":%d,\"inode\":%llu}", i ? "," : "", r->join.untracked[i].fd,
+			(unsigned long long)r->join.untracked[i].inode);
+	fprintf(out, "],\"stale\":%zu", r->join.nstale);
+	if (r->opts.all) {
+		fputs(",\"stale_fds\":[", out);
+		int first = 1;
+		for (size_t i = 0; i < s->nhandles; i++)
+			if (s->handles[i].h.state == LW_H_OPEN && !lw_join_valid(&r->join, s, i)) {
+				fprintf(out, "%s%d", first ? "" : ",", s->handles[i].fd);
+				first = 0;
+			}
+		fputc(']', out);
+	}
+	fputs(",\"bad_closes\":[", out);
+	for (size_t i = 0; i < s->nbadcloses; i++) {
+		const struct lw_badclose *b = &s->badcloses[i];
+		uint64_t age = r->now_ns > b->ns ? r->now_ns - b->ns : 0;
+		fprintf(out, "%s{\"fd\":%d,\"tid\":%d,\"age_s\":%.3f,\"kind\":\"%s\",\"prev_origin\":\"%s\",\"stack\":",
+			i ? "," : "", b->fd, b->tid, ns_to_s(age),
+			b->prev_state == LW_H_CLOSED ? "double_close" : "never_opened",
+			lw_origin_name(b->prev_origin));
+		json_stack(out, r, b->stack_id);
+		fputs(",\"prev_open_stack\":", out);
+		json_stack(out, r, b->prev_open_stack_id);
+		fputs(",\"prev_close_stack\":", out);
+		json_stack(out, r, b->prev_close_stack_id);
+		fputc('}', out);
+	}
+	fputs("]}", out);
+	return ferror(out) ? -1 : 0;
+}
+
+/* ---- text --------------------------------------------------------------- */
+
+/* Recorded strings come from another process: never let them drive the terminal. */
+static void text_safe(FILE *out, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, out);
+}
+
+static const char *proto_name(const struct lw_group *g, char *buf, size_t len)
+{
+	int inet = g->family == AF_INET || g->family == AF_INET6;
+	if (inet && g->type == SOCK_STREAM)
+		snprintf(buf, len, g->family == AF_INET6 ? "TCP6" : "TCP");
+	else if (inet && g->type == SOCK_DGRAM)
+		snprintf(buf, len, g->family == AF_INET6 ? "UDP6" : "UDP");
+	else if (g->family == AF_UNIX)
+		snprintf(buf, len, "UNIX/%s",
+			 g->type == SOCK_STREAM ? "stream" : g->type == SOCK_DGRAM ? "dgram" :
+			 g->type == SOCK_SEQPACKET ? "seqpacket" : "other");
+	else
+		snprintf(buf, len, "%s/%s", lw_family_name(g->family) + 3, lw_type_name(g->type) + 5);
+	return buf;
+}
+
+/* "TCP -> 1.2.3.4:5432", "TCP accepted on 0.0.0.0:80", "UDP on 0.0.0.0:53", "UNIX/stream". */
+static void group_describe(const struct lw_group *g, char *buf, size_t len)
+{
+	char proto[32];
+	proto_name(g, proto, sizeof proto);
+	if (g->role == LW_EP_PEER)
+		snprintf(buf, len, "%s -> %s", proto, g->endpoint);
+	else if (g->role == LW_EP_LOCAL)
+		snprintf(buf, len, "%s %s %s", proto,
+			 g->origin == LW_ORIGIN_ACCEPT ? "accepted on" : "on", g->endpoint);
+	else
+		snprintf(buf, len, "%s (no address)", proto);
+	/* The endpoint came from the target: scrub control characters. */
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+/* DWARF paths are absolute; relative to the current directory they read better. */
+static const char *path_short(const char *path, const char *cwd)
+{
+	size_t n = strlen(cwd);
+	if (n > 1 && strncmp(path, cwd, n) == 0 && path[n] == '/')
+		return path + n + 1;
+	return path;
+}
+
+static void text_stack(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label,
+		       const char *cwd)
+{
+	struct lw_frame frames[MAX_FRAMES];
+	size_t n = 0;
+	const struct lw_snap_stack *st = lw_snapshot_stack(&r->snap, stack_id);
+	if (st)
+		n = lw_symbolize_stack(r->sym, st->frames, st->depth, frames, MAX_FRAMES);
+	if (n == 0) {
+		fprintf(out, "  %-11s (no stack recorded)\n", label);
+		return;
+	}
+	int width = 0;
+	for (size_t i = 0; i < n; i++) {
+		int w = frames[i].function ? (int)strlen(frames[i].function) : 0;
+		if (w > width)
+			width = w;
+	}
+	if (width > 40)
+		width = 40;
+	for (size_t i = 0; i < n; i++) {
+		const struct lw_frame *f = &frames[i];
+		char loc[LW_PATH_MAX + 32];
+		fprintf(out, "  %-11s ", i == 0 ? label : "");
+		if (!f->function) {
+			text_safe(out, lw_frame_format_location(f, loc, sizeof loc));
+		} else {
+			int len = (int)strlen(f->function);
+			text_safe(out, f->function);
+			if (f->file) {
+				fprintf(out, "%*s  ", len < width ? width - len : 0, "");
+				text_safe(out, path_short(f->file, cwd));
+				if (f->line > 0)
+					fprintf(out, ":%d", f->line);
+			} else {
+				fprintf(out, "%*s  ", len < width ? width - len : 0, "");
+				text_safe(out, lw_frame_format_location(f, loc, sizeof loc));
+			}
+		}
+		if (f->inlined)
+			fputs("  [inlined]", out);
+		if (f->buildid_mismatch)
+			fputs("  (build-id mismatch)", out);
+		fputc('\n', out);
+	}
+}
+
+static void text_fds(FILE *out, const struct lw_group *g)
+{
+	const size_t shown = 16;
+	fputs("  fds        ", out);
+	for (size_t i = 0; i < g->nfds && i < shown; i++)
+		fprintf(out, "%s%d", i ? " " : "", g->fds[i]);
+	if (g->nfds > shown)
+		fprintf(out, " ... (%zu more)", g->nfds - shown);
+	fputc('\n', out);
+}
+
+static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g, int cw, int dw,
+		       const char *cwd)
+{
+	char desc[LW_ENDPOINT_MAX + 64], a1[32], a2[32];
+	group_describe(g, desc, sizeof desc);
+	lw_duration_format(g->age_min_ns, a1, sizeof a1);
+	lw_duration_format(g->age_max_ns, a2, sizeof a2);
+	fprintf(out, "%-9s  %*zu  %-*s  age %s", g->inherited ? "INHERITED" : "SOCKETS", cw, g->count,
+		dw, desc, a1);
+	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
+		fprintf(out, "..%s", a2);
+	for (size_t i = 0; i < g->nstates; i++)
+		fprintf(out, "%s%s %zu", i ? ", " : "   ", g->states[i].name, g->states[i].n);
+	fputc('\n', out);
+	if (g->origin_mask & ~((1u << LW_ORIGIN_SOCKET) | (1u << LW_ORIGIN_ACCEPT))) {
+		fputs("  via       ", out);
+		for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
+			if (g->origin_mask & (1u << o))
+				fprintf(out, " %s", lw_origin_name(o));
+		fputc('\n', out);
+	}
+	text_fds(out, g);
+	if (g->npeers_total > 0) {
+		fputs("  peers     ", out);
+		for (size_t i = 0; i < g->npeers && i < 4; i++) {
+			fputc(' ', out);
+			text_safe(out, g->peers[i]);
+		}
+		if (g->npeers_total > 4)
+			fprintf(out, " ... (%zu distinct)", g->npeers_total);
+		fputc('\n', out);
+	}
+	if (g->inherited)
+		fputs("  opened     before leakwatch loaded (inherited across exec or fork)\n", out);
+	else
+		text_stack(out, r, g->stack_id, "opened at", cwd);
+}
+
+static void text_badclose(FILE *out, struct lw_report *r, const struct lw_badclose *b, const char *cwd)
+{
+	char age[32];
+	lw_duration_format(r->now_ns > b->ns ? r->now_ns - b->ns : 0, age, sizeof age);
+	if (b->prev_state == LW_H_CLOSED)
+		fprintf(out, "BAD CLOSE  fd %d closed twice by tid %d, %s ago\n", b->fd, b->tid, age);
+	else
+		fprintf(out, "BAD CLOSE  fd %d closed by tid %d but was not open, %s ago\n", b->fd, b->tid,
+			age);
+	text_stack(out, r, b->stack_id, "closed at", cwd);
+	if (b->prev_close_stack_id)
+		text_stack(out, r, b->prev_close_stack_id, "previously", cwd);
+	if (b->prev_open_stack_id)
+		text_stack(out, r, b->prev_open_stack_id, "opened at", cwd);
+}
+
+static void text_drops(FILE *out, const struct lw_report *r)
+{
+	static const struct { enum lw_counter c; const char *what; } drops[] = {
+		{ LW_CTR_DROP_HANDLE_FULL, "fd beyond handle table" },
+		{ LW_CTR_DROP_STACK_FULL, "stack table full" },
+		{ LW_CTR_DROP_MODULE_FULL, "module table full" },
+		{ LW_CTR_DROP_UNWIND, "unwind failed" },
+		{ LW_CTR_DROP_BUSY, "slot busy" },
+		{ LW_CTR_DROP_REENTRANT, "re-entrant hook" },
+	};
+	int any = 0;
+	for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+		uint64_t v = r->snap.counters[drops[i].c];
+		if (!v)
+			continue;
+		fprintf(out, "%s%s %llu", any ? ", " : "DROPPED    events the shim could not record: ",
+			drops[i].what, (unsigned long long)v);
+		any = 1;
+	}
+	if (any)
+		fputc('\n', out);
+	if (r->snap.busy)
+		fprintf(out, "BUSY       %zu slot(s) skipped: a writer held them during the snapshot\n",
+			r->snap.busy);
+}
+
+static void text_summary(FILE *out, const struct lw_report *r)
+{
+	const struct lw_snapshot *s = &r->snap;
+	char up[32];
+	lw_duration_format(uptime_ns(r), up, sizeof up);
+	fprintf(out, "leakwatch: pid %d (", s->hdr.pid);
+	text_safe(out, s->hdr.cmdline[0] ? s->hdr.cmdline : s->hdr.exe);
+	fprintf(out, ") %s", state_word(r));
+	if (r->live == LW_LIVE_EXITED && s->hdr.exit_known)
+		fprintf(out, " with status %d", s->hdr.exit_status);
+	fprintf(out, ", %s %s, %zu open socket%s tracked", r->live == LW_LIVE_ALIVE ? "up" : "ran", up,
+		lw_snapshot_open_count(s), lw_snapshot_open_count(s) == 1 ? "" : "s");
+	if (r->join.fd_ok)
+		fprintf(out, ", %zu untracked", r->join.nuntracked);
+	if (r->join.nstale)
+		fprintf(out, ", %zu stale", r->join.nstale);
+	fputc('\n', out);
+	if (r->join.pid > 0 && !r->join.fd_ok)
+		fprintf(out, "note: cannot read /proc/%d/fd (%s); showing the segment alone\n", r->join.pid,
+			strerror(r->join.fd_errno));
+	if (r->live == LW_LIVE_EXECED)
+		fprintf(out, "note: this image was replaced by execve(); sockets below were open at exec\n");
+	else if (r->live == LW_LIVE_DEAD)
+		fprintf(out, "note: the process is gone without an exit record (killed?); sockets below were open at the end\n");
+	else if (r->live == LW_LIVE_EXITED)
+		fprintf(out, "note: sockets below were still open at exit\n");
+	if (!r->sym)
+		fprintf(out, "note: symbolization unavailable (libdw); frames shown as module+offset\n");
+}
+
+int lw_render_text(FILE *out, struct lw_report *r)
+{
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof cwd))
+		cwd[0] = '\0';
+	text_summary(out, r);
+
+	const struct lw_grouping *g = &r->grouping;
+	int cw = 1, dw = 0;
+	for (size_t i = 0; i < g->ngroups; i++) {
+		char desc[LW_ENDPOINT_MAX + 64], num[32];
+		group_describe(&g->groups[i], desc, sizeof desc);
+		int n = snprintf(num, sizeof num, "%zu", g->groups[i].count);
+		if (n > cw)
+			cw = n;
+		if ((int)strlen(desc) > dw)
+			dw = (int)strlen(desc);
+	}
+	if (dw > 48)
+		dw = 48;
+	if (g->nleaked == 0) {
+		char d[32];
+		if (r->opts.older_than_ns)
+			fprintf(out, "no open sockets older than %s created under leakwatch\n",
+				lw_duration_format(r->opts.older_than_ns, d, sizeof d));
+		else
+			fprintf(out, "no open sockets created under leakwatch\n");
+	}
+	for (size_t i = 0; i < g->ngroups; i++)
+		text_group(out, r, &g->groups[i], cw, dw, cwd);
+
+	if (r->join.nuntracked) {
+		fprintf(out, "UNTRACKED  %zu socket%s the shim never saw:", r->join.nuntracked,
+			r->join.nuntracked == 1 ? "" : "s");
+		for (size_t i = 0; i < r->join.nuntracked && i < 16; i++)
+			fprintf(out, " fd %d (inode %llu)%s", r->join.untracked[i].fd,
+				(unsigned long long)r->join.untracked[i].inode,
+				i + 1 < r->join.nuntracked && i < 15 ? "," : "");
+		if (r->join.nuntracked > 16)
+			fprintf(out, " ...");
+		fputc('\n', out);
+	}
+	if (r->opts.all && r->join.nstale) {
+		fprintf(out, "STALE      %zu entr%s no longer match /proc/%d/fd (closed where no hook saw it):",
+			r->join.nstale, r->join.nstale == 1 ? "y" : "ies", r->join.pid);
+		for (size_t i = 0; i < r->snap.nhandles; i++)
+			if (r->snap.handles[i].h.state == LW_H_OPEN && !lw_join_valid(&r->join, &r->snap, i))
+				fprintf(out, " fd %d", r->snap.handles[i].fd);
+		fputc('\n', out);
+	}
+	for (size_t i = 0; i < r->snap.nbadcloses; i++)
+		text_badclose(out, r, &r->snap.badcloses[i], cwd);
+	text_drops(out, r);
+	return ferror(out) ? -1 : 0;
+}

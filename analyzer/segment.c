@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segment.c — open, validate and snapshot one segment file.
+ *
+ * The file is written concurrently by a process we must never disturb, so the
+ * mapping is read-only and every mutable slot is copied with lw_seq_read().
+ * Everything the rest of the analyzer sees is a private copy: the mapping is
+ * gone before lw_snapshot_open() returns, so a segment that is truncated or
+ * unlinked later cannot fault the report.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "analyzer.h"
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (err && errlen)
+		vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/*
+ * A table is usable when it lies entirely after the header and inside the
+ * file, is aligned (the seq words are read atomically) and its entries are at
+ * least as large as what this reader copies.
+ */
+static int table_check(const struct lw_table *t, const char *name, size_t need,
+		       uint64_t header_size, uint64_t file_size, char *err, size_t errlen)
+{
+	if (t->capacity == 0)
+		return 0;
+	if (t->entry_size < need)
+		return fail(err, errlen, "%s table entries are %u bytes, need at least %zu",
+			    name, t->entry_size, need);
+	if (t->offset % 8 != 0 || t->entry_size % 8 != 0)
+		return fail(err, errlen, "%s table is misaligned", name);
+	if (t->offset < header_size || t->offset > file_size)
+		return fail(err, errlen, "%s table offset %llu is outside the file", name,
+			    (unsigned long long)t->offset);
+	uint64_t bytes = (uint64_t)t->capacity * t->entry_size; /* no overflow: 32x32 bits */
+	if (bytes > file_size - t->offset)
+		return fail(err, errlen, "%s table (%llu bytes at %llu) runs past the end of the file",
+			    name, (unsigned long long)bytes, (unsigned long long)t->offset);
+	return 0;
+}
+
+static const unsigned char *slot_at(const unsigned char *base, const struct lw_table *t, size_t i)
+{
+	return base + t->offset + (uint64_t)i * t->entry_size;
+}
+
+static uint32_t slot_seq(const unsigned char *slot)
+{
+	return atomic_load_explicit((const _Atomic uint32_t *)(const void *)slot,
+				    memory_order_acquire);
+}
+
+static size_t min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+static int copy_stacks(struct lw_snapshot *s, const unsigned char *base, const struct lw_table *t)
+{
+	if (t->capacity == 0)
+		return 0;
+	/* Stack slots are write-once (0 -> 1 -> 2): a slot seen at 2 is final. */
+	size_t n = 0;
+	for (size_t i = 0; i < t->capacity; i++)
+		if (slot_seq(slot_at(base, t, i)) == 2)
+			n++;
+	if (n == 0)
+		return 0;
+	s->stacks = calloc(n, sizeof *s->stacks);
+	if (!s->stacks)
+		return -1;
+	struct lw_stack tmp;
+	for (size_t i = 0; i < t->capacity && s->nstacks < n; i++) {
+		const unsigned char *slot = slot_at(base, t, i);
+		if (slot_seq(slot) != 2)
+			continue;
+		memset(&tmp, 0, sizeof tmp);
+		memcpy(&tmp, slot, min_size(t->entry_size, sizeof tmp));
+		struct lw_snap_stack *o = &s->stacks[s->nstacks++];
+		o->id = (uint32_t)i + 1;
+		o->depth = tmp.depth > LW_STACK_MAX_FRAMES ? LW_STACK_MAX_FRAMES : tmp.depth;
+		o->sock_opened = atomic_load_explicit(
+			&((const struct lw_stack *)(const void *)slot)->sock_opened, memory_order_relaxed);
+		o->sock_closed = atomic_load_explicit(
+			&((const struct lw_stack *)(const void *)slot)->sock_closed, memory_order_relaxed);
+		memcpy(o->frames, tmp.frames, o->depth * sizeof o->frames[0]);
+	}
+	return 0;
+}
+
+static int copy_modules(struct lw_snapshot *s, const unsigned char *base, const struct lw_table *t)
+{
+	uint32_t used = atomic_load_explicit(&t->used, memory_order_acquire);
+	if (used > t->capacity)
+		used = t->capacity;
+	if (used == 0)
+		return 0;
+	s->modules = calloc(used, sizeof *s->modules);
+	if (!s->modules)
+		return -1;
+	for (size_t i = 0; i < used; i++) {
+		struct lw_module *m = &s->modules[s->nmodules];
+		memset(m, 0, sizeof *m);
+		if (!lw_seq_read(slot_at(base, t, i), m, min_size(t->entry_size, sizeof *m))) {
+			s->busy++;
+			continue;
+		}
+		if (m->seq == 0)    /* reserved by `used` but not written yet */
+			continue;
+		m->path[LW_PATH_MAX - 1] = '\0';
+		if (m->build_id_len > LW_BUILD_ID_MAX)
+			m->build_id_len = 0;
+		s->nmodules++;
+	}
+	return 0;
+}
+
+static int copy_handles(struct lw_snapshot *s, const unsigned char *base, const struct lw_table *t)
+{
+	size_t cap = 0;
+	struct lw_handle h;
+	for (size_t i = 0; i < t->capacity; i++) {
+		const unsigned char *slot = slot_at(base, t, i);
+		/* seq 0: never written; skipping it keeps untouched pages cheap. */
+		if (slot_seq(slot) == 0)
+			continue;
+		memset(&h, 0, sizeof h);
+		if (!lw_seq_read(slot, &h, min_size(t->entry_size, sizeof h))) {
+			s->busy++;
+			continue;
+		}
+		if (h.state != LW_H_OPEN && h.state != LW_H_CLOSED)
+			continue;
+		if (s->nhandles == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct lw_snap_handle *nh = realloc(s->handles, ncap * sizeof *nh);
+			if (!nh)
+				return -1;
+			s->handles = nh;
+			cap = ncap;
+		}
+		s->handles[s->nhandles].fd = (int)i;
+		s->handles[s->nhandles].h = h;
+		s->nhandles++;
+	}
+	return 0;
+}
+
+static int copy_badcloses(struct lw_snapshot *s, const unsigned char *base, const struct lw_table *t)
+{
+	if (t->capacity == 0)
+		return 0;
+	/* `used` counts every append; the ring keeps the last `capacity` of them. */
+	uint32_t used = atomic_load_explicit(&t->used, memory_order_acquire);
+	size_t n = used < t->capacity ? used : t->capacity;
+	size_t start = used < t->capacity ? 0 : used % t->capacity;
+	if (n == 0)
+		return 0;
+	s->badcloses = calloc(n, sizeof *s->badcloses);
+	if (!s->badcloses)
+		return -1;
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (start + k) % t->capacity;
+		struct lw_badclose *b = &s->badcloses[s->nbadcloses];
+		memset(b, 0, sizeof *b);
+		if (!lw_seq_read(slot_at(base, t, i), b, min_size(t->entry_size, sizeof *b))) {
+			s->busy++;
+			continue;
+		}
+		if (b->seq == 0 || (b->seq & 1u))
+			continue;
+		s->nbadcloses++;
+	}
+	return 0;
+}
+
+static int handle_cmp(const void *a, const void *b)
+{
+	const struct lw_snap_handle *x = a, *y = b;
+	return (x->fd > y->fd) - (x->fd < y->fd);
+}
+
+/* Everything after the mapping exists: check the header, then copy. */
+static int snapshot_copy(struct lw_snapshot *s, const unsigned char *base, uint64_t file_size,
+			 char *err, size_t errlen)
+{
+	const struct lw_header *h = (const struct lw_header *)(const void *)base;
+
+	if (h->magic != LW_MAGIC)
+		return fail(err, errlen, "not a leakwatch segment");
+	if (h->compat_version > LW_VERSION)
+		return fail(err, errlen, "newer layout (version %u, this leakwatch reads up to %u)",
+			    h->version, LW_VERSION);
+	if (h->header_size < sizeof(struct lw_header) || h->header_size > file_size)
+		return fail(err, errlen, "bad header size %u", h->header_size);
+	if (h->total_size != file_size)
+		return fail(err, errlen, "truncated: header says %llu bytes, file has %llu",
+			    (unsigned long long)h->total_size, (unsigned long long)file_size);
+
+	/* Descriptors are written once before the header becomes visible; copy them first
+	 * so the checks and the reads below use the same values. */
+	struct lw_table stacks, modules, handles, badcloses;
+	memcpy(&stacks, &h->stacks, sizeof stacks);
+	memcpy(&modules, &h->modules, sizeof modules);
+	memcpy(&handles, &h->handles, sizeof handles);
+	memcpy(&badcloses, &h->badcloses, sizeof badcloses);
+	if (table_check(&stacks, "stack", sizeof(struct lw_stack), h->header_size, file_size, err, errlen) ||
+	    table_check(&modules, "module", sizeof(struct lw_module), h->header_size, file_size, err, errlen) ||
+	    table_check(&handles, "handle", sizeof(struct lw_handle), h->header_size, file_size, err, errlen) ||
+	    table_check(&badcloses, "bad-close", sizeof(struct lw_badclose), h->header_size, file_size,
+			err, errlen))
+		return -1;
+
+	memcpy(&s->hdr, h, sizeof s->hdr);
+	s->hdr.exe[LW_PATH_MAX - 1] = '\0';
+	s->hdr.cmdline[LW_CMDLINE_MAX - 1] = '\0';
+	s->state = atomic_load_explicit(&h->state, memory_order_acquire);
+	for (size_t i = 0; i < LW_CTR_MAX; i++)
+		s->counters[i] = atomic_load_explicit(&h->counters[i], memory_order_relaxed);
+
+	if (copy_stacks(s, base, &stacks) || copy_modules(s, base, &modules) ||
+	    copy_handles(s, base, &handles) || copy_badcloses(s, base, &badcloses))
+		return fail(err, errlen, "out of memory");
+	if (s->nhandles)
+		qsort(s->handles, s->nhandles, sizeof *s->handles, handle_cmp);
+	return 0;
+}
+
+int lw_snapshot_open(struct lw_snapshot *s, const char *path, char *err, size_t errlen)
+{
+	memset(s, 0, sizeof *s);
+	snprintf(s->path, sizeof s->path, "%s", path);
+
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			return fail(err, errlen, "is a symbolic link (refused)");
+		return fail(err, errlen, "%s", strerror(errno));
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return fail(err, errlen, "%s", strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(err, errlen, "not a regular file");
+	}
+	/* Someone else's segment could be crafted to mislead us; root may read any. */
+	if (getuid() != 0 && st.st_uid != getuid()) {
+		close(fd);
+		return fail(err, errlen, "owned by uid %u", (unsigned)st.st_uid);
+	}
+	if ((uint64_t)st.st_size < sizeof(struct lw_header)) {
+		uint64_t magic = 0;
+		ssize_t got = pread(fd, &magic, sizeof magic, 0);
+		close(fd);
+		/* /etc/passwd is "not a segment", not a "truncated" one. */
+		if (got == (ssize_t)sizeof magic && magic != LW_MAGIC)
+			return fail(err, errlen, "not a leakwatch segment");
+		if (st.st_size == 0)
+			return fail(err, errlen, "truncated (empty file)");
+		return fail(err, errlen, "truncated (%lld bytes, a header alone is %zu)",
+			    (long long)st.st_size, sizeof(struct lw_header));
+	}
+	s->mtime = st.st_mtim;
+	s->file_uid = st.st_uid;
+
+	size_t size = (size_t)st.st_size;
+	void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	int e = errno;
+	close(fd);
+	if (map == MAP_FAILED)
+		return fail(err, errlen, "mmap: %s", strerror(e));
+
+	int rc = snapshot_copy(s, map, (uint64_t)st.st_size, err, errlen);
+	munmap(map, size);
+	if (rc < 0) {
+		lw_snapshot_free(s);
+		snprintf(s->path, sizeof s->path, "%s", path);
+	}
+	return rc;
+}
+
+void lw_snapshot_free(struct lw_snapshot *s)
+{
+	free(s->stacks);
+	free(s->modules);
+	free(s->handles);
+	free(s->badcloses);
+	s->stacks = NULL;
+	s->modules = NULL;
+	s->handles = NULL;
+	s->badcloses = NULL;
+	s->nstacks = s->nmodules = s->nhandles = s->nbadcloses = 0;
+}
+
+const struct lw_snap_stack *lw_snapshot_stack(const struct lw_snapshot *s, uint32_t id)
+{
+	size_t lo = 0, hi = s->nstacks;
+	if (id == 0)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->stacks[mid].id == id)
+			return &s->stacks[mid];
+		if (s->stacks[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+const struct lw_snap_handle *lw_snapshot_handle(const struct lw_snapshot *s, int fd)
+{
+	size_t lo = 0, hi = s->nhandles;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->handles[mid].fd == fd)
+			return &s->handles[mid];
+		if (s->handles[mid].fd < fd)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+size_t lw_snapshot_open_count(const struct lw_snapshot *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->nhandles; i++)
+		if (s->handles[i].h.state == LW_H_OPEN)
+			n++;
+	return n;
+}

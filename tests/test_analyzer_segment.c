@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests for analyzer/segment.c and discover.c: snapshot validation over
+ * fabricated segments, and every bad-input case of the built binary (one
+ * line on stderr, exit status 2).
+ */
+#include <criterion/criterion.h>
+#include <pwd.h>
+
+#include "test_analyzer_util.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+	fab_tmpdir(dir, sizeof dir);
+	setenv("LEAKWATCH_DIR", dir, 1);
+}
+
+static void teardown(void)
+{
+	fab_rmdir(dir);
+	unsetenv("LEAKWATCH_DIR");
+}
+
+static int snap_err(const struct fab *f, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct lw_snapshot s;
+	fab_write(f, dir, "leakwatch.2147483", path, sizeof path);
+	int rc = lw_snapshot_open(&s, path, err, errlen);
+	lw_snapshot_free(&s);
+	return rc;
+}
+
+TestSuite(analyzer_segment, .init = setup, .fini = teardown);
+
+Test(analyzer_segment, valid_snapshot)
+{
+	struct fab f;
+	fab_init(&f, 8, 4, 32, 4);
+	f.hdr->counters[LW_CTR_SOCK_OPENED] = 5;
+	f.hdr->counters[LW_CTR_DROP_UNWIND] = 2;
+	uint64_t fr[3] = { 0x1000, 0x2000, 0x3000 };
+	fab_stack(&f, 3, fr, 3);
+	fab_module(&f, "/usr/lib/libx.so", 0x7f0000000000, 0x7f0000000000, 0x7f0000100000, 0);
+	fab_handle(&f, 5, LW_ORIGIN_SOCKET, 3, 100);
+	fab_handle(&f, 9, LW_ORIGIN_ACCEPT, 3, 200)->state = LW_H_CLOSED;
+	fab_handle(&f, 12, LW_ORIGIN_INHERITED, 0, 0);
+	struct lw_stack *half = fab_slot(&f, &f.hdr->stacks, 6);
+	half->seq = 1; /* being filled: must be skipped, not counted busy */
+
+	char path[PATH_MAX], err[LW_ERR_MAX] = "";
+	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	struct lw_snapshot s;
+	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(s.hdr.pid, 2147483);
+	cr_assert_str_eq(s.hdr.cmdline, "fake --serve");
+	cr_assert_eq(s.counters[LW_CTR_SOCK_OPENED], 5);
+	cr_assert_eq(s.counters[LW_CTR_DROP_UNWIND], 2);
+	cr_assert_eq(s.nstacks, 1);
+	cr_assert_eq(s.stacks[0].id, 3);
+	cr_assert_eq(s.stacks[0].depth, 3);
+	cr_assert_eq(s.stacks[0].frames[2], 0x3000);
+	cr_assert_not_null(lw_snapshot_stack(&s, 3));
+	cr_assert_null(lw_snapshot_stack(&s, 7));
+	cr_assert_null(lw_snapshot_stack(&s, 0));
+	cr_assert_eq(s.nmodules, 1);
+	cr_assert_str_eq(s.modules[0].path, "/usr/lib/libx.so");
+	cr_assert_eq(s.nhandles, 3);
+	cr_assert_eq(s.handles[0].fd, 5);
+	cr_assert_eq(s.handles[1].fd, 9);
+	cr_assert_eq(s.handles[1].h.state, LW_H_CLOSED);
+	cr_assert_eq(lw_snapshot_open_count(&s), 2);
+	cr_assert_not_null(lw_snapshot_handle(&s, 12));
+	cr_assert_null(lw_snapshot_handle(&s, 6));
+	cr_assert_eq(s.busy, 0);
+	lw_snapshot_free(&s);
+	fab_free(&f);
+}
+
+Test(analyzer_segment, busy_slot_is_counted_not_waited_for)
+{
+	struct fab f;
+	fab_init(&f, 4, 4, 16, 4);
+	fab_handle(&f, 3, LW_ORIGIN_SOCKET, 0, 1);
+	fab_handle(&f, 4, LW_ORIGIN_SOCKET, 0, 1)->seq = 7; /* a writer died inside */
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	struct lw_snapshot s;
+	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(s.nhandles, 1);
+	cr_assert_eq(s.handles[0].fd, 3);
+	cr_assert_eq(s.busy, 1);
+	lw_snapshot_free(&s);
+	fab_free(&f);
+}
+
+Test(analyzer_segment, badclose_ring_wraps_oldest_first)
+{
+	struct fab f;
+	fab_init(&f, 4, 4, 16, 3);
+	for (int i = 0; i < 5; i++)
+		fab_badclose(&f, 10 + i, 0);
+	cr_assert_eq(f.hdr->badcloses.used, 5);
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	struct lw_snapshot s;
+	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(s.nbadcloses, 3);
+	cr_assert_eq(s.badcloses[0].fd, 12);
+	cr_assert_eq(s.badcloses[1].fd, 13);
+	cr_assert_eq(s.badcloses[2].fd, 14);
+	lw_snapshot_free(&s);
+	fab_free(&f);
+}
+
+Test(analyzer_segment, bigger_writer_entries_use_writer_stride)
+{
+	/* A future shim with larger handle entries: read with its stride. */
+	struct fab f;
+	fab_init(&f, 4, 4, 0, 4);
+	f.hdr->handles.capacity = 4;
+	f.hdr->handles.entry_size = sizeof(struct lw_handle) + 64;
+	f.hdr->handles.offset = f.size;
+	size_t nsize = f.size + 4 * f.hdr->handles.entry_size;
+	f.mem = realloc(f.mem, nsize);
+	memset(f.mem + f.size, 0, nsize - f.size);
+	f.size = nsize;
+	f.hdr = (struct lw_header *)(void *)f.mem;
+	f.hdr->total_size = nsize;
+	struct lw_handle *h = fab_slot(&f, &f.hdr->handles, 2);
+	h->seq = 2;
+	h->state = LW_H_OPEN;
+	h->inode = 4242;
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	struct lw_snapshot s;
+	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(s.nhandles, 1);
+	cr_assert_eq(s.handles[0].fd, 2);
+	cr_assert_eq(s.handles[0].h.inode, 4242);
+	lw_snapshot_free(&s);
+	fab_free(&f);
+}
+
+Test(analyzer_segment, rejects_bad_headers)
+{
+	struct fab f;
+	char err[LW_ERR_MAX];
+
+	fab_init(&f, 4, 4, 16, 4);
+	f.hdr->magic ^= 1;
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert_str_eq(err, "not a leakwatch segment");
+	fab_free(&f);
+
+	fab_init(&f, 4, 4, 16, 4);
+	f.hdr->version = 3;
+	f.hdr->compat_version = 2;
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert_str_eq(err, "newer layout (version 3, this leakwatch reads up to 1)");
+	fab_free(&f);
+
+	/* newer writer that older readers can still read: accepted */
+	fab_init(&f, 4, 4, 16, 4);
+	f.hdr->version = 2;
+	f.hdr->compat_version = 1;
+	cr_assert_eq(snap_err(&f, err, sizeof err), 0, "%s", err);
+	fab_free(&f);
+
+	fab_init(&f, 4, 4, 16, 4);
+	f.hdr->total_size += 4096;
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert(strstr(err, "truncated: header says"), "%s", err);
+	fab_free(&f);
+
+	fab_init(&f, 4, 4, 16, 4);
+	f.hdr->handles.capacity = 1000000;
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert(strstr(err, "handle table"), "%s", err);
+	fab_free(&f);
+
+	fab_init(&f, 4, 4, 16, 4);
+	f.hdr->stacks.entry_size = 64;
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert(strstr(err, "stack table entries are 64 bytes"), "%s", err);
+	fab_free(&f);
+
+	fab_init(&f, 4, 4, 16, 4);
+	f.hdr->modules.offset = 64; /* inside the header */
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert(strstr(err, "module table"), "%s", err);
+	fab_free(&f);
+
+	fab_init(&f, 4, 4, 16, 4);
+	f.hdr->header_size = 100;
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert(strstr(err, "header size"), "%s", err);
+	fab_free(&f);
+}
+
+Test(analyzer_segment, rejects_short_and_foreign_files)
+{
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	struct lw_snapshot s;
+
+	snprintf(path, sizeof path, "%s/empty", dir);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), -1);
+	cr_assert(strstr(err, "truncated"), "%s", err);
+
+	cr_assert_eq(lw_snapshot_open(&s, "/etc/passwd", err, sizeof err), -1);
+	cr_assert_str_eq(err, "not a leakwatch segment");
+
+	cr_assert_eq(lw_snapshot_open(&s, dir, err, sizeof err), -1);
+	cr_assert_str_eq(err, "not a regular file");
+
+	char link[PATH_MAX];
+	snprintf(link, sizeof link, "%s/link", dir);
+	cr_assert_eq(symlink("/etc/passwd", link), 0);
+	cr_assert_eq(lw_snapshot_open(&s, link, err, sizeof err), -1);
+	cr_assert(strstr(err, "symbolic link"), "%s", err);
+
+	cr_assert_eq(lw_snapshot_open(&s, "/nonexistent/leakwatch.1", err, sizeof err), -1);
+	cr_assert_str_eq(err, "No such file or directory");
+
+	/* a header cut short */
+	struct fab f;
+	fab_init(&f, 4, 4, 16, 4);
+	fab_write(&f, dir, "short", path, sizeof path);
+	cr_assert_eq(truncate(path, 100), 0);
+	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), -1);
+	cr_assert(strstr(err, "truncated"), "%s", err);
+	fab_free(&f);
+}
+
+Test(analyzer_segment, discover_lists_and_resolves)
+{
+	struct fab f;
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	fab_init(&f, 4, 4, 16, 4);
+	fab_write(&f, dir, "leakwatch.77", path, sizeof path);
+	fab_write(&f, dir, "leakwatch.77.1", path, sizeof path);
+	fab_write(&f, dir, "leakwatch.5", path, sizeof path);
+	fab_write(&f, dir, "leakwatch.x", path, sizeof path);
+	fab_write(&f, dir, "other", path, sizeof path);
+	fab_free(&f);
+
+	struct lw_segref *refs;
+	int n = lw_segments_list(dir, &refs, err, sizeof err);
+	cr_assert_eq(n, 3, "%s", err);
+	cr_assert_eq(refs[0].pid, 5);
+	cr_assert_eq(refs[1].pid, 77);
+	cr_assert_eq(refs[1].archived, 0);
+	cr_assert_eq(refs[2].archived, 1);
+	free(refs);
+
+	cr_assert_eq(lw_segment_resolve("77", path, sizeof path, err, sizeof err), 0, "%s", err);
+	char want[PATH_MAX];
+	snprintf(want, sizeof want, "%s/leakwatch.77", dir);
+	cr_assert_str_eq(path, want);
+
+	cr_assert_eq(lw_segment_resolve("./some/file", path, sizeof path, err, sizeof err), 0);
+	cr_assert_str_eq(path, "./some/file");
+
+	cr_assert_eq(lw_segment_resolve("2147483", path, sizeof path, err, sizeof err), -1);
+	cr_assert_str_eq(err, "no process 2147483 and no segment for it");
+
+	char me[32];
+	snprintf(me, sizeof me, "%d", (int)getpid());
+	cr_assert_eq(lw_segment_resolve(me, path, sizeof path, err, sizeof err), -1);
+	snprintf(want, sizeof want, "process %d is running but is not traced by leakwatch (no %s/leakwatch.%d)",
+		 (int)getpid(), dir, (int)getpid());
+	cr_assert_str_eq(err, want);
+}
+
+Test(analyzer_segment, liveness_uses_start_time)
+{
+	struct lw_snapshot s;
+	memset(&s, 0, sizeof s);
+	s.hdr.pid = getpid();
+	s.state = LW_STATE_RUNNING;
+	cr_assert_eq(lw_proc_start_ticks(getpid(), &s.hdr.proc_start_ticks), 0);
+	cr_assert_eq(lw_snapshot_live(&s), LW_LIVE_ALIVE);
+	s.hdr.proc_start_ticks += 1; /* same pid, another process image: pid reuse */
+	cr_assert_eq(lw_snapshot_live(&s), LW_LIVE_DEAD);
+	s.state = LW_STATE_EXITED;
+	cr_assert_eq(lw_snapshot_live(&s), LW_LIVE_EXITED);
+	s.state = LW_STATE_EXECED;
+	cr_assert_eq(lw_snapshot_live(&s), LW_LIVE_EXECED);
+	s.state = LW_STATE_RUNNING;
+	s.hdr.pid = 2147483;
+	cr_assert_eq(lw_snapshot_live(&s), LW_LIVE_DEAD);
+}
+
+/* ---- the binary: bad input gives one line on stderr and exit status 2 ---- */
+
+static void expect_usage_fail(const char *const *args, const char *needle)
+{
+	char out[8192], err[8192];
+	int rc = cli_run(args, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_expect_eq(rc, 2, "%s: exit %d, stderr '%s'", args[0] ? args[0] : "(none)", rc, err);
+	cr_expect_eq(count_lines(err), 1, "%s: stderr must be one line: '%s'", args[0] ? args[0] : "", err);
+	cr_expect(strncmp(err, "leakwatch: ", 11) == 0, "stderr '%s'", err);
+	if (needle)
+		cr_expect(strstr(err, needle), "stderr '%s' lacks '%s'", err, needle);
+}
+
+Test(analyzer_segment, cli_bad_arguments)
+{
+	expect_usage_fail((const char *[]){ NULL }, "missing command");
+	expect_usage_fail((const char *[]){ "--bogus", NULL }, "unknown option '--bogus'");
+	expect_usage_fail((const char *[]){ "frobnicate", NULL }, "unknown command");
+	expect_usage_fail((const char *[]){ "report", NULL }, "missing PID");
+	expect_usage_fail((const char *[]){ "report", "1", "--older-than", "5parsecs", NULL }, "bad duration");
+	expect_usage_fail((const char *[]){ "report", "1", "--older-than", "-5s", NULL }, "bad duration");
+	expect_usage_fail((const char *[]){ "report", "1", "--older-than", NULL }, "missing argument");
+	expect_usage_fail((const char *[]){ "report", "1", "--format", "xml", NULL }, "unknown format");
+	expect_usage_fail((const char *[]){ "report", "1", "--wat", NULL }, "unknown option");
+	expect_usage_fail((const char *[]){ "report", "1", "2", NULL }, "unexpected argument");
+	expect_usage_fail((const char *[]){ "ps", "extra", NULL }, "unexpected argument");
+	expect_usage_fail((const char *[]){ "run", NULL }, "missing command");
+	expect_usage_fail((const char *[]){ "run", "--", NULL }, "missing command");
+	expect_usage_fail((const char *[]){ "run", "--older-than", "soon", "--", "true", NULL }, "bad duration");
+	expect_usage_fail((const char *[]){ "run", "--nope", "--", "true", NULL }, "unknown option");
+}
+
+Test(analyzer_segment, cli_bad_targets)
+{
+	char path[PATH_MAX], me[32];
+	struct fab f;
+
+	expect_usage_fail((const char *[]){ "report", "2147483", NULL }, "no process 2147483 and no segment");
+	snprintf(me, sizeof me, "%d", (int)getpid());
+	expect_usage_fail((const char *[]){ "report", me, NULL }, "is running but is not traced");
+	expect_usage_fail((const char *[]){ "report", "/etc/passwd", NULL }, "not a leakwatch segment");
+
+	snprintf(path, sizeof path, "%s/empty", dir);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	expect_usage_fail((const char *[]){ "report", path, NULL }, "truncated");
+
+	fab_init(&f, 4, 4, 16, 4);
+	f.hdr->compat_version = 9;
+	f.hdr->version = 9;
+	fab_write(&f, dir, "leakwatch.11", path, sizeof path);
+	expect_usage_fail((const char *[]){ "report", "11", NULL }, "newer layout (version 9");
+	fab_free(&f);
+
+	fab_init(&f, 4, 4, 16, 4);
+	fab_write(&f, dir, "leakwatch.12", path, sizeof path);
+	cr_assert_eq(truncate(path, (off_t)f.size - 64), 0);
+	expect_usage_fail((const char *[]){ "report", path, NULL }, "truncated: header says");
+	fab_free(&f);
+}
+
+Test(analyzer_segment, cli_valid_segment_and_ps)
+{
+	char path[PATH_MAX], out[16384], err[8192];
+	struct fab f;
+	fab_init(&f, 4, 4, 16, 4);
+	fab_handle(&f, 5, LW_ORIGIN_SOCKET, 0, 1);
+	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_free(&f);
+	snprintf(path, sizeof path, "%s/leakwatch.9", dir);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+
+	int rc = cli_run((const char *[]){ "report", "2147483", NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "stderr: %s", err);
+	cr_assert(strstr(out, "pid 2147483 (fake --serve) dead"), "%s", out);
+
+	rc = cli_run((const char *[]){ "ps", NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "stderr: %s", err);
+	cr_assert(strstr(out, "PID"), "%s", out);
+	cr_assert(strstr(out, "2147483  dead"), "%s", out);
+	/* a broken file is listed with its reason, not fatal */
+	cr_assert(strstr(out, "invalid"), "%s", out);
+	cr_assert(strstr(out, "truncated"), "%s", out);
+
+	rc = cli_run((const char *[]){ "--help", NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0);
+	cr_assert(strstr(out, "exit status"), "%s", out);
+}
+
+Test(analyzer_segment, cli_segment_of_another_user)
+{
+	if (getuid() != 0)
+		cr_skip_test("needs root to create a file owned by someone else");
+	struct passwd *pw = getpwnam("nobody");
+	cr_assert_not_null(pw);
+	char path[PATH_MAX], out[4096], err[4096];
+	struct fab f;
+	fab_init(&f, 4, 4, 16, 4);
+	fab_write(&f, dir, "leakwatch.13", path, sizeof path);
+	fab_free(&f);
+	chmod(path, 0644); /* readable, but not ours: still refused */
+	int rc = cli_run((const char *[]){ "report", path, NULL }, pw->pw_uid, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 2, "stderr: %s", err);
+	cr_assert_eq(count_lines(err), 1, "%s", err);
+	cr_assert(strstr(err, "owned by uid 0"), "%s", err);
+}
+
+Test(analyzer_segment, cli_run_exec_failure_and_status)
+{
+	char out[16384], err[8192];
+	/* Any loadable library stands in for the shim: nothing writes segments. */
+	const char *shims[] = { "/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6" };
+	const char *shim = NULL;
+	for (size_t i = 0; i < 2 && !shim; i++)
+		if (access(shims[i], R_OK) == 0)
+			shim = shims[i];
+	if (!shim)
+		cr_skip_test("no libm to stand in for the shim");
+	setenv("LEAKWATCH_SHIM", shim, 1);
+
+	int rc = cli_run((const char *[]){ "run", "--", "/nonexistent/cmd", NULL }, (uid_t)-1, out, sizeof out,
+			 err, sizeof err);
+	cr_expect_eq(rc, 2, "stderr: %s", err);
+	cr_expect_eq(count_lines(err), 1, "%s", err);
+	cr_expect(strstr(err, "cannot run /nonexistent/cmd: No such file or directory"), "%s", err);
+
+	rc = cli_run((const char *[]){ "run", "--fail-on-leak", "--", "sh", "-c", "exit 3", NULL }, (uid_t)-1,
+		     out, sizeof out, err, sizeof err);
+	cr_expect_eq(rc, 0, "stderr: %s", err);
+	cr_expect(strstr(out, "command exited with status 3"), "%s", out);
+
+	rc = cli_run((const char *[]){ "run", "--", "sh", "-c", "kill -TERM $$", NULL }, (uid_t)-1, out,
+		     sizeof out, err, sizeof err);
+	cr_expect_eq(rc, 0, "stderr: %s", err);
+	cr_expect(strstr(out, "killed by signal 15"), "%s", out);
+
+	setenv("LEAKWATCH_SHIM", "/nonexistent/libleakwatch.so", 1);
+	rc = cli_run((const char *[]){ "run", "--", "true", NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_expect_eq(rc, 2);
+	cr_expect(strstr(err, "cannot find libleakwatch.so (set LEAKWATCH_SHIM)"), "%s", err);
+	unsetenv("LEAKWATCH_SHIM");
+
+	/* the private directory is gone afterwards */
+	struct lw_segref *refs;
+	char e[LW_ERR_MAX];
+	cr_expect_eq(lw_segments_list(dir, &refs, e, sizeof e), 0);
+	free(refs);
+	char cmd[PATH_MAX + 64];
+	snprintf(cmd, sizeof cmd, "ls -d %s/leakwatch-run.* >/dev/null 2>&1", dir);
+	cr_expect_neq(system(cmd), 0, "leftover run directory in %s", dir);
+}

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_analyzer_util.h — fabricate segments for the analyzer tests, so the
+ * reader can be tested without the shim: a header plus tables at 64-byte
+ * aligned offsets, exactly as include/leakwatch/segment.h lays them out.
+ */
+#ifndef LEAKWATCH_TEST_ANALYZER_UTIL_H
+#define LEAKWATCH_TEST_ANALYZER_UTIL_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "analyzer.h"
+
+struct fab {
+	unsigned char *mem;
+	size_t size;
+	struct lw_header *hdr;
+};
+
+static inline uint64_t fab_align(uint64_t v)
+{
+	return (v + 63) & ~(uint64_t)63;
+}
+
+static inline uint64_t fab_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A RUNNING segment for a pid that does not exist, with empty tables. */
+static inline void fab_init(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
+			    uint32_t nbadcloses)
+{
+	uint64_t off = LW_HEADER_SIZE;
+	struct lw_table t[4];
+	uint32_t caps[4] = { nstacks, nmodules, nhandles, nbadcloses };
+	uint32_t sizes[4] = { sizeof(struct lw_stack), sizeof(struct lw_module), sizeof(struct lw_handle),
+			      sizeof(struct lw_badclose) };
+	memset(t, 0, sizeof t);
+	for (int i = 0; i < 4; i++) {
+		off = fab_align(off);
+		t[i].offset = off;
+		t[i].capacity = caps[i];
+		t[i].entry_size = sizes[i];
+		off += (uint64_t)caps[i] * sizes[i];
+	}
+	f->size = (size_t)fab_align(off);
+	f->mem = calloc(1, f->size);
+	f->hdr = (struct lw_header *)(void *)f->mem;
+	struct lw_header *h = f->hdr;
+	h->magic = LW_MAGIC;
+	h->version = LW_VERSION;
+	h->compat_version = LW_COMPAT_VERSION;
+	h->header_size = LW_HEADER_SIZE;
+	h->total_size = f->size;
+	h->pid = 2147483;         /* above any pid_max: never a live process */
+	h->ppid = 1;
+	h->uid = getuid();
+	h->state = LW_STATE_RUNNING;
+	h->start_monotonic_ns = 1000000000ull;
+	h->start_realtime_ns = 1700000000ull * 1000000000ull;
+	snprintf(h->exe, sizeof h->exe, "/usr/bin/fake");
+	snprintf(h->cmdline, sizeof h->cmdline, "fake --serve");
+	h->stack_depth = 32;
+	h->stacks = t[0];
+	h->modules = t[1];
+	h->handles = t[2];
+	h->badcloses = t[3];
+	h->heap.offset = f->size;
+}
+
+static inline void fab_free(struct fab *f)
+{
+	free(f->mem);
+	f->mem = NULL;
+}
+
+static inline void *fab_slot(struct fab *f, const struct lw_table *t, size_t i)
+{
+	return f->mem + t->offset + i * t->entry_size;
+}
+
+/* Store a ready stack in slot id-1 and return id. */
+static inline uint32_t fab_stack(struct fab *f, uint32_t id, const uint64_t *frames, size_t n)
+{
+	struct lw_stack *s = fab_slot(f, &f->hdr->stacks, id - 1);
+	s->seq = 2;
+	s->depth = (uint16_t)n;
+	memcpy(s->frames, frames, n * sizeof *frames);
+	return id;
+}
+
+static inline struct lw_module *fab_module(struct fab *f, const char *path, uint64_t base,
+					   uint64_t start, uint64_t end, uint32_t flags)
+{
+	uint32_t i = f->hdr->modules.used++;
+	struct lw_module *m = fab_slot(f, &f->hdr->modules, i);
+	m->seq = 2;
+	m->flags = flags;
+	m->base = base;
+	m->start = start;
+	m->end = end;
+	snprintf(m->path, sizeof m->path, "%s", path);
+	return m;
+}
+
+static inline void fab_addr_in(struct lw_addr *a, const char *ip, uint16_t port)
+{
+	struct sockaddr_in sin;
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	memcpy(a->data, &sin, sizeof sin);
+	a->len = sizeof sin;
+}
+
+static inline void fab_addr_un(struct lw_addr *a, const char *path)
+{
+	struct sockaddr_un sun;
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+	memcpy(a->data, &sun, sizeof sun);
+	a->len = (uint16_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+}
+
+/* An OPEN TCP handle at fd, opened age_s seconds before `now` on the header clock. */
+static inline struct lw_handle *fab_handle(struct fab *f, int fd, uint16_t origin, uint32_t stack_id,
+					   uint64_t open_ns)
+{
+	struct lw_handle *h = fab_slot(f, &f->hdr->handles, (size_t)fd);
+	h->seq = 2;
+	h->state = LW_H_OPEN;
+	h->origin = origin;
+	h->family = AF_INET;
+	h->type = SOCK_STREAM;
+	h->stack_id = stack_id;
+	h->tid = 4243;
+	h->inode = 100000 + (uint64_t)fd;
+	h->open_ns = open_ns;
+	h->dup_of = -1;
+	return h;
+}
+
+static inline struct lw_badclose *fab_badclose(struct fab *f, int fd, uint32_t stack_id)
+{
+	uint32_t n = f->hdr->badcloses.used++;
+	struct lw_badclose *b = fab_slot(f, &f->hdr->badcloses, n % f->hdr->badcloses.capacity);
+	memset(b, 0, sizeof *b);
+	b->seq = 2;
+	b->fd = fd;
+	b->tid = 4243;
+	b->stack_id = stack_id;
+	return b;
+}
+
+/* A fresh private directory (0755 so a setuid() child can reach files in it). */
+static inline void fab_tmpdir(char *dir, size_t len)
+{
+	snprintf(dir, len, "/tmp/lw-analyzer-test.XXXXXX");
+	if (!mkdtemp(dir))
+		abort();
+	chmod(dir, 0755);
+}
+
+/* Write the fabricated segment to dir/name; returns the path in out. */
+static inline void fab_write(const struct fab *f, const char *dir, const char *name, char *out, size_t len)
+{
+	if ((size_t)snprintf(out, len, "%s/%s", dir, name) >= len)
+		abort();
+	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		abort();
+	size_t done = 0;
+	while (done < f->size) {
+		ssize_t w = write(fd, f->mem + done, f->size - done);
+		if (w <= 0)
+			abort();
+		done += (size_t)w;
+	}
+	close(fd);
+}
+
+static inline void fab_rmdir(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+	if (strncmp(dir, "/tmp/lw-analyzer-test.", 22) != 0)
+		return;
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0) {
+		/* leftovers in /tmp are harmless */
+	}
+}
+
+/*
+ * Run build/leakwatch with argv (NULL-terminated, without argv[0]), optionally
+ * as another uid.  Captures stdout and stderr (truncated to their buffers) and
+ * returns the exit status, or -1 if it did not exit normally.
+ */
+static inline int cli_run(const char *const *args, uid_t as_uid, char *out, size_t outlen, char *err,
+			  size_t errlen)
+{
+	int po[2], pe[2];
+	if (pipe(po) < 0 || pipe(pe) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		close(po[0]);
+		close(pe[0]);
+		if (as_uid != (uid_t)-1 && (setgid(as_uid) < 0 || setuid(as_uid) < 0))
+			_exit(126);
+		const char *argv[32];
+		size_t n = 0;
+		argv[n++] = LW_BUILD_DIR "/leakwatch";
+		for (; args[n - 1] && n < 31; n++)
+			argv[n] = args[n - 1];
+		argv[n] = NULL;
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	size_t no = 0, ne = 0;
+	int open_o = 1, open_e = 1;
+	/* Both pipes are small here; read them alternately until EOF. */
+	while (open_o || open_e) {
+		char buf[4096];
+		if (open_o) {
+			ssize_t r = read(po[0], buf, sizeof buf);
+			if (r <= 0)
+				open_o = 0;
+			else {
+				size_t c = (size_t)r < outlen - 1 - no ? (size_t)r : outlen - 1 - no;
+				memcpy(out + no, buf, c);
+				no += c;
+			}
+		}
+		if (open_e && !open_o) {
+			ssize_t r = read(pe[0], buf, sizeof buf);
+			if (r <= 0)
+				open_e = 0;
+			else {
+				size_t c = (size_t)r < errlen - 1 - ne ? (size_t)r : errlen - 1 - ne;
+				memcpy(err + ne, buf, c);
+				ne += c;
+			}
+		}
+	}
+	out[no] = '\0';
+	err[ne] = '\0';
+	close(po[0]);
+	close(pe[0]);
+	int status;
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static inline size_t count_lines(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+#endif /* LEAKWATCH_TEST_ANALYZER_UTIL_H */
