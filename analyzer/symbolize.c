@@ -425,7 +425,11 @@ size_t lw_symbolize_stack(struct lw_symbolizer *sym, const uint64_t *frames, siz
 	for (size_t i = 0; i < depth && n < max; i++) {
 		if (frames[i] == 0)
 			continue;
-		const struct cache_slot *slot = sym ? frames_get(sym, frames[i], i != 0) : NULL;
+		/* Every recorded frame is a return address: the shim drops its own
+		 * frames, so even frame 0 is where the hooked libc call returns to.
+		 * Looking up addr - 1 keeps `close(fd);` on its own line instead of
+		 * the line of the next statement. */
+		const struct cache_slot *slot = sym ? frames_get(sym, frames[i], 1) : NULL;
 		if (!slot) {
 			memset(&out[n], 0, sizeof out[n]);
 			out[n++].addr = frames[i];

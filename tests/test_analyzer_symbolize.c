@@ -113,7 +113,7 @@ Test(analyzer_symbolize, function_and_file)
 	cr_assert_not_null(sym, "%s", err);
 	cr_assert_eq(target_fn(1), 4);
 
-	/* frame 0 is an exact pc; +4 stays inside the function */
+	/* every frame is looked up as a return address (addr - 1); +4 stays inside */
 	uint64_t frames[1] = { (uint64_t)(uintptr_t)&target_fn + 4 };
 	struct lw_frame out[8];
 	size_t n = lw_symbolize_stack(sym, frames, 1, out, 8);
@@ -208,7 +208,8 @@ Test(analyzer_symbolize, build_id_mismatch_is_flagged)
 	memset(mods[0].build_id, 0xab, 20);
 	struct lw_symbolizer *sym = lw_symbolizer_new(&snap, err, sizeof err);
 	cr_assert_not_null(sym, "%s", err);
-	uint64_t frames[1] = { (uint64_t)(uintptr_t)&target_fn };
+	/* a return address just past the entry still lies inside target_fn */
+	uint64_t frames[1] = { (uint64_t)(uintptr_t)&target_fn + 1 };
 	struct lw_frame out[4];
 	size_t n = lw_symbolize_stack(sym, frames, 1, out, 4);
 	cr_assert_eq(n, 1);
@@ -224,7 +225,8 @@ Test(analyzer_symbolize, empty_module_table)
 	memset(&empty, 0, sizeof empty);
 	struct lw_symbolizer *sym = lw_symbolizer_new(&empty, err, sizeof err);
 	cr_assert_not_null(sym, "%s", err);
-	uint64_t frames[1] = { (uint64_t)(uintptr_t)&target_fn };
+	/* a return address just past the entry still lies inside target_fn */
+	uint64_t frames[1] = { (uint64_t)(uintptr_t)&target_fn + 1 };
 	struct lw_frame out[4];
 	cr_assert_eq(lw_symbolize_stack(sym, frames, 1, out, 4), 1);
 	cr_assert_null(out[0].function);

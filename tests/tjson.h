@@ -27,22 +27,22 @@ struct tj_parser {
 	int depth;
 };
 
-static struct tj *tj_value(struct tj_parser *ps);
+static inline struct tj *tj_value(struct tj_parser *ps);
 
-static void tj_ws(struct tj_parser *ps)
+static inline void tj_ws(struct tj_parser *ps)
 {
 	while (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\t' || *ps->p == '\r')
 		ps->p++;
 }
 
-static struct tj *tj_new(enum tj_type t)
+static inline struct tj *tj_new(enum tj_type t)
 {
 	struct tj *v = calloc(1, sizeof *v);
 	v->type = t;
 	return v;
 }
 
-static void tj_free(struct tj *v)
+static inline void tj_free(struct tj *v)
 {
 	if (!v)
 		return;
@@ -57,7 +57,7 @@ static void tj_free(struct tj *v)
 	free(v);
 }
 
-static char *tj_string(struct tj_parser *ps)
+static inline char *tj_string(struct tj_parser *ps)
 {
 	if (*ps->p != '"')
 		return NULL;
@@ -114,7 +114,7 @@ static char *tj_string(struct tj_parser *ps)
 	return out;
 }
 
-static void tj_push(struct tj *v, char *key, struct tj *item)
+static inline void tj_push(struct tj *v, char *key, struct tj *item)
 {
 	v->items = realloc(v->items, (v->n + 1) * sizeof *v->items);
 	if (v->type == TJ_OBJ)
@@ -122,7 +122,7 @@ static void tj_push(struct tj *v, char *key, struct tj *item)
 	v->items[v->n++] = item;
 }
 
-static struct tj *tj_value(struct tj_parser *ps)
+static inline struct tj *tj_value(struct tj_parser *ps)
 {
 	tj_ws(ps);
 	if (++ps->depth > 64)
@@ -195,7 +195,7 @@ fail:
 }
 
 /* tj_parse - the whole text must be one JSON value (whitespace around ok). */
-static struct tj *tj_parse(const char *text)
+static inline struct tj *tj_parse(const char *text)
 {
 	struct tj_parser ps = { text, 0 };
 	struct tj *v = tj_value(&ps);
@@ -209,7 +209,7 @@ static struct tj *tj_parse(const char *text)
 	return v;
 }
 
-static struct tj *tj_get(const struct tj *o, const char *key)
+static inline struct tj *tj_get(const struct tj *o, const char *key)
 {
 	if (!o || o->type != TJ_OBJ)
 		return NULL;
@@ -219,24 +219,24 @@ static struct tj *tj_get(const struct tj *o, const char *key)
 	return NULL;
 }
 
-static struct tj *tj_at(const struct tj *a, size_t i)
+static inline struct tj *tj_at(const struct tj *a, size_t i)
 {
 	return a && a->type == TJ_ARR && i < a->n ? a->items[i] : NULL;
 }
 
-static const char *tj_str(const struct tj *o, const char *key)
+static inline const char *tj_str(const struct tj *o, const char *key)
 {
 	struct tj *v = tj_get(o, key);
 	return v && v->type == TJ_STR ? v->str : NULL;
 }
 
-static double tj_num(const struct tj *o, const char *key, double def)
+static inline double tj_num(const struct tj *o, const char *key, double def)
 {
 	struct tj *v = tj_get(o, key);
 	return v && (v->type == TJ_NUM || v->type == TJ_BOOL) ? v->num : def;
 }
 
-static size_t tj_len(const struct tj *a)
+static inline size_t tj_len(const struct tj *a)
 {
 	return a && (a->type == TJ_ARR || a->type == TJ_OBJ) ? a->n : 0;
 }

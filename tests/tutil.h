@@ -32,14 +32,14 @@ struct cmd_result {
 	size_t out_len, err_len;
 };
 
-static void cmd_result_free(struct cmd_result *r)
+static inline void cmd_result_free(struct cmd_result *r)
 {
 	free(r->out);
 	free(r->err);
 	memset(r, 0, sizeof *r);
 }
 
-static void buf_append(char **buf, size_t *len, const char *data, size_t n)
+static inline void buf_append(char **buf, size_t *len, const char *data, size_t n)
 {
 	*buf = realloc(*buf, *len + n + 1);
 	memcpy(*buf + *len, data, n);
@@ -52,7 +52,7 @@ static void buf_append(char **buf, size_t *len, const char *data, size_t n)
  * ("NAME=value", NULL-terminated, may be NULL) and stdin from /dev/null.
  * Kills the child after timeout_s seconds.  Always returns with r filled.
  */
-static void run_cmd(struct cmd_result *r, char *const argv[], char *const env_extra[], int timeout_s)
+static inline void run_cmd(struct cmd_result *r, char *const argv[], char *const env_extra[], int timeout_s)
 {
 	int op[2], ep[2];
 	memset(r, 0, sizeof *r);
@@ -119,7 +119,7 @@ static void run_cmd(struct cmd_result *r, char *const argv[], char *const env_ex
 
 /* marker_line - line number (1-based) of the "LW-MARK: name" comment in a
  * source file below LW_SOURCE_DIR, or 0. */
-static int marker_line(const char *relpath, const char *name)
+static inline int marker_line(const char *relpath, const char *name)
 {
 	char path[1024], line[1024], tag[256];
 	snprintf(path, sizeof path, "%s/%s", LW_SOURCE_DIR, relpath);
@@ -140,7 +140,7 @@ static int marker_line(const char *relpath, const char *name)
 }
 
 /* count_lines - lines of s (a trailing text without newline counts). */
-static int count_lines(const char *s)
+static inline int count_lines(const char *s)
 {
 	int n = 0;
 	for (; *s; s++)
@@ -149,12 +149,12 @@ static int count_lines(const char *s)
 	return n;
 }
 
-static const char *lw_bin(void)
+static inline const char *lw_bin(void)
 {
 	return LW_BUILD_DIR "/leakwatch";
 }
 
-static const char *lw_shim(void)
+static inline const char *lw_shim(void)
 {
 	return LW_BUILD_DIR "/libleakwatch.so";
 }

@@ -1,0 +1,382 @@
+/*
+ * End-to-end tests: fixture programs with leaks at known lines, run under
+ * the real shim through `leakwatch run --format json`, and the JSON report
+ * checked field by field.  Lines are found through "LW-MARK:" comments in
+ * the fixture sources, never hard-coded.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tjson.h"
+#include "tutil.h"
+
+#define FIX(name) LW_BUILD_DIR "/fixtures/" name
+
+struct runrep {
+	struct cmd_result res;   /* the leakwatch process */
+	struct tj *json;         /* parsed --output file */
+	int port;                /* "fixture-port: N" from the fixture's stderr, or 0 */
+};
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	size_t n;
+	while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (len + 1 >= cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* lw_run - `leakwatch run --format json --output F [opts...] -- argv...` */
+static void lw_run(struct runrep *rr, const char *const *opts, const char *const *cmd)
+{
+	char out[] = "/tmp/lw-int-XXXXXX";
+	int fd = mkstemp(out);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	const char *argv[64];
+	int n = 0;
+	argv[n++] = lw_bin();
+	argv[n++] = "run";
+	argv[n++] = "--format";
+	argv[n++] = "json";
+	argv[n++] = "--output";
+	argv[n++] = out;
+	for (int i = 0; opts && opts[i]; i++)
+		argv[n++] = opts[i];
+	argv[n++] = "--";
+	for (int i = 0; cmd[i]; i++)
+		argv[n++] = cmd[i];
+	argv[n] = NULL;
+	memset(rr, 0, sizeof *rr);
+	run_cmd(&rr->res, (char *const *)argv, NULL, 120);
+	char *text = slurp(out);
+	unlink(out);
+	cr_assert_not_null(text, "no report written; stderr: %s", rr->res.err);
+	rr->json = tj_parse(text);
+	cr_assert_not_null(rr->json, "report is not valid JSON: %.400s", text);
+	free(text);
+	const char *p = strstr(rr->res.err, "fixture-port: ");
+	if (p)
+		rr->port = atoi(p + strlen("fixture-port: "));
+}
+
+static void runrep_free(struct runrep *rr)
+{
+	tj_free(rr->json);
+	cmd_result_free(&rr->res);
+}
+
+/* the process object of the main image (first in "processes") */
+static struct tj *main_proc(struct runrep *rr)
+{
+	struct tj *procs = tj_get(rr->json, "processes");
+	cr_assert_geq(tj_len(procs), 1, "no process in the report");
+	return tj_at(procs, 0);
+}
+
+/* frame i of a stack array: function, file basename and line */
+static void assert_stack_frame(struct tj *stack, size_t i, const char *func, const char *file, int line)
+{
+	struct tj *f = tj_at(stack, i);
+	cr_assert_neq(line, 0, "marker for %s not found in the fixture source", func);
+	cr_assert_not_null(f, "stack has no frame %zu", i);
+	cr_assert_str_eq(tj_str(f, "function") ? tj_str(f, "function") : "(null)", func);
+	const char *path = tj_str(f, "file");
+	cr_assert_not_null(path, "frame %zu (%s) has no file", i, func);
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	cr_assert_str_eq(base, file);
+	cr_assert_eq((int)tj_num(f, "line", -1), line, "%s: line %d, expected %d", func,
+		     (int)tj_num(f, "line", -1), line);
+}
+
+static void assert_frame(struct tj *group, size_t i, const char *func, const char *file, int line)
+{
+	assert_stack_frame(tj_get(group, "stack"), i, func, file, line);
+}
+
+static void assert_endpoint(struct tj *group, int port)
+{
+	char want[64];
+	snprintf(want, sizeof want, "127.0.0.1:%d", port);
+	cr_assert_neq(port, 0, "fixture port unknown");
+	cr_assert_str_eq(tj_str(group, "endpoint") ? tj_str(group, "endpoint") : "(null)", want);
+}
+
+/* ---- leak_basic ------------------------------------------------------------ */
+
+Test(integration, leaked_connections_named_at_their_line)
+{
+	struct runrep rr;
+	const char *opts[] = { "--fail-on-leak", NULL };
+	const char *cmd[] = { FIX("leak_basic"), "3", "2", NULL };
+	lw_run(&rr, opts, cmd);
+	cr_assert_eq(rr.res.status, 1, "--fail-on-leak must exit 1 (got %d): %s", rr.res.status,
+		     rr.res.err);
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 3);
+	struct tj *p = main_proc(&rr);
+	cr_assert_str_eq(tj_str(p, "state"), "exited");
+	cr_assert_eq(tj_num(p, "exit_status", -1), 0, "exit status of a return from main is known");
+	struct tj *groups = tj_get(p, "groups");
+	cr_assert_eq(tj_len(groups), 1, "one leaking site, got %zu groups", tj_len(groups));
+	struct tj *g = tj_at(groups, 0);
+	cr_assert_eq(tj_num(g, "count", -1), 3);
+	cr_assert_str_eq(tj_str(g, "family"), "AF_INET");
+	cr_assert_str_eq(tj_str(g, "type"), "SOCK_STREAM");
+	cr_assert_str_eq(tj_str(g, "origin"), "socket");
+	cr_assert_str_eq(tj_str(g, "endpoint_role"), "peer");
+	assert_endpoint(g, rr.port);
+	assert_frame(g, 0, "leak_connection", "leak_basic.c",
+		     marker_line("tests/fixtures/leak_basic.c", "leak_basic.socket"));
+	assert_frame(g, 1, "main", "leak_basic.c",
+		     marker_line("tests/fixtures/leak_basic.c", "leak_basic.call"));
+	/* accepted connections are closed at once and the listener at the end,
+	 * so what was opened and not closed is exactly the leak */
+	struct tj *c = tj_get(p, "counters");
+	cr_assert_eq(tj_num(c, "sock_opened", -1) - tj_num(c, "sock_closed", -1), 3);
+	cr_assert_geq(tj_num(c, "sock_opened", -1), 1 + 2 + 3, "listener + good + leaked at least");
+	runrep_free(&rr);
+}
+
+Test(integration, no_leak_exits_zero)
+{
+	struct runrep rr;
+	const char *opts[] = { "--fail-on-leak", NULL };
+	const char *cmd[] = { FIX("leak_basic"), "0", "4", NULL };
+	lw_run(&rr, opts, cmd);
+	cr_assert_eq(rr.res.status, 0, "nothing leaked: exit 0 (got %d): %s", rr.res.status, rr.res.err);
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 0);
+	cr_assert_eq(tj_len(tj_get(main_proc(&rr), "groups")), 0);
+	runrep_free(&rr);
+}
+
+Test(integration, older_than_filters_young_sockets)
+{
+	struct runrep rr;
+	const char *opts[] = { "--fail-on-leak", "--older-than", "1h", NULL };
+	const char *cmd[] = { FIX("leak_basic"), "3", "0", NULL };
+	lw_run(&rr, opts, cmd);
+	cr_assert_eq(rr.res.status, 0, "sockets younger than 1h are not leaks: %s", rr.res.err);
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 0);
+	runrep_free(&rr);
+}
+
+Test(integration, without_fail_on_leak_exits_zero)
+{
+	struct runrep rr;
+	const char *cmd[] = { FIX("leak_basic"), "2", "0", NULL };
+	lw_run(&rr, NULL, cmd);
+	cr_assert_eq(rr.res.status, 0);
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 2);
+	runrep_free(&rr);
+}
+
+/* ---- descriptor semantics ----------------------------------------------------- */
+
+static struct tj *only_group(struct runrep *rr)
+{
+	struct tj *groups = tj_get(main_proc(rr), "groups");
+	cr_assert_eq(tj_len(groups), 1, "expected one group, got %zu", tj_len(groups));
+	return tj_at(groups, 0);
+}
+
+static int printed_fd(struct runrep *rr)
+{
+	const char *p = strstr(rr->res.out, "fd ");
+	cr_assert_not_null(p, "fixture did not print its fd: %s", rr->res.out);
+	return atoi(p + 3);
+}
+
+Test(integration, dup2_onto_open_socket)
+{
+	struct runrep rr;
+	const char *cmd[] = { FIX("fdsem"), "dup2", NULL };
+	lw_run(&rr, NULL, cmd);
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 1, "the replaced socket was closed by dup2");
+	struct tj *g = only_group(&rr);
+	cr_assert_str_eq(tj_str(g, "origin"), "dup");
+	cr_assert_eq((int)tj_at(tj_get(g, "fds"), 0)->num, printed_fd(&rr));
+	assert_endpoint(g, rr.port);
+	assert_frame(g, 0, "mode_dup2", "fdsem.c", marker_line("tests/fixtures/fdsem.c", "fdsem.dup2"));
+	runrep_free(&rr);
+}
+
+Test(integration, fcntl_dupfd)
+{
+	struct runrep rr;
+	const char *cmd[] = { FIX("fdsem"), "fdupfd", NULL };
+	lw_run(&rr, NULL, cmd);
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 1);
+	struct tj *g = only_group(&rr);
+	cr_assert_str_eq(tj_str(g, "origin"), "dup");
+	cr_assert_geq(tj_at(tj_get(g, "fds"), 0)->num, 100);
+	assert_endpoint(g, rr.port);
+	assert_frame(g, 0, "mode_fdupfd", "fdsem.c", marker_line("tests/fixtures/fdsem.c", "fdsem.fdupfd"));
+	runrep_free(&rr);
+}
+
+Test(integration, socketpair_both_ends)
+{
+	struct runrep rr;
+	const char *cmd[] = { FIX("fdsem"), "socketpair", NULL };
+	lw_run(&rr, NULL, cmd);
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 2);
+	struct tj *g = only_group(&rr);
+	cr_assert_eq(tj_num(g, "count", -1), 2);
+	cr_assert_str_eq(tj_str(g, "family"), "AF_UNIX");
+	cr_assert_str_eq(tj_str(g, "origin"), "socketpair");
+	assert_frame(g, 0, "mode_socketpair", "fdsem.c",
+		     marker_line("tests/fixtures/fdsem.c", "fdsem.socketpair"));
+	runrep_free(&rr);
+}
+
+Test(integration, scm_rights_received_socket)
+{
+	struct runrep rr;
+	const char *cmd[] = { FIX("fdsem"), "scm", NULL };
+	lw_run(&rr, NULL, cmd);
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 1, "only the received copy stays open");
+	struct tj *g = only_group(&rr);
+	cr_assert_str_eq(tj_str(g, "origin"), "scm_rights");
+	assert_endpoint(g, rr.port);
+	assert_frame(g, 0, "recv_fd", "fdsem.c", marker_line("tests/fixtures/fdsem.c", "fdsem.recvmsg"));
+	runrep_free(&rr);
+}
+
+Test(integration, double_close_reported_with_both_stacks)
+{
+	struct runrep rr;
+	const char *cmd[] = { FIX("fdsem"), "double", NULL };
+	lw_run(&rr, NULL, cmd);
+	cr_assert_eq(rr.res.status, 0, "%s", rr.res.err);
+	struct tj *p = main_proc(&rr);
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 0);
+	struct tj *bad = tj_get(p, "bad_closes");
+	cr_assert_eq(tj_len(bad), 1, "one double close");
+	struct tj *b = tj_at(bad, 0);
+	assert_frame(b, 0, "close_twice", "fdsem.c", marker_line("tests/fixtures/fdsem.c", "fdsem.close2"));
+	struct tj *prev = tj_get(b, "prev_close_stack");
+	cr_assert_geq(tj_len(prev), 1, "the earlier close is shown");
+	assert_stack_frame(prev, 0, "close_twice", "fdsem.c",
+			   marker_line("tests/fixtures/fdsem.c", "fdsem.close1"));
+	runrep_free(&rr);
+}
+
+Test(integration, close_range_closes_everything)
+{
+	struct runrep rr;
+	const char *cmd[] = { FIX("fdsem"), "close_range", NULL };
+	lw_run(&rr, NULL, cmd);
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 0, "close_range closed all four");
+	cr_assert_eq(tj_len(tj_get(main_proc(&rr), "groups")), 0);
+	runrep_free(&rr);
+}
+
+Test(integration, fork_child_gets_own_segment_with_inherited_entries)
+{
+	struct runrep rr;
+	const char *opts[] = { "--all", NULL };
+	const char *cmd[] = { FIX("fdsem"), "fork", NULL };
+	lw_run(&rr, opts, cmd);
+	struct tj *procs = tj_get(rr.json, "processes");
+	cr_assert_eq(tj_len(procs), 2, "parent and child segments");
+	struct tj *parent = tj_at(procs, 0), *child = tj_at(procs, 1);
+	cr_assert_neq(tj_num(parent, "pid", 0), tj_num(child, "pid", 0));
+	cr_assert_eq(tj_num(child, "ppid", 0), tj_num(parent, "pid", -1));
+	/* parent: its connection leaks; child: its own UDP socket leaks, the
+	 * copies of the parent's sockets are inherited, not leaks */
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 2);
+	size_t inherited = 0, own = 0;
+	struct tj *groups = tj_get(child, "groups");
+	for (size_t i = 0; i < tj_len(groups); i++) {
+		struct tj *g = tj_at(groups, i);
+		struct tj *inh = tj_get(g, "inherited");
+		if (inh && inh->num) {
+			inherited += (size_t)tj_num(g, "count", 0);
+			cr_assert_str_eq(tj_str(g, "origin"), "fork");
+		} else {
+			own += (size_t)tj_num(g, "count", 0);
+			assert_frame(g, 0, "mode_fork", "fdsem.c",
+				     marker_line("tests/fixtures/fdsem.c", "fdsem.child_socket"));
+		}
+	}
+	cr_assert_eq(own, 1);
+	cr_assert_geq(inherited, 1, "the parent's connection is in the child's segment");
+	runrep_free(&rr);
+}
+
+Test(integration, exec_marks_old_image_and_new_image_inherits)
+{
+	struct runrep rr;
+	const char *opts[] = { "--all", NULL };
+	const char *cmd[] = { FIX("fdsem"), "exec", NULL };
+	lw_run(&rr, opts, cmd);
+	cr_assert_eq(rr.res.status, 0, "%s", rr.res.err);
+	struct tj *procs = tj_get(rr.json, "processes");
+	cr_assert_eq(tj_len(procs), 2, "the new image and the exec'd one");
+	struct tj *newimg = NULL, *old = NULL;
+	for (size_t i = 0; i < 2; i++) {
+		struct tj *p = tj_at(procs, i);
+		if (!strcmp(tj_str(p, "state"), "execed"))
+			old = p;
+		else
+			newimg = p;
+	}
+	cr_assert_not_null(old, "old image marked execed");
+	cr_assert_not_null(newimg);
+	cr_assert_eq(tj_num(old, "pid", 0), tj_num(newimg, "pid", -1), "same pid across exec");
+	cr_assert_not_null(strstr(tj_str(newimg, "command"), "exec-child"));
+	struct tj *groups = tj_get(newimg, "groups");
+	cr_assert_eq(tj_len(groups), 1);
+	struct tj *g = tj_at(groups, 0);
+	cr_assert_str_eq(tj_str(g, "origin"), "inherited");
+	cr_assert(tj_get(g, "inherited")->num);
+	cr_assert_eq(tj_len(tj_get(g, "stack")), 0, "inherited sockets have no stack");
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 0, "inherited sockets are not counted as leaks");
+	runrep_free(&rr);
+}
+
+/* ---- ps ------------------------------------------------------------------------- */
+
+Test(integration, ps_lists_exited_process)
+{
+	char dir[] = "/tmp/lw-ps-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char envdir[128], envpre[512];
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", dir);
+	snprintf(envpre, sizeof envpre, "LD_PRELOAD=%s", lw_shim());
+	char *env1[] = { envdir, envpre, NULL };
+	char *fx[] = { FIX("leak_basic"), "2", "0", NULL };
+	struct cmd_result r;
+	run_cmd(&r, fx, env1, 60);
+	cr_assert_eq(r.status, 0);
+	cmd_result_free(&r);
+
+	char *env2[] = { envdir, NULL };
+	char *ps[] = { (char *)lw_bin(), "ps", NULL };
+	run_cmd(&r, ps, env2, 60);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_not_null(strstr(r.out, "leak_basic"), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, "exited"), "%s", r.out);
+	/* the socket column: 2 open sockets */
+	const char *line = strstr(r.out, "exited");
+	int sockets = -1;
+	cr_assert_eq(sscanf(line, "exited %d", &sockets), 1, "%s", line);
+	cr_assert_eq(sockets, 2);
+	cmd_result_free(&r);
+	char cmdline[256];
+	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
+	cr_assert_eq(system(cmdline), 0);
+}
