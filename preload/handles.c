@@ -402,3 +402,14 @@ void handle_copy_from(const struct shim_segment *parent)
 		handle_write_open((int)fd, &src, id, 0);
 	}
 }
+
+void handle_bound(int fd)
+{
+	uint32_t seq;
+	struct lw_handle *h = slot_lock(fd, &seq);
+	if (!h)
+		return;
+	if (h->state == LW_H_OPEN)
+		addr_get(fd, &h->local, 0);
+	slot_unlock(h, seq);
+}

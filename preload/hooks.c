@@ -38,6 +38,7 @@ static _Atomic int g_ready;  /* 1 once the segment is set up */
 REAL_DECL(int, socket, (int, int, int));
 REAL_DECL(int, socketpair, (int, int, int, int[2]));
 REAL_DECL(int, connect, (int, const struct sockaddr *, socklen_t));
+REAL_DECL(int, bind, (int, const struct sockaddr *, socklen_t));
 REAL_DECL(int, accept, (int, struct sockaddr *, socklen_t *));
 REAL_DECL(int, accept4, (int, struct sockaddr *, socklen_t *, int));
 REAL_DECL(int, close, (int));
@@ -173,6 +174,23 @@ EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	return r;
 }
 
+/* A listening socket's address is only known after bind(). */
+EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	if (!REAL(bind)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int r = real_bind(fd, addr.__sockaddr__, len);
+	if (r == 0 && handle_is_open(fd) && enter()) {
+		int saved = errno;
+		handle_bound(fd);
+		errno = saved;
+		leave();
+	}
+	return r;
+}
+
 EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *len)
 {
 	if (!REAL(accept)) {
@@ -225,7 +243,9 @@ EXPORT int close(int fd)
 		errno = saved;
 	}
 	int r = real_close(fd);
-	if (r != 0 && errno == EBADF) {
+	/* close(-1) is a common "nothing to close" idiom (dash does it for every
+	 * command); only a real descriptor number can be a double close. */
+	if (r != 0 && errno == EBADF && fd >= 0) {
 		int saved = errno;
 		if (!in)
 			in = enter();
@@ -519,6 +539,17 @@ EXPORT int execle(const char *path, const char *arg, ...)
 
 /* ---- exit ---------------------------------------------------------------- */
 
+/* Returning from main() calls exit() inside libc, where no hook sees it;
+ * on_exit() handlers are the one place that learns the status then. */
+static void on_exit_status(int status, void *arg)
+{
+	(void)arg;
+	if (atomic_load_explicit(&g_ready, memory_order_acquire) && segment_active()) {
+		g_seg.hdr->exit_status = status;
+		g_seg.hdr->exit_known = 1;
+	}
+}
+
 static void note_exit(int status, int final)
 {
 	if (!atomic_load_explicit(&g_ready, memory_order_acquire) || !segment_active())
@@ -557,7 +588,7 @@ EXPORT void _Exit(int status)
 
 static void resolve_all(void)
 {
-	REAL(socket); REAL(socketpair); REAL(connect); REAL(accept); REAL(accept4);
+	REAL(socket); REAL(socketpair); REAL(connect); REAL(bind); REAL(accept); REAL(accept4);
 	REAL(close); REAL(close_range); REAL(dup); REAL(dup2); REAL(dup3);
 	REAL(fcntl); REAL(fcntl64); REAL(recvmsg);
 	REAL(execve); REAL(execv); REAL(execvp); REAL(execvpe); REAL(fexecve); REAL(execveat);
@@ -617,6 +648,7 @@ __attribute__((constructor)) static void shim_init(void)
 	modules_scan();
 	handle_scan_inherited();
 	pthread_atfork(NULL, NULL, atfork_child);
+	on_exit(on_exit_status, NULL);
 	segment_mark_state(LW_STATE_RUNNING);
 	atomic_store_explicit(&g_ready, 1, memory_order_release);
 out:

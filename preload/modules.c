@@ -66,8 +66,11 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
 	/* Already recorded and still loaded? */
 	for (uint32_t i = 0; i < used; i++) {
 		struct lw_module *m = &g_seg.modules[i];
+		/* the main program is recorded under the exe path, its dlpi_name is "" */
+		int same_name = (m->flags & LW_MODULE_MAIN) ? name[0] == '\0'
+							     : strncmp(m->path, name, LW_PATH_MAX - 1) == 0;
 		if (!(m->flags & LW_MODULE_UNLOADED) && m->base == info->dlpi_addr && m->start == lo &&
-		    strncmp(m->path, name, LW_PATH_MAX - 1) == 0) {
+		    same_name) {
 			if (i < sizeof g_seen)
 				g_seen[i] = 1;
 			return 0;

@@ -96,6 +96,8 @@ SHIM_HIDDEN void modules_after_fork(void);
 SHIM_HIDDEN void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id);
 SHIM_HIDDEN void handle_dup(int oldfd, int newfd);
 SHIM_HIDDEN void handle_connected(int fd, const struct sockaddr *addr, socklen_t len);
+/* handle_bound - refresh the local address after a successful bind(). */
+SHIM_HIDDEN void handle_bound(int fd);
 /* handle_is_open - nonzero when the table holds an open record for fd. */
 SHIM_HIDDEN int handle_is_open(int fd);
 /* handle_before_close - called before the real close(fd); removes an open

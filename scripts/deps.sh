@@ -5,7 +5,6 @@
 # Usage: scripts/deps.sh [extra-debian-package ...]
 set -eu
 
-PKGS="pkg-config libunwind-dev libdw-dev libelf-dev libcriterion-dev libncurses-dev g++ make"
 missing=""
 
 have_pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
@@ -16,6 +15,9 @@ have_pc criterion  || missing="$missing libcriterion-dev"
 have_pc ncursesw   || missing="$missing libncurses-dev"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 command -v g++ >/dev/null 2>&1 || missing="$missing g++"
+# used by the tests: real programs run under the shim
+command -v python3 >/dev/null 2>&1 || missing="$missing python3"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

@@ -21,24 +21,6 @@ struct runrep {
 	int port;                /* "fixture-port: N" from the fixture's stderr, or 0 */
 };
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	size_t n;
-	while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-		len += n;
-		if (len + 1 >= cap)
-			buf = realloc(buf, cap *= 2);
-	}
-	fclose(f);
-	buf[len] = '\0';
-	return buf;
-}
-
 /* lw_run - `leakwatch run --format json --output F [opts...] -- argv...` */
 static void lw_run(struct runrep *rr, const char *const *opts, const char *const *cmd)
 {

@@ -149,6 +149,24 @@ static inline int count_lines(const char *s)
 	return n;
 }
 
+/* slurp - a whole file as a malloc'd NUL-terminated string, or NULL. */
+static inline char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, len = 0, n;
+	char *buf = malloc(cap);
+	while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (len + 1 >= cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
 static inline const char *lw_bin(void)
 {
 	return LW_BUILD_DIR "/leakwatch";
