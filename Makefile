@@ -53,10 +53,10 @@ CURSES_CFLAGS = $(shell pkg-config --cflags ncursesw)
 CURSES_LIBS   = $(shell pkg-config --libs ncursesw)
 
 # --- the preloaded shim ------------------------------------------------------
-# hooks.c holds the interposed entry points; everything else is the recorder
+# hooks.c and heap_hooks.c hold the interposed entry points; everything else is the recorder
 # and is also linked into the unit tests as a static library.
 PRELOAD_SRCS     = $(wildcard preload/*.c)
-PRELOAD_LIB_SRCS = $(filter-out preload/hooks.c,$(PRELOAD_SRCS))
+PRELOAD_LIB_SRCS = $(filter-out preload/hooks.c preload/heap_hooks.c,$(PRELOAD_SRCS))
 PRELOAD_OBJS     = $(PRELOAD_SRCS:%.c=$(BUILD)/%.o)
 PRELOAD_LIB_OBJS = $(PRELOAD_LIB_SRCS:%.c=$(BUILD)/%.o)
 PRELOAD_CFLAGS   = $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
@@ -70,7 +70,7 @@ ANALYZER_OBJS     = $(ANALYZER_SRCS:%.c=$(BUILD)/%.o)
 ANALYZER_LIB_OBJS = $(ANALYZER_LIB_SRCS:%.c=$(BUILD)/%.o)
 ANALYZER_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(DW_CFLAGS) $(CURSES_CFLAGS) \
                     -DLW_LIBDIR='"$(LIBDIR)"'
-ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) -lm
+ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) -lm -lstdc++
 
 # --- tests -------------------------------------------------------------------
 TEST_SRCS     = $(wildcard tests/test_*.c)
@@ -115,7 +115,7 @@ $(BUILD)/tests/%.o: tests/%.c $(wildcard include/leakwatch/*.h analyzer/*.h prel
 # Export only the hooked symbols: everything is hidden by default.
 $(BUILD)/libleakwatch.so: $(PRELOAD_OBJS)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -o $@ $^ $(UNWIND_LIBS) -ldl -pthread -Wl,-z,now -Wl,-z,nodelete
+	$(Q)$(CC) -shared -o $@ $^ $(UNWIND_LIBS) -ldl -lm -pthread -Wl,-z,now -Wl,-z,nodelete
 
 $(BUILD)/libshimrec.a: $(PRELOAD_LIB_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -138,7 +138,7 @@ $(BUILD)/fixtures/%: tests/fixtures/%.cc | deps
 $(BUILD)/tests/leakwatch-tests: $(TEST_OBJS) $(BUILD)/libanalyzer.a $(BUILD)/libshimrec.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SAN_FLAGS) -o $@ $(TEST_OBJS) $(BUILD)/libanalyzer.a $(BUILD)/libshimrec.a \
-		$(CRIT_LIBS) $(ANALYZER_LIBS) $(UNWIND_LIBS) -ldl -pthread
+		$(CRIT_LIBS) $(ANALYZER_LIBS) $(UNWIND_LIBS) -ldl -lm -pthread
 
 # One Criterion binary, so the run ends with one synthesis line.
 test: all $(FIXTURES) $(DEMO_BINS) $(BUILD)/tests/leakwatch-tests

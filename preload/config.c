@@ -65,6 +65,23 @@ void config_load(void)
 	g_cfg.disabled = env_true("LEAKWATCH_DISABLE");
 	g_cfg.log = env_true("LEAKWATCH_LOG");
 	g_cfg.keep_empty = env_true("LEAKWATCH_KEEP_EMPTY");
+	g_cfg.site_cache = env_uint("LEAKWATCH_STACK_CACHE", 1, 0, 1);
+
+	const char *heap = env_value("LEAKWATCH_HEAP");
+	if (heap && strcmp(heap, "off") == 0)
+		g_cfg.heap_mode = LW_HEAP_OFF;
+	else if (heap && strcmp(heap, "full") == 0)
+		g_cfg.heap_mode = LW_HEAP_FULL;
+	else
+		g_cfg.heap_mode = LW_HEAP_SAMPLED; /* the production default */
+	g_cfg.sample_bytes = env_uint("LEAKWATCH_SAMPLE_BYTES", 512 * 1024, 1, 1u << 30);
+	/* full mode needs room for every live block; sampled mode for few */
+	uint32_t def = g_cfg.heap_mode == LW_HEAP_FULL ? 1u << 20 : 1u << 16;
+	uint32_t n = env_uint("LEAKWATCH_MAX_ALLOCS", def, 1024, 1u << 28);
+	uint32_t pow2 = 1024;
+	while (pow2 < n)
+		pow2 <<= 1;
+	g_cfg.max_allocs = g_cfg.heap_mode == LW_HEAP_OFF ? 0 : pow2;
 }
 
 /* buf_put - append s to buf, never past cap - 1. */

@@ -30,7 +30,6 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-SHIM_HIDDEN __thread int g_in_shim __attribute__((tls_model("initial-exec")));
 
 static _Atomic int g_ready;  /* 1 once the segment is set up */
 
@@ -84,35 +83,6 @@ static inline int enter(void)
 static inline void leave(void)
 {
 	g_in_shim = 0;
-}
-
-/*
- * Objects loaded by dlopen() after start must be in the module table for
- * their frames to be symbolized.  Hooking dlopen() would change the caller
- * that $ORIGIN and RTLD_NEXT resolve against, so instead the loader's own
- * adds/subs counters are checked before a stack is captured.
- */
-static unsigned long long g_dl_adds, g_dl_subs;
-
-static int dl_counts(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	unsigned long long *out = arg;
-	if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
-		out[0] = info->dlpi_adds;
-		out[1] = info->dlpi_subs;
-	}
-	return 1; /* the counters are global: the first object is enough */
-}
-
-static void modules_refresh(void)
-{
-	unsigned long long c[2] = { 0, 0 };
-	dl_iterate_phdr(dl_counts, c);
-	if (c[0] != g_dl_adds || c[1] != g_dl_subs) {
-		g_dl_adds = c[0];
-		g_dl_subs = c[1];
-		modules_scan();
-	}
 }
 
 static void record_open(int fd, uint16_t origin)
@@ -586,6 +556,8 @@ EXPORT void _Exit(int status)
 
 /* ---- start-up, fork, shutdown ---------------------------------------------- */
 
+
+
 static void resolve_all(void)
 {
 	REAL(socket); REAL(socketpair); REAL(connect); REAL(bind); REAL(accept); REAL(accept4);
@@ -618,10 +590,14 @@ static void atfork_child(void)
 		return;
 	atomic_store(&g_ready, 0);
 	g_in_shim = 1;
+	/* the parent's heap records stay in the parent's segment; blocks the
+	 * child inherited and frees pass through as never seen */
+	heap_init(LW_HEAP_OFF, 0);
 	memset(&g_seg, 0, sizeof g_seg);
 	if (segment_create(&parent) == 0) {
 		modules_after_fork();
 		handle_copy_from(&parent);
+		heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
 		segment_mark_state(LW_STATE_RUNNING);
 		atomic_store(&g_ready, 1);
 	}
@@ -647,6 +623,8 @@ __attribute__((constructor)) static void shim_init(void)
 	modules_refresh();
 	modules_scan();
 	handle_scan_inherited();
+	heap_hooks_init();
+	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
 	pthread_atfork(NULL, NULL, atfork_child);
 	on_exit(on_exit_status, NULL);
 	segment_mark_state(LW_STATE_RUNNING);
@@ -660,6 +638,10 @@ __attribute__((destructor)) static void shim_fini(void)
 {
 	int saved = errno;
 	if (atomic_load(&g_ready) && segment_active()) {
+		g_in_shim = 1;
+		heap_thread_flush();
+		modules_refresh(); /* frames in objects dlopen()ed since the last event */
+		g_in_shim = 0;
 		struct lw_header *h = g_seg.hdr;
 		uint32_t st = atomic_load(&h->state);
 		if (st == LW_STATE_RUNNING)

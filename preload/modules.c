@@ -6,6 +6,7 @@
  * unloaded objects are kept (old stacks still point into them) and flagged.
  */
 #include <elf.h>
+#include <stddef.h>
 #include <link.h>
 #include <string.h>
 
@@ -163,3 +164,33 @@ void modules_after_fork(void)
 	atomic_store(&g_rescan, 0);
 	modules_scan();
 }
+
+/*
+ * Objects loaded by dlopen() after start must be in the module table for
+ * their frames to be symbolized.  Hooking dlopen() would change the caller
+ * that $ORIGIN and RTLD_NEXT resolve against, so instead the loader's own
+ * adds/subs counters are checked before a stack is captured.
+ */
+static unsigned long long g_dl_adds, g_dl_subs;
+
+static int dl_counts(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	unsigned long long *out = arg;
+	if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+		out[0] = info->dlpi_adds;
+		out[1] = info->dlpi_subs;
+	}
+	return 1; /* the counters are global: the first object is enough */
+}
+
+void modules_refresh(void)
+{
+	unsigned long long c[2] = { 0, 0 };
+	dl_iterate_phdr(dl_counts, c);
+	if (c[0] != g_dl_adds || c[1] != g_dl_subs) {
+		g_dl_adds = c[0];
+		g_dl_subs = c[1];
+		modules_scan();
+	}
+}
+

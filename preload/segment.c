@@ -20,6 +20,7 @@
 #include "shim.h"
 
 SHIM_HIDDEN struct shim_segment g_seg;
+SHIM_HIDDEN __thread int g_in_shim __attribute__((tls_model("initial-exec")));
 
 #define BADCLOSE_CAP 1024u
 #define MODULE_CAP   1024u
@@ -203,7 +204,7 @@ int segment_create(const struct shim_segment *parent)
 	table_place(&tmp.modules, &off, MODULE_CAP, sizeof(struct lw_module));
 	table_place(&tmp.handles, &off, g_cfg.max_fds, sizeof(struct lw_handle));
 	table_place(&tmp.badcloses, &off, BADCLOSE_CAP, sizeof(struct lw_badclose));
-	table_place(&tmp.heap, &off, 0, sizeof(struct lw_alloc));
+	table_place(&tmp.heap, &off, g_cfg.max_allocs, sizeof(struct lw_alloc));
 	off = align64(off);
 
 	fmt_path(g_seg.path, sizeof g_seg.path, g_cfg.dir, pid, 0);

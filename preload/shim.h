@@ -30,6 +30,10 @@ struct shim_config {
 	uint32_t disabled;          /* LEAKWATCH_DISABLE=1 */
 	uint32_t log;               /* LEAKWATCH_LOG=1: diagnostics on stderr */
 	uint32_t keep_empty;        /* LEAKWATCH_KEEP_EMPTY=1: keep segments that recorded nothing */
+	uint32_t heap_mode;         /* LEAKWATCH_HEAP=off|sampled|full, default sampled */
+	uint64_t sample_bytes;      /* LEAKWATCH_SAMPLE_BYTES, default 512 KiB */
+	uint32_t max_allocs;        /* LEAKWATCH_MAX_ALLOCS: heap table slots (power of two) */
+	uint32_t site_cache;        /* LEAKWATCH_STACK_CACHE=0 disables the call-site cache */
 };
 
 /* The one mapped segment of this process image. */
@@ -76,6 +80,10 @@ SHIM_HIDDEN int segment_active(void);
  * and intern it.  Returns the stack id, or 0 when unwinding failed or the
  * table is full (counted). */
 SHIM_HIDDEN uint32_t stack_capture(void);
+/* stack_capture_at - stack_capture() for a hook that knows its caller's
+ * return address, stack pointer after return (cfa) and frame pointer: a
+ * repeated call from an unchanged caller chain skips the unwind. */
+SHIM_HIDDEN uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa, uintptr_t fp);
 /* stack_intern - store `frames` once in the stack table.  Returns the id of
  * the existing or new slot, or 0 when the table is full (counted). */
 SHIM_HIDDEN uint32_t stack_intern(const uint64_t *frames, unsigned depth);
@@ -87,6 +95,9 @@ SHIM_HIDDEN void stack_set_self_range(uintptr_t lo, uintptr_t hi);
 /* modules_scan - record every loaded object not yet in the module table and
  * mark the ones that disappeared as unloaded. */
 SHIM_HIDDEN void modules_scan(void);
+/* modules_refresh - rescan when the loader's adds/subs counters moved since
+ * the last look (one dl_iterate_phdr callback when nothing changed). */
+SHIM_HIDDEN void modules_refresh(void);
 /* modules_after_fork - fork child: reset scan state and fill the new table. */
 SHIM_HIDDEN void modules_after_fork(void);
 
@@ -117,6 +128,27 @@ SHIM_HIDDEN void handle_scan_inherited(void);
 /* handle_copy_from - fork child: copy the parent's open records, marked
  * LW_ORIGIN_FORK, re-interning their stacks into our own table. */
 SHIM_HIDDEN void handle_copy_from(const struct shim_segment *parent);
+
+/* heap.c */
+/* heap_init - enable heap recording into g_seg's heap table (mode from
+ * enum lw_heap_mode).  Before it, and with mode OFF, every call below is a
+ * cheap no-op. */
+SHIM_HIDDEN void heap_init(uint32_t mode, uint64_t sample_bytes);
+SHIM_HIDDEN uint32_t heap_mode(void);
+/* heap_should_sample - decide whether an allocation of `size` is recorded
+ * (always in full mode; by bytes allocated in sampled mode). */
+SHIM_HIDDEN int heap_should_sample(size_t size);
+/* heap_record_alloc - insert a live block; table full -> counted drop. */
+SHIM_HIDDEN void heap_record_alloc(void *ptr, size_t size, uint32_t stack_id);
+/* heap_record_free - remove ptr's record (call before the real free).
+ * Returns 1 and the old record's fields when it was recorded, else 0. */
+SHIM_HIDDEN int heap_record_free(void *ptr, uint32_t *stack_id, uint64_t *size, uint64_t *ns);
+SHIM_HIDDEN void heap_record_restore(void *ptr, size_t size, uint32_t stack_id, uint64_t ns);
+/* heap_thread_flush - push this thread's batched totals to the segment. */
+SHIM_HIDDEN void heap_thread_flush(void);
+/* heap_hooks_init - resolve the real allocator (heap_hooks.c). */
+SHIM_HIDDEN void heap_hooks_init(void);
+
 
 /* util */
 SHIM_HIDDEN uint64_t shim_now_ns(void);

@@ -20,35 +20,55 @@
 
 static uintptr_t g_self_lo, g_self_hi;
 
+#define TCACHE_SLOTS 256u
+
+/* Per-thread cache: stack hash -> id, valid for one segment (a fork child
+ * starts a new segment, and its ids differ). */
+struct tcache_entry {
+	uint64_t hash;
+	const struct lw_header *seg;
+	uint32_t id;
+};
+static __thread struct tcache_entry t_cache[TCACHE_SLOTS] __attribute__((tls_model("initial-exec")));
+
+static uint32_t stack_intern_hashed(const uint64_t *frames, unsigned depth, uint64_t h);
+
 void stack_set_self_range(uintptr_t lo, uintptr_t hi)
 {
 	g_self_lo = lo;
 	g_self_hi = hi;
+	/* libunwind's default global cache takes a lock per lookup; per-thread
+	 * caches keep threads of the host from serialising on it. */
+	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 }
 
 /* 64-bit mix of the frame addresses (splitmix-style finaliser per word). */
+/* One multiply per frame, a full avalanche at the end: cheap on the hot
+ * path, and still 64 well-mixed bits for the per-thread cache key. */
 static uint64_t frames_hash(const uint64_t *frames, unsigned depth)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ depth;
-	for (unsigned i = 0; i < depth; i++) {
-		uint64_t x = frames[i] + 0x9e3779b97f4a7c15ull * (i + 1);
-		x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-		x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-		h = (h ^ x ^ (x >> 31)) * 0x100000001b3ull;
-	}
+	for (unsigned i = 0; i < depth; i++)
+		h = (h ^ frames[i]) * 0x100000001b3ull + (h >> 29);
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+	h ^= h >> 31;
 	return h ? h : 1;
 }
 
 uint32_t stack_intern(const uint64_t *frames, unsigned depth)
 {
+	if (depth > LW_STACK_MAX_FRAMES)
+		depth = LW_STACK_MAX_FRAMES;
+	return stack_intern_hashed(frames, depth, frames_hash(frames, depth));
+}
+
+static uint32_t stack_intern_hashed(const uint64_t *frames, unsigned depth, uint64_t h)
+{
 	struct lw_header *hdr = g_seg.hdr;
 	if (!hdr || depth == 0)
 		return 0;
-	if (depth > LW_STACK_MAX_FRAMES)
-		depth = LW_STACK_MAX_FRAMES;
-
 	uint32_t cap = hdr->stacks.capacity;
-	uint64_t h = frames_hash(frames, depth);
 	uint32_t idx = (uint32_t)(h % cap);
 
 	for (uint32_t probe = 0; probe < PROBE_LIMIT && probe < cap; probe++) {
@@ -106,5 +126,119 @@ uint32_t stack_capture(void)
 		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
 		return 0;
 	}
-	return stack_intern(frames, depth);
+	/*
+	 * A per-thread cache of recent stacks by 64-bit hash keeps the hot
+	 * path off the shared table (no memcmp, no shared cache lines).  Two
+	 * different stacks with equal 64-bit hashes would be merged; at 2^-64
+	 * per pair that is far below every other error source here.
+	 */
+	uint64_t h = frames_hash(frames, depth);
+	struct tcache_entry *e = &t_cache[h % TCACHE_SLOTS];
+	if (e->hash == h && e->seg == g_seg.hdr)
+		return e->id;
+	uint32_t id = stack_intern_hashed(frames, depth, h);
+	if (id) {
+		e->hash = h;
+		e->id = id;
+		e->seg = g_seg.hdr;
+	}
+	return id;
+}
+
+/*
+ * ---- call-site cache: skip the unwind when the stack provably did not change
+ *
+ * Unwinding is a function of the registers at the first frame and of the
+ * stack memory it reads.  For a call from the same return address with the
+ * same stack pointer, an unwind that finds, at every frame's return-address
+ * slot (its CFA - 8), the same return address as last time walks the same
+ * frames: each frame's CFA follows from its caller's stack pointer and its
+ * own code address, so equal addresses at equal slots mean an equal chain.  So the
+ * first unwind from a call site records each frame's slot address, and
+ * later calls only re-read those slots — a few loads of hot stack memory
+ * instead of a DWARF-driven walk.
+ *
+ * Limits: that holds for frames whose CFA is the stack pointer plus a
+ * constant, and for frame-pointer frames of fixed size.  A frame that
+ * allocates a variable amount of stack (alloca, VLAs) and is re-entered
+ * with a different amount, while stale stack memory still holds the old
+ * return addresses at the old slots, would be attributed to the old chain.
+ * The frame pointer is passed for future use in such checks.  Signal frames never
+ * validate and are never cached.  LEAKWATCH_STACK_CACHE=0 turns this off.
+ */
+#define SITE_SLOTS 32u
+
+struct site_entry {
+	uint64_t ra, cfa;               /* the key: first frame's return address and SP */
+	const struct lw_header *seg;    /* ids belong to one segment */
+	uint32_t id;
+	uint32_t depth;
+	uint64_t slot[LW_STACK_MAX_FRAMES]; /* where frame i's return address lives */
+	uint64_t frame[LW_STACK_MAX_FRAMES];
+};
+static __thread struct site_entry t_sites[SITE_SLOTS] __attribute__((tls_model("initial-exec")));
+
+static inline struct site_entry *site_slot(uint64_t ra, uint64_t cfa)
+{
+	return &t_sites[((ra ^ (cfa >> 4)) * 0x9e3779b97f4a7c15ull >> 59) % SITE_SLOTS];
+}
+
+static uint32_t site_fill(struct site_entry *e, uint64_t ra, uint64_t cfa, uint64_t fp)
+{
+	unw_context_t uc;
+	unw_cursor_t cur;
+	uint64_t frames[LW_STACK_MAX_FRAMES], slots[LW_STACK_MAX_FRAMES];
+	unsigned want = g_cfg.stack_depth, depth = 0, steps = 0;
+	int cacheable = 1;
+
+	if (unw_getcontext(&uc) != 0 || unw_init_local(&cur, &uc) != 0)
+		return stack_capture();
+	do {
+		unw_word_t ip = 0, sp = 0;
+		if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || unw_get_reg(&cur, UNW_REG_SP, &sp) != 0)
+			break;
+		if (depth == 0 && ip >= g_self_lo && ip < g_self_hi)
+			continue; /* the shim's own frames */
+		if (depth == 0 && (ip != ra || sp != cfa))
+			cacheable = 0; /* not the frame the hook saw: do not trust a key */
+		if (unw_is_signal_frame(&cur) > 0)
+			cacheable = 0;
+		frames[depth] = ip;
+		slots[depth] = sp - 8;
+		if (depth > 0 && *(const uint64_t *)(uintptr_t)slots[depth] != ip)
+			cacheable = 0; /* return address not at CFA - 8: not validatable */
+		depth++;
+	} while (depth < want && ++steps < 256 && unw_step(&cur) > 0);
+
+	if (depth == 0) {
+		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
+		return 0;
+	}
+	uint32_t id = stack_intern(frames, depth);
+	if (id && cacheable) {
+		e->ra = ra;
+		e->cfa = cfa;
+		e->seg = g_seg.hdr;
+		e->id = id;
+		e->depth = depth;
+		memcpy(e->slot, slots, depth * sizeof slots[0]);
+		memcpy(e->frame, frames, depth * sizeof frames[0]);
+	}
+	return id;
+}
+
+uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa, uintptr_t fp)
+{
+	if (!g_cfg.site_cache || (ra >= g_self_lo && ra < g_self_hi))
+		return stack_capture();
+	struct site_entry *e = site_slot(ra, cfa);
+	if (e->ra == ra && e->cfa == cfa && e->seg == g_seg.hdr) {
+		unsigned i = 1;
+		for (; i < e->depth; i++)
+			if (*(const uint64_t *)(uintptr_t)e->slot[i] != e->frame[i])
+				break;
+		if (i == e->depth)
+			return e->id;
+	}
+	return site_fill(e, ra, cfa, fp);
 }

@@ -23,7 +23,7 @@
  *   +--------------------------+ badcloses.offset
  *   | struct lw_badclose[cap]  |  ring of close() calls that failed EBADF
  *   +--------------------------+ heap.offset (cap may be 0)
- *   | struct lw_alloc[cap]     |  live heap blocks (reserved for heap tracking)
+ *   | struct lw_alloc[cap]     |  live heap blocks, hash set keyed by pointer
  *   +--------------------------+ total_size
  *
  * Versioning (modelled on perf_event_mmap_page):
@@ -182,12 +182,19 @@ struct lw_header {
 	uint8_t  reserved[LW_HEADER_SIZE - 2200];
 };
 
-/* A call stack, stored once.  id = index + 1; 0 means "no stack". */
+/*
+ * A call stack, stored once.  id = index + 1; 0 means "no stack".
+ * The write-once part (seq .. frames) and the counters live on different
+ * cache lines: threads that only look a stack up never share a line with
+ * threads that count into it.
+ */
 struct lw_stack {
 	_Atomic uint32_t seq;           /* 0 empty, 1 filling, 2 ready (write-once) */
 	uint16_t depth;                 /* valid entries in frames[] */
 	uint16_t flags;
 	uint64_t hash;
+	uint64_t frames[LW_STACK_MAX_FRAMES]; /* return addresses, innermost first */
+	uint64_t pad[6];                /* counters start on a 64-byte boundary */
 	/* per-stack totals, relaxed atomics */
 	_Atomic uint64_t sock_opened;   /* handles created with this stack */
 	_Atomic uint64_t sock_closed;   /* ...and since closed */
@@ -196,7 +203,6 @@ struct lw_stack {
 	_Atomic uint64_t heap_frees;    /* heap: ...and freed */
 	_Atomic uint64_t heap_bytes;    /* heap: total bytes allocated */
 	uint64_t reserved[2];
-	uint64_t frames[LW_STACK_MAX_FRAMES]; /* return addresses, innermost first */
 };
 
 /* A loaded object, appended at start and after each dlopen/dlclose. */
@@ -285,7 +291,19 @@ struct lw_badclose {
 	uint64_t reserved[2];
 };
 
-/* A live heap block (reserved: filled when heap tracking is on). */
+/*
+ * A live heap block.  The heap table is an open-addressed hash set keyed by
+ * ptr (index = hash(ptr) & (capacity - 1), linear probing, capacity a power
+ * of two): ptr 0 is an empty slot, LW_ALLOC_TOMBSTONE a deleted one, any
+ * other value a live block.  Readers simply scan every slot with
+ * lw_seq_read() and keep those with ptr > LW_ALLOC_TOMBSTONE.
+ *
+ * In LW_HEAP_SAMPLED mode only sampled blocks are here; hdr.sample_bytes is
+ * the mean distance in bytes between samples (exponentially distributed), so
+ * a block of size s was recorded with probability 1 - exp(-s / sample_bytes).
+ * The per-stack heap_* totals in struct lw_stack are flushed from per-thread
+ * batches and may lag the table by a few hundred events per thread.
+ */
 struct lw_alloc {
 	_Atomic uint32_t seq;
 	uint32_t stack_id;
@@ -297,6 +315,9 @@ struct lw_alloc {
 
 _Static_assert(sizeof(struct lw_header) == LW_HEADER_SIZE, "lw_header must stay 8 KiB");
 _Static_assert(sizeof(struct lw_table) == 24, "lw_table layout");
+_Static_assert(sizeof(struct lw_stack) % 64 == 0, "lw_stack: whole cache lines");
+_Static_assert(__builtin_offsetof(struct lw_stack, sock_opened) % 64 == 0,
+	       "lw_stack counters on their own cache line");
 
 /*
  * lw_seq_read - copy one seqlock-protected slot consistently.

@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Heap recording: the live-allocation hash set in the segment, the sampling
+ * decision, and per-thread batching of the per-stack totals.
+ *
+ * The hot path is malloc/free, so:
+ *  - no lock; each table slot has its own seqlock, claimed by CAS;
+ *  - no shared counter is written per call: totals are batched per thread
+ *    (struct heap_batch) and flushed every BATCH_FLUSH events;
+ *  - in sampled mode, free() of a block that was never sampled (nearly all
+ *    of them) is answered by a small per-process counting filter that lives
+ *    in cache, without touching the big table.
+ */
+#include <math.h>
+#include <time.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "shim.h"
+
+#define PROBE_LIMIT  64u
+#define LOCK_SPINS   10000u
+#define BATCH_SLOTS  64u
+#define BATCH_FLUSH  256u
+#define FILTER_SIZE  (1u << 16)
+
+static struct lw_alloc *g_tab;
+static uint64_t g_mask;
+static uint32_t g_mode;
+static uint64_t g_sample_bytes;
+
+/* Counting filter over hash(ptr): nonzero means "maybe sampled".  Only
+ * sampled inserts and their frees write it; every free reads one byte. */
+static _Atomic uint8_t g_filter[FILTER_SIZE];
+
+/* Per-thread state: zero-initialised TLS, initial-exec, no allocation. */
+struct heap_batch_slot {
+	uint32_t stack_id;
+	uint32_t allocs;
+	uint64_t bytes;
+};
+static __thread struct {
+	int64_t until_sample;           /* bytes left before the next sample */
+	uint64_t rng;                   /* xorshift state, 0 = not seeded */
+	uint32_t pending;               /* events since the last flush */
+	uint32_t registered;            /* thread-exit flush arranged */
+	uint32_t since_rescan;          /* recorded blocks since the last module check */
+	uint64_t allocs, frees;         /* header counters not yet flushed */
+	struct heap_batch_slot slot[BATCH_SLOTS];
+} t_heap __attribute__((tls_model("initial-exec")));
+
+static inline uint64_t ptr_hash(uint64_t p)
+{
+	/* blocks are 16-byte aligned: drop the constant low bits first */
+	return (p >> 4) * 0x9e3779b97f4a7c15ull;
+}
+
+/*
+ * Table index: the address in 16-byte units, so blocks close in memory sit
+ * in nearby slots (fewer cache and TLB misses than a scrambling hash), with
+ * each 64 MiB region of the address space shifted by its own scrambled
+ * offset.  glibc gives every thread arena its own 64 MiB-aligned heap; with
+ * the plain address those heaps would all fold onto the same slots and make
+ * long probe chains.  The filter still uses the scrambled hash.
+ */
+static inline uint64_t ptr_index(uint64_t p)
+{
+	return ((p >> 4) ^ ((p >> 26) * 0x9e3779b97f4a7c15ull >> 20)) & g_mask;
+}
+
+/* Heap ages need no nanoseconds: the coarse clock costs a few ns, the fine
+ * one about 20 (vDSO). */
+static inline uint64_t heap_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Per-thread totals are batched; a thread that ends flushes its batch
+ * through this key's destructor, set on the thread's first recorded block. */
+static pthread_key_t g_thread_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_exit(void *arg)
+{
+	(void)arg;
+	int saved = errno;
+	g_in_shim = 1;
+	heap_thread_flush();
+	g_in_shim = 0;
+	errno = saved;
+}
+
+static void key_create(void)
+{
+	pthread_key_create(&g_thread_key, thread_exit);
+}
+
+void heap_init(uint32_t mode, uint64_t sample_bytes)
+{
+	pthread_once(&g_key_once, key_create);
+	struct lw_header *hdr = g_seg.hdr;
+	g_mode = LW_HEAP_OFF;
+	if (!hdr || hdr->heap.capacity == 0 || mode == LW_HEAP_OFF)
+		return;
+	g_tab = (struct lw_alloc *)((char *)hdr + hdr->heap.offset);
+	g_mask = hdr->heap.capacity - 1;
+	g_sample_bytes = sample_bytes ? sample_bytes : 1;
+	hdr->heap_mode = mode;
+	hdr->sample_bytes = mode == LW_HEAP_SAMPLED ? g_sample_bytes : 0;
+	memset(g_filter, 0, sizeof g_filter);
+	atomic_thread_fence(memory_order_release);
+	g_mode = mode;
+}
+
+uint32_t heap_mode(void)
+{
+	return g_mode;
+}
+
+/* ---- sampling --------------------------------------------------------------- */
+
+static uint64_t rng_next(void)
+{
+	uint64_t x = t_heap.rng;
+	if (x == 0)
+		x = (uint64_t)shim_gettid() * 0x9e3779b97f4a7c15ull ^ shim_now_ns() ^ 0x5deece66dull;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	t_heap.rng = x;
+	return x;
+}
+
+/*
+ * Exponentially distributed gaps (as tcmalloc does): the decision for a
+ * block depends only on the bytes allocated before it, with no period for a
+ * periodic allocation pattern to line up with.
+ */
+static int64_t next_gap(void)
+{
+	double u = (double)((rng_next() >> 11) + 1) * (1.0 / 9007199254740993.0); /* (0,1] */
+	double gap = -log(u) * (double)g_sample_bytes;
+	if (gap > 9e18)
+		gap = 9e18;
+	return (int64_t)gap + 1;
+}
+
+int heap_should_sample(size_t size)
+{
+	if (g_mode == LW_HEAP_FULL)
+		return 1;
+	if (g_mode != LW_HEAP_SAMPLED)
+		return 0;
+	if (t_heap.rng == 0)
+		t_heap.until_sample = next_gap();
+	t_heap.until_sample -= (int64_t)size;
+	if (t_heap.until_sample > 0)
+		return 0;
+	/* a block larger than several gaps still counts once; the analyzer
+	 * weighs it by 1/p(size) */
+	t_heap.until_sample = next_gap();
+	return 1;
+}
+
+/* ---- per-thread batching of totals --------------------------------------------- */
+
+static void batch_flush(void)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	if (!hdr)
+		return;
+	for (unsigned i = 0; i < BATCH_SLOTS; i++) {
+		struct heap_batch_slot *b = &t_heap.slot[i];
+		if (b->stack_id && b->allocs && b->stack_id <= hdr->stacks.capacity) {
+			struct lw_stack *s = &g_seg.stacks[b->stack_id - 1];
+			atomic_fetch_add_explicit(&s->heap_allocs, b->allocs, memory_order_relaxed);
+			atomic_fetch_add_explicit(&s->heap_bytes, b->bytes, memory_order_relaxed);
+		}
+		b->allocs = 0;
+		b->bytes = 0;
+	}
+	if (t_heap.allocs)
+		segment_counter_add(LW_CTR_HEAP_ALLOCS, t_heap.allocs);
+	if (t_heap.frees)
+		segment_counter_add(LW_CTR_HEAP_FREES, t_heap.frees);
+	t_heap.allocs = t_heap.frees = 0;
+	t_heap.pending = 0;
+}
+
+void heap_thread_flush(void)
+{
+	if (g_mode != LW_HEAP_OFF)
+		batch_flush();
+}
+
+static void batch_add(uint32_t stack_id, uint64_t size)
+{
+	struct heap_batch_slot *b = &t_heap.slot[stack_id % BATCH_SLOTS];
+	if (b->stack_id != stack_id) {
+		if (b->allocs && b->stack_id && b->stack_id <= g_seg.hdr->stacks.capacity) {
+			struct lw_stack *s = &g_seg.stacks[b->stack_id - 1];
+			atomic_fetch_add_explicit(&s->heap_allocs, b->allocs, memory_order_relaxed);
+			atomic_fetch_add_explicit(&s->heap_bytes, b->bytes, memory_order_relaxed);
+		}
+		b->stack_id = stack_id;
+		b->allocs = 0;
+		b->bytes = 0;
+	}
+	b->allocs++;
+	b->bytes += size;
+	t_heap.allocs++;
+	if (__builtin_expect(!t_heap.registered, 0)) {
+		t_heap.registered = 1;
+		pthread_setspecific(g_thread_key, (void *)1);
+	}
+	/* dlopen()ed objects must reach the module table for their frames to be
+	 * symbolized; a check per 64K blocks costs nothing measurable */
+	if (__builtin_expect(++t_heap.since_rescan >= 65536, 0)) {
+		t_heap.since_rescan = 0;
+		modules_refresh();
+	}
+	if (++t_heap.pending >= BATCH_FLUSH)
+		batch_flush();
+}
+
+/* ---- the table -------------------------------------------------------------------- */
+
+static struct lw_alloc *slot_lock(struct lw_alloc *a, uint32_t *seq)
+{
+	for (unsigned i = 0; i < LOCK_SPINS; i++) {
+		uint32_t s = atomic_load_explicit(&a->seq, memory_order_relaxed);
+		if (!(s & 1u) && atomic_compare_exchange_weak_explicit(&a->seq, &s, s + 1,
+								       memory_order_acquire,
+								       memory_order_relaxed)) {
+			atomic_thread_fence(memory_order_release);
+			*seq = s;
+			return a;
+		}
+		shim_cpu_relax();
+	}
+	return NULL;
+}
+
+static inline uint64_t slot_ptr(const struct lw_alloc *a)
+{
+	return __atomic_load_n(&a->ptr, __ATOMIC_RELAXED);
+}
+
+static void heap_insert(uint64_t p, size_t size, uint32_t stack_id, uint64_t ns, int count)
+{
+	uint64_t h = ptr_hash(p), idx = ptr_index(p);
+
+	for (unsigned probe = 0; probe < PROBE_LIMIT; probe++, idx = (idx + 1) & g_mask) {
+		struct lw_alloc *a = &g_tab[idx];
+		uint64_t q = slot_ptr(a);
+		if (q > LW_ALLOC_TOMBSTONE)
+			continue;
+		uint32_t seq;
+		if (!slot_lock(a, &seq))
+			continue;
+		if (slot_ptr(a) > LW_ALLOC_TOMBSTONE) { /* another thread took it */
+			atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
+			continue;
+		}
+		a->stack_id = stack_id;
+		a->size = size;
+		a->ns = ns;
+		__atomic_store_n(&a->ptr, p, __ATOMIC_RELAXED);
+		atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
+		if (g_mode == LW_HEAP_SAMPLED)
+			atomic_fetch_add_explicit(&g_filter[(h >> 48) & (FILTER_SIZE - 1)], 1,
+						  memory_order_relaxed);
+		if (count)
+			batch_add(stack_id, size);
+		return;
+	}
+	segment_counter_add(LW_CTR_DROP_HEAP_FULL, 1);
+}
+
+void heap_record_alloc(void *ptr, size_t size, uint32_t stack_id)
+{
+	uint64_t p = (uint64_t)(uintptr_t)ptr;
+	if (g_mode == LW_HEAP_OFF || p <= LW_ALLOC_TOMBSTONE)
+		return;
+	heap_insert(p, size, stack_id, heap_now_ns(), 1);
+}
+
+int heap_record_free(void *ptr, uint32_t *stack_id, uint64_t *size, uint64_t *ns)
+{
+	uint64_t p = (uint64_t)(uintptr_t)ptr, h = ptr_hash(p);
+	uint64_t idx = ptr_index(p);
+
+	if (g_mode == LW_HEAP_OFF || p <= LW_ALLOC_TOMBSTONE)
+		return 0;
+	_Atomic uint8_t *f = &g_filter[(h >> 48) & (FILTER_SIZE - 1)];
+	if (g_mode == LW_HEAP_SAMPLED && atomic_load_explicit(f, memory_order_relaxed) == 0)
+		return 0; /* never sampled: the common case, one cached byte */
+	for (unsigned probe = 0; probe < PROBE_LIMIT; probe++, idx = (idx + 1) & g_mask) {
+		struct lw_alloc *a = &g_tab[idx];
+		uint64_t q = slot_ptr(a);
+		if (q == 0)
+			break;
+		if (q != p)
+			continue;
+		uint32_t seq;
+		if (!slot_lock(a, &seq)) {
+			segment_counter_add(LW_CTR_DROP_BUSY, 1);
+			return 0;
+		}
+		if (slot_ptr(a) != p) {
+			atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
+			return 0;
+		}
+		if (stack_id)
+			*stack_id = a->stack_id;
+		if (size)
+			*size = a->size;
+		if (ns)
+			*ns = a->ns;
+		__atomic_store_n(&a->ptr, LW_ALLOC_TOMBSTONE, __ATOMIC_RELAXED);
+		atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
+		if (g_mode == LW_HEAP_SAMPLED)
+			atomic_fetch_sub_explicit(f, 1, memory_order_relaxed);
+		t_heap.frees++;
+		if (++t_heap.pending >= BATCH_FLUSH)
+			batch_flush();
+		return 1;
+	}
+	if (g_mode == LW_HEAP_FULL)
+		segment_counter_add(LW_CTR_HEAP_UNTRACKED_FREES, 1);
+	return 0;
+}
+
+/* heap_record_restore - put back a record removed by a realloc that failed,
+ * with its original stack and age, without counting a new allocation. */
+void heap_record_restore(void *ptr, size_t size, uint32_t stack_id, uint64_t ns)
+{
+	uint64_t p = (uint64_t)(uintptr_t)ptr;
+	if (g_mode == LW_HEAP_OFF || p <= LW_ALLOC_TOMBSTONE)
+		return;
+	heap_insert(p, size, stack_id, ns, 0);
+}
