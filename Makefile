@@ -155,8 +155,15 @@ $(BUILD)/demo/api-fixed: demo/api.c | deps
 demo: all $(DEMO_BINS)
 	$(Q)BUILD=$(BUILD) sh demo/run.sh
 
-bench: all
-	$(Q)$(MAKE) -s -C bench BUILD=$(abspath $(BUILD))
+$(BUILD)/bench/%: bench/%.c | deps
+	@mkdir -p $(@D)
+	$(Q)$(CC) -O2 -g -pthread -Wall -Werror -o $@ $<
+
+BENCH_BINS = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+
+bench: all $(BENCH_BINS)
+	$(Q)sh scripts/deps.sh heaptrack
+	$(Q)BUILD=$(BUILD) sh bench/run.sh
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)

@@ -8,7 +8,9 @@
  *   procjoin.c   join a snapshot with /proc/PID/fd and the kernel's socket state
  *   symbolize.c  libdw symbolization from the snapshot's module table
  *   group.c      group open sockets by (stack, family, type, endpoint)
- *   render.c     text and JSON output
+ *   heap.c       group live heap blocks by allocation stack, sampled-mode
+ *                estimates, the "system allocation" suppression rule
+ *   render.c     text, JSON and folded-stack output
  *   report.c     glue: snapshot -> join -> groups -> render, shared by
  *                `report` and `run`
  *   duration.c   DUR parsing and age formatting
@@ -59,7 +61,19 @@ struct lw_snap_stack {
 	uint32_t depth;                 /* <= LW_STACK_MAX_FRAMES */
 	uint64_t sock_opened;
 	uint64_t sock_closed;
+	uint64_t heap_allocs;           /* heap: allocations recorded (sampled ones in sampled mode) */
+	uint64_t heap_frees;
+	uint64_t heap_bytes;            /* heap: bytes of those allocations */
 	uint64_t frames[LW_STACK_MAX_FRAMES];
+};
+
+/* A live heap block (a heap table slot with ptr > LW_ALLOC_TOMBSTONE). */
+struct lw_snap_alloc {
+	uint64_t ptr;
+	uint64_t size;                  /* requested size */
+	uint64_t ns;                    /* CLOCK_MONOTONIC at allocation */
+	uint32_t stack_id;              /* 0: no stack recorded */
+	uint32_t reserved;
 };
 
 /* A handle slot that was OPEN or CLOSED, with its fd (= table index). */
@@ -88,6 +102,8 @@ struct lw_snapshot {
 	size_t nhandles;
 	struct lw_badclose *badcloses;  /* valid ring entries, oldest first */
 	size_t nbadcloses;
+	struct lw_snap_alloc *allocs;   /* live heap blocks, in table order */
+	size_t nallocs;
 	size_t busy;                    /* slots skipped: writer stayed inside */
 };
 
@@ -246,6 +262,13 @@ size_t lw_symbolize_stack(struct lw_symbolizer *sym, const uint64_t *frames, siz
 			  struct lw_frame *out, size_t max);
 
 /*
+ * lw_symbol_demangle - the demangled form of a C++ symbol ("_ZN3foo3barEi"
+ * -> "foo::bar(int)") as a malloc'd string, or NULL when name does not start
+ * with "_Z" or is not a valid mangled name.
+ */
+char *lw_symbol_demangle(const char *name);
+
+/*
  * lw_frame_format_location - "module+0xOFF" (module basename) or "0xADDR"
  * for a frame without a function; returns buf.
  */
@@ -319,14 +342,98 @@ const char *lw_origin_name(unsigned origin);
  */
 uint64_t lw_snapshot_now(const struct lw_snapshot *s, enum lw_live live);
 
+/* ---- heap.c ------------------------------------------------------------ */
+
+/*
+ * Who a live block belongs to.  Only LW_HEAP_PROGRAM blocks are leaks (what
+ * `run --fail-on-leak` counts); the others are shown with --all.
+ */
+enum lw_heap_class {
+	LW_HEAP_PROGRAM = 0,            /* allocated by the program (or a non-system library) */
+	LW_HEAP_SYSTEM,                 /* owned by libc/ld.so/libstdc++ (see heap.c) */
+	LW_HEAP_UNRECORDED,             /* no call stack was recorded for it */
+	LW_HEAP_NCLASS
+};
+
+/* Live blocks allocated from one stack.  Sampled mode: blocks/bytes/totals are estimates. */
+struct lw_heap_group {
+	enum lw_heap_class cls;
+	uint32_t stack_id;
+	size_t samples;                 /* table entries behind this group (= blocks in full mode) */
+	double blocks;                  /* live blocks */
+	double bytes;                   /* live bytes */
+	double total_allocs;            /* allocations ever made from this stack (>= blocks) */
+	double total_bytes;             /* bytes ever allocated from this stack (>= bytes) */
+	uint64_t age_min_ns;
+	uint64_t age_median_ns;         /* weighted by the blocks each entry stands for */
+	uint64_t age_max_ns;
+};
+
+struct lw_heap {
+	uint32_t mode;                  /* enum lw_heap_mode of the segment */
+	int estimated;                  /* sampled mode: numbers are estimates */
+	uint64_t sample_bytes;          /* mean bytes between samples (sampled mode) */
+	struct lw_heap_group *groups;   /* sorted: class, bytes desc, blocks desc, stack id */
+	size_t ngroups;
+	size_t nsamples;                /* table entries counted (after --older-than) */
+	double blocks[LW_HEAP_NCLASS];  /* live blocks per class (after --older-than) */
+	double bytes[LW_HEAP_NCLASS];
+};
+
+/*
+ * lw_heap_sample_weight - how many allocations of `size` bytes one sample
+ * stands for when the mean sampling interval is sample_bytes: 1/p with
+ * p = 1 - exp(-size/sample_bytes).  1 when sample_bytes is 0 (every
+ * allocation recorded) or size is 0 (never sampled by size: counted once).
+ */
+double lw_heap_sample_weight(uint64_t size, uint64_t sample_bytes);
+
+/*
+ * lw_module_is_system - 1 when `path` (a module path; basename decides) is
+ * part of the C/C++ runtime: libc, ld.so, the other glibc libraries,
+ * libstdc++, libgcc_s; else 0.
+ */
+int lw_module_is_system(const char *path);
+
+/*
+ * lw_heap_build - group the live heap blocks of a snapshot by allocation
+ * stack and classify each group (enum lw_heap_class).  Blocks younger than
+ * older_than_ns are skipped.  sym may be NULL: classification then uses the
+ * module table only (no allocation-site names).  A segment with heap_mode
+ * OFF gives an empty result.  Returns 0, or -1 on allocation failure (h left
+ * empty).
+ */
+int lw_heap_build(struct lw_heap *h, const struct lw_snapshot *s, struct lw_symbolizer *sym,
+		  uint64_t now_ns, uint64_t older_than_ns);
+
+/* lw_heap_free - release groups; safe on a zeroed one. */
+void lw_heap_free(struct lw_heap *h);
+
+/* lw_heap_class_name - "program", "system", "unrecorded". */
+const char *lw_heap_class_name(enum lw_heap_class c);
+
+/* lw_heap_mode_name - "off", "sampled", "full" ("unknown" otherwise). */
+const char *lw_heap_mode_name(uint32_t mode);
+
+/*
+ * lw_bytes_format - "512 B", "64.0 KiB", "2.0 MiB", "1.5 GiB", "3.0 TiB"
+ * (binary units, one decimal above bytes).  Returns buf.
+ */
+char *lw_bytes_format(double bytes, char *buf, size_t len);
+
 /* ---- report.c / render.c ---------------------------------------------- */
 
-enum lw_format { LW_FMT_TEXT = 0, LW_FMT_JSON };
+enum lw_format { LW_FMT_TEXT = 0, LW_FMT_JSON, LW_FMT_FOLDED };
+
+/* What a report covers (--kind).  Zero is "all" so a zeroed lw_report_opts shows everything. */
+enum lw_kind { LW_KIND_ALL = 0, LW_KIND_SOCKETS, LW_KIND_HEAP };
 
 struct lw_report_opts {
-	uint64_t older_than_ns;         /* only sockets at least this old */
-	int all;                        /* also inherited sockets and stale entries */
+	uint64_t older_than_ns;         /* only sockets and heap blocks at least this old */
+	int all;                        /* also inherited sockets, stale entries, system/inherited/
+	                                   unrecorded heap blocks */
 	enum lw_format format;
+	enum lw_kind kind;
 };
 
 /* Everything a renderer needs about one segment. */
@@ -336,9 +443,28 @@ struct lw_report {
 	uint64_t now_ns;
 	struct lw_join join;
 	struct lw_grouping grouping;
+	struct lw_heap heap;            /* empty unless the kind includes heap and heap_mode != off */
 	struct lw_symbolizer *sym;      /* NULL: no symbolization (libdw failed) */
 	struct lw_report_opts opts;
 };
+
+/*
+ * lw_kind_parse - "all", "sockets" (or "socket"), "heap".  Returns 0 with *k
+ * set, or -1 (k untouched).
+ */
+int lw_kind_parse(const char *s, enum lw_kind *k);
+
+/* lw_kind_name - "all", "sockets", "heap". */
+const char *lw_kind_name(enum lw_kind k);
+
+/* lw_kind_sockets / lw_kind_heap - 1 when the kind covers sockets / heap blocks. */
+int lw_kind_sockets(enum lw_kind k);
+int lw_kind_heap(enum lw_kind k);
+
+/*
+ * lw_format_parse - "text", "json", "folded".  Returns 0 with *f set, or -1.
+ */
+int lw_format_parse(const char *s, enum lw_format *f);
 
 /*
  * lw_report_build - snapshot `path`, join with the process if it is alive,
@@ -356,6 +482,23 @@ int lw_render_text(FILE *out, struct lw_report *r);
 
 /* lw_render_json - one JSON object (no trailing newline); 0 or -1 on write error. */
 int lw_render_json(FILE *out, struct lw_report *r);
+
+/*
+ * lw_render_folded - collapsed stacks (flamegraph.pl, speedscope): one line
+ * "root;...;leaf WEIGHT" per heap group (weight: live bytes) or, with
+ * --kind sockets, per socket group (weight: sockets).  Frames are function
+ * names, else module+0xOFF.  A non-NULL `root` becomes the first frame of
+ * every line (run: the process name).  A heap kind on a segment without heap
+ * tracking writes nothing.  Returns 0 or -1 on a write error.
+ */
+int lw_render_folded(FILE *out, struct lw_report *r, const char *root);
+
+/*
+ * lw_report_process_name - a short name for the traced process: basename of
+ * the first word of its command line, else of its exe, else "pid<N>";
+ * ';' and control characters replaced so it can be a folded frame.  Returns buf.
+ */
+char *lw_report_process_name(const struct lw_report *r, char *buf, size_t len);
 
 /* lw_json_string - write s as a quoted JSON string with escapes. */
 void lw_json_string(FILE *out, const char *s);

@@ -16,52 +16,79 @@
 
 /* Defaults of `report`; each field is one option. */
 struct report_options {
-	uint64_t older_than_ns;         /* --older-than DUR: hide sockets younger than DUR (0: show all) */
-	enum lw_format format;          /* --format text|json */
-	int all;                        /* --all: also inherited sockets and stale entries */
+	uint64_t older_than_ns;         /* --older-than DUR: hide sockets and heap blocks younger than DUR */
+	enum lw_format format;          /* --format text|json|folded */
+	enum lw_kind kind;              /* --kind heap|sockets|all */
+	int all;                        /* --all: also inherited sockets, stale entries, system heap blocks */
 	const char *output;             /* --output FILE: write the report there, atomically */
 };
 
 static const struct report_options report_defaults = {
 	.older_than_ns = 0,
 	.format = LW_FMT_TEXT,
+	.kind = LW_KIND_ALL,
 	.all = 0,
 };
 
 static const char usage_text[] =
 	"usage: leakwatch ps\n"
-	"       leakwatch report PID|SEGMENT [--older-than DUR] [--format text|json] [--all]\n"
-	"                        [--output FILE]\n"
-	"       leakwatch run [--older-than DUR] [--fail-on-leak] [--keep] [--all]\n"
-	"                     [--format text|json] [--output FILE] -- CMD [ARGS...]\n"
+	"       leakwatch report PID|SEGMENT [--kind heap|sockets|all] [--older-than DUR]\n"
+	"                        [--format text|json|folded] [--all] [--output FILE]\n"
+	"       leakwatch run [--kind heap|sockets|all] [--older-than DUR]\n"
+	"                     [--fail-on-leak[=heap|sockets|all]] [--keep] [--all]\n"
+	"                     [--format text|json|folded] [--output FILE] -- CMD [ARGS...]\n"
 	"       leakwatch help | --help | --version\n"
 	"\n"
-	"Find sockets a program never closed, and where it opened them.\n"
+	"Find sockets and heap memory a program never released, and where it got them.\n"
 	"Programs are traced by preloading libleakwatch.so, which records every open\n"
-	"socket with its call stack in $LEAKWATCH_DIR/leakwatch.<pid> (default /dev/shm).\n"
+	"socket (and, when heap tracking is on, every live heap block) with its call\n"
+	"stack in $LEAKWATCH_DIR/leakwatch.<pid> (default /dev/shm).\n"
 	"\n"
 	"commands:\n"
 	"  ps                  list traced processes: PID, STATE, SOCKETS, COMMAND, SEGMENT\n"
 	"  report PID|SEGMENT  open sockets grouped by where they were opened, with age,\n"
-	"                      peer and TCP state; untracked sockets; double closes\n"
+	"                      peer and TCP state; untracked sockets; double closes;\n"
+	"                      live heap blocks grouped by allocation stack\n"
 	"  run -- CMD          run CMD under leakwatch and report what it left open at exit\n"
 	"\n"
 	"options:\n"
-	"  --older-than DUR    only sockets open at least DUR (500ms, 30s, 5m, 2h, 1d, 1h30m)\n"
-	"  --format FMT        text (default) or json\n"
-	"  --all               also inherited sockets (opened before leakwatch loaded) and\n"
-	"                      stale entries (closed where no hook saw it)\n"
-	"  --fail-on-leak      run: exit 1 when a socket created under leakwatch is left open\n"
+	"  --kind KIND         heap, sockets or all (default): what to report\n"
+	"  --older-than DUR    only sockets open / heap blocks allocated at least DUR ago\n"
+	"                      (500ms, 30s, 5m, 2h, 1d, 1h30m)\n"
+	"  --format FMT        text (default), json, or folded: collapsed stacks for\n"
+	"                      flamegraph.pl / speedscope, one line per group, weighted by\n"
+	"                      live bytes (heap; --kind all means heap here) or by sockets\n"
+	"                      (--kind sockets); run prefixes each line with the process name\n"
+	"  --all               also inherited sockets (opened before leakwatch loaded),\n"
+	"                      stale entries (closed where no hook saw it), and heap blocks\n"
+	"                      that are not counted as leaks (see below)\n"
+	"  --fail-on-leak      run: exit 1 when a socket created under leakwatch is left\n"
+	"                      open (with --kind heap: when a heap block is, see below)\n"
+	"  --fail-on-leak=KIND run: exit 1 when that kind leaked: sockets, heap (a block\n"
+	"                      the program allocated still live at exit), or all (either);\n"
+	"                      --kind must show it.  Heap is opt-in because most programs\n"
+	"                      (interpreters, shells) keep some memory until exit\n"
 	"  --keep              run: keep the segment directory and print its path\n"
 	"  --output FILE       write the report to FILE (complete or not at all) instead\n"
 	"                      of stdout; with run, the command's own output stays on stdout\n"
+	"\n"
+	"heap blocks that are not leaks:\n"
+	"  system      kept by the C/C++ runtime on purpose: every frame of the stack is in\n"
+	"              libc, ld.so, libstdc++, libgcc_s or another glibc library (allocated\n"
+	"              by the loader or a library constructor), or the allocation was made\n"
+	"              for the library's own state (stdio buffers, atexit tables, TLS,\n"
+	"              locale, timezone, NSS, iconv, dlopen)\n"
+	"  no stack    the shim could not record where it was allocated\n"
+	"  In sampled heap mode the numbers are estimates, marked ~ (JSON: estimated).\n"
 	"\n"
 	"examples:\n"
 	"  LD_PRELOAD=/usr/local/lib/leakwatch/libleakwatch.so ./api --port 8080 &\n"
 	"  leakwatch ps\n"
 	"  leakwatch report 4242 --older-than 5m\n"
 	"  leakwatch report /dev/shm/leakwatch.4242 --format json\n"
+	"  leakwatch report 4242 --kind heap --format folded | flamegraph.pl > heap.svg\n"
 	"  leakwatch run --fail-on-leak -- ./tests/integration\n"
+	"  leakwatch run --fail-on-leak=all -- ./tests/unit-tests\n"
 	"\n"
 	"environment:\n"
 	"  LEAKWATCH_DIR       where segments are (default /dev/shm)\n"
@@ -129,6 +156,7 @@ static int cmd_report(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "output", required_argument, NULL, 'O' },
+		{ "kind", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct report_options o = report_defaults;
@@ -153,12 +181,14 @@ static int cmd_report(int argc, char **argv)
 			}
 			break;
 		case 'f':
-			if (strcmp(optarg, "text") == 0)
-				o.format = LW_FMT_TEXT;
-			else if (strcmp(optarg, "json") == 0)
-				o.format = LW_FMT_JSON;
-			else {
-				usage_error("unknown format '%s' (text or json)", optarg);
+			if (lw_format_parse(optarg, &o.format) < 0) {
+				usage_error("unknown format '%s' (text, json or folded)", optarg);
+				return 2;
+			}
+			break;
+		case 'K':
+			if (lw_kind_parse(optarg, &o.kind) < 0) {
+				usage_error("unknown kind '%s' (heap, sockets or all)", optarg);
 				return 2;
 			}
 			break;
@@ -193,7 +223,8 @@ static int cmd_report(int argc, char **argv)
 		fprintf(stderr, "leakwatch: %s: %s\n", target, err);
 		return 2;
 	}
-	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format };
+	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
+				     .kind = o.kind };
 	struct lw_report r;
 	if (lw_report_build(&r, path, &ro, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s: %s\n", path, err);
@@ -207,6 +238,11 @@ static int cmd_report(int argc, char **argv)
 	if (o.format == LW_FMT_JSON) {
 		lw_render_json(stdout, &r);
 		fputc('\n', stdout);
+	} else if (o.format == LW_FMT_FOLDED) {
+		if (o.kind != LW_KIND_SOCKETS && r.snap.hdr.heap_mode == LW_HEAP_OFF)
+			fprintf(stderr, "leakwatch: pid %d: heap tracking was off, nothing to fold (try --kind sockets)\n",
+				r.snap.hdr.pid);
+		lw_render_folded(stdout, &r, NULL);
 	} else {
 		lw_render_text(stdout, &r);
 	}

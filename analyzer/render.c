@@ -4,7 +4,8 @@
  *
  * JSON format (`--format json`), one object per segment, version 1.  Fields
  * are only ever added; consumers should ignore unknown ones.  null means
- * "unknown".
+ * "unknown".  With --kind heap the socket fields (groups, untracked, stale,
+ * stale_fds, bad_closes) are left out; with --kind sockets, heap is.
  *
  *   leakwatch       1 (format version)
  *   segment         path of the segment file
@@ -16,12 +17,14 @@
  *   exit_status     exit status when state is "exited" and known, else null
  *   uptime_s        seconds from start to now (live) or to the end of the image
  *   counters        {events, sock_opened, sock_closed, bad_closes, stale_closes,
+ *                    heap_allocs, heap_frees, heap_untracked_frees,
  *                    drops: {handle_full, stack_full, module_full, unwind, busy,
- *                            reentrant}}
+ *                            reentrant, heap_full}}
  *   busy_slots      table slots skipped by this snapshot because a writer held them
  *   open_tracked    OPEN entries in the segment (before the kernel join)
  *   kernel_view     {available: bool, error: string|null}  (/proc/PID/fd readable?)
- *   older_than_s    the --older-than filter applied to groups
+ *   older_than_s    the --older-than filter applied to groups (sockets and heap)
+ *   kind            "all" | "sockets" | "heap"  (--kind)
  *   groups          [group], sorted by count desc then oldest desc; each:
  *     kind            "socket"
  *     count           members
@@ -55,7 +58,38 @@
  *   bad_closes      [{fd, tid, age_s, kind: "double_close"|"never_opened",
  *                     prev_origin, stack, prev_open_stack, prev_close_stack}]
  *                   (stacks are [] when unknown)
+ *   heap            heap blocks still allocated:
+ *     mode            "off" | "sampled" | "full"  (off: everything below is 0 / [])
+ *     sample_bytes    mean bytes between samples the shim used (sampled mode)
+ *     estimated       true in sampled mode: block and byte counts are estimates
+ *                     (each sample of s bytes stands for 1/p blocks, p = 1 - exp(-s/sample_bytes))
+ *     samples         table entries behind the numbers (= blocks in full mode)
+ *     live_blocks, live_bytes       every live block at least older_than_s old
+ *     leaked_blocks, leaked_bytes   of those, class "program": what run --fail-on-leak counts
+ *     system_blocks, system_bytes   of those, class "system"
+ *     groups          [heap group], class "program" only unless --all; sorted by
+ *                     class, then bytes desc; each:
+ *       class           "program" | "system" (kept by libc/ld.so/libstdc++, see heap.c)
+ *                       | "unrecorded" (no stack was recorded)
+ *       system          class == "system"
+ *       count           live blocks
+ *       bytes           live bytes (requested sizes)
+ *       samples         table entries in the group
+ *       total_allocations      allocations ever made from this stack
+ *       total_allocated_bytes  bytes ever allocated from this stack
+ *       age_min_s, age_median_s, age_max_s
+ *       stack_id        allocation stack id in the segment
+ *       stack           [frame] as for sockets, innermost first
+ *
+ * Folded format (`--format folded`), for flamegraph.pl and speedscope: one
+ * line per group, "outermost;...;innermost WEIGHT", frames are function
+ * names (C++ demangled) or module+0xOFF, [unknown] for a missing stack
+ * ([inherited] for inherited sockets, which have none).
+ * Heap groups (weight: live bytes, rounded estimates in sampled mode) unless
+ * --kind sockets (socket groups, weight: sockets).  `run` prefixes each line
+ * with the process name as the root frame.  ';' inside a name becomes ':'.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,14 +272,83 @@ static void json_counters(FILE *out, const struct lw_snapshot *s)
 	const uint64_t *c = s->counters;
 	fprintf(out,
 		"{\"events\":%llu,\"sock_opened\":%llu,\"sock_closed\":%llu,\"bad_closes\":%llu,"
-		"\"stale_closes\":%llu,\"drops\":{\"handle_full\":%llu,\"stack_full\":%llu,"
-		"\"module_full\":%llu,\"unwind\":%llu,\"busy\":%llu,\"reentrant\":%llu}}",
+		"\"stale_closes\":%llu,\"heap_allocs\":%llu,\"heap_frees\":%llu,"
+		"\"heap_untracked_frees\":%llu,\"drops\":{\"handle_full\":%llu,\"stack_full\":%llu,"
+		"\"module_full\":%llu,\"unwind\":%llu,\"busy\":%llu,\"reentrant\":%llu,"
+		"\"heap_full\":%llu}}",
 		(unsigned long long)c[LW_CTR_EVENTS], (unsigned long long)c[LW_CTR_SOCK_OPENED],
 		(unsigned long long)c[LW_CTR_SOCK_CLOSED], (unsigned long long)c[LW_CTR_BAD_CLOSES],
-		(unsigned long long)c[LW_CTR_STALE_CLOSES], (unsigned long long)c[LW_CTR_DROP_HANDLE_FULL],
+		(unsigned long long)c[LW_CTR_STALE_CLOSES], (unsigned long long)c[LW_CTR_HEAP_ALLOCS],
+		(unsigned long long)c[LW_CTR_HEAP_FREES], (unsigned long long)c[LW_CTR_HEAP_UNTRACKED_FREES],
+		(unsigned long long)c[LW_CTR_DROP_HANDLE_FULL],
 		(unsigned long long)c[LW_CTR_DROP_STACK_FULL], (unsigned long long)c[LW_CTR_DROP_MODULE_FULL],
 		(unsigned long long)c[LW_CTR_DROP_UNWIND], (unsigned long long)c[LW_CTR_DROP_BUSY],
-		(unsigned long long)c[LW_CTR_DROP_REENTRANT]);
+		(unsigned long long)c[LW_CTR_DROP_REENTRANT], (unsigned long long)c[LW_CTR_DROP_HEAP_FULL]);
+}
+
+/* Estimates are rounded: "count":1000, never "count":999.9999. */
+static void json_count(FILE *out, double v)
+{
+	fprintf(out, "%.0f", v < 0 ? 0.0 : round(v));
+}
+
+static int heap_group_shown(const struct lw_report *r, const struct lw_heap_group *g)
+{
+	return g->cls == LW_HEAP_PROGRAM || r->opts.all;
+}
+
+static void json_heap_group(FILE *out, struct lw_report *r, const struct lw_heap_group *g)
+{
+	fprintf(out, "{\"class\":\"%s\",\"system\":%s,\"count\":", lw_heap_class_name(g->cls),
+		g->cls == LW_HEAP_SYSTEM ? "true" : "false");
+	json_count(out, g->blocks);
+	fputs(",\"bytes\":", out);
+	json_count(out, g->bytes);
+	fprintf(out, ",\"samples\":%zu,\"total_allocations\":", g->samples);
+	json_count(out, g->total_allocs);
+	fputs(",\"total_allocated_bytes\":", out);
+	json_count(out, g->total_bytes);
+	fprintf(out, ",\"age_min_s\":%.3f,\"age_median_s\":%.3f,\"age_max_s\":%.3f,\"stack_id\":%u,\"stack\":",
+		ns_to_s(g->age_min_ns), ns_to_s(g->age_median_ns), ns_to_s(g->age_max_ns), g->stack_id);
+	json_stack(out, r, g->stack_id);
+	fputc('}', out);
+}
+
+static void json_sockets(FILE *out, struct lw_report *r);
+
+static void json_heap(FILE *out, struct lw_report *r)
+{
+	const struct lw_heap *h = &r->heap;
+	double live_blocks = 0, live_bytes = 0;
+	for (int c = 0; c < LW_HEAP_NCLASS; c++) {
+		live_blocks += h->blocks[c];
+		live_bytes += h->bytes[c];
+	}
+	fprintf(out, "{\"mode\":\"%s\",\"sample_bytes\":%llu,\"estimated\":%s,\"samples\":%zu,\"live_blocks\":",
+		lw_heap_mode_name(h->mode), (unsigned long long)h->sample_bytes,
+		h->estimated ? "true" : "false", h->nsamples);
+	json_count(out, live_blocks);
+	fputs(",\"live_bytes\":", out);
+	json_count(out, live_bytes);
+	fputs(",\"leaked_blocks\":", out);
+	json_count(out, h->blocks[LW_HEAP_PROGRAM]);
+	fputs(",\"leaked_bytes\":", out);
+	json_count(out, h->bytes[LW_HEAP_PROGRAM]);
+	fputs(",\"system_blocks\":", out);
+	json_count(out, h->blocks[LW_HEAP_SYSTEM]);
+	fputs(",\"system_bytes\":", out);
+	json_count(out, h->bytes[LW_HEAP_SYSTEM]);
+	fputs(",\"groups\":[", out);
+	int first = 1;
+	for (size_t i = 0; i < h->ngroups; i++) {
+		if (!heap_group_shown(r, &h->groups[i]))
+			continue;
+		if (!first)
+			fputc(',', out);
+		json_heap_group(out, r, &h->groups[i]);
+		first = 0;
+	}
+	fputs("]}", out);
 }
 
 int lw_render_json(FILE *out, struct lw_report *r)
@@ -270,7 +373,22 @@ int lw_render_json(FILE *out, struct lw_report *r)
 		fputs("null", out);
 	else
 		lw_json_string(out, strerror(r->join.fd_errno));
-	fprintf(out, "},\"older_than_s\":%.3f,\"groups\":[", ns_to_s(r->opts.older_than_ns));
+	fprintf(out, "},\"older_than_s\":%.3f,\"kind\":\"%s\"", ns_to_s(r->opts.older_than_ns),
+		lw_kind_name(r->opts.kind));
+	if (lw_kind_sockets(r->opts.kind))
+		json_sockets(out, r);
+	if (lw_kind_heap(r->opts.kind)) {
+		fputs(",\"heap\":", out);
+		json_heap(out, r);
+	}
+	fputc('}', out);
+	return ferror(out) ? -1 : 0;
+}
+
+static void json_sockets(FILE *out, struct lw_report *r)
+{
+	const struct lw_snapshot *s = &r->snap;
+	fputs(",\"groups\":[", out);
 	for (size_t i = 0; i < r->grouping.ngroups; i++) {
 		if (i)
 			fputc(',', out);
@@ -306,8 +424,7 @@ int lw_render_json(FILE *out, struct lw_report *r)
 		json_stack(out, r, b->prev_close_stack_id);
 		fputc('}', out);
 	}
-	fputs("]}", out);
-	return ferror(out) ? -1 : 0;
+	fputc(']', out);
 }
 
 /* ---- text --------------------------------------------------------------- */
@@ -362,8 +479,9 @@ static const char *path_short(const char *path, const char *cwd)
 	return path;
 }
 
-static void text_stack(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label,
-		       const char *cwd)
+/* The stack under a group: "  LABEL  frame" with the label padded to lw columns. */
+static void text_stack_w(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label, int lw,
+			 const char *cwd)
 {
 	struct lw_frame frames[MAX_FRAMES];
 	size_t n = 0;
@@ -371,7 +489,7 @@ static void text_stack(FILE *out, struct lw_report *r, uint32_t stack_id, const 
 	if (st)
 		n = lw_symbolize_stack(r->sym, st->frames, st->depth, frames, MAX_FRAMES);
 	if (n == 0) {
-		fprintf(out, "  %-11s (no stack recorded)\n", label);
+		fprintf(out, "  %-*s (no stack recorded)\n", lw, label);
 		return;
 	}
 	int width = 0;
@@ -385,7 +503,7 @@ static void text_stack(FILE *out, struct lw_report *r, uint32_t stack_id, const 
 	for (size_t i = 0; i < n; i++) {
 		const struct lw_frame *f = &frames[i];
 		char loc[LW_PATH_MAX + 32];
-		fprintf(out, "  %-11s ", i == 0 ? label : "");
+		fprintf(out, "  %-*s ", lw, i == 0 ? label : "");
 		if (!f->function) {
 			text_safe(out, lw_frame_format_location(f, loc, sizeof loc));
 		} else {
@@ -407,6 +525,12 @@ static void text_stack(FILE *out, struct lw_report *r, uint32_t stack_id, const 
 			fputs("  (build-id mismatch)", out);
 		fputc('\n', out);
 	}
+}
+
+static void text_stack(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label,
+		       const char *cwd)
+{
+	text_stack_w(out, r, stack_id, label, 11, cwd);
 }
 
 static void text_fds(FILE *out, const struct lw_group *g)
@@ -483,6 +607,7 @@ static void text_drops(FILE *out, const struct lw_report *r)
 		{ LW_CTR_DROP_UNWIND, "unwind failed" },
 		{ LW_CTR_DROP_BUSY, "slot busy" },
 		{ LW_CTR_DROP_REENTRANT, "re-entrant hook" },
+		{ LW_CTR_DROP_HEAP_FULL, "heap table full" },
 	};
 	int any = 0;
 	for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
@@ -510,33 +635,130 @@ static void text_summary(FILE *out, const struct lw_report *r)
 	fprintf(out, ") %s", state_word(r));
 	if (r->live == LW_LIVE_EXITED && s->hdr.exit_known)
 		fprintf(out, " with status %d", s->hdr.exit_status);
-	fprintf(out, ", %s %s, %zu open socket%s tracked", r->live == LW_LIVE_ALIVE ? "up" : "ran", up,
-		lw_snapshot_open_count(s), lw_snapshot_open_count(s) == 1 ? "" : "s");
-	if (r->join.fd_ok)
-		fprintf(out, ", %zu untracked", r->join.nuntracked);
-	if (r->join.nstale)
-		fprintf(out, ", %zu stale", r->join.nstale);
+	fprintf(out, ", %s %s", r->live == LW_LIVE_ALIVE ? "up" : "ran", up);
+	int socks = lw_kind_sockets(r->opts.kind);
+	int heap = lw_kind_heap(r->opts.kind) && r->heap.mode != LW_HEAP_OFF;
+	if (socks) {
+		fprintf(out, ", %zu open socket%s tracked", lw_snapshot_open_count(s),
+			lw_snapshot_open_count(s) == 1 ? "" : "s");
+		if (r->join.fd_ok)
+			fprintf(out, ", %zu untracked", r->join.nuntracked);
+		if (r->join.nstale)
+			fprintf(out, ", %zu stale", r->join.nstale);
+	}
+	if (heap)
+		fprintf(out, ", %zu live heap block%s recorded%s", s->nallocs, s->nallocs == 1 ? "" : "s",
+			r->heap.estimated ? " (sampled)" : "");
 	fputc('\n', out);
+	if (lw_kind_heap(r->opts.kind) && !socks && r->heap.mode == LW_HEAP_OFF)
+		fprintf(out, "note: heap tracking was off in this process: no heap data\n");
 	if (r->join.pid > 0 && !r->join.fd_ok)
 		fprintf(out, "note: cannot read /proc/%d/fd (%s); showing the segment alone\n", r->join.pid,
 			strerror(r->join.fd_errno));
+	const char *what = socks && heap ? "sockets and heap blocks" : heap ? "heap blocks" : "sockets";
+	const char *open_word = socks && heap ? "open or allocated" : socks ? "open" : "allocated";
 	if (r->live == LW_LIVE_EXECED)
-		fprintf(out, "note: this image was replaced by execve(); sockets below were open at exec\n");
+		fprintf(out, "note: this image was replaced by execve(); %s below were %s at exec\n", what,
+			open_word);
 	else if (r->live == LW_LIVE_DEAD)
-		fprintf(out, "note: the process is gone without an exit record (killed?); sockets below were open at the end\n");
+		fprintf(out, "note: the process is gone without an exit record (killed?); %s below were %s at the end\n",
+			what, open_word);
 	else if (r->live == LW_LIVE_EXITED)
-		fprintf(out, "note: sockets below were still open at exit\n");
+		fprintf(out, "note: %s below were still %s at exit\n", what, open_word);
 	if (!r->sym)
 		fprintf(out, "note: symbolization unavailable (libdw); frames shown as module+offset\n");
 }
 
-int lw_render_text(FILE *out, struct lw_report *r)
+static const char *heap_tag(enum lw_heap_class c)
 {
-	char cwd[PATH_MAX];
-	if (!getcwd(cwd, sizeof cwd))
-		cwd[0] = '\0';
-	text_summary(out, r);
+	switch (c) {
+	case LW_HEAP_PROGRAM: return "HEAP";
+	case LW_HEAP_SYSTEM: return "SYSTEM";
+	case LW_HEAP_UNRECORDED: return "NO STACK";
+	case LW_HEAP_NCLASS: break;
+	}
+	return "HEAP";
+}
 
+/* "1000", "~1000": estimates carry a tilde. */
+static char *heap_num(const struct lw_heap *h, double v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%.0f", h->estimated ? "~" : "", v < 0 ? 0.0 : round(v));
+	return buf;
+}
+
+static char *heap_bytes(const struct lw_heap *h, double v, char *buf, size_t len)
+{
+	char b[32];
+	snprintf(buf, len, "%s%s", h->estimated ? "~" : "", lw_bytes_format(v, b, sizeof b));
+	return buf;
+}
+
+static void text_heap_group(FILE *out, struct lw_report *r, const struct lw_heap_group *g, int tw, int cw,
+			    const char *cwd)
+{
+	const struct lw_heap *h = &r->heap;
+	char n[48], b[48], t[48], a1[32], a2[32], med[32];
+	heap_num(h, g->blocks, n, sizeof n);
+	heap_bytes(h, g->bytes, b, sizeof b);
+	heap_bytes(h, g->total_bytes, t, sizeof t);
+	lw_duration_format(g->age_min_ns, a1, sizeof a1);
+	lw_duration_format(g->age_max_ns, a2, sizeof a2);
+	lw_duration_format(g->age_median_ns, med, sizeof med);
+	fprintf(out, "%-*s %*s block%s  %s live  (allocated %s total)  age %s", tw, heap_tag(g->cls), cw, n,
+		round(g->blocks) == 1 ? " " : "s", b, t, a1);
+	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
+		fprintf(out, "..%s, median %s", a2, med);
+	fputc('\n', out);
+	text_stack_w(out, r, g->stack_id, "allocated at", 13, cwd);
+}
+
+static void text_heap(FILE *out, struct lw_report *r, const char *cwd)
+{
+	const struct lw_heap *h = &r->heap;
+	char n[48], b[48], d[32];
+	if (h->estimated)
+		fprintf(out, "heap: sampled, one sample per %s allocated on average; numbers marked ~ are estimates\n",
+			lw_bytes_format((double)h->sample_bytes, b, sizeof b));
+	int tw = 8, cw = 1;
+	for (size_t i = 0; i < h->ngroups; i++) {
+		const struct lw_heap_group *g = &h->groups[i];
+		if (!heap_group_shown(r, g))
+			continue;
+		int w = (int)strlen(heap_num(h, g->blocks, n, sizeof n));
+		if (w > cw)
+			cw = w;
+		if ((int)strlen(heap_tag(g->cls)) > tw)
+			tw = (int)strlen(heap_tag(g->cls));
+	}
+	if (h->blocks[LW_HEAP_PROGRAM] <= 0) {
+		if (r->opts.older_than_ns)
+			fprintf(out, "no live heap blocks older than %s allocated by the program\n",
+				lw_duration_format(r->opts.older_than_ns, d, sizeof d));
+		else
+			fprintf(out, "no live heap blocks allocated by the program\n");
+	}
+	for (size_t i = 0; i < h->ngroups; i++)
+		if (heap_group_shown(r, &h->groups[i]))
+			text_heap_group(out, r, &h->groups[i], tw, cw, cwd);
+	if (!r->opts.all) {
+		double hb = 0, hn = 0;
+		size_t sites = 0;
+		for (size_t i = 0; i < h->ngroups; i++)
+			if (!heap_group_shown(r, &h->groups[i])) {
+				hb += h->groups[i].bytes;
+				hn += h->groups[i].blocks;
+				sites++;
+			}
+		if (sites)
+			fprintf(out, "(%s block%s, %s not counted: kept by the C/C++ runtime or without a stack; --all shows them)\n",
+				heap_num(h, hn, n, sizeof n), round(hn) == 1 ? "" : "s",
+				heap_bytes(h, hb, b, sizeof b));
+	}
+}
+
+static void text_sockets(FILE *out, struct lw_report *r, const char *cwd)
+{
 	const struct lw_grouping *g = &r->grouping;
 	int cw = 1, dw = 0;
 	for (size_t i = 0; i < g->ngroups; i++) {
@@ -582,6 +804,78 @@ int lw_render_text(FILE *out, struct lw_report *r)
 	}
 	for (size_t i = 0; i < r->snap.nbadcloses; i++)
 		text_badclose(out, r, &r->snap.badcloses[i], cwd);
+}
+
+int lw_render_text(FILE *out, struct lw_report *r)
+{
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof cwd))
+		cwd[0] = '\0';
+	text_summary(out, r);
+	if (lw_kind_sockets(r->opts.kind))
+		text_sockets(out, r, cwd);
+	if (lw_kind_heap(r->opts.kind) && r->heap.mode != LW_HEAP_OFF)
+		text_heap(out, r, cwd);
 	text_drops(out, r);
+	return ferror(out) ? -1 : 0;
+}
+
+/* ---- folded ------------------------------------------------------------- */
+
+/* A frame in a folded line: ';' separates frames and the last ' ' the weight. */
+static void folded_name(FILE *out, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		fputc(*p == ';' ? ':' : *p < 0x20 || *p == 0x7f ? '?' : *p, out);
+}
+
+static void folded_line(FILE *out, struct lw_report *r, const char *root, uint32_t stack_id,
+			const char *missing, unsigned long long weight)
+{
+	struct lw_frame frames[MAX_FRAMES];
+	size_t n = 0;
+	const struct lw_snap_stack *st = lw_snapshot_stack(&r->snap, stack_id);
+	if (st)
+		n = lw_symbolize_stack(r->sym, st->frames, st->depth, frames, MAX_FRAMES);
+	int first = 1;
+	if (root) {
+		folded_name(out, root);
+		first = 0;
+	}
+	if (n == 0) {
+		if (!first)
+			fputc(';', out);
+		fputs(missing, out);
+		first = 0;
+	}
+	/* Frames are innermost first; folded stacks start at the root. */
+	for (size_t i = n; i-- > 0;) {
+		char loc[LW_PATH_MAX + 32];
+		const struct lw_frame *f = &frames[i];
+		if (!first)
+			fputc(';', out);
+		folded_name(out, f->function ? f->function : lw_frame_format_location(f, loc, sizeof loc));
+		first = 0;
+	}
+	fprintf(out, " %llu\n", weight);
+}
+
+int lw_render_folded(FILE *out, struct lw_report *r, const char *root)
+{
+	if (r->opts.kind == LW_KIND_SOCKETS) {
+		for (size_t i = 0; i < r->grouping.ngroups; i++) {
+			const struct lw_group *g = &r->grouping.groups[i];
+			folded_line(out, r, root, g->inherited ? 0 : g->stack_id,
+				    g->inherited ? "[inherited]" : "[unknown]", (unsigned long long)g->count);
+		}
+		return ferror(out) ? -1 : 0;
+	}
+	for (size_t i = 0; i < r->heap.ngroups; i++) {
+		const struct lw_heap_group *g = &r->heap.groups[i];
+		if (!heap_group_shown(r, g))
+			continue;
+		double w = round(g->bytes);
+		folded_line(out, r, root, g->stack_id, "[unknown]", w > 0 ? (unsigned long long)w : 0);
+	}
 	return ferror(out) ? -1 : 0;
 }

@@ -1,12 +1,58 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * report.c — the pipeline for one segment (snapshot -> kernel join ->
- * groups -> symbolizer), shared by `leakwatch report` and `leakwatch run`.
+ * groups -> symbolizer -> heap groups), shared by `leakwatch report` and
+ * `leakwatch run`, and the option words both commands accept.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "analyzer.h"
+
+int lw_kind_parse(const char *s, enum lw_kind *k)
+{
+	if (!s)
+		return -1;
+	if (strcmp(s, "all") == 0)
+		*k = LW_KIND_ALL;
+	else if (strcmp(s, "sockets") == 0 || strcmp(s, "socket") == 0)
+		*k = LW_KIND_SOCKETS;
+	else if (strcmp(s, "heap") == 0)
+		*k = LW_KIND_HEAP;
+	else
+		return -1;
+	return 0;
+}
+
+const char *lw_kind_name(enum lw_kind k)
+{
+	return k == LW_KIND_SOCKETS ? "sockets" : k == LW_KIND_HEAP ? "heap" : "all";
+}
+
+int lw_kind_sockets(enum lw_kind k)
+{
+	return k != LW_KIND_HEAP;
+}
+
+int lw_kind_heap(enum lw_kind k)
+{
+	return k != LW_KIND_SOCKETS;
+}
+
+int lw_format_parse(const char *s, enum lw_format *f)
+{
+	if (!s)
+		return -1;
+	if (strcmp(s, "text") == 0)
+		*f = LW_FMT_TEXT;
+	else if (strcmp(s, "json") == 0)
+		*f = LW_FMT_JSON;
+	else if (strcmp(s, "folded") == 0)
+		*f = LW_FMT_FOLDED;
+	else
+		return -1;
+	return 0;
+}
 
 int lw_report_build(struct lw_report *r, const char *path, const struct lw_report_opts *o,
 		    char *err, size_t errlen)
@@ -28,6 +74,16 @@ int lw_report_build(struct lw_report *r, const char *path, const struct lw_repor
 	/* Without libdw the report is still useful: frames render as module+0xOFF. */
 	char symerr[LW_ERR_MAX];
 	r->sym = lw_symbolizer_new(&r->snap, symerr, sizeof symerr);
+	/* The heap grouping names allocation sites, so it comes after the symbolizer. */
+	r->heap.mode = r->snap.hdr.heap_mode;
+	r->heap.estimated = r->heap.mode == LW_HEAP_SAMPLED;
+	r->heap.sample_bytes = r->snap.hdr.sample_bytes;
+	if (lw_kind_heap(o->kind) &&
+	    lw_heap_build(&r->heap, &r->snap, r->sym, r->now_ns, o->older_than_ns) < 0) {
+		snprintf(err, errlen, "out of memory");
+		lw_report_free(r);
+		return -1;
+	}
 	return 0;
 }
 
@@ -35,7 +91,37 @@ void lw_report_free(struct lw_report *r)
 {
 	lw_symbolizer_free(r->sym);
 	r->sym = NULL;
+	lw_heap_free(&r->heap);
 	lw_grouping_free(&r->grouping);
 	lw_join_free(&r->join);
 	lw_snapshot_free(&r->snap);
+}
+
+char *lw_report_process_name(const struct lw_report *r, char *buf, size_t len)
+{
+	const char *cmd = r->snap.hdr.cmdline;
+	size_t n = 0;
+	const char *start = cmd;
+	if (!len)
+		return buf;
+	/* argv[0] ends at the first space of the joined command line. */
+	for (const char *p = cmd; *p && *p != ' '; p++)
+		if (*p == '/' && p[1] && p[1] != ' ')
+			start = p + 1;
+	while (start[n] && start[n] != ' ')
+		n++;
+	if (n == 0) {
+		const char *exe = r->snap.hdr.exe;
+		const char *b = strrchr(exe, '/');
+		start = b ? b + 1 : exe;
+		n = strlen(start);
+	}
+	if (n == 0)
+		snprintf(buf, len, "pid%d", r->snap.hdr.pid);
+	else
+		snprintf(buf, len, "%.*s", (int)n, start);
+	for (char *p = buf; *p; p++)
+		if (*p == ';' || (unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '_';
+	return buf;
 }

@@ -8,13 +8,24 @@
  *   {"leakwatch":1,
  *    "run":{"argv":[...],"exit_status":N|null,"signal":S|null},
  *    "processes":[<report object>, ...],      (main process image(s) first)
- *    "leaked":N,                              (what --fail-on-leak looks at)
+ *    "leaked":N|null,                         (sockets left open: what --fail-on-leak=sockets
+ *                                              looks at; null with --kind heap)
+ *    "leaked_heap_blocks":N|null,             (heap blocks of class "program" still live:
+ *    "leaked_heap_bytes":N|null,               what --fail-on-leak=heap looks at; null with
+ *                                              --kind sockets or when no process tracked heap)
+ *    "leaked_heap_estimated":bool,            (some process was sampled: heap numbers are estimates)
  *    "segment_errors":[{"segment":..,"error":..}]}
+ *
+ * Images replaced by execve() are shown but not counted: their sockets either
+ * closed at exec or live on, inherited, in the next image, and their heap is
+ * gone.  --format folded prints the folded lines of every other image, each
+ * prefixed with the process name.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,13 +42,19 @@
 
 #define SHIM_NAME "libleakwatch.so"
 
+/* --fail-on-leak[=KIND] */
+enum fail_mode { FAIL_NEVER = 0, FAIL_DEFAULT, FAIL_KIND };
+
 /* Defaults of `run`; each field is one option. */
 struct run_options {
-	uint64_t older_than_ns;         /* --older-than DUR: only count sockets at least this old */
-	int fail_on_leak;               /* --fail-on-leak: exit 1 when anything leaked */
+	uint64_t older_than_ns;         /* --older-than DUR: only count sockets/blocks at least this old */
+	enum fail_mode fail;            /* --fail-on-leak: exit 1 when sockets leaked (heap
+	                                   with --kind heap); --fail-on-leak=KIND: that kind */
+	enum lw_kind fail_kind;         /* the KIND of --fail-on-leak=KIND */
 	int keep;                       /* --keep: leave the segment directory behind */
-	int all;                        /* --all: also show inherited sockets */
-	enum lw_format format;          /* --format text|json */
+	int all;                        /* --all: also show inherited sockets, system heap blocks */
+	enum lw_kind kind;              /* --kind heap|sockets|all: what to report */
+	enum lw_format format;          /* --format text|json|folded */
 	const char *output;             /* --output FILE: the report goes there, atomically */
 };
 
@@ -105,7 +122,8 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "older-than", required_argument, NULL, 'o' },
-		{ "fail-on-leak", no_argument, NULL, 'F' },
+		{ "fail-on-leak", optional_argument, NULL, 'F' },
+		{ "kind", required_argument, NULL, 'K' },
 		{ "keep", no_argument, NULL, 'k' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "format", required_argument, NULL, 'f' },
@@ -124,16 +142,27 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 				return -1;
 			}
 			break;
-		case 'F': o->fail_on_leak = 1; break;
+		case 'F':
+			if (!optarg) {
+				o->fail = FAIL_DEFAULT;
+			} else if (lw_kind_parse(optarg, &o->fail_kind) == 0) {
+				o->fail = FAIL_KIND;
+			} else {
+				usage_error("unknown kind for --fail-on-leak (heap, sockets or all)", optarg);
+				return -1;
+			}
+			break;
+		case 'K':
+			if (lw_kind_parse(optarg, &o->kind) < 0) {
+				usage_error("unknown kind (heap, sockets or all)", optarg);
+				return -1;
+			}
+			break;
 		case 'k': o->keep = 1; break;
 		case 'a': o->all = 1; break;
 		case 'O': o->output = optarg; break;
 		case 'f':
-			if (strcmp(optarg, "text") == 0)
-				o->format = LW_FMT_TEXT;
-			else if (strcmp(optarg, "json") == 0)
-				o->format = LW_FMT_JSON;
-			else {
+			if (lw_format_parse(optarg, &o->format) < 0) {
 				usage_error("unknown format", optarg);
 				return -1;
 			}
@@ -145,6 +174,12 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 			usage_error("unknown option", argv[optind - 1]);
 			return -1;
 		}
+	}
+	/* Failing on a kind the report hides would fail a CI job with no reason shown. */
+	if (o->fail == FAIL_KIND && ((lw_kind_sockets(o->fail_kind) && !lw_kind_sockets(o->kind)) ||
+				     (lw_kind_heap(o->fail_kind) && !lw_kind_heap(o->kind)))) {
+		usage_error("--fail-on-leak kind is not shown by --kind", lw_kind_name(o->fail_kind));
+		return -1;
 	}
 	if (optind >= argc) {
 		usage_error("missing command (usage: leakwatch run [options] -- CMD ARGS...)", NULL);
@@ -258,9 +293,11 @@ int lw_run_main(int argc, char **argv)
 {
 	struct run_options o = {
 		.older_than_ns = 0,
-		.fail_on_leak = 0,
+		.fail = FAIL_NEVER,
+		.fail_kind = LW_KIND_ALL,
 		.keep = 0,
 		.all = 0,
+		.kind = LW_KIND_ALL,
 		.format = LW_FMT_TEXT,
 	};
 	int cmd = options_parse(&o, argc, argv);
@@ -309,8 +346,11 @@ int lw_run_main(int argc, char **argv)
 	}
 	segments_order(refs, n, pid);
 
-	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format };
+	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
+				     .kind = o.kind };
 	size_t leaked = 0;
+	double heap_blocks = 0, heap_bytes = 0;
+	int heap_tracked = 0, heap_estimated = 0;
 	if (lw_output_begin(o.output, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s\n", err);
 		free(refs);
@@ -318,8 +358,10 @@ int lw_run_main(int argc, char **argv)
 			dir_remove(dir);
 		return 2;
 	}
-	int json = o.format == LW_FMT_JSON;
-	if (json) {
+	int json = o.format == LW_FMT_JSON, folded = o.format == LW_FMT_FOLDED;
+	if (folded) {
+		/* nothing before the lines: the output goes straight into flamegraph.pl */
+	} else if (json) {
 		fputs("{\"leakwatch\":1,\"run\":{\"argv\":[", stdout);
 		for (char **a = cmdv; *a; a++) {
 			if (a != cmdv)
@@ -358,9 +400,20 @@ int lw_run_main(int argc, char **argv)
 		}
 		/* An exec'd image's sockets either died with exec (CLOEXEC) or live on in
 		 * the next image as inherited ones: counting them here would double count. */
-		if (r.live != LW_LIVE_EXECED)
+		if (r.live != LW_LIVE_EXECED) {
 			leaked += r.grouping.nleaked;
-		if (json) {
+			heap_blocks += r.heap.blocks[LW_HEAP_PROGRAM];
+			heap_bytes += r.heap.bytes[LW_HEAP_PROGRAM];
+		}
+		if (r.heap.mode != LW_HEAP_OFF) {
+			heap_tracked = 1;
+			heap_estimated |= r.heap.estimated;
+		}
+		if (folded) {
+			char name[64];
+			if (r.live != LW_LIVE_EXECED)
+				lw_render_folded(stdout, &r, lw_report_process_name(&r, name, sizeof name));
+		} else if (json) {
 			if (!first)
 				fputc(',', stdout);
 			lw_render_json(stdout, &r);
@@ -372,8 +425,23 @@ int lw_run_main(int argc, char **argv)
 		first = 0;
 		lw_report_free(&r);
 	}
-	if (json) {
-		printf("],\"leaked\":%zu,\"segment_errors\":[", leaked);
+	int show_socks = lw_kind_sockets(o.kind), show_heap = lw_kind_heap(o.kind);
+	if (folded) {
+		if (o.kind != LW_KIND_SOCKETS && !heap_tracked && n > 0)
+			fprintf(stderr, "leakwatch: heap tracking was off, nothing to fold (try --kind sockets)\n");
+	} else if (json) {
+		fputs("],\"leaked\":", stdout);
+		if (show_socks)
+			printf("%zu", leaked);
+		else
+			fputs("null", stdout);
+		if (show_heap && heap_tracked)
+			printf(",\"leaked_heap_blocks\":%.0f,\"leaked_heap_bytes\":%.0f", round(heap_blocks),
+			       round(heap_bytes));
+		else
+			fputs(",\"leaked_heap_blocks\":null,\"leaked_heap_bytes\":null", stdout);
+		printf(",\"leaked_heap_estimated\":%s,\"segment_errors\":[",
+		       show_heap && heap_estimated ? "true" : "false");
 		for (size_t i = 0; i < nerrors; i++) {
 			fputs(i ? ",{\"segment\":" : "{\"segment\":", stdout);
 			lw_json_string(stdout, errors[i].path);
@@ -383,10 +451,18 @@ int lw_run_main(int argc, char **argv)
 		}
 		fputs("]}\n", stdout);
 	} else {
-		char d[32];
-		printf("\nleakwatch: %zu socket%s left open%s%s\n", leaked, leaked == 1 ? "" : "s",
-		       o.older_than_ns ? " older than " : "",
-		       o.older_than_ns ? lw_duration_format(o.older_than_ns, d, sizeof d) : "");
+		char d[32], b[32];
+		const char *older = o.older_than_ns ? " older than " : "";
+		const char *dur = o.older_than_ns ? lw_duration_format(o.older_than_ns, d, sizeof d) : "";
+		fputc('\n', stdout);
+		if (show_socks)
+			printf("leakwatch: %zu socket%s left open%s%s\n", leaked, leaked == 1 ? "" : "s", older, dur);
+		if (show_heap && heap_tracked)
+			printf("leakwatch: %s%.0f heap block%s (%s%s) left allocated by the program%s%s\n",
+			       heap_estimated ? "~" : "", round(heap_blocks), round(heap_blocks) == 1 ? "" : "s",
+			       heap_estimated ? "~" : "", lw_bytes_format(heap_bytes, b, sizeof b), older, dur);
+		else if (show_heap && !show_socks && n > 0)
+			printf("leakwatch: heap tracking was off: no heap data\n");
 	}
 	free(errors);
 	free(refs);
@@ -397,5 +473,22 @@ int lw_run_main(int argc, char **argv)
 		dir_remove(dir);
 	if (out_rc != 0)
 		return 2;
-	return o.fail_on_leak && leaked > 0 ? 1 : 0;
+	int fail_socks = 0, fail_heap = 0;
+	/*
+	 * Bare --fail-on-leak keeps its meaning from before heap tracking (sockets)
+	 * unless the report is about heap only: the shim samples the heap by
+	 * default, and interpreters and shells (python3, bash) keep memory until
+	 * exit by design, so counting heap there would fail every existing job.
+	 */
+	if (o.fail == FAIL_DEFAULT) {
+		fail_socks = o.kind != LW_KIND_HEAP;
+		fail_heap = o.kind == LW_KIND_HEAP;
+	} else if (o.fail == FAIL_KIND) {
+		fail_socks = lw_kind_sockets(o.fail_kind);
+		fail_heap = lw_kind_heap(o.fail_kind);
+	}
+	/* round(): a sampled estimate is > 0 exactly when a sample was left. */
+	if ((fail_socks && leaked > 0) || (fail_heap && round(heap_blocks) > 0))
+		return 1;
+	return 0;
 }

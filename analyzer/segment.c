@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,34 +75,39 @@ static size_t min_size(size_t a, size_t b)
 	return a < b ? a : b;
 }
 
+/*
+ * Stack slots are write-once (0 -> 1 -> 2): a slot seen at 2 is final.  One
+ * pass with a growing array: a count-then-copy pass would stop early when
+ * stacks appear in between and lose ones it had counted.
+ */
 static int copy_stacks(struct lw_snapshot *s, const unsigned char *base, const struct lw_table *t)
 {
-	if (t->capacity == 0)
-		return 0;
-	/* Stack slots are write-once (0 -> 1 -> 2): a slot seen at 2 is final. */
-	size_t n = 0;
-	for (size_t i = 0; i < t->capacity; i++)
-		if (slot_seq(slot_at(base, t, i)) == 2)
-			n++;
-	if (n == 0)
-		return 0;
-	s->stacks = calloc(n, sizeof *s->stacks);
-	if (!s->stacks)
-		return -1;
+	size_t cap = 0;
 	struct lw_stack tmp;
-	for (size_t i = 0; i < t->capacity && s->nstacks < n; i++) {
+	for (size_t i = 0; i < t->capacity; i++) {
 		const unsigned char *slot = slot_at(base, t, i);
 		if (slot_seq(slot) != 2)
 			continue;
+		if (s->nstacks == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct lw_snap_stack *ns = realloc(s->stacks, ncap * sizeof *ns);
+			if (!ns)
+				return -1;
+			s->stacks = ns;
+			cap = ncap;
+		}
 		memset(&tmp, 0, sizeof tmp);
 		memcpy(&tmp, slot, min_size(t->entry_size, sizeof tmp));
 		struct lw_snap_stack *o = &s->stacks[s->nstacks++];
+		memset(o, 0, sizeof *o);
 		o->id = (uint32_t)i + 1;
 		o->depth = tmp.depth > LW_STACK_MAX_FRAMES ? LW_STACK_MAX_FRAMES : tmp.depth;
-		o->sock_opened = atomic_load_explicit(
-			&((const struct lw_stack *)(const void *)slot)->sock_opened, memory_order_relaxed);
-		o->sock_closed = atomic_load_explicit(
-			&((const struct lw_stack *)(const void *)slot)->sock_closed, memory_order_relaxed);
+		const struct lw_stack *live = (const struct lw_stack *)(const void *)slot;
+		o->sock_opened = atomic_load_explicit(&live->sock_opened, memory_order_relaxed);
+		o->sock_closed = atomic_load_explicit(&live->sock_closed, memory_order_relaxed);
+		o->heap_allocs = atomic_load_explicit(&live->heap_allocs, memory_order_relaxed);
+		o->heap_frees = atomic_load_explicit(&live->heap_frees, memory_order_relaxed);
+		o->heap_bytes = atomic_load_explicit(&live->heap_bytes, memory_order_relaxed);
 		memcpy(o->frames, tmp.frames, o->depth * sizeof o->frames[0]);
 	}
 	return 0;
@@ -193,6 +199,49 @@ static int copy_badcloses(struct lw_snapshot *s, const unsigned char *base, cons
 	return 0;
 }
 
+/*
+ * The heap table is an open-addressed hash keyed by ptr and can hold millions
+ * of slots, most of them empty or tombstones: one pass, and only slots whose
+ * ptr looks live get the seqlock copy.  The cheap peek may race with a writer;
+ * it only decides whether to look closer, and the copy decides what counts.
+ * A slot that stays odd (a writer inside) is counted as busy, never waited for.
+ */
+static int copy_allocs(struct lw_snapshot *s, const unsigned char *base, const struct lw_table *t)
+{
+	size_t cap = 0;
+	struct lw_alloc a;
+	for (size_t i = 0; i < t->capacity; i++) {
+		const unsigned char *slot = slot_at(base, t, i);
+		uint64_t ptr = __atomic_load_n((const uint64_t *)(const void *)(slot + offsetof(struct lw_alloc, ptr)),
+					       __ATOMIC_RELAXED);
+		if (ptr <= LW_ALLOC_TOMBSTONE)
+			continue;
+		memset(&a, 0, sizeof a);
+		if (!lw_seq_read(slot, &a, min_size(t->entry_size, sizeof a))) {
+			s->busy++;
+			continue;
+		}
+		/* seq 0 was never written by the protocol; the ptr may have changed under the peek. */
+		if (a.seq == 0 || a.ptr <= LW_ALLOC_TOMBSTONE)
+			continue;
+		if (s->nallocs == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			struct lw_snap_alloc *na = realloc(s->allocs, ncap * sizeof *na);
+			if (!na)
+				return -1;
+			s->allocs = na;
+			cap = ncap;
+		}
+		struct lw_snap_alloc *o = &s->allocs[s->nallocs++];
+		o->ptr = a.ptr;
+		o->size = a.size;
+		o->ns = a.ns;
+		o->stack_id = a.stack_id;
+		o->reserved = 0;
+	}
+	return 0;
+}
+
 static int handle_cmp(const void *a, const void *b)
 {
 	const struct lw_snap_handle *x = a, *y = b;
@@ -218,17 +267,22 @@ static int snapshot_copy(struct lw_snapshot *s, const unsigned char *base, uint6
 
 	/* Descriptors are written once before the header becomes visible; copy them first
 	 * so the checks and the reads below use the same values. */
-	struct lw_table stacks, modules, handles, badcloses;
+	struct lw_table stacks, modules, handles, badcloses, heap;
 	memcpy(&stacks, &h->stacks, sizeof stacks);
 	memcpy(&modules, &h->modules, sizeof modules);
 	memcpy(&handles, &h->handles, sizeof handles);
 	memcpy(&badcloses, &h->badcloses, sizeof badcloses);
+	memcpy(&heap, &h->heap, sizeof heap);
 	if (table_check(&stacks, "stack", sizeof(struct lw_stack), h->header_size, file_size, err, errlen) ||
 	    table_check(&modules, "module", sizeof(struct lw_module), h->header_size, file_size, err, errlen) ||
 	    table_check(&handles, "handle", sizeof(struct lw_handle), h->header_size, file_size, err, errlen) ||
 	    table_check(&badcloses, "bad-close", sizeof(struct lw_badclose), h->header_size, file_size,
-			err, errlen))
+			err, errlen) ||
+	    table_check(&heap, "heap", sizeof(struct lw_alloc), h->header_size, file_size, err, errlen))
 		return -1;
+	/* A mode this reader does not know would be misread as full tracking. */
+	if (h->heap_mode > LW_HEAP_FULL)
+		return fail(err, errlen, "unknown heap mode %u", h->heap_mode);
 
 	memcpy(&s->hdr, h, sizeof s->hdr);
 	s->hdr.exe[LW_PATH_MAX - 1] = '\0';
@@ -237,8 +291,17 @@ static int snapshot_copy(struct lw_snapshot *s, const unsigned char *base, uint6
 	for (size_t i = 0; i < LW_CTR_MAX; i++)
 		s->counters[i] = atomic_load_explicit(&h->counters[i], memory_order_relaxed);
 
-	if (copy_stacks(s, base, &stacks) || copy_modules(s, base, &modules) ||
-	    copy_handles(s, base, &handles) || copy_badcloses(s, base, &badcloses))
+	/*
+	 * Referrers before referents: entries that name a stack, then stacks, then
+	 * the modules their addresses lie in.  The shim publishes a stack before
+	 * any entry that refers to it and a module before its code runs, and
+	 * removes neither, so every id and address copied is found in the tables
+	 * copied after it.  The other order races with a writer creating a stack
+	 * and its entry between the two passes.
+	 */
+	if (copy_handles(s, base, &handles) || copy_badcloses(s, base, &badcloses) ||
+	    (h->heap_mode != LW_HEAP_OFF && copy_allocs(s, base, &heap)) ||
+	    copy_stacks(s, base, &stacks) || copy_modules(s, base, &modules))
 		return fail(err, errlen, "out of memory");
 	if (s->nhandles)
 		qsort(s->handles, s->nhandles, sizeof *s->handles, handle_cmp);
@@ -308,11 +371,13 @@ void lw_snapshot_free(struct lw_snapshot *s)
 	free(s->modules);
 	free(s->handles);
 	free(s->badcloses);
+	free(s->allocs);
 	s->stacks = NULL;
 	s->modules = NULL;
 	s->handles = NULL;
 	s->badcloses = NULL;
-	s->nstacks = s->nmodules = s->nhandles = s->nbadcloses = 0;
+	s->allocs = NULL;
+	s->nstacks = s->nmodules = s->nhandles = s->nbadcloses = s->nallocs = 0;
 }
 
 const struct lw_snap_stack *lw_snapshot_stack(const struct lw_snapshot *s, uint32_t id)

@@ -235,30 +235,65 @@ static int call_line(Dwarf_Die *die)
 	return (int)line;
 }
 
-/*
- * "__libc_start_main@@GLIBC_2.34" -> "__libc_start_main": the version is noise
- * in a stack.  The stripped copy is interned in the symbolizer.
- */
-static const char *symbol_name(struct lw_symbolizer *sym, const char *name)
+/* libstdc++'s demangler (the Itanium C++ ABI one), called from C. */
+char *__cxa_demangle(const char *mangled, char *out, size_t *len, int *status);
+
+char *lw_symbol_demangle(const char *name)
 {
-	const char *at = name ? strchr(name, '@') : NULL;
-	if (!at || at == name)
-		return name;
-	char *copy = strndup(name, (size_t)(at - name));
-	if (!copy)
-		return name;
+	int status = 0;
+	if (!name || strncmp(name, "_Z", 2) != 0)
+		return NULL;
+	char *d = __cxa_demangle(name, NULL, NULL, &status);
+	if (status != 0) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* Keep a malloc'd string for the symbolizer's lifetime; returns it, or NULL (freed). */
+static const char *intern(struct lw_symbolizer *sym, char *copy)
+{
 	if (sym->nstrs == sym->capstrs) {
 		size_t ncap = sym->capstrs ? sym->capstrs * 2 : 16;
 		char **ns = realloc(sym->strs, ncap * sizeof *ns);
 		if (!ns) {
 			free(copy);
-			return name;
+			return NULL;
 		}
 		sym->strs = ns;
 		sym->capstrs = ncap;
 	}
 	sym->strs[sym->nstrs++] = copy;
 	return copy;
+}
+
+/*
+ * "__libc_start_main@@GLIBC_2.34" -> "__libc_start_main": the version is noise
+ * in a stack.  C++ names are demangled ("_ZN3foo3barEi" -> "foo::bar(int)").
+ * Rewritten names are interned in the symbolizer.
+ */
+static const char *symbol_name(struct lw_symbolizer *sym, const char *name)
+{
+	if (!name)
+		return NULL;
+	const char *at = strchr(name, '@');
+	char *base = NULL;
+	if (at && at != name) {
+		base = strndup(name, (size_t)(at - name));
+		if (!base)
+			return name;
+	}
+	char *dem = lw_symbol_demangle(base ? base : name);
+	if (dem) {
+		free(base);
+		const char *r = intern(sym, dem);
+		return r ? r : name;
+	}
+	if (!base)
+		return name;
+	const char *r = intern(sym, base);
+	return r ? r : name;
 }
 
 /*

@@ -4,7 +4,9 @@
  * frames deep and, at the leaf, replaces a random block in a ring of RING
  * live blocks with a new one of a mixed size (16 B .. 4 KiB, small ones
  * most often), writing its first bytes.  Prints the elapsed seconds.
- * Usage: heap_workload [THREADS=2] [ITERS=2000000] [RING=4096]
+ * Usage: heap_workload [THREADS=2] [ITERS=2000000] [RING=4096] [keep]
+ *   keep: leave the ring allocated at exit (to measure the segment cost of
+ *   live tracked blocks)
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -14,7 +16,7 @@
 #include <time.h>
 
 static long iters;
-static int ring_size;
+static int ring_size, keep;
 
 struct ctx {
 	void **ring;
@@ -73,9 +75,11 @@ static void *worker(void *arg)
 		/* depth 8..12 below the worker: entry point varies with i */
 		entry[i % 5](&c);
 	}
-	for (int k = 0; k < ring_size; k++)
-		free(c.ring[k]);
-	free(c.ring);
+	if (!keep) {
+		for (int k = 0; k < ring_size; k++)
+			free(c.ring[k]);
+		free(c.ring);
+	}
 	return NULL;
 }
 
@@ -84,6 +88,7 @@ int main(int argc, char **argv)
 	int threads = argc > 1 ? atoi(argv[1]) : 2;
 	iters = argc > 2 ? atol(argv[2]) : 2000000;
 	ring_size = argc > 3 ? atoi(argv[3]) : 4096;
+	keep = argc > 4 && !strcmp(argv[4], "keep");
 	pthread_t t[64];
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);

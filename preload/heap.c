@@ -23,16 +23,17 @@
 #define LOCK_SPINS   10000u
 #define BATCH_SLOTS  64u
 #define BATCH_FLUSH  256u
-#define FILTER_SIZE  (1u << 16)
 
 static struct lw_alloc *g_tab;
 static uint64_t g_mask;
-static uint32_t g_mode;
+SHIM_HIDDEN uint32_t g_heap_mode;
+#define g_mode g_heap_mode
 static uint64_t g_sample_bytes;
 
 /* Counting filter over hash(ptr): nonzero means "maybe sampled".  Only
  * sampled inserts and their frees write it; every free reads one byte. */
-static _Atomic uint8_t g_filter[FILTER_SIZE];
+SHIM_HIDDEN _Atomic uint8_t g_heap_filter[LW_HEAP_FILTER_SIZE];
+#define g_filter g_heap_filter
 
 /* Per-thread state: zero-initialised TLS, initial-exec, no allocation. */
 struct heap_batch_slot {
@@ -40,8 +41,8 @@ struct heap_batch_slot {
 	uint32_t allocs;
 	uint64_t bytes;
 };
+SHIM_HIDDEN __thread int64_t t_heap_until_sample __attribute__((tls_model("initial-exec")));
 static __thread struct {
-	int64_t until_sample;           /* bytes left before the next sample */
 	uint64_t rng;                   /* xorshift state, 0 = not seeded */
 	uint32_t pending;               /* events since the last flush */
 	uint32_t registered;            /* thread-exit flush arranged */
@@ -50,23 +51,18 @@ static __thread struct {
 	struct heap_batch_slot slot[BATCH_SLOTS];
 } t_heap __attribute__((tls_model("initial-exec")));
 
-static inline uint64_t ptr_hash(uint64_t p)
-{
-	/* blocks are 16-byte aligned: drop the constant low bits first */
-	return (p >> 4) * 0x9e3779b97f4a7c15ull;
-}
 
 /*
  * Table index: the address in 16-byte units, so blocks close in memory sit
  * in nearby slots (fewer cache and TLB misses than a scrambling hash), with
- * each 64 MiB region of the address space shifted by its own scrambled
- * offset.  glibc gives every thread arena its own 64 MiB-aligned heap; with
- * the plain address those heaps would all fold onto the same slots and make
- * long probe chains.  The filter still uses the scrambled hash.
+ * each 1 MiB region of the address space shifted by its own scrambled
+ * offset.  Without the shift, heaps larger than the table's span (capacity
+ * x 16 bytes), or glibc's thread heaps (64 MiB-aligned), would fold onto the
+ * same slots and make probe chains long enough to drop records.
  */
 static inline uint64_t ptr_index(uint64_t p)
 {
-	return ((p >> 4) ^ ((p >> 26) * 0x9e3779b97f4a7c15ull >> 20)) & g_mask;
+	return ((p >> 4) + ((p >> 20) * 0x9e3779b97f4a7c15ull >> 32)) & g_mask;
 }
 
 /* Heap ages need no nanoseconds: the coarse clock costs a few ns, the fine
@@ -115,10 +111,6 @@ void heap_init(uint32_t mode, uint64_t sample_bytes)
 	g_mode = mode;
 }
 
-uint32_t heap_mode(void)
-{
-	return g_mode;
-}
 
 /* ---- sampling --------------------------------------------------------------- */
 
@@ -148,20 +140,16 @@ static int64_t next_gap(void)
 	return (int64_t)gap + 1;
 }
 
-int heap_should_sample(size_t size)
+int heap_sample_slow(void)
 {
-	if (g_mode == LW_HEAP_FULL)
-		return 1;
-	if (g_mode != LW_HEAP_SAMPLED)
+	if (t_heap.rng == 0) {
+		/* first allocation of this thread: start a gap, this one is not sampled */
+		t_heap_until_sample = next_gap();
 		return 0;
-	if (t_heap.rng == 0)
-		t_heap.until_sample = next_gap();
-	t_heap.until_sample -= (int64_t)size;
-	if (t_heap.until_sample > 0)
-		return 0;
+	}
 	/* a block larger than several gaps still counts once; the analyzer
 	 * weighs it by 1/p(size) */
-	t_heap.until_sample = next_gap();
+	t_heap_until_sample = next_gap();
 	return 1;
 }
 
@@ -251,7 +239,7 @@ static inline uint64_t slot_ptr(const struct lw_alloc *a)
 
 static void heap_insert(uint64_t p, size_t size, uint32_t stack_id, uint64_t ns, int count)
 {
-	uint64_t h = ptr_hash(p), idx = ptr_index(p);
+	uint64_t idx = ptr_index(p);
 
 	for (unsigned probe = 0; probe < PROBE_LIMIT; probe++, idx = (idx + 1) & g_mask) {
 		struct lw_alloc *a = &g_tab[idx];
@@ -271,7 +259,7 @@ static void heap_insert(uint64_t p, size_t size, uint32_t stack_id, uint64_t ns,
 		__atomic_store_n(&a->ptr, p, __ATOMIC_RELAXED);
 		atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
 		if (g_mode == LW_HEAP_SAMPLED)
-			atomic_fetch_add_explicit(&g_filter[(h >> 48) & (FILTER_SIZE - 1)], 1,
+			atomic_fetch_add_explicit(&g_filter[heap_filter_index(p)], 1,
 						  memory_order_relaxed);
 		if (count)
 			batch_add(stack_id, size);
@@ -290,12 +278,12 @@ void heap_record_alloc(void *ptr, size_t size, uint32_t stack_id)
 
 int heap_record_free(void *ptr, uint32_t *stack_id, uint64_t *size, uint64_t *ns)
 {
-	uint64_t p = (uint64_t)(uintptr_t)ptr, h = ptr_hash(p);
+	uint64_t p = (uint64_t)(uintptr_t)ptr;
 	uint64_t idx = ptr_index(p);
 
 	if (g_mode == LW_HEAP_OFF || p <= LW_ALLOC_TOMBSTONE)
 		return 0;
-	_Atomic uint8_t *f = &g_filter[(h >> 48) & (FILTER_SIZE - 1)];
+	_Atomic uint8_t *f = &g_filter[heap_filter_index(p)];
 	if (g_mode == LW_HEAP_SAMPLED && atomic_load_explicit(f, memory_order_relaxed) == 0)
 		return 0; /* never sampled: the common case, one cached byte */
 	for (unsigned probe = 0; probe < PROBE_LIMIT; probe++, idx = (idx + 1) & g_mask) {

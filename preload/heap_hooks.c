@@ -140,7 +140,7 @@ static void __attribute__((noinline)) record(void *p, size_t size, uintptr_t ra,
  * recorded (its old fields in *stack, *size, *ns). */
 static inline int forget(void *p, uint32_t *stack, uint64_t *size, uint64_t *ns)
 {
-	if (heap_mode() == LW_HEAP_OFF || g_in_shim)
+	if (!heap_maybe_recorded(p) || g_in_shim)
 		return 0;
 	return heap_record_free(p, stack, size, ns);
 }

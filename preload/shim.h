@@ -134,10 +134,52 @@ SHIM_HIDDEN void handle_copy_from(const struct shim_segment *parent);
  * enum lw_heap_mode).  Before it, and with mode OFF, every call below is a
  * cheap no-op. */
 SHIM_HIDDEN void heap_init(uint32_t mode, uint64_t sample_bytes);
-SHIM_HIDDEN uint32_t heap_mode(void);
-/* heap_should_sample - decide whether an allocation of `size` is recorded
- * (always in full mode; by bytes allocated in sampled mode). */
-SHIM_HIDDEN int heap_should_sample(size_t size);
+
+/* The hot-path state, read inline by the hooks (heap.c owns it). */
+#define LW_HEAP_FILTER_SIZE (1u << 16)
+SHIM_HIDDEN extern uint32_t g_heap_mode;
+SHIM_HIDDEN extern _Atomic uint8_t g_heap_filter[LW_HEAP_FILTER_SIZE];
+SHIM_HIDDEN extern __thread int64_t t_heap_until_sample;
+SHIM_HIDDEN int heap_sample_slow(void);
+
+static inline uint32_t heap_mode(void)
+{
+	return g_heap_mode;
+}
+
+/* heap_filter_index - the counting-filter byte of a block address. */
+static inline uint32_t heap_filter_index(uint64_t p)
+{
+	return (uint32_t)(((p >> 4) * 0x9e3779b97f4a7c15ull) >> 48) & (LW_HEAP_FILTER_SIZE - 1);
+}
+
+/* heap_should_sample - is an allocation of `size` recorded?  Always in full
+ * mode; in sampled mode when it crosses the thread's next sampling point
+ * (exponentially distributed gaps with mean sample_bytes, as tcmalloc). */
+static inline int heap_should_sample(size_t size)
+{
+	if (g_heap_mode == LW_HEAP_FULL)
+		return 1;
+	if (g_heap_mode != LW_HEAP_SAMPLED)
+		return 0;
+	t_heap_until_sample -= (int64_t)size;
+	if (__builtin_expect(t_heap_until_sample > 0, 1))
+		return 0;
+	return heap_sample_slow();
+}
+
+/* heap_maybe_recorded - cheap pre-check before heap_record_free(): 0 means
+ * the block is certainly not in the table. */
+static inline int heap_maybe_recorded(const void *ptr)
+{
+	if (g_heap_mode == LW_HEAP_FULL)
+		return 1;
+	if (g_heap_mode != LW_HEAP_SAMPLED)
+		return 0;
+	return atomic_load_explicit(&g_heap_filter[heap_filter_index((uint64_t)(uintptr_t)ptr)],
+				    memory_order_relaxed) != 0;
+}
+
 /* heap_record_alloc - insert a live block; table full -> counted drop. */
 SHIM_HIDDEN void heap_record_alloc(void *ptr, size_t size, uint32_t stack_id);
 /* heap_record_free - remove ptr's record (call before the real free).

@@ -42,17 +42,20 @@ static inline uint64_t fab_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A RUNNING segment for a pid that does not exist, with empty tables. */
-static inline void fab_init(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
-			    uint32_t nbadcloses)
+/*
+ * A RUNNING segment for a pid that does not exist, with empty tables and a
+ * heap table of nallocs slots (0: heap tracking off).
+ */
+static inline void fab_init_heap(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
+				 uint32_t nbadcloses, uint32_t nallocs, uint32_t heap_mode, uint64_t sample_bytes)
 {
 	uint64_t off = LW_HEADER_SIZE;
-	struct lw_table t[4];
-	uint32_t caps[4] = { nstacks, nmodules, nhandles, nbadcloses };
-	uint32_t sizes[4] = { sizeof(struct lw_stack), sizeof(struct lw_module), sizeof(struct lw_handle),
-			      sizeof(struct lw_badclose) };
+	struct lw_table t[5];
+	uint32_t caps[5] = { nstacks, nmodules, nhandles, nbadcloses, nallocs };
+	uint32_t sizes[5] = { sizeof(struct lw_stack), sizeof(struct lw_module), sizeof(struct lw_handle),
+			      sizeof(struct lw_badclose), sizeof(struct lw_alloc) };
 	memset(t, 0, sizeof t);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 5; i++) {
 		off = fab_align(off);
 		t[i].offset = off;
 		t[i].capacity = caps[i];
@@ -77,11 +80,21 @@ static inline void fab_init(struct fab *f, uint32_t nstacks, uint32_t nmodules, 
 	snprintf(h->exe, sizeof h->exe, "/usr/bin/fake");
 	snprintf(h->cmdline, sizeof h->cmdline, "fake --serve");
 	h->stack_depth = 32;
+	h->heap_mode = heap_mode;
+	h->sample_bytes = sample_bytes;
 	h->stacks = t[0];
 	h->modules = t[1];
 	h->handles = t[2];
 	h->badcloses = t[3];
-	h->heap.offset = f->size;
+	h->heap = t[4];
+}
+
+/* A RUNNING segment for a pid that does not exist, with empty tables, heap tracking off. */
+static inline void fab_init(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
+			    uint32_t nbadcloses)
+{
+	fab_init_heap(f, nstacks, nmodules, nhandles, nbadcloses, 0, LW_HEAP_OFF, 0);
+	f->hdr->heap.offset = f->size;
 }
 
 static inline void fab_free(struct fab *f)
@@ -105,6 +118,28 @@ static inline uint32_t fab_stack(struct fab *f, uint32_t id, const uint64_t *fra
 	return id;
 }
 
+/* Per-stack heap totals of stack id. */
+static inline void fab_stack_heap(struct fab *f, uint32_t id, uint64_t allocs, uint64_t frees, uint64_t bytes)
+{
+	struct lw_stack *s = fab_slot(f, &f->hdr->stacks, id - 1);
+	s->heap_allocs = allocs;
+	s->heap_frees = frees;
+	s->heap_bytes = bytes;
+}
+
+/* A live heap block in heap slot i (a ready, even seq). */
+static inline struct lw_alloc *fab_alloc(struct fab *f, size_t i, uint64_t ptr, uint64_t size, uint64_t ns,
+					 uint32_t stack_id)
+{
+	struct lw_alloc *a = fab_slot(f, &f->hdr->heap, i);
+	a->seq = 2;
+	a->ptr = ptr;
+	a->size = size;
+	a->ns = ns;
+	a->stack_id = stack_id;
+	return a;
+}
+
 static inline struct lw_module *fab_module(struct fab *f, const char *path, uint64_t base,
 					   uint64_t start, uint64_t end, uint32_t flags)
 {
@@ -115,7 +150,7 @@ static inline struct lw_module *fab_module(struct fab *f, const char *path, uint
 	m->base = base;
 	m->start = start;
 	m->end = end;
-	snprintf(m->path, sizeof m->path, "%s", path);
+	snprintf(m->path, sizeof m->path, "%.*s", (int)sizeof m->path - 1, path);
 	return m;
 }
 

@@ -1,0 +1,65 @@
+#!/bin/sh
+# leakwatch benchmarks: wall-time ratios against the same workload without
+# leakwatch, measured interleaved in the same run (median of ROUNDS).
+# Run through `make bench`.  Environment: BUILD (build dir), ROUNDS (default 7).
+set -u
+B=${BUILD:-build}
+ROUNDS=${ROUNDS:-7}
+SHIM="$(cd "$B" && pwd)/libleakwatch.so"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/leakwatch-bench.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT INT TERM
+mkdir -p "$tmp/seg"
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+W="$B/bench/heap_workload"
+ARGS="2 2000000 4096"
+echo "leakwatch heap benchmark: $W $ARGS (2 threads, 2M malloc/free steps each,"
+echo "ring of 4096 live blocks per thread, call chains 8-12 frames deep), $ROUNDS rounds"
+
+have_heaptrack=0
+command -v heaptrack >/dev/null 2>&1 && have_heaptrack=1
+
+: >"$tmp/base"; : >"$tmp/sampled"; : >"$tmp/full"; : >"$tmp/heaptrack"
+i=0
+while [ $i -lt "$ROUNDS" ]; do
+	"$W" $ARGS >>"$tmp/base"
+	LEAKWATCH_DIR="$tmp/seg" LEAKWATCH_HEAP=sampled LD_PRELOAD="$SHIM" "$W" $ARGS >>"$tmp/sampled"
+	LEAKWATCH_DIR="$tmp/seg" LEAKWATCH_HEAP=full LD_PRELOAD="$SHIM" "$W" $ARGS >>"$tmp/full"
+	if [ $have_heaptrack -eq 1 ]; then
+		# heaptrack's own wrapper: the workload prints its time on stdout
+		heaptrack -o "$tmp/ht.$i" "$W" $ARGS 2>/dev/null | grep -E '^[0-9.]+$' >>"$tmp/heaptrack"
+		rm -f "$tmp"/ht.*
+	fi
+	rm -f "$tmp"/seg/*
+	i=$((i + 1))
+done
+base=$(median <"$tmp/base")
+sampled=$(median <"$tmp/sampled")
+full=$(median <"$tmp/full")
+printf '%-34s %8ss\n' "without leakwatch (median)" "$base"
+printf '%-34s %8ss  ratio %sx  (target <= 1.10x)\n' "LEAKWATCH_HEAP=sampled" "$sampled" "$(ratio "$sampled" "$base")"
+printf '%-34s %8ss  ratio %sx  (target <= 3.00x)\n' "LEAKWATCH_HEAP=full" "$full" "$(ratio "$full" "$base")"
+if [ $have_heaptrack -eq 1 ] && [ -s "$tmp/heaptrack" ]; then
+	ht=$(median <"$tmp/heaptrack")
+	printf '%-34s %8ss  ratio %sx; heaptrack / leakwatch full = %sx  (target >= 5x)\n' \
+		"heaptrack" "$ht" "$(ratio "$ht" "$base")" "$(ratio "$ht" "$full")"
+else
+	echo "heaptrack: not installed, comparison skipped (apt-get install heaptrack)"
+fi
+
+# Segment cost of live tracked blocks: resident bytes of the segment file
+# (tmpfs pages actually allocated) per live recorded block, with the ring
+# kept allocated at exit.
+for ring in 4096 65536; do
+	rm -f "$tmp"/seg/*
+	LEAKWATCH_DIR="$tmp/seg" LEAKWATCH_HEAP=full LD_PRELOAD="$SHIM" "$W" 2 200000 $ring keep >/dev/null
+	seg=$(ls "$tmp"/seg/leakwatch.* | head -1)
+	live=$("$B/leakwatch" report "$seg" --format json --kind heap | \
+		sed -n 's/.*"live_blocks":\([0-9]*\).*/\1/p' | head -1)
+	blocks=$(stat -c %b "$seg"); bsize=$(stat -c %B "$seg")
+	awk -v b="$blocks" -v s="$bsize" -v l="$live" -v r="$ring" 'BEGIN {
+		printf "segment bytes per live tracked block, %d live blocks: %.0f (resident %.1f MiB; entry size 32 B; target <= 48)\n",
+		       l, b * s / l, b * s / 1048576 }'
+done
