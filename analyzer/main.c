@@ -35,7 +35,7 @@ static const char usage_text[] =
 	"       leakwatch report PID|SEGMENT [--kind heap|sockets|all] [--older-than DUR]\n"
 	"                        [--format text|json|folded] [--all] [--output FILE]\n"
 	"       leakwatch run [--kind heap|sockets|all] [--older-than DUR]\n"
-	"                     [--fail-on-leak[=heap|sockets|all]] [--keep] [--all]\n"
+	"                     [--fail-on-leak[=heap|sockets|all]] [--heap MODE] [--keep] [--all]\n"
 	"                     [--format text|json|folded] [--output FILE] -- CMD [ARGS...]\n"
 	"       leakwatch help | --help | --version\n"
 	"\n"
@@ -62,13 +62,14 @@ static const char usage_text[] =
 	"  --all               also inherited sockets (opened before leakwatch loaded),\n"
 	"                      stale entries (closed where no hook saw it), and heap blocks\n"
 	"                      that are not counted as leaks (see below)\n"
-	"  --fail-on-leak      run: exit 1 when a socket created under leakwatch is left\n"
-	"                      open (with --kind heap: when a heap block is, see below)\n"
-	"  --fail-on-leak=KIND run: exit 1 when that kind leaked: sockets, heap (a block\n"
-	"                      the program allocated still live at exit), or all (either);\n"
-	"                      --kind must show it.  Heap is opt-in because most programs\n"
-	"                      (interpreters, shells) keep some memory until exit\n"
-	"  --keep              run: keep the segment directory and print its path\n"
+	"  --fail-on-leak      run: exit 1 when anything --kind shows was left behind:\n"
+	"                      a socket created under leakwatch still open, or a heap\n"
+	"                      block the program allocated still live at exit\n"
+	"  --fail-on-leak=KIND run: exit 1 only for that kind: sockets, heap or all;\n"
+	"                      --kind must show it (interpreters such as python3 keep\n"
+	"                      memory until exit: use =sockets for them)\n"
+	"  --heap MODE         run: heap tracking off, sampled or full (default full,\n"
+	"                      exact; LEAKWATCH_HEAP in the environment when no option)\n"	"  --keep              run: keep the segment directory and print its path\n"
 	"  --output FILE       write the report to FILE (complete or not at all) instead\n"
 	"                      of stdout; with run, the command's own output stays on stdout\n"
 	"\n"
@@ -93,6 +94,8 @@ static const char usage_text[] =
 	"environment:\n"
 	"  LEAKWATCH_DIR       where segments are (default /dev/shm)\n"
 	"  LEAKWATCH_SHIM      path of libleakwatch.so for `run`\n"
+	"  LEAKWATCH_HEAP      shim heap mode: off, sampled (default) or full\n"
+	"  (the shim's other LEAKWATCH_* settings are listed in the README)\n"
 	"\n"
 	"exit status:\n"
 	"  0  success\n"
@@ -134,8 +137,15 @@ static int cmd_ps(int argc, char **argv)
 			lw_snapshot_free(&s);
 			continue;
 		}
+		/* argv[0] without its directory: the name is what tells processes apart */
+		const char *full = s.hdr.cmdline[0] ? s.hdr.cmdline : s.hdr.exe;
+		const char *space = strchr(full, ' ');
+		const char *base = full;
+		for (const char *p = full; *p && (!space || p < space); p++)
+			if (*p == '/')
+				base = p + 1;
 		char cmd[41];
-		snprintf(cmd, sizeof cmd, "%.40s", s.hdr.cmdline[0] ? s.hdr.cmdline : s.hdr.exe);
+		snprintf(cmd, sizeof cmd, "%.40s", base);
 		for (char *p = cmd; *p; p++)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
 				*p = '?';

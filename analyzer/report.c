@@ -125,3 +125,10 @@ char *lw_report_process_name(const struct lw_report *r, char *buf, size_t len)
 			*p = '_';
 	return buf;
 }
+
+int lw_report_is_empty(const struct lw_report *r)
+{
+	const uint64_t *c = r->snap.counters;
+	return c[LW_CTR_SOCK_OPENED] == 0 && c[LW_CTR_BAD_CLOSES] == 0 && c[LW_CTR_HEAP_ALLOCS] == 0 &&
+	       r->snap.nallocs == 0 && lw_snapshot_open_count(&r->snap) == 0;
+}

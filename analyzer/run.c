@@ -48,14 +48,16 @@ enum fail_mode { FAIL_NEVER = 0, FAIL_DEFAULT, FAIL_KIND };
 /* Defaults of `run`; each field is one option. */
 struct run_options {
 	uint64_t older_than_ns;         /* --older-than DUR: only count sockets/blocks at least this old */
-	enum fail_mode fail;            /* --fail-on-leak: exit 1 when sockets leaked (heap
-	                                   with --kind heap); --fail-on-leak=KIND: that kind */
+	enum fail_mode fail;            /* --fail-on-leak: exit 1 when anything --kind shows
+	                                   leaked; --fail-on-leak=KIND: only that kind */
 	enum lw_kind fail_kind;         /* the KIND of --fail-on-leak=KIND */
 	int keep;                       /* --keep: leave the segment directory behind */
 	int all;                        /* --all: also show inherited sockets, system heap blocks */
 	enum lw_kind kind;              /* --kind heap|sockets|all: what to report */
 	enum lw_format format;          /* --format text|json|folded */
 	const char *output;             /* --output FILE: the report goes there, atomically */
+	const char *heap;               /* --heap off|sampled|full (default full: CI wants exact
+	                                   counts; LEAKWATCH_HEAP in the environment if no option) */
 };
 
 static volatile sig_atomic_t child_pid;
@@ -118,6 +120,16 @@ static void usage_error(const char *msg, const char *arg)
 		fprintf(stderr, "leakwatch: run: %s (try 'leakwatch --help')\n", msg);
 }
 
+/* The heap mode for the command: --heap, else LEAKWATCH_HEAP from the
+ * environment (passed through untouched), else full. */
+static const char *run_heap_mode(const struct run_options *o)
+{
+	if (o->heap)
+		return o->heap;
+	const char *env = getenv("LEAKWATCH_HEAP");
+	return env && *env ? NULL : "full";
+}
+
 static int options_parse(struct run_options *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -128,6 +140,7 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 		{ "all", no_argument, NULL, 'a' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'O' },
+		{ "heap", required_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	opterr = 0;
@@ -161,6 +174,13 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 		case 'k': o->keep = 1; break;
 		case 'a': o->all = 1; break;
 		case 'O': o->output = optarg; break;
+		case 'H':
+			if (strcmp(optarg, "off") && strcmp(optarg, "sampled") && strcmp(optarg, "full")) {
+				usage_error("unknown heap mode (off, sampled or full)", optarg);
+				return -1;
+			}
+			o->heap = optarg;
+			break;
 		case 'f':
 			if (lw_format_parse(optarg, &o->format) < 0) {
 				usage_error("unknown format", optarg);
@@ -193,7 +213,8 @@ static int options_parse(struct run_options *o, int argc, char **argv)
  * *exec_errno set when it could not be started (the child reports a failed
  * execvp through a close-on-exec pipe: EOF means exec succeeded).
  */
-static pid_t command_start(char **argv, const char *dir, const char *shim, int *exec_errno)
+static pid_t command_start(char **argv, const char *dir, const char *shim, const char *heap_mode,
+			   int *exec_errno)
 {
 	int pfd[2];
 	*exec_errno = 0;
@@ -227,7 +248,11 @@ static pid_t command_start(char **argv, const char *dir, const char *shim, int *
 				snprintf(pre, n, "%s:%s", shim, prev);
 			else
 				snprintf(pre, n, "%s", shim);
-			if (setenv("LEAKWATCH_DIR", dir, 1) == 0 && setenv("LD_PRELOAD", pre, 1) == 0) {
+			/* keep_empty: the report shows the main process even when it
+			 * recorded nothing, instead of "no segment was written" */
+			if (setenv("LEAKWATCH_DIR", dir, 1) == 0 && setenv("LD_PRELOAD", pre, 1) == 0 &&
+			    setenv("LEAKWATCH_KEEP_EMPTY", "1", 1) == 0 &&
+			    (!heap_mode || setenv("LEAKWATCH_HEAP", heap_mode, 1) == 0)) {
 				execvp(argv[0], argv);
 			}
 			e = errno;
@@ -329,7 +354,7 @@ int lw_run_main(int argc, char **argv)
 
 	int exec_errno;
 	fflush(stdout);   /* the child must not inherit buffered output */
-	pid_t pid = command_start(cmdv, dir, shim, &exec_errno);
+	pid_t pid = command_start(cmdv, dir, shim, run_heap_mode(&o), &exec_errno);
 	if (pid < 0) {
 		fprintf(stderr, "leakwatch: cannot run %s: %s\n", cmdv[0], strerror(exec_errno));
 		dir_remove(dir);
@@ -396,6 +421,12 @@ int lw_run_main(int argc, char **argv)
 				memcpy(errors[nerrors].msg, err, sizeof errors[nerrors].msg);
 				nerrors++;
 			}
+			continue;
+		}
+		/* Children and earlier images that recorded nothing (a shell's
+		 * subprocesses) would bury the report: shown with --all only. */
+		if (!o.all && !(refs[i].pid == pid && !refs[i].archived) && lw_report_is_empty(&r)) {
+			lw_report_free(&r);
 			continue;
 		}
 		/* An exec'd image's sockets either died with exec (CLOEXEC) or live on in
@@ -474,15 +505,10 @@ int lw_run_main(int argc, char **argv)
 	if (out_rc != 0)
 		return 2;
 	int fail_socks = 0, fail_heap = 0;
-	/*
-	 * Bare --fail-on-leak keeps its meaning from before heap tracking (sockets)
-	 * unless the report is about heap only: the shim samples the heap by
-	 * default, and interpreters and shells (python3, bash) keep memory until
-	 * exit by design, so counting heap there would fail every existing job.
-	 */
+	/* Bare --fail-on-leak fails on every kind the report shows (--kind). */
 	if (o.fail == FAIL_DEFAULT) {
-		fail_socks = o.kind != LW_KIND_HEAP;
-		fail_heap = o.kind == LW_KIND_HEAP;
+		fail_socks = lw_kind_sockets(o.kind);
+		fail_heap = lw_kind_heap(o.kind);
 	} else if (o.fail == FAIL_KIND) {
 		fail_socks = lw_kind_sockets(o.fail_kind);
 		fail_heap = lw_kind_heap(o.fail_kind);
