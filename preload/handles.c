@@ -413,3 +413,19 @@ void handle_bound(int fd)
 		addr_get(fd, &h->local, 0);
 	slot_unlock(h, seq);
 }
+
+void handle_used(int fd, uint32_t stack_id)
+{
+	uint32_t seq;
+	struct lw_handle *h = slot_lock(fd, &seq);
+	if (!h)
+		return;
+	if (h->state == LW_H_OPEN) {
+		h->last_use_stack_id = stack_id;
+		h->last_use_ns = shim_now_ns();
+	}
+	slot_unlock(h, seq);
+	if (stack_id && stack_id <= g_seg.hdr->stacks.capacity)
+		atomic_fetch_add_explicit(&g_seg.stacks[stack_id - 1].uses, 1, memory_order_relaxed);
+	segment_counter_add(LW_CTR_SEND_CALLS, 1);
+}

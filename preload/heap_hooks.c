@@ -121,9 +121,6 @@ static inline int want_record(size_t size)
  * stack pointer after our return (our frame's CFA) and its frame pointer
  * (saved by our prologue; the library is built with frame pointers).
  */
-#define CALLER_RA()  ((uintptr_t)__builtin_return_address(0))
-#define CALLER_CFA() ((uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *))
-#define CALLER_FP()  (*(const uintptr_t *)__builtin_frame_address(0))
 #define RECORD(p, size) record((p), (size), CALLER_RA(), CALLER_CFA(), CALLER_FP())
 
 static void __attribute__((noinline)) record(void *p, size_t size, uintptr_t ra, uintptr_t cfa,

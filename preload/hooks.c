@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -48,6 +49,12 @@ REAL_DECL(int, dup3, (int, int, int));
 REAL_DECL(int, fcntl, (int, int, ...));
 REAL_DECL(int, fcntl64, (int, int, ...));
 REAL_DECL(ssize_t, recvmsg, (int, struct msghdr *, int));
+REAL_DECL(ssize_t, write, (int, const void *, size_t));
+REAL_DECL(ssize_t, writev, (int, const struct iovec *, int));
+REAL_DECL(ssize_t, send, (int, const void *, size_t, int));
+REAL_DECL(ssize_t, sendto, (int, const void *, size_t, int, const struct sockaddr *, socklen_t));
+REAL_DECL(ssize_t, sendmsg, (int, const struct msghdr *, int));
+REAL_DECL(int, sendmmsg, (int, struct mmsghdr *, unsigned int, int));
 REAL_DECL(int, execve, (const char *, char *const[], char *const[]));
 REAL_DECL(int, execv, (const char *, char *const[]));
 REAL_DECL(int, execvp, (const char *, char *const[]));
@@ -355,6 +362,96 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	return r;
 }
 
+/* ---- last use: send-side calls on tracked sockets ------------------------------
+ *
+ * An fd that is not a tracked socket costs one load from the handle table.
+ * On a tracked socket the stack of the call is recorded as the socket's
+ * "last use": in a connection pool the code that last wrote to a connection
+ * is the code that checked it out, which is what a leak report must name.
+ * The call-site cache makes a repeated call site cost a few loads. */
+static void __attribute__((noinline)) note_use(int fd, uintptr_t ra, uintptr_t cfa, uintptr_t fp)
+{
+	int saved = errno;
+	if (enter()) {
+		handle_used(fd, stack_capture_at(ra, cfa, fp));
+		leave();
+	}
+	errno = saved;
+}
+
+#define NOTE_USE(fd, r)                                                    \
+	do {                                                               \
+		if ((r) >= 0 && handle_is_open(fd))                        \
+			note_use((fd), CALLER_RA(), CALLER_CFA(), CALLER_FP()); \
+	} while (0)
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	if (!REAL(write)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	ssize_t r = real_write(fd, buf, n);
+	NOTE_USE(fd, r);
+	return r;
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	if (!REAL(writev)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	ssize_t r = real_writev(fd, iov, cnt);
+	NOTE_USE(fd, r);
+	return r;
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	if (!REAL(send)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	ssize_t r = real_send(fd, buf, n, flags);
+	NOTE_USE(fd, r);
+	return r;
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, __CONST_SOCKADDR_ARG addr,
+		      socklen_t len)
+{
+	if (!REAL(sendto)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	ssize_t r = real_sendto(fd, buf, n, flags, addr.__sockaddr__, len);
+	NOTE_USE(fd, r);
+	return r;
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (!REAL(sendmsg)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	ssize_t r = real_sendmsg(fd, msg, flags);
+	NOTE_USE(fd, r);
+	return r;
+}
+
+EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
+{
+	if (!REAL(sendmmsg)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int r = real_sendmmsg(fd, vec, n, flags);
+	NOTE_USE(fd, r);
+	return r;
+}
+
 /* ---- exec: mark the old image; the new one starts its own segment ------- */
 
 static int exec_begin(void)
@@ -563,6 +660,7 @@ static void resolve_all(void)
 	REAL(socket); REAL(socketpair); REAL(connect); REAL(bind); REAL(accept); REAL(accept4);
 	REAL(close); REAL(close_range); REAL(dup); REAL(dup2); REAL(dup3);
 	REAL(fcntl); REAL(fcntl64); REAL(recvmsg);
+	REAL(write); REAL(writev); REAL(send); REAL(sendto); REAL(sendmsg); REAL(sendmmsg);
 	REAL(execve); REAL(execv); REAL(execvp); REAL(execvpe); REAL(fexecve); REAL(execveat);
 	REAL(exit); REAL(_exit); REAL(_Exit);
 }

@@ -109,6 +109,8 @@ SHIM_HIDDEN void handle_dup(int oldfd, int newfd);
 SHIM_HIDDEN void handle_connected(int fd, const struct sockaddr *addr, socklen_t len);
 /* handle_bound - refresh the local address after a successful bind(). */
 SHIM_HIDDEN void handle_bound(int fd);
+/* handle_used - record the stack and time of a send-side call on fd. */
+SHIM_HIDDEN void handle_used(int fd, uint32_t stack_id);
 /* handle_is_open - nonzero when the table holds an open record for fd. */
 SHIM_HIDDEN int handle_is_open(int fd);
 /* handle_before_close - called before the real close(fd); removes an open
@@ -202,6 +204,15 @@ SHIM_HIDDEN pid_t shim_getpid(void);
 SHIM_HIDDEN extern __thread int g_in_shim;
 
 #if defined(__x86_64__) || defined(__i386__)
+/*
+ * Inside a hook: the caller's return address, its stack pointer after our
+ * return (our frame's CFA) and its frame pointer, as stack_capture_at()
+ * wants them.  Valid because the library is built with frame pointers.
+ */
+#define CALLER_RA()  ((uintptr_t)__builtin_return_address(0))
+#define CALLER_CFA() ((uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *))
+#define CALLER_FP()  (*(const uintptr_t *)__builtin_frame_address(0))
+
 #define shim_cpu_relax() __builtin_ia32_pause()
 #elif defined(__aarch64__)
 #define shim_cpu_relax() __asm__ __volatile__("yield")

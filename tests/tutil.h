@@ -123,14 +123,16 @@ static inline int marker_line(const char *relpath, const char *name)
 {
 	char path[1024], line[1024], tag[256];
 	snprintf(path, sizeof path, "%s/%s", LW_SOURCE_DIR, relpath);
-	snprintf(tag, sizeof tag, "LW-MARK: %s ", name);
+	snprintf(tag, sizeof tag, "LW-MARK: %s", name);
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return 0;
 	int n = 0, found = 0;
 	while (fgets(line, sizeof line, f)) {
 		n++;
-		if (strstr(line, tag)) {
+		const char *at = strstr(line, tag);
+		/* the name must end there: "x.a" must not match "x.ab" */
+		if (at && (at[strlen(tag)] == ' ' || at[strlen(tag)] == '\n' || at[strlen(tag)] == '\0')) {
 			found = n;
 			break;
 		}
