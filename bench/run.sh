@@ -49,6 +49,27 @@ else
 	echo "heaptrack: not installed, comparison skipped (apt-get install heaptrack)"
 fi
 
+# Round trips over loopback: every write/send lands on a tracked socket and
+# records a last-use stack.  Default shim configuration (heap sampled).
+R="$B/bench/rtt_workload"
+RARGS="2 40000"
+echo
+echo "leakwatch round-trip benchmark: $R $RARGS (2 connections, 40000 64-byte"
+echo "request/response round trips each over loopback), $ROUNDS rounds"
+: >"$tmp/rbase"; : >"$tmp/rlw"
+i=0
+while [ $i -lt "$ROUNDS" ]; do
+	"$R" $RARGS >>"$tmp/rbase"
+	LEAKWATCH_DIR="$tmp/seg" LD_PRELOAD="$SHIM" "$R" $RARGS >>"$tmp/rlw"
+	rm -f "$tmp"/seg/*
+	i=$((i + 1))
+done
+rbase=$(median <"$tmp/rbase")
+rlw=$(median <"$tmp/rlw")
+printf '%-34s %8ss\n' "without leakwatch (median)" "$rbase"
+printf '%-34s %8ss  ratio %sx  (target <= 1.05x)\n' "with leakwatch (last-use tracking)" "$rlw" "$(ratio "$rlw" "$rbase")"
+echo
+
 # Segment cost of live tracked blocks: resident bytes of the segment file
 # (tmpfs pages actually allocated) per live recorded block, with the ring
 # kept allocated at exit.
