@@ -14,7 +14,10 @@
  *   report.c     glue: snapshot -> join -> groups -> render, shared by
  *                `report` and `run`
  *   duration.c   DUR parsing and age formatting
+ *   sockdiag.c   NETLINK_SOCK_DIAG (tcp_info, unix peers), /proc/net fallback
+ *   verdict.c    leak suspect / pool / active / new / listening, with evidence
  *   run.c        `leakwatch run -- CMD`
+ *   top.c        `leakwatch top PID`: live ncurses view or plain snapshots
  *
  * Error convention: functions that can fail on input return -1 (or NULL)
  * and write a one-line, lower-case message without a trailing newline into a
@@ -61,6 +64,7 @@ struct lw_snap_stack {
 	uint32_t depth;                 /* <= LW_STACK_MAX_FRAMES */
 	uint64_t sock_opened;
 	uint64_t sock_closed;
+	uint64_t uses;                  /* times recorded as a last-use stack */
 	uint64_t heap_allocs;           /* heap: allocations recorded (sampled ones in sampled mode) */
 	uint64_t heap_frees;
 	uint64_t heap_bytes;            /* heap: bytes of those allocations */
@@ -175,16 +179,75 @@ enum lw_live lw_snapshot_live(const struct lw_snapshot *s);
 /* lw_live_name - "alive", "exited", "execed", "dead", "disabled". */
 const char *lw_live_name(enum lw_live l);
 
+/* ---- sockdiag.c -------------------------------------------------------- */
+
+/* Where a socket's kernel view came from. */
+enum lw_sockdiag_source { LW_SD_NONE = 0, LW_SD_NETLINK, LW_SD_PROC };
+
+/* What the kernel says about one socket. */
+struct lw_sockinfo {
+	uint64_t inode;
+	uint16_t family;                /* AF_INET, AF_INET6, AF_UNIX */
+	uint8_t protocol;               /* IPPROTO_TCP, IPPROTO_UDP; 0 for unix */
+	uint8_t state;                  /* sk_state, numbered as include/net/tcp_states.h */
+	char state_name[LW_STATE_NAME_MAX]; /* "ESTABLISHED", "CLOSE_WAIT", "LISTEN", "UNCONN"
+	                                       (UDP), "CONNECTED"/"UNCONNECTED" (unix)... */
+	uint8_t source;                 /* enum lw_sockdiag_source */
+	uint8_t has_queues;             /* rqueue/wqueue valid */
+	uint8_t has_tcpinfo;            /* last_data_* valid (TCP over sock_diag, not LISTEN) */
+	uint32_t rqueue;                /* bytes not yet read (LISTEN: accept backlog) */
+	uint32_t wqueue;                /* bytes not yet acknowledged/sent (LISTEN: max backlog) */
+	uint32_t last_data_sent_ms;     /* tcp_info: ms since data was last sent (or since connect) */
+	uint32_t last_data_recv_ms;     /* tcp_info: ms since data was last received (or since connect) */
+	uint64_t peer_inode;            /* unix: the peer socket's inode, 0 unknown */
+};
+
+/* An inode-indexed table of lw_sockinfo. */
+struct lw_sockdiag {
+	struct lw_sockinfo *v;
+	size_t n, cap;
+	int sorted;                     /* v sorted by inode (lw_sockdiag_sort) */
+	int source_inet;                /* LW_SD_NETLINK or LW_SD_PROC: how TCP/UDP were loaded */
+	int source_unix;                /* ...and unix sockets */
+	int netns_other;                /* the target is in another network namespace */
+	int error;                      /* errno of the netlink failure that forced a fallback */
+};
+
+/*
+ * lw_sockdiag_load - the kernel's view of every TCP, UDP (v4 and v6) and unix
+ * socket in the network namespace of pid (pid <= 0: ours).  One
+ * NETLINK_SOCK_DIAG dump per (family, protocol), with tcp_info for TCP and
+ * peer + queue lengths for unix (UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN).  A
+ * target in another netns is reached with setns() when permitted; otherwise,
+ * or when a dump fails, /proc/PID/net/... is parsed instead (states and
+ * queues, no tcp_info).  Returns 0 with d filled and sorted (free with
+ * lw_sockdiag_free), or -1 on allocation failure (d empty).
+ */
+int lw_sockdiag_load(struct lw_sockdiag *d, int pid);
+
+/* lw_sockdiag_load_proc - the /proc/PID/net fallback alone (tests, comparison). 0 or -1. */
+int lw_sockdiag_load_proc(struct lw_sockdiag *d, int pid);
+
+/* lw_sockdiag_add - append a copy of k (inode 0 is ignored); 0 or -1 (no memory). */
+int lw_sockdiag_add(struct lw_sockdiag *d, const struct lw_sockinfo *k);
+
+/* lw_sockdiag_sort - sort by inode so lookups bisect. */
+void lw_sockdiag_sort(struct lw_sockdiag *d);
+
+/* lw_sockdiag_find - the entry for inode, or NULL (d may be NULL). */
+const struct lw_sockinfo *lw_sockdiag_find(const struct lw_sockdiag *d, uint64_t inode);
+
+/* lw_sockdiag_free - release; safe on a zeroed table. */
+void lw_sockdiag_free(struct lw_sockdiag *d);
+
+/* lw_sockdiag_source_name - "sock_diag", "proc", "none". */
+const char *lw_sockdiag_source_name(int source);
+
 /* ---- procjoin.c -------------------------------------------------------- */
 
 struct lw_untracked {
 	int fd;
 	uint64_t inode;
-};
-
-struct lw_sockstate {
-	uint64_t inode;
-	char state[LW_STATE_NAME_MAX];
 };
 
 struct lw_join {
@@ -195,10 +258,9 @@ struct lw_join {
 	size_t nstale;                  /* OPEN entries whose fd no longer matches */
 	struct lw_untracked *untracked; /* socket fds the shim never recorded */
 	size_t nuntracked;
-	/* sockstate_lookup() cache */
-	int states_loaded;
-	struct lw_sockstate *states;    /* sorted by inode */
-	size_t nstates;
+	/* lw_join_sockinfo() cache: the kernel's view of every socket, by inode */
+	int diag_loaded;
+	struct lw_sockdiag diag;
 };
 
 /*
@@ -218,10 +280,24 @@ void lw_join_free(struct lw_join *j);
 int lw_join_valid(const struct lw_join *j, const struct lw_snapshot *s, size_t i);
 
 /*
+ * lw_join_sockinfo - the kernel's view of a socket inode, or NULL when
+ * unknown.  Loads the whole table once (lw_sockdiag_load for the join's
+ * pid) on first use; only for a live process whose /proc/PID/fd was read,
+ * unless a table was installed with lw_join_set_sockdiag().
+ */
+const struct lw_sockinfo *lw_join_sockinfo(struct lw_join *j, uint64_t inode);
+
+/*
+ * lw_join_set_sockdiag - use d as the kernel's view (taking ownership of its
+ * memory; d is zeroed) instead of asking the kernel: tests feed fabricated
+ * evidence this way, `top` could reuse a table.
+ */
+void lw_join_set_sockdiag(struct lw_join *j, struct lw_sockdiag *d);
+
+/*
  * sockstate_lookup - the kernel's state name for a socket inode
  * ("ESTABLISHED", "CLOSE_WAIT", "LISTEN", "CONNECTED", "UNCONN"...) or NULL
- * when unknown.  Loads /proc/PID/net/{tcp,tcp6,udp,udp6,unix} on first use;
- * the single place to swap in NETLINK_SOCK_DIAG.
+ * when unknown: lw_join_sockinfo()->state_name.
  */
 const char *sockstate_lookup(struct lw_join *j, uint64_t inode);
 
@@ -281,9 +357,72 @@ enum lw_endpoint_role { LW_EP_NONE = 0, LW_EP_PEER, LW_EP_LOCAL };
 #define LW_GROUP_MAX_STATES 8
 #define LW_GROUP_MAX_PEERS 16
 
+/* The grouping key's stack (--by): where sockets were created, or last used. */
+enum lw_group_by { LW_BY_OPEN = 0, LW_BY_USE };
+
+/* Verdict of a group (verdict.c).  LW_V_LEFT_OPEN: the image ended, so every
+ * socket still open is a leak (`run` semantics) and nothing else is judged. */
+enum lw_verdict {
+	LW_V_LEFT_OPEN = 0,
+	LW_V_LEAK_SUSPECT,
+	LW_V_POOL,
+	LW_V_ACTIVE,
+	LW_V_NEW,
+	LW_V_LISTENING,
+};
+
+/* Where a member's idle time came from (best first). */
+enum lw_idle_source { LW_IDLE_AGE = 0, LW_IDLE_SHIM, LW_IDLE_KERNEL };
+
+/* One socket of a group with the evidence about it. */
+struct lw_member {
+	int fd;
+	uint16_t origin;
+	char peer[LW_ENDPOINT_MAX];     /* formatted peer address ("" unknown) */
+	uint64_t inode;
+	uint64_t age_ns;
+	uint32_t stack_id;              /* creation stack (0: unknown or inherited) */
+	uint32_t last_use_stack_id;     /* most recent send-side call; 0: never used since opened */
+	uint64_t last_use_ns;           /* 0: never used */
+	int has_kernel;                 /* k is valid */
+	struct lw_sockinfo k;
+	/* lw_verdict_apply() */
+	uint64_t idle_ns;               /* time since the last I/O known (<= age) */
+	enum lw_idle_source idle_source;
+};
+
+/* Reasons behind LW_V_LEAK_SUSPECT (bit mask). */
+#define LW_REASON_IDLE       0x1u   /* members idle >= idle_for */
+#define LW_REASON_CLOSE_WAIT 0x2u   /* members in CLOSE_WAIT */
+#define LW_REASON_GROWING    0x4u   /* the group keeps growing (see verdict.c) */
+
+/* Everything a verdict was decided on (verdict.c). */
+struct lw_evidence {
+	uint64_t idle_for_ns;           /* the threshold used */
+	size_t idle;                    /* members idle >= idle_for */
+	size_t close_wait;              /* members in CLOSE_WAIT */
+	size_t listening;
+	size_t young;                   /* members younger than idle_for */
+	size_t used_recently;           /* members with I/O within idle_for */
+	size_t idle_kernel, idle_shim, idle_age; /* members by source of their idle time */
+	uint64_t idle_min_ns, idle_max_ns;
+	size_t kernel_known;            /* members the kernel described */
+	uint64_t rqueue, wqueue;        /* sums over members (bytes) */
+	unsigned reasons;               /* LW_REASON_* (leak suspects) */
+	int growing;                    /* the key group keeps growing */
+	size_t key_count;               /* members of the whole key group (before any split) */
+	uint64_t stack_opened;          /* creation stack totals (by open) */
+	uint64_t stack_closed;
+	/* --interval: two snapshots interval_ns apart (have_interval) */
+	int have_interval;
+	uint64_t interval_ns;
+	size_t count_start, count_end;  /* the key group's open count at both ends */
+	uint64_t opened, closed;        /* creation stack total deltas over the interval (by open) */
+};
+
 struct lw_group {
 	int inherited;                  /* origin INHERITED/FORK: opened before leakwatch */
-	uint32_t stack_id;
+	uint32_t stack_id;              /* creation stack (by use: the most common one) */
 	uint16_t family;
 	uint16_t type;
 	uint16_t origin;                /* origin of the first member */
@@ -301,27 +440,101 @@ struct lw_group {
 	char (*peers)[LW_ENDPOINT_MAX]; /* distinct peers when role != PEER */
 	size_t npeers;                  /* stored (capped at LW_GROUP_MAX_PEERS) */
 	size_t npeers_total;            /* distinct peers seen before the cap */
+	/* added with verdicts */
+	enum lw_group_by by;            /* which stack is the key */
+	uint32_t use_stack_id;          /* last-use stack (by open: the most common one; 0: never used) */
+	size_t use_share;               /* members whose last-use stack is use_stack_id */
+	size_t open_share;              /* members whose creation stack is stack_id */
+	struct lw_member *members;      /* count entries, in fd order (parallel to fds) */
+	int split;                      /* carved out of a larger key group by the verdict rules */
+	enum lw_verdict verdict;
+	struct lw_evidence ev;
 };
 
 struct lw_grouping {
-	struct lw_group *groups;        /* sorted: count desc, oldest age desc */
+	struct lw_group *groups;        /* sorted (see lw_group_sort) */
 	size_t ngroups;
 	size_t nsockets;                /* open sockets counted into groups */
 	size_t nleaked;                 /* of those, not inherited */
+	enum lw_group_by by;
 };
 
 /*
- * lw_group_build - group the valid OPEN sockets of a snapshot.  Sockets
- * younger than older_than_ns are skipped; inherited ones (INHERITED, FORK)
- * only with include_inherited.  now_ns is the age reference on the header's
- * monotonic clock.  j may be NULL (no kernel view: no states).  Returns 0, or
- * -1 on allocation failure.
+ * lw_group_build - group the valid OPEN sockets of a snapshot by creation
+ * stack.  Sockets younger than older_than_ns are skipped; inherited ones
+ * (INHERITED, FORK) only with include_inherited.  now_ns is the age reference
+ * on the header's monotonic clock.  j may be NULL (no kernel view: no
+ * states).  Returns 0, or -1 on allocation failure.
  */
 int lw_group_build(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_join *j,
 		   uint64_t now_ns, uint64_t older_than_ns, int include_inherited);
 
+/*
+ * lw_group_build_by - as lw_group_build, keyed by creation stack (LW_BY_OPEN)
+ * or by last-use stack (LW_BY_USE: sockets never used share key 0).  Each
+ * group also records its members with their kernel view (from j) and the
+ * most common stack of the other kind.  Verdicts are not decided here
+ * (lw_verdict_apply).  Returns 0, or -1 on allocation failure.
+ */
+int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_join *j,
+		      uint64_t now_ns, uint64_t older_than_ns, int include_inherited, enum lw_group_by by);
+
+/*
+ * lw_group_from_members - (re)compute a group's derived fields (count, ages,
+ * fds, states, peers, shares) from g->members[0..n), which it takes over.
+ * Key fields (inherited, family, type, role, endpoint, by, stack ids) are
+ * left as they are.  Returns 0 or -1 (no memory).
+ */
+int lw_group_from_members(struct lw_group *g, struct lw_member *members, size_t n);
+
+/*
+ * lw_group_same_key - 1 when a and b have the same grouping key (by, inherited,
+ * key stack, family, type, endpoint role and endpoint).
+ */
+int lw_group_same_key(const struct lw_group *a, const struct lw_group *b);
+
+/* lw_group_sort - deterministic order: verdict (leak suspects first), not
+ * inherited before inherited, count desc, oldest desc, stack ids, endpoint, first fd. */
+void lw_group_sort(struct lw_grouping *g);
+
+/* lw_group_by_parse - "open" or "use"; 0 with *by set, or -1. */
+int lw_group_by_parse(const char *s, enum lw_group_by *by);
+
+/* lw_group_by_name - "open", "use". */
+const char *lw_group_by_name(enum lw_group_by by);
+
 /* lw_grouping_free - release groups; safe on a zeroed one. */
 void lw_grouping_free(struct lw_grouping *g);
+
+/* ---- verdict.c --------------------------------------------------------- */
+
+#define LW_IDLE_FOR_DEFAULT_NS (5ull * 60 * 1000000000ull)   /* --idle-for default: 5m */
+
+struct lw_verdict_opts {
+	uint64_t now_ns;                /* age/idle reference, the snapshot's clock */
+	uint64_t idle_for_ns;           /* --idle-for */
+	int ended;                      /* the image ended: every group is LW_V_LEFT_OPEN */
+	const struct lw_snapshot *snap; /* creation stack totals (may be NULL) */
+	/* --interval: the first snapshot, grouped with the same key (NULL: no interval) */
+	const struct lw_grouping *prev;
+	const struct lw_snapshot *prev_snap;
+	uint64_t interval_ns;           /* time between the two snapshots */
+};
+
+/*
+ * lw_verdict_apply - decide every group's verdict by the rules documented at
+ * the top of verdict.c: splits key groups into listening / leak suspect
+ * (per last-use stack in the pool case) / the rest, fills each group's
+ * evidence and sorts the grouping (lw_group_sort).  Returns 0, or -1 on
+ * allocation failure (the grouping is then emptied).
+ */
+int lw_verdict_apply(struct lw_grouping *g, const struct lw_verdict_opts *o);
+
+/* lw_verdict_name - JSON word: "leak_suspect", "pool", "active", "new", "listening", "left_open". */
+const char *lw_verdict_name(enum lw_verdict v);
+
+/* lw_verdict_title - text tag: "LEAK SUSPECT", "POOL", "ACTIVE", "NEW", "LISTENING", "SOCKETS". */
+const char *lw_verdict_title(enum lw_verdict v);
 
 /*
  * lw_addr_format - render a recorded sockaddr: "1.2.3.4:80", "[::1]:80",
@@ -434,6 +647,9 @@ struct lw_report_opts {
 	                                   unrecorded heap blocks */
 	enum lw_format format;
 	enum lw_kind kind;
+	uint64_t idle_for_ns;           /* --idle-for; 0 means LW_IDLE_FOR_DEFAULT_NS */
+	uint64_t interval_ns;           /* --interval: a first snapshot this long before (0: none) */
+	enum lw_group_by by;            /* --by open|use */
 };
 
 /* Everything a renderer needs about one segment. */
@@ -446,6 +662,11 @@ struct lw_report {
 	struct lw_heap heap;            /* empty unless the kind includes heap and heap_mode != off */
 	struct lw_symbolizer *sym;      /* NULL: no symbolization (libdw failed) */
 	struct lw_report_opts opts;
+	/* --interval: the first snapshot (have_prev) */
+	int have_prev;
+	struct lw_snapshot prev;
+	struct lw_join prev_join;
+	uint64_t prev_now_ns;
 };
 
 /*
@@ -473,6 +694,18 @@ int lw_format_parse(const char *s, enum lw_format *f);
  */
 int lw_report_build(struct lw_report *r, const char *path, const struct lw_report_opts *o,
 		    char *err, size_t errlen);
+
+/*
+ * lw_report_classify - (re)group r's sockets with r->opts (older_than, all,
+ * by) and decide verdicts (verdict.c) against r->now_ns, using the first
+ * snapshot when r->have_prev.  lw_report_build calls it; tests call it again
+ * after installing fabricated kernel evidence (lw_join_set_sockdiag) or
+ * changing r->live / r->now_ns.  Returns 0 or -1 (no memory).
+ */
+int lw_report_classify(struct lw_report *r);
+
+/* lw_report_ended - 1 when r's image is gone (exited, execed, dead): nothing live to ask. */
+int lw_report_ended(const struct lw_report *r);
 
 /* lw_report_free - release a report; safe on a zeroed or failed one. */
 void lw_report_free(struct lw_report *r);
@@ -524,6 +757,15 @@ int lw_run_main(int argc, char **argv);
  * close or a heap block (a process that did nothing leakwatch looks at).
  */
 int lw_report_is_empty(const struct lw_report *r);
+
+/* ---- top.c ------------------------------------------------------------- */
+
+/*
+ * lw_top_main - `leakwatch top` with argv[0] == "top".  Returns the exit
+ * status: 0 (quit, count reached, or the process exited), 2 (usage error,
+ * no such process or segment; one line printed).
+ */
+int lw_top_main(int argc, char **argv);
 
 /* ---- output.c ---------------------------------------------------------- */
 

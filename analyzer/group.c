@@ -209,23 +209,151 @@ static int group_add_peer(struct lw_group *g, const char *peer)
 	return 0;
 }
 
+static const int verdict_rank[] = {
+	[LW_V_LEFT_OPEN] = 0, [LW_V_LEAK_SUSPECT] = 0, [LW_V_POOL] = 1, [LW_V_ACTIVE] = 2,
+	[LW_V_NEW] = 3, [LW_V_LISTENING] = 4,
+};
+
+static int u64cmp(uint64_t a, uint64_t b)
+{
+	return (a > b) - (a < b);
+}
+
 static int group_cmp(const void *a, const void *b)
 {
 	const struct lw_group *x = a, *y = b;
+	int c;
+	if (x->verdict != y->verdict && verdict_rank[x->verdict] != verdict_rank[y->verdict])
+		return verdict_rank[x->verdict] - verdict_rank[y->verdict];
 	if (x->inherited != y->inherited)
 		return x->inherited - y->inherited;
 	if (x->count != y->count)
 		return x->count < y->count ? 1 : -1;
 	if (x->age_max_ns != y->age_max_ns)
 		return x->age_max_ns < y->age_max_ns ? 1 : -1;
-	return (x->stack_id > y->stack_id) - (x->stack_id < y->stack_id);
+	if ((c = u64cmp(x->stack_id, y->stack_id)) != 0)
+		return c;
+	if ((c = u64cmp(x->use_stack_id, y->use_stack_id)) != 0)
+		return c;
+	if ((c = strcmp(x->endpoint, y->endpoint)) != 0)
+		return c;
+	if (x->nfds && y->nfds && x->fds[0] != y->fds[0])
+		return x->fds[0] - y->fds[0];
+	return (int)x->verdict - (int)y->verdict;
+}
+
+void lw_group_sort(struct lw_grouping *g)
+{
+	if (g->ngroups > 1)
+		qsort(g->groups, g->ngroups, sizeof *g->groups, group_cmp);
+}
+
+int lw_group_by_parse(const char *s, enum lw_group_by *by)
+{
+	if (!s)
+		return -1;
+	if (strcmp(s, "open") == 0)
+		*by = LW_BY_OPEN;
+	else if (strcmp(s, "use") == 0)
+		*by = LW_BY_USE;
+	else
+		return -1;
+	return 0;
+}
+
+const char *lw_group_by_name(enum lw_group_by by)
+{
+	return by == LW_BY_USE ? "use" : "open";
+}
+
+int lw_group_same_key(const struct lw_group *a, const struct lw_group *b)
+{
+	if (a->by != b->by || a->inherited != b->inherited || a->family != b->family ||
+	    a->type != b->type || a->role != b->role || strcmp(a->endpoint, b->endpoint) != 0)
+		return 0;
+	return a->by == LW_BY_USE ? a->use_stack_id == b->use_stack_id : a->stack_id == b->stack_id;
+}
+
+/* The most common value of a member field; ties go to a non-zero id, then the lowest. */
+static uint32_t most_common(const struct lw_member *m, size_t n, int use, size_t *share)
+{
+	uint32_t best = 0;
+	size_t best_n = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t id = use ? m[i].last_use_stack_id : m[i].stack_id;
+		size_t k = 0;
+		for (size_t j = 0; j < n; j++)
+			k += (use ? m[j].last_use_stack_id : m[j].stack_id) == id;
+		if (k > best_n || (k == best_n && ((best == 0 && id != 0) || (id != 0 && id < best)))) {
+			best = id;
+			best_n = k;
+		}
+		/* Quadratic only in the distinct ids seen before a majority. */
+		if (best_n * 2 > n)
+			break;
+	}
+	*share = best_n;
+	return best;
+}
+
+int lw_group_from_members(struct lw_group *g, struct lw_member *members, size_t n)
+{
+	if (g->members != members)
+		free(g->members);
+	g->members = members;
+	g->count = n;
+	g->nfds = 0;
+	g->nstates = 0;
+	g->npeers = 0;
+	g->npeers_total = 0;
+	g->origin_mask = 0;
+	if (n > g->fds_cap) {
+		int *nf = realloc(g->fds, n * sizeof *nf);
+		if (!nf)
+			return -1;
+		g->fds = nf;
+		g->fds_cap = n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct lw_member *m = &members[i];
+		if (i == 0) {
+			g->age_min_ns = g->age_max_ns = m->age_ns;
+			g->origin = m->origin;
+		}
+		if (m->age_ns < g->age_min_ns)
+			g->age_min_ns = m->age_ns;
+		if (m->age_ns > g->age_max_ns)
+			g->age_max_ns = m->age_ns;
+		g->origin_mask |= 1u << (m->origin < 32 ? m->origin : 0);
+		g->fds[g->nfds++] = m->fd;
+		if (m->has_kernel)
+			group_add_state(g, m->k.state_name);
+		if (g->role != LW_EP_PEER && group_add_peer(g, m->peer) < 0)
+			return -1;
+	}
+	if (g->by == LW_BY_USE) {
+		g->stack_id = g->inherited ? 0 : most_common(members, n, 0, &g->open_share);
+		g->use_share = n;
+	} else {
+		g->use_stack_id = most_common(members, n, 1, &g->use_share);
+		g->open_share = n;
+	}
+	return 0;
 }
 
 int lw_group_build(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_join *j,
 		   uint64_t now_ns, uint64_t older_than_ns, int include_inherited)
 {
+	return lw_group_build_by(g, s, j, now_ns, older_than_ns, include_inherited, LW_BY_OPEN);
+}
+
+int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_join *j,
+		      uint64_t now_ns, uint64_t older_than_ns, int include_inherited, enum lw_group_by by)
+{
 	size_t cap = 0;
 	memset(g, 0, sizeof *g);
+	g->by = by;
+	/* members_cap per group lives in fds_cap until lw_group_from_members runs */
 	for (size_t i = 0; i < s->nhandles; i++) {
 		if (!lw_join_valid(j, s, i))
 			continue;
@@ -242,12 +370,14 @@ int lw_group_build(struct lw_grouping *g, const struct lw_snapshot *s, struct lw
 		enum lw_endpoint_role role = handle_endpoint(h, ep, sizeof ep);
 		/* Inherited sockets have no creation stack worth splitting on. */
 		uint32_t stack_id = inh ? 0 : h->stack_id;
+		uint32_t use_id = h->last_use_ns ? h->last_use_stack_id : 0;
 
 		struct lw_group *grp = NULL;
 		for (size_t k = 0; k < g->ngroups; k++) {
 			struct lw_group *c = &g->groups[k];
-			if (c->inherited == inh && c->stack_id == stack_id && c->family == h->family &&
-			    c->type == h->type && c->role == role && strcmp(c->endpoint, ep) == 0) {
+			if (c->inherited == inh && c->family == h->family && c->type == h->type &&
+			    c->role == role && (by == LW_BY_USE ? c->use_stack_id == use_id : c->stack_id == stack_id) &&
+			    strcmp(c->endpoint, ep) == 0) {
 				grp = c;
 				break;
 			}
@@ -263,47 +393,55 @@ int lw_group_build(struct lw_grouping *g, const struct lw_snapshot *s, struct lw
 			}
 			grp = &g->groups[g->ngroups++];
 			memset(grp, 0, sizeof *grp);
+			grp->by = by;
 			grp->inherited = inh;
-			grp->stack_id = stack_id;
+			grp->stack_id = by == LW_BY_OPEN ? stack_id : 0;
+			grp->use_stack_id = by == LW_BY_USE ? use_id : 0;
 			grp->family = h->family;
 			grp->type = h->type;
-			grp->origin = h->origin;
 			grp->role = role;
 			snprintf(grp->endpoint, sizeof grp->endpoint, "%s", ep);
-			grp->age_min_ns = age;
-			grp->age_max_ns = age;
 		}
-		if (grp->nfds == grp->fds_cap) {
+		if (grp->count == grp->fds_cap) {
 			size_t ncap = grp->fds_cap ? grp->fds_cap * 2 : 8;
-			int *nf = realloc(grp->fds, ncap * sizeof *nf);
-			if (!nf)
+			struct lw_member *nm = realloc(grp->members, ncap * sizeof *nm);
+			if (!nm)
 				goto oom;
-			grp->fds = nf;
+			grp->members = nm;
 			grp->fds_cap = ncap;
 		}
-		grp->count++;
-		grp->origin_mask |= 1u << (h->origin < 32 ? h->origin : 0);
-		if (age < grp->age_min_ns)
-			grp->age_min_ns = age;
-		if (age > grp->age_max_ns)
-			grp->age_max_ns = age;
-		grp->fds[grp->nfds++] = s->handles[i].fd;
-		const char *state = sockstate_lookup(j, h->inode);
-		if (state)
-			group_add_state(grp, state);
-		if (role != LW_EP_PEER) {
-			char peer[LW_ENDPOINT_MAX];
-			if (group_add_peer(grp, lw_addr_format(&h->peer, peer, sizeof peer)) < 0)
-				goto oom;
+		struct lw_member *m = &grp->members[grp->count++];
+		memset(m, 0, sizeof *m);
+		m->fd = s->handles[i].fd;
+		m->origin = h->origin;
+		m->inode = h->inode;
+		m->age_ns = age;
+		m->stack_id = stack_id;
+		m->last_use_stack_id = use_id;
+		m->last_use_ns = h->last_use_ns;
+		lw_addr_format(&h->peer, m->peer, sizeof m->peer);
+		const struct lw_sockinfo *k = lw_join_sockinfo(j, h->inode);
+		if (k) {
+			m->has_kernel = 1;
+			m->k = *k;
 		}
 		g->nsockets++;
 		if (!inh)
 			g->nleaked++;
 	}
-	if (g->ngroups)
-		qsort(g->groups, g->ngroups, sizeof *g->groups, group_cmp);
+	for (size_t k = 0; k < g->ngroups; k++) {
+		struct lw_group *grp = &g->groups[k];
+		/* fds_cap counted members so far; fds itself is still unallocated. */
+		grp->fds_cap = 0;
+		if (lw_group_from_members(grp, grp->members, grp->count) < 0)
+			goto oom;
+	}
+	lw_group_sort(g);
 	return 0;
 oom:
+	for (size_t k = 0; k < g->ngroups; k++)
+		if (!g->groups[k].fds)
+			g->groups[k].fds_cap = 0;
 	lw_grouping_free(g);
 	return -1;
 }
@@ -313,6 +451,7 @@ void lw_grouping_free(struct lw_grouping *g)
 	for (size_t i = 0; i < g->ngroups; i++) {
 		free(g->groups[i].fds);
 		free(g->groups[i].peers);
+		free(g->groups[i].members);
 	}
 	free(g->groups);
 	memset(g, 0, sizeof *g);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* main.c — the `leakwatch` command line: ps, report, run. */
+/* main.c — the `leakwatch` command line: ps, report, run, top. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,10 +21,16 @@ struct report_options {
 	enum lw_kind kind;              /* --kind heap|sockets|all */
 	int all;                        /* --all: also inherited sockets, stale entries, system heap blocks */
 	const char *output;             /* --output FILE: write the report there, atomically */
+	uint64_t idle_for_ns;           /* --idle-for DUR: no I/O for this long makes a socket idle */
+	uint64_t interval_ns;           /* --interval DUR: two snapshots DUR apart, growth per group */
+	enum lw_group_by by;            /* --by open|use: group by creation or last-use stack */
 };
 
 static const struct report_options report_defaults = {
 	.older_than_ns = 0,
+	.idle_for_ns = LW_IDLE_FOR_DEFAULT_NS,
+	.interval_ns = 0,
+	.by = LW_BY_OPEN,
 	.format = LW_FMT_TEXT,
 	.kind = LW_KIND_ALL,
 	.all = 0,
@@ -33,7 +39,10 @@ static const struct report_options report_defaults = {
 static const char usage_text[] =
 	"usage: leakwatch ps\n"
 	"       leakwatch report PID|SEGMENT [--kind heap|sockets|all] [--older-than DUR]\n"
+	"                        [--idle-for DUR] [--interval DUR] [--by open|use]\n"
 	"                        [--format text|json|folded] [--all] [--output FILE]\n"
+	"       leakwatch top PID [--interval DUR] [--idle-for DUR] [--by open|use]\n"
+	"                         [--plain] [--count N]\n"
 	"       leakwatch run [--kind heap|sockets|all] [--older-than DUR]\n"
 	"                     [--fail-on-leak[=heap|sockets|all]] [--heap MODE] [--keep] [--all]\n"
 	"                     [--format text|json|folded] [--output FILE] -- CMD [ARGS...]\n"
@@ -50,6 +59,22 @@ static const char usage_text[] =
 	"                      peer and TCP state; untracked sockets; double closes;\n"
 	"                      live heap blocks grouped by allocation stack\n"
 	"  run -- CMD          run CMD under leakwatch and report what it left open at exit\n"
+	"  top PID             live view of a traced process, refreshed every second:\n"
+	"                      groups by verdict and count, endpoint, age, idle time, a\n"
+	"                      history of each group's count, heap totals.  Keys: s sort\n"
+	"                      (count, age, idle), g grouping (open/last use), k kind\n"
+	"                      (all, sockets, heap), q quit.  Plain-text snapshots when\n"
+	"                      stdout is not a terminal\n"
+	"\n"
+	"verdicts (live processes; each group shows its evidence):\n"
+	"  LEAK SUSPECT  members idle (no data sent or received) for --idle-for or more,\n"
+	"                or in CLOSE_WAIT (the peer hung up, the program never closed);\n"
+	"                inside a pool, split off and named by the last-use stack\n"
+	"  POOL          2+ sockets, some open longer than --idle-for and used within it\n"
+	"  ACTIVE        in use, not a pool (e.g. one long-lived connection with traffic)\n"
+	"  NEW           every member younger than --idle-for: too early to judge\n"
+	"  LISTENING     listening sockets\n"
+	"  (run, and processes that ended, keep \"SOCKETS\": everything left open is a leak)\n"
 	"\n"
 	"options:\n"
 	"  --kind KIND         heap, sockets or all (default): what to report\n"
@@ -59,6 +84,15 @@ static const char usage_text[] =
 	"                      flamegraph.pl / speedscope, one line per group, weighted by\n"
 	"                      live bytes (heap; --kind all means heap here) or by sockets\n"
 	"                      (--kind sockets); run prefixes each line with the process name\n"
+	"  --idle-for DUR      a socket with no I/O for DUR is idle (default 5m)\n"
+	"  --interval DUR      report: take two snapshots DUR apart and show each group's\n"
+	"                      open count at both ends and opened/closed per minute;\n"
+	"                      top: refresh period (default 1s)\n"
+	"  --by open|use       group sockets by the stack that opened them (default) or\n"
+	"                      by the stack that last sent on them (\"never used\" for\n"
+	"                      sockets nothing was sent on)\n"
+	"  --plain, --once     top: plain-text snapshots instead of the full screen\n"
+	"  --count N           top: stop after N snapshots (default 1 when not a tty)\n"
 	"  --all               also inherited sockets (opened before leakwatch loaded),\n"
 	"                      stale entries (closed where no hook saw it), and heap blocks\n"
 	"                      that are not counted as leaks (see below)\n"
@@ -86,6 +120,10 @@ static const char usage_text[] =
 	"  LD_PRELOAD=/usr/local/lib/leakwatch/libleakwatch.so ./api --port 8080 &\n"
 	"  leakwatch ps\n"
 	"  leakwatch report 4242 --older-than 5m\n"
+	"  leakwatch report 4242 --idle-for 2m --interval 30s\n"
+	"  leakwatch report 4242 --by use\n"
+	"  leakwatch top 4242\n"
+	"  leakwatch top 4242 --plain --count 5 --interval 2s\n"
 	"  leakwatch report /dev/shm/leakwatch.4242 --format json\n"
 	"  leakwatch report 4242 --kind heap --format folded | flamegraph.pl > heap.svg\n"
 	"  leakwatch run --fail-on-leak -- ./tests/integration\n"
@@ -167,6 +205,9 @@ static int cmd_report(int argc, char **argv)
 		{ "all", no_argument, NULL, 'a' },
 		{ "output", required_argument, NULL, 'O' },
 		{ "kind", required_argument, NULL, 'K' },
+		{ "idle-for", required_argument, NULL, 'I' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "by", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct report_options o = report_defaults;
@@ -202,6 +243,24 @@ static int cmd_report(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'I':
+			if (lw_duration_parse(optarg, &o.idle_for_ns) < 0 || o.idle_for_ns == 0) {
+				usage_error("bad --idle-for duration '%s'", optarg);
+				return 2;
+			}
+			break;
+		case 'i':
+			if (lw_duration_parse(optarg, &o.interval_ns) < 0 || o.interval_ns == 0) {
+				usage_error("bad --interval duration '%s'", optarg);
+				return 2;
+			}
+			break;
+		case 'b':
+			if (lw_group_by_parse(optarg, &o.by) < 0) {
+				usage_error("unknown grouping '%s' (open or use)", optarg);
+				return 2;
+			}
+			break;
 		case 'a':
 			o.all = 1;
 			break;
@@ -234,7 +293,8 @@ static int cmd_report(int argc, char **argv)
 		return 2;
 	}
 	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
-				     .kind = o.kind };
+				     .kind = o.kind, .idle_for_ns = o.idle_for_ns, .interval_ns = o.interval_ns,
+				     .by = o.by };
 	struct lw_report r;
 	if (lw_report_build(&r, path, &ro, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s: %s\n", path, err);
@@ -281,6 +341,8 @@ int main(int argc, char **argv)
 		rc = cmd_ps(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "report") == 0) {
 		rc = cmd_report(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "top") == 0) {
+		rc = lw_top_main(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "run") == 0) {
 		rc = lw_run_main(argc - 1, argv + 1);
 	} else if (cmd[0] == '-') {

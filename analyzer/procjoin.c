@@ -6,7 +6,9 @@
  * sees it (fclose of a socket FILE, resolver sockets), and the fd number may
  * since have been reused.  So an OPEN entry is believed only while
  * /proc/PID/fd/N still names the same socket inode; sockets the kernel shows
- * that the shim never recorded are listed as untracked.
+ * that the shim never recorded are listed as untracked.  The kernel's view of
+ * each socket (state, queues, tcp_info) comes from sockdiag.c, loaded once
+ * per join on first lookup.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -130,7 +132,7 @@ void lw_join_free(struct lw_join *j)
 {
 	free(j->valid);
 	free(j->untracked);
-	free(j->states);
+	lw_sockdiag_free(&j->diag);
 	memset(j, 0, sizeof *j);
 }
 
@@ -143,128 +145,33 @@ int lw_join_valid(const struct lw_join *j, const struct lw_snapshot *s, size_t i
 	return j->valid[i];
 }
 
-/* include/net/tcp_states.h */
-static const char *tcp_state_name(unsigned st)
+const struct lw_sockinfo *lw_join_sockinfo(struct lw_join *j, uint64_t inode)
 {
-	static const char *const names[] = {
-		NULL, "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
-		"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING",
-		"NEW_SYN_RECV",
-	};
-	return st < sizeof names / sizeof names[0] ? names[st] : NULL;
+	if (!j)
+		return NULL;
+	if (!j->diag_loaded) {
+		if (j->pid <= 0 || !j->fd_ok)
+			return NULL;
+		j->diag_loaded = 1;
+		/* Out of memory leaves an empty table: the report goes on without states. */
+		if (lw_sockdiag_load(&j->diag, j->pid) < 0)
+			memset(&j->diag, 0, sizeof j->diag);
+	}
+	return lw_sockdiag_find(&j->diag, inode);
 }
 
-static int state_add(struct lw_join *j, size_t *cap, uint64_t ino, const char *name)
+void lw_join_set_sockdiag(struct lw_join *j, struct lw_sockdiag *d)
 {
-	if (!name || ino == 0)
-		return 0;
-	if (j->nstates == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		struct lw_sockstate *ns = realloc(j->states, ncap * sizeof *ns);
-		if (!ns)
-			return -1;
-		j->states = ns;
-		*cap = ncap;
-	}
-	j->states[j->nstates].inode = ino;
-	snprintf(j->states[j->nstates].state, sizeof j->states[j->nstates].state, "%s", name);
-	j->nstates++;
-	return 0;
-}
-
-/* /proc/net/{tcp,tcp6,udp,udp6}: "sl local rem st tx:rx tr:when retr uid timeout inode". */
-static void states_load_inet(struct lw_join *j, size_t *cap, const char *file, int udp)
-{
-	char path[96], line[512];
-	snprintf(path, sizeof path, "/proc/%d/net/%s", j->pid, file);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return;
-	if (!fgets(line, sizeof line, f)) { /* column titles */
-		fclose(f);
-		return;
-	}
-	while (fgets(line, sizeof line, f)) {
-		unsigned st;
-		unsigned long long ino;
-		if (sscanf(line, "%*s %*s %*s %x %*s %*s %*s %*s %*s %llu", &st, &ino) != 2)
-			continue;
-		/* An unconnected UDP socket sits in TCP_CLOSE; "CLOSE" would alarm. */
-		const char *name = udp && st == 7 ? "UNCONN"
-						 : tcp_state_name(st);
-		if (state_add(j, cap, ino, name) < 0)
-			break;
-	}
-	fclose(f);
-}
-
-/* /proc/net/unix: "Num RefCount Protocol Flags Type St Inode Path". */
-static void states_load_unix(struct lw_join *j, size_t *cap)
-{
-	char path[96], line[512];
-	snprintf(path, sizeof path, "/proc/%d/net/unix", j->pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return;
-	if (!fgets(line, sizeof line, f)) {
-		fclose(f);
-		return;
-	}
-	while (fgets(line, sizeof line, f)) {
-		unsigned flags, type, st;
-		unsigned long long ino;
-		if (sscanf(line, "%*s %*s %*s %x %x %x %llu", &flags, &type, &st, &ino) != 4)
-			continue;
-		const char *name;
-		if (flags & 0x10000u)   /* __SO_ACCEPTCON: listen() was called */
-			name = "LISTEN";
-		else if (st == 1)
-			name = "UNCONNECTED";
-		else if (st == 2)
-			name = "CONNECTING";
-		else if (st == 3)
-			name = "CONNECTED";
-		else if (st == 4)
-			name = "DISCONNECTING";
-		else
-			name = NULL;
-		if (state_add(j, cap, ino, name) < 0)
-			break;
-	}
-	fclose(f);
-}
-
-static int sockstate_cmp(const void *a, const void *b)
-{
-	const struct lw_sockstate *x = a, *y = b;
-	return (x->inode > y->inode) - (x->inode < y->inode);
+	lw_sockdiag_free(&j->diag);
+	j->diag = *d;
+	if (!j->diag.sorted)
+		lw_sockdiag_sort(&j->diag);
+	j->diag_loaded = 1;
+	memset(d, 0, sizeof *d);
 }
 
 const char *sockstate_lookup(struct lw_join *j, uint64_t inode)
 {
-	if (!j || j->pid <= 0 || !j->fd_ok)
-		return NULL;
-	if (!j->states_loaded) {
-		size_t cap = 0;
-		j->states_loaded = 1;
-		/* Through /proc/PID/net so the target's network namespace is used. */
-		states_load_inet(j, &cap, "tcp", 0);
-		states_load_inet(j, &cap, "tcp6", 0);
-		states_load_inet(j, &cap, "udp", 1);
-		states_load_inet(j, &cap, "udp6", 1);
-		states_load_unix(j, &cap);
-		if (j->nstates)
-			qsort(j->states, j->nstates, sizeof *j->states, sockstate_cmp);
-	}
-	size_t lo = 0, hi = j->nstates;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (j->states[mid].inode == inode)
-			return j->states[mid].state;
-		if (j->states[mid].inode < inode)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	const struct lw_sockinfo *k = lw_join_sockinfo(j, inode);
+	return k ? k->state_name : NULL;
 }

@@ -23,9 +23,16 @@
  *   busy_slots      table slots skipped by this snapshot because a writer held them
  *   open_tracked    OPEN entries in the segment (before the kernel join)
  *   kernel_view     {available: bool, error: string|null}  (/proc/PID/fd readable?)
+ *   sock_diag       {inet, unix}: where socket states came from, each "sock_diag"
+ *                   (NETLINK_SOCK_DIAG), "proc" (/proc/PID/net fallback) or "none";
+ *                   null when the kernel was not asked (process gone)
  *   older_than_s    the --older-than filter applied to groups (sockets and heap)
  *   kind            "all" | "sockets" | "heap"  (--kind)
- *   groups          [group], sorted by count desc then oldest desc; each:
+ *   group_by        "open" | "use"  (--by: the stack that keys socket groups)
+ *   idle_for_s      the --idle-for threshold the verdicts used
+ *   interval_s      --interval: seconds between the two snapshots, else null
+ *   groups          [group], sorted by verdict (leak suspects first, then pool, active,
+ *                   new, listening), count desc, oldest desc, stack ids; each:
  *     kind            "socket"
  *     count           members
  *     family          "AF_INET" | "AF_INET6" | "AF_UNIX" | ...
@@ -52,6 +59,37 @@
  *       module_offset   "0x..." addr - module load bias
  *       inlined         true: this function was inlined into the next frame
  *       build_id_mismatch  true: the file on disk is not the one that was loaded
+ *     verdict         "leak_suspect" | "pool" | "active" | "new" | "listening" for a live
+ *                     process (rules at the top of verdict.c); "left_open" when the
+ *                     image ended (run: everything still open is a leak)
+ *     evidence        what the verdict was decided on:
+ *       idle_for_s      threshold
+ *       members         = count
+ *       idle            members with no I/O for idle_for_s or more
+ *       close_wait      members in CLOSE_WAIT
+ *       listening       members in LISTEN
+ *       young           members younger than idle_for_s
+ *       used_recently   members with known I/O within idle_for_s
+ *       idle_min_s, idle_max_s   time since the last I/O, over the members (null for
+ *                       listening and left_open groups)
+ *       idle_source     {kernel, shim, age}: members whose idle time came from tcp_info,
+ *                       from the shim's last send-side call, or is their age (never used)
+ *       kernel_known    members the kernel described
+ *       recv_queue, send_queue   bytes queued, summed over the members
+ *       reasons         leak suspects: any of "idle", "close_wait", "growing"
+ *       growing         the key group keeps growing (see verdict.c)
+ *       key_count       members of the whole key group before the verdict split it
+ *       split           this group is a part of a larger key group (the pool split)
+ *       stack_opened, stack_closed   totals of the creation stack (--by open)
+ *       growth          --interval: {interval_s, count_start, count_end, net, opened,
+ *                       closed, opened_per_min, closed_per_min} of the key group
+ *                       (opened/closed from the creation stack totals; null with --by
+ *                       use); null without --interval
+ *     last_use_stack_id   the members' (most common) last-use stack; 0 = never used
+ *     last_use_stack  [frame] of it, innermost first ([] when never used)
+ *     last_use_share  {count, of}: members whose last-use stack is last_use_stack_id
+ *     open_share      {count, of}: members whose creation stack is stack_id (< of only
+ *                     with --by use)
  *   untracked       [{fd, inode}] sockets in /proc/PID/fd the shim never recorded
  *   stale           OPEN entries whose fd no longer holds that socket
  *   stale_fds       (only with --all) those fds
@@ -231,6 +269,61 @@ static const char *role_name(enum lw_endpoint_role role)
 	return role == LW_EP_PEER ? "peer" : role == LW_EP_LOCAL ? "local" : "none";
 }
 
+static void json_evidence(FILE *out, const struct lw_group *g)
+{
+	const struct lw_evidence *e = &g->ev;
+	int live = g->verdict != LW_V_LEFT_OPEN;
+	fprintf(out, "{\"idle_for_s\":%.3f,\"members\":%zu,\"idle\":%zu,\"close_wait\":%zu,\"listening\":%zu,"
+		"\"young\":%zu,\"used_recently\":%zu,\"idle_min_s\":",
+		ns_to_s(e->idle_for_ns), g->count, e->idle, e->close_wait, e->listening, e->young,
+		e->used_recently);
+	if (live && g->verdict != LW_V_LISTENING)
+		fprintf(out, "%.3f,\"idle_max_s\":%.3f", ns_to_s(e->idle_min_ns), ns_to_s(e->idle_max_ns));
+	else
+		fputs("null,\"idle_max_s\":null", out);
+	fprintf(out, ",\"idle_source\":{\"kernel\":%zu,\"shim\":%zu,\"age\":%zu},\"kernel_known\":%zu,"
+		"\"recv_queue\":%llu,\"send_queue\":%llu,\"reasons\":[",
+		e->idle_kernel, e->idle_shim, e->idle_age, e->kernel_known, (unsigned long long)e->rqueue,
+		(unsigned long long)e->wqueue);
+	int first = 1;
+	static const struct { unsigned bit; const char *name; } rs[] = {
+		{ LW_REASON_IDLE, "idle" }, { LW_REASON_CLOSE_WAIT, "close_wait" }, { LW_REASON_GROWING, "growing" },
+	};
+	for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++)
+		if (e->reasons & rs[i].bit) {
+			fprintf(out, "%s\"%s\"", first ? "" : ",", rs[i].name);
+			first = 0;
+		}
+	fprintf(out, "],\"growing\":%s,\"key_count\":%zu,\"split\":%s,\"stack_opened\":%llu,"
+		"\"stack_closed\":%llu,\"growth\":",
+		e->growing ? "true" : "false", e->key_count, g->split ? "true" : "false",
+		(unsigned long long)e->stack_opened, (unsigned long long)e->stack_closed);
+	if (!e->have_interval) {
+		fputs("null}", out);
+		return;
+	}
+	double min = (double)e->interval_ns / 60e9;
+	fprintf(out, "{\"interval_s\":%.3f,\"count_start\":%zu,\"count_end\":%zu,\"net\":%lld",
+		ns_to_s(e->interval_ns), e->count_start, e->count_end,
+		(long long)e->count_end - (long long)e->count_start);
+	if (g->by == LW_BY_OPEN && min > 0)
+		fprintf(out, ",\"opened\":%llu,\"closed\":%llu,\"opened_per_min\":%.3f,\"closed_per_min\":%.3f}}",
+			(unsigned long long)e->opened, (unsigned long long)e->closed, (double)e->opened / min,
+			(double)e->closed / min);
+	else
+		fputs(",\"opened\":null,\"closed\":null,\"opened_per_min\":null,\"closed_per_min\":null}}", out);
+}
+
+static void json_verdict(FILE *out, struct lw_report *r, const struct lw_group *g)
+{
+	fprintf(out, ",\"verdict\":\"%s\",\"evidence\":", lw_verdict_name(g->verdict));
+	json_evidence(out, g);
+	fprintf(out, ",\"last_use_stack_id\":%u,\"last_use_stack\":", g->use_stack_id);
+	json_stack(out, r, g->use_stack_id);
+	fprintf(out, ",\"last_use_share\":{\"count\":%zu,\"of\":%zu},\"open_share\":{\"count\":%zu,\"of\":%zu}",
+		g->use_share, g->count, g->open_share, g->count);
+}
+
 static void json_group(FILE *out, struct lw_report *r, const struct lw_group *g)
 {
 	fprintf(out, "{\"kind\":\"socket\",\"count\":%zu,\"family\":\"%s\",\"type\":\"%s\",\"origin\":\"%s\"",
@@ -264,6 +357,7 @@ static void json_group(FILE *out, struct lw_report *r, const struct lw_group *g)
 	fprintf(out, "],\"inherited\":%s,\"stack_id\":%u,\"stack\":", g->inherited ? "true" : "false",
 		g->stack_id);
 	json_stack(out, r, g->stack_id);
+	json_verdict(out, r, g);
 	fputc('}', out);
 }
 
@@ -373,8 +467,20 @@ int lw_render_json(FILE *out, struct lw_report *r)
 		fputs("null", out);
 	else
 		lw_json_string(out, strerror(r->join.fd_errno));
-	fprintf(out, "},\"older_than_s\":%.3f,\"kind\":\"%s\"", ns_to_s(r->opts.older_than_ns),
+	fprintf(out, "},\"sock_diag\":");
+	if (r->join.diag_loaded)
+		fprintf(out, "{\"inet\":\"%s\",\"unix\":\"%s\"}", lw_sockdiag_source_name(r->join.diag.source_inet),
+			lw_sockdiag_source_name(r->join.diag.source_unix));
+	else
+		fputs("null", out);
+	fprintf(out, ",\"older_than_s\":%.3f,\"kind\":\"%s\"", ns_to_s(r->opts.older_than_ns),
 		lw_kind_name(r->opts.kind));
+	fprintf(out, ",\"group_by\":\"%s\",\"idle_for_s\":%.3f,\"interval_s\":", lw_group_by_name(r->opts.by),
+		ns_to_s(r->opts.idle_for_ns ? r->opts.idle_for_ns : LW_IDLE_FOR_DEFAULT_NS));
+	if (r->have_prev)
+		fprintf(out, "%.3f", ns_to_s(r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0));
+	else
+		fputs("null", out);
 	if (lw_kind_sockets(r->opts.kind))
 		json_sockets(out, r);
 	if (lw_kind_heap(r->opts.kind)) {
@@ -480,8 +586,8 @@ static const char *path_short(const char *path, const char *cwd)
 }
 
 /* The stack under a group: "  LABEL  frame" with the label padded to lw columns. */
-static void text_stack_w(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label, int lw,
-			 const char *cwd)
+static void text_stack_sfx(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label, int lw,
+			   const char *cwd, const char *suffix)
 {
 	struct lw_frame frames[MAX_FRAMES];
 	size_t n = 0;
@@ -489,7 +595,7 @@ static void text_stack_w(FILE *out, struct lw_report *r, uint32_t stack_id, cons
 	if (st)
 		n = lw_symbolize_stack(r->sym, st->frames, st->depth, frames, MAX_FRAMES);
 	if (n == 0) {
-		fprintf(out, "  %-*s (no stack recorded)\n", lw, label);
+		fprintf(out, "  %-*s (no stack recorded)%s\n", lw, label, suffix);
 		return;
 	}
 	int width = 0;
@@ -523,8 +629,16 @@ static void text_stack_w(FILE *out, struct lw_report *r, uint32_t stack_id, cons
 			fputs("  [inlined]", out);
 		if (f->buildid_mismatch)
 			fputs("  (build-id mismatch)", out);
+		if (i == 0)
+			fputs(suffix, out);
 		fputc('\n', out);
 	}
+}
+
+static void text_stack_w(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label, int lw,
+			 const char *cwd)
+{
+	text_stack_sfx(out, r, stack_id, label, lw, cwd, "");
 }
 
 static void text_stack(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label,
@@ -544,20 +658,119 @@ static void text_fds(FILE *out, const struct lw_group *g)
 	fputc('\n', out);
 }
 
+/* "97/97" */
+static char *share_fmt(size_t n, size_t of, char *buf, size_t len)
+{
+	snprintf(buf, len, "%zu/%zu", n, of);
+	return buf;
+}
+
+static void text_opened(FILE *out, struct lw_report *r, const struct lw_group *g, const char *cwd)
+{
+	char sfx[64] = "", sh[48];
+	if (g->inherited) {
+		fputs("  opened       before leakwatch loaded (inherited across exec or fork)\n", out);
+		return;
+	}
+	if (g->open_share < g->count)
+		snprintf(sfx, sizeof sfx, "  (%s)", share_fmt(g->open_share, g->count, sh, sizeof sh));
+	text_stack_sfx(out, r, g->stack_id, "opened at", 12, cwd, sfx);
+}
+
+static void text_last_used(FILE *out, struct lw_report *r, const struct lw_group *g, const char *cwd)
+{
+	char sfx[64] = "", sh[48];
+	if (g->use_share < g->count)
+		snprintf(sfx, sizeof sfx, "  (%s)", share_fmt(g->use_share, g->count, sh, sizeof sh));
+	if (g->use_stack_id == 0)
+		fprintf(out, "  %-12s never (nothing sent since opened)%s\n", "last used at", sfx);
+	else
+		text_stack_sfx(out, r, g->use_stack_id, "last used at", 12, cwd, sfx);
+}
+
+/* One line of evidence under a live group: what the verdict was decided on. */
+static void text_evidence(FILE *out, const struct lw_group *g)
+{
+	const struct lw_evidence *e = &g->ev;
+	char a[32], b[32], c[32];
+	fputs("  evidence    ", out);
+	if (g->verdict == LW_V_LISTENING) {
+		fprintf(out, "listening");
+		if (e->kernel_known)
+			fprintf(out, " (kernel)");
+	} else {
+		lw_duration_format(e->idle_min_ns, a, sizeof a);
+		lw_duration_format(e->idle_max_ns, b, sizeof b);
+		fprintf(out, "idle %s", a);
+		if (e->idle_min_ns / 1000000 != e->idle_max_ns / 1000000)
+			fprintf(out, "..%s", b);
+		fprintf(out, " (");
+		int any = 0;
+		if (e->idle_kernel)
+			any = fprintf(out, "kernel %zu", e->idle_kernel) > 0;
+		if (e->idle_shim)
+			any = fprintf(out, "%sshim %zu", any ? ", " : "", e->idle_shim) > 0;
+		if (e->idle_age)
+			fprintf(out, "%snever used %zu", any ? ", " : "", e->idle_age);
+		fprintf(out, "), %zu/%zu idle > %s", e->idle, g->count,
+			lw_duration_format(e->idle_for_ns, c, sizeof c));
+		if (e->close_wait)
+			fprintf(out, ", %zu in CLOSE_WAIT", e->close_wait);
+		if (e->kernel_known)
+			fprintf(out, ", recv-q %llu B, send-q %llu B", (unsigned long long)e->rqueue,
+				(unsigned long long)e->wqueue);
+	}
+	if (e->have_interval) {
+		double min = (double)e->interval_ns / 60e9;
+		lw_duration_format(e->interval_ns, a, sizeof a);
+		fprintf(out, "; over %s: %zu -> %zu open (%+lld)", a, e->count_start, e->count_end,
+			(long long)e->count_end - (long long)e->count_start);
+		if (g->by == LW_BY_OPEN && min > 0)
+			fprintf(out, ", %.1f/min opened, %.1f/min closed", (double)e->opened / min,
+				(double)e->closed / min);
+	} else if (e->growing) {
+		fprintf(out, "; growing: idle members opened over %s",
+			lw_duration_format(g->age_max_ns - g->age_min_ns, a, sizeof a));
+	}
+	if (g->split)
+		fprintf(out, "; %zu of %zu opened here", g->count, e->key_count);
+	fputc('\n', out);
+}
+
+static const char *const verdict_words[] = {
+	[LW_V_LEFT_OPEN] = "left open", [LW_V_LEAK_SUSPECT] = "leak suspect", [LW_V_POOL] = "pool",
+	[LW_V_ACTIVE] = "active", [LW_V_NEW] = "new", [LW_V_LISTENING] = "listening",
+};
+
 static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g, int cw, int dw,
 		       const char *cwd)
 {
-	char desc[LW_ENDPOINT_MAX + 64], a1[32], a2[32];
+	char desc[LW_ENDPOINT_MAX + 64], a1[32], a2[32], d[32];
+	int live = g->verdict != LW_V_LEFT_OPEN;
 	group_describe(g, desc, sizeof desc);
 	lw_duration_format(g->age_min_ns, a1, sizeof a1);
 	lw_duration_format(g->age_max_ns, a2, sizeof a2);
-	fprintf(out, "%-9s  %*zu  %-*s  age %s", g->inherited ? "INHERITED" : "SOCKETS", cw, g->count,
-		dw, desc, a1);
+	if (live)
+		fprintf(out, "%-12s  %*zu  %-*s  age %s", lw_verdict_title(g->verdict), cw, g->count, dw, desc, a1);
+	else
+		fprintf(out, "%-9s  %*zu  %-*s  age %s", g->inherited ? "INHERITED" : "SOCKETS", cw, g->count,
+			dw, desc, a1);
 	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
 		fprintf(out, "..%s", a2);
+	if (g->verdict == LW_V_LEAK_SUSPECT) {
+		if (g->ev.idle)
+			fprintf(out, ", idle > %s (%zu/%zu)", lw_duration_format(g->ev.idle_for_ns, d, sizeof d),
+				g->ev.idle, g->count);
+		if (g->ev.close_wait)
+			fprintf(out, ", CLOSE_WAIT (%zu/%zu)", g->ev.close_wait, g->count);
+	} else if (live && g->verdict != LW_V_LISTENING) {
+		fprintf(out, ", last I/O %s ago", lw_duration_format(g->ev.idle_min_ns, d, sizeof d));
+	}
 	for (size_t i = 0; i < g->nstates; i++)
 		fprintf(out, "%s%s %zu", i ? ", " : "   ", g->states[i].name, g->states[i].n);
 	fputc('\n', out);
+	if (live)
+		text_evidence(out, g);
 	if (g->origin_mask & ~((1u << LW_ORIGIN_SOCKET) | (1u << LW_ORIGIN_ACCEPT))) {
 		fputs("  via       ", out);
 		for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
@@ -576,10 +789,18 @@ static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g,
 			fprintf(out, " ... (%zu distinct)", g->npeers_total);
 		fputc('\n', out);
 	}
-	if (g->inherited)
-		fputs("  opened     before leakwatch loaded (inherited across exec or fork)\n", out);
-	else
-		text_stack(out, r, g->stack_id, "opened at", cwd);
+	/* Sockets nobody ever wrote to say nothing new about last use once the image is gone. */
+	int show_use = live || g->use_stack_id != 0 || g->use_share < g->count;
+	/* The culprit of a leak inside a pool is who used it last, not who opened it. */
+	int use_first = g->by == LW_BY_USE || (g->verdict == LW_V_LEAK_SUSPECT && g->use_stack_id != 0);
+	if (use_first) {
+		text_last_used(out, r, g, cwd);
+		text_opened(out, r, g, cwd);
+	} else {
+		text_opened(out, r, g, cwd);
+		if (show_use && g->verdict != LW_V_LISTENING)
+			text_last_used(out, r, g, cwd);
+	}
 }
 
 static void text_badclose(FILE *out, struct lw_report *r, const struct lw_badclose *b, const char *cwd)
@@ -772,6 +993,23 @@ static void text_sockets(FILE *out, struct lw_report *r, const char *cwd)
 	}
 	if (dw > 48)
 		dw = 48;
+	if (g->ngroups && !lw_report_ended(r)) {
+		size_t nv[LW_V_LISTENING + 1] = { 0 };
+		for (size_t i = 0; i < g->ngroups; i++)
+			nv[g->groups[i].verdict] += g->groups[i].count;
+		char d[32];
+		fprintf(out, "sockets by verdict (idle > %s, grouped by %s stack):",
+			lw_duration_format(r->opts.idle_for_ns ? r->opts.idle_for_ns : LW_IDLE_FOR_DEFAULT_NS, d,
+					   sizeof d),
+			r->opts.by == LW_BY_USE ? "last-use" : "creation");
+		int first = 1;
+		for (int v = LW_V_LEAK_SUSPECT; v <= LW_V_LISTENING; v++)
+			if (nv[v]) {
+				fprintf(out, "%s %zu %s", first ? "" : ",", nv[v], verdict_words[v]);
+				first = 0;
+			}
+		fputc('\n', out);
+	}
 	if (g->nleaked == 0) {
 		char d[32];
 		if (r->opts.older_than_ns)

@@ -2,10 +2,14 @@
 /*
  * report.c — the pipeline for one segment (snapshot -> kernel join ->
  * groups -> symbolizer -> heap groups), shared by `leakwatch report` and
- * `leakwatch run`, and the option words both commands accept.
+ * `leakwatch run`, and the option words both commands accept.  With
+ * --interval the first snapshot is taken, the report waits, and the second
+ * snapshot is the one reported; the first only feeds growth evidence.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "analyzer.h"
 
@@ -54,19 +58,86 @@ int lw_format_parse(const char *s, enum lw_format *f)
 	return 0;
 }
 
+int lw_report_ended(const struct lw_report *r)
+{
+	return r->live != LW_LIVE_ALIVE && r->live != LW_LIVE_DISABLED;
+}
+
+int lw_report_classify(struct lw_report *r)
+{
+	const struct lw_report_opts *o = &r->opts;
+	lw_grouping_free(&r->grouping);
+	if (lw_group_build_by(&r->grouping, &r->snap, &r->join, r->now_ns, o->older_than_ns, o->all, o->by) < 0)
+		return -1;
+	struct lw_grouping prev;
+	memset(&prev, 0, sizeof prev);
+	struct lw_verdict_opts vo = {
+		.now_ns = r->now_ns,
+		.idle_for_ns = o->idle_for_ns ? o->idle_for_ns : LW_IDLE_FOR_DEFAULT_NS,
+		.ended = lw_report_ended(r),
+		.snap = &r->snap,
+	};
+	if (r->have_prev && !vo.ended) {
+		if (lw_group_build_by(&prev, &r->prev, &r->prev_join, r->prev_now_ns, o->older_than_ns, o->all,
+				      o->by) < 0)
+			return -1;
+		vo.prev = &prev;
+		vo.prev_snap = &r->prev;
+		vo.interval_ns = r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0;
+	}
+	int rc = lw_verdict_apply(&r->grouping, &vo);
+	lw_grouping_free(&prev);
+	return rc;
+}
+
+/* Sleep ns, resuming after signal handlers (a report is not interrupted by SIGWINCH). */
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* --interval: the first snapshot, then wait.  Only a live image has a "later". */
+static int report_first_snapshot(struct lw_report *r, const char *path, char *err, size_t errlen)
+{
+	if (lw_snapshot_open(&r->prev, path, err, errlen) < 0)
+		return -1;
+	enum lw_live live = lw_snapshot_live(&r->prev);
+	if (live != LW_LIVE_ALIVE && live != LW_LIVE_DISABLED) {
+		lw_snapshot_free(&r->prev);
+		return 0;
+	}
+	r->prev_now_ns = lw_snapshot_now(&r->prev, live);
+	if (lw_join_proc(&r->prev_join, &r->prev, r->prev.hdr.pid) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* Validity of the first snapshot's entries is enough: no kernel dump for it. */
+	r->prev_join.diag_loaded = 1;
+	r->have_prev = 1;
+	sleep_ns(r->opts.interval_ns);
+	return 0;
+}
+
 int lw_report_build(struct lw_report *r, const char *path, const struct lw_report_opts *o,
 		    char *err, size_t errlen)
 {
 	memset(r, 0, sizeof *r);
 	r->opts = *o;
-	if (lw_snapshot_open(&r->snap, path, err, errlen) < 0)
+	if (o->interval_ns && report_first_snapshot(r, path, err, errlen) < 0) {
+		lw_report_free(r);
 		return -1;
+	}
+	if (lw_snapshot_open(&r->snap, path, err, errlen) < 0) {
+		lw_report_free(r);
+		return -1;
+	}
 	r->live = lw_snapshot_live(&r->snap);
 	r->now_ns = lw_snapshot_now(&r->snap, r->live);
 	/* Only a live image has a kernel view; a reused pid would describe a stranger. */
 	int pid = (r->live == LW_LIVE_ALIVE || r->live == LW_LIVE_DISABLED) ? r->snap.hdr.pid : 0;
-	if (lw_join_proc(&r->join, &r->snap, pid) < 0 ||
-	    lw_group_build(&r->grouping, &r->snap, &r->join, r->now_ns, o->older_than_ns, o->all) < 0) {
+	if (lw_join_proc(&r->join, &r->snap, pid) < 0 || lw_report_classify(r) < 0) {
 		snprintf(err, errlen, "out of memory");
 		lw_report_free(r);
 		return -1;
@@ -95,6 +166,9 @@ void lw_report_free(struct lw_report *r)
 	lw_grouping_free(&r->grouping);
 	lw_join_free(&r->join);
 	lw_snapshot_free(&r->snap);
+	lw_join_free(&r->prev_join);
+	lw_snapshot_free(&r->prev);
+	r->have_prev = 0;
 }
 
 char *lw_report_process_name(const struct lw_report *r, char *buf, size_t len)

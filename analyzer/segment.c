@@ -64,6 +64,65 @@ static const unsigned char *slot_at(const unsigned char *base, const struct lw_t
 	return base + t->offset + (uint64_t)i * t->entry_size;
 }
 
+/*
+ * Holes.  A segment is a sparse tmpfs file, and a read fault on a shared
+ * mapping of a tmpfs hole *allocates* a zero page: scanning every slot would
+ * make a 64 MiB segment resident and could fill /dev/shm (after which the
+ * traced program dies of SIGBUS when it touches a new page).  So the data
+ * extents are taken with SEEK_DATA/SEEK_HOLE before mapping, and slots that
+ * lie in a hole — never written, hence empty — are skipped without being
+ * touched.  A page the writer fills after that look is simply not in this
+ * snapshot.
+ */
+static unsigned char *g_present;   /* one byte per page: 1 = data */
+static size_t g_npages;
+static size_t g_page;
+
+static void extents_load(int fd, uint64_t size)
+{
+	g_page = (size_t)sysconf(_SC_PAGESIZE);
+	g_npages = (size_t)((size + g_page - 1) / g_page);
+	free(g_present);
+	g_present = calloc(g_npages ? g_npages : 1, 1);
+	if (!g_present)
+		return;
+	off_t off = 0;
+	for (;;) {
+		off_t data = lseek(fd, off, SEEK_DATA);
+		if (data < 0)
+			break; /* ENXIO: no data after off */
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = (off_t)size;
+		for (size_t p = (size_t)data / g_page; p < g_npages && (off_t)(p * g_page) < hole; p++)
+			g_present[p] = 1;
+		if ((uint64_t)hole >= size)
+			break;
+		off = hole;
+	}
+	if (off == 0 && lseek(fd, 0, SEEK_DATA) < 0 && errno != ENXIO) /* no SEEK_DATA here */
+		memset(g_present, 1, g_npages);
+}
+
+static void extents_free(void)
+{
+	free(g_present);
+	g_present = NULL;
+	g_npages = 0;
+}
+
+/* slot_present - every page of [slot, slot + len) holds data (or we cannot tell). */
+static int slot_present(const unsigned char *base, const unsigned char *slot, size_t len)
+{
+	if (!g_present)
+		return 1;
+	size_t first = (size_t)(slot - base) / g_page, last = (size_t)(slot - base + len - 1) / g_page;
+	for (size_t p = first; p <= last && p < g_npages; p++)
+		if (!g_present[p])
+			return 0;
+	return 1;
+}
+
 static uint32_t slot_seq(const unsigned char *slot)
 {
 	return atomic_load_explicit((const _Atomic uint32_t *)(const void *)slot,
@@ -86,7 +145,7 @@ static int copy_stacks(struct lw_snapshot *s, const unsigned char *base, const s
 	struct lw_stack tmp;
 	for (size_t i = 0; i < t->capacity; i++) {
 		const unsigned char *slot = slot_at(base, t, i);
-		if (slot_seq(slot) != 2)
+		if (!slot_present(base, slot, t->entry_size) || slot_seq(slot) != 2)
 			continue;
 		if (s->nstacks == cap) {
 			size_t ncap = cap ? cap * 2 : 64;
@@ -105,6 +164,7 @@ static int copy_stacks(struct lw_snapshot *s, const unsigned char *base, const s
 		const struct lw_stack *live = (const struct lw_stack *)(const void *)slot;
 		o->sock_opened = atomic_load_explicit(&live->sock_opened, memory_order_relaxed);
 		o->sock_closed = atomic_load_explicit(&live->sock_closed, memory_order_relaxed);
+		o->uses = atomic_load_explicit(&live->uses, memory_order_relaxed);
 		o->heap_allocs = atomic_load_explicit(&live->heap_allocs, memory_order_relaxed);
 		o->heap_frees = atomic_load_explicit(&live->heap_frees, memory_order_relaxed);
 		o->heap_bytes = atomic_load_explicit(&live->heap_bytes, memory_order_relaxed);
@@ -147,7 +207,7 @@ static int copy_handles(struct lw_snapshot *s, const unsigned char *base, const 
 	for (size_t i = 0; i < t->capacity; i++) {
 		const unsigned char *slot = slot_at(base, t, i);
 		/* seq 0: never written; skipping it keeps untouched pages cheap. */
-		if (slot_seq(slot) == 0)
+		if (!slot_present(base, slot, t->entry_size) || slot_seq(slot) == 0)
 			continue;
 		memset(&h, 0, sizeof h);
 		if (!lw_seq_read(slot, &h, min_size(t->entry_size, sizeof h))) {
@@ -212,6 +272,8 @@ static int copy_allocs(struct lw_snapshot *s, const unsigned char *base, const s
 	struct lw_alloc a;
 	for (size_t i = 0; i < t->capacity; i++) {
 		const unsigned char *slot = slot_at(base, t, i);
+		if (!slot_present(base, slot, t->entry_size))
+			continue;
 		uint64_t ptr = __atomic_load_n((const uint64_t *)(const void *)(slot + offsetof(struct lw_alloc, ptr)),
 					       __ATOMIC_RELAXED);
 		if (ptr <= LW_ALLOC_TOMBSTONE)
@@ -254,7 +316,8 @@ static int snapshot_copy(struct lw_snapshot *s, const unsigned char *base, uint6
 {
 	const struct lw_header *h = (const struct lw_header *)(const void *)base;
 
-	if (h->magic != LW_MAGIC)
+	/* an all-hole first page has no magic; do not allocate it to find out */
+	if (!slot_present(base, base, sizeof h->magic) || h->magic != LW_MAGIC)
 		return fail(err, errlen, "not a leakwatch segment");
 	if (h->compat_version > LW_VERSION)
 		return fail(err, errlen, "newer layout (version %u, this leakwatch reads up to %u)",
@@ -284,7 +347,16 @@ static int snapshot_copy(struct lw_snapshot *s, const unsigned char *base, uint6
 	if (h->heap_mode > LW_HEAP_FULL)
 		return fail(err, errlen, "unknown heap mode %u", h->heap_mode);
 
-	memcpy(&s->hdr, h, sizeof s->hdr);
+	/* the header's reserved tail is usually a hole: copy page by page */
+	for (size_t off = 0; off < sizeof s->hdr; off += g_page ? g_page : sizeof s->hdr) {
+		size_t n = sizeof s->hdr - off;
+		if (g_page && n > g_page)
+			n = g_page;
+		if (slot_present(base, base + off, n))
+			memcpy((unsigned char *)&s->hdr + off, base + off, n);
+		else
+			memset((unsigned char *)&s->hdr + off, 0, n);
+	}
 	s->hdr.exe[LW_PATH_MAX - 1] = '\0';
 	s->hdr.cmdline[LW_CMDLINE_MAX - 1] = '\0';
 	s->state = atomic_load_explicit(&h->state, memory_order_acquire);
@@ -350,14 +422,18 @@ int lw_snapshot_open(struct lw_snapshot *s, const char *path, char *err, size_t 
 	s->file_uid = st.st_uid;
 
 	size_t size = (size_t)st.st_size;
+	extents_load(fd, (uint64_t)st.st_size);
 	void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	int e = errno;
 	close(fd);
-	if (map == MAP_FAILED)
+	if (map == MAP_FAILED) {
+		extents_free();
 		return fail(err, errlen, "mmap: %s", strerror(e));
+	}
 
 	int rc = snapshot_copy(s, map, (uint64_t)st.st_size, err, errlen);
 	munmap(map, size);
+	extents_free();
 	if (rc < 0) {
 		lw_snapshot_free(s);
 		snprintf(s->path, sizeof s->path, "%s", path);

@@ -193,6 +193,78 @@ static inline struct lw_handle *fab_handle(struct fab *f, int fd, uint16_t origi
 	return h;
 }
 
+/* Per-stack socket totals of stack id (opened/closed ever, as the shim counts them). */
+static inline void fab_stack_socks(struct fab *f, uint32_t id, uint64_t opened, uint64_t closed)
+{
+	struct lw_stack *s = fab_slot(f, &f->hdr->stacks, id - 1);
+	s->sock_opened = opened;
+	s->sock_closed = closed;
+}
+
+/* The most recent send-side call on h: stack and time (0/0 = never used). */
+static inline void fab_use(struct lw_handle *h, uint32_t stack_id, uint64_t ns)
+{
+	h->last_use_stack_id = stack_id;
+	h->last_use_ns = ns;
+}
+
+/*
+ * Fabricated kernel evidence: a TCP socket (inode) in kernel state st
+ * (1 ESTABLISHED, 8 CLOSE_WAIT, 10 LISTEN) whose last data went both ways
+ * idle_ms ago (UINT32_MAX: no tcp_info), with queue sums rq/wq.
+ */
+static inline void fab_kernel_tcp(struct lw_sockdiag *d, uint64_t inode, unsigned st, uint32_t idle_ms,
+				  uint32_t rq, uint32_t wq)
+{
+	static const char *const names[] = { [1] = "ESTABLISHED", [8] = "CLOSE_WAIT", [10] = "LISTEN" };
+	struct lw_sockinfo k;
+	memset(&k, 0, sizeof k);
+	k.inode = inode;
+	k.family = AF_INET;
+	k.protocol = IPPROTO_TCP;
+	k.state = (uint8_t)st;
+	snprintf(k.state_name, sizeof k.state_name, "%s", st < 11 && names[st] ? names[st] : "OTHER");
+	k.source = LW_SD_NETLINK;
+	k.has_queues = 1;
+	k.rqueue = rq;
+	k.wqueue = wq;
+	if (idle_ms != UINT32_MAX && st != 10) {
+		k.has_tcpinfo = 1;
+		k.last_data_sent_ms = idle_ms;
+		k.last_data_recv_ms = idle_ms;
+	}
+	if (lw_sockdiag_add(d, &k) < 0)
+		abort();
+}
+
+/* fab_verdict - group snapshot s by `by` with kernel evidence d (consumed; may be
+ * NULL) and decide verdicts as a live process at now_ns. prev/prev_s: --interval. */
+static inline int fab_verdict(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_sockdiag *d,
+			      uint64_t now_ns, uint64_t idle_for_ns, enum lw_group_by by,
+			      const struct lw_snapshot *prev_s, uint64_t prev_now_ns)
+{
+	struct lw_join j;
+	struct lw_grouping prev;
+	memset(&prev, 0, sizeof prev);
+	if (lw_join_proc(&j, s, 0) < 0)
+		return -1;
+	if (d)
+		lw_join_set_sockdiag(&j, d);
+	int rc = lw_group_build_by(g, s, &j, now_ns, 0, 0, by);
+	struct lw_verdict_opts vo = { .now_ns = now_ns, .idle_for_ns = idle_for_ns, .snap = s };
+	if (rc == 0 && prev_s) {
+		rc = lw_group_build_by(&prev, prev_s, NULL, prev_now_ns, 0, 0, by);
+		vo.prev = &prev;
+		vo.prev_snap = prev_s;
+		vo.interval_ns = now_ns - prev_now_ns;
+	}
+	if (rc == 0)
+		rc = lw_verdict_apply(g, &vo);
+	lw_grouping_free(&prev);
+	lw_join_free(&j);
+	return rc;
+}
+
 static inline struct lw_badclose *fab_badclose(struct fab *f, int fd, uint32_t stack_id)
 {
 	uint32_t n = f->hdr->badcloses.used++;
@@ -260,11 +332,25 @@ static inline int cli_run(const char *const *args, uid_t as_uid, char *out, size
 		dup2(pe[1], 2);
 		close(po[0]);
 		close(pe[0]);
-		if (as_uid != (uid_t)-1 && (setgid(as_uid) < 0 || setuid(as_uid) < 0))
-			_exit(126);
+		const char *bin = LW_BUILD_DIR "/leakwatch";
+		char copy[64];
+		if (as_uid != (uid_t)-1) {
+			/* the build tree may sit where the other user cannot reach it
+			 * (a clone under /root): run a world-readable copy */
+			snprintf(copy, sizeof copy, "/tmp/lw-cli-%d", (int)getppid());
+			char cmd[1024];
+			snprintf(cmd, sizeof cmd, "mkdir -p -m 755 %s && cp %s %s/leakwatch && chmod 755 %s/leakwatch",
+				 copy, bin, copy, copy);
+			if (system(cmd) != 0)
+				_exit(125);
+			strcat(copy, "/leakwatch");
+			bin = copy;
+			if (setgid(as_uid) < 0 || setuid(as_uid) < 0)
+				_exit(126);
+		}
 		const char *argv[32];
 		size_t n = 0;
-		argv[n++] = LW_BUILD_DIR "/leakwatch";
+		argv[n++] = bin;
 		for (; args[n - 1] && n < 31; n++)
 			argv[n] = args[n - 1];
 		argv[n] = NULL;
@@ -304,7 +390,14 @@ static inline int cli_run(const char *const *args, uid_t as_uid, char *out, size
 	close(po[0]);
 	close(pe[0]);
 	int status;
-	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+	int waited = waitpid(pid, &status, 0);
+	if (as_uid != (uid_t)-1) {
+		char cmd[64];
+		snprintf(cmd, sizeof cmd, "rm -rf /tmp/lw-cli-%d", (int)getpid());
+		if (system(cmd) != 0)
+			return -1;
+	}
+	if (waited < 0 || !WIFEXITED(status))
 		return -1;
 	return WEXITSTATUS(status);
 }

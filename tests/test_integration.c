@@ -5,6 +5,7 @@
  * the fixture sources, never hard-coded.
  */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,6 +360,45 @@ Test(integration, ps_lists_exited_process)
 	cr_assert_eq(sockets, 2);
 	cmd_result_free(&r);
 	char cmdline[256];
+	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
+	cr_assert_eq(system(cmdline), 0);
+}
+
+/* Reading a segment must not allocate its holes: a read fault on a shared
+ * mapping of a tmpfs hole allocates a page, and a full /dev/shm kills the
+ * traced program with SIGBUS. */
+Test(integration, report_does_not_make_segment_resident)
+{
+	char dir[] = "/dev/shm/lw-sparse-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char envdir[128], envpre[512];
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", dir);
+	snprintf(envpre, sizeof envpre, "LD_PRELOAD=%s", lw_shim());
+	char *env[] = { envdir, envpre, "LEAKWATCH_HEAP=full", NULL };
+	char *fx[] = { FIX("leak_basic"), "2", "0", NULL };
+	struct cmd_result r;
+	run_cmd(&r, fx, env, 60);
+	cr_assert_eq(r.status, 0);
+	cmd_result_free(&r);
+
+	char seg[256];
+	snprintf(seg, sizeof seg, "%s/leakwatch.", dir);
+	char cmdline[512];
+	snprintf(cmdline, sizeof cmdline, "ls %s/leakwatch.* | head -1", dir);
+	FILE *p = popen(cmdline, "r");
+	cr_assert(fgets(seg, sizeof seg, p));
+	pclose(p);
+	seg[strcspn(seg, "\n")] = '\0';
+	struct stat before, after;
+	cr_assert_eq(stat(seg, &before), 0);
+	cr_assert_lt((uint64_t)before.st_blocks * 512, (uint64_t)before.st_size / 8, "the shim keeps it sparse");
+	char *rep[] = { (char *)lw_bin(), "report", seg, "--all", "--format", "json", NULL };
+	run_cmd(&r, rep, NULL, 60);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cmd_result_free(&r);
+	cr_assert_eq(stat(seg, &after), 0);
+	cr_assert_eq(after.st_blocks, before.st_blocks, "report allocated %ld KiB of holes",
+		     (long)(after.st_blocks - before.st_blocks) / 2);
 	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
 	cr_assert_eq(system(cmdline), 0);
 }

@@ -286,3 +286,124 @@ Test(shim, reader_never_sees_torn_slot)
 	cr_assert_geq(seen4, 2000, "reader saw the IPv4 write %u times (busy %u)", seen4, busy);
 	cr_assert_geq(seen6, 2000, "reader saw the IPv6 write %u times (busy %u)", seen6, busy);
 }
+
+/* ---- heap table ------------------------------------------------------------------ */
+
+static void heap_setup(uint32_t mode, uint32_t slots)
+{
+	strcpy(dir, "/tmp/lw-shim-heap.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	memset(&g_cfg, 0, sizeof g_cfg);
+	strcpy(g_cfg.dir, dir);
+	g_cfg.stack_depth = 32;
+	g_cfg.max_fds = 256;
+	g_cfg.max_stacks = 256;
+	g_cfg.max_allocs = slots;
+	cr_assert_eq(segment_create(NULL), 0);
+	heap_init(mode, 4096);
+}
+
+static void heap_teardown(void)
+{
+	heap_init(LW_HEAP_OFF, 0);
+	teardown();
+}
+
+static size_t live_entries(void)
+{
+	struct lw_header *h = g_seg.hdr;
+	const struct lw_alloc *tab = (const struct lw_alloc *)((char *)h + h->heap.offset);
+	size_t n = 0;
+	for (uint32_t i = 0; i < h->heap.capacity; i++)
+		if (tab[i].ptr > LW_ALLOC_TOMBSTONE)
+			n++;
+	return n;
+}
+
+Test(shim_heap, record_and_forget)
+{
+	heap_setup(LW_HEAP_FULL, 1024);
+	char blocks[8][32] __attribute__((aligned(16)));
+	for (int i = 0; i < 8; i++)
+		heap_record_alloc(blocks[i], 32, 5);
+	cr_assert_eq(live_entries(), 8);
+	uint32_t stack = 0;
+	uint64_t size = 0, ns = 0;
+	cr_assert(heap_record_free(blocks[3], &stack, &size, &ns));
+	cr_assert_eq(stack, 5);
+	cr_assert_eq(size, 32);
+	cr_assert_neq(ns, 0);
+	cr_assert_not(heap_record_free(blocks[3], NULL, NULL, NULL), "already forgotten");
+	cr_assert_eq(live_entries(), 7);
+	/* a pointer never recorded passes through, and is counted in full mode */
+	char other[16] __attribute__((aligned(16)));
+	cr_assert_not(heap_record_free(other, NULL, NULL, NULL));
+	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_HEAP_UNTRACKED_FREES]), 2,
+		     "the second forget of blocks[3] and the stranger");
+	/* a failed realloc puts the old record back with its age */
+	cr_assert(heap_record_free(blocks[4], &stack, &size, &ns));
+	heap_record_restore(blocks[4], size, stack, ns);
+	uint64_t ns2 = 0;
+	cr_assert(heap_record_free(blocks[4], NULL, NULL, &ns2));
+	cr_assert_eq(ns2, ns, "restored with the original time");
+	heap_thread_flush();
+	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_HEAP_ALLOCS]), 8,
+		     "a restore is not a new allocation");
+	cr_assert_eq(atomic_load(&g_seg.stacks[4].heap_allocs), 8);
+	cr_assert_eq(atomic_load(&g_seg.stacks[4].heap_bytes), 8 * 32);
+	heap_teardown();
+}
+
+Test(shim_heap, tombstones_are_reused_and_full_table_drops)
+{
+	heap_setup(LW_HEAP_FULL, 1024);
+	/* many live blocks in a small table: every insert is stored or counted */
+	static char arena[4096 * 16] __attribute__((aligned(16)));
+	for (int i = 0; i < 4096; i++)
+		heap_record_alloc(arena + i * 16, 16, 1);
+	size_t live = live_entries();
+	uint64_t dropped = atomic_load(&g_seg.hdr->counters[LW_CTR_DROP_HEAP_FULL]);
+	cr_assert_eq(live + dropped, 4096, "live %zu + dropped %lu", live, (unsigned long)dropped);
+	cr_assert_eq(live, 1024, "a full table holds capacity blocks");
+	/* free everything recorded, then the slots (now tombstones) take new blocks */
+	size_t freed = 0;
+	for (int i = 0; i < 4096; i++)
+		freed += (size_t)heap_record_free(arena + i * 16, NULL, NULL, NULL);
+	cr_assert_eq(freed, 1024);
+	cr_assert_eq(live_entries(), 0);
+	for (int i = 0; i < 512; i++)
+		heap_record_alloc(arena + i * 32, 16, 1);
+	cr_assert_eq(live_entries(), 512);
+	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_DROP_HEAP_FULL]), dropped);
+	heap_teardown();
+}
+
+Test(shim_heap, sampled_mode_rate_and_filter)
+{
+	heap_setup(LW_HEAP_SAMPLED, 1 << 16);
+	/* mean gap 4096 bytes: 4 MiB of 64-byte blocks gives ~1024 samples */
+	uint64_t samples = 0;
+	for (int i = 0; i < 65536; i++)
+		samples += (uint64_t)heap_should_sample(64);
+	cr_assert_gt(samples, 800, "%lu samples", (unsigned long)samples);
+	cr_assert_lt(samples, 1250, "%lu samples", (unsigned long)samples);
+	/* the filter says "maybe" for a recorded block and the table answers */
+	char b[64] __attribute__((aligned(16)));
+	cr_assert_not(heap_maybe_recorded(b) && heap_record_free(b, NULL, NULL, NULL));
+	heap_record_alloc(b, 64, 2);
+	cr_assert(heap_maybe_recorded(b));
+	cr_assert(heap_record_free(b, NULL, NULL, NULL));
+	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_HEAP_UNTRACKED_FREES]), 0,
+		     "sampled mode does not count unsampled frees");
+	heap_teardown();
+}
+
+Test(shim_heap, off_mode_records_nothing)
+{
+	heap_setup(LW_HEAP_OFF, 1024);
+	char b[32] __attribute__((aligned(16)));
+	cr_assert_not(heap_should_sample(1 << 20));
+	heap_record_alloc(b, 32, 1);
+	cr_assert_not(heap_maybe_recorded(b));
+	heap_teardown();
+}

@@ -1,0 +1,690 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * top.c — `leakwatch top PID`: the report, refreshed.
+ *
+ * Every --interval (default 1s) the segment is snapshotted, joined with the
+ * kernel and judged exactly as `report` does; each row is a group with its
+ * verdict, count, endpoint, oldest age, most recent I/O, where it comes from
+ * and a sparkline of its count over the last TOP_HISTORY refreshes.
+ *
+ * Full screen (ncursesw) when stdout is a terminal; plain-text snapshots
+ * otherwise or with --plain/--once (what tests and pipes see).  The screen
+ * is restored on every way out: q, the process exiting, SIGINT/SIGTERM (the
+ * handlers only set a flag; getch() returns on the interrupted wait), and an
+ * atexit() guard for anything else.  Resizes arrive as KEY_RESIZE and
+ * redraw from the last data.  Only plain ASCII unless the locale is UTF-8
+ * (then the sparkline uses block characters), so it works over any ssh.
+ */
+#include <curses.h>
+#include <errno.h>
+#include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "analyzer.h"
+
+#define TOP_HISTORY 30
+#define TOP_KEY_MAX (LW_ENDPOINT_MAX + 96)
+#define TOP_FORGET 60          /* refreshes a vanished group's history is kept */
+#define ROW_FMT "%-12s %6s  %-30.30s %8s %8s  %-30s  %s"
+
+/* Defaults of `top`; each field is one option. */
+struct top_options {
+	uint64_t interval_ns;           /* --interval DUR: refresh period */
+	uint64_t idle_for_ns;           /* --idle-for DUR: as for report */
+	enum lw_group_by by;            /* --by open|use (g toggles) */
+	int plain;                      /* --plain / --once: text snapshots, no full screen */
+	long count;                     /* --count N: stop after N snapshots (0: until q) */
+	int count_set;
+};
+
+enum top_sort { SORT_COUNT = 0, SORT_AGE, SORT_IDLE, SORT_N };
+static const char *const sort_names[SORT_N] = { "count", "age", "idle" };
+
+struct history {
+	char key[TOP_KEY_MAX];
+	int v[TOP_HISTORY];
+	size_t n;                       /* samples stored (<= TOP_HISTORY), oldest first */
+	unsigned long seen;             /* refresh number of the last sample */
+};
+
+struct top_state {
+	struct top_options o;
+	const char *path;
+	enum top_sort sort;
+	enum lw_kind kind;
+	int utf8;
+	unsigned long tick;
+	struct history *hist;
+	size_t nhist, hist_cap;
+};
+
+static volatile sig_atomic_t g_stop;
+static int g_curses;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static void curses_end(void)
+{
+	if (g_curses) {
+		g_curses = 0;
+		endwin();
+	}
+}
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("leakwatch: top: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs(" (try 'leakwatch --help')\n", stderr);
+	va_end(ap);
+}
+
+/* ---- history ------------------------------------------------------------- */
+
+static void group_key(const struct lw_group *g, char *buf, size_t len)
+{
+	/* The part of a split group, not the verdict: NEW turning into POOL keeps its history. */
+	char part = g->verdict == LW_V_LEAK_SUSPECT ? 'S' : g->verdict == LW_V_LISTENING ? 'L' : 'R';
+	snprintf(buf, len, "%d|%c|%d|%u|%u|%u|%u|%d|%s", g->by, part, g->inherited, g->stack_id,
+		 g->split || g->by == LW_BY_USE ? g->use_stack_id : 0, g->family, g->type, g->role, g->endpoint);
+}
+
+static struct history *history_get(struct top_state *t, const char *key)
+{
+	for (size_t i = 0; i < t->nhist; i++)
+		if (strcmp(t->hist[i].key, key) == 0)
+			return &t->hist[i];
+	if (t->nhist == t->hist_cap) {
+		size_t ncap = t->hist_cap ? t->hist_cap * 2 : 32;
+		struct history *nh = realloc(t->hist, ncap * sizeof *nh);
+		if (!nh)
+			return NULL;
+		t->hist = nh;
+		t->hist_cap = ncap;
+	}
+	struct history *h = &t->hist[t->nhist++];
+	memset(h, 0, sizeof *h);
+	snprintf(h->key, sizeof h->key, "%s", key);
+	return h;
+}
+
+static void history_push(struct history *h, int v, unsigned long tick)
+{
+	if (h->seen == tick && h->n)   /* same group seen twice this refresh: add up */
+		h->v[h->n - 1] += v;
+	else if (h->n < TOP_HISTORY)
+		h->v[h->n++] = v;
+	else {
+		memmove(h->v, h->v + 1, (TOP_HISTORY - 1) * sizeof *h->v);
+		h->v[TOP_HISTORY - 1] = v;
+	}
+	h->seen = tick;
+}
+
+static void history_forget(struct top_state *t)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < t->nhist; i++)
+		if (t->tick - t->hist[i].seen <= TOP_FORGET)
+			t->hist[k++] = t->hist[i];
+	t->nhist = k;
+}
+
+/* Sparkline of h into buf: one cell per sample, scaled from 0 to the maximum. */
+static void sparkline(const struct history *h, int utf8, char *buf, size_t len)
+{
+	static const char *const blocks[] = { "\u2581", "\u2582", "\u2583", "\u2584",
+					      "\u2585", "\u2586", "\u2587", "\u2588" };
+	static const char ascii[] = "_.-:=+*#";
+	int max = 0;
+	size_t k = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; h && i < h->n; i++)
+		if (h->v[i] > max)
+			max = h->v[i];
+	for (size_t i = 0; h && i < h->n; i++) {
+		int lvl = max ? (int)((long)h->v[i] * 7 / max) : 0;
+		if (utf8) {
+			size_t bl = strlen(blocks[lvl]);
+			if (k + bl + 1 > len)
+				break;
+			memcpy(buf + k, blocks[lvl], bl);
+			k += bl;
+		} else {
+			if (k + 2 > len)
+				break;
+			buf[k++] = ascii[lvl];
+		}
+		buf[k] = '\0';
+	}
+	/* Pad to TOP_HISTORY cells: printf counts bytes, a block is 3. */
+	for (size_t cells = h ? h->n : 0; cells < TOP_HISTORY && k + 2 <= len; cells++) {
+		buf[k++] = ' ';
+		buf[k] = '\0';
+	}
+}
+
+/* ---- rows ------------------------------------------------------------------ */
+
+struct row {
+	const struct lw_group *g;       /* NULL: heap row */
+	const struct lw_heap_group *hg;
+	size_t idx;
+	char text[512];
+};
+
+static const char *proto(const struct lw_group *g)
+{
+	int inet = g->family == AF_INET || g->family == AF_INET6;
+	if (inet && g->type == SOCK_STREAM)
+		return g->family == AF_INET6 ? "TCP6" : "TCP";
+	if (inet && g->type == SOCK_DGRAM)
+		return g->family == AF_INET6 ? "UDP6" : "UDP";
+	if (g->family == AF_UNIX)
+		return "UNIX";
+	return lw_family_name(g->family) + 3;
+}
+
+/* "fn file.c:12" for the first frame outside the C runtime, else the first frame. */
+static void where(struct lw_report *r, uint32_t stack_id, char *buf, size_t len)
+{
+	struct lw_frame frames[LW_STACK_MAX_FRAMES * 2];
+	size_t n = 0;
+	const struct lw_snap_stack *st = lw_snapshot_stack(&r->snap, stack_id);
+	buf[0] = '\0';
+	if (st)
+		n = lw_symbolize_stack(r->sym, st->frames, st->depth, frames, sizeof frames / sizeof frames[0]);
+	if (n == 0) {
+		snprintf(buf, len, "%s", stack_id ? "?" : "-");
+		return;
+	}
+	size_t pick = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!frames[i].module || !lw_module_is_system(frames[i].module)) {
+			pick = i;
+			break;
+		}
+	const struct lw_frame *f = &frames[pick];
+	if (f->function && f->file) {
+		const char *b = strrchr(f->file, '/');
+		snprintf(buf, len, "%s %s:%d", f->function, b ? b + 1 : f->file, f->line);
+	} else if (f->function) {
+		snprintf(buf, len, "%s", f->function);
+	} else {
+		char loc[LW_PATH_MAX + 32];
+		snprintf(buf, len, "%s", lw_frame_format_location(f, loc, sizeof loc));
+	}
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+static int row_cmp_sort;
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct row *x = a, *y = b;
+	if ((x->g == NULL) != (y->g == NULL))
+		return x->g ? -1 : 1;
+	if (x->g) {
+		uint64_t xv = 0, yv = 0;
+		if (row_cmp_sort == SORT_COUNT) {
+			xv = x->g->count;
+			yv = y->g->count;
+		} else if (row_cmp_sort == SORT_AGE) {
+			xv = x->g->age_max_ns;
+			yv = y->g->age_max_ns;
+		} else {
+			xv = x->g->verdict == LW_V_LISTENING ? 0 : x->g->ev.idle_max_ns;
+			yv = y->g->verdict == LW_V_LISTENING ? 0 : y->g->ev.idle_max_ns;
+		}
+		if (xv != yv)
+			return xv < yv ? 1 : -1;
+	}
+	return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Format every row of a report; returns the count (rows malloc'd into *out). */
+static size_t rows_build(struct top_state *t, struct lw_report *r, struct row **out)
+{
+	size_t n = 0, cap = r->grouping.ngroups + r->heap.ngroups + 1;
+	struct row *rows = calloc(cap, sizeof *rows);
+	*out = rows;
+	if (!rows)
+		return 0;
+	if (lw_kind_sockets(t->kind))
+		for (size_t i = 0; i < r->grouping.ngroups; i++) {
+			const struct lw_group *g = &r->grouping.groups[i];
+			struct row *w = &rows[n];
+			char key[TOP_KEY_MAX], desc[LW_ENDPOINT_MAX + 32], age[32], idle[32], wh[256], spark[TOP_HISTORY * 4 + 1];
+			w->g = g;
+			w->idx = n++;
+			group_key(g, key, sizeof key);
+			struct history *h = history_get(t, key);
+			if (h)
+				history_push(h, (int)g->count, t->tick);
+			sparkline(h, t->utf8, spark, sizeof spark);
+			if (g->role == LW_EP_PEER)
+				snprintf(desc, sizeof desc, "%s -> %s", proto(g), g->endpoint);
+			else if (g->role == LW_EP_LOCAL)
+				snprintf(desc, sizeof desc, "%s on %s", proto(g), g->endpoint);
+			else
+				snprintf(desc, sizeof desc, "%s (no address)", proto(g));
+			for (char *p = desc; *p; p++)
+				if ((unsigned char)*p < 0x20 || *p == 0x7f)
+					*p = '?';
+			lw_duration_format(g->age_max_ns, age, sizeof age);
+			if (g->verdict == LW_V_LISTENING || g->verdict == LW_V_LEFT_OPEN)
+				snprintf(idle, sizeof idle, "-");
+			else
+				lw_duration_format(g->ev.idle_min_ns, idle, sizeof idle);
+			int use_first = g->by == LW_BY_USE || (g->verdict == LW_V_LEAK_SUSPECT && g->use_stack_id);
+			char loc[200];
+			where(r, use_first ? g->use_stack_id : g->stack_id, loc, sizeof loc);
+			snprintf(wh, sizeof wh, "%s %s", use_first ? "used" : "opened", g->inherited ? "(inherited)" : loc);
+			char cnt[24];
+			snprintf(cnt, sizeof cnt, "%zu", g->count);
+			snprintf(w->text, sizeof w->text, ROW_FMT, lw_verdict_title(g->verdict), cnt, desc, age, idle,
+				 spark, wh);
+		}
+	if (lw_kind_heap(t->kind) && r->heap.mode != LW_HEAP_OFF)
+		for (size_t i = 0; i < r->heap.ngroups && n < cap; i++) {
+			const struct lw_heap_group *hg = &r->heap.groups[i];
+			if (hg->cls != LW_HEAP_PROGRAM)
+				continue;
+			struct row *w = &rows[n];
+			char b[32], age[32], loc[200];
+			w->hg = hg;
+			w->idx = n++;
+			where(r, hg->stack_id, loc, sizeof loc);
+			char cnt[32], what[64], wh[240];
+			snprintf(cnt, sizeof cnt, "%s%.0f", r->heap.estimated ? "~" : "", hg->blocks);
+			snprintf(what, sizeof what, "heap %s", lw_bytes_format(hg->bytes, b, sizeof b));
+			snprintf(wh, sizeof wh, "allocated %s", loc);
+			snprintf(w->text, sizeof w->text, ROW_FMT, "HEAP", cnt, what,
+				 lw_duration_format(hg->age_max_ns, age, sizeof age), "-", "", wh);
+		}
+	row_cmp_sort = t->sort;
+	qsort(rows, n, sizeof *rows, row_cmp);
+	return n;
+}
+
+static void header_lines(struct top_state *t, struct lw_report *r, char *l1, size_t n1, char *l2, size_t n2,
+			 char *l3, size_t n3)
+{
+	char up[32], idle[32], iv[32], b[32];
+	uint64_t up_ns = r->now_ns > r->snap.hdr.start_monotonic_ns ? r->now_ns - r->snap.hdr.start_monotonic_ns : 0;
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "%.40s", r->snap.hdr.cmdline[0] ? r->snap.hdr.cmdline : r->snap.hdr.exe);
+	for (char *p = cmd; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	snprintf(l1, n1, "leakwatch top  pid %d (%s)  %s, up %s", r->snap.hdr.pid, cmd, lw_live_name(r->live),
+		 lw_duration_format(up_ns, up, sizeof up));
+	snprintf(l3, n3, "every %s  idle > %s  by %s  sort %s  kind %s", lw_duration_format(t->o.interval_ns, iv, sizeof iv),
+		 lw_duration_format(t->o.idle_for_ns, idle, sizeof idle), lw_group_by_name(t->o.by),
+		 sort_names[t->sort], lw_kind_name(t->kind));
+	size_t nv[LW_V_LISTENING + 1] = { 0 };
+	for (size_t i = 0; i < r->grouping.ngroups; i++)
+		nv[r->grouping.groups[i].verdict] += r->grouping.groups[i].count;
+	int k = snprintf(l2, n2, "sockets %zu in %zu groups: suspect %zu, pool %zu, active %zu, new %zu, listening %zu",
+			 r->grouping.nsockets, r->grouping.ngroups, nv[LW_V_LEAK_SUSPECT], nv[LW_V_POOL],
+			 nv[LW_V_ACTIVE], nv[LW_V_NEW], nv[LW_V_LISTENING]);
+	if (k < 0 || (size_t)k >= n2)
+		return;
+	if (r->heap.mode == LW_HEAP_OFF) {
+		snprintf(l2 + k, n2 - (size_t)k, "  heap off");
+	} else {
+		double blocks = 0, bytes = 0;
+		for (int c = 0; c < LW_HEAP_NCLASS; c++) {
+			blocks += r->heap.blocks[c];
+			bytes += r->heap.bytes[c];
+		}
+		snprintf(l2 + k, n2 - (size_t)k, "  heap %s%.0f live blocks, %s%s", r->heap.estimated ? "~" : "", blocks,
+			 r->heap.estimated ? "~" : "", lw_bytes_format(bytes, b, sizeof b));
+	}
+}
+
+static char col_header[160];
+
+static void col_header_init(void)
+{
+	snprintf(col_header, sizeof col_header, ROW_FMT, "VERDICT", "COUNT", "WHAT", "AGE", "IDLE", "HISTORY (count)",
+		 "WHERE");
+}
+
+static int report_take(struct top_state *t, struct lw_report *r, char *err, size_t errlen)
+{
+	struct lw_report_opts ro = { .kind = t->kind == LW_KIND_SOCKETS ? LW_KIND_SOCKETS : LW_KIND_ALL,
+				     .format = LW_FMT_TEXT, .idle_for_ns = t->o.idle_for_ns, .by = t->o.by };
+	t->tick++;
+	return lw_report_build(r, t->path, &ro, err, errlen);
+}
+
+/* The last line when the process is gone. */
+static void gone_line(FILE *out, const struct lw_report *r)
+{
+	if (r->live == LW_LIVE_EXITED && r->snap.hdr.exit_known)
+		fprintf(out, "leakwatch: pid %d exited with status %d\n", r->snap.hdr.pid, r->snap.hdr.exit_status);
+	else if (r->live == LW_LIVE_EXECED)
+		fprintf(out, "leakwatch: pid %d replaced its image (exec); run top again for the new one\n",
+			r->snap.hdr.pid);
+	else
+		fprintf(out, "leakwatch: pid %d exited\n", r->snap.hdr.pid);
+}
+
+static void plain_print(struct top_state *t, struct lw_report *r, unsigned long n)
+{
+	char l1[512], l2[512], l3[256];
+	struct row *rows;
+	header_lines(t, r, l1, sizeof l1, l2, sizeof l2, l3, sizeof l3);
+	size_t nrows = rows_build(t, r, &rows);
+	if (n > 1)
+		fputc('\n', stdout);
+	printf("%s  snapshot %lu\n%s\n%s\n%s\n", l1, n, l2, l3, col_header);
+	for (size_t i = 0; i < nrows; i++)
+		printf("%s\n", rows[i].text);
+	if (nrows == 0)
+		printf("(nothing open)\n");
+	free(rows);
+	fflush(stdout);
+	history_forget(t);
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+	while (!g_stop && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int run_plain(struct top_state *t)
+{
+	char err[LW_ERR_MAX];
+	for (unsigned long n = 1; !g_stop; n++) {
+		struct lw_report r;
+		if (report_take(t, &r, err, sizeof err) < 0) {
+			fprintf(stderr, "leakwatch: %s: %s\n", t->path, err);
+			return 2;
+		}
+		int ended = lw_report_ended(&r);
+		if (!ended || n == 1)
+			plain_print(t, &r, n);
+		if (ended) {
+			gone_line(stdout, &r);
+			lw_report_free(&r);
+			return 0;
+		}
+		lw_report_free(&r);
+		if (t->o.count && (long)n >= t->o.count)
+			break;
+		sleep_ns(t->o.interval_ns);
+	}
+	return 0;
+}
+
+/* ---- full screen ------------------------------------------------------------ */
+
+static void screen_draw(struct top_state *t, struct lw_report *r, struct row *rows, size_t nrows)
+{
+	char l1[512], l2[512], l3[256];
+	erase();
+	header_lines(t, r, l1, sizeof l1, l2, sizeof l2, l3, sizeof l3);
+	mvaddnstr(0, 0, l1, COLS);
+	mvaddnstr(1, 0, l2, COLS);
+	mvaddnstr(2, 0, l3, COLS);
+	attron(A_REVERSE);
+	mvaddnstr(3, 0, col_header, COLS);
+	for (int x = (int)strlen(col_header); x < COLS; x++)
+		mvaddch(3, x, ' ');
+	attroff(A_REVERSE);
+	int y = 4;
+	for (size_t i = 0; i < nrows && y < LINES - 1; i++, y++) {
+		int bold = rows[i].g && rows[i].g->verdict == LW_V_LEAK_SUSPECT;
+		if (bold)
+			attron(A_BOLD);
+		mvaddnstr(y, 0, rows[i].text, COLS);
+		if (bold)
+			attroff(A_BOLD);
+	}
+	if (nrows == 0)
+		mvaddnstr(4, 0, "(nothing open)", COLS);
+	mvaddnstr(LINES - 1, 0, "q quit  s sort  g group by open/use  k kind", COLS);
+	refresh();
+}
+
+static int run_screen(struct top_state *t)
+{
+	char err[LW_ERR_MAX];
+	struct lw_report r;
+	if (report_take(t, &r, err, sizeof err) < 0) {
+		fprintf(stderr, "leakwatch: %s: %s\n", t->path, err);
+		return 2;
+	}
+	if (!initscr()) {
+		lw_report_free(&r);
+		fprintf(stderr, "leakwatch: top: cannot initialise the terminal (try --plain)\n");
+		return 2;
+	}
+	g_curses = 1;
+	cbreak();
+	noecho();
+	keypad(stdscr, TRUE);
+	curs_set(0);
+	struct row *rows = NULL;
+	size_t nrows = rows_build(t, &r, &rows);
+	int rc = 0;
+	unsigned long shown = 1;
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	for (;;) {
+		if (lw_report_ended(&r)) {
+			curses_end();
+			gone_line(stdout, &r);
+			break;
+		}
+		screen_draw(t, &r, rows, nrows);
+		if (t->o.count && (long)shown >= t->o.count)
+			break;
+		/* Wait for a key until the next refresh is due. */
+		next.tv_sec += (time_t)(t->o.interval_ns / 1000000000ull);
+		next.tv_nsec += (long)(t->o.interval_ns % 1000000000ull);
+		if (next.tv_nsec >= 1000000000L) {
+			next.tv_sec++;
+			next.tv_nsec -= 1000000000L;
+		}
+		int refresh_now = 0, regroup = 0;
+		while (!g_stop && !refresh_now) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			long ms = (long)(next.tv_sec - now.tv_sec) * 1000 + (next.tv_nsec - now.tv_nsec) / 1000000;
+			if (ms <= 0)
+				break;
+			timeout((int)(ms > 1000000 ? 1000000 : ms));
+			int c = getch();
+			if (c == ERR)
+				continue;
+			if (c == 'q' || c == 'Q') {
+				g_stop = 1;
+			} else if (c == 's') {
+				t->sort = (t->sort + 1) % SORT_N;
+				refresh_now = 1;
+			} else if (c == 'g') {
+				t->o.by = t->o.by == LW_BY_OPEN ? LW_BY_USE : LW_BY_OPEN;
+				regroup = refresh_now = 1;
+			} else if (c == 'k') {
+				t->kind = t->kind == LW_KIND_ALL ? LW_KIND_SOCKETS : t->kind == LW_KIND_SOCKETS ? LW_KIND_HEAP
+												     : LW_KIND_ALL;
+				regroup = refresh_now = 1;
+			} else if (c == KEY_RESIZE) {
+				screen_draw(t, &r, rows, nrows);
+			}
+		}
+		if (g_stop)
+			break;
+		if (refresh_now && !regroup) {
+			/* sort change: same data, new order (no history sample) */
+			free(rows);
+			t->tick--;
+			nrows = rows_build(t, &r, &rows);
+			t->tick++;
+			continue;
+		}
+		lw_report_free(&r);
+		if (report_take(t, &r, err, sizeof err) < 0) {
+			curses_end();
+			free(rows);
+			fprintf(stderr, "leakwatch: %s: %s\n", t->path, err);
+			return 2;
+		}
+		free(rows);
+		nrows = rows_build(t, &r, &rows);
+		history_forget(t);
+		shown++;
+		if (regroup)
+			clock_gettime(CLOCK_MONOTONIC, &next);
+	}
+	curses_end();
+	free(rows);
+	lw_report_free(&r);
+	return rc;
+}
+
+int lw_top_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "interval", required_argument, NULL, 'i' },
+		{ "idle-for", required_argument, NULL, 'I' },
+		{ "by", required_argument, NULL, 'b' },
+		{ "plain", no_argument, NULL, 'p' },
+		{ "once", no_argument, NULL, '1' },
+		{ "count", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct top_state t;
+	memset(&t, 0, sizeof t);
+	t.o.interval_ns = 1000000000ull;
+	t.o.idle_for_ns = LW_IDLE_FOR_DEFAULT_NS;
+	t.o.by = LW_BY_OPEN;
+	t.kind = LW_KIND_ALL;
+	const char *target = NULL;
+	opterr = 0;
+	optind = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "-:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 1:
+			if (target) {
+				usage_error("unexpected argument '%s'", optarg);
+				return 2;
+			}
+			target = optarg;
+			break;
+		case 'i':
+			if (lw_duration_parse(optarg, &t.o.interval_ns) < 0 || t.o.interval_ns < 10000000ull) {
+				usage_error("bad --interval '%s' (at least 10ms)", optarg);
+				return 2;
+			}
+			break;
+		case 'I':
+			if (lw_duration_parse(optarg, &t.o.idle_for_ns) < 0 || t.o.idle_for_ns == 0) {
+				usage_error("bad --idle-for duration '%s'", optarg);
+				return 2;
+			}
+			break;
+		case 'b':
+			if (lw_group_by_parse(optarg, &t.o.by) < 0) {
+				usage_error("unknown grouping '%s' (open or use)", optarg);
+				return 2;
+			}
+			break;
+		case 'p':
+			t.o.plain = 1;
+			break;
+		case '1':
+			t.o.plain = 1;
+			t.o.count = 1;
+			t.o.count_set = 1;
+			break;
+		case 'n': {
+			char *end;
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || v <= 0) {
+				usage_error("bad --count '%s' (a positive number)", optarg);
+				return 2;
+			}
+			t.o.count = v;
+			t.o.count_set = 1;
+			break;
+		}
+		case ':':
+			usage_error("missing argument for '%s'", argv[optind - 1]);
+			return 2;
+		default:
+			usage_error("unknown option '%s'", argv[optind - 1]);
+			return 2;
+		}
+	}
+	for (; optind < argc; optind++) {
+		if (target) {
+			usage_error("unexpected argument '%s'", argv[optind]);
+			return 2;
+		}
+		target = argv[optind];
+	}
+	if (!target) {
+		usage_error("missing PID");
+		return 2;
+	}
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	if (lw_segment_resolve(target, path, sizeof path, err, sizeof err) < 0) {
+		fprintf(stderr, "leakwatch: %s: %s\n", target, err);
+		return 2;
+	}
+	t.path = path;
+	int tty = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
+	if (!tty)
+		t.o.plain = 1;
+	if (!t.o.count_set && !tty)
+		t.o.count = 1;
+
+	col_header_init();
+	setlocale(LC_ALL, "");
+	const char *cs = nl_langinfo(CODESET);
+	t.utf8 = cs && strcmp(cs, "UTF-8") == 0;
+
+	/* Our handlers before initscr(): ncurses then leaves SIGINT/SIGTERM to us. */
+	struct sigaction sa, old_int, old_term;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	atexit(curses_end);
+	g_stop = 0;
+
+	int rc = t.o.plain ? run_plain(&t) : run_screen(&t);
+	curses_end();
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	free(t.hist);
+	return rc;
+}

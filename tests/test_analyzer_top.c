@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests for analyzer/top.c and the new report options, through the
+ * leakwatch binary: plain snapshots of a live traced fixture, the last line
+ * when it exits, usage errors; report --interval/--idle-for/--by.
+ */
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <signal.h>
+
+#include "test_analyzer_util.h"
+#include "tjson.h"
+
+/* build/fixtures/threads 1 10 3 under the shim: 3 leaked UDP sockets, waits on stdin. */
+struct fixture {
+	pid_t pid;
+	int in;
+	char dir[64];
+	char spid[16];
+};
+
+static void fixture_start(struct fixture *x)
+{
+	int ip[2], op[2];
+	fab_tmpdir(x->dir, sizeof x->dir);
+	cr_assert_eq(pipe2(ip, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(op, O_CLOEXEC), 0);
+	x->pid = fork();
+	if (x->pid == 0) {
+		dup2(ip[0], 0);
+		dup2(op[1], 1);
+		setenv("LEAKWATCH_DIR", x->dir, 1);
+		setenv("LD_PRELOAD", LW_BUILD_DIR "/libleakwatch.so", 1);
+		execl(LW_BUILD_DIR "/fixtures/threads", "threads", "1", "10", "3", (char *)NULL);
+		_exit(127);
+	}
+	close(ip[0]);
+	close(op[1]);
+	x->in = ip[1];
+	char buf[256] = "";
+	size_t len = 0;
+	struct pollfd p = { op[0], POLLIN, 0 };
+	while (!strstr(buf, "ready")) {
+		cr_assert_gt(poll(&p, 1, 20000), 0, "fixture did not start");
+		ssize_t n = read(op[0], buf + len, sizeof buf - 1 - len);
+		cr_assert_gt(n, 0, "fixture died: %s", buf);
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+	close(op[0]);
+	snprintf(x->spid, sizeof x->spid, "%d", x->pid);
+	setenv("LEAKWATCH_DIR", x->dir, 1);   /* for the leakwatch runs below */
+	/* Older than the --idle-for 100ms the tests use. */
+	struct timespec ts = { 0, 300000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void fixture_stop(struct fixture *x)
+{
+	if (x->pid > 0) {
+		kill(x->pid, SIGKILL);
+		waitpid(x->pid, NULL, 0);
+	}
+	close(x->in);
+	fab_rmdir(x->dir);
+}
+
+static size_t count_of(const char *s, const char *what)
+{
+	size_t n = 0;
+	for (const char *p = s; (p = strstr(p, what)) != NULL; p += strlen(what))
+		n++;
+	return n;
+}
+
+TestSuite(analyzer_top, .timeout = 60);
+
+Test(analyzer_top, plain_snapshots_of_a_live_process)
+{
+	struct fixture x;
+	fixture_start(&x);
+	static char out[65536], err[4096];
+	const char *args[] = { "top", x.spid, "--plain", "--count", "2", "--interval", "200ms", "--idle-for", "100ms", NULL };
+	int rc = cli_run(args, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "rc %d: %s", rc, err);
+	cr_assert_eq(count_of(out, "leakwatch top  pid "), 2, "two snapshots: %s", out);
+	cr_assert(strstr(out, "  snapshot 1\n") && strstr(out, "  snapshot 2\n"), "%s", out);
+	cr_assert_eq(count_of(out, "\nevery 200ms  idle > 100ms  by open  sort count  kind all\n"), 2, "%s", out);
+	cr_assert_eq(count_of(out, "sockets 3 in 1 groups: suspect 3, pool 0, active 0, new 0, listening 0"), 2, "%s", out);
+	/* one row per snapshot: 3 never-used UDP sockets older than 100ms, named by the fixture line */
+	char want[64];
+	snprintf(want, sizeof want, "opened worker threads.c:%d", 31);
+	cr_assert_eq(count_of(out, "LEAK SUSPECT      3  UDP (no address)"), 2, "%s", out);
+	cr_assert_eq(count_of(out, want), 2, "%s", out);
+	cr_assert_eq(count_of(out, "VERDICT       COUNT  WHAT"), 2, "%s", out);
+	cr_assert_null(strstr(out, "\x1b["), "no terminal control in plain mode");
+	cr_assert_str_eq(err, "");
+
+	/* Without --idle-for they are too young to judge. */
+	const char *args2[] = { "top", x.spid, "--once", NULL };
+	rc = cli_run(args2, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(count_of(out, "leakwatch top  pid "), 1, "--once: one snapshot: %s", out);
+	cr_assert(strstr(out, "NEW               3  UDP (no address)"), "%s", out);
+
+	/* The process exits while watched: a last line saying so, status 0. */
+	close(x.in);
+	x.in = open("/dev/null", O_RDONLY);
+	int st;
+	cr_assert_eq(waitpid(x.pid, &st, 0), x.pid);
+	x.pid = -1;
+	const char *args3[] = { "top", x.spid, "--plain", "--count", "5", "--interval", "50ms", NULL };
+	rc = cli_run(args3, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "%s", err);
+	char last[64];
+	snprintf(last, sizeof last, "leakwatch: pid %s exited with status 0\n", x.spid);
+	cr_assert(strstr(out, last), "%s", out);
+	cr_assert_eq(count_of(out, "leakwatch top  pid "), 1, "one last snapshot of the ended image: %s", out);
+	fixture_stop(&x);
+}
+
+Test(analyzer_top, report_interval_idle_for_and_by)
+{
+	struct fixture x;
+	fixture_start(&x);
+	static char out[262144], err[4096];
+	const char *args[] = { "report", x.spid, "--format", "json", "--interval", "300ms", "--idle-for", "100ms",
+			       "--kind", "sockets", NULL };
+	int rc = cli_run(args, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "%s", err);
+	struct tj *j = tj_parse(out);
+	cr_assert_not_null(j, "%s", out);
+	cr_assert_geq(tj_num(j, "interval_s", -1), 0.3);
+	cr_assert_eq(tj_num(j, "idle_for_s", -1), 0.1);
+	cr_assert_str_eq(tj_str(tj_get(j, "sock_diag"), "inet"), "sock_diag");
+	struct tj *g = tj_at(tj_get(j, "groups"), 0);
+	cr_assert_eq(tj_len(tj_get(j, "groups")), 1, "%s", out);
+	cr_assert_str_eq(tj_str(g, "verdict"), "leak_suspect");
+	struct tj *ev = tj_get(g, "evidence");
+	cr_assert_eq(tj_num(ev, "idle", -1), 3);
+	cr_assert_eq(tj_num(tj_get(ev, "idle_source"), "age", -1), 3, "never used, no tcp_info");
+	struct tj *gr = tj_get(ev, "growth");
+	cr_assert_eq(tj_num(gr, "count_start", -1), 3);
+	cr_assert_eq(tj_num(gr, "count_end", -1), 3);
+	cr_assert_eq(tj_num(gr, "net", -1), 0);
+	cr_assert_eq(tj_num(gr, "opened", -1), 0, "nothing opened during the interval");
+	cr_assert_eq(tj_num(tj_get(g, "last_use_share"), "count", -1), 3);
+	cr_assert_eq(tj_num(g, "last_use_stack_id", -1), 0);
+	tj_free(j);
+
+	const char *args2[] = { "report", x.spid, "--by", "use", "--idle-for", "1h", "--kind", "sockets", NULL };
+	rc = cli_run(args2, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert(strstr(out, "grouped by last-use stack): 3 new\n"), "%s", out);
+	const char *lu = strstr(out, "  last used at never"), *op = strstr(out, "  opened at ");
+	cr_assert(lu && op && lu < op, "--by use leads with the last-use stack: %s", out);
+	fixture_stop(&x);
+}
+
+Test(analyzer_top, usage_errors_exit_2_with_one_line)
+{
+	static char out[4096], err[4096];
+	const char *const cases[][8] = {
+		{ "top", "2147483", NULL },
+		{ "top", NULL },
+		{ "top", "1", "--count", "0", NULL },
+		{ "top", "1", "--by", "stack", NULL },
+		{ "top", "1", "--interval", "soon", NULL },
+		{ "report", "1", "--idle-for", "0", NULL },
+		{ "report", "1", "--interval", "-1s", NULL },
+		{ "report", "1", "--by", "x", NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int rc = cli_run(cases[i], (uid_t)-1, out, sizeof out, err, sizeof err);
+		cr_assert_eq(rc, 2, "case %zu: rc %d (%s)", i, rc, err);
+		cr_assert_eq(count_lines(err), 1, "case %zu: one line: %s", i, err);
+		cr_assert(strncmp(err, "leakwatch: ", 11) == 0, "%s", err);
+		cr_assert_str_eq(out, "", "case %zu", i);
+	}
+	const char *help[] = { "--help", NULL };
+	cr_assert_eq(cli_run(help, (uid_t)-1, out, sizeof out, err, sizeof err), 0);
+	cr_assert(strstr(out, "leakwatch top PID [--interval DUR]"), "%s", out);
+	cr_assert(strstr(out, "--idle-for DUR"), "%s", out);
+	cr_assert(strstr(out, "--by open|use"), "%s", out);
+}
