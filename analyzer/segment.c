@@ -145,8 +145,22 @@ static int copy_stacks(struct lw_snapshot *s, const unsigned char *base, const s
 	struct lw_stack tmp;
 	for (size_t i = 0; i < t->capacity; i++) {
 		const unsigned char *slot = slot_at(base, t, i);
-		if (!slot_present(base, slot, t->entry_size) || slot_seq(slot) != 2)
+		/*
+		 * A 640-byte stack slot may straddle pages, and the writer touches
+		 * only what it fills: seq, hash and depth frames, plus the counters
+		 * if anything counted into them.  Check each part's pages apart.
+		 */
+		if (!slot_present(base, slot, offsetof(struct lw_stack, frames)) || slot_seq(slot) != 2)
 			continue;
+		uint16_t depth = ((const struct lw_stack *)(const void *)slot)->depth;
+		if (depth > LW_STACK_MAX_FRAMES)
+			depth = LW_STACK_MAX_FRAMES;
+		size_t used = offsetof(struct lw_stack, frames) + depth * sizeof(uint64_t);
+		if (!slot_present(base, slot, used))
+			continue;
+		int counted = t->entry_size >= sizeof(struct lw_stack) &&
+			      slot_present(base, slot + offsetof(struct lw_stack, sock_opened),
+					   sizeof(struct lw_stack) - offsetof(struct lw_stack, sock_opened));
 		if (s->nstacks == cap) {
 			size_t ncap = cap ? cap * 2 : 64;
 			struct lw_snap_stack *ns = realloc(s->stacks, ncap * sizeof *ns);
@@ -156,11 +170,14 @@ static int copy_stacks(struct lw_snapshot *s, const unsigned char *base, const s
 			cap = ncap;
 		}
 		memset(&tmp, 0, sizeof tmp);
-		memcpy(&tmp, slot, min_size(t->entry_size, sizeof tmp));
+		memcpy(&tmp, slot, used);
 		struct lw_snap_stack *o = &s->stacks[s->nstacks++];
 		memset(o, 0, sizeof *o);
 		o->id = (uint32_t)i + 1;
-		o->depth = tmp.depth > LW_STACK_MAX_FRAMES ? LW_STACK_MAX_FRAMES : tmp.depth;
+		o->depth = depth;
+		memcpy(o->frames, tmp.frames, o->depth * sizeof o->frames[0]);
+		if (!counted)
+			continue; /* the counters' page is a hole: all zero */
 		const struct lw_stack *live = (const struct lw_stack *)(const void *)slot;
 		o->sock_opened = atomic_load_explicit(&live->sock_opened, memory_order_relaxed);
 		o->sock_closed = atomic_load_explicit(&live->sock_closed, memory_order_relaxed);
@@ -168,7 +185,6 @@ static int copy_stacks(struct lw_snapshot *s, const unsigned char *base, const s
 		o->heap_allocs = atomic_load_explicit(&live->heap_allocs, memory_order_relaxed);
 		o->heap_frees = atomic_load_explicit(&live->heap_frees, memory_order_relaxed);
 		o->heap_bytes = atomic_load_explicit(&live->heap_bytes, memory_order_relaxed);
-		memcpy(o->frames, tmp.frames, o->depth * sizeof o->frames[0]);
 	}
 	return 0;
 }

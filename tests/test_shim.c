@@ -407,3 +407,57 @@ Test(shim_heap, off_mode_records_nothing)
 	cr_assert_not(heap_maybe_recorded(b));
 	heap_teardown();
 }
+
+/* ---- the analyzer reads what the writer leaves sparse ------------------------------ */
+
+#include "analyzer.h"
+
+/* A stack slot straddling two pages, where the writer touched only the first
+ * (seq, hash, a short frames array; no counter ever counted): the snapshot
+ * must see the stack, and must not allocate the hole under the counters. */
+Test(shim_sparse, stack_slot_across_a_hole)
+{
+	strcpy(dir, "/dev/shm/lw-shim-sparse.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	memset(&g_cfg, 0, sizeof g_cfg);
+	strcpy(g_cfg.dir, dir);
+	g_cfg.stack_depth = 32;
+	g_cfg.max_fds = 64;
+	g_cfg.max_stacks = 4096;
+	cr_assert_eq(segment_create(NULL), 0);
+	segment_mark_state(LW_STATE_RUNNING);
+
+	/* the first slot whose counters start on the next page */
+	struct lw_header *h = g_seg.hdr;
+	uint32_t i = 0;
+	for (; i < h->stacks.capacity; i++) {
+		uint64_t off = h->stacks.offset + (uint64_t)i * h->stacks.entry_size;
+		if (off / 4096 != (off + offsetof(struct lw_stack, sock_opened)) / 4096 &&
+		    (off + offsetof(struct lw_stack, frames) + 16) / 4096 == off / 4096)
+			break;
+	}
+	cr_assert_lt(i, h->stacks.capacity);
+	struct lw_stack *s = &g_seg.stacks[i];
+	s->hash = 42;
+	s->depth = 2;
+	s->frames[0] = 0x1234;
+	s->frames[1] = 0x5678;
+	atomic_store(&s->seq, 2);
+
+	struct stat before, after;
+	char path[sizeof g_seg.path];
+	strcpy(path, g_seg.path);
+	cr_assert_eq(stat(path, &before), 0);
+	struct lw_snapshot snap;
+	char err[LW_ERR_MAX];
+	cr_assert_eq(lw_snapshot_open(&snap, path, err, sizeof err), 0, "%s", err);
+	const struct lw_snap_stack *got = lw_snapshot_stack(&snap, i + 1);
+	cr_assert_not_null(got, "the stack in slot %u was skipped", i);
+	cr_assert_eq(got->depth, 2);
+	cr_assert_eq(got->frames[1], 0x5678);
+	cr_assert_eq(got->heap_allocs, 0);
+	lw_snapshot_free(&snap);
+	cr_assert_eq(stat(path, &after), 0);
+	cr_assert_eq(after.st_blocks, before.st_blocks, "reading allocated holes");
+	teardown();
+}
