@@ -2,7 +2,7 @@
 #
 #   make            build build/leakwatch and build/libleakwatch.so
 #   make test       build and run the Criterion suites
-#   make demo       run the demo incident under leakwatch
+#   make demo       run the demo incident under leakwatch (DB=postgres: on PostgreSQL)
 #   make bench      benchmarks (ratios against the same workload without leakwatch)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -88,6 +88,15 @@ FIXTURE_FLAGS = -O0 -g -fno-omit-frame-pointer -D_GNU_SOURCE -pthread -Wall -Wer
 # --- demo ----------------------------------------------------------------------
 DEMO_SRCS = $(wildcard demo/*.c)
 DEMO_BINS = $(DEMO_SRCS:demo/%.c=$(BUILD)/demo/%) $(BUILD)/demo/api-fixed
+# The service on PostgreSQL (libpq): built whenever libpq is installed (the
+# demo tests use it); `make demo DB=postgres` installs libpq and the server.
+DB ?= minidb
+DEMO_PG_BINS = $(BUILD)/demo/api-pg $(BUILD)/demo/api-pg-fixed
+ifeq ($(shell pkg-config --exists libpq 2>/dev/null && echo yes),yes)
+DEMO_BINS += $(DEMO_PG_BINS)
+endif
+PQ_CFLAGS = $(shell pkg-config --cflags libpq)
+PQ_LIBS   = $(shell pkg-config --libs libpq)
 
 BINS = $(BUILD)/leakwatch $(BUILD)/libleakwatch.so
 
@@ -152,8 +161,20 @@ $(BUILD)/demo/api-fixed: demo/api.c | deps
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(FIXTURE_FLAGS) -O1 -DFIXED -o $@ $<
 
+$(BUILD)/demo/api-pg: demo/api.c | deps
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(FIXTURE_FLAGS) -O1 -DUSE_LIBPQ $(PQ_CFLAGS) -o $@ $< $(PQ_LIBS)
+
+$(BUILD)/demo/api-pg-fixed: demo/api.c | deps
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(FIXTURE_FLAGS) -O1 -DUSE_LIBPQ -DFIXED $(PQ_CFLAGS) -o $@ $< $(PQ_LIBS)
+
 demo: all $(DEMO_BINS)
-	$(Q)BUILD=$(BUILD) sh demo/run.sh
+ifeq ($(DB),postgres)
+	$(Q)sh scripts/deps.sh postgresql libpq-dev
+	$(Q)$(MAKE) --no-print-directory $(DEMO_PG_BINS)
+endif
+	$(Q)BUILD=$(BUILD) DB=$(DB) sh demo/run.sh
 
 $(BUILD)/bench/%: bench/%.c | deps
 	@mkdir -p $(@D)

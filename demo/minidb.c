@@ -1,19 +1,28 @@
 /*
- * minidb — a stand-in database server for the demo.
+ * minidb — the embedded stand-in database server of the demo.
  *
- * Speaks a line protocol on 127.0.0.1 ("GET <id>\n" -> "OK user-<id>\n"),
- * enforces a connection limit like PostgreSQL's max_connections (beyond it a
- * new connection gets "ERR too many connections" and is closed) and answers
- * after a little latency.  Single-threaded poll() loop.
+ * Speaks a line protocol on 127.0.0.1, one thread per connection (so a slow
+ * query on one connection does not hold up the others, as in a real server):
  *
- * Usage: minidb [--port N] [--max-conn N] [--latency-ms N] [--port-file F]
+ *   "USER <id>\n"    -> "OK user-<id>\n" for 1 <= id <= --users, else "NOTFOUND\n"
+ *   "ORDERS <id>\n"  -> "OK <n>\n"  (a made-up order count)
+ *   "PING\n"         -> "PONG\n"    (no latency: what a pool's keepalive sends)
+ *   anything else    -> "ERR bad query\n"
+ *
+ * Every USER/ORDERS answer comes after --latency-ms.  Like PostgreSQL's
+ * max_connections, beyond --max-conn concurrent clients a new connection gets
+ * "ERR too many connections\n" and is closed.  Loopback only.
+ *
+ * Usage: minidb [--port N] [--max-conn N] [--latency-ms N] [--users N] [--port-file F]
  * Prints "minidb listening on 127.0.0.1:PORT" and exits on SIGTERM/SIGINT.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_FDS 1024
-
 static volatile sig_atomic_t stop;
+static atomic_int clients;
+static int latency_ms = 5, users = 1000;
 
 static void on_signal(int sig)
 {
@@ -31,9 +40,88 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* answer - the reply to one query line (without its newline). */
+static void answer(const char *q, char *reply, size_t cap)
+{
+	int id = 0;
+	if (strcmp(q, "PING") == 0) {
+		snprintf(reply, cap, "PONG\n");
+	} else if (sscanf(q, "USER %d", &id) == 1) {
+		sleep_ms(latency_ms);
+		if (id >= 1 && id <= users)
+			snprintf(reply, cap, "OK user-%d\n", id);
+		else
+			snprintf(reply, cap, "NOTFOUND\n");
+	} else if (sscanf(q, "ORDERS %d", &id) == 1) {
+		sleep_ms(latency_ms);
+		snprintf(reply, cap, "OK %d\n", (id * 7) % 13);
+	} else {
+		snprintf(reply, cap, "ERR bad query\n");
+	}
+}
+
+static int write_all(int fd, const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* serve - one client connection: read lines, answer each, until EOF. */
+static void *serve(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char buf[512];
+	size_t len = 0;
+	while (!stop) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		int pr = poll(&p, 1, 200);
+		if (pr == 0 || (pr < 0 && errno == EINTR))
+			continue;
+		if (pr < 0)
+			break;
+		ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		char *nl;
+		while ((nl = memchr(buf, '\n', len)) != NULL) {
+			*nl = '\0';
+			if (nl > buf && nl[-1] == '\r')
+				nl[-1] = '\0';
+			char reply[128];
+			answer(buf, reply, sizeof reply);
+			if (write_all(fd, reply, strlen(reply)) != 0)
+				goto out;
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len);
+		}
+		if (len == sizeof buf - 1) /* a line longer than any query: drop it */
+			len = 0;
+	}
+out:
+	close(fd);
+	atomic_fetch_sub(&clients, 1);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
-	int port = 0, max_conn = 100, latency_ms = 2;
+	int port = 0, max_conn = 100;
 	const char *port_file = NULL;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--port"))
@@ -42,6 +130,8 @@ int main(int argc, char **argv)
 			max_conn = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--latency-ms"))
 			latency_ms = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--users"))
+			users = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--port-file"))
 			port_file = argv[i + 1];
 		else {
@@ -64,61 +154,45 @@ int main(int argc, char **argv)
 		fprintf(stderr, "minidb: cannot listen: %s\n", strerror(errno));
 		return 1;
 	}
-	printf("minidb listening on 127.0.0.1:%d (max %d connections)\n", ntohs(a.sin_port), max_conn);
+	printf("minidb listening on 127.0.0.1:%d (max %d connections, %d ms per query)\n",
+	       ntohs(a.sin_port), max_conn, latency_ms);
 	fflush(stdout);
 	if (port_file) {
-		FILE *f = fopen(port_file, "w");
-		if (!f || fprintf(f, "%d\n", ntohs(a.sin_port)) < 0 || fclose(f) != 0) {
+		/* written under another name and renamed: a reader never sees half a number */
+		char tmp[4096];
+		snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
+		FILE *f = fopen(tmp, "w");
+		if (!f || fprintf(f, "%d\n", ntohs(a.sin_port)) < 0 || fclose(f) != 0 ||
+		    rename(tmp, port_file) != 0) {
 			fprintf(stderr, "minidb: cannot write %s\n", port_file);
 			return 1;
 		}
 	}
 
-	struct pollfd pfd[MAX_FDS];
-	int n = 1, clients = 0;
-	pfd[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
 	while (!stop) {
-		if (poll(pfd, (nfds_t)n, 200) < 0 && errno != EINTR)
-			break;
-		for (int i = n - 1; i >= 1; i--) {
-			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			char buf[256];
-			ssize_t r = read(pfd[i].fd, buf, sizeof buf - 1);
-			if (r <= 0) {
-				close(pfd[i].fd);
-				pfd[i] = pfd[--n];
-				clients--;
-				continue;
-			}
-			buf[r] = '\0';
-			char reply[300];
-			int id = 0;
-			if (sscanf(buf, "GET %d", &id) == 1)
-				snprintf(reply, sizeof reply, "OK user-%d\n", id);
-			else
-				snprintf(reply, sizeof reply, "ERR bad query\n");
-			struct timespec ts = { 0, latency_ms * 1000000L };
-			nanosleep(&ts, NULL);
-			ssize_t w = write(pfd[i].fd, reply, strlen(reply));
-			(void)w;
+		struct pollfd p = { lfd, POLLIN, 0 };
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		pthread_t t;
+		if (atomic_load(&clients) >= max_conn) {
+			const char *msg = "ERR too many connections\n";
+			write_all(c, msg, strlen(msg));
+			close(c);
+			continue;
 		}
-		if (pfd[0].revents & POLLIN) {
-			int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-			if (c >= 0) {
-				if (clients >= max_conn || n >= MAX_FDS) {
-					const char *msg = "ERR too many connections\n";
-					ssize_t w = write(c, msg, strlen(msg));
-					(void)w;
-					close(c);
-				} else {
-					pfd[n++] = (struct pollfd){ .fd = c, .events = POLLIN };
-					clients++;
-				}
-			}
+		atomic_fetch_add(&clients, 1);
+		if (pthread_create(&t, &attr, serve, (void *)(intptr_t)c) != 0) {
+			atomic_fetch_sub(&clients, 1);
+			close(c);
 		}
 	}
-	for (int i = 0; i < n; i++)
-		close(pfd[i].fd);
+	close(lfd);
 	return 0;
 }
