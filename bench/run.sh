@@ -4,7 +4,7 @@
 # Run through `make bench`.  Environment: BUILD (build dir), ROUNDS (default 7).
 set -u
 B=${BUILD:-build}
-ROUNDS=${ROUNDS:-7}
+ROUNDS=${ROUNDS:-9}
 SHIM="$(cd "$B" && pwd)/libleakwatch.so"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/leakwatch-bench.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -12,9 +12,13 @@ mkdir -p "$tmp/seg"
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+# pratio A B: median over rounds of A[i]/B[i] — each round's runs are
+# back to back, so a paired ratio cancels the machine's slow drifts.
+pratio() { paste "$1" "$2" | awk '{print $1 / $2}' | median | awk '{printf "%.2f", $1}'; }
 
 W="$B/bench/heap_workload"
 ARGS="2 2000000 4096"
+echo "ratios: median over rounds of (run with / run without), the two run back to back"
 echo "leakwatch heap benchmark: $W $ARGS (2 threads, 2M malloc/free steps each,"
 echo "ring of 4096 live blocks per thread, call chains 8-12 frames deep), $ROUNDS rounds"
 
@@ -39,12 +43,12 @@ base=$(median <"$tmp/base")
 sampled=$(median <"$tmp/sampled")
 full=$(median <"$tmp/full")
 printf '%-34s %8ss\n' "without leakwatch (median)" "$base"
-printf '%-34s %8ss  ratio %sx  (target <= 1.10x)\n' "LEAKWATCH_HEAP=sampled" "$sampled" "$(ratio "$sampled" "$base")"
-printf '%-34s %8ss  ratio %sx  (target <= 3.00x)\n' "LEAKWATCH_HEAP=full" "$full" "$(ratio "$full" "$base")"
+printf '%-34s %8ss  ratio %sx  (target <= 1.10x)\n' "LEAKWATCH_HEAP=sampled" "$sampled" "$(pratio "$tmp/sampled" "$tmp/base")"
+printf '%-34s %8ss  ratio %sx  (target <= 3.00x)\n' "LEAKWATCH_HEAP=full" "$full" "$(pratio "$tmp/full" "$tmp/base")"
 if [ $have_heaptrack -eq 1 ] && [ -s "$tmp/heaptrack" ]; then
 	ht=$(median <"$tmp/heaptrack")
 	printf '%-34s %8ss  ratio %sx; heaptrack / leakwatch full = %sx  (target >= 5x)\n' \
-		"heaptrack" "$ht" "$(ratio "$ht" "$base")" "$(ratio "$ht" "$full")"
+		"heaptrack" "$ht" "$(pratio "$tmp/heaptrack" "$tmp/base")" "$(pratio "$tmp/heaptrack" "$tmp/full")"
 else
 	echo "heaptrack: not installed, comparison skipped (apt-get install heaptrack)"
 fi
@@ -67,20 +71,28 @@ done
 rbase=$(median <"$tmp/rbase")
 rlw=$(median <"$tmp/rlw")
 printf '%-34s %8ss\n' "without leakwatch (median)" "$rbase"
-printf '%-34s %8ss  ratio %sx  (target <= 1.05x)\n' "with leakwatch (last-use tracking)" "$rlw" "$(ratio "$rlw" "$rbase")"
+printf '%-34s %8ss  ratio %sx  (target <= 1.05x)\n' "with leakwatch (last-use tracking)" "$rlw" "$(pratio "$tmp/rlw" "$tmp/rbase")"
 echo
 
 # Segment cost of live tracked blocks: resident bytes of the segment file
 # (tmpfs pages actually allocated) per live recorded block, with the ring
 # kept allocated at exit.
-for ring in 4096 65536; do
+# $1 ring size per thread, $2 LEAKWATCH_MAX_ALLOCS (empty: the default)
+seg_cost() {
 	rm -f "$tmp"/seg/*
-	LEAKWATCH_DIR="$tmp/seg" LEAKWATCH_HEAP=full LD_PRELOAD="$SHIM" "$W" 2 200000 $ring keep >/dev/null
+	env LEAKWATCH_DIR="$tmp/seg" LEAKWATCH_HEAP=full ${2:+LEAKWATCH_MAX_ALLOCS=$2} LD_PRELOAD="$SHIM" \
+		"$W" 2 200000 "$1" keep >/dev/null
 	seg=$(ls "$tmp"/seg/leakwatch.* | head -1)
 	live=$("$B/leakwatch" report "$seg" --format json --kind heap | \
 		sed -n 's/.*"live_blocks":\([0-9]*\).*/\1/p' | head -1)
+	dropped=$("$B/leakwatch" report "$seg" --format json --kind heap | \
+		sed -n 's/.*"heap_full":\([0-9]*\).*/\1/p' | head -1)
 	blocks=$(stat -c %b "$seg"); bsize=$(stat -c %B "$seg")
-	awk -v b="$blocks" -v s="$bsize" -v l="$live" -v r="$ring" 'BEGIN {
-		printf "segment bytes per live tracked block, %d live blocks: %.0f (resident %.1f MiB; entry size 32 B; target <= 48)\n",
-		       l, b * s / l, b * s / 1048576 }'
-done
+	awk -v b="$blocks" -v s="$bsize" -v l="$live" -v t="${2:-default (2^20)}" -v d="$dropped" 'BEGIN {
+		printf "segment bytes per live tracked block: %6.0f  (%d live blocks, heap table %s slots, %s dropped, resident %.1f MiB; target <= 48)\n",
+		       b * s / l, l, t, d, b * s / 1048576 }'
+}
+echo "entry size: 32 B per heap table slot; resident cost depends on how the table is sized"
+seg_cost 4096
+seg_cost 65536
+seg_cost 65536 262144

@@ -138,7 +138,7 @@ SHIM_HIDDEN void handle_copy_from(const struct shim_segment *parent);
 SHIM_HIDDEN void heap_init(uint32_t mode, uint64_t sample_bytes);
 
 /* The hot-path state, read inline by the hooks (heap.c owns it). */
-#define LW_HEAP_FILTER_SIZE (1u << 16)
+#define LW_HEAP_FILTER_SIZE (1u << 14)
 SHIM_HIDDEN extern uint32_t g_heap_mode;
 SHIM_HIDDEN extern _Atomic uint8_t g_heap_filter[LW_HEAP_FILTER_SIZE];
 SHIM_HIDDEN extern __thread int64_t t_heap_until_sample;
