@@ -22,31 +22,11 @@ struct runrep {
 	int port;                /* "fixture-port: N" from the fixture's stderr, or 0 */
 };
 
-/* lw_run - `leakwatch run --format json --output F [opts...] -- argv...` */
+/* lw_run - `leakwatch run --format json [opts...] -- cmd...`, parsed */
 static void lw_run(struct runrep *rr, const char *const *opts, const char *const *cmd)
 {
-	char out[] = "/tmp/lw-int-XXXXXX";
-	int fd = mkstemp(out);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	const char *argv[64];
-	int n = 0;
-	argv[n++] = lw_bin();
-	argv[n++] = "run";
-	argv[n++] = "--format";
-	argv[n++] = "json";
-	argv[n++] = "--output";
-	argv[n++] = out;
-	for (int i = 0; opts && opts[i]; i++)
-		argv[n++] = opts[i];
-	argv[n++] = "--";
-	for (int i = 0; cmd[i]; i++)
-		argv[n++] = cmd[i];
-	argv[n] = NULL;
 	memset(rr, 0, sizeof *rr);
-	run_cmd(&rr->res, (char *const *)argv, NULL, 120);
-	char *text = slurp(out);
-	unlink(out);
+	char *text = run_report(&rr->res, NULL, opts, cmd);
 	cr_assert_not_null(text, "no report written; stderr: %s", rr->res.err);
 	rr->json = tj_parse(text);
 	cr_assert_not_null(rr->json, "report is not valid JSON: %.400s", text);
@@ -329,6 +309,44 @@ Test(integration, exec_marks_old_image_and_new_image_inherits)
 	cr_assert_eq(tj_len(tj_get(g, "stack")), 0, "inherited sockets have no stack");
 	cr_assert_eq(tj_num(rr.json, "leaked", -1), 0, "inherited sockets are not counted as leaks");
 	runrep_free(&rr);
+}
+
+/* posix_spawn (clone with CLONE_VM|CLONE_VFORK inside glibc) and vfork:
+ * the child runs in the parent's memory until exec, and the parent's
+ * segment must come out untouched: still the parent's, not marked execed,
+ * its socket still open. */
+static void spawn_case(const char *mode)
+{
+	struct runrep rr;
+	const char *opts[] = { "--all", NULL };
+	const char *cmd[] = { FIX("fdsem"), mode, NULL };
+	lw_run(&rr, opts, cmd);
+	cr_assert_eq(rr.res.status, 0, "%s", rr.res.err);
+	cr_assert_eq(tj_num(tj_get(rr.json, "run"), "exit_status", -1), 0, "fixture failed");
+	struct tj *procs = tj_get(rr.json, "processes");
+	cr_assert_eq(tj_len(procs), 2, "parent and the spawned image");
+	struct tj *parent = tj_at(procs, 0), *child = tj_at(procs, 1);
+	cr_assert_str_eq(tj_str(parent, "state"), "exited", "the parent's segment was not marked by the child");
+	cr_assert_eq(tj_num(tj_get(parent, "counters"), "bad_closes", -1), 0,
+		     "the vfork child's close(100) was not recorded in the parent");
+	cr_assert_not_null(strstr(tj_str(child, "command"), "exec-child"));
+	struct tj *g = tj_at(tj_get(child, "groups"), 0);
+	cr_assert_not_null(g);
+	cr_assert_str_eq(tj_str(g, "origin"), "inherited");
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 1, "only the parent's own socket");
+	assert_frame(tj_at(tj_get(parent, "groups"), 0), 0, "tcp_to", "fdsem.c",
+		     marker_line("tests/fixtures/fdsem.c", "fdsem.tcp_to"));
+	runrep_free(&rr);
+}
+
+Test(integration, posix_spawn_child_leaves_parent_alone)
+{
+	spawn_case("spawn");
+}
+
+Test(integration, vfork_child_leaves_parent_alone)
+{
+	spawn_case("vfork");
 }
 
 /* ---- ps ------------------------------------------------------------------------- */

@@ -18,32 +18,16 @@
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 #define HEAP_SRC "tests/fixtures/heap_leak.c"
 
-/* run `leakwatch run --kind heap --format json [opts] -- cmd`, env extra */
+/* `leakwatch run --kind heap --format json [opts] -- cmd` with extra env, parsed */
 static struct tj *heap_run(struct cmd_result *r, char *const env[], const char *const *opts,
 			   const char *const *cmd)
 {
-	char out[] = "/tmp/lw-heap-XXXXXX";
-	int fd = mkstemp(out);
-	close(fd);
-	const char *argv[48];
-	int n = 0;
-	argv[n++] = lw_bin();
-	argv[n++] = "run";
-	argv[n++] = "--kind";
-	argv[n++] = "heap";
-	argv[n++] = "--format";
-	argv[n++] = "json";
-	argv[n++] = "--output";
-	argv[n++] = out;
-	for (int i = 0; opts && opts[i]; i++)
-		argv[n++] = opts[i];
-	argv[n++] = "--";
-	for (int i = 0; cmd[i]; i++)
-		argv[n++] = cmd[i];
-	argv[n] = NULL;
-	run_cmd(r, (char *const *)argv, env, 120);
-	char *text = slurp(out);
-	unlink(out);
+	const char *all[32] = { "--kind", "heap" };
+	int n = 2;
+	for (int i = 0; opts && opts[i] && n < 31; i++)
+		all[n++] = opts[i];
+	all[n] = NULL;
+	char *text = run_report(r, env, all, cmd);
 	cr_assert_not_null(text, "no report; stderr: %s", r->err);
 	struct tj *j = tj_parse(text);
 	cr_assert_not_null(j, "invalid JSON: %.500s", text);

@@ -148,27 +148,10 @@ static int have(const char *prog)
 
 static void run_clean(const char *const *cmd, int expect_status)
 {
-	const char *argv[32];
-	int n = 0;
-	argv[n++] = lw_bin();
-	argv[n++] = "run";
 	/* interpreters and shells keep heap memory until exit by design */
-	argv[n++] = "--fail-on-leak=sockets";
-	argv[n++] = "--format";
-	argv[n++] = "json";
-	argv[n++] = "--output";
-	char out[] = "/tmp/lw-real-XXXXXX";
-	int fd = mkstemp(out);
-	close(fd);
-	argv[n++] = out;
-	argv[n++] = "--";
-	for (int i = 0; cmd[i]; i++)
-		argv[n++] = cmd[i];
-	argv[n] = NULL;
+	const char *opts[] = { "--fail-on-leak=sockets", NULL };
 	struct cmd_result r;
-	run_cmd(&r, (char *const *)argv, NULL, 120);
-	char *text = slurp(out);
-	unlink(out);
+	char *text = run_report(&r, NULL, opts, cmd);
 	cr_assert_not_null(text, "no report from %s: %s", cmd[0], r.err);
 	struct tj *j = tj_parse(text);
 	cr_assert_not_null(j, "invalid report for %s: %.300s / %s", cmd[0], text, r.err);
