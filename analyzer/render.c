@@ -876,6 +876,9 @@ static void text_summary(FILE *out, const struct lw_report *r)
 	if (r->join.pid > 0 && !r->join.fd_ok)
 		fprintf(out, "note: cannot read /proc/%d/fd (%s); showing the segment alone\n", r->join.pid,
 			strerror(r->join.fd_errno));
+	/* the "below" notes only make sense when something is below */
+	if ((!socks || r->grouping.ngroups == 0) && (!heap || r->heap.ngroups == 0))
+		goto notes_done;
 	const char *what = socks && heap ? "sockets and heap blocks" : heap ? "heap blocks" : "sockets";
 	const char *open_word = socks && heap ? "open or allocated" : socks ? "open" : "allocated";
 	if (r->live == LW_LIVE_EXECED)
@@ -886,6 +889,7 @@ static void text_summary(FILE *out, const struct lw_report *r)
 			what, open_word);
 	else if (r->live == LW_LIVE_EXITED)
 		fprintf(out, "note: %s below were still %s at exit\n", what, open_word);
+notes_done:
 	if (!r->sym)
 		fprintf(out, "note: symbolization unavailable (libdw); frames shown as module+offset\n");
 }
