@@ -54,7 +54,8 @@ static const char usage_text[] =
 	"stack in $LEAKWATCH_DIR/leakwatch.<pid> (default /dev/shm).\n"
 	"\n"
 	"commands:\n"
-	"  ps                  list traced processes: PID, STATE, SOCKETS, COMMAND, SEGMENT\n"
+	"  ps                  list traced processes: PID, STATE, SOCKETS, HEAP BLOCKS\n"
+	"                      (live blocks; \"smp\": samples in sampled mode), COMMAND, SEGMENT\n"
 	"  report PID|SEGMENT  open sockets grouped by where they were opened, with age,\n"
 	"                      peer and TCP state; untracked sockets; double closes;\n"
 	"                      live heap blocks grouped by allocation stack\n"
@@ -167,11 +168,13 @@ static int cmd_ps(int argc, char **argv)
 		fprintf(stderr, "leakwatch: %s\n", err);
 		return 2;
 	}
-	printf("%7s  %-8s  %7s  %-40s  %s\n", "PID", "STATE", "SOCKETS", "COMMAND", "SEGMENT");
+	printf("%7s  %-8s  %7s  %11s  %-40s  %s\n", "PID", "STATE", "SOCKETS", "HEAP BLOCKS", "COMMAND",
+	       "SEGMENT");
 	for (int i = 0; i < n; i++) {
 		struct lw_snapshot s;
 		if (lw_snapshot_open(&s, refs[i].path, err, sizeof err) < 0) {
-			printf("%7d  %-8s  %7s  %-40s  %s\n", refs[i].pid, "invalid", "-", err, refs[i].path);
+			printf("%7d  %-8s  %7s  %11s  %-40s  %s\n", refs[i].pid, "invalid", "-", "-", err,
+			       refs[i].path);
 			lw_snapshot_free(&s);
 			continue;
 		}
@@ -187,8 +190,16 @@ static int cmd_ps(int argc, char **argv)
 		for (char *p = cmd; *p; p++)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
 				*p = '?';
-		printf("%7d  %-8s  %7zu  %-40s  %s\n", s.hdr.pid, lw_live_name(lw_snapshot_live(&s)),
-		       lw_snapshot_open_count(&s), cmd, refs[i].path);
+		/* live heap records: blocks in full mode, samples in sampled mode */
+		char heap[24];
+		if (s.hdr.heap_mode == LW_HEAP_OFF)
+			snprintf(heap, sizeof heap, "-");
+		else if (s.hdr.heap_mode == LW_HEAP_SAMPLED)
+			snprintf(heap, sizeof heap, "%zu smp", s.nallocs);
+		else
+			snprintf(heap, sizeof heap, "%zu", s.nallocs);
+		printf("%7d  %-8s  %7zu  %11s  %-40s  %s\n", s.hdr.pid, lw_live_name(lw_snapshot_live(&s)),
+		       lw_snapshot_open_count(&s), heap, cmd, refs[i].path);
 		lw_snapshot_free(&s);
 	}
 	if (n == 0)

@@ -586,6 +586,16 @@ static const char *path_short(const char *path, const char *cwd)
 }
 
 /* The stack under a group: "  LABEL  frame" with the label padded to lw columns. */
+static int runtime_frame(const char *fn)
+{
+	static const char *const names[] = { "_start", "__libc_start_main", "__libc_start_call_main",
+					     "start_thread", "__clone3", "__clone", "clone", "clone3" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (!strcmp(fn, names[i]))
+			return 1;
+	return 0;
+}
+
 static void text_stack_sfx(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label, int lw,
 			   const char *cwd, const char *suffix)
 {
@@ -598,6 +608,10 @@ static void text_stack_sfx(FILE *out, struct lw_report *r, uint32_t stack_id, co
 		fprintf(out, "  %-*s (no stack recorded)%s\n", lw, label, suffix);
 		return;
 	}
+	/* The C runtime's frames below main() or a thread's start routine say
+	 * nothing at 3 AM: the text report stops there (JSON keeps them). */
+	while (n > 1 && frames[n - 1].function && runtime_frame(frames[n - 1].function))
+		n--;
 	int width = 0;
 	for (size_t i = 0; i < n; i++) {
 		int w = frames[i].function ? (int)strlen(frames[i].function) : 0;
