@@ -75,10 +75,13 @@ ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) -lm -lstdc++
 # --- tests -------------------------------------------------------------------
 TEST_SRCS     = $(wildcard tests/test_*.c)
 TEST_OBJS     = $(TEST_SRCS:%.c=$(BUILD)/%.o)
-FIXTURE_C     = $(wildcard tests/fixtures/*.c)
+# tests/fixtures/lib*.c are shared objects (loaded with dlopen), the rest programs
+FIXTURE_LIBC  = $(wildcard tests/fixtures/lib*.c)
+FIXTURE_C     = $(filter-out $(FIXTURE_LIBC),$(wildcard tests/fixtures/*.c))
 FIXTURE_CXX   = $(wildcard tests/fixtures/*.cc)
 FIXTURES      = $(FIXTURE_C:tests/fixtures/%.c=$(BUILD)/fixtures/%) \
-                $(FIXTURE_CXX:tests/fixtures/%.cc=$(BUILD)/fixtures/%)
+                $(FIXTURE_CXX:tests/fixtures/%.cc=$(BUILD)/fixtures/%) \
+                $(FIXTURE_LIBC:tests/fixtures/%.c=$(BUILD)/fixtures/%.so)
 TEST_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(CRIT_CFLAGS) $(DW_CFLAGS) $(UNWIND_CFLAGS) \
                 -Ianalyzer -Ipreload -DLW_BUILD_DIR='"$(abspath $(BUILD))"' \
                 -DLW_SOURCE_DIR='"$(abspath .)"'
@@ -139,6 +142,10 @@ $(BUILD)/leakwatch: $(ANALYZER_OBJS)
 $(BUILD)/fixtures/%: tests/fixtures/%.c | deps
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(FIXTURE_FLAGS) -o $@ $<
+
+$(BUILD)/fixtures/%.so: tests/fixtures/%.c | deps
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(FIXTURE_FLAGS) -fPIC -shared -o $@ $<
 
 $(BUILD)/fixtures/%: tests/fixtures/%.cc | deps
 	@mkdir -p $(@D)

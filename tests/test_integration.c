@@ -420,3 +420,31 @@ Test(integration, report_does_not_make_segment_resident)
 	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
 	cr_assert_eq(system(cmdline), 0);
 }
+
+/* An object dlopen()ed after start, and dlclose()d before exit: its frames
+ * still symbolize (module table rescanned on the loader's counters, entries
+ * kept when unloaded). */
+Test(integration, dlopened_object_symbolized_after_dlclose)
+{
+	struct runrep rr;
+	const char *cmd[] = { FIX("dlopen"), FIX("libplugin.so"), "close", NULL };
+	lw_run(&rr, NULL, cmd);
+	cr_assert_eq(tj_num(tj_get(rr.json, "run"), "exit_status", -1), 0, "%s", rr.res.err);
+	struct tj *p = main_proc(&rr);
+	struct tj *g = tj_at(tj_get(p, "groups"), 0);
+	cr_assert_not_null(g, "the plugin's socket");
+	assert_frame(g, 0, "plugin_open", "libplugin.c", marker_line("tests/fixtures/libplugin.c", "plugin.socket"));
+	struct tj *hg = tj_get(tj_get(p, "heap"), "groups");
+	int found = 0;
+	for (size_t i = 0; i < tj_len(hg); i++) {
+		struct tj *f = tj_at(tj_get(tj_at(hg, i), "stack"), 0);
+		if (tj_str(f, "function") && !strcmp(tj_str(f, "function"), "plugin_alloc")) {
+			assert_frame(tj_at(hg, i), 0, "plugin_alloc", "libplugin.c",
+				     marker_line("tests/fixtures/libplugin.c", "plugin.malloc"));
+			cr_assert_eq(tj_num(tj_at(hg, i), "bytes", -1), 333);
+			found = 1;
+		}
+	}
+	cr_assert(found, "the plugin's heap block, symbolized");
+	runrep_free(&rr);
+}
