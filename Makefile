@@ -158,7 +158,7 @@ $(BUILD)/tests/leakwatch-tests: $(TEST_OBJS) $(BUILD)/libanalyzer.a $(BUILD)/lib
 
 # One Criterion binary, so the run ends with one synthesis line.
 test: all $(FIXTURES) $(DEMO_BINS) $(BUILD)/tests/leakwatch-tests
-	$(BUILD)/tests/leakwatch-tests $(TEST_ARGS)
+	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) $(BUILD)/tests/leakwatch-tests $(TEST_ARGS)
 
 $(BUILD)/demo/%: demo/%.c $(wildcard demo/*.h) | deps
 	@mkdir -p $(@D)
