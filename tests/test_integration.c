@@ -448,3 +448,30 @@ Test(integration, dlopened_object_symbolized_after_dlclose)
 	cr_assert(found, "the plugin's heap block, symbolized");
 	runrep_free(&rr);
 }
+
+/* Signal handlers that call hooked functions (dup, close) while the shim is
+ * busy in the interrupted thread: no crash, no deadlock, no record lost or
+ * left behind; what the handler did inside the shim passes through. */
+Test(integration, signal_handlers_interrupting_the_shim, .timeout = 120)
+{
+	struct runrep rr;
+	const char *opts[] = { "--heap", "full", NULL };
+	const char *cmd[] = { FIX("signals"), "20000", "3", NULL };
+	lw_run(&rr, opts, cmd);
+	cr_assert_eq(tj_num(tj_get(rr.json, "run"), "exit_status", -1), 0, "the program ran to the end: %s",
+		     rr.res.err);
+	int handled = 0;
+	cr_assert_eq(sscanf(strstr(rr.res.out, "signals:"), "signals: %d handled", &handled), 1);
+	cr_assert_gt(handled, 100, "signals were delivered (%d)", handled);
+	struct tj *p = main_proc(&rr);
+	struct tj *c = tj_get(p, "counters");
+	cr_assert_eq(tj_num(rr.json, "leaked", -1), 6);
+	cr_assert_eq(tj_num(c, "sock_opened", -1) - tj_num(c, "sock_closed", -1), 6);
+	cr_assert_eq(tj_num(c, "stale_closes", -1), 0);
+	cr_assert_eq(tj_num(c, "bad_closes", -1), 0);
+	cr_assert_eq(tj_num(c, "heap_untracked_frees", -1), 0);
+	struct tj *g = only_group(&rr);
+	cr_assert_eq(tj_num(g, "count", -1), 6);
+	assert_frame(g, 0, "leak_some", "signals.c", marker_line("tests/fixtures/signals.c", "signals.leak"));
+	runrep_free(&rr);
+}
