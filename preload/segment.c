@@ -245,9 +245,11 @@ int segment_create(const struct shim_segment *parent)
 	atomic_thread_fence(memory_order_release);
 	h->magic = LW_MAGIC;
 
+	static uint64_t generation;
 	g_seg.hdr = h;
 	g_seg.size = off;
 	g_seg.pid = pid;
+	g_seg.gen = ++generation + ((uint64_t)pid << 32);
 	g_seg.stacks = (struct lw_stack *)((char *)map + h->stacks.offset);
 	g_seg.modules = (struct lw_module *)((char *)map + h->modules.offset);
 	g_seg.handles = (struct lw_handle *)((char *)map + h->handles.offset);

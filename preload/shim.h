@@ -45,6 +45,7 @@ struct shim_segment {
 	struct lw_handle    *handles;
 	struct lw_badclose  *badcloses;
 	pid_t                pid;   /* the pid that owns hdr (fork/vfork detection) */
+	uint64_t             gen;   /* bumps with every segment this image creates; never 0 */
 	char                 path[LW_PATH_MAX + 32];
 };
 

@@ -23,10 +23,12 @@ static uintptr_t g_self_lo, g_self_hi;
 #define TCACHE_SLOTS 256u
 
 /* Per-thread cache: stack hash -> id, valid for one segment (a fork child
- * starts a new segment, and its ids differ). */
+ * starts a new segment, and its ids differ).  Keyed by the segment's
+ * generation, not its address: a grandchild's segment may be mapped where
+ * an older one was. */
 struct tcache_entry {
 	uint64_t hash;
-	const struct lw_header *seg;
+	uint64_t gen;                   /* g_seg.gen the id belongs to */
 	uint32_t id;
 };
 static __thread struct tcache_entry t_cache[TCACHE_SLOTS] __attribute__((tls_model("initial-exec")));
@@ -134,13 +136,13 @@ uint32_t stack_capture(void)
 	 */
 	uint64_t h = frames_hash(frames, depth);
 	struct tcache_entry *e = &t_cache[h % TCACHE_SLOTS];
-	if (e->hash == h && e->seg == g_seg.hdr)
+	if (e->hash == h && e->gen == g_seg.gen)
 		return e->id;
 	uint32_t id = stack_intern_hashed(frames, depth, h);
 	if (id) {
 		e->hash = h;
 		e->id = id;
-		e->seg = g_seg.hdr;
+		e->gen = g_seg.gen;
 	}
 	return id;
 }
@@ -170,7 +172,7 @@ uint32_t stack_capture(void)
 
 struct site_entry {
 	uint64_t ra, cfa;               /* the key: first frame's return address and SP */
-	const struct lw_header *seg;    /* ids belong to one segment */
+	uint64_t gen;                   /* ids belong to one segment (g_seg.gen) */
 	uint32_t id;
 	uint32_t depth;
 	uint64_t slot[LW_STACK_MAX_FRAMES]; /* where frame i's return address lives */
@@ -218,7 +220,7 @@ static uint32_t site_fill(struct site_entry *e, uint64_t ra, uint64_t cfa, uint6
 	if (id && cacheable) {
 		e->ra = ra;
 		e->cfa = cfa;
-		e->seg = g_seg.hdr;
+		e->gen = g_seg.gen;
 		e->id = id;
 		e->depth = depth;
 		memcpy(e->slot, slots, depth * sizeof slots[0]);
@@ -232,7 +234,7 @@ uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa, uintptr_t fp)
 	if (!g_cfg.site_cache || (ra >= g_self_lo && ra < g_self_hi))
 		return stack_capture();
 	struct site_entry *e = site_slot(ra, cfa);
-	if (e->ra == ra && e->cfa == cfa && e->seg == g_seg.hdr) {
+	if (e->ra == ra && e->cfa == cfa && e->gen == g_seg.gen) {
 		unsigned i = 1;
 		for (; i < e->depth; i++)
 			if (*(const uint64_t *)(uintptr_t)e->slot[i] != e->frame[i])
