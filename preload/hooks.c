@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -630,24 +631,27 @@ static void note_exit(int status, int final)
 EXPORT void exit(int status)
 {
 	note_exit(status, 0);
-	REAL(exit);
-	real_exit(status);
+	if (REAL(exit))
+		real_exit(status);
+	syscall(SYS_exit_group, status); /* no libc symbol: end the process anyway */
 	__builtin_unreachable();
 }
 
 EXPORT void _exit(int status)
 {
 	note_exit(status, 1);
-	REAL(_exit);
-	real__exit(status);
+	if (REAL(_exit))
+		real__exit(status);
+	syscall(SYS_exit_group, status); /* no libc symbol: end the process anyway */
 	__builtin_unreachable();
 }
 
 EXPORT void _Exit(int status)
 {
 	note_exit(status, 1);
-	REAL(_Exit);
-	real__Exit(status);
+	if (REAL(_Exit))
+		real__Exit(status);
+	syscall(SYS_exit_group, status); /* no libc symbol: end the process anyway */
 	__builtin_unreachable();
 }
 
