@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "analyzer.h"
 
@@ -38,6 +40,7 @@ static const struct report_options report_defaults = {
 
 static const char usage_text[] =
 	"usage: leakwatch ps\n"
+	"       leakwatch clean [--older-than DUR] [--dry-run]\n"
 	"       leakwatch report PID|SEGMENT [--kind heap|sockets|all] [--older-than DUR]\n"
 	"                        [--idle-for DUR] [--interval DUR] [--by open|use]\n"
 	"                        [--format text|json|folded] [--all] [--output FILE]\n"
@@ -54,6 +57,8 @@ static const char usage_text[] =
 	"stack in $LEAKWATCH_DIR/leakwatch.<pid> (default /dev/shm).\n"
 	"\n"
 	"commands:\n"
+	"  clean               remove segments of processes that are gone (exited, exec'd,\n"
+	"                      killed); never a live one [--older-than DUR] [--dry-run]\n"
 	"  ps                  list traced processes: PID, STATE, SOCKETS, HEAP BLOCKS\n"
 	"                      (live blocks; \"smp\": samples in sampled mode), COMMAND, SEGMENT\n"
 	"  report PID|SEGMENT  open sockets grouped by where they were opened, with age,\n"
@@ -208,6 +213,82 @@ static int cmd_ps(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * clean: remove the segments of processes that are gone (exited, exec'd,
+ * killed).  A live process's segment is never touched, nor a file that is
+ * not a valid segment of ours.  --older-than keeps recent ones (by the
+ * file's modification time); --dry-run only lists.
+ */
+static int cmd_clean(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "older-than", required_argument, NULL, 'o' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t older_ns = 0;
+	int dry = 0, c;
+	opterr = 0;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			if (lw_duration_parse(optarg, &older_ns) < 0) {
+				usage_error("bad duration '%s'", optarg);
+				return 2;
+			}
+			break;
+		case 'n':
+			dry = 1;
+			break;
+		case ':':
+			usage_error("missing argument for '%s'", argv[optind - 1]);
+			return 2;
+		default:
+			usage_error("unknown option '%s'", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage_error("clean: unexpected argument '%s'", argv[optind]);
+		return 2;
+	}
+	const char *dir = lw_segment_dir();
+	struct lw_segref *refs = NULL;
+	char err[LW_ERR_MAX];
+	int n = lw_segments_list(dir, &refs, err, sizeof err);
+	if (n < 0) {
+		fprintf(stderr, "leakwatch: %s\n", err);
+		return 2;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int removed = 0, failed = 0;
+	for (int i = 0; i < n; i++) {
+		struct lw_snapshot s;
+		if (lw_snapshot_open(&s, refs[i].path, err, sizeof err) < 0) {
+			lw_snapshot_free(&s);
+			continue; /* not ours to judge */
+		}
+		enum lw_live live = lw_snapshot_live(&s);
+		uint64_t age = (uint64_t)(now.tv_sec - s.mtime.tv_sec) * 1000000000ull;
+		lw_snapshot_free(&s);
+		if (live == LW_LIVE_ALIVE || live == LW_LIVE_DISABLED || age < older_ns)
+			continue;
+		if (!dry && unlink(refs[i].path) != 0) {
+			fprintf(stderr, "leakwatch: cannot remove %s: %s\n", refs[i].path, strerror(errno));
+			failed = 1;
+			continue;
+		}
+		printf("%s %s (pid %d, %s)\n", dry ? "would remove" : "removed", refs[i].path, refs[i].pid,
+		       lw_live_name(live));
+		removed++;
+	}
+	free(refs);
+	printf("%d segment%s %s\n", removed, removed == 1 ? "" : "s", dry ? "to remove" : "removed");
+	return failed ? 2 : 0;
+}
+
 static int cmd_report(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -348,6 +429,8 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
 		printf("leakwatch %s (segment layout %u)\n", LW_VERSION_STRING, LW_VERSION);
 		rc = 0;
+	} else if (strcmp(cmd, "clean") == 0) {
+		rc = cmd_clean(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "ps") == 0) {
 		rc = cmd_ps(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "report") == 0) {

@@ -475,3 +475,62 @@ Test(integration, signal_handlers_interrupting_the_shim, .timeout = 120)
 	assert_frame(g, 0, "leak_some", "signals.c", marker_line("tests/fixtures/signals.c", "signals.leak"));
 	runrep_free(&rr);
 }
+
+/* clean removes what belongs to processes that are gone, never a live one. */
+Test(integration, clean_removes_only_finished_segments, .timeout = 60)
+{
+	char dir[] = "/tmp/lw-clean-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char envdir[128], envpre[512];
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", dir);
+	snprintf(envpre, sizeof envpre, "LD_PRELOAD=%s", lw_shim());
+	char *env[] = { envdir, envpre, NULL };
+	char *fx[] = { FIX("leak_basic"), "1", "0", NULL };
+	struct cmd_result r;
+	run_cmd(&r, fx, env, 60);
+	cr_assert_eq(r.status, 0);
+	cmd_result_free(&r);
+
+	/* a live traced process: threads waits on its stdin */
+	int ip[2], op[2];
+	cr_assert_eq(pipe(ip), 0);
+	cr_assert_eq(pipe(op), 0);
+	pid_t live = fork();
+	if (live == 0) {
+		dup2(ip[0], 0);
+		dup2(op[1], 1);
+		close(ip[1]);
+		close(op[0]);
+		putenv(envdir);
+		putenv(envpre);
+		execl(FIX("threads"), "threads", "1", "10", "1", (char *)NULL);
+		_exit(127);
+	}
+	close(ip[0]);
+	close(op[1]);
+	char buf[16];
+	cr_assert_gt(read(op[0], buf, sizeof buf), 0, "live fixture started");
+
+	char *envd[] = { envdir, NULL };
+	char *clean[] = { (char *)lw_bin(), "clean", NULL };
+	run_cmd(&r, clean, envd, 60);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_not_null(strstr(r.out, "1 segment removed"), "%s", r.out);
+	cmd_result_free(&r);
+	char seg[128];
+	snprintf(seg, sizeof seg, "%s/leakwatch.%d", dir, (int)live);
+	struct stat st;
+	cr_assert_eq(stat(seg, &st), 0, "the live process's segment stays");
+	char *bad[] = { (char *)lw_bin(), "clean", "--older-than", "soon", NULL };
+	run_cmd(&r, bad, envd, 60);
+	cr_assert_eq(r.status, 2);
+	cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
+	cmd_result_free(&r);
+
+	close(ip[1]); /* ends the fixture */
+	waitpid(live, NULL, 0);
+	close(op[0]);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
