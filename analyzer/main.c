@@ -39,7 +39,7 @@ static const struct report_options report_defaults = {
 };
 
 static const char usage_text[] =
-	"usage: leakwatch ps\n"
+	"usage: leakwatch ps [--format text|json]\n"
 	"       leakwatch clean [--older-than DUR] [--dry-run]\n"
 	"       leakwatch report PID|SEGMENT [--kind heap|sockets|all] [--older-than DUR]\n"
 	"                        [--idle-for DUR] [--interval DUR] [--by open|use]\n"
@@ -159,10 +159,49 @@ static void usage_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* ps_command - argv[0] without its directory, then the arguments. */
+static void ps_command(const struct lw_snapshot *s, char *out, size_t len)
+{
+	const char *full = s->hdr.cmdline[0] ? s->hdr.cmdline : s->hdr.exe;
+	const char *space = strchr(full, ' ');
+	const char *base = full;
+	for (const char *p = full; *p && (!space || p < space); p++)
+		if (*p == '/')
+			base = p + 1;
+	snprintf(out, len, "%s", base);
+}
+
+/*
+ * ps [--format text|json]: one line per segment, or a JSON array of
+ * {"pid","state","sockets","heap_mode","heap_records","command","segment",
+ *  "error"} objects (error: why the file could not be read, else null;
+ * heap_records: live blocks in full mode, samples in sampled mode).
+ */
 static int cmd_ps(int argc, char **argv)
 {
-	if (argc > 1) {
-		usage_error("ps: unexpected argument '%s'", argv[1]);
+	static const struct option longopts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int json = 0, c;
+	opterr = 0;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		if (c == 'f' && (!strcmp(optarg, "text") || !strcmp(optarg, "json"))) {
+			json = !strcmp(optarg, "json");
+		} else if (c == 'f') {
+			usage_error("unknown format '%s' (text or json)", optarg);
+			return 2;
+		} else if (c == ':') {
+			usage_error("missing argument for '%s'", argv[optind - 1]);
+			return 2;
+		} else {
+			usage_error("unknown option '%s'", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage_error("ps: unexpected argument '%s'", argv[optind]);
 		return 2;
 	}
 	const char *dir = lw_segment_dir();
@@ -173,41 +212,61 @@ static int cmd_ps(int argc, char **argv)
 		fprintf(stderr, "leakwatch: %s\n", err);
 		return 2;
 	}
-	printf("%7s  %-8s  %7s  %11s  %-40s  %s\n", "PID", "STATE", "SOCKETS", "HEAP BLOCKS", "COMMAND",
-	       "SEGMENT");
+	if (json)
+		fputc('[', stdout);
+	else
+		printf("%7s  %-8s  %7s  %11s  %-40s  %s\n", "PID", "STATE", "SOCKETS", "HEAP BLOCKS",
+		       "COMMAND", "SEGMENT");
 	for (int i = 0; i < n; i++) {
 		struct lw_snapshot s;
-		if (lw_snapshot_open(&s, refs[i].path, err, sizeof err) < 0) {
+		int ok = lw_snapshot_open(&s, refs[i].path, err, sizeof err) == 0;
+		char cmd[LW_CMDLINE_MAX];
+		if (ok)
+			ps_command(&s, cmd, sizeof cmd);
+		if (json) {
+			printf("%s{\"pid\":%d,\"state\":", i ? "," : "", ok ? s.hdr.pid : refs[i].pid);
+			lw_json_string(stdout, ok ? lw_live_name(lw_snapshot_live(&s)) : "invalid");
+			if (ok)
+				printf(",\"sockets\":%zu,\"heap_mode\":\"%s\",\"heap_records\":%zu,\"command\":",
+				       lw_snapshot_open_count(&s), lw_heap_mode_name(s.hdr.heap_mode), s.nallocs);
+			else
+				fputs(",\"sockets\":null,\"heap_mode\":null,\"heap_records\":null,\"command\":null", stdout);
+			if (ok)
+				lw_json_string(stdout, cmd);
+			fputs(",\"segment\":", stdout);
+			lw_json_string(stdout, refs[i].path);
+			fputs(",\"error\":", stdout);
+			if (ok)
+				fputs("null", stdout);
+			else
+				lw_json_string(stdout, err);
+			fputc('}', stdout);
+		} else if (!ok) {
 			printf("%7d  %-8s  %7s  %11s  %-40s  %s\n", refs[i].pid, "invalid", "-", "-", err,
 			       refs[i].path);
-			lw_snapshot_free(&s);
-			continue;
+		} else {
+			char shown[41];
+			snprintf(shown, sizeof shown, "%.40s", cmd);
+			for (char *p = shown; *p; p++)
+				if ((unsigned char)*p < 0x20 || *p == 0x7f)
+					*p = '?';
+			/* live heap records: blocks in full mode, samples in sampled mode */
+			char heap[24];
+			if (s.hdr.heap_mode == LW_HEAP_OFF)
+				snprintf(heap, sizeof heap, "-");
+			else if (s.hdr.heap_mode == LW_HEAP_SAMPLED)
+				snprintf(heap, sizeof heap, "%zu smp", s.nallocs);
+			else
+				snprintf(heap, sizeof heap, "%zu", s.nallocs);
+			printf("%7d  %-8s  %7zu  %11s  %-40s  %s\n", s.hdr.pid,
+			       lw_live_name(lw_snapshot_live(&s)), lw_snapshot_open_count(&s), heap, shown,
+			       refs[i].path);
 		}
-		/* argv[0] without its directory: the name is what tells processes apart */
-		const char *full = s.hdr.cmdline[0] ? s.hdr.cmdline : s.hdr.exe;
-		const char *space = strchr(full, ' ');
-		const char *base = full;
-		for (const char *p = full; *p && (!space || p < space); p++)
-			if (*p == '/')
-				base = p + 1;
-		char cmd[41];
-		snprintf(cmd, sizeof cmd, "%.40s", base);
-		for (char *p = cmd; *p; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				*p = '?';
-		/* live heap records: blocks in full mode, samples in sampled mode */
-		char heap[24];
-		if (s.hdr.heap_mode == LW_HEAP_OFF)
-			snprintf(heap, sizeof heap, "-");
-		else if (s.hdr.heap_mode == LW_HEAP_SAMPLED)
-			snprintf(heap, sizeof heap, "%zu smp", s.nallocs);
-		else
-			snprintf(heap, sizeof heap, "%zu", s.nallocs);
-		printf("%7d  %-8s  %7zu  %11s  %-40s  %s\n", s.hdr.pid, lw_live_name(lw_snapshot_live(&s)),
-		       lw_snapshot_open_count(&s), heap, cmd, refs[i].path);
 		lw_snapshot_free(&s);
 	}
-	if (n == 0)
+	if (json)
+		fputs("]\n", stdout);
+	else if (n == 0)
 		fprintf(stderr, "leakwatch: no segments in %s\n", dir);
 	free(refs);
 	return 0;

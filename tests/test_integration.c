@@ -377,6 +377,20 @@ Test(integration, ps_lists_exited_process)
 	cr_assert_eq(sscanf(line, "exited %d", &sockets), 1, "%s", line);
 	cr_assert_eq(sockets, 2);
 	cmd_result_free(&r);
+
+	char *psj[] = { (char *)lw_bin(), "ps", "--format", "json", NULL };
+	run_cmd(&r, psj, env2, 60);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	struct tj *j = tj_parse(r.out);
+	cr_assert_not_null(j, "%s", r.out);
+	cr_assert_eq(tj_len(j), 1);
+	struct tj *e = tj_at(j, 0);
+	cr_assert_str_eq(tj_str(e, "state"), "exited");
+	cr_assert_eq(tj_num(e, "sockets", -1), 2);
+	cr_assert_str_eq(tj_str(e, "command"), "leak_basic 2 0");
+	cr_assert_eq(tj_get(e, "error")->type, TJ_NULL);
+	tj_free(j);
+	cmd_result_free(&r);
 	char cmdline[256];
 	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
 	cr_assert_eq(system(cmdline), 0);
