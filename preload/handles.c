@@ -257,8 +257,11 @@ int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_n
 
 	if (!hdr || fd < 0 || (uint32_t)fd >= hdr->handles.capacity)
 		return LW_H_FREE;
-	if (!lw_seq_read(&g_seg.handles[fd], &snap, sizeof snap))
-		return LW_H_FREE;
+	if (!lw_seq_read(&g_seg.handles[fd], &snap, sizeof snap)) {
+		/* a writer held it all along: still remove an open record first */
+		memset(&snap, 0, sizeof snap);
+		snap.state = LW_H_OPEN;
+	}
 	*prev_open_stack = snap.stack_id;
 	*prev_open_ns = snap.open_ns;
 	*prev_close_stack = snap.close_stack_id;

@@ -237,6 +237,25 @@ static inline uint64_t slot_ptr(const struct lw_alloc *a)
 	return __atomic_load_n(&a->ptr, __ATOMIC_RELAXED);
 }
 
+/* Counting filter bytes saturate at 255 and then stay there: a wrapped
+ * count would say "never sampled" for blocks that were. */
+static void filter_inc(_Atomic uint8_t *f)
+{
+	uint8_t v = atomic_load_explicit(f, memory_order_relaxed);
+	while (v != 255 && !atomic_compare_exchange_weak_explicit(f, &v, (uint8_t)(v + 1),
+								 memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+static void filter_dec(_Atomic uint8_t *f)
+{
+	uint8_t v = atomic_load_explicit(f, memory_order_relaxed);
+	while (v != 0 && v != 255 &&
+	       !atomic_compare_exchange_weak_explicit(f, &v, (uint8_t)(v - 1), memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
 static void heap_insert(uint64_t p, size_t size, uint32_t stack_id, uint64_t ns, int count)
 {
 	uint64_t idx = ptr_index(p);
@@ -244,23 +263,26 @@ static void heap_insert(uint64_t p, size_t size, uint32_t stack_id, uint64_t ns,
 	for (unsigned probe = 0; probe < PROBE_LIMIT; probe++, idx = (idx + 1) & g_mask) {
 		struct lw_alloc *a = &g_tab[idx];
 		uint64_t q = slot_ptr(a);
-		if (q > LW_ALLOC_TOMBSTONE)
+		/* the same address still recorded means its free was missed (a
+		 * busy slot, a signal): that record is stale, this one replaces it */
+		if (q > LW_ALLOC_TOMBSTONE && q != p)
 			continue;
 		uint32_t seq;
 		if (!slot_lock(a, &seq))
 			continue;
-		if (slot_ptr(a) > LW_ALLOC_TOMBSTONE) { /* another thread took it */
+		q = slot_ptr(a);
+		if (q > LW_ALLOC_TOMBSTONE && q != p) { /* another thread took it */
 			atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
 			continue;
 		}
+
 		a->stack_id = stack_id;
 		a->size = size;
 		a->ns = ns;
 		__atomic_store_n(&a->ptr, p, __ATOMIC_RELAXED);
 		atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
 		if (g_mode == LW_HEAP_SAMPLED)
-			atomic_fetch_add_explicit(&g_filter[heap_filter_index(p)], 1,
-						  memory_order_relaxed);
+			filter_inc(&g_filter[heap_filter_index(p)]);
 		if (count)
 			batch_add(stack_id, size);
 		return;
@@ -311,7 +333,7 @@ int heap_record_free(void *ptr, uint32_t *stack_id, uint64_t *size, uint64_t *ns
 		__atomic_store_n(&a->ptr, LW_ALLOC_TOMBSTONE, __ATOMIC_RELAXED);
 		atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
 		if (g_mode == LW_HEAP_SAMPLED)
-			atomic_fetch_sub_explicit(f, 1, memory_order_relaxed);
+			filter_dec(f);
 		t_heap.frees++;
 		if (++t_heap.pending >= BATCH_FLUSH)
 			batch_flush();
@@ -330,4 +352,10 @@ void heap_record_restore(void *ptr, size_t size, uint32_t stack_id, uint64_t ns)
 	if (g_mode == LW_HEAP_OFF || p <= LW_ALLOC_TOMBSTONE)
 		return;
 	heap_insert(p, size, stack_id, ns, 0);
+}
+
+void heap_after_fork(void)
+{
+	/* the forking thread's batch holds the parent's stack ids */
+	memset(&t_heap, 0, sizeof t_heap);
 }

@@ -215,18 +215,20 @@ EXPORT int close(int fd)
 	/* Untracked fds (files, pipes) pass with one load: no syscall, no unwind. */
 	int tracked = handle_is_open(fd);
 	int in = 0;
-	if (tracked && (in = enter()) != 0) {
+	if (tracked && enter()) {
 		int saved = errno;
 		prev = handle_before_close(fd, &pos, &pon, &pcs, &pcn, &porig);
 		errno = saved;
+		/* close() is a cancellation point: never hold the guard across it,
+		 * or the thread's cancellation handlers would run unrecorded */
+		leave();
 	}
 	int r = real_close(fd);
 	/* close(-1) is a common "nothing to close" idiom (dash does it for every
 	 * command); only a real descriptor number can be a double close. */
 	if (r != 0 && errno == EBADF && fd >= 0) {
 		int saved = errno;
-		if (!in)
-			in = enter();
+		in = enter();
 		if (in) {
 			if (prev < 0)
 				prev = handle_before_close(fd, &pos, &pon, &pcs, &pcn, &porig);
@@ -248,8 +250,10 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 		errno = ENOSYS;
 		return -1;
 	}
-	/* CLOSE_RANGE_CLOEXEC only marks fds; nothing is closed now. */
-	if (!(flags & CLOSE_RANGE_CLOEXEC) && first <= last && enter()) {
+	/* CLOSE_RANGE_CLOEXEC only marks fds; nothing is closed now.  Flags we
+	 * do not know may make the call fail: then nothing is recorded. */
+	if (!(flags & ~(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) && !(flags & CLOSE_RANGE_CLOEXEC) &&
+	    first <= last && enter()) {
 		int saved = errno;
 		handle_close_range(first, last);
 		errno = saved;
@@ -690,11 +694,13 @@ static void atfork_child(void)
 
 	if (!parent.hdr)
 		return;
+	int saved = errno;
 	atomic_store(&g_ready, 0);
 	g_in_shim = 1;
 	/* the parent's heap records stay in the parent's segment; blocks the
 	 * child inherited and frees pass through as never seen */
 	heap_init(LW_HEAP_OFF, 0);
+	heap_after_fork();
 	memset(&g_seg, 0, sizeof g_seg);
 	if (segment_create(&parent) == 0) {
 		modules_after_fork();
@@ -706,6 +712,7 @@ static void atfork_child(void)
 	/* The parent's mapping is shared; the child must never write to it. */
 	munmap(parent.hdr, parent.size);
 	g_in_shim = 0;
+	errno = saved;
 }
 
 __attribute__((constructor)) static void shim_init(void)

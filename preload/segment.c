@@ -246,7 +246,6 @@ int segment_create(const struct shim_segment *parent)
 	h->magic = LW_MAGIC;
 
 	static uint64_t generation;
-	g_seg.hdr = h;
 	g_seg.size = off;
 	g_seg.pid = pid;
 	g_seg.gen = ++generation + ((uint64_t)pid << 32);
@@ -254,6 +253,8 @@ int segment_create(const struct shim_segment *parent)
 	g_seg.modules = (struct lw_module *)((char *)map + h->modules.offset);
 	g_seg.handles = (struct lw_handle *)((char *)map + h->handles.offset);
 	g_seg.badcloses = (struct lw_badclose *)((char *)map + h->badcloses.offset);
+	/* hdr last: other threads test it before using the table pointers */
+	__atomic_store_n(&g_seg.hdr, h, __ATOMIC_RELEASE);
 	return 0;
 
 fail_unlink:

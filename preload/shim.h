@@ -189,6 +189,8 @@ SHIM_HIDDEN void heap_record_alloc(void *ptr, size_t size, uint32_t stack_id);
  * Returns 1 and the old record's fields when it was recorded, else 0. */
 SHIM_HIDDEN int heap_record_free(void *ptr, uint32_t *stack_id, uint64_t *size, uint64_t *ns);
 SHIM_HIDDEN void heap_record_restore(void *ptr, size_t size, uint32_t stack_id, uint64_t ns);
+/* heap_after_fork - fork child: drop the forking thread's batched totals. */
+SHIM_HIDDEN void heap_after_fork(void);
 /* heap_thread_flush - push this thread's batched totals to the segment. */
 SHIM_HIDDEN void heap_thread_flush(void);
 /* heap_hooks_init - resolve the real allocator (heap_hooks.c). */

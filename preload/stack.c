@@ -207,7 +207,9 @@ static uint32_t site_fill(struct site_entry *e, uint64_t ra, uint64_t cfa, uint6
 			cacheable = 0;
 		frames[depth] = ip;
 		slots[depth] = sp - 8;
-		if (depth > 0 && *(const uint64_t *)(uintptr_t)slots[depth] != ip)
+		/* only while the chain is still cacheable: past a signal frame
+		 * sp - 8 may lie in a guard page (a handler for a stack overflow) */
+		if (cacheable && depth > 0 && *(const uint64_t *)(uintptr_t)slots[depth] != ip)
 			cacheable = 0; /* return address not at CFA - 8: not validatable */
 		depth++;
 	} while (depth < want && ++steps < 256 && unw_step(&cur) > 0);
