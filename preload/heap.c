@@ -21,7 +21,7 @@
 
 #define PROBE_LIMIT  64u
 #define LOCK_SPINS   10000u
-#define BATCH_SLOTS  64u
+#define BATCH_SLOTS  16u
 #define BATCH_FLUSH  256u
 
 static struct lw_alloc *g_tab;

@@ -20,7 +20,7 @@
 
 static uintptr_t g_self_lo, g_self_hi;
 
-#define TCACHE_SLOTS 256u
+#define TCACHE_SLOTS 64u
 
 /* Per-thread cache: stack hash -> id, valid for one segment (a fork child
  * starts a new segment, and its ids differ).  Keyed by the segment's
@@ -168,21 +168,41 @@ uint32_t stack_capture(void)
  * The frame pointer is passed for future use in such checks.  Signal frames never
  * validate and are never cached.  LEAKWATCH_STACK_CACHE=0 turns this off.
  */
-#define SITE_SLOTS 32u
+#define SITE_SLOTS 8u
 
+/*
+ * Kept small: static TLS is carved out of every thread's stack, and a
+ * program may run threads with 16 KiB stacks.  The frames themselves are
+ * read back from the stack table (write-once) by id; slots are stored as
+ * 32-bit offsets above the key's stack pointer.
+ */
 struct site_entry {
 	uint64_t ra, cfa;               /* the key: first frame's return address and SP */
 	uint64_t gen;                   /* ids belong to one segment (g_seg.gen) */
 	uint32_t id;
 	uint32_t depth;
-	uint64_t slot[LW_STACK_MAX_FRAMES]; /* where frame i's return address lives */
-	uint64_t frame[LW_STACK_MAX_FRAMES];
+	uint32_t off[LW_STACK_MAX_FRAMES]; /* frame i's return address is at cfa + off[i] */
 };
 static __thread struct site_entry t_sites[SITE_SLOTS] __attribute__((tls_model("initial-exec")));
 
-static inline struct site_entry *site_slot(uint64_t ra, uint64_t cfa)
+/*
+ * Fully associative: a direct-mapped cache thrashes when two hot call
+ * chains (the same call site at two depths) share a slot and alternate.
+ * Eight compares of two words cost less than one miss.
+ */
+static __thread unsigned t_site_next __attribute__((tls_model("initial-exec")));
+
+static inline struct site_entry *site_find(uint64_t ra, uint64_t cfa)
 {
-	return &t_sites[((ra ^ (cfa >> 4)) * 0x9e3779b97f4a7c15ull >> 59) % SITE_SLOTS];
+	for (unsigned i = 0; i < SITE_SLOTS; i++)
+		if (t_sites[i].ra == ra && t_sites[i].cfa == cfa)
+			return &t_sites[i];
+	return NULL;
+}
+
+static inline struct site_entry *site_victim(void)
+{
+	return &t_sites[t_site_next++ % SITE_SLOTS];
 }
 
 static uint32_t site_fill(struct site_entry *e, uint64_t ra, uint64_t cfa, uint64_t fp)
@@ -219,30 +239,61 @@ static uint32_t site_fill(struct site_entry *e, uint64_t ra, uint64_t cfa, uint6
 		return 0;
 	}
 	uint32_t id = stack_intern(frames, depth);
+	for (unsigned i = 1; cacheable && i < depth; i++)
+		if (slots[i] < cfa || slots[i] - cfa > UINT32_MAX)
+			cacheable = 0;
 	if (id && cacheable) {
 		e->ra = ra;
 		e->cfa = cfa;
 		e->gen = g_seg.gen;
 		e->id = id;
 		e->depth = depth;
-		memcpy(e->slot, slots, depth * sizeof slots[0]);
-		memcpy(e->frame, frames, depth * sizeof frames[0]);
+		for (unsigned i = 1; i < depth; i++)
+			e->off[i] = (uint32_t)(slots[i] - cfa);
 	}
 	return id;
 }
+
+/*
+ * A miss costs a step-by-step unwind (several times unw_backtrace).  A
+ * thread whose hot call chains do not fit in the cache would pay it on most
+ * calls, so more than SITE_MISS_MAX misses in a window of SITE_WINDOW calls
+ * switch the thread to plain unw_backtrace for SITE_COOLDOWN calls.
+ */
+#define SITE_WINDOW   64u
+#define SITE_MISS_MAX 16u
+#define SITE_COOLDOWN 4096u
+
+static __thread struct {
+	uint32_t calls, misses, cooldown;
+} t_site_stats __attribute__((tls_model("initial-exec")));
 
 uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa, uintptr_t fp)
 {
 	if (!g_cfg.site_cache || (ra >= g_self_lo && ra < g_self_hi))
 		return stack_capture();
-	struct site_entry *e = site_slot(ra, cfa);
-	if (e->ra == ra && e->cfa == cfa && e->gen == g_seg.gen) {
+	if (t_site_stats.cooldown) {
+		t_site_stats.cooldown--;
+		return stack_capture();
+	}
+	if (++t_site_stats.calls >= SITE_WINDOW) {
+		t_site_stats.calls = 0;
+		t_site_stats.misses = 0;
+	}
+	struct site_entry *e = site_find(ra, cfa);
+	if (e && g_seg.hdr && e->gen == g_seg.gen && e->id && e->id <= g_seg.hdr->stacks.capacity) {
+		const uint64_t *frames = g_seg.stacks[e->id - 1].frames;
 		unsigned i = 1;
 		for (; i < e->depth; i++)
-			if (*(const uint64_t *)(uintptr_t)e->slot[i] != e->frame[i])
+			if (*(const uint64_t *)(uintptr_t)(cfa + e->off[i]) != frames[i])
 				break;
 		if (i == e->depth)
 			return e->id;
 	}
-	return site_fill(e, ra, cfa, fp);
+	if (++t_site_stats.misses > SITE_MISS_MAX) {
+		t_site_stats.misses = 0;
+		t_site_stats.cooldown = SITE_COOLDOWN;
+		return stack_capture();
+	}
+	return site_fill(e ? e : site_victim(), ra, cfa, fp);
 }
