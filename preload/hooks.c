@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/single_threaded.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -688,6 +689,21 @@ static int self_range(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+/* set in the prepare handler: was the process threaded when it forked? */
+static int g_fork_threaded;
+
+static void atfork_prepare(void)
+{
+	/* __libc_single_threaded never becomes true again once a thread has
+	 * existed; the number of tasks now is what matters (procfs gives a
+	 * task directory nlink of 2 + tasks) */
+	struct stat st;
+	if (__libc_single_threaded)
+		g_fork_threaded = 0;
+	else
+		g_fork_threaded = stat("/proc/self/task", &st) != 0 || st.st_nlink > 3;
+}
+
 static void atfork_child(void)
 {
 	struct shim_segment parent = g_seg;
@@ -703,7 +719,13 @@ static void atfork_child(void)
 	heap_after_fork();
 	memset(&g_seg, 0, sizeof g_seg);
 	if (segment_create(&parent) == 0) {
-		modules_after_fork();
+		modules_after_fork(&parent);
+		/* Another parent thread may have held the loader lock (which
+		 * libunwind and dl_iterate_phdr take) when fork ran; glibc does not
+		 * reset it in the child.  A threaded parent's child therefore
+		 * records without stacks until it execs. */
+		if (g_fork_threaded)
+			stack_disable_unwind();
 		handle_copy_from(&parent);
 		heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
 		segment_mark_state(LW_STATE_RUNNING);
@@ -734,7 +756,7 @@ __attribute__((constructor)) static void shim_init(void)
 	handle_scan_inherited();
 	heap_hooks_init();
 	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
-	pthread_atfork(NULL, NULL, atfork_child);
+	pthread_atfork(atfork_prepare, NULL, atfork_child);
 	on_exit(on_exit_status, NULL);
 	segment_mark_state(LW_STATE_RUNNING);
 	atomic_store_explicit(&g_ready, 1, memory_order_release);

@@ -157,12 +157,30 @@ void modules_scan(void)
 	}
 }
 
-void modules_after_fork(void)
+void modules_after_fork(const struct shim_segment *parent)
 {
-	/* another parent thread may have been scanning when fork() ran */
+	/*
+	 * The child has the parent's mappings: copy its table rather than scan.
+	 * dl_iterate_phdr() takes the loader's lock, which glibc does not reset
+	 * in a fork child: if another parent thread held it at fork time, a
+	 * scan here would hang the child forever.
+	 */
 	atomic_flag_clear(&g_scanning);
 	atomic_store(&g_rescan, 0);
-	modules_scan();
+	if (!g_seg.hdr || !parent->hdr)
+		return;
+	uint32_t used = atomic_load_explicit(&parent->hdr->modules.used, memory_order_acquire);
+	if (used > g_seg.hdr->modules.capacity)
+		used = g_seg.hdr->modules.capacity;
+	for (uint32_t i = 0; i < used; i++) {
+		struct lw_module m;
+		if (!lw_seq_read(&parent->modules[i], &m, sizeof m))
+			memset(&m, 0, sizeof m);
+		memcpy((char *)&g_seg.modules[i] + sizeof m.seq, (char *)&m + sizeof m.seq,
+		       sizeof m - sizeof m.seq);
+		atomic_store_explicit(&g_seg.modules[i].seq, 2, memory_order_release);
+	}
+	atomic_store_explicit(&g_seg.hdr->modules.used, used, memory_order_release);
 }
 
 /*
@@ -185,6 +203,8 @@ static int dl_counts(struct dl_phdr_info *info, size_t size, void *arg)
 
 void modules_refresh(void)
 {
+	if (stack_unwind_disabled())
+		return; /* fork child of a threaded parent: the loader lock may be stuck */
 	unsigned long long c[2] = { 0, 0 };
 	dl_iterate_phdr(dl_counts, c);
 	if (c[0] != g_dl_adds || c[1] != g_dl_subs) {

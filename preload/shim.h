@@ -88,6 +88,10 @@ SHIM_HIDDEN uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa, uintptr_t fp)
 /* stack_intern - store `frames` once in the stack table.  Returns the id of
  * the existing or new slot, or 0 when the table is full (counted). */
 SHIM_HIDDEN uint32_t stack_intern(const uint64_t *frames, unsigned depth);
+/* stack_disable_unwind - from now on record no stacks (fork child of a
+ * threaded parent, until exec: libunwind would take the loader lock). */
+SHIM_HIDDEN void stack_disable_unwind(void);
+SHIM_HIDDEN int stack_unwind_disabled(void);
 /* stack_set_self_range - addresses in [lo, hi) belong to the shim and are
  * dropped from captured stacks. */
 SHIM_HIDDEN void stack_set_self_range(uintptr_t lo, uintptr_t hi);
@@ -99,8 +103,9 @@ SHIM_HIDDEN void modules_scan(void);
 /* modules_refresh - rescan when the loader's adds/subs counters moved since
  * the last look (one dl_iterate_phdr callback when nothing changed). */
 SHIM_HIDDEN void modules_refresh(void);
-/* modules_after_fork - fork child: reset scan state and fill the new table. */
-SHIM_HIDDEN void modules_after_fork(void);
+/* modules_after_fork - fork child: reset scan state and copy the parent's
+ * table into the new segment (no dl_iterate_phdr: see modules.c). */
+SHIM_HIDDEN void modules_after_fork(const struct shim_segment *parent);
 
 /* handles.c */
 /* Recording of descriptor events.  All take the fd as returned by the real

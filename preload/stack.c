@@ -19,6 +19,17 @@
 #define FILL_SPINS  4096u
 
 static uintptr_t g_self_lo, g_self_hi;
+static int g_no_unwind;
+
+void stack_disable_unwind(void)
+{
+	g_no_unwind = 1;
+}
+
+int stack_unwind_disabled(void)
+{
+	return g_no_unwind;
+}
 
 #define TCACHE_SLOTS 64u
 
@@ -106,6 +117,10 @@ static uint32_t stack_intern_hashed(const uint64_t *frames, unsigned depth, uint
 
 uint32_t stack_capture(void)
 {
+	if (g_no_unwind) {
+		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
+		return 0;
+	}
 	void *raw[LW_STACK_MAX_FRAMES + 16];
 	uint64_t frames[LW_STACK_MAX_FRAMES];
 	unsigned want = g_cfg.stack_depth;
@@ -270,7 +285,7 @@ static __thread struct {
 
 uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa, uintptr_t fp)
 {
-	if (!g_cfg.site_cache || (ra >= g_self_lo && ra < g_self_hi))
+	if (!g_cfg.site_cache || g_no_unwind || (ra >= g_self_lo && ra < g_self_hi))
 		return stack_capture();
 	if (t_site_stats.cooldown) {
 		t_site_stats.cooldown--;

@@ -548,3 +548,23 @@ Test(integration, clean_removes_only_finished_segments, .timeout = 60)
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }
+
+/* fork while another thread holds the loader lock (inside dl_iterate_phdr):
+ * glibc leaves it held in the child, so a child that unwinds or scans
+ * modules would hang.  The children must finish; their sockets are recorded
+ * without stacks. */
+Test(integration, fork_while_loader_lock_held_does_not_hang, .timeout = 120)
+{
+	struct runrep rr;
+	const char *opts[] = { "--heap", "full", NULL };
+	const char *cmd[] = { FIX("forkdl"), "20", NULL };
+	lw_run(&rr, opts, cmd);
+	cr_assert_not_null(strstr(rr.res.out, "forkdl: 0 of 20 children hung"), "%s", rr.res.out);
+	cr_assert_eq(tj_num(tj_get(rr.json, "run"), "exit_status", -1), 0);
+	struct tj *procs = tj_get(rr.json, "processes");
+	cr_assert_eq(tj_len(procs), 21, "the parent and 20 children");
+	struct tj *child = tj_at(procs, 1);
+	cr_assert_eq(tj_num(tj_get(tj_get(child, "counters"), "drops"), "unwind", -1), 2,
+		     "the child's socket and malloc were recorded without unwinding");
+	runrep_free(&rr);
+}
