@@ -753,8 +753,9 @@ int lw_shim_find(char *out, size_t len);
 int lw_run_main(int argc, char **argv);
 
 /*
- * lw_report_is_empty - 1 when the segment never recorded a socket, a bad
- * close or a heap block (a process that did nothing leakwatch looks at).
+ * lw_report_is_empty - 1 when the segment never recorded a socket of its
+ * own (inherited ones do not count), a bad close or a heap block: a process
+ * that did nothing leakwatch looks at.
  */
 int lw_report_is_empty(const struct lw_report *r);
 

@@ -203,6 +203,13 @@ char *lw_report_process_name(const struct lw_report *r, char *buf, size_t len)
 int lw_report_is_empty(const struct lw_report *r)
 {
 	const uint64_t *c = r->snap.counters;
-	return c[LW_CTR_SOCK_OPENED] == 0 && c[LW_CTR_BAD_CLOSES] == 0 && c[LW_CTR_HEAP_ALLOCS] == 0 &&
-	       r->snap.nallocs == 0 && lw_snapshot_open_count(&r->snap) == 0;
+	/* sockets the image only inherited (exec, fork) are not its own doing */
+	size_t own_open = 0;
+	for (size_t i = 0; i < r->snap.nhandles; i++) {
+		const struct lw_handle *h = &r->snap.handles[i].h;
+		if (h->state == LW_H_OPEN && h->origin != LW_ORIGIN_INHERITED && h->origin != LW_ORIGIN_FORK)
+			own_open++;
+	}
+	return c[LW_CTR_SOCK_OPENED] == c[LW_CTR_SOCK_INHERITED] && c[LW_CTR_BAD_CLOSES] == 0 &&
+	       c[LW_CTR_HEAP_ALLOCS] == 0 && r->snap.nallocs == 0 && own_open == 0;
 }

@@ -170,6 +170,8 @@ static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stac
 	note_high_water(fd);
 	stack_count(stack_id, 1);
 	segment_counter_add(LW_CTR_SOCK_OPENED, 1);
+	if (src->origin == LW_ORIGIN_INHERITED || src->origin == LW_ORIGIN_FORK)
+		segment_counter_add(LW_CTR_SOCK_INHERITED, 1);
 	segment_counter_add(LW_CTR_EVENTS, 1);
 }
 

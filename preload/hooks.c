@@ -629,8 +629,12 @@ static void note_exit(int status, int final)
 		return;
 	g_seg.hdr->exit_status = status;
 	g_seg.hdr->exit_known = 1;
-	if (final)
+	if (final) {
+		/* _exit: no destructor will run; do what it would have done */
+		heap_thread_flush();
 		segment_mark_state(LW_STATE_EXITED);
+		segment_unlink_if_empty();
+	}
 }
 
 EXPORT void exit(int status)
@@ -779,10 +783,8 @@ __attribute__((destructor)) static void shim_fini(void)
 			segment_mark_state(LW_STATE_EXITED);
 		/* A process that never held a socket leaves nothing to read; a shell
 		 * script would otherwise leave one file per command behind. */
-		if (!g_cfg.keep_empty && atomic_load(&h->counters[LW_CTR_SOCK_OPENED]) == 0 &&
-		    atomic_load(&h->counters[LW_CTR_BAD_CLOSES]) == 0 &&
-		    atomic_load(&h->counters[LW_CTR_HEAP_ALLOCS]) == 0)
-			unlink(g_seg.path);
+		(void)h;
+		segment_unlink_if_empty();
 	}
 	errno = saved;
 }

@@ -104,6 +104,19 @@ static uint64_t proc_start_ticks(void)
 	return v;
 }
 
+int segment_counters_empty(const _Atomic uint64_t *c)
+{
+	/* sockets the image only inherited (exec, fork) are not its own doing */
+	return atomic_load(&c[LW_CTR_SOCK_OPENED]) == atomic_load(&c[LW_CTR_SOCK_INHERITED]) &&
+	       atomic_load(&c[LW_CTR_BAD_CLOSES]) == 0 && atomic_load(&c[LW_CTR_HEAP_ALLOCS]) == 0;
+}
+
+void segment_unlink_if_empty(void)
+{
+	if (g_seg.hdr && !g_cfg.keep_empty && segment_counters_empty(g_seg.hdr->counters))
+		unlink(g_seg.path);
+}
+
 /* segment_file_is_empty - a finished segment that never recorded a socket,
  * a bad close or a heap block: nothing in it is worth keeping. */
 static int segment_file_is_empty(const char *path)
@@ -117,9 +130,7 @@ static int segment_file_is_empty(const char *path)
 	if (n != (ssize_t)sizeof h || h.magic != LW_MAGIC)
 		return 0;
 	uint32_t state = atomic_load_explicit(&h.state, memory_order_relaxed);
-	return (state == LW_STATE_EXECED || state == LW_STATE_EXITED) &&
-	       h.counters[LW_CTR_SOCK_OPENED] == 0 && h.counters[LW_CTR_BAD_CLOSES] == 0 &&
-	       h.counters[LW_CTR_HEAP_ALLOCS] == 0;
+	return (state == LW_STATE_EXECED || state == LW_STATE_EXITED) && segment_counters_empty(h.counters);
 }
 
 /*

@@ -69,6 +69,12 @@ SHIM_HIDDEN int segment_create(const struct shim_segment *parent);
 SHIM_HIDDEN void segment_detach(struct shim_segment *seg);
 /* segment_mark_state - set state and end clocks (exit, exec, disabled). */
 SHIM_HIDDEN void segment_mark_state(uint32_t state);
+/* segment_counters_empty - nothing of its own was recorded (no socket it
+ * opened itself, no bad close, no heap block). */
+SHIM_HIDDEN int segment_counters_empty(const _Atomic uint64_t *counters);
+/* segment_unlink_if_empty - at exit: remove a segment with nothing in it
+ * (unless LEAKWATCH_KEEP_EMPTY). */
+SHIM_HIDDEN void segment_unlink_if_empty(void);
 /* segment_counter_add - relaxed add to a header counter. */
 SHIM_HIDDEN void segment_counter_add(enum lw_counter c, uint64_t n);
 /* segment_active - nonzero when this thread may record into g_seg: tracing is
