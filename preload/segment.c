@@ -237,6 +237,17 @@ int segment_create(const struct shim_segment *parent)
 	}
 	if (ftruncate(fd, (off_t)off) != 0)
 		goto fail_unlink;
+	/*
+	 * On a small filesystem (a container's 64 MiB /dev/shm) other users can
+	 * fill it after we start, and our next new page would then be a SIGBUS
+	 * in the host.  There, reserve the whole segment now or do not trace.
+	 * On a large one the sparse file and the check above are enough.
+	 */
+	if ((uint64_t)vfs.f_blocks * vfs.f_frsize < off * 64 && fallocate(fd, 0, 0, (off_t)off) != 0) {
+		shim_log("%s: cannot reserve %lu bytes on a small filesystem; not tracing", g_seg.path,
+			 (unsigned long)off);
+		goto fail_unlink;
+	}
 	void *map = mmap(NULL, off, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
 		goto fail_unlink;
