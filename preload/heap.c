@@ -12,6 +12,7 @@
  *    in cache, without touching the big table.
  */
 #include <math.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <errno.h>
 #include <pthread.h>
@@ -94,9 +95,33 @@ static void key_create(void)
 	pthread_key_create(&g_thread_key, thread_exit);
 }
 
+/*
+ * Ownership.  A child made by fork() gets its own segment through the
+ * atfork handler; one made by _Fork(), a raw fork/clone system call, or
+ * before our handler ran would write into the parent's heap table through
+ * the shared mapping.  A private page marked MADV_WIPEONFORK reads as zero
+ * in every such child (and stays set in vfork children, which share our
+ * memory and so our heap): one load per call tells who we are.
+ */
+SHIM_HIDDEN volatile uint64_t *g_heap_owner;
+
+static void owner_claim(void)
+{
+	if (!g_heap_owner) {
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return;
+		(void)madvise(p, 4096, MADV_WIPEONFORK); /* before Linux 4.14: no protection */
+		g_heap_owner = p;
+	}
+	*g_heap_owner = 1;
+}
+
 void heap_init(uint32_t mode, uint64_t sample_bytes)
 {
 	pthread_once(&g_key_once, key_create);
+	if (mode != LW_HEAP_OFF)
+		owner_claim();
 	struct lw_header *hdr = g_seg.hdr;
 	g_mode = LW_HEAP_OFF;
 	if (!hdr || hdr->heap.capacity == 0 || mode == LW_HEAP_OFF)

@@ -156,8 +156,14 @@ SHIM_HIDDEN extern _Atomic uint8_t g_heap_filter[LW_HEAP_FILTER_SIZE];
 SHIM_HIDDEN extern __thread int64_t t_heap_until_sample;
 SHIM_HIDDEN int heap_sample_slow(void);
 
+SHIM_HIDDEN extern volatile uint64_t *g_heap_owner;
+
+/* heap_mode - the mode this process records in; OFF in a fork-like child
+ * that has not set up a segment of its own (see g_heap_owner in heap.c). */
 static inline uint32_t heap_mode(void)
 {
+	if (g_heap_mode == LW_HEAP_OFF || !g_heap_owner || !*g_heap_owner)
+		return LW_HEAP_OFF;
 	return g_heap_mode;
 }
 
@@ -172,9 +178,10 @@ static inline uint32_t heap_filter_index(uint64_t p)
  * (exponentially distributed gaps with mean sample_bytes, as tcmalloc). */
 static inline int heap_should_sample(size_t size)
 {
-	if (g_heap_mode == LW_HEAP_FULL)
+	uint32_t mode = heap_mode();
+	if (mode == LW_HEAP_FULL)
 		return 1;
-	if (g_heap_mode != LW_HEAP_SAMPLED)
+	if (mode != LW_HEAP_SAMPLED)
 		return 0;
 	t_heap_until_sample -= (int64_t)size;
 	if (__builtin_expect(t_heap_until_sample > 0, 1))
@@ -186,9 +193,10 @@ static inline int heap_should_sample(size_t size)
  * the block is certainly not in the table. */
 static inline int heap_maybe_recorded(const void *ptr)
 {
-	if (g_heap_mode == LW_HEAP_FULL)
+	uint32_t mode = heap_mode();
+	if (mode == LW_HEAP_FULL)
 		return 1;
-	if (g_heap_mode != LW_HEAP_SAMPLED)
+	if (mode != LW_HEAP_SAMPLED)
 		return 0;
 	return atomic_load_explicit(&g_heap_filter[heap_filter_index((uint64_t)(uintptr_t)ptr)],
 				    memory_order_relaxed) != 0;

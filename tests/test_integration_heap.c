@@ -382,3 +382,21 @@ Test(real_heap, gcc_compiles_a_file, .timeout = 180)
 	unlink(obj);
 	unlink(src);
 }
+
+/* A child made by _Fork() runs no atfork handler and so has no segment of
+ * its own: it must not write into the parent's heap table, which it still
+ * maps. */
+Test(integration_heap, raw_fork_child_leaves_parent_table_alone, .timeout = 60)
+{
+	struct cmd_result r;
+	const char *opts[] = { "--heap", "full", NULL };
+	const char *cmd[] = { FIX("rawfork"), NULL };
+	struct tj *j = heap_run(&r, NULL, opts, cmd);
+	cr_assert_eq(tj_num(tj_get(j, "run"), "exit_status", -1), 0, "%s", r.err);
+	struct tj *g = group_at(heap_of(j), "keep_blocks", marker_line("tests/fixtures/rawfork.c", "rawfork.keep"));
+	cr_assert_not_null(g, "the parent's blocks are still recorded");
+	cr_assert_eq(tj_num(g, "count", -1), 100, "the child's frees did not remove the parent's records");
+	cr_assert_eq(tj_num(j, "leaked_heap_blocks", -1), 100, "the child's 500 blocks are not in the parent's table");
+	tj_free(j);
+	cmd_result_free(&r);
+}
