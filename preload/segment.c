@@ -23,6 +23,8 @@ SHIM_HIDDEN struct shim_segment g_seg;
 SHIM_HIDDEN __thread int g_in_shim __attribute__((tls_model("initial-exec")));
 
 #define BADCLOSE_CAP 1024u
+/* below this a filesystem is "small": reserve segments up front (segment.c) */
+#define SMALL_FS_BYTES (1ull << 30)
 #define MODULE_CAP   1024u
 
 uint64_t shim_now_ns(void)
@@ -238,12 +240,12 @@ int segment_create(const struct shim_segment *parent)
 	if (ftruncate(fd, (off_t)off) != 0)
 		goto fail_unlink;
 	/*
-	 * On a small filesystem (a container's 64 MiB /dev/shm) other users can
+	 * On a small filesystem (under 1 GiB: a container's 64 MiB /dev/shm) other users can
 	 * fill it after we start, and our next new page would then be a SIGBUS
 	 * in the host.  There, reserve the whole segment now or do not trace.
 	 * On a large one the sparse file and the check above are enough.
 	 */
-	if ((uint64_t)vfs.f_blocks * vfs.f_frsize < off * 64 && fallocate(fd, 0, 0, (off_t)off) != 0) {
+	if ((uint64_t)vfs.f_blocks * vfs.f_frsize < SMALL_FS_BYTES && fallocate(fd, 0, 0, (off_t)off) != 0) {
 		shim_log("%s: cannot reserve %lu bytes on a small filesystem; not tracing", g_seg.path,
 			 (unsigned long)off);
 		goto fail_unlink;
