@@ -159,6 +159,16 @@ static void usage_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* segments_list_or_say - lw_segments_list(), printing the error line. */
+static int segments_list_or_say(const char *dir, struct lw_segref **refs)
+{
+	char err[LW_ERR_MAX];
+	int n = lw_segments_list(dir, refs, err, sizeof err);
+	if (n < 0)
+		fprintf(stderr, "leakwatch: %s\n", err);
+	return n;
+}
+
 /* ps_command - argv[0] without its directory, then the arguments. */
 static void ps_command(const struct lw_snapshot *s, char *out, size_t len)
 {
@@ -207,11 +217,9 @@ static int cmd_ps(int argc, char **argv)
 	const char *dir = lw_segment_dir();
 	struct lw_segref *refs = NULL;
 	char err[LW_ERR_MAX];
-	int n = lw_segments_list(dir, &refs, err, sizeof err);
-	if (n < 0) {
-		fprintf(stderr, "leakwatch: %s\n", err);
+	int n = segments_list_or_say(dir, &refs);
+	if (n < 0)
 		return 2;
-	}
 	if (json)
 		fputc('[', stdout);
 	else
@@ -315,11 +323,9 @@ static int cmd_clean(int argc, char **argv)
 	const char *dir = lw_segment_dir();
 	struct lw_segref *refs = NULL;
 	char err[LW_ERR_MAX];
-	int n = lw_segments_list(dir, &refs, err, sizeof err);
-	if (n < 0) {
-		fprintf(stderr, "leakwatch: %s\n", err);
+	int n = segments_list_or_say(dir, &refs);
+	if (n < 0)
 		return 2;
-	}
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	int removed = 0, failed = 0;

@@ -111,24 +111,20 @@ void heap_hooks_init(void)
  * already inside the shim, and the sampler picked this block. */
 static inline int want_record(size_t size)
 {
-	if (__builtin_expect(heap_mode() == LW_HEAP_OFF, 0) || g_in_shim)
-		return 0;
-	return heap_should_sample(size);
+	return !g_in_shim && heap_should_sample(size); /* 0 when heap tracking is off */
 }
 
 /*
- * The caller's registers as the hook saw them: its return address, its
- * stack pointer after our return (our frame's CFA) and its frame pointer
- * (saved by our prologue; the library is built with frame pointers).
+ * The caller's return address and its stack pointer after our return (our
+ * frame's CFA), as the hook saw them.
  */
-#define RECORD(p, size) record((p), (size), CALLER_RA(), CALLER_CFA(), CALLER_FP())
+#define RECORD(p, size) record((p), (size), CALLER_RA(), CALLER_CFA())
 
-static void __attribute__((noinline)) record(void *p, size_t size, uintptr_t ra, uintptr_t cfa,
-					     uintptr_t fp)
+static void __attribute__((noinline)) record(void *p, size_t size, uintptr_t ra, uintptr_t cfa)
 {
 	int saved = errno;
 	g_in_shim = 1;
-	heap_record_alloc(p, size, stack_capture_at(ra, cfa, fp));
+	heap_record_alloc(p, size, stack_capture_at(ra, cfa));
 	g_in_shim = 0;
 	errno = saved;
 }

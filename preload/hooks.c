@@ -375,11 +375,11 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
  * "last use": in a connection pool the code that last wrote to a connection
  * is the code that checked it out, which is what a leak report must name.
  * The call-site cache makes a repeated call site cost a few loads. */
-static void __attribute__((noinline)) note_use(int fd, uintptr_t ra, uintptr_t cfa, uintptr_t fp)
+static void __attribute__((noinline)) note_use(int fd, uintptr_t ra, uintptr_t cfa)
 {
 	int saved = errno;
 	if (enter()) {
-		handle_used(fd, stack_capture_at(ra, cfa, fp));
+		handle_used(fd, stack_capture_at(ra, cfa));
 		leave();
 	}
 	errno = saved;
@@ -388,7 +388,7 @@ static void __attribute__((noinline)) note_use(int fd, uintptr_t ra, uintptr_t c
 #define NOTE_USE(fd, r)                                                    \
 	do {                                                               \
 		if ((r) >= 0 && handle_is_open(fd))                        \
-			note_use((fd), CALLER_RA(), CALLER_CFA(), CALLER_FP()); \
+			note_use((fd), CALLER_RA(), CALLER_CFA());              \
 	} while (0)
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)

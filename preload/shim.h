@@ -88,9 +88,9 @@ SHIM_HIDDEN int segment_active(void);
  * table is full (counted). */
 SHIM_HIDDEN uint32_t stack_capture(void);
 /* stack_capture_at - stack_capture() for a hook that knows its caller's
- * return address, stack pointer after return (cfa) and frame pointer: a
- * repeated call from an unchanged caller chain skips the unwind. */
-SHIM_HIDDEN uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa, uintptr_t fp);
+ * return address and stack pointer after return (cfa): a repeated call from
+ * an unchanged caller chain skips the unwind. */
+SHIM_HIDDEN uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa);
 /* stack_intern - store `frames` once in the stack table.  Returns the id of
  * the existing or new slot, or 0 when the table is full (counted). */
 SHIM_HIDDEN uint32_t stack_intern(const uint64_t *frames, unsigned depth);
@@ -227,13 +227,12 @@ SHIM_HIDDEN extern __thread int g_in_shim;
 
 #if defined(__x86_64__) || defined(__i386__)
 /*
- * Inside a hook: the caller's return address, its stack pointer after our
- * return (our frame's CFA) and its frame pointer, as stack_capture_at()
- * wants them.  Valid because the library is built with frame pointers.
+ * Inside a hook: the caller's return address and its stack pointer after
+ * our return (our frame's CFA), as stack_capture_at() wants them.  Valid
+ * because the library is built with frame pointers.
  */
 #define CALLER_RA()  ((uintptr_t)__builtin_return_address(0))
 #define CALLER_CFA() ((uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *))
-#define CALLER_FP()  (*(const uintptr_t *)__builtin_frame_address(0))
 
 #define shim_cpu_relax() __builtin_ia32_pause()
 #elif defined(__aarch64__)

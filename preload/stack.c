@@ -180,8 +180,7 @@ uint32_t stack_capture(void)
  * allocates a variable amount of stack (alloca, VLAs) and is re-entered
  * with a different amount, while stale stack memory still holds the old
  * return addresses at the old slots, would be attributed to the old chain.
- * The frame pointer is passed for future use in such checks.  Signal frames never
- * validate and are never cached.  LEAKWATCH_STACK_CACHE=0 turns this off.
+ * Signal frames never validate and are never cached.  LEAKWATCH_STACK_CACHE=0 turns this off.
  */
 #define SITE_SLOTS 8u
 
@@ -220,7 +219,7 @@ static inline struct site_entry *site_victim(void)
 	return &t_sites[t_site_next++ % SITE_SLOTS];
 }
 
-static uint32_t site_fill(struct site_entry *e, uint64_t ra, uint64_t cfa, uint64_t fp)
+static uint32_t site_fill(struct site_entry *e, uint64_t ra, uint64_t cfa)
 {
 	unw_context_t uc;
 	unw_cursor_t cur;
@@ -283,7 +282,7 @@ static __thread struct {
 	uint32_t calls, misses, cooldown;
 } t_site_stats __attribute__((tls_model("initial-exec")));
 
-uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa, uintptr_t fp)
+uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa)
 {
 	if (!g_cfg.site_cache || g_no_unwind || (ra >= g_self_lo && ra < g_self_hi))
 		return stack_capture();
@@ -310,5 +309,5 @@ uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa, uintptr_t fp)
 		t_site_stats.cooldown = SITE_COOLDOWN;
 		return stack_capture();
 	}
-	return site_fill(e ? e : site_victim(), ra, cfa, fp);
+	return site_fill(e ? e : site_victim(), ra, cfa);
 }

@@ -20,75 +20,9 @@
 
 #ifndef LW_BUILD_DIR
 #define LW_BUILD_DIR "build"
-/*
- * run_report - `leakwatch run --format json --output F OPTS... -- CMD...`
- * with extra environment entries (NULL-terminated, may be NULL).  Fills r
- * with the leakwatch process's result and returns the report (malloc'd), or
- * NULL when none was written.
- */
-static inline char *run_report(struct cmd_result *r, char *const env[], const char *const *opts,
-			       const char *const *cmd)
-{
-	char out[] = "/tmp/lw-report-XXXXXX";
-	int fd = mkstemp(out);
-	if (fd >= 0)
-		close(fd);
-	const char *argv[96];
-	int n = 0;
-	argv[n++] = lw_bin();
-	argv[n++] = "run";
-	argv[n++] = "--format";
-	argv[n++] = "json";
-	argv[n++] = "--output";
-	argv[n++] = out;
-	for (int i = 0; opts && opts[i] && n < 60; i++)
-		argv[n++] = opts[i];
-	argv[n++] = "--";
-	for (int i = 0; cmd[i] && n < 94; i++)
-		argv[n++] = cmd[i];
-	argv[n] = NULL;
-	run_cmd(r, (char *const *)argv, env, 120);
-	char *text = slurp(out);
-	unlink(out);
-	return text;
-}
-
 #endif
 #ifndef LW_SOURCE_DIR
 #define LW_SOURCE_DIR "."
-/*
- * run_report - `leakwatch run --format json --output F OPTS... -- CMD...`
- * with extra environment entries (NULL-terminated, may be NULL).  Fills r
- * with the leakwatch process's result and returns the report (malloc'd), or
- * NULL when none was written.
- */
-static inline char *run_report(struct cmd_result *r, char *const env[], const char *const *opts,
-			       const char *const *cmd)
-{
-	char out[] = "/tmp/lw-report-XXXXXX";
-	int fd = mkstemp(out);
-	if (fd >= 0)
-		close(fd);
-	const char *argv[96];
-	int n = 0;
-	argv[n++] = lw_bin();
-	argv[n++] = "run";
-	argv[n++] = "--format";
-	argv[n++] = "json";
-	argv[n++] = "--output";
-	argv[n++] = out;
-	for (int i = 0; opts && opts[i] && n < 60; i++)
-		argv[n++] = opts[i];
-	argv[n++] = "--";
-	for (int i = 0; cmd[i] && n < 94; i++)
-		argv[n++] = cmd[i];
-	argv[n] = NULL;
-	run_cmd(r, (char *const *)argv, env, 120);
-	char *text = slurp(out);
-	unlink(out);
-	return text;
-}
-
 #endif
 
 struct cmd_result {
