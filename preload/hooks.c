@@ -777,13 +777,10 @@ __attribute__((destructor)) static void shim_fini(void)
 		heap_thread_flush();
 		modules_refresh(); /* frames in objects dlopen()ed since the last event */
 		g_in_shim = 0;
-		struct lw_header *h = g_seg.hdr;
-		uint32_t st = atomic_load(&h->state);
-		if (st == LW_STATE_RUNNING)
+		if (atomic_load(&g_seg.hdr->state) == LW_STATE_RUNNING)
 			segment_mark_state(LW_STATE_EXITED);
 		/* A process that never held a socket leaves nothing to read; a shell
 		 * script would otherwise leave one file per command behind. */
-		(void)h;
 		segment_unlink_if_empty();
 	}
 	errno = saved;
