@@ -59,8 +59,15 @@ int segment_active(void)
 
 void segment_counter_add(enum lw_counter c, uint64_t n)
 {
-	if (g_seg.hdr)
-		atomic_fetch_add_explicit(&g_seg.hdr->counters[c], n, memory_order_relaxed);
+	struct lw_header *h = g_seg.hdr;
+	if (!h)
+		return;
+	atomic_fetch_add_explicit(&h->counters[c], n, memory_order_relaxed);
+	/* Socket events, and heap totals (flushed every few hundred events per
+	 * thread), move the last-activity time: the only clock a SIGKILLed
+	 * process leaves behind. */
+	if (c == LW_CTR_EVENTS || c == LW_CTR_HEAP_ALLOCS || c == LW_CTR_HEAP_FREES)
+		atomic_store_explicit(&h->last_active_ns, shim_now_ns(), memory_order_relaxed);
 }
 
 /* fmt_path - "<dir>/leakwatch.<pid>[.<n>]" without stdio's allocating paths. */
@@ -307,5 +314,6 @@ void segment_mark_state(uint32_t state)
 		h->end_realtime_ns = shim_realtime_ns();
 		h->end_monotonic_ns = shim_now_ns();
 	}
+	atomic_store_explicit(&h->last_active_ns, shim_now_ns(), memory_order_relaxed);
 	atomic_store_explicit(&h->state, state, memory_order_release);
 }

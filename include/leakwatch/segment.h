@@ -180,7 +180,12 @@ struct lw_header {
 	struct lw_table reserved_tables[7];
 
 	/* room to grow; new fields go here and are zero in older segments */
-	uint8_t  reserved[LW_HEADER_SIZE - 2200];
+	/* CLOCK_MONOTONIC time of the latest event the shim recorded (socket
+	 * events always, heap events every few hundred per thread, exit).  A
+	 * process killed without running any exit path (SIGKILL) has no end
+	 * time; its uptime and ages are then "at least" up to this point. */
+	_Atomic uint64_t last_active_ns;
+	uint8_t  reserved[LW_HEADER_SIZE - 2208];
 };
 
 /*
