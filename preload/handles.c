@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -32,24 +33,59 @@ static struct lw_handle *slot_lock(int fd, uint32_t *seq_out)
 	}
 	struct lw_handle *h = &g_seg.handles[fd];
 	for (unsigned i = 0; i < LOCK_SPINS; i++) {
-		uint32_t s = atomic_load_explicit(&h->seq, memory_order_relaxed);
-		if (!(s & 1u) && atomic_compare_exchange_weak_explicit(&h->seq, &s, s + 1,
-								       memory_order_acquire,
-								       memory_order_relaxed)) {
-			/* order the odd seq before the payload stores */
-			atomic_thread_fence(memory_order_release);
-			*seq_out = s;
+		if (seq_lock(&h->seq, seq_out))
 			return h;
-		}
 		shim_cpu_relax();
 	}
 	segment_counter_add(LW_CTR_DROP_BUSY, 1);
 	return NULL;
 }
 
+/*
+ * The fork mirror.  A fork child copies its parent's open records, but the
+ * shared table goes on changing under it: in an accept-fork-close server the
+ * parent closes the child's connection the moment fork() returns, while the
+ * child is still setting up.  So every change of a slot is also written to a
+ * private mapping, which fork() copies as it was at the instant of the fork.
+ * Its seq is odd while a copy is half done (a fork by another thread, or a
+ * handler that forks, in the middle of it).
+ */
+static struct lw_handle *g_mirror;
+static uint32_t g_mirror_cap;
+
+int handles_mirror_init(uint32_t capacity)
+{
+	if (g_mirror)
+		return 0;
+	void *p = mmap(NULL, (size_t)capacity * sizeof(struct lw_handle), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	g_mirror = p;
+	g_mirror_cap = capacity;
+	return 0;
+}
+
+static void mirror_store(int fd, const struct lw_handle *src)
+{
+	if (!g_mirror || fd < 0 || (uint32_t)fd >= g_mirror_cap)
+		return;
+	struct lw_handle *m = &g_mirror[fd];
+	uint32_t s = atomic_load_explicit(&m->seq, memory_order_relaxed) | 1u;
+	atomic_store_explicit(&m->seq, s, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	if (src)
+		memcpy((char *)m + sizeof m->seq, (const char *)src + sizeof src->seq,
+		       sizeof *m - sizeof m->seq);
+	else
+		memset((char *)m + sizeof m->seq, 0, sizeof *m - sizeof m->seq);
+	atomic_store_explicit(&m->seq, s + 1, memory_order_release);
+}
+
 static void slot_unlock(struct lw_handle *h, uint32_t s)
 {
-	atomic_store_explicit(&h->seq, s + 2, memory_order_release);
+	mirror_store((int)(h - g_seg.handles), h);
+	seq_unlock(&h->seq, s);
 }
 
 /* handles.used is a high-water mark of fd + 1 so readers scan only that far. */
@@ -214,11 +250,14 @@ void handle_dup(int oldfd, int newfd)
 	 * something else, so an old record there is finished. */
 	uint32_t seq;
 	if ((uint32_t)newfd < hdr->handles.capacity && handle_is_open(newfd)) {
+		/* captured before the slot is held: a thread holds one slot at a
+		 * time (see seq_lock), and the stack table takes one too */
+		uint32_t stack = stack_capture();
 		struct lw_handle *h = slot_lock(newfd, &seq);
 		if (!h)
 			return;
 		if (h->state == LW_H_OPEN)
-			record_close(h, stack_capture());
+			record_close(h, stack);
 		slot_unlock(h, seq);
 	}
 }
@@ -295,14 +334,11 @@ void handle_bad_close(int fd, int prev_state, uint32_t prev_open_stack, uint64_t
 	uint32_t stack = stack_capture();
 	uint32_t n = atomic_fetch_add_explicit(&hdr->badcloses.used, 1, memory_order_relaxed);
 	struct lw_badclose *b = &g_seg.badcloses[n % hdr->badcloses.capacity];
-	uint32_t s = atomic_load_explicit(&b->seq, memory_order_relaxed);
-	if ((s & 1u) || !atomic_compare_exchange_strong_explicit(&b->seq, &s, s + 1,
-								 memory_order_acquire,
-								 memory_order_relaxed)) {
+	uint32_t s;
+	if (!seq_lock(&b->seq, &s)) {
 		segment_counter_add(LW_CTR_DROP_BUSY, 1);
 		return;
 	}
-	atomic_thread_fence(memory_order_release);
 	b->fd = fd;
 	b->tid = shim_gettid();
 	b->stack_id = stack;
@@ -313,7 +349,7 @@ void handle_bad_close(int fd, int prev_state, uint32_t prev_open_stack, uint64_t
 	b->prev_open_ns = prev_state == LW_H_FREE ? 0 : prev_open_ns;
 	b->prev_close_stack_id = prev_state == LW_H_CLOSED ? prev_close_stack : 0;
 	b->prev_close_ns = prev_state == LW_H_CLOSED ? prev_close_ns : 0;
-	atomic_store_explicit(&b->seq, s + 2, memory_order_release);
+	seq_unlock(&b->seq, s);
 	segment_counter_add(LW_CTR_BAD_CLOSES, 1);
 }
 
@@ -339,6 +375,18 @@ void handle_close_range(unsigned first, unsigned last)
 			record_close(h, stack);
 		slot_unlock(h, seq);
 	}
+}
+
+void handle_close_range_bad(int fd)
+{
+	uint32_t pos = 0, pcs = 0;
+	uint64_t pon = 0, pcn = 0;
+	uint16_t porig = 0;
+	int prev = handle_before_close(fd, &pos, &pon, &pcs, &pcn, &porig);
+	if (prev == LW_H_OPEN) /* our record was stale: closed inside libc */
+		segment_counter_add(LW_CTR_STALE_CLOSES, 1);
+	else if (prev == LW_H_CLOSED)
+		handle_bad_close(fd, prev, pos, pon, pcs, pcn, porig);
 }
 
 /* Raw getdents64: opendir() would allocate through the (possibly hooked)
@@ -376,6 +424,18 @@ void handle_scan_inherited(void)
 	close(dfd);
 }
 
+/* fork_view - fd's record as it was when the parent forked: from the
+ * mirror, or from the live table when the mirror's copy was half done. */
+static int fork_view(const struct shim_segment *parent, uint32_t fd, struct lw_handle *out)
+{
+	if (g_mirror && fd < g_mirror_cap &&
+	    !(atomic_load_explicit(&g_mirror[fd].seq, memory_order_relaxed) & 1u)) {
+		memcpy(out, &g_mirror[fd], sizeof *out);
+		return 1;
+	}
+	return lw_seq_read(&parent->handles[fd], out, sizeof *out);
+}
+
 void handle_copy_from(const struct shim_segment *parent)
 {
 	const struct lw_header *ph = parent->hdr;
@@ -388,7 +448,10 @@ void handle_copy_from(const struct shim_segment *parent)
 	for (uint32_t fd = 0; fd < hw; fd++) {
 		struct lw_handle src;
 		struct lw_stack st;
-		if (!lw_seq_read(&parent->handles[fd], &src, sizeof src) || src.state != LW_H_OPEN)
+		int ok = fork_view(parent, fd, &src);
+		/* the mirror must describe this child's table from now on */
+		mirror_store((int)fd, NULL);
+		if (!ok || src.state != LW_H_OPEN)
 			continue;
 		/* A socket the parent closed with a raw syscall must not be copied. */
 		struct stat sb;

@@ -84,9 +84,9 @@ static void thread_exit(void *arg)
 {
 	(void)arg;
 	int saved = errno;
-	g_in_shim = 1;
+	guard_set();
 	heap_thread_flush();
-	g_in_shim = 0;
+	guard_clear();
 	errno = saved;
 }
 
@@ -244,14 +244,8 @@ static void batch_add(uint32_t stack_id, uint64_t size)
 static struct lw_alloc *slot_lock(struct lw_alloc *a, uint32_t *seq)
 {
 	for (unsigned i = 0; i < LOCK_SPINS; i++) {
-		uint32_t s = atomic_load_explicit(&a->seq, memory_order_relaxed);
-		if (!(s & 1u) && atomic_compare_exchange_weak_explicit(&a->seq, &s, s + 1,
-								       memory_order_acquire,
-								       memory_order_relaxed)) {
-			atomic_thread_fence(memory_order_release);
-			*seq = s;
+		if (seq_lock(&a->seq, seq))
 			return a;
-		}
 		shim_cpu_relax();
 	}
 	return NULL;
@@ -297,7 +291,7 @@ static void heap_insert(uint64_t p, size_t size, uint32_t stack_id, uint64_t ns,
 			continue;
 		q = slot_ptr(a);
 		if (q > LW_ALLOC_TOMBSTONE && q != p) { /* another thread took it */
-			atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
+			seq_unlock(&a->seq, seq);
 			continue;
 		}
 
@@ -305,7 +299,7 @@ static void heap_insert(uint64_t p, size_t size, uint32_t stack_id, uint64_t ns,
 		a->size = size;
 		a->ns = ns;
 		__atomic_store_n(&a->ptr, p, __ATOMIC_RELAXED);
-		atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
+		seq_unlock(&a->seq, seq);
 		if (g_mode == LW_HEAP_SAMPLED)
 			filter_inc(&g_filter[heap_filter_index(p)]);
 		if (count)
@@ -346,7 +340,7 @@ int heap_record_free(void *ptr, uint32_t *stack_id, uint64_t *size, uint64_t *ns
 			return 0;
 		}
 		if (slot_ptr(a) != p) {
-			atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
+			seq_unlock(&a->seq, seq);
 			return 0;
 		}
 		if (stack_id)
@@ -356,7 +350,7 @@ int heap_record_free(void *ptr, uint32_t *stack_id, uint64_t *size, uint64_t *ns
 		if (ns)
 			*ns = a->ns;
 		__atomic_store_n(&a->ptr, LW_ALLOC_TOMBSTONE, __ATOMIC_RELAXED);
-		atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
+		seq_unlock(&a->seq, seq);
 		if (g_mode == LW_HEAP_SAMPLED)
 			filter_dec(f);
 		t_heap.frees++;

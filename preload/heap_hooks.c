@@ -111,7 +111,7 @@ void heap_hooks_init(void)
  * already inside the shim, and the sampler picked this block. */
 static inline int want_record(size_t size)
 {
-	return !g_in_shim && heap_should_sample(size); /* 0 when heap tracking is off */
+	return heap_should_sample(size) && !guard_busy(); /* 0 when heap tracking is off */
 }
 
 /*
@@ -123,9 +123,9 @@ static inline int want_record(size_t size)
 static void __attribute__((noinline)) record(void *p, size_t size, uintptr_t ra, uintptr_t cfa)
 {
 	int saved = errno;
-	g_in_shim = 1;
+	guard_set();
 	heap_record_alloc(p, size, stack_capture_at(ra, cfa));
-	g_in_shim = 0;
+	guard_clear();
 	errno = saved;
 }
 
@@ -133,9 +133,12 @@ static void __attribute__((noinline)) record(void *p, size_t size, uintptr_t ra,
  * recorded (its old fields in *stack, *size, *ns). */
 static inline int forget(void *p, uint32_t *stack, uint64_t *size, uint64_t *ns)
 {
-	if (!heap_maybe_recorded(p) || g_in_shim)
+	if (!heap_maybe_recorded(p) || guard_busy())
 		return 0;
-	return heap_record_free(p, stack, size, ns);
+	guard_set();
+	int r = heap_record_free(p, stack, size, ns);
+	guard_clear();
+	return r;
 }
 
 EXPORT void *malloc(size_t size)
@@ -204,9 +207,11 @@ EXPORT void *realloc(void *old, size_t size)
 	void *p = real_realloc(old, size);
 	if (!p) {
 		/* size 0 freed the block (glibc); otherwise it failed and old lives on */
-		if (had && size != 0) {
+		if (had && size != 0 && !guard_busy()) {
 			int saved = errno;
+			guard_set();
 			heap_record_restore(old, osize, stack, ons);
+			guard_clear();
 			errno = saved;
 		}
 		return p;

@@ -14,9 +14,11 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,7 @@ REAL_DECL(int, accept, (int, struct sockaddr *, socklen_t *));
 REAL_DECL(int, accept4, (int, struct sockaddr *, socklen_t *, int));
 REAL_DECL(int, close, (int));
 REAL_DECL(int, close_range, (unsigned, unsigned, int));
+REAL_DECL(void, closefrom, (int));
 REAL_DECL(int, dup, (int));
 REAL_DECL(int, dup2, (int, int));
 REAL_DECL(int, dup3, (int, int, int));
@@ -66,6 +69,10 @@ REAL_DECL(int, execveat, (int, const char *, char *const[], char *const[], int))
 REAL_DECL(void, exit, (int));
 REAL_DECL(void, _exit, (int));
 REAL_DECL(void, _Exit, (int));
+REAL_DECL(void, siglongjmp, (struct __jmp_buf_tag *, int));
+REAL_DECL(void, longjmp, (struct __jmp_buf_tag *, int));
+REAL_DECL(void, _longjmp, (struct __jmp_buf_tag *, int));
+REAL_DECL(void, __longjmp_chk, (struct __jmp_buf_tag *, int));
 
 /* dlsym() may be called before our constructor (another library's
  * constructor calling socket()); it is idempotent, so a race only resolves
@@ -74,24 +81,30 @@ REAL_DECL(void, _Exit, (int));
 	(real_##name ? real_##name                                                 \
 		     : (real_##name = (__typeof__(real_##name))dlsym(RTLD_NEXT, #name)))
 
+/* fcntl(F_GETFD) without our hook: is fd open? */
+static int fcntl_getfd_raw(int fd)
+{
+	return (int)syscall(SYS_fcntl, fd, F_GETFD);
+}
+
 /* enter - may this call record?  Sets the re-entry guard on success. */
-static inline int enter(void)
+static inline __attribute__((always_inline)) int enter(void)
 {
 	if (!atomic_load_explicit(&g_ready, memory_order_acquire))
 		return 0;
-	if (g_in_shim) {
+	if (guard_busy()) {
 		segment_counter_add(LW_CTR_DROP_REENTRANT, 1);
 		return 0;
 	}
 	if (!segment_active())
 		return 0;
-	g_in_shim = 1;
+	guard_set();
 	return 1;
 }
 
 static inline void leave(void)
 {
-	g_in_shim = 0;
+	guard_clear();
 }
 
 static void record_open(int fd, uint16_t origin)
@@ -256,11 +269,35 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 	if (!(flags & ~(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)) && !(flags & CLOSE_RANGE_CLOEXEC) &&
 	    first <= last && enter()) {
 		int saved = errno;
-		handle_close_range(first, last);
+		/* close_range(fd, fd) is close(fd) that never fails with EBADF:
+		 * of a descriptor we saw closed and that is not open now, it is
+		 * a double close all the same */
+		if (first == last && first <= INT_MAX && fcntl_getfd_raw((int)first) < 0 &&
+		    errno == EBADF)
+			handle_close_range_bad((int)first);
+		else
+			handle_close_range(first, last);
 		errno = saved;
 		leave();
 	}
 	return real_close_range(first, last, flags);
+}
+
+/* glibc's closefrom() closes with the close_range system call directly,
+ * where no close or close_range hook sees it. */
+EXPORT void closefrom(int lowfd)
+{
+	if (!REAL(closefrom)) {
+		syscall(SYS_close_range, (unsigned)(lowfd < 0 ? 0 : lowfd), ~0u, 0);
+		return;
+	}
+	if (lowfd >= 0 && enter()) {
+		int saved = errno;
+		handle_close_range((unsigned)lowfd, ~0u);
+		errno = saved;
+		leave();
+	}
+	real_closefrom(lowfd);
 }
 
 static int after_dup(int oldfd, int r)
@@ -610,6 +647,51 @@ EXPORT int execle(const char *path, const char *arg, ...)
 	return execve(path, argv, envp);
 }
 
+/* ---- longjmp out of a signal handler ------------------------------------------
+ *
+ * A handler that interrupted the recorder and leaves with siglongjmp()
+ * abandons the recording frame: its guard would stay set (the thread never
+ * recorded again) and a slot it held would stay locked.  The jump's target
+ * stack pointer tells whether it leaves that frame.
+ */
+
+/* jmpbuf_sp - where a jmp_buf resumes: glibc on x86-64 keeps the stack
+ * pointer in __jmpbuf[6] (JB_RSP), mangled with the thread's pointer guard
+ * (xor with %fs:0x30, then rotated left by 17).  0 where unknown. */
+static uintptr_t jmpbuf_sp(const struct __jmp_buf_tag *env)
+{
+#if defined(__x86_64__)
+	uintptr_t guard, v = (uintptr_t)env->__jmpbuf[6];
+	__asm__("mov %%fs:0x30, %0" : "=r"(guard));
+	v = (v >> 17) | (v << (64 - 17));
+	return v ^ guard;
+#else
+	(void)env;
+	return 0;
+#endif
+}
+
+static void before_longjmp(const struct __jmp_buf_tag *env)
+{
+	if (g_in_shim && env && jmpbuf_sp(env) > t_guard_sp)
+		guard_abandon();
+}
+
+#define LONGJMP_HOOK(name)                                                          \
+	EXPORT void name(struct __jmp_buf_tag env[1], int val)                       \
+	{                                                                            \
+		before_longjmp(env);                                                 \
+		if (REAL(name))                                                      \
+			real_##name(env, val);                                       \
+		__builtin_trap(); /* no libc symbol: the program could not link */   \
+	}
+
+void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn));
+LONGJMP_HOOK(siglongjmp)
+LONGJMP_HOOK(longjmp)
+LONGJMP_HOOK(_longjmp)
+LONGJMP_HOOK(__longjmp_chk)
+
 /* ---- exit ---------------------------------------------------------------- */
 
 /* Returning from main() calls exit() inside libc, where no hook sees it;
@@ -675,7 +757,8 @@ static void resolve_all(void)
 	REAL(fcntl); REAL(fcntl64); REAL(recvmsg);
 	REAL(write); REAL(writev); REAL(send); REAL(sendto); REAL(sendmsg); REAL(sendmmsg);
 	REAL(execve); REAL(execv); REAL(execvp); REAL(execvpe); REAL(fexecve); REAL(execveat);
-	REAL(exit); REAL(_exit); REAL(_Exit);
+	REAL(exit); REAL(_exit); REAL(_Exit); REAL(closefrom);
+	REAL(siglongjmp); REAL(longjmp); REAL(_longjmp); REAL(__longjmp_chk);
 }
 
 static int self_range(struct dl_phdr_info *info, size_t size, void *arg)
@@ -708,6 +791,29 @@ static void atfork_prepare(void)
 		g_fork_threaded = stat("/proc/self/task", &st) != 0 || st.st_nlink > 3;
 }
 
+/*
+ * segment_privatize - fork child: make the parent's segment private to us
+ * in place.  It must stay mapped: fork() may have run in a signal handler
+ * that interrupted the shim, and the interrupted frame, which this child
+ * resumes, holds pointers into it.  Replaced by a copy-on-write mapping of
+ * the same file, it reads as before and whatever that frame still writes
+ * stays in the child.  If the file cannot be opened (no descriptor left),
+ * the shared mapping stays: never unmapped under a live frame.  The brief
+ * descriptor is ours alone: this process has one thread now and signals
+ * are blocked.
+ */
+static void segment_privatize(const struct shim_segment *parent)
+{
+	sigset_t old;
+	shim_signals_block(&old);
+	int fd = open(parent->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)mmap(parent->hdr, parent->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+		close(fd);
+	}
+	shim_signals_restore(&old);
+}
+
 static void atfork_child(void)
 {
 	struct shim_segment parent = g_seg;
@@ -715,6 +821,11 @@ static void atfork_child(void)
 	if (!parent.hdr)
 		return;
 	int saved = errno;
+	/* fork() may run in a handler that interrupted the recorder: that
+	 * frame's guard is put back as it was when this returns */
+	int was_in = g_in_shim;
+	uintptr_t was_sp = t_guard_sp;
+	_Atomic uint32_t *was_held = t_held_seq;
 	atomic_store(&g_ready, 0);
 	g_in_shim = 1;
 	/* the parent's heap records stay in the parent's segment; blocks the
@@ -736,8 +847,10 @@ static void atfork_child(void)
 		atomic_store(&g_ready, 1);
 	}
 	/* The parent's mapping is shared; the child must never write to it. */
-	munmap(parent.hdr, parent.size);
-	g_in_shim = 0;
+	segment_privatize(&parent);
+	t_held_seq = was_held;
+	t_guard_sp = was_sp;
+	g_in_shim = was_in;
 	errno = saved;
 }
 
@@ -757,6 +870,7 @@ __attribute__((constructor)) static void shim_init(void)
 		goto out;
 	modules_refresh();
 	modules_scan();
+	(void)handles_mirror_init(g_seg.hdr->handles.capacity);
 	handle_scan_inherited();
 	heap_hooks_init();
 	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);

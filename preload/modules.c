@@ -206,11 +206,14 @@ void modules_refresh(void)
 	if (stack_unwind_disabled())
 		return; /* fork child of a threaded parent: the loader lock may be stuck */
 	unsigned long long c[2] = { 0, 0 };
+	sigset_t old;
+	shim_signals_block(&old);
 	dl_iterate_phdr(dl_counts, c);
 	if (c[0] != g_dl_adds || c[1] != g_dl_subs) {
 		g_dl_adds = c[0];
 		g_dl_subs = c[1];
 		modules_scan();
 	}
+	shim_signals_restore(&old);
 }
 

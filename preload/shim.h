@@ -12,6 +12,9 @@
 #ifndef LEAKWATCH_SHIM_H
 #define LEAKWATCH_SHIM_H
 
+#include <stdatomic.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -101,6 +104,8 @@ SHIM_HIDDEN int stack_unwind_disabled(void);
 /* stack_set_self_range - addresses in [lo, hi) belong to the shim and are
  * dropped from captured stacks. */
 SHIM_HIDDEN void stack_set_self_range(uintptr_t lo, uintptr_t hi);
+/* stack_on_side_stack - nonzero when sp lies in this thread's unwinder stack. */
+SHIM_HIDDEN int stack_on_side_stack(uintptr_t sp);
 
 /* modules.c */
 /* modules_scan - record every loaded object not yet in the module table and
@@ -137,11 +142,20 @@ SHIM_HIDDEN void handle_bad_close(int fd, int prev_state, uint32_t prev_open_sta
 				  uint64_t prev_close_ns, uint16_t prev_origin);
 /* handle_close_range - remove open records for fds in [first, last]. */
 SHIM_HIDDEN void handle_close_range(unsigned first, unsigned last);
+/* handle_close_range_bad - close_range(fd, fd) of an fd the kernel says is
+ * not open: a double close when we saw it closed (a stale open record is
+ * retired). */
+SHIM_HIDDEN void handle_close_range_bad(int fd);
 /* handle_scan_inherited - record every socket already open at start. */
 SHIM_HIDDEN void handle_scan_inherited(void);
-/* handle_copy_from - fork child: copy the parent's open records, marked
- * LW_ORIGIN_FORK, re-interning their stacks into our own table. */
+/* handle_copy_from - fork child: copy the parent's open records as they
+ * were at the fork (from the private mirror, see handles_mirror_init),
+ * marked LW_ORIGIN_FORK, re-interning their stacks into our own table. */
 SHIM_HIDDEN void handle_copy_from(const struct shim_segment *parent);
+/* handles_mirror_init - set up the private copy of the handle table that a
+ * fork child inherits as a snapshot.  0, or -1 (children then copy from the
+ * live table). */
+SHIM_HIDDEN int handles_mirror_init(uint32_t capacity);
 
 /* heap.c */
 /* heap_init - enable heap recording into g_seg's heap table (mode from
@@ -222,8 +236,103 @@ SHIM_HIDDEN uint64_t shim_realtime_ns(void);
 SHIM_HIDDEN pid_t shim_gettid(void);
 SHIM_HIDDEN pid_t shim_getpid(void);
 
-/* Per-thread re-entry guard (initial-exec TLS, no allocation on first use). */
+/*
+ * Per-thread re-entry guard (initial-exec TLS, no allocation on first use).
+ *
+ * g_in_shim is set while a thread records; a hook entered with it set (a
+ * signal handler that interrupted the recorder) passes straight through.
+ * A handler may also never return: siglongjmp() out of it abandons the
+ * recording frame with the guard still set and perhaps a slot held odd.
+ * So the guard remembers the stack pointer of the frame that set it
+ * (t_guard_sp) and the one slot sequence counter the thread holds
+ * (t_held_seq); guard_busy() tells a live guard from an abandoned one and
+ * recovers the latter (guard_recover in segment.c).
+ */
 SHIM_HIDDEN extern __thread int g_in_shim;
+SHIM_HIDDEN extern __thread uintptr_t t_guard_sp;
+SHIM_HIDDEN extern __thread _Atomic uint32_t *t_held_seq;
+SHIM_HIDDEN extern __thread uint32_t t_held_val;
+
+/* guard_recover - the guard is set: return 1 if the frame that set it may
+ * still be live (a nested call: pass through), or 0 after clearing a guard
+ * whose frame is gone (and releasing the slot it held, counted). */
+SHIM_HIDDEN int guard_recover(uintptr_t sp);
+/* guard_abandon - clear the guard of a frame that is gone (siglongjmp out of
+ * a handler that interrupted it), releasing the slot it held; counted. */
+SHIM_HIDDEN void guard_abandon(void);
+
+static inline __attribute__((always_inline)) int guard_busy(void)
+{
+	if (__builtin_expect(!g_in_shim, 1))
+		return 0;
+	return guard_recover((uintptr_t)__builtin_frame_address(0));
+}
+
+static inline __attribute__((always_inline)) void guard_set(void)
+{
+	t_guard_sp = (uintptr_t)__builtin_frame_address(0);
+	/* a signal handler reading the guard must see the frame first */
+	atomic_signal_fence(memory_order_seq_cst);
+	g_in_shim = 1;
+}
+
+static inline void guard_clear(void)
+{
+	g_in_shim = 0;
+}
+
+/*
+ * shim_signals_block / shim_signals_restore - around code that takes a lock
+ * of the loader or of libc (dl_iterate_phdr, the unwinder's lookups): a
+ * signal handler that left it with siglongjmp, or forked inside it, would
+ * find that lock held for good.  glibc keeps its internal signals unblocked.
+ */
+static inline void shim_signals_block(sigset_t *old)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, old);
+}
+
+static inline void shim_signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/*
+ * seq_lock / seq_unlock - the writer side of a slot's seqlock (segment.h):
+ * make an even seq odd with a CAS, publish with seq + 2.  The held counter
+ * is noted in TLS so that a frame abandoned by siglongjmp cannot leave the
+ * slot locked for good.  seq_lock returns 1 with *s the even value, or 0 if
+ * the slot was busy (odd) or changed under us.
+ */
+static inline int seq_lock(_Atomic uint32_t *seq, uint32_t *s)
+{
+	uint32_t v = atomic_load_explicit(seq, memory_order_relaxed);
+	if (v & 1u)
+		return 0;
+	/* Noted before the CAS: a timer interrupt that arrives during a cold
+	 * CAS is taken right after it, so a note made after it would miss the
+	 * handlers that matter.  t_held_val tells guard_abandon whether the CAS
+	 * happened (the slot still holds our odd value). */
+	t_held_val = v + 1;
+	t_held_seq = seq;
+	if (!atomic_compare_exchange_strong_explicit(seq, &v, v + 1, memory_order_acquire,
+						     memory_order_relaxed)) {
+		t_held_seq = NULL;
+		return 0;
+	}
+	/* order the odd seq before the payload stores */
+	atomic_thread_fence(memory_order_release);
+	*s = v;
+	return 1;
+}
+
+static inline void seq_unlock(_Atomic uint32_t *seq, uint32_t s)
+{
+	atomic_store_explicit(seq, s + 2, memory_order_release);
+	t_held_seq = NULL;
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 /*

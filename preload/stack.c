@@ -89,18 +89,16 @@ static uint32_t stack_intern_hashed(const uint64_t *frames, unsigned depth, uint
 		uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 
 		if (seq == 0) {
-			uint32_t expect = 0;
-			if (atomic_compare_exchange_strong_explicit(&s->seq, &expect, 1,
-								    memory_order_acq_rel,
-								    memory_order_acquire)) {
+			uint32_t zero;
+			if (seq_lock(&s->seq, &zero)) {
 				s->hash = h;
 				s->depth = (uint16_t)depth;
 				memcpy(s->frames, frames, depth * sizeof frames[0]);
-				atomic_store_explicit(&s->seq, 2, memory_order_release);
+				seq_unlock(&s->seq, zero);
 				atomic_fetch_add_explicit(&hdr->stacks.used, 1, memory_order_relaxed);
 				return idx + 1;
 			}
-			seq = expect;
+			seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		}
 		for (unsigned spin = 0; seq == 1 && spin < FILL_SPINS; spin++) {
 			shim_cpu_relax();
