@@ -506,6 +506,14 @@ const char *lw_group_by_name(enum lw_group_by by);
 /* lw_grouping_free - release groups; safe on a zeroed one. */
 void lw_grouping_free(struct lw_grouping *g);
 
+/*
+ * lw_group_ops - test seam: element steps and comparisons made by grouping
+ * (group.c), verdicts (verdict.c) and top's history lookup, summed since
+ * start.  Tests reset it and check that the work grows as n log n, not n^2,
+ * without timing anything.  The analyzer is single-threaded.
+ */
+extern unsigned long long lw_group_ops;
+
 /* ---- verdict.c --------------------------------------------------------- */
 
 #define LW_IDLE_FOR_DEFAULT_NS (5ull * 60 * 1000000000ull)   /* --idle-for default: 5m */
