@@ -744,6 +744,7 @@ int lw_run_main(int argc, char **argv)
 				     .kind = o.kind };
 	size_t leaked = 0;
 	double heap_blocks = 0, heap_bytes = 0;
+	size_t heap_samples = 0;        /* table entries behind heap_blocks (sampled mode) */
 	int heap_tracked = 0, heap_estimated = 0;
 	int json = o.format == LW_FMT_JSON, folded = o.format == LW_FMT_FOLDED;
 	/* The status line belongs to the text report's reader, on stderr whatever --output says. */
@@ -815,6 +816,9 @@ int lw_run_main(int argc, char **argv)
 			leaked += r.grouping.nleaked;
 			heap_blocks += r.heap.blocks[LW_HEAP_PROGRAM];
 			heap_bytes += r.heap.bytes[LW_HEAP_PROGRAM];
+			for (size_t k = 0; k < r.heap.ngroups; k++)
+				if (r.heap.groups[k].cls == LW_HEAP_PROGRAM)
+					heap_samples += r.heap.groups[k].samples;
 		}
 		if (r.heap.mode != LW_HEAP_OFF) {
 			heap_tracked = 1;
@@ -871,10 +875,13 @@ int lw_run_main(int argc, char **argv)
 		if (show_socks)
 			fprintf(out, "leakwatch: %zu socket%s left open%s%s%s\n", leaked, leaked == 1 ? "" : "s", older,
 				dur, untraced.total ? " by the traced processes" : "");
+		char est[48] = "";
+		if (heap_estimated && heap_samples > 0 && heap_samples < LW_HEAP_FEW_SAMPLES)
+			snprintf(est, sizeof est, " (est. from %zu sample%s)", heap_samples, heap_samples == 1 ? "" : "s");
 		if (show_heap && heap_tracked)
-			fprintf(out, "leakwatch: %s%.0f heap block%s (%s%s) left allocated by the program%s%s\n",
+			fprintf(out, "leakwatch: %s%.0f heap block%s (%s%s)%s left allocated by the program%s%s\n",
 				heap_estimated ? "~" : "", round(heap_blocks), round(heap_blocks) == 1 ? "" : "s",
-				heap_estimated ? "~" : "", lw_bytes_format(heap_bytes, b, sizeof b), older, dur);
+				heap_estimated ? "~" : "", lw_bytes_format(heap_bytes, b, sizeof b), est, older, dur);
 		else if (show_heap && !show_socks && n > 0)
 			fprintf(out, "leakwatch: heap tracking was off: no heap data\n");
 	}

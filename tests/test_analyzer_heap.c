@@ -332,7 +332,9 @@ Test(analyzer_heap, sampled_estimates_scale_each_sample)
 	int cw = snprintf(num, sizeof num, "~%.0f", round(1000.0 / p));
 	snprintf(line, sizeof line, "HEAP     %s blocks  ~", num);
 	cr_assert(strstr(t, line), "'%s' in %s", line, t);
-	snprintf(line, sizeof line, "HEAP     %*s block   ~4.0 MiB live  (allocated ~4.0 MiB total)", cw, "~1");
+	/* one sample behind the estimate: the text says so (issue 8, item 14) */
+	snprintf(line, sizeof line, "HEAP     %*s block   ~4.0 MiB live (est. from 1 sample)  (allocated ~4.0 MiB total)",
+		 cw, "~1");
 	cr_assert(strstr(t, line), "'%s' in %s", line, t);
 	free(t);
 

@@ -86,6 +86,8 @@ Test(run_exit, command_status_passes_through)
 	lw_run(&r, NULL, NULL, (const char *[]){ "sh", "-c", "kill -KILL $$", NULL });
 	cr_assert_eq(r.status, 128 + SIGKILL, "a signal is 128 + its number: %s", r.err);
 	cr_assert(strstr(r.err, "command killed by signal 9"), "%s", r.err);
+	/* no exit record: the uptime is a lower bound (item 14) */
+	cr_assert(strstr(r.err, ") dead, ran at least "), "%s", r.err);
 	cmd_result_free(&r);
 
 	/* sockets only: a shell keeps heap memory until exit */
