@@ -506,6 +506,14 @@ const char *lw_group_by_name(enum lw_group_by by);
 /* lw_grouping_free - release groups; safe on a zeroed one. */
 void lw_grouping_free(struct lw_grouping *g);
 
+/*
+ * lw_group_ops - test seam: element steps and comparisons made by grouping
+ * (group.c), verdicts (verdict.c) and top's history lookup, summed since
+ * start.  Tests reset it and check that the work grows as n log n, not n^2,
+ * without timing anything.  The analyzer is single-threaded.
+ */
+extern unsigned long long lw_group_ops;
+
 /* ---- verdict.c --------------------------------------------------------- */
 
 #define LW_IDLE_FOR_DEFAULT_NS (5ull * 60 * 1000000000ull)   /* --idle-for default: 5m */
@@ -550,10 +558,19 @@ const char *lw_origin_name(unsigned origin);
 
 /*
  * lw_snapshot_now - the age reference for a snapshot: CLOCK_MONOTONIC now
- * for a live image, else end_monotonic_ns, else the file mtime mapped through
- * the header clock pair, else now.
+ * for a live image, else end_monotonic_ns; for an image killed without an
+ * exit record, the latest of last_active_ns and the newest time in any
+ * record (never past now) — a lower bound of its end — else the file mtime
+ * mapped through the header clock pair, else now.
  */
 uint64_t lw_snapshot_now(const struct lw_snapshot *s, enum lw_live live);
+
+/*
+ * lw_snapshot_end_lower_bound - 1 when the image is gone without an end time
+ * (killed, or its pid reused), so lw_snapshot_now() is only a lower bound of
+ * its end: uptime and ages are "at least".  0 for live and ended images.
+ */
+int lw_snapshot_end_lower_bound(const struct lw_snapshot *s, enum lw_live live);
 
 /* ---- heap.c ------------------------------------------------------------ */
 
@@ -567,6 +584,9 @@ enum lw_heap_class {
 	LW_HEAP_UNRECORDED,             /* no call stack was recorded for it */
 	LW_HEAP_NCLASS
 };
+
+/* Below this many samples a sampled estimate shows its sample count (error over ~10%). */
+#define LW_HEAP_FEW_SAMPLES 100
 
 /* Live blocks allocated from one stack.  Sampled mode: blocks/bytes/totals are estimates. */
 struct lw_heap_group {

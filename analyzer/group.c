@@ -109,17 +109,53 @@ static uint64_t monotonic_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* The latest time the segment shows the process doing anything: last_active_ns and the
+ * newest time in any record.  0 when there is none. */
+static uint64_t snapshot_last_seen(const struct lw_snapshot *s)
+{
+	uint64_t t = s->hdr.last_active_ns;
+	for (size_t i = 0; i < s->nhandles; i++) {
+		const struct lw_handle *h = &s->handles[i].h;
+		t = max_u64(t, max_u64(max_u64(h->open_ns, h->connect_ns), max_u64(h->last_use_ns, h->close_ns)));
+	}
+	for (size_t i = 0; i < s->nallocs; i++)
+		t = max_u64(t, s->allocs[i].ns);
+	for (size_t i = 0; i < s->nbadcloses; i++)
+		t = max_u64(t, s->badcloses[i].ns);
+	for (size_t i = 0; i < s->nmodules; i++)
+		t = max_u64(t, max_u64(s->modules[i].load_ns, s->modules[i].unload_ns));
+	return t;
+}
+
+int lw_snapshot_end_lower_bound(const struct lw_snapshot *s, enum lw_live live)
+{
+	return live != LW_LIVE_ALIVE && live != LW_LIVE_DISABLED && s->hdr.end_monotonic_ns == 0;
+}
+
 uint64_t lw_snapshot_now(const struct lw_snapshot *s, enum lw_live live)
 {
 	if (live == LW_LIVE_ALIVE || live == LW_LIVE_DISABLED)
 		return monotonic_now();
 	if (s->hdr.end_monotonic_ns)
 		return s->hdr.end_monotonic_ns;
-	/* Killed: the last write to the file is the best end time we have. */
+	/*
+	 * Killed (SIGKILL: no exit path ran): the latest thing the shim recorded.
+	 * The file's mtime is no help: tmpfs stamps a shared mapping only when a
+	 * page is first dirtied.  Never later than now (a hostile record).
+	 */
+	uint64_t now = monotonic_now(), seen = snapshot_last_seen(s);
+	if (seen > s->hdr.start_monotonic_ns)
+		return seen < now ? seen : now;
+	/* Nothing recorded at all (an older shim): the last write to the file. */
 	uint64_t mt = (uint64_t)s->mtime.tv_sec * 1000000000ull + (uint64_t)s->mtime.tv_nsec;
 	if (s->hdr.start_realtime_ns && mt >= s->hdr.start_realtime_ns)
 		return s->hdr.start_monotonic_ns + (mt - s->hdr.start_realtime_ns);
-	return monotonic_now();
+	return now;
 }
 
 static int is_inherited(unsigned origin)
@@ -223,6 +259,7 @@ static int group_cmp(const void *a, const void *b)
 {
 	const struct lw_group *x = a, *y = b;
 	int c;
+	lw_group_ops++;
 	if (x->verdict != y->verdict && verdict_rank[x->verdict] != verdict_rank[y->verdict])
 		return verdict_rank[x->verdict] - verdict_rank[y->verdict];
 	if (x->inherited != y->inherited)
@@ -274,26 +311,85 @@ int lw_group_same_key(const struct lw_group *a, const struct lw_group *b)
 	return a->by == LW_BY_USE ? a->use_stack_id == b->use_stack_id : a->stack_id == b->stack_id;
 }
 
-/* The most common value of a member field; ties go to a non-zero id, then the lowest. */
-static uint32_t most_common(const struct lw_member *m, size_t n, int use, size_t *share)
+/* Test seam (analyzer.h): element steps and comparisons of grouping and verdicts. */
+unsigned long long lw_group_ops;
+
+static int u32_cmp(const void *a, const void *b)
 {
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	lw_group_ops++;
+	return (x > y) - (x < y);
+}
+
+/*
+ * The most common value of a member field; ties go to a non-zero id, then
+ * the lowest.  Sorts a copy of the ids: O(n log n) however many distinct
+ * ids there are (19,000 UDP sockets each used from its own stack).
+ * Returns 0, or -1 on allocation failure.
+ */
+static int most_common(const struct lw_member *m, size_t n, int use, size_t *share, uint32_t *out)
+{
+	*share = 0;
+	*out = 0;
+	if (n == 0)
+		return 0;
+	uint32_t first = use ? m[0].last_use_stack_id : m[0].stack_id;
+	size_t same = 1;
+	for (size_t i = 1; i < n; i++, lw_group_ops++)
+		same += (use ? m[i].last_use_stack_id : m[i].stack_id) == first;
+	if (same == n) {
+		/* the usual case: one stack for the whole group, nothing to sort */
+		*share = n;
+		*out = first;
+		return 0;
+	}
+	uint32_t *ids = malloc(n * sizeof *ids);
+	if (!ids)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = use ? m[i].last_use_stack_id : m[i].stack_id;
+	qsort(ids, n, sizeof *ids, u32_cmp);
 	uint32_t best = 0;
 	size_t best_n = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t id = use ? m[i].last_use_stack_id : m[i].stack_id;
-		size_t k = 0;
-		for (size_t j = 0; j < n; j++)
-			k += (use ? m[j].last_use_stack_id : m[j].stack_id) == id;
-		if (k > best_n || (k == best_n && ((best == 0 && id != 0) || (id != 0 && id < best)))) {
-			best = id;
-			best_n = k;
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && ids[j] == ids[i])
+			j++, lw_group_ops++;
+		/* ascending ids: the first of equal counts is the lowest, 0 only if alone */
+		if (j - i > best_n || (j - i == best_n && best == 0 && ids[i] != 0)) {
+			best = ids[i];
+			best_n = j - i;
 		}
-		/* Quadratic only in the distinct ids seen before a majority. */
-		if (best_n * 2 > n)
-			break;
+		i = j;
 	}
+	free(ids);
 	*share = best_n;
-	return best;
+	*out = best;
+	return 0;
+}
+
+static int str_ptr_cmp(const void *a, const void *b)
+{
+	lw_group_ops++;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Distinct non-empty peers among the members (sorting pointers: O(n log n)); -1 on no memory. */
+static int distinct_peers(const struct lw_member *m, size_t n, size_t *out)
+{
+	const char **v = malloc((n ? n : 1) * sizeof *v);
+	size_t k = 0, d = 0;
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (m[i].peer[0])
+			v[k++] = m[i].peer;
+	qsort(v, k, sizeof *v, str_ptr_cmp);
+	for (size_t i = 0; i < k; i++, lw_group_ops++)
+		d += i == 0 || strcmp(v[i], v[i - 1]) != 0;
+	free(v);
+	*out = d;
+	return 0;
 }
 
 int lw_group_from_members(struct lw_group *g, struct lw_member *members, size_t n)
@@ -314,7 +410,8 @@ int lw_group_from_members(struct lw_group *g, struct lw_member *members, size_t 
 		g->fds = nf;
 		g->fds_cap = n;
 	}
-	for (size_t i = 0; i < n; i++) {
+	int peers_full = 0;
+	for (size_t i = 0; i < n; i++, lw_group_ops++) {
 		const struct lw_member *m = &members[i];
 		if (i == 0) {
 			g->age_min_ns = g->age_max_ns = m->age_ns;
@@ -328,14 +425,25 @@ int lw_group_from_members(struct lw_group *g, struct lw_member *members, size_t 
 		g->fds[g->nfds++] = m->fd;
 		if (m->has_kernel)
 			group_add_state(g, m->k.state_name);
-		if (g->role != LW_EP_PEER && group_add_peer(g, m->peer) < 0)
-			return -1;
+		if (g->role != LW_EP_PEER && !peers_full) {
+			/* the first LW_GROUP_MAX_PEERS distinct peers, in fd order */
+			if (group_add_peer(g, m->peer) < 0)
+				return -1;
+			peers_full = g->npeers_total > LW_GROUP_MAX_PEERS;
+		}
 	}
+	/* Past the cap the count of distinct peers needs every member. */
+	if (peers_full && distinct_peers(members, n, &g->npeers_total) < 0)
+		return -1;
 	if (g->by == LW_BY_USE) {
-		g->stack_id = g->inherited ? 0 : most_common(members, n, 0, &g->open_share);
+		g->stack_id = 0;
+		g->open_share = 0;
+		if (!g->inherited && most_common(members, n, 0, &g->open_share, &g->stack_id) < 0)
+			return -1;
 		g->use_share = n;
 	} else {
-		g->use_stack_id = most_common(members, n, 1, &g->use_share);
+		if (most_common(members, n, 1, &g->use_share, &g->use_stack_id) < 0)
+			return -1;
 		g->open_share = n;
 	}
 	return 0;
@@ -347,14 +455,59 @@ int lw_group_build(struct lw_grouping *g, const struct lw_snapshot *s, struct lw
 	return lw_group_build_by(g, s, j, now_ns, older_than_ns, include_inherited, LW_BY_OPEN);
 }
 
+/* One socket to group: its key and its member record. */
+struct entry {
+	int inherited;
+	uint16_t family, type;
+	enum lw_endpoint_role role;
+	uint32_t key_stack;             /* creation or last-use stack, per --by */
+	size_t order;                   /* handle index: members stay in fd order */
+	char endpoint[LW_ENDPOINT_MAX];
+	struct lw_member m;
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = *(const struct entry *const *)a, *y = *(const struct entry *const *)b;
+	int c;
+	lw_group_ops++;
+	if (x->inherited != y->inherited)
+		return x->inherited - y->inherited;
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	if (x->role != y->role)
+		return x->role < y->role ? -1 : 1;
+	if ((c = u64cmp(x->key_stack, y->key_stack)) != 0)
+		return c;
+	if ((c = strcmp(x->endpoint, y->endpoint)) != 0)
+		return c;
+	return (x->order > y->order) - (x->order < y->order);
+}
+
+static int entry_same_key(const struct entry *x, const struct entry *y)
+{
+	return x->inherited == y->inherited && x->family == y->family && x->type == y->type &&
+	       x->role == y->role && x->key_stack == y->key_stack && strcmp(x->endpoint, y->endpoint) == 0;
+}
+
+/*
+ * Grouping sorts the sockets by key and cuts the sorted run into groups:
+ * O(n log n) in sockets, whatever the number of groups (64k distinct
+ * stacks, or 19,000 UDP peers, one group each).
+ */
 int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_join *j,
 		      uint64_t now_ns, uint64_t older_than_ns, int include_inherited, enum lw_group_by by)
 {
-	size_t cap = 0;
 	memset(g, 0, sizeof *g);
 	g->by = by;
-	/* members_cap per group lives in fds_cap until lw_group_from_members runs */
-	for (size_t i = 0; i < s->nhandles; i++) {
+	struct entry *ents = malloc((s->nhandles ? s->nhandles : 1) * sizeof *ents);
+	struct entry **order = malloc((s->nhandles ? s->nhandles : 1) * sizeof *order);
+	size_t n = 0;
+	if (!ents || !order)
+		goto oom;
+	for (size_t i = 0; i < s->nhandles; i++, lw_group_ops++) {
 		if (!lw_join_valid(j, s, i))
 			continue;
 		const struct lw_handle *h = &s->handles[i].h;
@@ -365,52 +518,17 @@ int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct
 		uint64_t age = now_ns > h->open_ns ? now_ns - h->open_ns : 0;
 		if (age < older_than_ns)
 			continue;
-
-		char ep[LW_ENDPOINT_MAX];
-		enum lw_endpoint_role role = handle_endpoint(h, ep, sizeof ep);
+		struct entry *e = &ents[n];
+		e->role = handle_endpoint(h, e->endpoint, sizeof e->endpoint);
+		e->inherited = inh;
+		e->family = h->family;
+		e->type = h->type;
+		e->order = i;
 		/* Inherited sockets have no creation stack worth splitting on. */
 		uint32_t stack_id = inh ? 0 : h->stack_id;
 		uint32_t use_id = h->last_use_ns ? h->last_use_stack_id : 0;
-
-		struct lw_group *grp = NULL;
-		for (size_t k = 0; k < g->ngroups; k++) {
-			struct lw_group *c = &g->groups[k];
-			if (c->inherited == inh && c->family == h->family && c->type == h->type &&
-			    c->role == role && (by == LW_BY_USE ? c->use_stack_id == use_id : c->stack_id == stack_id) &&
-			    strcmp(c->endpoint, ep) == 0) {
-				grp = c;
-				break;
-			}
-		}
-		if (!grp) {
-			if (g->ngroups == cap) {
-				size_t ncap = cap ? cap * 2 : 16;
-				struct lw_group *ng = realloc(g->groups, ncap * sizeof *ng);
-				if (!ng)
-					goto oom;
-				g->groups = ng;
-				cap = ncap;
-			}
-			grp = &g->groups[g->ngroups++];
-			memset(grp, 0, sizeof *grp);
-			grp->by = by;
-			grp->inherited = inh;
-			grp->stack_id = by == LW_BY_OPEN ? stack_id : 0;
-			grp->use_stack_id = by == LW_BY_USE ? use_id : 0;
-			grp->family = h->family;
-			grp->type = h->type;
-			grp->role = role;
-			snprintf(grp->endpoint, sizeof grp->endpoint, "%s", ep);
-		}
-		if (grp->count == grp->fds_cap) {
-			size_t ncap = grp->fds_cap ? grp->fds_cap * 2 : 8;
-			struct lw_member *nm = realloc(grp->members, ncap * sizeof *nm);
-			if (!nm)
-				goto oom;
-			grp->members = nm;
-			grp->fds_cap = ncap;
-		}
-		struct lw_member *m = &grp->members[grp->count++];
+		e->key_stack = by == LW_BY_USE ? use_id : stack_id;
+		struct lw_member *m = &e->m;
 		memset(m, 0, sizeof *m);
 		m->fd = s->handles[i].fd;
 		m->origin = h->origin;
@@ -425,23 +543,48 @@ int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct
 			m->has_kernel = 1;
 			m->k = *k;
 		}
+		order[n++] = e;
 		g->nsockets++;
 		if (!inh)
 			g->nleaked++;
 	}
-	for (size_t k = 0; k < g->ngroups; k++) {
-		struct lw_group *grp = &g->groups[k];
-		/* fds_cap counted members so far; fds itself is still unallocated. */
-		grp->fds_cap = 0;
-		if (lw_group_from_members(grp, grp->members, grp->count) < 0)
+	qsort(order, n, sizeof *order, entry_cmp);
+	size_t ngroups = 0;
+	for (size_t i = 0; i < n; i++, lw_group_ops++)
+		ngroups += i == 0 || !entry_same_key(order[i], order[i - 1]);
+	g->groups = calloc(ngroups ? ngroups : 1, sizeof *g->groups);
+	if (!g->groups)
+		goto oom;
+	for (size_t i = 0; i < n;) {
+		size_t end = i + 1;
+		while (end < n && entry_same_key(order[end], order[i]))
+			end++, lw_group_ops++;
+		const struct entry *e = order[i];
+		struct lw_group *grp = &g->groups[g->ngroups++];
+		grp->by = by;
+		grp->inherited = e->inherited;
+		grp->stack_id = by == LW_BY_OPEN ? e->key_stack : 0;
+		grp->use_stack_id = by == LW_BY_USE ? e->key_stack : 0;
+		grp->family = e->family;
+		grp->type = e->type;
+		grp->role = e->role;
+		memcpy(grp->endpoint, e->endpoint, sizeof grp->endpoint);
+		struct lw_member *mem = malloc((end - i) * sizeof *mem);
+		if (!mem)
 			goto oom;
+		for (size_t k = i; k < end; k++)
+			mem[k - i] = order[k]->m;
+		if (lw_group_from_members(grp, mem, end - i) < 0)
+			goto oom;
+		i = end;
 	}
+	free(order);
+	free(ents);
 	lw_group_sort(g);
 	return 0;
 oom:
-	for (size_t k = 0; k < g->ngroups; k++)
-		if (!g->groups[k].fds)
-			g->groups[k].fds_cap = 0;
+	free(order);
+	free(ents);
 	lw_grouping_free(g);
 	return -1;
 }

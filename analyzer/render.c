@@ -16,6 +16,11 @@
  *                   (dead: gone without an exit record, e.g. killed, or pid reused)
  *   exit_status     exit status when state is "exited" and known, else null
  *   uptime_s        seconds from start to now (live) or to the end of the image
+ *   end_time_lower_bound  true when the image is gone without an exit record
+ *                   (killed, e.g. SIGKILL): its end is then the latest time the
+ *                   shim recorded anything (last_active_ns, the newest record),
+ *                   so uptime_s and every age_*_s are lower bounds ("at least"
+ *                   in text)
  *   counters        {events, sock_opened, sock_closed, bad_closes, stale_closes,
  *                    heap_allocs, heap_frees, heap_untracked_frees,
  *                    drops: {handle_full, stack_full, module_full, unwind, busy,
@@ -103,7 +108,10 @@
  *                     (each sample of s bytes stands for 1/p blocks, p = 1 - exp(-s/sample_bytes))
  *     samples         table entries behind the numbers (= blocks in full mode)
  *     live_blocks, live_bytes       every live block at least older_than_s old
- *     leaked_blocks, leaked_bytes   of those, class "program": what run --fail-on-leak counts
+ *     program_blocks, program_bytes of those, class "program" (always given)
+ *     leaked_blocks, leaked_bytes   the same once the image has ended (exited, execed,
+ *                                   dead): what run --fail-on-leak counts; null while the
+ *                                   process runs (its blocks are live, not leaked yet)
  *     system_blocks, system_bytes   of those, class "system"
  *     groups          [heap group], class "program" only unless --all; sorted by
  *                     class, then bytes desc; each:
@@ -112,7 +120,8 @@
  *       system          class == "system"
  *       count           live blocks
  *       bytes           live bytes (requested sizes)
- *       samples         table entries in the group
+ *       samples         table entries in the group (text shows "est. from N samples"
+ *                       for an estimate from fewer than LW_HEAP_FEW_SAMPLES, 100)
  *       total_allocations      allocations ever made from this stack
  *       total_allocated_bytes  bytes ever allocated from this stack
  *       age_min_s, age_median_s, age_max_s
@@ -154,6 +163,12 @@ static const char *state_word(const struct lw_report *r)
 	case LW_LIVE_DISABLED: return "disabled";
 	}
 	return "unknown";
+}
+
+/* Killed without an exit record: the end, and so uptime and every age, is a lower bound. */
+static int at_least(const struct lw_report *r)
+{
+	return lw_snapshot_end_lower_bound(&r->snap, r->live);
 }
 
 static uint64_t uptime_ns(const struct lw_report *r)
@@ -424,10 +439,19 @@ static void json_heap(FILE *out, struct lw_report *r)
 	json_count(out, live_blocks);
 	fputs(",\"live_bytes\":", out);
 	json_count(out, live_bytes);
-	fputs(",\"leaked_blocks\":", out);
+	fputs(",\"program_blocks\":", out);
 	json_count(out, h->blocks[LW_HEAP_PROGRAM]);
-	fputs(",\"leaked_bytes\":", out);
+	fputs(",\"program_bytes\":", out);
 	json_count(out, h->bytes[LW_HEAP_PROGRAM]);
+	/* A block of a running process is live, not leaked: it may still be freed. */
+	if (lw_report_ended(r)) {
+		fputs(",\"leaked_blocks\":", out);
+		json_count(out, h->blocks[LW_HEAP_PROGRAM]);
+		fputs(",\"leaked_bytes\":", out);
+		json_count(out, h->bytes[LW_HEAP_PROGRAM]);
+	} else {
+		fputs(",\"leaked_blocks\":null,\"leaked_bytes\":null", out);
+	}
 	fputs(",\"system_blocks\":", out);
 	json_count(out, h->blocks[LW_HEAP_SYSTEM]);
 	fputs(",\"system_bytes\":", out);
@@ -459,7 +483,8 @@ int lw_render_json(FILE *out, struct lw_report *r)
 		fprintf(out, "%d", s->hdr.exit_status);
 	else
 		fputs("null", out);
-	fprintf(out, ",\"uptime_s\":%.3f,\"counters\":", ns_to_s(uptime_ns(r)));
+	fprintf(out, ",\"uptime_s\":%.3f,\"end_time_lower_bound\":%s,\"counters\":", ns_to_s(uptime_ns(r)),
+		at_least(r) ? "true" : "false");
 	json_counters(out, s);
 	fprintf(out, ",\"busy_slots\":%zu,\"open_tracked\":%zu,\"kernel_view\":{\"available\":%s,\"error\":",
 		s->busy, lw_snapshot_open_count(s), r->join.fd_ok ? "true" : "false");
@@ -764,11 +789,13 @@ static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g,
 	group_describe(g, desc, sizeof desc);
 	lw_duration_format(g->age_min_ns, a1, sizeof a1);
 	lw_duration_format(g->age_max_ns, a2, sizeof a2);
+	const char *al = at_least(r) ? "at least " : "";
 	if (live)
-		fprintf(out, "%-12s  %*zu  %-*s  age %s", lw_verdict_title(g->verdict), cw, g->count, dw, desc, a1);
+		fprintf(out, "%-12s  %*zu  %-*s  age %s%s", lw_verdict_title(g->verdict), cw, g->count, dw, desc, al,
+			a1);
 	else
-		fprintf(out, "%-9s  %*zu  %-*s  age %s", g->inherited ? "INHERITED" : "SOCKETS", cw, g->count,
-			dw, desc, a1);
+		fprintf(out, "%-9s  %*zu  %-*s  age %s%s", g->inherited ? "INHERITED" : "SOCKETS", cw, g->count,
+			dw, desc, al, a1);
 	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
 		fprintf(out, "..%s", a2);
 	if (g->verdict == LW_V_LEAK_SUSPECT) {
@@ -870,7 +897,7 @@ static void text_summary(FILE *out, const struct lw_report *r)
 	fprintf(out, ") %s", state_word(r));
 	if (r->live == LW_LIVE_EXITED && s->hdr.exit_known)
 		fprintf(out, " with status %d", s->hdr.exit_status);
-	fprintf(out, ", %s %s", r->live == LW_LIVE_ALIVE ? "up" : "ran", up);
+	fprintf(out, ", %s%s %s", r->live == LW_LIVE_ALIVE ? "up" : "ran", at_least(r) ? " at least" : "", up);
 	int socks = lw_kind_sockets(r->opts.kind);
 	int heap = lw_kind_heap(r->opts.kind) && r->heap.mode != LW_HEAP_OFF;
 	if (socks) {
@@ -944,8 +971,12 @@ static void text_heap_group(FILE *out, struct lw_report *r, const struct lw_heap
 	lw_duration_format(g->age_min_ns, a1, sizeof a1);
 	lw_duration_format(g->age_max_ns, a2, sizeof a2);
 	lw_duration_format(g->age_median_ns, med, sizeof med);
-	fprintf(out, "%-*s %*s block%s  %s live  (allocated %s total)  age %s", tw, heap_tag(g->cls), cw, n,
-		round(g->blocks) == 1 ? " " : "s", b, t, a1);
+	/* An estimate from few samples is a guess: say how few (1/sqrt(samples) relative error). */
+	char est[48] = "";
+	if (h->estimated && g->samples < LW_HEAP_FEW_SAMPLES)
+		snprintf(est, sizeof est, " (est. from %zu sample%s)", g->samples, g->samples == 1 ? "" : "s");
+	fprintf(out, "%-*s %*s block%s  %s live%s  (allocated %s total)  age %s%s", tw, heap_tag(g->cls), cw, n,
+		round(g->blocks) == 1 ? " " : "s", b, est, t, at_least(r) ? "at least " : "", a1);
 	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
 		fprintf(out, "..%s, median %s", a2, med);
 	fputc('\n', out);

@@ -14,13 +14,40 @@
  *    "leaked_heap_bytes":N|null,               what --fail-on-leak=heap looks at; null with
  *                                              --kind sockets or when no process tracked heap)
  *    "leaked_heap_estimated":bool,            (some process was sampled: heap numbers are estimates)
- *    "segment_errors":[{"segment":..,"error":..}]}
+ *    "segment_errors":[{"segment":..,"error":..}],
+ *    "not_traced":[{"kind":"static"|"setuid"|"no_segment"|"exec"|"disabled",
+ *                   "pid":N|null,"command":..,"reason":..}]}
+ *                                             (process images that ran without leakwatch
+ *                                              seeing them: the report is incomplete)
+ *
+ * Where the report goes.  The command's stdout and stderr are its own: the
+ * report (every format) goes to stderr, to --output FILE, or to stdout with
+ * --output -.  "command exited with status N" (text format) and the
+ * not-traced lines always go to stderr.
+ *
+ * Exit status of `run` (first that applies; documented in --help):
+ *   2            usage error, the command could not be started, or the
+ *                report could not be written
+ *   N            --fail-on-leak and something was left behind: N is
+ *                --error-exitcode (default 1)
+ *   3            something was not traced (fail closed): the command is
+ *                statically linked or setuid, the shim was disabled
+ *                (LEAKWATCH_DISABLE, segment state DISABLED) or had no room
+ *                for its segment, or an image exec'd by a traced process
+ *                left no segment (a static binary, LD_PRELOAD removed)
+ *   else         the command's own status, 128 + signal when a signal
+ *                killed it (as a shell reports it)
+ *
+ * Not detected: a fork child whose segment could not be created, and a
+ * child started with posix_spawn/vfork (no hook sees it) that runs a static
+ * binary.  Both leave nothing behind that names them.
  *
  * Images replaced by execve() are shown but not counted: their sockets either
  * closed at exec or live on, inherited, in the next image, and their heap is
  * gone.  --format folded prints the folded lines of every other image, each
  * prefixed with the process name.
  */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -31,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,7 +86,14 @@ struct run_options {
 	const char *output;             /* --output FILE: the report goes there, atomically */
 	const char *heap;               /* --heap off|sampled|full (default full: CI wants exact
 	                                   counts; LEAKWATCH_HEAP in the environment if no option) */
+	int error_exitcode;             /* --error-exitcode N: the status when --fail-on-leak finds
+	                                   something (default 1); implies --fail-on-leak */
 };
+
+/* Exit statuses of `run` other than the command's own (see the top of this file). */
+#define RUN_EXIT_LEAK_DEFAULT 1
+#define RUN_EXIT_ERROR 2
+#define RUN_EXIT_NOT_TRACED 3
 
 static volatile sig_atomic_t child_pid;
 
@@ -141,6 +176,7 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'O' },
 		{ "heap", required_argument, NULL, 'H' },
+		{ "error-exitcode", required_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 },
 	};
 	opterr = 0;
@@ -171,6 +207,17 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 				return -1;
 			}
 			break;
+		case 'E': {
+			char *end;
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 1 || v > 255) {
+				usage_error("bad --error-exitcode (1 to 255)", optarg);
+				return -1;
+			}
+			o->error_exitcode = (int)v;
+			break;
+		}
 		case 'k': o->keep = 1; break;
 		case 'a': o->all = 1; break;
 		case 'O': o->output = optarg; break;
@@ -195,6 +242,9 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 			return -1;
 		}
 	}
+	/* valgrind's --error-exitcode turns error detection on; so does ours. */
+	if (o->error_exitcode && o->fail == FAIL_NEVER)
+		o->fail = FAIL_DEFAULT;
 	/* Failing on a kind the report hides would fail a CI job with no reason shown. */
 	if (o->fail == FAIL_KIND && ((lw_kind_sockets(o->fail_kind) && !lw_kind_sockets(o->kind)) ||
 				     (lw_kind_heap(o->fail_kind) && !lw_kind_heap(o->kind)))) {
@@ -207,6 +257,195 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 	}
 	return optind;
 }
+
+/* ---- fail closed: what will not be traced ------------------------------------ */
+
+/* Something that ran without leakwatch seeing it. */
+enum untraced_kind { UT_STATIC = 0, UT_SETUID, UT_NO_SEGMENT, UT_EXEC, UT_DISABLED };
+
+static const char *const untraced_names[] = {
+	[UT_STATIC] = "static", [UT_SETUID] = "setuid", [UT_NO_SEGMENT] = "no_segment",
+	[UT_EXEC] = "exec", [UT_DISABLED] = "disabled",
+};
+
+struct untraced {
+	enum untraced_kind kind;
+	int pid;                        /* 0: not known */
+	char what[PATH_MAX + LW_CMDLINE_MAX];   /* the program or command line */
+	char reason[256];
+};
+
+struct untraced_list {
+	struct untraced *v;
+	size_t n, cap;
+	size_t total;                   /* >= n: also those that found no memory to be listed */
+};
+
+static void untraced_add(struct untraced_list *l, enum untraced_kind kind, int pid, const char *what,
+			 const char *reason)
+{
+	l->total++;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 8;
+		struct untraced *nv = realloc(l->v, ncap * sizeof *nv);
+		if (!nv)
+			return;   /* the exit status still says "not traced" (total) */
+		l->v = nv;
+		l->cap = ncap;
+	}
+	struct untraced *u = &l->v[l->n++];
+	u->kind = kind;
+	u->pid = pid;
+	snprintf(u->what, sizeof u->what, "%s", what);
+	snprintf(u->reason, sizeof u->reason, "%s", reason);
+}
+
+/*
+ * The file execvp() would run for `file`: as given when it has a '/', else
+ * the first executable regular file along $PATH (glibc's default path when
+ * unset).  Returns 0 with the path in out, or -1 (execvp will fail too).
+ */
+static int command_resolve(const char *file, char *out, size_t len)
+{
+	struct stat st;
+	if (strchr(file, '/')) {
+		snprintf(out, len, "%s", file);
+		return 0;
+	}
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/bin:/usr/bin";
+	for (const char *p = path;; p++) {
+		const char *end = strchr(p, ':');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		/* an empty element is the current directory */
+		if ((size_t)snprintf(out, len, "%.*s%s%s", (int)n, n ? p : ".", "/", file) < len &&
+		    stat(out, &st) == 0 && S_ISREG(st.st_mode) && access(out, X_OK) == 0)
+			return 0;
+		if (!end)
+			break;
+		p = end;
+	}
+	return -1;
+}
+
+/* 1: the ELF file has a PT_INTERP program header (dynamically linked), 0: it has none
+ * (static, including static-pie), -1: not an ELF file or unreadable. */
+static int elf_has_interp(int fd)
+{
+	unsigned char ident[EI_NIDENT];
+	if (pread(fd, ident, sizeof ident, 0) != (ssize_t)sizeof ident || memcmp(ident, ELFMAG, SELFMAG) != 0)
+		return -1;
+	uint64_t phoff;
+	unsigned phnum, phentsize;
+	if (ident[EI_CLASS] == ELFCLASS64) {
+		Elf64_Ehdr eh;
+		if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh)
+			return -1;
+		phoff = eh.e_phoff;
+		phnum = eh.e_phnum;
+		phentsize = eh.e_phentsize;
+		if (phentsize < sizeof(Elf64_Phdr))
+			return -1;
+	} else if (ident[EI_CLASS] == ELFCLASS32) {
+		Elf32_Ehdr eh;
+		if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh)
+			return -1;
+		phoff = eh.e_phoff;
+		phnum = eh.e_phnum;
+		phentsize = eh.e_phentsize;
+		if (phentsize < sizeof(Elf32_Phdr))
+			return -1;
+	} else {
+		return -1;
+	}
+	if (phnum > 4096)
+		return -1;
+	for (unsigned i = 0; i < phnum; i++) {
+		uint32_t type;
+		/* p_type is the first 32-bit word of both layouts */
+		if (pread(fd, &type, sizeof type, (off_t)(phoff + (uint64_t)i * phentsize)) != (ssize_t)sizeof type)
+			return -1;
+		if (type == PT_INTERP)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Before exec: will the shim be loaded into `path` at all?  A statically
+ * linked program (no PT_INTERP: no dynamic loader, so no LD_PRELOAD) and a
+ * set-user/group-ID one (secure execution: the shim stands down) will not.
+ * "#!" scripts are judged by their interpreter, up to the kernel's 4
+ * levels.  Returns 1 with the kind and the program that is at fault, 0 when
+ * the image should be traced (or cannot be judged: the run will tell).
+ */
+static int image_untraceable(const char *path, int depth, char *who, size_t wlen, enum untraced_kind *kind)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return 0;
+	}
+	if (((st.st_mode & S_ISUID) && st.st_uid != getuid()) || ((st.st_mode & S_ISGID) && st.st_gid != getgid())) {
+		close(fd);
+		snprintf(who, wlen, "%s", path);
+		*kind = UT_SETUID;
+		return 1;
+	}
+	char head[PATH_MAX + 3];
+	ssize_t n = pread(fd, head, sizeof head - 1, 0);
+	if (n >= 2 && head[0] == '#' && head[1] == '!') {
+		close(fd);
+		head[n] = '\0';
+		char *p = head + 2;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t k = strcspn(p, " \t\n");
+		if (k == 0 || depth >= 4)
+			return 0;
+		p[k] = '\0';
+		return image_untraceable(p, depth + 1, who, wlen, kind);
+	}
+	int interp = elf_has_interp(fd);
+	close(fd);
+	if (interp == 0) {
+		snprintf(who, wlen, "%s", path);
+		*kind = UT_STATIC;
+		return 1;
+	}
+	/* not ELF and no "#!": execvp runs it with /bin/sh, which is traced */
+	return 0;
+}
+
+/* LEAKWATCH_DISABLE as the shim reads it ("1", "yes", "true"), or NULL. */
+static const char *env_disable(void)
+{
+	const char *v = getenv("LEAKWATCH_DISABLE");
+	return v && (!strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "true")) ? v : NULL;
+}
+
+/* Why a process left no segment at all, when we can tell (dir: where it should be). */
+static void no_segment_reason(const char *dir, char *buf, size_t len)
+{
+	struct statvfs vfs;
+	char room[64] = "";
+	if (env_disable()) {
+		snprintf(buf, len, "LEAKWATCH_DISABLE is set in the environment");
+		return;
+	}
+	if (statvfs(dir, &vfs) == 0) {
+		char b[32];
+		snprintf(room, sizeof room, " (%s free)",
+			 lw_bytes_format((double)vfs.f_bavail * (double)vfs.f_frsize, b, sizeof b));
+	}
+	snprintf(buf, len, "the shim could not create it: no room or no write access in %s%s "
+		 "(LEAKWATCH_LOG=1 says why), or LD_PRELOAD was removed", lw_segment_dir(), room);
+}
+
 
 /*
  * Fork and exec argv under the shim.  Returns the child's pid, or -1 with
@@ -314,6 +553,124 @@ static void segments_order(struct lw_segref *refs, int n, pid_t main_pid)
 		}
 }
 
+/* The process name of a segment for a not-traced line: its command line, else its exe. */
+static const char *snap_what(const struct lw_snapshot *s)
+{
+	return s->hdr.cmdline[0] ? s->hdr.cmdline : s->hdr.exe;
+}
+
+/*
+ * After the run: every image that should have left a segment and did not.
+ * The main command must have one; a segment left in state EXECED under its
+ * live name (an exec'd image archives it when it starts its own) means the
+ * new image never started the shim; DISABLED means the shim stood down.
+ */
+static void untraced_after_run(struct untraced_list *l, const struct lw_segref *refs, int n, pid_t pid,
+			       char **cmdv, const char *pre_who, enum untraced_kind pre_kind, const char *dir)
+{
+	int main_seen = 0;
+	char err[LW_ERR_MAX];
+	for (int i = 0; i < n; i++) {
+		main_seen |= refs[i].pid == pid;
+		struct lw_snapshot s;
+		if (lw_snapshot_open(&s, refs[i].path, err, sizeof err) < 0) {
+			lw_snapshot_free(&s);
+			continue;   /* reported as a segment error */
+		}
+		if (s.state == LW_STATE_DISABLED)
+			untraced_add(l, UT_DISABLED, s.hdr.pid, snap_what(&s),
+				     s.hdr.disable_reason ? strerror((int)s.hdr.disable_reason) : "");
+		else if (s.state == LW_STATE_EXECED && !refs[i].archived)
+			untraced_add(l, UT_EXEC, s.hdr.pid, snap_what(&s),
+				     "statically linked, set-user-ID, or LD_PRELOAD removed");
+		lw_snapshot_free(&s);
+	}
+	if (main_seen)
+		return;
+	if (pre_who) {
+		untraced_add(l, pre_kind, 0, pre_who, pre_kind == UT_STATIC ? "statically linked" : "set-user/group-ID");
+		return;
+	}
+	char what[PATH_MAX + LW_CMDLINE_MAX];
+	size_t k = 0;
+	what[0] = '\0';
+	for (char **a = cmdv; *a && k + 1 < sizeof what; a++)
+		k += (size_t)snprintf(what + k, sizeof what - k, "%s%s", a == cmdv ? "" : " ", *a);
+	char why[256];
+	no_segment_reason(dir, why, sizeof why);
+	untraced_add(l, UT_NO_SEGMENT, pid, what, why);
+}
+
+/* Recorded strings come from the command: never let them drive the terminal. */
+static void put_safe(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+}
+
+/* One line per image on stderr, e.g. "leakwatch: /bin/x is statically linked: not traced". */
+static void untraced_print(const struct untraced_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const struct untraced *u = &l->v[i];
+		fputs("leakwatch: ", stderr);
+		switch (u->kind) {
+		case UT_STATIC:
+		case UT_SETUID:
+			put_safe(stderr, u->what);
+			fputs(u->kind == UT_STATIC ? " is statically linked"
+						   : " is set-user/group-ID (the shim stands down in secure execution)",
+			      stderr);
+			break;
+		case UT_NO_SEGMENT:
+			fprintf(stderr, "no segment for pid %d (", u->pid);
+			put_safe(stderr, u->what);
+			fprintf(stderr, "): %s", u->reason);
+			break;
+		case UT_EXEC:
+			fprintf(stderr, "pid %d (", u->pid);
+			put_safe(stderr, u->what);
+			fprintf(stderr, ") called exec and the new program left no segment (%s)", u->reason);
+			break;
+		case UT_DISABLED:
+			fprintf(stderr, "pid %d (", u->pid);
+			put_safe(stderr, u->what);
+			fprintf(stderr, "): the shim disabled itself%s%s", u->reason[0] ? ": " : "", u->reason);
+			break;
+		}
+		fputs(": not traced\n", stderr);
+	}
+}
+
+static void untraced_json(FILE *out, const struct untraced_list *l)
+{
+	fputs(",\"not_traced\":[", out);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct untraced *u = &l->v[i];
+		fprintf(out, "%s{\"kind\":\"%s\",\"pid\":", i ? "," : "", untraced_names[u->kind]);
+		if (u->pid > 0)
+			fprintf(out, "%d", u->pid);
+		else
+			fputs("null", out);
+		fputs(",\"command\":", out);
+		lw_json_string(out, u->what);
+		fputs(",\"reason\":", out);
+		lw_json_string(out, u->reason);
+		fputc('}', out);
+	}
+	fputc(']', out);
+}
+
+/* The command's status as a shell shows it: its exit code, 128 + the signal that killed it. */
+static int command_exit_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return RUN_EXIT_ERROR;
+}
+
 int lw_run_main(int argc, char **argv)
 {
 	struct run_options o = {
@@ -324,41 +681,51 @@ int lw_run_main(int argc, char **argv)
 		.all = 0,
 		.kind = LW_KIND_ALL,
 		.format = LW_FMT_TEXT,
+		.error_exitcode = 0,
 	};
 	int cmd = options_parse(&o, argc, argv);
 	if (cmd < 0)
-		return 2;
+		return RUN_EXIT_ERROR;
 	char **cmdv = argv + cmd;
+	/* "-": the report on stdout, asked for (mixed with the command's own output) */
+	int to_stdout = o.output && strcmp(o.output, "-") == 0;
+	const char *out_file = o.output && !to_stdout ? o.output : NULL;
 
-	if (o.output) {
+	if (out_file) {
 		/* find out now, not after a long test run, that the report has nowhere to go */
 		char d[PATH_MAX];
-		snprintf(d, sizeof d, "%s", o.output);
+		snprintf(d, sizeof d, "%s", out_file);
 		if (access(dirname(d), W_OK) != 0) {
-			fprintf(stderr, "leakwatch: cannot write %s: %s\n", o.output, strerror(errno));
-			return 2;
+			fprintf(stderr, "leakwatch: cannot write %s: %s\n", out_file, strerror(errno));
+			return RUN_EXIT_ERROR;
 		}
 	}
 	char shim[PATH_MAX];
 	if (lw_shim_find(shim, sizeof shim) < 0) {
 		fprintf(stderr, "leakwatch: cannot find " SHIM_NAME " (set LEAKWATCH_SHIM)\n");
-		return 2;
+		return RUN_EXIT_ERROR;
 	}
+	/* Judged before exec, reported after the run with the rest. */
+	char pre_who[PATH_MAX], resolved[PATH_MAX];
+	enum untraced_kind pre_kind = UT_STATIC;
+	int pre_untraceable = command_resolve(cmdv[0], resolved, sizeof resolved) == 0 &&
+			      image_untraceable(resolved, 0, pre_who, sizeof pre_who, &pre_kind);
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s/leakwatch-run.XXXXXX", lw_segment_dir());
 	if (!mkdtemp(dir)) {
 		fprintf(stderr, "leakwatch: cannot create a directory in %s: %s\n", lw_segment_dir(),
 			strerror(errno));
-		return 2;
+		return RUN_EXIT_ERROR;
 	}
 
 	int exec_errno;
 	fflush(stdout);   /* the child must not inherit buffered output */
+	fflush(stderr);
 	pid_t pid = command_start(cmdv, dir, shim, run_heap_mode(&o), &exec_errno);
 	if (pid < 0) {
 		fprintf(stderr, "leakwatch: cannot run %s: %s\n", cmdv[0], strerror(exec_errno));
 		dir_remove(dir);
-		return 2;
+		return RUN_EXIT_ERROR;
 	}
 	int status = command_wait(pid);
 
@@ -370,43 +737,57 @@ int lw_run_main(int argc, char **argv)
 		n = 0;
 	}
 	segments_order(refs, n, pid);
+	struct untraced_list untraced = { 0 };
+	untraced_after_run(&untraced, refs, n, pid, cmdv, pre_untraceable ? pre_who : NULL, pre_kind, dir);
 
 	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
 				     .kind = o.kind };
 	size_t leaked = 0;
 	double heap_blocks = 0, heap_bytes = 0;
+	size_t heap_samples = 0;        /* table entries behind heap_blocks (sampled mode) */
 	int heap_tracked = 0, heap_estimated = 0;
-	if (lw_output_begin(o.output, err, sizeof err) < 0) {
+	int json = o.format == LW_FMT_JSON, folded = o.format == LW_FMT_FOLDED;
+	/* The status line belongs to the text report's reader, on stderr whatever --output says. */
+	if (!json && !folded) {
+		if (WIFEXITED(status))
+			fprintf(stderr, "leakwatch: command exited with status %d\n", WEXITSTATUS(status));
+		else if (WIFSIGNALED(status))
+			fprintf(stderr, "leakwatch: command killed by signal %d (%s)\n", WTERMSIG(status),
+				strsignal(WTERMSIG(status)));
+	}
+	if (lw_output_begin(out_file, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s\n", err);
 		free(refs);
+		free(untraced.v);
 		if (!o.keep)
 			dir_remove(dir);
-		return 2;
+		return RUN_EXIT_ERROR;
 	}
-	int json = o.format == LW_FMT_JSON, folded = o.format == LW_FMT_FOLDED;
+	/* stderr is unbuffered: a fully buffered stream on a copy of fd 2 writes the report
+	 * in few large writes (and the not-traced lines after it, in order). */
+	FILE *out = stdout, *errdup = NULL;
+	if (!out_file && !to_stdout) {
+		int fd2 = dup(STDERR_FILENO);
+		errdup = fd2 >= 0 ? fdopen(fd2, "w") : NULL;
+		if (!errdup && fd2 >= 0)
+			close(fd2);
+		out = errdup ? errdup : stderr;
+	}
 	if (folded) {
 		/* nothing before the lines: the output goes straight into flamegraph.pl */
 	} else if (json) {
-		fputs("{\"leakwatch\":1,\"run\":{\"argv\":[", stdout);
+		fputs("{\"leakwatch\":1,\"run\":{\"argv\":[", out);
 		for (char **a = cmdv; *a; a++) {
 			if (a != cmdv)
-				fputc(',', stdout);
-			lw_json_string(stdout, *a);
+				fputc(',', out);
+			lw_json_string(out, *a);
 		}
-		fputs("],\"exit_status\":", stdout);
+		fputs("],\"exit_status\":", out);
 		if (WIFEXITED(status))
-			printf("%d,\"signal\":null", WEXITSTATUS(status));
+			fprintf(out, "%d,\"signal\":null", WEXITSTATUS(status));
 		else
-			printf("null,\"signal\":%d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-		fputs("},\"processes\":[", stdout);
-	} else {
-		if (WIFEXITED(status))
-			printf("leakwatch: command exited with status %d\n", WEXITSTATUS(status));
-		else if (WIFSIGNALED(status))
-			printf("leakwatch: command killed by signal %d (%s)\n", WTERMSIG(status),
-			       strsignal(WTERMSIG(status)));
-		if (n == 0)
-			printf("leakwatch: no segment was written (static binary, setuid, or the shim disabled itself?)\n");
+			fprintf(out, "null,\"signal\":%d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+		fputs("},\"processes\":[", out);
 	}
 	int first = 1;
 	size_t nerrors = 0;
@@ -435,6 +816,9 @@ int lw_run_main(int argc, char **argv)
 			leaked += r.grouping.nleaked;
 			heap_blocks += r.heap.blocks[LW_HEAP_PROGRAM];
 			heap_bytes += r.heap.bytes[LW_HEAP_PROGRAM];
+			for (size_t k = 0; k < r.heap.ngroups; k++)
+				if (r.heap.groups[k].cls == LW_HEAP_PROGRAM)
+					heap_samples += r.heap.groups[k].samples;
 		}
 		if (r.heap.mode != LW_HEAP_OFF) {
 			heap_tracked = 1;
@@ -443,15 +827,15 @@ int lw_run_main(int argc, char **argv)
 		if (folded) {
 			char name[64];
 			if (r.live != LW_LIVE_EXECED)
-				lw_render_folded(stdout, &r, lw_report_process_name(&r, name, sizeof name));
+				lw_render_folded(out, &r, lw_report_process_name(&r, name, sizeof name));
 		} else if (json) {
 			if (!first)
-				fputc(',', stdout);
-			lw_render_json(stdout, &r);
+				fputc(',', out);
+			lw_render_json(out, &r);
 		} else {
-			printf("\n=== %s process, pid %d%s ===\n", refs[i].pid == pid ? "main" : "child",
-			       r.snap.hdr.pid, refs[i].archived ? " (earlier image)" : "");
-			lw_render_text(stdout, &r);
+			fprintf(out, "\n=== %s process, pid %d%s ===\n", refs[i].pid == pid ? "main" : "child",
+				r.snap.hdr.pid, refs[i].archived ? " (earlier image)" : "");
+			lw_render_text(out, &r);
 		}
 		first = 0;
 		lw_report_free(&r);
@@ -461,49 +845,68 @@ int lw_run_main(int argc, char **argv)
 		if (o.kind != LW_KIND_SOCKETS && !heap_tracked && n > 0)
 			fprintf(stderr, "leakwatch: heap tracking was off, nothing to fold (try --kind sockets)\n");
 	} else if (json) {
-		fputs("],\"leaked\":", stdout);
+		fputs("],\"leaked\":", out);
 		if (show_socks)
-			printf("%zu", leaked);
+			fprintf(out, "%zu", leaked);
 		else
-			fputs("null", stdout);
+			fputs("null", out);
 		if (show_heap && heap_tracked)
-			printf(",\"leaked_heap_blocks\":%.0f,\"leaked_heap_bytes\":%.0f", round(heap_blocks),
-			       round(heap_bytes));
+			fprintf(out, ",\"leaked_heap_blocks\":%.0f,\"leaked_heap_bytes\":%.0f", round(heap_blocks),
+				round(heap_bytes));
 		else
-			fputs(",\"leaked_heap_blocks\":null,\"leaked_heap_bytes\":null", stdout);
-		printf(",\"leaked_heap_estimated\":%s,\"segment_errors\":[",
-		       show_heap && heap_estimated ? "true" : "false");
+			fputs(",\"leaked_heap_blocks\":null,\"leaked_heap_bytes\":null", out);
+		fprintf(out, ",\"leaked_heap_estimated\":%s,\"segment_errors\":[",
+			show_heap && heap_estimated ? "true" : "false");
 		for (size_t i = 0; i < nerrors; i++) {
-			fputs(i ? ",{\"segment\":" : "{\"segment\":", stdout);
-			lw_json_string(stdout, errors[i].path);
-			fputs(",\"error\":", stdout);
-			lw_json_string(stdout, errors[i].msg);
-			fputc('}', stdout);
+			fputs(i ? ",{\"segment\":" : "{\"segment\":", out);
+			lw_json_string(out, errors[i].path);
+			fputs(",\"error\":", out);
+			lw_json_string(out, errors[i].msg);
+			fputc('}', out);
 		}
-		fputs("]}\n", stdout);
+		fputc(']', out);
+		untraced_json(out, &untraced);
+		fputs("}\n", out);
 	} else {
 		char d[32], b[32];
 		const char *older = o.older_than_ns ? " older than " : "";
 		const char *dur = o.older_than_ns ? lw_duration_format(o.older_than_ns, d, sizeof d) : "";
-		fputc('\n', stdout);
+		fputc('\n', out);
 		if (show_socks)
-			printf("leakwatch: %zu socket%s left open%s%s\n", leaked, leaked == 1 ? "" : "s", older, dur);
+			fprintf(out, "leakwatch: %zu socket%s left open%s%s%s\n", leaked, leaked == 1 ? "" : "s", older,
+				dur, untraced.total ? " by the traced processes" : "");
+		char est[48] = "";
+		if (heap_estimated && heap_samples > 0 && heap_samples < LW_HEAP_FEW_SAMPLES)
+			snprintf(est, sizeof est, " (est. from %zu sample%s)", heap_samples, heap_samples == 1 ? "" : "s");
 		if (show_heap && heap_tracked)
-			printf("leakwatch: %s%.0f heap block%s (%s%s) left allocated by the program%s%s\n",
-			       heap_estimated ? "~" : "", round(heap_blocks), round(heap_blocks) == 1 ? "" : "s",
-			       heap_estimated ? "~" : "", lw_bytes_format(heap_bytes, b, sizeof b), older, dur);
+			fprintf(out, "leakwatch: %s%.0f heap block%s (%s%s)%s left allocated by the program%s%s\n",
+				heap_estimated ? "~" : "", round(heap_blocks), round(heap_blocks) == 1 ? "" : "s",
+				heap_estimated ? "~" : "", lw_bytes_format(heap_bytes, b, sizeof b), est, older, dur);
 		else if (show_heap && !show_socks && n > 0)
-			printf("leakwatch: heap tracking was off: no heap data\n");
+			fprintf(out, "leakwatch: heap tracking was off: no heap data\n");
 	}
 	free(errors);
 	free(refs);
-	int out_rc = lw_output_end(1);
+	int out_rc = 0;
+	if (errdup) {
+		if (fflush(errdup) != 0 || ferror(errdup))
+			out_rc = -1;
+		fclose(errdup);
+	} else if (to_stdout && (fflush(stdout) != 0 || ferror(stdout))) {
+		fprintf(stderr, "leakwatch: write error on stdout: %s\n", strerror(errno));
+		out_rc = -1;
+	}
+	if (lw_output_end(1) != 0)
+		out_rc = -1;
+	untraced_print(&untraced);
+	size_t nuntraced = untraced.total;
+	free(untraced.v);
 	if (o.keep)
 		fprintf(stderr, "leakwatch: segments kept in %s\n", dir);
 	else
 		dir_remove(dir);
 	if (out_rc != 0)
-		return 2;
+		return RUN_EXIT_ERROR;
 	int fail_socks = 0, fail_heap = 0;
 	/* Bare --fail-on-leak fails on every kind the report shows (--kind). */
 	if (o.fail == FAIL_DEFAULT) {
@@ -515,6 +918,9 @@ int lw_run_main(int argc, char **argv)
 	}
 	/* round(): a sampled estimate is > 0 exactly when a sample was left. */
 	if ((fail_socks && leaked > 0) || (fail_heap && round(heap_blocks) > 0))
-		return 1;
-	return 0;
+		return o.error_exitcode ? o.error_exitcode : RUN_EXIT_LEAK_DEFAULT;
+	/* Fail closed: "0 sockets left open" means nothing when nothing was looked at. */
+	if (nuntraced > 0)
+		return RUN_EXIT_NOT_TRACED;
+	return command_exit_code(status);
 }

@@ -65,6 +65,10 @@ struct top_state {
 	unsigned long tick;
 	struct history *hist;
 	size_t nhist, hist_cap;
+	/* hash index over hist by key (open addressing; slot = index + 1, 0 empty):
+	 * a linear search per group made each frame quadratic in groups */
+	size_t *hidx;
+	size_t hidx_cap;                /* power of two, > 2 * nhist; 0: none yet */
 };
 
 static volatile sig_atomic_t g_stop;
@@ -106,11 +110,50 @@ static void group_key(const struct lw_group *g, char *buf, size_t len)
 		 g->split || g->by == LW_BY_USE ? g->use_stack_id : 0, g->family, g->type, g->role, g->endpoint);
 }
 
+static size_t key_hash(const char *key)
+{
+	uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)(h ^ (h >> 29));
+}
+
+/* The slot of key in the index: its entry, or the empty slot where it goes. */
+static size_t *hidx_slot(struct top_state *t, const char *key)
+{
+	size_t mask = t->hidx_cap - 1;
+	for (size_t i = key_hash(key) & mask;; i = (i + 1) & mask) {
+		lw_group_ops++;
+		size_t *s = &t->hidx[i];
+		if (*s == 0 || strcmp(t->hist[*s - 1].key, key) == 0)
+			return s;
+	}
+}
+
+/* (Re)build the index for nhist entries with room to grow; 0 or -1 (no memory, index unchanged). */
+static int hidx_rebuild(struct top_state *t, size_t want)
+{
+	size_t cap = 64;
+	while (cap <= 2 * want)
+		cap *= 2;
+	size_t *ni = calloc(cap, sizeof *ni);
+	if (!ni)
+		return -1;
+	free(t->hidx);
+	t->hidx = ni;
+	t->hidx_cap = cap;
+	for (size_t i = 0; i < t->nhist; i++)
+		*hidx_slot(t, t->hist[i].key) = i + 1;
+	return 0;
+}
+
 static struct history *history_get(struct top_state *t, const char *key)
 {
-	for (size_t i = 0; i < t->nhist; i++)
-		if (strcmp(t->hist[i].key, key) == 0)
-			return &t->hist[i];
+	if ((t->nhist + 1) * 2 >= t->hidx_cap && hidx_rebuild(t, t->nhist + 1) < 0)
+		return NULL;
+	size_t *slot = hidx_slot(t, key);
+	if (*slot)
+		return &t->hist[*slot - 1];
 	if (t->nhist == t->hist_cap) {
 		size_t ncap = t->hist_cap ? t->hist_cap * 2 : 32;
 		struct history *nh = realloc(t->hist, ncap * sizeof *nh);
@@ -122,6 +165,7 @@ static struct history *history_get(struct top_state *t, const char *key)
 	struct history *h = &t->hist[t->nhist++];
 	memset(h, 0, sizeof *h);
 	snprintf(h->key, sizeof h->key, "%s", key);
+	*slot = t->nhist;
 	return h;
 }
 
@@ -144,7 +188,15 @@ static void history_forget(struct top_state *t)
 	for (size_t i = 0; i < t->nhist; i++)
 		if (t->tick - t->hist[i].seen <= TOP_FORGET)
 			t->hist[k++] = t->hist[i];
+	if (k == t->nhist)
+		return;
 	t->nhist = k;
+	/* entries moved: reindex (without memory, drop the index; history_get rebuilds it) */
+	if (hidx_rebuild(t, k) < 0) {
+		free(t->hidx);
+		t->hidx = NULL;
+		t->hidx_cap = 0;
+	}
 }
 
 /* Sparkline of h into buf: one cell per sample, scaled from 0 to the maximum. */
@@ -686,5 +738,6 @@ int lw_top_main(int argc, char **argv)
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	free(t.hist);
+	free(t.hidx);
 	return rc;
 }

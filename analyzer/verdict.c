@@ -187,9 +187,81 @@ static const struct lw_snap_stack *stack_of(const struct lw_snapshot *s, uint32_
 	return s && id ? lw_snapshot_stack(s, id) : NULL;
 }
 
+/*
+ * The first snapshot's groups sorted by key, so each group of the second
+ * finds its counterpart by bisection (a linear search per group was
+ * quadratic in groups).  The first grouping is not split by verdicts: a key
+ * appears in it at most once.
+ */
+struct prev_index {
+	const struct lw_group **v;
+	size_t n;
+};
+
+static uint32_t key_stack(const struct lw_group *g)
+{
+	return g->by == LW_BY_USE ? g->use_stack_id : g->stack_id;
+}
+
+/* Orders groups by the key lw_group_same_key() compares: 0 exactly when it says 1. */
+static int key_cmp(const struct lw_group *x, const struct lw_group *y)
+{
+	lw_group_ops++;
+	if (x->by != y->by)
+		return x->by < y->by ? -1 : 1;
+	if (x->inherited != y->inherited)
+		return x->inherited < y->inherited ? -1 : 1;
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	if (x->role != y->role)
+		return x->role < y->role ? -1 : 1;
+	if (key_stack(x) != key_stack(y))
+		return key_stack(x) < key_stack(y) ? -1 : 1;
+	return strcmp(x->endpoint, y->endpoint);
+}
+
+static int key_ptr_cmp(const void *a, const void *b)
+{
+	return key_cmp(*(const struct lw_group *const *)a, *(const struct lw_group *const *)b);
+}
+
+static int prev_index_build(struct prev_index *p, const struct lw_grouping *prev)
+{
+	p->v = NULL;
+	p->n = 0;
+	if (!prev || prev->ngroups == 0)
+		return 0;
+	p->v = malloc(prev->ngroups * sizeof *p->v);
+	if (!p->v)
+		return -1;
+	for (size_t i = 0; i < prev->ngroups; i++)
+		p->v[i] = &prev->groups[i];
+	p->n = prev->ngroups;
+	qsort(p->v, p->n, sizeof *p->v, key_ptr_cmp);
+	return 0;
+}
+
+static const struct lw_group *prev_find(const struct prev_index *p, const struct lw_group *g)
+{
+	size_t lo = 0, hi = p ? p->n : 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = key_cmp(p->v[mid], g);
+		if (c == 0)
+			return p->v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 /* Growth of a key group (see the rules above); fills the group-level evidence. */
 static void evidence_growth(struct lw_evidence *ev, const struct lw_group *g, const enum part *parts,
-			    const struct lw_verdict_opts *o)
+			    const struct lw_verdict_opts *o, const struct prev_index *prev)
 {
 	ev->key_count = g->count;
 	const struct lw_snap_stack *st = g->by == LW_BY_OPEN ? stack_of(o->snap, g->stack_id) : NULL;
@@ -201,12 +273,8 @@ static void evidence_growth(struct lw_evidence *ev, const struct lw_group *g, co
 		ev->have_interval = 1;
 		ev->interval_ns = o->interval_ns;
 		ev->count_end = g->count;
-		ev->count_start = 0;
-		for (size_t i = 0; i < o->prev->ngroups; i++)
-			if (lw_group_same_key(&o->prev->groups[i], g)) {
-				ev->count_start = o->prev->groups[i].count;
-				break;
-			}
+		const struct lw_group *pg = prev_find(prev, g);
+		ev->count_start = pg ? pg->count : 0;
 		const struct lw_snap_stack *p0 = g->by == LW_BY_OPEN ? stack_of(o->prev_snap, g->stack_id) : NULL;
 		if (st && p0) {
 			ev->opened = st->sock_opened >= p0->sock_opened ? st->sock_opened - p0->sock_opened : 0;
@@ -220,7 +288,7 @@ static void evidence_growth(struct lw_evidence *ev, const struct lw_group *g, co
 	}
 	size_t nidle = 0;
 	uint64_t amin = 0, amax = 0;
-	for (size_t i = 0; i < g->count; i++) {
+	for (size_t i = 0; i < g->count; i++, lw_group_ops++) {
 		const struct lw_member *m = &g->members[i];
 		if (parts[i] == PART_L || m->idle_ns < o->idle_for_ns)
 			continue;
@@ -231,12 +299,6 @@ static void evidence_growth(struct lw_evidence *ev, const struct lw_group *g, co
 		nidle++;
 	}
 	ev->growing = nidle >= 3 && amax - amin >= o->idle_for_ns;
-}
-
-static int u32cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return (x > y) - (x < y);
 }
 
 /* A new group with g's key and the given members (taken over). */
@@ -283,18 +345,46 @@ static void group_release(struct lw_group *g)
 	g->members = NULL;
 }
 
-/* Members of g in part p, optionally only those with last-use stack use_id. */
-static struct lw_member *members_pick(const struct lw_group *g, const enum part *parts, enum part p,
-				      int by_use_id, uint32_t use_id, size_t *n)
+/* Append a subgroup of g with members m[0..n) (taken over; NULL: allocation failed). 0 or -1. */
+static int subgroup_push(struct outv *out, const struct lw_group *g, struct lw_member *m, size_t n)
+{
+	struct lw_group *dst = m ? out_push(out) : NULL;
+	if (!dst) {
+		free(m);
+		return -1;
+	}
+	if (subgroup_make(dst, g, m, n) < 0) {
+		out->n--;
+		group_release(dst);
+		return -1;
+	}
+	return 0;
+}
+
+/* Members of g in part p, in fd order. */
+static struct lw_member *members_pick(const struct lw_group *g, const enum part *parts, enum part p, size_t *n)
 {
 	struct lw_member *m = malloc((g->count ? g->count : 1) * sizeof *m);
 	*n = 0;
 	if (!m)
 		return NULL;
-	for (size_t i = 0; i < g->count; i++)
-		if (parts[i] == p && (!by_use_id || g->members[i].last_use_stack_id == use_id))
+	for (size_t i = 0; i < g->count; i++, lw_group_ops++)
+		if (parts[i] == p)
 			m[(*n)++] = g->members[i];
 	return m;
+}
+
+/* Sorting member indices by (last-use stack, fd order): the pool split in O(n log n). */
+static const struct lw_member *g_sort_members;
+
+static int by_use_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	uint32_t ux = g_sort_members[x].last_use_stack_id, uy = g_sort_members[y].last_use_stack_id;
+	lw_group_ops++;
+	if (ux != uy)
+		return ux < uy ? -1 : 1;
+	return (x > y) - (x < y);
 }
 
 static enum lw_verdict rest_verdict(const struct lw_group *rest, size_t nonlisten, size_t nsuspect,
@@ -315,20 +405,21 @@ static enum lw_verdict rest_verdict(const struct lw_group *rest, size_t nonliste
 }
 
 /* Judge one key group g and append the resulting group(s) to out. g is consumed. */
-static int judge_group(struct outv *out, struct lw_group *g, const struct lw_verdict_opts *o)
+static int judge_group(struct outv *out, struct lw_group *g, const struct lw_verdict_opts *o,
+		       const struct prev_index *prev)
 {
 	enum part *parts = malloc((g->count ? g->count : 1) * sizeof *parts);
 	if (!parts)
 		return -1;
 	size_t np[3] = { 0, 0, 0 };
-	for (size_t i = 0; i < g->count; i++) {
+	for (size_t i = 0; i < g->count; i++, lw_group_ops++) {
 		member_judge(&g->members[i], o);
 		parts[i] = member_part(&g->members[i], g, o);
 		np[parts[i]]++;
 	}
 	struct lw_evidence key_ev;
 	memset(&key_ev, 0, sizeof key_ev);
-	evidence_growth(&key_ev, g, parts, o);
+	evidence_growth(&key_ev, g, parts, o, prev);
 	size_t nonlisten = np[PART_R] + np[PART_S];
 
 	int nparts = (np[PART_R] > 0) + (np[PART_S] > 0) + (np[PART_L] > 0);
@@ -348,39 +439,36 @@ static int judge_group(struct outv *out, struct lw_group *g, const struct lw_ver
 				continue;
 			/* The pool split: suspects next to healthy members, one group per last-use stack. */
 			int by_use = p == PART_S && np[PART_R] > 0 && g->by == LW_BY_OPEN;
-			uint32_t *ids = NULL;
-			size_t nids = 1;
-			if (by_use) {
-				ids = malloc(np[p] * sizeof *ids);
-				if (!ids) {
-					rc = -1;
-					break;
-				}
-				nids = 0;
-				for (size_t i = 0; i < g->count; i++)
-					if (parts[i] == PART_S)
-						ids[nids++] = g->members[i].last_use_stack_id;
-				qsort(ids, nids, sizeof *ids, u32cmp);
-			}
-			for (size_t k = 0; k < nids && rc == 0; k++) {
-				if (by_use && k > 0 && ids[k] == ids[k - 1])
-					continue;
-				uint32_t id = by_use ? ids[k] : 0;
+			if (!by_use) {
 				size_t n;
-				struct lw_member *m = members_pick(g, parts, (enum part)p, by_use, id, &n);
-				struct lw_group *dst = m ? out_push(out) : NULL;
-				if (!dst) {
-					free(m);
+				struct lw_member *m = members_pick(g, parts, (enum part)p, &n);
+				if (subgroup_push(out, g, m, n) < 0)
 					rc = -1;
-					break;
-				}
-				if (subgroup_make(dst, g, m, n) < 0) {
-					out->n--;
-					group_release(dst);
-					rc = -1;
-				}
+				continue;
 			}
-			free(ids);
+			size_t *idx = malloc(np[p] * sizeof *idx), nidx = 0;
+			if (!idx) {
+				rc = -1;
+				break;
+			}
+			for (size_t i = 0; i < g->count; i++, lw_group_ops++)
+				if (parts[i] == PART_S)
+					idx[nidx++] = i;
+			g_sort_members = g->members;
+			qsort(idx, nidx, sizeof *idx, by_use_cmp);
+			for (size_t k = 0; k < nidx && rc == 0;) {
+				size_t end = k + 1;
+				uint32_t id = g->members[idx[k]].last_use_stack_id;
+				while (end < nidx && g->members[idx[end]].last_use_stack_id == id)
+					end++, lw_group_ops++;
+				struct lw_member *m = malloc((end - k) * sizeof *m);
+				for (size_t i = k; m && i < end; i++)
+					m[i - k] = g->members[idx[i]];
+				if (subgroup_push(out, g, m, end - k) < 0)
+					rc = -1;
+				k = end;
+			}
+			free(idx);
 		}
 		group_release(g);
 	}
@@ -427,12 +515,14 @@ int lw_verdict_apply(struct lw_grouping *g, const struct lw_verdict_opts *o)
 		return 0;
 	}
 	struct outv out = { 0 };
-	int rc = 0;
+	struct prev_index prev;
+	int rc = prev_index_build(&prev, o->prev);
 	for (size_t i = 0; i < g->ngroups; i++) {
-		if (rc == 0 && judge_group(&out, &g->groups[i], o) < 0)
+		if (rc == 0 && judge_group(&out, &g->groups[i], o, &prev) < 0)
 			rc = -1;
 		group_release(&g->groups[i]);
 	}
+	free(prev.v);
 	free(g->groups);
 	g->groups = out.v;
 	g->ngroups = out.n;

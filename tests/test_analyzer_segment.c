@@ -419,15 +419,21 @@ Test(analyzer_segment, cli_run_exec_failure_and_status)
 	cr_expect_eq(count_lines(err), 1, "%s", err);
 	cr_expect(strstr(err, "cannot run /nonexistent/cmd: No such file or directory"), "%s", err);
 
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak", "--", "sh", "-c", "exit 3", NULL }, (uid_t)-1,
+	/* Nothing wrote a segment: the command's status is reported, and run fails
+	 * closed with 3 (not traced) instead of passing on 0 sockets it never saw. */
+	rc = cli_run((const char *[]){ "run", "--fail-on-leak", "--", "sh", "-c", "exit 5", NULL }, (uid_t)-1,
 		     out, sizeof out, err, sizeof err);
-	cr_expect_eq(rc, 0, "stderr: %s", err);
-	cr_expect(strstr(out, "command exited with status 3"), "%s", out);
+	cr_expect_eq(rc, 3, "stderr: %s", err);
+	cr_expect(strstr(err, "command exited with status 5"), "%s", err);
+	cr_expect(strstr(err, "no segment for pid ") && strstr(err, " (sh -c exit 5): ") &&
+		  strstr(err, ": not traced\n"), "%s", err);
+	cr_expect_eq(out[0], '\0', "the report is not on stdout: %s", out);
 
 	rc = cli_run((const char *[]){ "run", "--", "sh", "-c", "kill -TERM $$", NULL }, (uid_t)-1, out,
 		     sizeof out, err, sizeof err);
-	cr_expect_eq(rc, 0, "stderr: %s", err);
-	cr_expect(strstr(out, "killed by signal 15"), "%s", out);
+	cr_expect_eq(rc, 3, "stderr: %s", err);
+	cr_expect(strstr(err, "killed by signal 15"), "%s", err);
+	cr_expect(strstr(err, ": not traced\n"), "%s", err);
 
 	setenv("LEAKWATCH_SHIM", "/nonexistent/libleakwatch.so", 1);
 	rc = cli_run((const char *[]){ "run", "--", "true", NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);

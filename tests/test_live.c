@@ -159,7 +159,10 @@ static void run_clean(const char *const *cmd, int expect_status)
 	cr_assert_eq(tj_num(run, "exit_status", -1), expect_status, "%s exited %g: %s", cmd[0],
 		     tj_num(run, "exit_status", -1), r.out);
 	cr_assert_eq(tj_num(j, "leaked", -1), 0, "false leak under %s: %.2000s", cmd[0], text);
-	cr_assert_eq(r.status, 0, "leakwatch run exit %d: %s", r.status, r.err);
+	/* everything was traced, nothing leaked: run exits with the command's own status */
+	cr_assert_not_null(tj_get(j, "not_traced"));
+	cr_assert_eq(tj_len(tj_get(j, "not_traced")), 0, "%s: %s", cmd[0], r.err);
+	cr_assert_eq(r.status, expect_status, "leakwatch run exit %d: %s", r.status, r.err);
 	struct tj *procs = tj_get(j, "processes");
 	cr_assert_geq(tj_len(procs), 1);
 	for (size_t i = 0; i < tj_len(procs); i++) {
