@@ -23,6 +23,7 @@
  *                   in text)
  *   counters        {events, sock_opened, sock_closed, bad_closes, stale_closes,
  *                    heap_allocs, heap_frees, heap_untracked_frees,
+ *                    guard_recovered (recording frames left by siglongjmp),
  *                    drops: {handle_full, stack_full, module_full, unwind, busy,
  *                            reentrant, heap_full}}
  *   busy_slots      table slots skipped by this snapshot because a writer held them
@@ -382,14 +383,14 @@ static void json_counters(FILE *out, const struct lw_snapshot *s)
 	fprintf(out,
 		"{\"events\":%llu,\"sock_opened\":%llu,\"sock_closed\":%llu,\"bad_closes\":%llu,"
 		"\"stale_closes\":%llu,\"heap_allocs\":%llu,\"heap_frees\":%llu,"
-		"\"heap_untracked_frees\":%llu,\"drops\":{\"handle_full\":%llu,\"stack_full\":%llu,"
+		"\"heap_untracked_frees\":%llu,\"guard_recovered\":%llu,\"drops\":{\"handle_full\":%llu,\"stack_full\":%llu,"
 		"\"module_full\":%llu,\"unwind\":%llu,\"busy\":%llu,\"reentrant\":%llu,"
 		"\"heap_full\":%llu}}",
 		(unsigned long long)c[LW_CTR_EVENTS], (unsigned long long)c[LW_CTR_SOCK_OPENED],
 		(unsigned long long)c[LW_CTR_SOCK_CLOSED], (unsigned long long)c[LW_CTR_BAD_CLOSES],
 		(unsigned long long)c[LW_CTR_STALE_CLOSES], (unsigned long long)c[LW_CTR_HEAP_ALLOCS],
 		(unsigned long long)c[LW_CTR_HEAP_FREES], (unsigned long long)c[LW_CTR_HEAP_UNTRACKED_FREES],
-		(unsigned long long)c[LW_CTR_DROP_HANDLE_FULL],
+		(unsigned long long)c[LW_CTR_GUARD_RECOVERED], (unsigned long long)c[LW_CTR_DROP_HANDLE_FULL],
 		(unsigned long long)c[LW_CTR_DROP_STACK_FULL], (unsigned long long)c[LW_CTR_DROP_MODULE_FULL],
 		(unsigned long long)c[LW_CTR_DROP_UNWIND], (unsigned long long)c[LW_CTR_DROP_BUSY],
 		(unsigned long long)c[LW_CTR_DROP_REENTRANT], (unsigned long long)c[LW_CTR_DROP_HEAP_FULL]);
