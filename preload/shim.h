@@ -101,6 +101,9 @@ SHIM_HIDDEN int stack_unwind_disabled(void);
 /* stack_set_self_range - addresses in [lo, hi) belong to the shim and are
  * dropped from captured stacks. */
 SHIM_HIDDEN void stack_set_self_range(uintptr_t lo, uintptr_t hi);
+/* stack_on_side_stack - nonzero when sp lies in this thread's side stack,
+ * the stack every unwind runs on (see stack.c).  Async-signal-safe. */
+SHIM_HIDDEN int stack_on_side_stack(uintptr_t sp);
 
 /* modules.c */
 /* modules_scan - record every loaded object not yet in the module table and
