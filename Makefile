@@ -61,7 +61,7 @@ PRELOAD_OBJS     = $(PRELOAD_SRCS:%.c=$(BUILD)/%.o)
 PRELOAD_LIB_OBJS = $(PRELOAD_LIB_SRCS:%.c=$(BUILD)/%.o)
 PRELOAD_CFLAGS   = $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
                    -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc \
-                   -fno-builtin-realloc -fno-omit-frame-pointer $(UNWIND_CFLAGS)
+                   -fno-builtin-realloc -fno-omit-frame-pointer
 
 # --- the analyzer ------------------------------------------------------------
 ANALYZER_SRCS     = $(wildcard analyzer/*.c)
@@ -125,9 +125,12 @@ $(BUILD)/tests/%.o: tests/%.c $(wildcard include/leakwatch/*.h analyzer/*.h prel
 	$(Q)$(CC) $(TEST_CFLAGS) -c $< -o $@
 
 # Export only the hooked symbols: everything is hidden by default.
+# Stacks are unwound with libgcc's unwinder (preload/stack.c); libunwind must
+# not be linked in: it exports _Unwind_Backtrace and a weak backtrace() of
+# its own, which would then serve the shim and the traced program.
 $(BUILD)/libleakwatch.so: $(PRELOAD_OBJS)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -o $@ $^ $(UNWIND_LIBS) -ldl -lm -pthread -Wl,-z,now -Wl,-z,nodelete
+	$(Q)$(CC) -shared -o $@ $^ -lgcc_s -ldl -lm -pthread -Wl,-z,now -Wl,-z,nodelete
 
 $(BUILD)/libshimrec.a: $(PRELOAD_LIB_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -154,7 +157,7 @@ $(BUILD)/fixtures/%: tests/fixtures/%.cc | deps
 $(BUILD)/tests/leakwatch-tests: $(TEST_OBJS) $(BUILD)/libanalyzer.a $(BUILD)/libshimrec.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SAN_FLAGS) -o $@ $(TEST_OBJS) $(BUILD)/libanalyzer.a $(BUILD)/libshimrec.a \
-		$(CRIT_LIBS) $(ANALYZER_LIBS) $(UNWIND_LIBS) -ldl -lm -pthread
+		$(CRIT_LIBS) $(ANALYZER_LIBS) -lgcc_s -ldl -lm -pthread
 
 # One Criterion binary, so the run ends with one synthesis line.
 test: all $(FIXTURES) $(DEMO_BINS) $(BUILD)/tests/leakwatch-tests

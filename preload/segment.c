@@ -49,12 +49,6 @@ void guard_abandon(void)
 	segment_counter_add(LW_CTR_GUARD_RECOVERED, 1);
 }
 
-__attribute__((weak)) int stack_on_side_stack(uintptr_t sp)
-{
-	(void)sp;
-	return 0;
-}
-
 int guard_recover(uintptr_t sp)
 {
 	stack_t ss;

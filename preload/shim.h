@@ -98,13 +98,15 @@ SHIM_HIDDEN uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa);
  * the existing or new slot, or 0 when the table is full (counted). */
 SHIM_HIDDEN uint32_t stack_intern(const uint64_t *frames, unsigned depth);
 /* stack_disable_unwind - from now on record no stacks (fork child of a
- * threaded parent, until exec: libunwind would take the loader lock). */
+ * threaded parent, until exec: dl_iterate_phdr, and the unwinder's lookup of
+ * frames registered at run time, take locks another thread may have held). */
 SHIM_HIDDEN void stack_disable_unwind(void);
 SHIM_HIDDEN int stack_unwind_disabled(void);
 /* stack_set_self_range - addresses in [lo, hi) belong to the shim and are
  * dropped from captured stacks. */
 SHIM_HIDDEN void stack_set_self_range(uintptr_t lo, uintptr_t hi);
-/* stack_on_side_stack - nonzero when sp lies in this thread's unwinder stack. */
+/* stack_on_side_stack - nonzero when sp lies in this thread's side stack,
+ * the stack every unwind runs on (see stack.c).  Async-signal-safe. */
 SHIM_HIDDEN int stack_on_side_stack(uintptr_t sp);
 
 /* modules.c */

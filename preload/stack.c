@@ -8,10 +8,26 @@
  * seq = 2.  No locks: a thread that meets a slot being filled by another
  * waits a bounded number of spins, then moves on (at worst the same stack is
  * stored twice, which the analyzer merges by frames).
+ *
+ * Stacks are unwound with libgcc's DWARF unwinder (_Unwind_Backtrace), on a
+ * per-thread side stack (see "side stack" below), so a hook needs only a few
+ * hundred bytes of the host thread's stack.
+ *
+ * Not libunwind: the 1.6 series validates every memory access of unw_step
+ * (Debian builds it with conservative checks) by writing the byte to a pipe
+ * it opens at init.  That pipe would sit on fds 3 and 4 of every traced
+ * program, and be read, written and reopened (closing the old numbers)
+ * wherever a program that closed everything reused them.  Refusing it the
+ * pipe makes every validated read fail, i.e. no stacks at all.  libgcc's
+ * unwinder opens nothing, takes no lock (glibc's _dl_find_object), follows
+ * only the CFI (no frame-pointer guessing, so there is nothing to validate)
+ * and is what C++ exceptions already use in the same process.
  */
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
+#include <unwind.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "shim.h"
 
@@ -32,6 +48,7 @@ int stack_unwind_disabled(void)
 }
 
 #define TCACHE_SLOTS 64u
+#define SITE_SLOTS   8u
 
 /* Per-thread cache: stack hash -> id, valid for one segment (a fork child
  * starts a new segment, and its ids differ).  Keyed by the segment's
@@ -42,17 +59,307 @@ struct tcache_entry {
 	uint64_t gen;                   /* g_seg.gen the id belongs to */
 	uint32_t id;
 };
-static __thread struct tcache_entry t_cache[TCACHE_SLOTS] __attribute__((tls_model("initial-exec")));
 
-static uint32_t stack_intern_hashed(const uint64_t *frames, unsigned depth, uint64_t h);
+/*
+ * Call-site cache entry (see "call-site cache" below).  The frames
+ * themselves are read back from the stack table (write-once) by id; slots
+ * are stored as 32-bit offsets above the key's stack pointer.
+ */
+struct site_entry {
+	uint64_t ra, cfa;               /* the key: first frame's return address and SP */
+	uint64_t gen;                   /* ids belong to one segment (g_seg.gen) */
+	uint32_t id;
+	uint32_t depth;
+	uint32_t span;                  /* bytes above cfa that the check reads */
+	uint32_t off[LW_STACK_MAX_FRAMES]; /* frame i's return address is at cfa + off[i] */
+};
+
+/*
+ * ---- side stack
+ *
+ * An unwinder needs kilobytes of stack (libgcc about 1.5 KiB, 4.5 on its
+ * first call; libunwind 10), more than a 16 KiB thread or an 8 KiB
+ * sigaltstack handler may have left.  So every unwind runs on a per-thread
+ * side stack, mapped on the thread's first capture (256 KiB of address
+ * space, MAP_NORESERVE: only the few pages touched cost memory): a
+ * PROT_NONE guard page, the stack, and at the top
+ * the thread's caches (kept out of static TLS, which glibc carves out of
+ * every thread's stack).  lw_call_on_stack() switches to it with a standard
+ * frame-pointer frame whose CFI (CFA = rbp + 16) leads the unwinder back
+ * onto the host stack, so the unwind walks through the switch unchanged and
+ * the shim's frames are dropped by address as before.
+ *
+ * A signal that interrupts the unwinder runs its handler on the side stack
+ * (unless SA_ONSTACK); its hooks see the re-entry guard and pass through,
+ * and SIDE_STACK_SIZE leaves it far more room than the unwinder uses.
+ * The mapping goes at thread exit (a pthread key destructor); captures after
+ * that, and when the mapping cannot be made, are skipped and counted.
+ */
+#define SIDE_GUARD      4096u
+#define SIDE_STACK_SIZE (256u * 1024u)
+
+struct unw_area {
+	struct tcache_entry cache[TCACHE_SLOTS];
+	struct site_entry sites[SITE_SLOTS];
+	unsigned site_next;
+};
+
+#define SIDE_AREA_SIZE (((sizeof(struct unw_area) + 4095u) & ~(size_t)4095u))
+#define SIDE_MAP_SIZE  (SIDE_GUARD + SIDE_STACK_SIZE + SIDE_AREA_SIZE)
+
+enum { SIDE_NONE = 0, SIDE_MAPPED, SIDE_GONE };
+
+static __thread struct {
+	struct unw_area *area;          /* NULL until mapped */
+	uintptr_t lo, hi;               /* the side stack: [lo, hi), hi 16-aligned */
+	uint32_t state;
+	/* this thread's own stack, for the call-site cache (stack_bounds()) */
+	uint32_t bounds_state;
+	uintptr_t bounds_lo, bounds_hi;
+} t_unw __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t g_side_key;
+static int g_side_key_ok;
+static pthread_once_t g_side_once = PTHREAD_ONCE_INIT;
+
+static void side_stack_release(void *arg);
+
+static void side_key_create(void)
+{
+	g_side_key_ok = pthread_key_create(&g_side_key, side_stack_release) == 0;
+}
+
+/* lw_call_on_stack(arg, fn, top) - fn(arg) with the stack pointer at top. */
+SHIM_HIDDEN uint32_t lw_call_on_stack(void *arg, uint32_t (*fn)(void *), uintptr_t top);
+
+#if defined(__x86_64__)
+#ifdef __CET__
+#define LW_ENDBR "endbr64\n\t"
+#else
+#define LW_ENDBR ""
+#endif
+/* rbp keeps the host stack pointer; the CFI says so, for any unwinder
+ * (libgcc, gdb, perf) walking out of the side stack. */
+__asm__(".text\n\t"
+	".p2align 4\n\t"
+	".globl lw_call_on_stack\n\t"
+	".hidden lw_call_on_stack\n\t"
+	".type lw_call_on_stack, @function\n"
+	"lw_call_on_stack:\n\t"
+	".cfi_startproc\n\t"
+	LW_ENDBR
+	"pushq %rbp\n\t"
+	".cfi_def_cfa_offset 16\n\t"
+	".cfi_offset %rbp, -16\n\t"
+	"movq %rsp, %rbp\n\t"
+	".cfi_def_cfa_register %rbp\n\t"
+	"movq %rdx, %rsp\n\t"
+	"callq *%rsi\n\t"
+	"movq %rbp, %rsp\n\t"
+	"popq %rbp\n\t"
+	".cfi_def_cfa %rsp, 8\n\t"
+	"ret\n\t"
+	".cfi_endproc\n\t"
+	".size lw_call_on_stack, .-lw_call_on_stack\n");
+#define HAVE_SIDE_STACK 1
+#else
+/* No trampoline for this architecture: unwind on the host stack. */
+uint32_t lw_call_on_stack(void *arg, uint32_t (*fn)(void *), uintptr_t top)
+{
+	(void)top;
+	return fn(arg);
+}
+#define HAVE_SIDE_STACK 0
+#endif
+
+int stack_on_side_stack(uintptr_t sp)
+{
+	return sp >= t_unw.lo && sp < t_unw.hi;
+}
+
+static void side_stack_release(void *arg)
+{
+	(void)arg;
+	uintptr_t lo = t_unw.lo;
+	/* never unmap the stack we run on (a thread exiting from a handler
+	 * that interrupted the unwinder): leave it, it is only memory */
+	int on_it = stack_on_side_stack((uintptr_t)__builtin_frame_address(0));
+	/* unpublish before unmapping: a signal handler's hook may capture at
+	 * any point of this, and must then see no side stack */
+	t_unw.state = SIDE_GONE;
+	t_unw.area = NULL;
+	t_unw.lo = t_unw.hi = 0;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (lo && !on_it)
+		munmap((char *)lo - SIDE_GUARD, SIDE_MAP_SIZE);
+}
+
+/* side_area - this thread's unwinder area, mapped on first use; NULL when
+ * it cannot be (counted by the caller) or the thread is exiting. */
+static struct unw_area *side_area(void)
+{
+	if (__builtin_expect(t_unw.area != NULL, 1))
+		return t_unw.area;
+	if (t_unw.state != SIDE_NONE)
+		return NULL;
+	pthread_once(&g_side_once, side_key_create);
+	if (!g_side_key_ok)
+		return NULL; /* could not be freed at thread exit */
+	char *m = mmap(NULL, SIDE_MAP_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	if (mprotect(m, SIDE_GUARD, PROT_NONE) != 0 ||
+	    pthread_setspecific(g_side_key, (void *)1) != 0) {
+		munmap(m, SIDE_MAP_SIZE);
+		return NULL;
+	}
+	/* area last: a handler that sees it sees the stack bounds too */
+	t_unw.lo = (uintptr_t)m + SIDE_GUARD;
+	t_unw.hi = t_unw.lo + SIDE_STACK_SIZE;
+	t_unw.state = SIDE_MAPPED;
+	atomic_signal_fence(memory_order_seq_cst);
+	t_unw.area = (struct unw_area *)(uintptr_t)t_unw.hi;
+	return t_unw.area;
+}
+
+/* on_side - fn(arg) on this thread's side stack; 0 (counted) without one. */
+static uint32_t on_side(uint32_t (*fn)(void *), void *arg)
+{
+	if (!HAVE_SIDE_STACK || stack_on_side_stack((uintptr_t)__builtin_frame_address(0)))
+		return fn(arg); /* already there (a capture calling a capture) */
+	if (!side_area()) {
+		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
+		return 0;
+	}
+	return lw_call_on_stack(arg, fn, t_unw.hi);
+}
+
+/*
+ * ---- the stack the program runs on, for the call-site cache
+ *
+ * The cache re-reads stack slots recorded by an earlier unwind.  That is
+ * only safe where the memory is certain to still be mapped: on the main
+ * thread's stack ([sp, __libc_stack_end) is mapped when sp lies on it; the
+ * kernel keeps every other mapping at least RLIMIT_STACK below its top) and
+ * on a glibc thread's own stack block (mapped for the thread's lifetime;
+ * glibc records it in the thread descriptor).  Coroutine stacks, signal
+ * stacks and anything else get no cache.
+ */
+extern void *__libc_stack_end;
+/* sizeof(struct pthread), exported by glibc for libthread_db */
+extern const uint32_t _thread_db_sizeof_pthread __attribute__((weak));
+
+#define MAIN_WINDOW_MAX (1ull << 30)
+#define MAIN_WINDOW_INF (8ull << 20)
+
+static uintptr_t g_main_lo, g_main_hi, g_main_tp;
+static uint32_t g_pd_size;       /* sizeof(struct pthread), 0 = unknown */
+static int g_pd_off = -1;        /* word index of stackblock in it, -1 = not yet known */
+
+static inline uintptr_t thread_pointer(void)
+{
+#if defined(__x86_64__)
+	uintptr_t tp;
+	__asm__("movq %%fs:0, %0" : "=r"(tp));
+	return tp;
+#else
+	return 0;
+#endif
+}
+
+/* pd_block_at - does word i of the descriptor at tp look like glibc's
+ * (stackblock, stackblock_size) of a block that ends just above it? */
+static int pd_block_at(const uintptr_t *w, unsigned i, uintptr_t tp, uintptr_t *lo, uintptr_t *hi)
+{
+	uintptr_t b = w[i], n = w[i + 1];
+	uintptr_t end = tp + g_pd_size;
+	/* glibc puts the descriptor at the block's top, aligned down to the
+	 * static TLS alignment */
+	if (b < 65536 || n < 16384 || n > (1ull << 40) || b + n < end || b + n - end >= 65536 || b >= tp)
+		return 0;
+	*lo = b;
+	*hi = tp;
+	return 1;
+}
+
+/* thread_block - this (non-main) thread's stack block, from its glibc
+ * descriptor; the word offset is found once, on a thread whose stack
+ * pointer lies in the candidate block, and must be the only candidate. */
+static int thread_block(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
+{
+	uintptr_t tp = thread_pointer();
+	if (!tp || g_pd_size < 64 || tp == g_main_tp)
+		return 0;
+	const uintptr_t *w = (const uintptr_t *)tp;
+	unsigned words = g_pd_size / sizeof *w;
+	int off = __atomic_load_n(&g_pd_off, __ATOMIC_RELAXED);
+	if (off >= 0)
+		return pd_block_at(w, (unsigned)off, tp, lo, hi);
+	int found = -1;
+	uintptr_t l = 0, h = 0;
+	for (unsigned i = 0; i + 1 < words; i++) {
+		uintptr_t a, b;
+		if (pd_block_at(w, i, tp, &a, &b) && sp >= a && sp < b) {
+			if (found >= 0)
+				return 0; /* ambiguous: no cache */
+			found = (int)i;
+			l = a;
+			h = b;
+		}
+	}
+	if (found < 0)
+		return 0;
+	__atomic_store_n(&g_pd_off, found, __ATOMIC_RELAXED); /* racing threads find the same one */
+	*lo = l;
+	*hi = h;
+	return 1;
+}
+
+enum { BOUNDS_UNKNOWN = 0, BOUNDS_KNOWN, BOUNDS_NONE };
+
+/* stack_bounds - [lo, hi) of the stack sp is on, all of [sp, hi) mapped for
+ * as long as the thread lives; 0 when that cannot be known. */
+static int stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
+{
+	if (g_main_hi && thread_pointer() == g_main_tp) {
+		*lo = g_main_lo;
+		*hi = g_main_hi;
+		return sp >= *lo && sp < *hi;
+	}
+	if (t_unw.bounds_state == BOUNDS_UNKNOWN) {
+		uintptr_t l, h;
+		if (thread_block(sp, &l, &h)) {
+			t_unw.bounds_lo = l;
+			t_unw.bounds_hi = h;
+			t_unw.bounds_state = BOUNDS_KNOWN;
+		} else if (__atomic_load_n(&g_pd_off, __ATOMIC_RELAXED) >= 0 || g_pd_size < 64) {
+			t_unw.bounds_state = BOUNDS_NONE; /* not a glibc thread block */
+		} /* else: try again from another sp */
+	}
+	if (t_unw.bounds_state != BOUNDS_KNOWN)
+		return 0;
+	*lo = t_unw.bounds_lo;
+	*hi = t_unw.bounds_hi;
+	return sp >= *lo && sp < *hi;
+}
 
 void stack_set_self_range(uintptr_t lo, uintptr_t hi)
 {
 	g_self_lo = lo;
 	g_self_hi = hi;
-	/* libunwind's default global cache takes a lock per lookup; per-thread
-	 * caches keep threads of the host from serialising on it. */
-	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+
+	g_main_tp = thread_pointer();
+	g_pd_size = &_thread_db_sizeof_pthread ? _thread_db_sizeof_pthread : 0;
+	struct rlimit rl;
+	if (__libc_stack_end && getrlimit(RLIMIT_STACK, &rl) == 0) {
+		uint64_t win = rl.rlim_cur == RLIM_INFINITY ? MAIN_WINDOW_INF : rl.rlim_cur;
+		if (win > MAIN_WINDOW_MAX)
+			win = MAIN_WINDOW_MAX;
+		g_main_hi = (uintptr_t)__libc_stack_end;
+		g_main_lo = g_main_hi > win ? g_main_hi - win : 0;
+	}
+	pthread_once(&g_side_once, side_key_create);
 }
 
 /* 64-bit mix of the frame addresses (splitmix-style finaliser per word). */
@@ -68,6 +375,8 @@ static uint64_t frames_hash(const uint64_t *frames, unsigned depth)
 	h ^= h >> 31;
 	return h ? h : 1;
 }
+
+static uint32_t stack_intern_hashed(const uint64_t *frames, unsigned depth, uint64_t h);
 
 uint32_t stack_intern(const uint64_t *frames, unsigned depth)
 {
@@ -113,30 +422,69 @@ static uint32_t stack_intern_hashed(const uint64_t *frames, unsigned depth, uint
 	return 0;
 }
 
-uint32_t stack_capture(void)
-{
-	if (g_no_unwind) {
-		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
-		return 0;
-	}
-	void *raw[LW_STACK_MAX_FRAMES + 16];
-	uint64_t frames[LW_STACK_MAX_FRAMES];
-	unsigned want = g_cfg.stack_depth;
-	int n = unw_backtrace(raw, (int)(want + 16 < LW_STACK_MAX_FRAMES + 16 ? want + 16
-									 : LW_STACK_MAX_FRAMES + 16));
-	unsigned depth = 0;
+/* ---- unwinding (libgcc's DWARF unwinder, on the side stack) */
 
-	if (n <= 0) {
-		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
-		return 0;
+struct walk {
+	uint64_t frames[LW_STACK_MAX_FRAMES];
+	uint64_t slots[LW_STACK_MAX_FRAMES]; /* where frame i's return address is */
+	unsigned depth, want;
+	int in_self;                    /* still in the shim's own frames */
+	int want_slots;
+	int signal;                     /* a signal frame was met */
+	uintptr_t first_sp;             /* stack pointer of frames[0] */
+};
+
+/*
+ * One callback per frame, the caller of _Unwind_Backtrace first.  In the
+ * callback, _Unwind_GetCFA() is the CFA of the frame below (libgcc updates
+ * the context's CFA when it steps), i.e. this frame's stack pointer, and the
+ * return address that brought us here is at that stack pointer - 8.
+ */
+static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg)
+{
+	struct walk *w = arg;
+	int before = 0;
+	uintptr_t ip = (uintptr_t)_Unwind_GetIPInfo(ctx, &before);
+	if (ip == 0)
+		return _URC_END_OF_STACK;
+	if (w->in_self) {
+		if (ip >= g_self_lo && ip < g_self_hi)
+			return _URC_NO_REASON; /* the shim's own frames */
+		w->in_self = 0;
 	}
-	/* Skip the shim's own frames at the top: the first frame shown is the
-	 * caller of the hooked libc function. */
-	int i = 0;
-	while (i < n && (uintptr_t)raw[i] >= g_self_lo && (uintptr_t)raw[i] < g_self_hi)
-		i++;
-	for (; i < n && depth < want; i++)
-		frames[depth++] = (uint64_t)(uintptr_t)raw[i];
+	if (before)
+		w->signal = 1; /* interrupted by a signal: its ip is exact */
+	if (w->want_slots) {
+		uintptr_t sp = (uintptr_t)_Unwind_GetCFA(ctx);
+		if (w->depth == 0)
+			w->first_sp = sp;
+		w->slots[w->depth] = sp - 8;
+	}
+	w->frames[w->depth++] = ip;
+	return w->depth >= w->want ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+static void walk_stack(struct walk *w, int want_slots)
+{
+	w->depth = 0;
+	w->want = g_cfg.stack_depth < LW_STACK_MAX_FRAMES ? g_cfg.stack_depth : LW_STACK_MAX_FRAMES;
+	if (w->want == 0)
+		w->want = 1;
+	w->in_self = g_self_hi != 0;
+	w->want_slots = want_slots;
+	w->signal = 0;
+	w->first_sp = 0;
+	_Unwind_Backtrace(walk_frame, w);
+}
+
+/* capture_body - stack_capture() on the side stack. */
+static uint32_t capture_body(void *arg)
+{
+	(void)arg;
+	struct walk w;
+	walk_stack(&w, 0);
+	unsigned depth = w.depth;
+	const uint64_t *frames = w.frames;
 	if (depth == 0) {
 		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
 		return 0;
@@ -148,16 +496,26 @@ uint32_t stack_capture(void)
 	 * per pair that is far below every other error source here.
 	 */
 	uint64_t h = frames_hash(frames, depth);
-	struct tcache_entry *e = &t_cache[h % TCACHE_SLOTS];
-	if (e->hash == h && e->gen == g_seg.gen)
+	struct unw_area *a = t_unw.area;
+	struct tcache_entry *e = a ? &a->cache[h % TCACHE_SLOTS] : NULL;
+	if (e && e->hash == h && e->gen == g_seg.gen)
 		return e->id;
 	uint32_t id = stack_intern_hashed(frames, depth, h);
-	if (id) {
+	if (id && e) {
 		e->hash = h;
 		e->id = id;
 		e->gen = g_seg.gen;
 	}
 	return id;
+}
+
+uint32_t stack_capture(void)
+{
+	if (g_no_unwind) {
+		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
+		return 0;
+	}
+	return on_side(capture_body, NULL);
 }
 
 /*
@@ -173,6 +531,12 @@ uint32_t stack_capture(void)
  * later calls only re-read those slots — a few loads of hot stack memory
  * instead of a DWARF-driven walk.
  *
+ * The slots are read only where they are certain to be mapped: on the main
+ * thread's stack or a glibc thread's own stack, with every slot between the
+ * key's stack pointer and that stack's top (stack_bounds()).  A coroutine
+ * stack freed and replaced by a smaller one at the same address would
+ * otherwise be read past its end.
+ *
  * Limits: that holds for frames whose CFA is the stack pointer plus a
  * constant, and for frame-pointer frames of fixed size.  A frame that
  * allocates a variable amount of stack (alloca, VLAs) and is re-entered
@@ -180,86 +544,65 @@ uint32_t stack_capture(void)
  * return addresses at the old slots, would be attributed to the old chain.
  * Signal frames never validate and are never cached.  LEAKWATCH_STACK_CACHE=0 turns this off.
  */
-#define SITE_SLOTS 8u
-
-/*
- * Kept small: static TLS is carved out of every thread's stack, and a
- * program may run threads with 16 KiB stacks.  The frames themselves are
- * read back from the stack table (write-once) by id; slots are stored as
- * 32-bit offsets above the key's stack pointer.
- */
-struct site_entry {
-	uint64_t ra, cfa;               /* the key: first frame's return address and SP */
-	uint64_t gen;                   /* ids belong to one segment (g_seg.gen) */
-	uint32_t id;
-	uint32_t depth;
-	uint32_t off[LW_STACK_MAX_FRAMES]; /* frame i's return address is at cfa + off[i] */
-};
-static __thread struct site_entry t_sites[SITE_SLOTS] __attribute__((tls_model("initial-exec")));
 
 /*
  * Fully associative: a direct-mapped cache thrashes when two hot call
  * chains (the same call site at two depths) share a slot and alternate.
  * Eight compares of two words cost less than one miss.
  */
-static __thread unsigned t_site_next __attribute__((tls_model("initial-exec")));
-
-static inline struct site_entry *site_find(uint64_t ra, uint64_t cfa)
+static inline struct site_entry *site_find(struct unw_area *a, uint64_t ra, uint64_t cfa)
 {
 	for (unsigned i = 0; i < SITE_SLOTS; i++)
-		if (t_sites[i].ra == ra && t_sites[i].cfa == cfa)
-			return &t_sites[i];
+		if (a->sites[i].ra == ra && a->sites[i].cfa == cfa)
+			return &a->sites[i];
 	return NULL;
 }
 
-static inline struct site_entry *site_victim(void)
-{
-	return &t_sites[t_site_next++ % SITE_SLOTS];
-}
+struct site_fill_args {
+	struct site_entry *e;           /* NULL: take a victim */
+	uint64_t ra, cfa;
+};
 
-static uint32_t site_fill(struct site_entry *e, uint64_t ra, uint64_t cfa)
+/* site_fill_body - unwind recording each frame's return-address slot; on
+ * the side stack. */
+static uint32_t site_fill_body(void *arg)
 {
-	unw_context_t uc;
-	unw_cursor_t cur;
-	uint64_t frames[LW_STACK_MAX_FRAMES], slots[LW_STACK_MAX_FRAMES];
-	unsigned want = g_cfg.stack_depth, depth = 0, steps = 0;
-	int cacheable = 1;
-
-	if (unw_getcontext(&uc) != 0 || unw_init_local(&cur, &uc) != 0)
-		return stack_capture();
-	do {
-		unw_word_t ip = 0, sp = 0;
-		if (unw_get_reg(&cur, UNW_REG_IP, &ip) != 0 || unw_get_reg(&cur, UNW_REG_SP, &sp) != 0)
-			break;
-		if (depth == 0 && ip >= g_self_lo && ip < g_self_hi)
-			continue; /* the shim's own frames */
-		if (depth == 0 && (ip != ra || sp != cfa))
-			cacheable = 0; /* not the frame the hook saw: do not trust a key */
-		if (unw_is_signal_frame(&cur) > 0)
-			cacheable = 0;
-		frames[depth] = ip;
-		slots[depth] = sp - 8;
-		/* only while the chain is still cacheable: past a signal frame
-		 * sp - 8 may lie in a guard page (a handler for a stack overflow) */
-		if (cacheable && depth > 0 && *(const uint64_t *)(uintptr_t)slots[depth] != ip)
-			cacheable = 0; /* return address not at CFA - 8: not validatable */
-		depth++;
-	} while (depth < want && ++steps < 256 && unw_step(&cur) > 0);
+	const struct site_fill_args *fa = arg;
+	uint64_t ra = fa->ra, cfa = fa->cfa;
+	struct walk w;
+	walk_stack(&w, 1);
+	unsigned depth = w.depth;
+	const uint64_t *frames = w.frames, *slots = w.slots;
+	/* the frame the hook saw, no signal frame, and every return address
+	 * where the slots say (CFA - 8): only then can the chain be re-checked
+	 * by re-reading the slots */
+	int cacheable = depth > 0 && !w.signal && frames[0] == ra && w.first_sp == cfa;
 
 	if (depth == 0) {
 		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
 		return 0;
 	}
 	uint32_t id = stack_intern(frames, depth);
-	for (unsigned i = 1; cacheable && i < depth; i++)
-		if (slots[i] < cfa || slots[i] - cfa > UINT32_MAX)
+	uintptr_t lo = 0, hi = 0;
+	if (cacheable && !stack_bounds((uintptr_t)cfa, &lo, &hi))
+		cacheable = 0;
+	uint64_t span = 0;
+	for (unsigned i = 1; cacheable && i < depth; i++) {
+		if (slots[i] < cfa || slots[i] + 8 > hi || slots[i] - cfa > UINT32_MAX - 8 ||
+		    *(const uint64_t *)(uintptr_t)slots[i] != frames[i])
 			cacheable = 0;
-	if (id && cacheable) {
+		else if (slots[i] + 8 - cfa > span)
+			span = slots[i] + 8 - cfa;
+	}
+	struct unw_area *a = t_unw.area;
+	if (id && cacheable && a) {
+		struct site_entry *e = fa->e ? fa->e : &a->sites[a->site_next++ % SITE_SLOTS];
 		e->ra = ra;
 		e->cfa = cfa;
 		e->gen = g_seg.gen;
 		e->id = id;
 		e->depth = depth;
+		e->span = (uint32_t)span;
 		for (unsigned i = 1; i < depth; i++)
 			e->off[i] = (uint32_t)(slots[i] - cfa);
 	}
@@ -267,10 +610,10 @@ static uint32_t site_fill(struct site_entry *e, uint64_t ra, uint64_t cfa)
 }
 
 /*
- * A miss costs a step-by-step unwind (several times unw_backtrace).  A
- * thread whose hot call chains do not fit in the cache would pay it on most
- * calls, so more than SITE_MISS_MAX misses in a window of SITE_WINDOW calls
- * switch the thread to plain unw_backtrace for SITE_COOLDOWN calls.
+ * A miss costs an unwind that also records the slots.  A thread whose hot
+ * call chains do not fit in the cache would pay it on most calls, so more
+ * than SITE_MISS_MAX misses in a window of SITE_WINDOW calls switch the
+ * thread to plain capture for SITE_COOLDOWN calls.
  */
 #define SITE_WINDOW   64u
 #define SITE_MISS_MAX 16u
@@ -292,8 +635,15 @@ uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa)
 		t_site_stats.calls = 0;
 		t_site_stats.misses = 0;
 	}
-	struct site_entry *e = site_find(ra, cfa);
-	if (e && g_seg.hdr && e->gen == g_seg.gen && e->id && e->id <= g_seg.hdr->stacks.capacity) {
+	struct unw_area *a = t_unw.area;
+	if (!a) /* first capture of this thread: maps the side stack */
+		return stack_capture();
+	uintptr_t lo, hi;
+	if (!stack_bounds(cfa, &lo, &hi))
+		return stack_capture(); /* an unknown stack: nothing may be re-read */
+	struct site_entry *e = site_find(a, ra, cfa);
+	if (e && g_seg.hdr && e->gen == g_seg.gen && e->id && e->id <= g_seg.hdr->stacks.capacity &&
+	    e->span <= hi - cfa) {
 		const uint64_t *frames = g_seg.stacks[e->id - 1].frames;
 		unsigned i = 1;
 		for (; i < e->depth; i++)
@@ -307,5 +657,6 @@ uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa)
 		t_site_stats.cooldown = SITE_COOLDOWN;
 		return stack_capture();
 	}
-	return site_fill(e ? e : site_victim(), ra, cfa);
+	struct site_fill_args fa = { e, ra, cfa };
+	return on_side(site_fill_body, &fa);
 }
