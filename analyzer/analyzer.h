@@ -87,8 +87,8 @@ struct lw_snap_handle {
 };
 
 /*
- * A private, consistent-per-slot copy of one segment.  Nothing points into
- * the mapping: the file is unmapped before lw_snapshot_open() returns.
+ * A private, consistent-per-slot copy of one segment, read with pread()
+ * (never mapped: see segment.c).
  */
 struct lw_snapshot {
 	char path[PATH_MAX];
@@ -97,6 +97,7 @@ struct lw_snapshot {
 	uint64_t counters[LW_CTR_MAX];  /* hdr.counters, read atomically */
 	struct timespec mtime;          /* file mtime: end time of a killed process */
 	uint32_t file_uid;
+	uint64_t file_dev, file_ino;    /* the file read (lw_segment_remove checks them) */
 
 	struct lw_snap_stack *stacks;   /* sorted by id */
 	size_t nstacks;
@@ -109,15 +110,32 @@ struct lw_snapshot {
 	struct lw_snap_alloc *allocs;   /* live heap blocks, in table order */
 	size_t nallocs;
 	size_t busy;                    /* slots skipped: writer stayed inside */
+	size_t missing_stacks;          /* references (by handles, bad closes, heap blocks) to a
+	                                   stack id the stack table does not hold: shown as an
+	                                   unknown stack */
 };
 
 /*
  * lw_snapshot_open - open, validate and copy the segment at `path`.
  * Returns 0 with *s filled (free with lw_snapshot_free) or -1 with a message
- * in err ("truncated", "not a leakwatch segment", "owned by uid N", ...) and
- * *s left empty (safe to free).
+ * in err ("truncated", "not a leakwatch segment", "owned by uid N", "not a
+ * regular file", "truncated while being read", ...) and *s left empty (safe
+ * to free).  Never blocks (a FIFO is refused, not opened for reading), never
+ * faults (the file is read, not mapped), never allocates a hole of a tmpfs
+ * segment, and refuses a header whose tables exceed the file or sane bounds
+ * before reading them.  Trust: a file named leakwatch.<pid>[.x] must have
+ * that pid in its header; it must belong to root, or to the real or
+ * effective uid of that process while it runs, or (process gone) to the
+ * invoking user.
  */
 int lw_snapshot_open(struct lw_snapshot *s, const char *path, char *err, size_t errlen);
+
+/* lw_snapshot_open_flags: also accept a gone process's segment of any owner
+ * (`clean` as root deciding on removal; nothing in it is shown). */
+#define LW_SNAP_GONE_ANY_OWNER 0x1u
+
+/* lw_snapshot_open_flags - lw_snapshot_open with LW_SNAP_* flags. */
+int lw_snapshot_open_flags(struct lw_snapshot *s, const char *path, unsigned flags, char *err, size_t errlen);
 
 /* lw_snapshot_free - release a snapshot's tables; safe on a zeroed or failed one. */
 void lw_snapshot_free(struct lw_snapshot *s);
@@ -166,6 +184,26 @@ int lw_segments_list(const char *dir, struct lw_segref **out, char *err, size_t 
  * running but is not traced by leakwatch (no DIR/leakwatch.N)" in err.
  */
 int lw_segment_resolve(const char *arg, char *out, size_t outlen, char *err, size_t errlen);
+
+/*
+ * lw_segment_name_pid - the pid in a file name "leakwatch.<pid>" (archived
+ * = 0) or "leakwatch.<pid>.<suffix>" (archived = 1); -1 for any other name.
+ */
+int lw_segment_name_pid(const char *name, int *archived);
+
+/*
+ * lw_segment_remove - unlink s->path, but only while it still is the regular
+ * file (same device and inode) the snapshot s was read from: never a symlink
+ * or a file put there since.  Returns 0, or -1 with errno set (ESTALE when
+ * the file was replaced).
+ */
+int lw_segment_remove(const struct lw_snapshot *s);
+
+/*
+ * lw_proc_uids - real and effective uid of a process (/proc/PID/status).
+ * Returns 0, or -1 when the process does not exist or the file is unreadable.
+ */
+int lw_proc_uids(int pid, uint32_t *ruid, uint32_t *euid);
 
 /*
  * lw_proc_start_ticks - /proc/PID/stat field 22.  Returns 0 and sets *ticks,
@@ -791,15 +829,22 @@ int lw_top_main(int argc, char **argv);
 /* ---- output.c ---------------------------------------------------------- */
 
 /*
- * lw_output_begin - send stdout to a temporary file beside `path` (NULL: do
- * nothing).  Returns 0, or -1 with err set and stdout unchanged.
+ * lw_output_begin - send stdout where `--output path` says (NULL: do
+ * nothing; "-": stdout).  A regular or missing file is written through a
+ * temporary file beside it (renamed into place by lw_output_end; a new file
+ * gets 0666 & ~umask, an existing one keeps its mode and, where permitted,
+ * owner); a symlink is followed; a character device or a FIFO is written in
+ * place (a FIFO without a reader is an error, never a wait); a directory,
+ * socket or block device is refused.  Returns 0, or -1 with a one-line
+ * message in err ("cannot write FILE: ...") and stdout unchanged.
  */
 int lw_output_begin(const char *path, char *err, size_t errlen);
 
 /*
  * lw_output_end - finish an lw_output_begin(): flush, restore stdout, and
- * rename the file into place when ok, else remove it.  Returns 0, or -1 when
- * writing or renaming failed (message printed).  No-op without a begin.
+ * rename the temporary file into place when ok, else remove it (the old file
+ * is untouched).  Returns 0, or -1 when writing or renaming failed (message
+ * printed: "leakwatch: write error on FILE: ...").  No-op without a begin.
  */
 int lw_output_end(int ok);
 

@@ -30,8 +30,7 @@ static int all_digits(const char *s)
 	return 1;
 }
 
-/* "leakwatch.<pid>" or "leakwatch.<pid>.<suffix>"; returns the pid or -1. */
-static int segment_name_parse(const char *name, int *archived)
+int lw_segment_name_pid(const char *name, int *archived)
 {
 	size_t plen = strlen(LW_SEGMENT_PREFIX);
 	if (strncmp(name, LW_SEGMENT_PREFIX, plen) != 0)
@@ -79,7 +78,7 @@ int lw_segments_list(const char *dir, struct lw_segref **out, char *err, size_t 
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		int archived;
-		int pid = segment_name_parse(de->d_name, &archived);
+		int pid = lw_segment_name_pid(de->d_name, &archived);
 		if (pid < 0)
 			continue;
 		if (n == cap) {
@@ -132,6 +131,44 @@ int lw_segment_resolve(const char *arg, char *out, size_t outlen, char *err, siz
 	else
 		snprintf(err, errlen, "no process %d and no segment for it", pid);
 	return -1;
+}
+
+int lw_segment_remove(const struct lw_snapshot *s)
+{
+	struct stat st;
+	/* lstat: a symlink put in its place is a different inode, never followed */
+	if (lstat(s->path, &st) != 0)
+		return -1;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_dev != s->file_dev || (uint64_t)st.st_ino != s->file_ino) {
+		errno = ESTALE;
+		return -1;
+	}
+	/*
+	 * Between the lstat and the unlink another file could take the name only
+	 * if its owner can rename over it; in a sticky directory (/dev/shm) that
+	 * is the owner of this file, who may remove it anyway.
+	 */
+	return unlink(s->path);
+}
+
+int lw_proc_uids(int pid, uint32_t *ruid, uint32_t *euid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	int found = 0;
+	while (!found && fgets(line, sizeof line, f)) {
+		unsigned r, e;
+		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
+			*ruid = r;
+			*euid = e;
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found ? 0 : -1;
 }
 
 int lw_proc_start_ticks(int pid, uint64_t *ticks)

@@ -348,16 +348,21 @@ static int cmd_clean(int argc, char **argv)
 	int removed = 0, failed = 0;
 	for (int i = 0; i < n; i++) {
 		struct lw_snapshot s;
-		if (lw_snapshot_open(&s, refs[i].path, err, sizeof err) < 0) {
+		/* root may remove anyone's segment of a process that is gone, nothing else */
+		if (lw_snapshot_open_flags(&s, refs[i].path, getuid() == 0 ? LW_SNAP_GONE_ANY_OWNER : 0, err,
+					   sizeof err) < 0) {
+			fprintf(stderr, "leakwatch: skipping %s: %s\n", refs[i].path, err);
 			lw_snapshot_free(&s);
 			continue; /* not ours to judge */
 		}
 		enum lw_live live = lw_snapshot_live(&s);
 		uint64_t age = (uint64_t)(now.tv_sec - s.mtime.tv_sec) * 1000000000ull;
+		int rm = live != LW_LIVE_ALIVE && live != LW_LIVE_DISABLED && age >= older_ns &&
+			 (dry || lw_segment_remove(&s) == 0);
 		lw_snapshot_free(&s);
 		if (live == LW_LIVE_ALIVE || live == LW_LIVE_DISABLED || age < older_ns)
 			continue;
-		if (!dry && unlink(refs[i].path) != 0) {
+		if (!rm) {
 			fprintf(stderr, "leakwatch: cannot remove %s: %s\n", refs[i].path, strerror(errno));
 			failed = 1;
 			continue;

@@ -15,9 +15,11 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "analyzer.h"
@@ -70,14 +72,40 @@ static int ends_with(const char *s, const char *suffix)
 	return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+/*
+ * module_open - open a module file named by the segment for reading, or -1.
+ * The path comes from a file anyone may have written: it may name a FIFO
+ * (open() would wait for a writer forever), a tty or a device (opening can
+ * have effects, reading may never end).  So: never block in open(), never
+ * acquire a controlling terminal, and keep only regular files.
+ */
+static int module_open(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static void module_report(struct lw_symbolizer *sym, struct sym_module *sm)
 {
 	const struct lw_module *m = sm->m;
-	if ((m->flags & LW_MODULE_VDSO) || sm->path[0] != '/' || access(sm->path, R_OK) != 0)
+	if ((m->flags & LW_MODULE_VDSO) || sm->path[0] != '/')
 		return;
-	sm->dm = dwfl_report_elf(sym->dwfl, path_basename(sm->path), sm->path, -1, m->base, false);
-	if (!sm->dm)
+	int fd = module_open(sm->path);
+	if (fd < 0)
 		return;
+	/* libdwfl owns fd from a successful report on (dwfl_end closes it) */
+	sm->dm = dwfl_report_elf(sym->dwfl, path_basename(sm->path), sm->path, fd, m->base, false);
+	if (!sm->dm) {
+		close(fd);
+		return;
+	}
 	if (m->build_id_len > 0) {
 		const unsigned char *bits;
 		GElf_Addr vaddr;
