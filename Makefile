@@ -43,8 +43,6 @@ endif
 
 # Recursive (=) variables: pkg-config runs when a recipe needs them, which is
 # after the `deps` prerequisite had a chance to install the packages.
-UNWIND_CFLAGS = $(shell pkg-config --cflags libunwind)
-UNWIND_LIBS   = $(shell pkg-config --libs libunwind)
 DW_CFLAGS     = $(shell pkg-config --cflags libdw)
 DW_LIBS       = $(shell pkg-config --libs libdw libelf)
 CRIT_CFLAGS   = $(shell pkg-config --cflags criterion)
@@ -82,7 +80,7 @@ FIXTURE_CXX   = $(wildcard tests/fixtures/*.cc)
 FIXTURES      = $(FIXTURE_C:tests/fixtures/%.c=$(BUILD)/fixtures/%) \
                 $(FIXTURE_CXX:tests/fixtures/%.cc=$(BUILD)/fixtures/%) \
                 $(FIXTURE_LIBC:tests/fixtures/%.c=$(BUILD)/fixtures/%.so)
-TEST_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(CRIT_CFLAGS) $(DW_CFLAGS) $(UNWIND_CFLAGS) \
+TEST_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(CRIT_CFLAGS) $(DW_CFLAGS) \
                 -Ianalyzer -Ipreload -DLW_BUILD_DIR='"$(abspath $(BUILD))"' \
                 -DLW_SOURCE_DIR='"$(abspath .)"'
 # Fixtures are what users' programs look like: -O0 -g so file:line is exact.

@@ -27,6 +27,8 @@
  *                    drops: {handle_full, stack_full, module_full, unwind, busy,
  *                            reentrant, heap_full}}
  *   busy_slots      table slots skipped by this snapshot because a writer held them
+ *   missing_stacks  stack ids named by records but absent from the stack table
+ *                   (shown as empty stacks)
  *   open_tracked    OPEN entries in the segment (before the kernel join)
  *   kernel_view     {available: bool, error: string|null}  (/proc/PID/fd readable?)
  *   sock_diag       {inet, unix}: where socket states came from, each "sock_diag"
@@ -487,8 +489,8 @@ int lw_render_json(FILE *out, struct lw_report *r)
 	fprintf(out, ",\"uptime_s\":%.3f,\"end_time_lower_bound\":%s,\"counters\":", ns_to_s(uptime_ns(r)),
 		at_least(r) ? "true" : "false");
 	json_counters(out, s);
-	fprintf(out, ",\"busy_slots\":%zu,\"open_tracked\":%zu,\"kernel_view\":{\"available\":%s,\"error\":",
-		s->busy, lw_snapshot_open_count(s), r->join.fd_ok ? "true" : "false");
+	fprintf(out, ",\"busy_slots\":%zu,\"missing_stacks\":%zu,\"open_tracked\":%zu,\"kernel_view\":{\"available\":%s,\"error\":",
+		s->busy, s->missing_stacks, lw_snapshot_open_count(s), r->join.fd_ok ? "true" : "false");
 	if (r->join.fd_ok || r->join.pid <= 0)
 		fputs("null", out);
 	else
@@ -886,6 +888,9 @@ static void text_drops(FILE *out, const struct lw_report *r)
 	if (r->snap.busy)
 		fprintf(out, "BUSY       %zu slot(s) skipped: a writer held them during the snapshot\n",
 			r->snap.busy);
+	if (r->snap.missing_stacks)
+		fprintf(out, "MISSING    %zu stack reference(s) not in the stack table (no stack recorded)\n",
+			r->snap.missing_stacks);
 }
 
 static void text_summary(FILE *out, const struct lw_report *r)

@@ -694,8 +694,12 @@ int lw_run_main(int argc, char **argv)
 	if (out_file) {
 		/* find out now, not after a long test run, that the report has nowhere to go */
 		char d[PATH_MAX];
+		struct stat ost;
 		snprintf(d, sizeof d, "%s", out_file);
-		if (access(dirname(d), W_OK) != 0) {
+		/* a device or FIFO is written in place (output.c): its directory
+		 * need not be writable, the file itself must */
+		int in_place = stat(out_file, &ost) == 0 && !S_ISREG(ost.st_mode) && !S_ISDIR(ost.st_mode);
+		if (access(in_place ? out_file : dirname(d), W_OK) != 0) {
 			fprintf(stderr, "leakwatch: cannot write %s: %s\n", out_file, strerror(errno));
 			return RUN_EXIT_ERROR;
 		}

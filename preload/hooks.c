@@ -836,7 +836,7 @@ static void atfork_child(void)
 	if (segment_create(&parent) == 0) {
 		modules_after_fork(&parent);
 		/* Another parent thread may have held the loader lock (which
-		 * libunwind and dl_iterate_phdr take) when fork ran; glibc does not
+		 * dl_iterate_phdr takes) when fork ran; glibc does not
 		 * reset it in the child.  A threaded parent's child therefore
 		 * records without stacks until it execs. */
 		if (g_fork_threaded)

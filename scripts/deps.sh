@@ -9,7 +9,6 @@ missing=""
 
 have_pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
 
-have_pc libunwind  || missing="$missing libunwind-dev"
 have_pc libdw      || missing="$missing libdw-dev libelf-dev"
 have_pc criterion  || missing="$missing libcriterion-dev"
 have_pc ncursesw   || missing="$missing libncurses-dev"
@@ -35,5 +34,4 @@ fi
 echo "leakwatch: installing build dependencies:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
-# libunwind-dev may replace an installed libunwind-14-dev; that is expected.
 apt-get install -y -qq --no-install-recommends "$@" >&2

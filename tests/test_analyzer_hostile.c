@@ -457,6 +457,10 @@ Test(analyzer_hostile, missing_stack_is_unknown_and_counted)
 	int rc = lw((const char *[]){ "report", path, NULL }, 20, out, sizeof out, err, sizeof err);
 	cr_assert_eq(rc, 0, "stderr '%s'", err);
 	cr_assert(strstr(out, "no stack recorded"), "%s", out);
+	cr_assert(strstr(out, "MISSING    2 stack reference(s) not in the stack table"), "%s", out);
+	rc = lw((const char *[]){ "report", "--format", "json", path, NULL }, 20, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "stderr '%s'", err);
+	cr_assert(strstr(out, "\"missing_stacks\":2,"), "%s", out);
 }
 
 /*
