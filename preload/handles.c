@@ -492,7 +492,9 @@ void handle_used(int fd, uint32_t stack_id)
 		h->last_use_stack_id = stack_id;
 		h->last_use_ns = shim_now_ns();
 	}
-	slot_unlock(h, seq);
+	/* not slot_unlock(): a fork child does not inherit last use, so the
+	 * mirror need not follow (this is the hot path of every send) */
+	seq_unlock(&h->seq, seq);
 	if (stack_id && stack_id <= g_seg.hdr->stacks.capacity)
 		atomic_fetch_add_explicit(&g_seg.stacks[stack_id - 1].uses, 1, memory_order_relaxed);
 	segment_counter_add(LW_CTR_SEND_CALLS, 1);
