@@ -11,13 +11,16 @@
 # EXTRA_CFLAGS=..., SANITIZE=address|undefined|thread (analyzer and tests only;
 # the preloaded library is never built with a sanitizer).
 #
-# Missing Debian packages are installed by scripts/deps.sh when run as root,
-# otherwise it prints the apt-get command and the build stops.
+# Missing Debian packages: `make test`, `make demo`, `make bench` and an
+# explicit `make deps` install them (scripts/deps.sh, as root; otherwise it
+# prints the apt-get command and the build stops).  Every other target,
+# `make install` included, only checks and prints that command.
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
 BUILD   ?= build
+comma := ,
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BINDIR   = $(PREFIX)/bin
@@ -39,6 +42,11 @@ BASE_CFLAGS = -std=gnu11 -O2 -g -D_GNU_SOURCE -Iinclude $(WARN) $(EXTRA_CFLAGS)
 
 ifneq ($(SANITIZE),)
 SAN_FLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+endif
+# TSan does not model atomic_thread_fence (the seqlock reader in segment.h
+# uses one); gcc warns about each, which -Werror would make fatal.
+ifneq ($(filter thread,$(subst $(comma), ,$(SANITIZE))),)
+SAN_FLAGS += -Wno-tsan
 endif
 
 # Recursive (=) variables: pkg-config runs when a recipe needs them, which is
@@ -104,23 +112,41 @@ BINS = $(BUILD)/leakwatch $(BUILD)/libleakwatch.so
 .PHONY: all deps test demo bench install uninstall clean check-syntax
 all: deps $(BINS)
 
+DEPS_MODE = --check
+ifneq ($(filter test demo bench deps,$(MAKECMDGOALS)),)
+DEPS_MODE =
+endif
 deps:
-	$(Q)sh scripts/deps.sh
+	$(Q)sh scripts/deps.sh $(DEPS_MODE)
 
-$(BUILD)/preload/%.o: preload/%.c $(wildcard include/leakwatch/*.h preload/*.h) | deps
+# Header dependencies come from the compiler (-MMD -MP, one .d per object).
+# What changes code without touching a file -- the compiler, SANITIZE=,
+# EXTRA_CFLAGS -- is kept in a stamp: when it differs from the last build in
+# this BUILD dir, the stamp is rewritten and everything rebuilds.
+DEPFLAGS = -MMD -MP
+FLAGS_STAMP = $(BUILD)/.flags
+FLAGS_ID := cc=$(CC) cxx=$(CXX) sanitize=$(SANITIZE) extra=$(EXTRA_CFLAGS) prefix=$(PREFIX)
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+ifneq ($(file <$(FLAGS_STAMP)),$(FLAGS_ID))
+$(shell mkdir -p $(BUILD))
+$(file >$(FLAGS_STAMP),$(FLAGS_ID))
+endif
+endif
+
+$(BUILD)/preload/%.o: preload/%.c $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(PRELOAD_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(PRELOAD_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/analyzer/%.o: analyzer/%.c $(wildcard include/leakwatch/*.h analyzer/*.h) | deps
+$(BUILD)/analyzer/%.o: analyzer/%.c $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(ANALYZER_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ANALYZER_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/tests/%.o: tests/%.c $(wildcard include/leakwatch/*.h analyzer/*.h preload/*.h tests/*.h) | deps
+$(BUILD)/tests/%.o: tests/%.c $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(TEST_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(TEST_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # Export only the hooked symbols: everything is hidden by default.
 # Stacks are unwound with libgcc's unwinder (preload/stack.c); libunwind must
@@ -140,17 +166,17 @@ $(BUILD)/leakwatch: $(ANALYZER_OBJS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(ANALYZER_LIBS)
 
-$(BUILD)/fixtures/%: tests/fixtures/%.c | deps
+$(BUILD)/fixtures/%: tests/fixtures/%.c $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(FIXTURE_FLAGS) -o $@ $<
+	$(Q)$(CC) $(FIXTURE_FLAGS) $(DEPFLAGS) -MF $@.d -o $@ $<
 
-$(BUILD)/fixtures/%.so: tests/fixtures/%.c | deps
+$(BUILD)/fixtures/%.so: tests/fixtures/%.c $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(FIXTURE_FLAGS) -fPIC -shared -o $@ $<
+	$(Q)$(CC) $(FIXTURE_FLAGS) $(DEPFLAGS) -MF $@.d -fPIC -shared -o $@ $<
 
-$(BUILD)/fixtures/%: tests/fixtures/%.cc | deps
+$(BUILD)/fixtures/%: tests/fixtures/%.cc $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
-	$(Q)$(CXX) $(FIXTURE_FLAGS) -o $@ $<
+	$(Q)$(CXX) $(FIXTURE_FLAGS) $(DEPFLAGS) -MF $@.d -o $@ $<
 
 $(BUILD)/tests/leakwatch-tests: $(TEST_OBJS) $(BUILD)/libanalyzer.a $(BUILD)/libshimrec.a
 	@$(if $(Q),echo "  LD      $@")
@@ -161,9 +187,9 @@ $(BUILD)/tests/leakwatch-tests: $(TEST_OBJS) $(BUILD)/libanalyzer.a $(BUILD)/lib
 test: all $(FIXTURES) $(DEMO_BINS) $(BUILD)/tests/leakwatch-tests
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) $(BUILD)/tests/leakwatch-tests $(TEST_ARGS)
 
-$(BUILD)/demo/%: demo/%.c $(wildcard demo/*.h) | deps
+$(BUILD)/demo/%: demo/%.c $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(FIXTURE_FLAGS) -O1 -o $@ $<
+	$(Q)$(CC) $(FIXTURE_FLAGS) $(DEPFLAGS) -MF $@.d -O1 -o $@ $<
 
 $(BUILD)/demo/api-fixed: demo/api.c | deps
 	@mkdir -p $(@D)
@@ -206,3 +232,6 @@ uninstall:
 
 clean:
 	rm -rf $(BUILD)
+
+# the compiler's header dependencies of every object and program above
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

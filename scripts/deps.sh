@@ -2,9 +2,15 @@
 # Make sure the build dependencies are present.
 # As root: installs the missing Debian packages (apt-get update once, then
 # apt-get install).  Otherwise: prints the exact command to run and exits 1.
-# Usage: scripts/deps.sh [extra-debian-package ...]
+# With --check it never installs: it prints that command and exits 1.
+# Usage: scripts/deps.sh [--check] [extra-debian-package ...]
 set -eu
 
+check_only=0
+if [ "${1:-}" = "--check" ]; then
+	check_only=1
+	shift
+fi
 missing=""
 
 have_pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
@@ -26,9 +32,9 @@ done
 # shellcheck disable=SC2086
 set -- $missing
 cmd="apt-get install -y $*"
-if [ "$(id -u)" -ne 0 ]; then
+if [ "$check_only" -eq 1 ] || [ "$(id -u)" -ne 0 ]; then
 	echo "leakwatch: missing build dependencies:$missing" >&2
-	echo "leakwatch: run as root:  apt-get update && $cmd" >&2
+	echo "leakwatch: install them with \`make deps\` as root, or run as root:  apt-get update && $cmd" >&2
 	exit 1
 fi
 echo "leakwatch: installing build dependencies:$missing" >&2
