@@ -16,7 +16,7 @@ extern char **environ;
 
 SHIM_HIDDEN struct shim_config g_cfg;
 
-static unsigned g_log_budget = 32;
+static unsigned g_log_budget = LW_LIM_LOG_MESSAGES;
 
 /* env_value - value of NAME in environ, or NULL. */
 static const char *env_value(const char *name)
@@ -109,7 +109,7 @@ static size_t buf_num(char *buf, size_t len, size_t cap, uint64_t v, unsigned ba
 
 void shim_log(const char *fmt, ...)
 {
-	char buf[512];
+	char buf[LW_LIM_LOG_LINE];
 	size_t len = 0;
 	va_list ap;
 
@@ -150,6 +150,6 @@ void shim_log(const char *fmt, ...)
 	va_end(ap);
 	if (len + 1 < sizeof buf)
 		buf[len++] = '\n';
-	ssize_t r = write(2, buf, len);
+	ssize_t r = prim_write(2, buf, len);
 	(void)r;
 }

@@ -27,7 +27,7 @@
 
 /* ---- bootstrap arena ------------------------------------------------------- */
 
-#define ARENA_SIZE (64 * 1024)
+#define ARENA_SIZE LW_LIM_BOOT_ARENA
 static _Alignas(64) unsigned char g_arena[ARENA_SIZE];
 static _Atomic size_t g_arena_used;
 

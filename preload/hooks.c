@@ -81,12 +81,6 @@ REAL_DECL(void, __longjmp_chk, (struct __jmp_buf_tag *, int));
 	(real_##name ? real_##name                                                 \
 		     : (real_##name = (__typeof__(real_##name))dlsym(RTLD_NEXT, #name)))
 
-/* fcntl(F_GETFD) without our hook: is fd open? */
-static int fcntl_getfd_raw(int fd)
-{
-	return (int)syscall(SYS_fcntl, fd, F_GETFD);
-}
-
 /* enter - may this call record?  Sets the re-entry guard on success. */
 static inline __attribute__((always_inline)) int enter(void)
 {
@@ -272,7 +266,7 @@ EXPORT int close_range(unsigned first, unsigned last, int flags)
 		/* close_range(fd, fd) is close(fd) that never fails with EBADF:
 		 * of a descriptor we saw closed and that is not open now, it is
 		 * a double close all the same */
-		if (first == last && first <= INT_MAX && fcntl_getfd_raw((int)first) < 0 &&
+		if (first == last && first <= INT_MAX && prim_fd_flags((int)first) < 0 &&
 		    errno == EBADF)
 			handle_close_range_bad((int)first);
 		else
@@ -788,7 +782,7 @@ static void atfork_prepare(void)
 	if (__libc_single_threaded)
 		g_fork_threaded = 0;
 	else
-		g_fork_threaded = stat("/proc/self/task", &st) != 0 || st.st_nlink > 3;
+		g_fork_threaded = prim_stat("/proc/self/task", &st) != 0 || st.st_nlink > 3;
 }
 
 /*
@@ -806,10 +800,11 @@ static void segment_privatize(const struct shim_segment *parent)
 {
 	sigset_t old;
 	shim_signals_block(&old);
-	int fd = open(parent->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = prim_open(parent->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (fd >= 0) {
-		(void)mmap(parent->hdr, parent->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
-		close(fd);
+		(void)prim_mmap(parent->hdr, parent->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+				fd, 0);
+		prim_close(fd);
 	}
 	shim_signals_restore(&old);
 }

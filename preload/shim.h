@@ -21,8 +21,8 @@
 #include <sys/types.h>
 
 #include "leakwatch/segment.h"
-
-#define SHIM_HIDDEN __attribute__((visibility("hidden")))
+#include "shim_limits.h"
+#include "prim.h"
 
 /* Configuration, read once from `environ` at start (never getenv later). */
 struct shim_config {
@@ -166,7 +166,6 @@ SHIM_HIDDEN int handles_mirror_init(uint32_t capacity);
 SHIM_HIDDEN void heap_init(uint32_t mode, uint64_t sample_bytes);
 
 /* The hot-path state, read inline by the hooks (heap.c owns it). */
-#define LW_HEAP_FILTER_SIZE (1u << 14)
 SHIM_HIDDEN extern uint32_t g_heap_mode;
 SHIM_HIDDEN extern _Atomic uint8_t g_heap_filter[LW_HEAP_FILTER_SIZE];
 SHIM_HIDDEN extern __thread int64_t t_heap_until_sample;
@@ -232,12 +231,6 @@ SHIM_HIDDEN void heap_thread_flush(void);
 SHIM_HIDDEN void heap_hooks_init(void);
 
 
-/* util */
-SHIM_HIDDEN uint64_t shim_now_ns(void);
-SHIM_HIDDEN uint64_t shim_realtime_ns(void);
-SHIM_HIDDEN pid_t shim_gettid(void);
-SHIM_HIDDEN pid_t shim_getpid(void);
-
 /*
  * Per-thread re-entry guard (initial-exec TLS, no allocation on first use).
  *
@@ -302,11 +295,12 @@ static inline void shim_signals_restore(const sigset_t *old)
 }
 
 /*
- * seq_lock / seq_unlock - the writer side of a slot's seqlock (segment.h):
- * make an even seq odd with a CAS, publish with seq + 2.  The held counter
- * is noted in TLS so that a frame abandoned by siglongjmp cannot leave the
- * slot locked for good.  seq_lock returns 1 with *s the even value, or 0 if
- * the slot was busy (odd) or changed under us.
+ * seq_lock / seq_unlock - the writer side of a slot's seqlock
+ * (lw_seq_write_claim / lw_seq_write_end in segment.h), with the held
+ * counter noted in TLS so that a frame abandoned by siglongjmp cannot leave
+ * the slot locked for good.  seq_lock returns 1 with *s the even value, or 0
+ * if the slot was busy (odd) or changed under us.  Every multi-writer slot
+ * of the recorder is taken through these.
  */
 static inline int seq_lock(_Atomic uint32_t *seq, uint32_t *s)
 {
@@ -319,20 +313,17 @@ static inline int seq_lock(_Atomic uint32_t *seq, uint32_t *s)
 	 * happened (the slot still holds our odd value). */
 	t_held_val = v + 1;
 	t_held_seq = seq;
-	if (!atomic_compare_exchange_strong_explicit(seq, &v, v + 1, memory_order_acquire,
-						     memory_order_relaxed)) {
+	if (!lw_seq_write_claim(seq, v)) {
 		t_held_seq = NULL;
 		return 0;
 	}
-	/* order the odd seq before the payload stores */
-	atomic_thread_fence(memory_order_release);
 	*s = v;
 	return 1;
 }
 
 static inline void seq_unlock(_Atomic uint32_t *seq, uint32_t s)
 {
-	atomic_store_explicit(seq, s + 2, memory_order_release);
+	lw_seq_write_end(seq, s + 1);
 	t_held_seq = NULL;
 }
 
@@ -351,5 +342,18 @@ static inline void seq_unlock(_Atomic uint32_t *seq, uint32_t s)
 #else
 #define shim_cpu_relax() __asm__ __volatile__("" ::: "memory")
 #endif
+
+/* seq_lock_spin - seq_lock(), retried up to `spins` times while another
+ * writer holds the slot (shim_limits.h gives each table its bound).  0 when the
+ * slot stayed busy: the caller drops its event. */
+static inline int seq_lock_spin(_Atomic uint32_t *seq, uint32_t *s, unsigned spins)
+{
+	for (unsigned i = 0; i < spins; i++) {
+		if (seq_lock(seq, s))
+			return 1;
+		shim_cpu_relax();
+	}
+	return 0;
+}
 
 #endif /* LEAKWATCH_SHIM_H */

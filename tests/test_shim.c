@@ -121,7 +121,7 @@ Test(shim, socket_open_close)
 	cr_assert_eq(h.inode, (uint64_t)st.st_ino);
 	cr_assert_eq(h.stack_id, 7);
 	cr_assert_eq(h.generation, 1);
-	cr_assert_eq(h.tid, shim_gettid());
+	cr_assert_eq(h.tid, prim_gettid());
 	cr_assert_geq(atomic_load(&g_seg.hdr->handles.used), (uint32_t)fd + 1);
 	cr_assert(handle_is_open(fd));
 
@@ -256,8 +256,8 @@ Test(shim, reader_never_sees_torn_slot)
 
 	unsigned seen4 = 0, seen6 = 0, busy = 0;
 	/* read until both writes were seen many times (bounded: 10 s) */
-	uint64_t deadline = shim_now_ns() + 10000000000ull;
-	for (long i = 0; (seen4 < 2000 || seen6 < 2000) && shim_now_ns() < deadline; i++) {
+	uint64_t deadline = prim_now_ns() + 10000000000ull;
+	for (long i = 0; (seen4 < 2000 || seen6 < 2000) && prim_now_ns() < deadline; i++) {
 		struct lw_handle h;
 		if (!lw_seq_read(&g_seg.handles[writer_fd], &h, sizeof h)) {
 			busy++;
