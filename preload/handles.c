@@ -8,6 +8,10 @@
  * onto the same number) the CAS on seq serialises them and a writer that
  * cannot get in within a bounded number of spins drops its event and counts
  * it rather than wait.
+ *
+ * Every function here receives the stack ids it stores (events.c captures
+ * them, before any slot is held: a thread holds one slot at a time, see
+ * seq_lock, and interning a stack takes one too).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -214,7 +218,7 @@ void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id)
 	handle_write_open(fd, &tmp, stack_id, 0);
 }
 
-void handle_dup(int oldfd, int newfd)
+void handle_dup(int oldfd, int newfd, uint32_t stack)
 {
 	struct lw_handle src;
 	struct lw_header *hdr = g_seg.hdr;
@@ -223,7 +227,6 @@ void handle_dup(int oldfd, int newfd)
 		return;
 	if ((uint32_t)oldfd < hdr->handles.capacity &&
 	    lw_seq_read(&g_seg.handles[oldfd], &src, sizeof src) && src.state == LW_H_OPEN) {
-		uint32_t stack = stack_capture();
 		src.origin = LW_ORIGIN_DUP;
 		src.dup_of = oldfd;
 		src.tid = prim_gettid();
@@ -237,9 +240,6 @@ void handle_dup(int oldfd, int newfd)
 	 * something else, so an old record there is finished. */
 	uint32_t seq;
 	if ((uint32_t)newfd < hdr->handles.capacity && handle_is_open(newfd)) {
-		/* captured before the slot is held: a thread holds one slot at a
-		 * time (see seq_lock), and the stack table takes one too */
-		uint32_t stack = stack_capture();
 		struct lw_handle *h = slot_lock(newfd, &seq);
 		if (!h)
 			return;
@@ -249,12 +249,11 @@ void handle_dup(int oldfd, int newfd)
 	}
 }
 
-void handle_connected(int fd, const struct sockaddr *addr, socklen_t len)
+void handle_connected(int fd, const struct sockaddr *addr, socklen_t len, uint32_t stack)
 {
 	uint32_t seq;
 	if (!handle_is_open(fd))
 		return;
-	uint32_t stack = stack_capture();
 	struct lw_handle *h = slot_lock(fd, &seq);
 	if (!h)
 		return;
@@ -276,8 +275,7 @@ int handle_is_open(int fd)
 	return __atomic_load_n(&g_seg.handles[fd].state, __ATOMIC_RELAXED) == LW_H_OPEN;
 }
 
-int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_ns,
-			uint32_t *prev_close_stack, uint64_t *prev_close_ns, uint16_t *prev_origin)
+int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev)
 {
 	struct lw_header *hdr = g_seg.hdr;
 	struct lw_handle snap;
@@ -290,17 +288,16 @@ int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_n
 		memset(&snap, 0, sizeof snap);
 		snap.state = LW_H_OPEN;
 	}
-	*prev_open_stack = snap.stack_id;
-	*prev_open_ns = snap.open_ns;
-	*prev_close_stack = snap.close_stack_id;
-	*prev_close_ns = snap.close_ns;
-	*prev_origin = snap.origin;
+	prev->open_stack = snap.stack_id;
+	prev->open_ns = snap.open_ns;
+	prev->close_stack = snap.close_stack_id;
+	prev->close_ns = snap.close_ns;
+	prev->origin = snap.origin;
 	if (snap.state != LW_H_OPEN)
 		return snap.state;
 
 	/* Remove the record before the real close: once the kernel frees the
 	 * number, another thread may get it from socket() at once. */
-	uint32_t stack = stack_capture();
 	struct lw_handle *h = slot_lock(fd, &seq);
 	if (!h)
 		return LW_H_OPEN;
@@ -312,13 +309,11 @@ int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_n
 	return LW_H_OPEN;
 }
 
-void handle_bad_close(int fd, int prev_state, uint32_t prev_open_stack, uint64_t prev_open_ns,
-		      uint32_t prev_close_stack, uint64_t prev_close_ns, uint16_t prev_origin)
+void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev, uint32_t stack)
 {
 	struct lw_header *hdr = g_seg.hdr;
 	if (!hdr || hdr->badcloses.capacity == 0)
 		return;
-	uint32_t stack = stack_capture();
 	uint32_t n = atomic_fetch_add_explicit(&hdr->badcloses.used, 1, memory_order_relaxed);
 	struct lw_badclose *b = &g_seg.badcloses[n % hdr->badcloses.capacity];
 	uint32_t s;
@@ -331,30 +326,44 @@ void handle_bad_close(int fd, int prev_state, uint32_t prev_open_stack, uint64_t
 	b->stack_id = stack;
 	b->ns = prim_now_ns();
 	b->prev_state = (uint16_t)prev_state;
-	b->prev_origin = prev_origin;
-	b->prev_open_stack_id = prev_state == LW_H_FREE ? 0 : prev_open_stack;
-	b->prev_open_ns = prev_state == LW_H_FREE ? 0 : prev_open_ns;
-	b->prev_close_stack_id = prev_state == LW_H_CLOSED ? prev_close_stack : 0;
-	b->prev_close_ns = prev_state == LW_H_CLOSED ? prev_close_ns : 0;
+	b->prev_origin = prev->origin;
+	b->prev_open_stack_id = prev_state == LW_H_FREE ? 0 : prev->open_stack;
+	b->prev_open_ns = prev_state == LW_H_FREE ? 0 : prev->open_ns;
+	b->prev_close_stack_id = prev_state == LW_H_CLOSED ? prev->close_stack : 0;
+	b->prev_close_ns = prev_state == LW_H_CLOSED ? prev->close_ns : 0;
 	seq_unlock(&b->seq, s);
 	segment_counter_add(LW_CTR_BAD_CLOSES, 1);
 }
 
-void handle_close_range(unsigned first, unsigned last)
+/* range_clip - [first, *last] within the high-water mark; the bound. */
+static uint32_t range_clip(unsigned *last)
 {
-	struct lw_header *hdr = g_seg.hdr;
-	if (!hdr)
+	uint32_t hw = atomic_load_explicit(&g_seg.hdr->handles.used, memory_order_relaxed);
+	if (*last >= hw)
+		*last = hw ? hw - 1 : 0;
+	return hw;
+}
+
+int handle_any_open(unsigned first, unsigned last)
+{
+	if (!g_seg.hdr)
+		return 0;
+	uint32_t hw = range_clip(&last);
+	for (unsigned fd = first; fd <= last && fd < hw; fd++)
+		if (handle_is_open((int)fd))
+			return 1;
+	return 0;
+}
+
+void handle_close_range(unsigned first, unsigned last, uint32_t stack)
+{
+	if (!g_seg.hdr)
 		return;
-	uint32_t hw = atomic_load_explicit(&hdr->handles.used, memory_order_relaxed);
-	if (last >= hw)
-		last = hw ? hw - 1 : 0;
-	uint32_t stack = 0;
+	uint32_t hw = range_clip(&last);
 	for (unsigned fd = first; fd <= last && fd < hw; fd++) {
 		uint32_t seq;
 		if (!handle_is_open((int)fd))
 			continue;
-		if (!stack)
-			stack = stack_capture();
 		struct lw_handle *h = slot_lock((int)fd, &seq);
 		if (!h)
 			continue;
@@ -364,20 +373,8 @@ void handle_close_range(unsigned first, unsigned last)
 	}
 }
 
-void handle_close_range_bad(int fd)
-{
-	uint32_t pos = 0, pcs = 0;
-	uint64_t pon = 0, pcn = 0;
-	uint16_t porig = 0;
-	int prev = handle_before_close(fd, &pos, &pon, &pcs, &pcn, &porig);
-	if (prev == LW_H_OPEN) /* our record was stale: closed inside libc */
-		segment_counter_add(LW_CTR_STALE_CLOSES, 1);
-	else if (prev == LW_H_CLOSED)
-		handle_bad_close(fd, prev, pos, pon, pcs, pcn, porig);
-}
-
-/* Raw getdents64: opendir() would allocate through the (possibly hooked)
- * allocator. */
+/* getdents64 (prim.h): opendir() would allocate through the (possibly
+ * hooked) allocator. */
 struct linux_dirent64 {
 	uint64_t d_ino;
 	int64_t  d_off;

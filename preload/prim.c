@@ -101,6 +101,11 @@ int prim_rename_noreplace(const char *from, const char *to)
 	return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
 }
 
+int prim_close_range(unsigned first, unsigned last, int flags)
+{
+	return (int)syscall(SYS_close_range, first, last, flags);
+}
+
 int prim_fd_flags(int fd)
 {
 	return (int)syscall(SYS_fcntl, fd, F_GETFD);

@@ -44,6 +44,8 @@ SHIM_HIDDEN ssize_t prim_readlink(const char *path, char *buf, size_t n);
 SHIM_HIDDEN int prim_unlink(const char *path);
 /* prim_rename_noreplace - renameat2(RENAME_NOREPLACE) in the cwd. */
 SHIM_HIDDEN int prim_rename_noreplace(const char *from, const char *to);
+/* prim_close_range - the close_range system call (closefrom without libc). */
+SHIM_HIDDEN int prim_close_range(unsigned first, unsigned last, int flags);
 /* prim_fd_flags - fcntl(fd, F_GETFD): is fd open (-1, EBADF when not)? */
 SHIM_HIDDEN int prim_fd_flags(int fd);
 

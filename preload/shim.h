@@ -121,33 +121,41 @@ SHIM_HIDDEN void modules_refresh(void);
 SHIM_HIDDEN void modules_after_fork(const struct shim_segment *parent);
 
 /* handles.c */
-/* Recording of descriptor events.  All take the fd as returned by the real
- * call and are no-ops for fds outside the table (counted as drops). */
+/* Recording of descriptor events into the handle table.  All take the fd as
+ * returned by the real call and are no-ops for fds outside the table
+ * (counted as drops).  Stack ids come from the caller (events.c). */
 SHIM_HIDDEN void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id);
-SHIM_HIDDEN void handle_dup(int oldfd, int newfd);
-SHIM_HIDDEN void handle_connected(int fd, const struct sockaddr *addr, socklen_t len);
+/* handle_dup - newfd is a copy of oldfd: a tracked oldfd gives newfd an open
+ * record (origin DUP; a record open at newfd is closed with `stack`); an
+ * untracked one retires newfd's record. */
+SHIM_HIDDEN void handle_dup(int oldfd, int newfd, uint32_t stack);
+SHIM_HIDDEN void handle_connected(int fd, const struct sockaddr *addr, socklen_t len,
+				  uint32_t stack);
 /* handle_bound - refresh the local address after a successful bind(). */
 SHIM_HIDDEN void handle_bound(int fd);
 /* handle_used - record the stack and time of a send-side call on fd. */
 SHIM_HIDDEN void handle_used(int fd, uint32_t stack_id);
 /* handle_is_open - nonzero when the table holds an open record for fd. */
 SHIM_HIDDEN int handle_is_open(int fd);
-/* handle_before_close - called before the real close(fd); removes an open
- * record.  Returns the previous handle state so the caller can report a bad
- * close if the real close then fails with EBADF. */
-SHIM_HIDDEN int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_ns,
-				    uint32_t *prev_close_stack, uint64_t *prev_close_ns,
-				    uint16_t *prev_origin);
+/* handle_any_open - nonzero when some fd in [first, last] is open. */
+SHIM_HIDDEN int handle_any_open(unsigned first, unsigned last);
+
+/* What a slot held before a close, for the bad-close record. */
+struct handle_prev {
+	uint32_t open_stack, close_stack;
+	uint64_t open_ns, close_ns;
+	uint16_t origin;
+};
+/* handle_before_close - called before the real close(fd); closes an open
+ * record with `stack`.  Returns the previous handle state (and its fields
+ * in *prev) so the caller can report a bad close if the real close then
+ * fails with EBADF. */
+SHIM_HIDDEN int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev);
 /* handle_bad_close - append a close() that failed with EBADF. */
-SHIM_HIDDEN void handle_bad_close(int fd, int prev_state, uint32_t prev_open_stack,
-				  uint64_t prev_open_ns, uint32_t prev_close_stack,
-				  uint64_t prev_close_ns, uint16_t prev_origin);
-/* handle_close_range - remove open records for fds in [first, last]. */
-SHIM_HIDDEN void handle_close_range(unsigned first, unsigned last);
-/* handle_close_range_bad - close_range(fd, fd) of an fd the kernel says is
- * not open: a double close when we saw it closed (a stale open record is
- * retired). */
-SHIM_HIDDEN void handle_close_range_bad(int fd);
+SHIM_HIDDEN void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev,
+				  uint32_t stack);
+/* handle_close_range - close open records for fds in [first, last]. */
+SHIM_HIDDEN void handle_close_range(unsigned first, unsigned last, uint32_t stack);
 /* handle_scan_inherited - record every socket already open at start. */
 SHIM_HIDDEN void handle_scan_inherited(void);
 /* handle_copy_from - fork child: copy the parent's open records as they
@@ -223,12 +231,38 @@ SHIM_HIDDEN void heap_record_alloc(void *ptr, size_t size, uint32_t stack_id);
  * Returns 1 and the old record's fields when it was recorded, else 0. */
 SHIM_HIDDEN int heap_record_free(void *ptr, uint32_t *stack_id, uint64_t *size, uint64_t *ns);
 SHIM_HIDDEN void heap_record_restore(void *ptr, size_t size, uint32_t stack_id, uint64_t ns);
+/* A removed record's fields (lw_ev_free, for a realloc that fails). */
+struct heap_old {
+	uint32_t stack;
+	uint64_t size, ns;
+};
 /* heap_after_fork - fork child: drop the forking thread's batched totals. */
 SHIM_HIDDEN void heap_after_fork(void);
 /* heap_thread_flush - push this thread's batched totals to the segment. */
 SHIM_HIDDEN void heap_thread_flush(void);
 /* heap_hooks_init - resolve the real allocator (heap_hooks.c). */
 SHIM_HIDDEN void heap_hooks_init(void);
+
+/* lifecycle.c */
+/* g_ready - 1 once the segment is set up (0 again while a fork child sets up
+ * its own); events record only then. */
+SHIM_HIDDEN extern _Atomic int g_ready;
+/* What the hook object gives the lifecycle: its resolvers (run first, and
+ * once the segment exists: the allocator's), and an address inside it (its
+ * code is dropped from captured stacks). */
+struct lifecycle_entry {
+	void (*resolve_hooks)(void);
+	void (*resolve_heap)(void);
+	const void *self;
+};
+/* lifecycle_start - the constructor: read the configuration, create the
+ * segment, record what is already open, arm fork and exit handling.  Leaves
+ * tracing off (and the host untouched) on any failure, in secure-execution
+ * mode, and with LEAKWATCH_DISABLE. */
+SHIM_HIDDEN void lifecycle_start(const struct lifecycle_entry *e);
+/* lifecycle_stop - the destructor: flush, mark the image exited, drop an
+ * empty segment. */
+SHIM_HIDDEN void lifecycle_stop(void);
 
 
 /*
