@@ -289,6 +289,7 @@ int segment_create(const struct shim_segment *parent)
 	header_fill_identity(h);
 	if (parent && parent->hdr)
 		h->parent_segment_pid = (uint32_t)parent->pid;
+	atomic_store_explicit(&h->counters[LW_CTR_CONFIG_INVALID], g_cfg.invalid, memory_order_relaxed);
 	atomic_store_explicit(&h->state, LW_STATE_STARTING, memory_order_relaxed);
 	/* magic last: a reader that sees it sees a complete layout */
 	atomic_thread_fence(memory_order_release);

@@ -24,19 +24,21 @@
 #include "shim_limits.h"
 #include "prim.h"
 
-/* Configuration, read once from `environ` at start (never getenv later). */
+/* Configuration, read once from `environ` at start (never getenv later).
+ * The variables, defaults and bounds are the option table in config.c. */
 struct shim_config {
-	char     dir[LW_PATH_MAX];  /* LEAKWATCH_DIR, default /dev/shm */
-	uint32_t stack_depth;       /* LEAKWATCH_STACK_DEPTH, 1..64, default 32 */
-	uint32_t max_fds;           /* LEAKWATCH_MAX_FDS, handle table capacity */
-	uint32_t max_stacks;        /* LEAKWATCH_MAX_STACKS, stack table capacity */
-	uint32_t disabled;          /* LEAKWATCH_DISABLE=1 */
-	uint32_t log;               /* LEAKWATCH_LOG=1: diagnostics on stderr */
-	uint32_t keep_empty;        /* LEAKWATCH_KEEP_EMPTY=1: keep segments that recorded nothing */
-	uint32_t heap_mode;         /* LEAKWATCH_HEAP=off|sampled|full, default sampled */
-	uint64_t sample_bytes;      /* LEAKWATCH_SAMPLE_BYTES, default 512 KiB */
+	char     dir[LW_PATH_MAX];  /* LEAKWATCH_DIR */
+	uint32_t stack_depth;       /* LEAKWATCH_STACK_DEPTH */
+	uint32_t max_fds;           /* LEAKWATCH_MAX_FDS: handle table capacity */
+	uint32_t max_stacks;        /* LEAKWATCH_MAX_STACKS: stack table capacity */
+	uint32_t disabled;          /* LEAKWATCH_DISABLE */
+	uint32_t log;               /* LEAKWATCH_LOG: diagnostics on stderr */
+	uint32_t keep_empty;        /* LEAKWATCH_KEEP_EMPTY: keep segments that recorded nothing */
+	uint32_t heap_mode;         /* LEAKWATCH_HEAP (enum lw_heap_mode) */
+	uint64_t sample_bytes;      /* LEAKWATCH_SAMPLE_BYTES */
 	uint32_t max_allocs;        /* LEAKWATCH_MAX_ALLOCS: heap table slots (power of two) */
-	uint32_t site_cache;        /* LEAKWATCH_STACK_CACHE=0 disables the call-site cache */
+	uint32_t site_cache;        /* LEAKWATCH_STACK_CACHE: the call-site cache */
+	uint32_t invalid;           /* values rejected (logged; LW_CTR_CONFIG_INVALID) */
 };
 
 /* The one mapped segment of this process image. */
@@ -58,8 +60,11 @@ SHIM_HIDDEN extern struct shim_segment g_seg;
 /* config.c */
 /* config_load - fill g_cfg from the process environment; never fails. */
 SHIM_HIDDEN void config_load(void);
+/* config_parse - fill g_cfg from env (NULL-terminated "NAME=value" array):
+ * invalid values are logged, counted in g_cfg.invalid, and give defaults. */
+SHIM_HIDDEN void config_parse(char *const *env);
 /* shim_log - bounded, allocation-free printf subset (%s %d %u %lu %x) to fd 2,
- * only when LEAKWATCH_LOG=1, at most 32 messages per process. */
+ * only when LEAKWATCH_LOG=1, at most LW_LIM_LOG_MESSAGES per process. */
 SHIM_HIDDEN void shim_log(const char *fmt, ...);
 
 /* segment.c */

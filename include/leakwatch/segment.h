@@ -126,6 +126,7 @@ enum lw_counter {
 	LW_CTR_SEND_CALLS,          /* send-side calls on tracked sockets */
 	LW_CTR_SOCK_INHERITED,      /* of LW_CTR_SOCK_OPENED: records of inherited/fork-copied fds */
 	LW_CTR_GUARD_RECOVERED,     /* a recording frame left by siglongjmp: guard and slot released */
+	LW_CTR_CONFIG_INVALID,      /* LEAKWATCH_* values the shim rejected (defaults used instead) */
 	LW_CTR_NUM_DEFINED,
 	LW_CTR_MAX = 64             /* room in the header */
 };
