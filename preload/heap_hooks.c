@@ -88,8 +88,6 @@ static void resolve(void)
 	atomic_store_explicit(&g_resolved, 1, memory_order_release);
 }
 
-/* heap_hooks_init - resolve the allocator early (called from the constructor). */
-SHIM_HIDDEN void heap_hooks_init(void);
 void heap_hooks_init(void)
 {
 	resolve();

@@ -1,13 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal interface of libleakwatch.so: the recorder that the hooks in
- * hooks.c call.  Nothing here is exported from the shared object (the library
- * is built with -fvisibility=hidden); only the interposed libc symbols are.
+ * Internal interface of the recorder inside libleakwatch.so: the tables
+ * (segment, stacks, modules, handles, heap), configuration, lifecycle and
+ * the re-entry guard.  The hooks do not call these directly: they report
+ * events (events.h), and the events call in here.  Nothing here is exported
+ * from the shared object (the library is built with -fvisibility=hidden);
+ * only the interposed libc symbols are.
+ *
+ *   hooks.c, heap_hooks.c    interposed entry points (not in libshimrec.a)
+ *   events.c                 what a hooked call records, in which order
+ *   lifecycle.c              start, stop, fork, on_exit
+ *   handles.c heap.c         the handle and heap tables
+ *   stack.c modules.c        stack capture and the stack table; loaded objects
+ *   segment.c                the segment file, header, counters, state
+ *   guard.c                  the re-entry guard and its siglongjmp recovery
+ *   config.c                 the option table, shim_log
+ *   prim.c                   raw system calls (prim.h); shim_limits.h: limits
  *
  * Every function below is safe to call from any thread at any time, including
  * before initialisation finished and after it failed: in those cases it does
  * nothing.  None of them allocates through malloc, takes a lock, or changes
- * errno (callers in hooks.c still save errno around them, belt and braces).
+ * errno (the events still save errno around them, belt and braces).
  */
 #ifndef LEAKWATCH_SHIM_H
 #define LEAKWATCH_SHIM_H
@@ -280,7 +293,7 @@ SHIM_HIDDEN void lifecycle_stop(void);
  * So the guard remembers the stack pointer of the frame that set it
  * (t_guard_sp) and the one slot sequence counter the thread holds
  * (t_held_seq); guard_busy() tells a live guard from an abandoned one and
- * recovers the latter (guard_recover in segment.c).
+ * recovers the latter (guard_recover in guard.c).
  */
 SHIM_HIDDEN extern __thread int g_in_shim;
 SHIM_HIDDEN extern __thread uintptr_t t_guard_sp;
