@@ -202,16 +202,6 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	return r;
 }
 
-EXPORT void *aligned_alloc(size_t align, size_t size)
-{
-	if (__builtin_expect(!real_aligned_alloc, 0))
-		resolve();
-	void *p = real_aligned_alloc(align, size);
-	if (p && lw_ev_alloc_wanted(size))
-		LW_EV_ALLOC(p, size);
-	return p;
-}
-
 EXPORT void *memalign(size_t align, size_t size)
 {
 	if (__builtin_expect(!real_memalign, 0)) {
@@ -225,25 +215,23 @@ EXPORT void *memalign(size_t align, size_t size)
 	return p;
 }
 
-EXPORT void *valloc(size_t size)
-{
-	if (__builtin_expect(!real_valloc, 0))
-		resolve();
-	void *p = real_valloc(size);
-	if (p && lw_ev_alloc_wanted(size))
-		LW_EV_ALLOC(p, size);
-	return p;
-}
+/* Allocators dlsym() never calls (no bootstrap arena path), one shape. */
+#define LW_PLAIN_ALLOC_HOOKS(X)                                                         \
+	X(aligned_alloc, (size_t align, size_t size), (align, size))                    \
+	X(valloc, (size_t size), (size))                                                \
+	X(pvalloc, (size_t size), (size))
 
-EXPORT void *pvalloc(size_t size)
-{
-	if (__builtin_expect(!real_pvalloc, 0))
-		resolve();
-	void *p = real_pvalloc(size);
-	if (p && lw_ev_alloc_wanted(size))
-		LW_EV_ALLOC(p, size);
-	return p;
-}
+#define PLAIN_ALLOC_HOOK(name, params, args)                                            \
+	EXPORT void *name params                                                        \
+	{                                                                               \
+		if (__builtin_expect(!real_##name, 0))                                  \
+			resolve();                                                      \
+		void *p = real_##name args;                                             \
+		if (p && lw_ev_alloc_wanted(size))                                      \
+			LW_EV_ALLOC(p, size);                                           \
+		return p;                                                               \
+	}
+LW_PLAIN_ALLOC_HOOKS(PLAIN_ALLOC_HOOK)
 
 EXPORT size_t malloc_usable_size(void *p)
 {

@@ -288,36 +288,22 @@ static size_t count_args(const char *arg0, va_list ap)
 		(void)va_arg(ap, char *);                                \
 	argv[n] = NULL
 
-EXPORT int execl(const char *path, const char *arg, ...)
-{
-	va_list ap;
-	va_start(ap, arg);
-	size_t n = count_args(arg, ap);
-	COLLECT_ARGV(argv, n, arg, ap);
-	va_end(ap);
-	return execv(path, argv);
-}
-
-EXPORT int execlp(const char *file, const char *arg, ...)
-{
-	va_list ap;
-	va_start(ap, arg);
-	size_t n = count_args(arg, ap);
-	COLLECT_ARGV(argv, n, arg, ap);
-	va_end(ap);
-	return execvp(file, argv);
-}
-
-EXPORT int execle(const char *path, const char *arg, ...)
-{
-	va_list ap;
-	va_start(ap, arg);
-	size_t n = count_args(arg, ap);
-	COLLECT_ARGV(argv, n, arg, ap);
-	char *const *envp = va_arg(ap, char *const *);
-	va_end(ap);
-	return execve(path, argv, envp);
-}
+/* execle's envp follows the argument list's NULL: read before va_end */
+#define EXECL_HOOK(name, first, envp_arg, call)                                          \
+	EXPORT int name(const char *first, const char *arg, ...)                          \
+	{                                                                                 \
+		va_list ap;                                                               \
+		va_start(ap, arg);                                                        \
+		size_t n = count_args(arg, ap);                                           \
+		COLLECT_ARGV(argv, n, arg, ap);                                           \
+		char *const *envp = envp_arg;                                             \
+		va_end(ap);                                                               \
+		(void)envp;                                                               \
+		return call;                                                              \
+	}
+EXECL_HOOK(execl, path, NULL, execv(path, argv))
+EXECL_HOOK(execlp, file, NULL, execvp(file, argv))
+EXECL_HOOK(execle, path, va_arg(ap, char *const *), execve(path, argv, envp))
 
 /* ---- longjmp out of a signal handler (lw_ev_longjmp) -------------------------- */
 
