@@ -59,7 +59,7 @@ static const struct opt g_opts[] = {
 	{ "LEAKWATCH_SAMPLE_BYTES", OPT_UINT, FIELD(sample_bytes), 512 * 1024, 1, 1u << 30,
 	  "sampled mode: mean bytes allocated between two samples" },
 	{ "LEAKWATCH_MAX_ALLOCS", OPT_UINT, FIELD(max_allocs), 0, 1024, 1u << 28,
-	  "heap table slots, rounded up to a power of two (default: ALLOCS_FULL, ALLOCS_SAMPLED)" },
+	  "heap table slots, rounded up to a power of two; the default depends on LEAKWATCH_HEAP" },
 	{ "LEAKWATCH_STACK_DEPTH", OPT_UINT, FIELD(stack_depth), 32, 1, LW_STACK_MAX_FRAMES,
 	  "frames captured per stack" },
 	{ "LEAKWATCH_MAX_FDS", OPT_UINT, FIELD(max_fds), 65536, 64, 1u << 22,

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
-#include <sys/syscall.h>
 
 #include "events.h"
 
