@@ -7,6 +7,7 @@
  * buffer and one write(2) — no stdio (it locks and allocates), no malloc.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,72 +17,192 @@ extern char **environ;
 
 SHIM_HIDDEN struct shim_config g_cfg;
 
-static unsigned g_log_budget = 32;
+static unsigned g_log_budget = LW_LIM_LOG_MESSAGES;
 
-/* env_value - value of NAME in environ, or NULL. */
-static const char *env_value(const char *name)
+/*
+ * The shim's options: the one place that gives their defaults and bounds.
+ * A value that does not parse or is out of bounds is logged (LEAKWATCH_LOG=1),
+ * counted (LW_CTR_CONFIG_INVALID) and replaced by the default: the host
+ * runs on, traced as documented.  An empty value is the same as none.
+ */
+enum opt_type {
+	OPT_BOOL,                       /* 1/yes/true or 0/no/false */
+	OPT_UINT,                       /* decimal in [lo, hi] */
+	OPT_PATH,                       /* a string shorter than LW_PATH_MAX */
+	OPT_HEAP,                       /* off | sampled | full */
+};
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	size_t off, size;               /* the field of struct shim_config */
+	uint64_t def, lo, hi;           /* def 0 for MAX_ALLOCS: by heap mode */
+	const char *help;
+};
+
+/* LEAKWATCH_MAX_ALLOCS by heap mode: full mode needs room for every live
+ * block, sampled mode for few */
+#define ALLOCS_FULL    (1u << 20)
+#define ALLOCS_SAMPLED (1u << 16)
+
+#define FIELD(f) offsetof(struct shim_config, f), sizeof(((struct shim_config *)0)->f)
+
+static const struct opt g_opts[] = {
+	/* first: the others log through it */
+	{ "LEAKWATCH_LOG", OPT_BOOL, FIELD(log), 0, 0, 1,
+	  "1: the shim prints its own problems on stderr (a few lines at most)" },
+	{ "LEAKWATCH_DISABLE", OPT_BOOL, FIELD(disabled), 0, 0, 1, "1: the shim does nothing" },
+	{ "LEAKWATCH_DIR", OPT_PATH, FIELD(dir), 0, 0, 0,
+	  "where leakwatch.<pid> segments are created (default " LW_DEFAULT_DIR ")" },
+	{ "LEAKWATCH_HEAP", OPT_HEAP, FIELD(heap_mode), LW_HEAP_SAMPLED, 0, 0,
+	  "heap tracking: off, sampled or full" },
+	{ "LEAKWATCH_SAMPLE_BYTES", OPT_UINT, FIELD(sample_bytes), 512 * 1024, 1, 1u << 30,
+	  "sampled mode: mean bytes allocated between two samples" },
+	{ "LEAKWATCH_MAX_ALLOCS", OPT_UINT, FIELD(max_allocs), 0, 1024, 1u << 28,
+	  "heap table slots, rounded up to a power of two; the default depends on LEAKWATCH_HEAP" },
+	{ "LEAKWATCH_STACK_DEPTH", OPT_UINT, FIELD(stack_depth), 32, 1, LW_STACK_MAX_FRAMES,
+	  "frames captured per stack" },
+	{ "LEAKWATCH_MAX_FDS", OPT_UINT, FIELD(max_fds), 65536, 64, 1u << 22,
+	  "handle table size; higher fds are counted as dropped" },
+	{ "LEAKWATCH_MAX_STACKS", OPT_UINT, FIELD(max_stacks), 16384, 64, 1u << 22,
+	  "distinct stacks stored" },
+	{ "LEAKWATCH_STACK_CACHE", OPT_UINT, FIELD(site_cache), 1, 0, 1,
+	  "0 disables the call-site stack cache" },
+	{ "LEAKWATCH_KEEP_EMPTY", OPT_BOOL, FIELD(keep_empty), 0, 0, 1,
+	  "1 keeps segments of processes that recorded nothing" },
+};
+
+/* env_value - value of NAME in env, or NULL. */
+static const char *env_value(char *const *env, const char *name)
 {
 	size_t n = strlen(name);
-	if (!environ)
+	if (!env)
 		return NULL;
-	for (char **e = environ; *e; e++)
+	for (char *const *e = env; *e; e++)
 		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
 			return *e + n + 1;
 	return NULL;
 }
 
-/* env_uint - parse a decimal value in [lo, hi], or return def. */
-static uint32_t env_uint(const char *name, uint32_t def, uint32_t lo, uint32_t hi)
+/* parse_uint - decimal v in [lo, hi] into *out; -1 when it is not one. */
+static int parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-	const char *v = env_value(name);
 	uint64_t x = 0;
-	if (!v || !*v)
-		return def;
 	for (; *v; v++) {
 		if (*v < '0' || *v > '9' || x > 0xffffffffull)
-			return def;
+			return -1;
 		x = x * 10 + (uint64_t)(*v - '0');
 	}
 	if (x < lo || x > hi)
-		return def;
-	return (uint32_t)x;
+		return -1;
+	*out = x;
+	return 0;
 }
 
-static int env_true(const char *name)
+static int parse_word(const char *v, const char *const *words, uint64_t *out)
 {
-	const char *v = env_value(name);
-	return v && (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0);
+	for (uint64_t i = 0; words[i]; i++)
+		if (strcmp(v, words[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
 }
 
-void config_load(void)
+static void field_set(const struct opt *o, uint64_t v)
 {
-	const char *dir = env_value("LEAKWATCH_DIR");
-	if (!dir || !*dir || strlen(dir) >= sizeof g_cfg.dir)
-		dir = LW_DEFAULT_DIR;
-	memcpy(g_cfg.dir, dir, strlen(dir) + 1);
-	g_cfg.stack_depth = env_uint("LEAKWATCH_STACK_DEPTH", 32, 1, LW_STACK_MAX_FRAMES);
-	g_cfg.max_fds = env_uint("LEAKWATCH_MAX_FDS", 65536, 64, 1u << 22);
-	g_cfg.max_stacks = env_uint("LEAKWATCH_MAX_STACKS", 16384, 64, 1u << 22);
-	g_cfg.disabled = env_true("LEAKWATCH_DISABLE");
-	g_cfg.log = env_true("LEAKWATCH_LOG");
-	g_cfg.keep_empty = env_true("LEAKWATCH_KEEP_EMPTY");
-	g_cfg.site_cache = env_uint("LEAKWATCH_STACK_CACHE", 1, 0, 1);
+	char *f = (char *)&g_cfg + o->off;
+	if (o->size == sizeof(uint64_t)) {
+		memcpy(f, &v, sizeof v);
+	} else {
+		uint32_t w = (uint32_t)v;
+		memcpy(f, &w, sizeof w);
+	}
+}
 
-	const char *heap = env_value("LEAKWATCH_HEAP");
-	if (heap && strcmp(heap, "off") == 0)
-		g_cfg.heap_mode = LW_HEAP_OFF;
-	else if (heap && strcmp(heap, "full") == 0)
-		g_cfg.heap_mode = LW_HEAP_FULL;
-	else
-		g_cfg.heap_mode = LW_HEAP_SAMPLED; /* the production default */
-	g_cfg.sample_bytes = env_uint("LEAKWATCH_SAMPLE_BYTES", 512 * 1024, 1, 1u << 30);
-	/* full mode needs room for every live block; sampled mode for few */
-	uint32_t def = g_cfg.heap_mode == LW_HEAP_FULL ? 1u << 20 : 1u << 16;
-	uint32_t n = env_uint("LEAKWATCH_MAX_ALLOCS", def, 1024, 1u << 28);
+/* opt_apply - set o from its value v (NULL: unset).  Returns -1 when v is
+ * invalid (the default is set then). */
+static int opt_apply(const struct opt *o, const char *v)
+{
+	static const char *const bools[] = { "0", "1", "no", "yes", "false", "true", NULL };
+	static const char *const heap[] = { "off", "sampled", "full", NULL };
+	int bad = 0;
+	uint64_t x = o->def;
+
+	if (o->type == OPT_PATH) {
+		const char *dir = LW_DEFAULT_DIR;
+		if (v && *v && strlen(v) < sizeof g_cfg.dir)
+			dir = v;
+		else if (v && *v)
+			bad = 1;
+		memcpy(g_cfg.dir, dir, strlen(dir) + 1);
+		return bad ? -1 : 0;
+	}
+	if (v && *v) {
+		switch (o->type) {
+		case OPT_BOOL:
+			bad = parse_word(v, bools, &x) != 0;
+			x &= 1; /* the words alternate false, true */
+			break;
+		case OPT_HEAP:
+			/* enum lw_heap_mode follows the words */
+			bad = parse_word(v, heap, &x) != 0;
+			break;
+		default:
+			bad = parse_uint(v, o->lo, o->hi, &x) != 0;
+			break;
+		}
+	}
+	if (bad)
+		x = o->def;
+	field_set(o, x);
+	return bad ? -1 : 0;
+}
+
+/* opt_complain - log a rejected value and what was expected. */
+static void opt_complain(const struct opt *o, const char *v)
+{
+	switch (o->type) {
+	case OPT_UINT:
+		shim_log("%s=%s: not a number in %lu..%lu (%s); using the default", o->name, v,
+			 (unsigned long)o->lo, (unsigned long)o->hi, o->help);
+		break;
+	case OPT_BOOL:
+		shim_log("%s=%s: not 0, 1, no, yes, false or true; using the default", o->name, v);
+		break;
+	case OPT_HEAP:
+		shim_log("%s=%s: not off, sampled or full; using the default", o->name, v);
+		break;
+	case OPT_PATH:
+		shim_log("%s: longer than %u bytes; using " LW_DEFAULT_DIR, o->name,
+			 (unsigned)LW_PATH_MAX - 1);
+		break;
+	}
+}
+
+void config_parse(char *const *env)
+{
+	memset(&g_cfg, 0, sizeof g_cfg);
+	for (size_t i = 0; i < sizeof g_opts / sizeof g_opts[0]; i++) {
+		const struct opt *o = &g_opts[i];
+		const char *v = env_value(env, o->name);
+		if (opt_apply(o, v) != 0) {
+			g_cfg.invalid++;
+			opt_complain(o, v);
+		}
+	}
+	uint32_t n = g_cfg.max_allocs;
+	if (n == 0)
+		n = g_cfg.heap_mode == LW_HEAP_FULL ? ALLOCS_FULL : ALLOCS_SAMPLED;
 	uint32_t pow2 = 1024;
 	while (pow2 < n)
 		pow2 <<= 1;
 	g_cfg.max_allocs = g_cfg.heap_mode == LW_HEAP_OFF ? 0 : pow2;
+}
+
+void config_load(void)
+{
+	config_parse(environ);
 }
 
 /* buf_put - append s to buf, never past cap - 1. */
@@ -109,7 +230,7 @@ static size_t buf_num(char *buf, size_t len, size_t cap, uint64_t v, unsigned ba
 
 void shim_log(const char *fmt, ...)
 {
-	char buf[512];
+	char buf[LW_LIM_LOG_LINE];
 	size_t len = 0;
 	va_list ap;
 
@@ -150,6 +271,6 @@ void shim_log(const char *fmt, ...)
 	va_end(ap);
 	if (len + 1 < sizeof buf)
 		buf[len++] = '\n';
-	ssize_t r = write(2, buf, len);
+	ssize_t r = prim_write(2, buf, len);
 	(void)r;
 }

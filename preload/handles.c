@@ -8,6 +8,10 @@
  * onto the same number) the CAS on seq serialises them and a writer that
  * cannot get in within a bounded number of spins drops its event and counts
  * it rather than wait.
+ *
+ * Every function here receives the stack ids it stores (events.c captures
+ * them, before any slot is held: a thread holds one slot at a time, see
+ * seq_lock, and interning a stack takes one too).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,12 +19,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "shim.h"
-
-#define LOCK_SPINS 100000u
 
 static struct lw_handle *slot_lock(int fd, uint32_t *seq_out)
 {
@@ -32,11 +32,8 @@ static struct lw_handle *slot_lock(int fd, uint32_t *seq_out)
 		return NULL;
 	}
 	struct lw_handle *h = &g_seg.handles[fd];
-	for (unsigned i = 0; i < LOCK_SPINS; i++) {
-		if (seq_lock(&h->seq, seq_out))
-			return h;
-		shim_cpu_relax();
-	}
+	if (seq_lock_spin(&h->seq, seq_out, LW_LIM_HANDLE_SPINS))
+		return h;
 	segment_counter_add(LW_CTR_DROP_BUSY, 1);
 	return NULL;
 }
@@ -57,7 +54,7 @@ int handles_mirror_init(uint32_t capacity)
 {
 	if (g_mirror)
 		return 0;
-	void *p = mmap(NULL, (size_t)capacity * sizeof(struct lw_handle), PROT_READ | PROT_WRITE,
+	void *p = prim_mmap(NULL, (size_t)capacity * sizeof(struct lw_handle), PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
@@ -71,15 +68,13 @@ static void mirror_store(int fd, const struct lw_handle *src)
 	if (!g_mirror || fd < 0 || (uint32_t)fd >= g_mirror_cap)
 		return;
 	struct lw_handle *m = &g_mirror[fd];
-	uint32_t s = atomic_load_explicit(&m->seq, memory_order_relaxed) | 1u;
-	atomic_store_explicit(&m->seq, s, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	uint32_t s = lw_seq_write_begin(&m->seq);
 	if (src)
 		memcpy((char *)m + sizeof m->seq, (const char *)src + sizeof src->seq,
 		       sizeof *m - sizeof m->seq);
 	else
 		memset((char *)m + sizeof m->seq, 0, sizeof *m - sizeof m->seq);
-	atomic_store_explicit(&m->seq, s + 1, memory_order_release);
+	lw_seq_write_end(&m->seq, s);
 }
 
 static void slot_unlock(struct lw_handle *h, uint32_t s)
@@ -112,8 +107,8 @@ static void addr_get(int fd, struct lw_addr *a, int peer)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
-	int r = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
-		     : getsockname(fd, (struct sockaddr *)&ss, &len);
+	int r = peer ? prim_getpeername(fd, (struct sockaddr *)&ss, &len)
+		     : prim_getsockname(fd, (struct sockaddr *)&ss, &len);
 	if (r != 0 || len == 0) {
 		a->len = 0;
 		return;
@@ -155,17 +150,13 @@ static int fill_socket(int fd, struct lw_handle *out)
 {
 	struct stat st;
 	int v;
-	socklen_t l;
 
-	if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+	if (prim_fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
 		return -1;
 	out->inode = (uint64_t)st.st_ino;
-	l = sizeof v;
-	out->family = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &l) == 0 ? (uint16_t)v : 0;
-	l = sizeof v;
-	out->type = getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &l) == 0 ? (uint16_t)v : 0;
-	l = sizeof v;
-	out->protocol = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &l) == 0 ? v : 0;
+	out->family = prim_getsockopt_int(fd, SOL_SOCKET, SO_DOMAIN, &v) == 0 ? (uint16_t)v : 0;
+	out->type = prim_getsockopt_int(fd, SOL_SOCKET, SO_TYPE, &v) == 0 ? (uint16_t)v : 0;
+	out->protocol = prim_getsockopt_int(fd, SOL_SOCKET, SO_PROTOCOL, &v) == 0 ? v : 0;
 	addr_get(fd, &out->local, 0);
 	addr_get(fd, &out->peer, 1);
 	return 0;
@@ -176,8 +167,8 @@ static void record_close(struct lw_handle *h, uint32_t stack)
 {
 	h->state = LW_H_CLOSED;
 	h->close_stack_id = stack;
-	h->close_ns = shim_now_ns();
-	h->close_tid = shim_gettid();
+	h->close_ns = prim_now_ns();
+	h->close_tid = prim_gettid();
 	stack_count(h->stack_id, 0);
 	segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
 }
@@ -220,14 +211,14 @@ void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id)
 		return;
 	tmp.origin = origin;
 	tmp.dup_of = dup_of;
-	tmp.tid = shim_gettid();
-	tmp.open_ns = shim_now_ns();
+	tmp.tid = prim_gettid();
+	tmp.open_ns = prim_now_ns();
 	if (tmp.peer.len)
 		tmp.connect_ns = tmp.open_ns;
 	handle_write_open(fd, &tmp, stack_id, 0);
 }
 
-void handle_dup(int oldfd, int newfd)
+void handle_dup(int oldfd, int newfd, uint32_t stack)
 {
 	struct lw_handle src;
 	struct lw_header *hdr = g_seg.hdr;
@@ -236,11 +227,10 @@ void handle_dup(int oldfd, int newfd)
 		return;
 	if ((uint32_t)oldfd < hdr->handles.capacity &&
 	    lw_seq_read(&g_seg.handles[oldfd], &src, sizeof src) && src.state == LW_H_OPEN) {
-		uint32_t stack = stack_capture();
 		src.origin = LW_ORIGIN_DUP;
 		src.dup_of = oldfd;
-		src.tid = shim_gettid();
-		src.open_ns = shim_now_ns();
+		src.tid = prim_gettid();
+		src.open_ns = prim_now_ns();
 		src.last_use_stack_id = 0;
 		src.last_use_ns = 0;
 		handle_write_open(newfd, &src, stack, stack);
@@ -250,9 +240,6 @@ void handle_dup(int oldfd, int newfd)
 	 * something else, so an old record there is finished. */
 	uint32_t seq;
 	if ((uint32_t)newfd < hdr->handles.capacity && handle_is_open(newfd)) {
-		/* captured before the slot is held: a thread holds one slot at a
-		 * time (see seq_lock), and the stack table takes one too */
-		uint32_t stack = stack_capture();
 		struct lw_handle *h = slot_lock(newfd, &seq);
 		if (!h)
 			return;
@@ -262,12 +249,11 @@ void handle_dup(int oldfd, int newfd)
 	}
 }
 
-void handle_connected(int fd, const struct sockaddr *addr, socklen_t len)
+void handle_connected(int fd, const struct sockaddr *addr, socklen_t len, uint32_t stack)
 {
 	uint32_t seq;
 	if (!handle_is_open(fd))
 		return;
-	uint32_t stack = stack_capture();
 	struct lw_handle *h = slot_lock(fd, &seq);
 	if (!h)
 		return;
@@ -275,7 +261,7 @@ void handle_connected(int fd, const struct sockaddr *addr, socklen_t len)
 		addr_set(&h->peer, addr, len);
 		addr_get(fd, &h->local, 0);
 		h->connect_stack_id = stack;
-		h->connect_ns = shim_now_ns();
+		h->connect_ns = prim_now_ns();
 	}
 	slot_unlock(h, seq);
 	segment_counter_add(LW_CTR_EVENTS, 1);
@@ -289,8 +275,7 @@ int handle_is_open(int fd)
 	return __atomic_load_n(&g_seg.handles[fd].state, __ATOMIC_RELAXED) == LW_H_OPEN;
 }
 
-int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_ns,
-			uint32_t *prev_close_stack, uint64_t *prev_close_ns, uint16_t *prev_origin)
+int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev)
 {
 	struct lw_header *hdr = g_seg.hdr;
 	struct lw_handle snap;
@@ -303,17 +288,16 @@ int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_n
 		memset(&snap, 0, sizeof snap);
 		snap.state = LW_H_OPEN;
 	}
-	*prev_open_stack = snap.stack_id;
-	*prev_open_ns = snap.open_ns;
-	*prev_close_stack = snap.close_stack_id;
-	*prev_close_ns = snap.close_ns;
-	*prev_origin = snap.origin;
+	prev->open_stack = snap.stack_id;
+	prev->open_ns = snap.open_ns;
+	prev->close_stack = snap.close_stack_id;
+	prev->close_ns = snap.close_ns;
+	prev->origin = snap.origin;
 	if (snap.state != LW_H_OPEN)
 		return snap.state;
 
 	/* Remove the record before the real close: once the kernel frees the
 	 * number, another thread may get it from socket() at once. */
-	uint32_t stack = stack_capture();
 	struct lw_handle *h = slot_lock(fd, &seq);
 	if (!h)
 		return LW_H_OPEN;
@@ -325,13 +309,11 @@ int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_n
 	return LW_H_OPEN;
 }
 
-void handle_bad_close(int fd, int prev_state, uint32_t prev_open_stack, uint64_t prev_open_ns,
-		      uint32_t prev_close_stack, uint64_t prev_close_ns, uint16_t prev_origin)
+void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev, uint32_t stack)
 {
 	struct lw_header *hdr = g_seg.hdr;
 	if (!hdr || hdr->badcloses.capacity == 0)
 		return;
-	uint32_t stack = stack_capture();
 	uint32_t n = atomic_fetch_add_explicit(&hdr->badcloses.used, 1, memory_order_relaxed);
 	struct lw_badclose *b = &g_seg.badcloses[n % hdr->badcloses.capacity];
 	uint32_t s;
@@ -340,34 +322,48 @@ void handle_bad_close(int fd, int prev_state, uint32_t prev_open_stack, uint64_t
 		return;
 	}
 	b->fd = fd;
-	b->tid = shim_gettid();
+	b->tid = prim_gettid();
 	b->stack_id = stack;
-	b->ns = shim_now_ns();
+	b->ns = prim_now_ns();
 	b->prev_state = (uint16_t)prev_state;
-	b->prev_origin = prev_origin;
-	b->prev_open_stack_id = prev_state == LW_H_FREE ? 0 : prev_open_stack;
-	b->prev_open_ns = prev_state == LW_H_FREE ? 0 : prev_open_ns;
-	b->prev_close_stack_id = prev_state == LW_H_CLOSED ? prev_close_stack : 0;
-	b->prev_close_ns = prev_state == LW_H_CLOSED ? prev_close_ns : 0;
+	b->prev_origin = prev->origin;
+	b->prev_open_stack_id = prev_state == LW_H_FREE ? 0 : prev->open_stack;
+	b->prev_open_ns = prev_state == LW_H_FREE ? 0 : prev->open_ns;
+	b->prev_close_stack_id = prev_state == LW_H_CLOSED ? prev->close_stack : 0;
+	b->prev_close_ns = prev_state == LW_H_CLOSED ? prev->close_ns : 0;
 	seq_unlock(&b->seq, s);
 	segment_counter_add(LW_CTR_BAD_CLOSES, 1);
 }
 
-void handle_close_range(unsigned first, unsigned last)
+/* range_clip - [first, *last] within the high-water mark; the bound. */
+static uint32_t range_clip(unsigned *last)
 {
-	struct lw_header *hdr = g_seg.hdr;
-	if (!hdr)
+	uint32_t hw = atomic_load_explicit(&g_seg.hdr->handles.used, memory_order_relaxed);
+	if (*last >= hw)
+		*last = hw ? hw - 1 : 0;
+	return hw;
+}
+
+int handle_any_open(unsigned first, unsigned last)
+{
+	if (!g_seg.hdr)
+		return 0;
+	uint32_t hw = range_clip(&last);
+	for (unsigned fd = first; fd <= last && fd < hw; fd++)
+		if (handle_is_open((int)fd))
+			return 1;
+	return 0;
+}
+
+void handle_close_range(unsigned first, unsigned last, uint32_t stack)
+{
+	if (!g_seg.hdr)
 		return;
-	uint32_t hw = atomic_load_explicit(&hdr->handles.used, memory_order_relaxed);
-	if (last >= hw)
-		last = hw ? hw - 1 : 0;
-	uint32_t stack = 0;
+	uint32_t hw = range_clip(&last);
 	for (unsigned fd = first; fd <= last && fd < hw; fd++) {
 		uint32_t seq;
 		if (!handle_is_open((int)fd))
 			continue;
-		if (!stack)
-			stack = stack_capture();
 		struct lw_handle *h = slot_lock((int)fd, &seq);
 		if (!h)
 			continue;
@@ -377,20 +373,8 @@ void handle_close_range(unsigned first, unsigned last)
 	}
 }
 
-void handle_close_range_bad(int fd)
-{
-	uint32_t pos = 0, pcs = 0;
-	uint64_t pon = 0, pcn = 0;
-	uint16_t porig = 0;
-	int prev = handle_before_close(fd, &pos, &pon, &pcs, &pcn, &porig);
-	if (prev == LW_H_OPEN) /* our record was stale: closed inside libc */
-		segment_counter_add(LW_CTR_STALE_CLOSES, 1);
-	else if (prev == LW_H_CLOSED)
-		handle_bad_close(fd, prev, pos, pon, pcs, pcn, porig);
-}
-
-/* Raw getdents64: opendir() would allocate through the (possibly hooked)
- * allocator. */
+/* getdents64 (prim.h): opendir() would allocate through the (possibly
+ * hooked) allocator. */
 struct linux_dirent64 {
 	uint64_t d_ino;
 	int64_t  d_off;
@@ -402,11 +386,11 @@ struct linux_dirent64 {
 void handle_scan_inherited(void)
 {
 	char buf[4096];
-	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = prim_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	long n;
 	if (dfd < 0)
 		return;
-	while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+	while ((n = prim_getdents64(dfd, buf, sizeof buf)) > 0) {
 		for (long off = 0; off < n;) {
 			struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
 			off += d->d_reclen;
@@ -421,7 +405,7 @@ void handle_scan_inherited(void)
 			handle_open_socket(fd, LW_ORIGIN_INHERITED, -1, 0);
 		}
 	}
-	close(dfd);
+	prim_close(dfd);
 }
 
 /* fork_view - fd's record as it was when the parent forked: from the
@@ -455,7 +439,7 @@ void handle_copy_from(const struct shim_segment *parent)
 			continue;
 		/* A socket the parent closed with a raw syscall must not be copied. */
 		struct stat sb;
-		if (fstat((int)fd, &sb) != 0 || (uint64_t)sb.st_ino != src.inode)
+		if (prim_fstat((int)fd, &sb) != 0 || (uint64_t)sb.st_ino != src.inode)
 			continue;
 		uint32_t id = 0;
 		if (src.stack_id && src.stack_id <= ph->stacks.capacity &&
@@ -490,7 +474,7 @@ void handle_used(int fd, uint32_t stack_id)
 		return;
 	if (h->state == LW_H_OPEN) {
 		h->last_use_stack_id = stack_id;
-		h->last_use_ns = shim_now_ns();
+		h->last_use_ns = prim_now_ns();
 	}
 	/* not slot_unlock(): a fork child does not inherit last use, so the
 	 * mirror need not follow (this is the hot path of every send) */

@@ -13,17 +13,15 @@
  */
 #include <math.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
 
 #include "shim.h"
 
-#define PROBE_LIMIT  64u
-#define LOCK_SPINS   10000u
-#define BATCH_SLOTS  16u
-#define BATCH_FLUSH  256u
+#define PROBE_LIMIT  LW_LIM_HEAP_PROBES
+#define BATCH_SLOTS  LW_LIM_HEAP_BATCH_SLOTS
+#define BATCH_FLUSH  LW_LIM_HEAP_BATCH_FLUSH
 
 static struct lw_alloc *g_tab;
 static uint64_t g_mask;
@@ -66,15 +64,6 @@ static inline uint64_t ptr_index(uint64_t p)
 	return ((p >> 4) + ((p >> 20) * 0x9e3779b97f4a7c15ull >> 32)) & g_mask;
 }
 
-/* Heap ages need no nanoseconds: the coarse clock costs a few ns, the fine
- * one about 20 (vDSO). */
-static inline uint64_t heap_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Per-thread totals are batched; a thread that ends flushes its batch
  * through this key's destructor, set on the thread's first recorded block. */
 static pthread_key_t g_thread_key;
@@ -108,10 +97,10 @@ SHIM_HIDDEN volatile uint64_t *g_heap_owner;
 static void owner_claim(void)
 {
 	if (!g_heap_owner) {
-		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *p = prim_mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			return;
-		(void)madvise(p, 4096, MADV_WIPEONFORK); /* before Linux 4.14: no protection */
+		(void)prim_madvise(p, 4096, MADV_WIPEONFORK); /* before Linux 4.14: no protection */
 		g_heap_owner = p;
 	}
 	*g_heap_owner = 1;
@@ -143,7 +132,7 @@ static uint64_t rng_next(void)
 {
 	uint64_t x = t_heap.rng;
 	if (x == 0)
-		x = (uint64_t)shim_gettid() * 0x9e3779b97f4a7c15ull ^ shim_now_ns() ^ 0x5deece66dull;
+		x = (uint64_t)prim_gettid() * 0x9e3779b97f4a7c15ull ^ prim_now_ns() ^ 0x5deece66dull;
 	x ^= x << 13;
 	x ^= x >> 7;
 	x ^= x << 17;
@@ -230,8 +219,8 @@ static void batch_add(uint32_t stack_id, uint64_t size)
 		pthread_setspecific(g_thread_key, (void *)1);
 	}
 	/* dlopen()ed objects must reach the module table for their frames to be
-	 * symbolized; a check per 64K blocks costs nothing measurable */
-	if (__builtin_expect(++t_heap.since_rescan >= 65536, 0)) {
+	 * symbolized (shim_limits.h) */
+	if (__builtin_expect(++t_heap.since_rescan >= LW_LIM_HEAP_RESCAN, 0)) {
 		t_heap.since_rescan = 0;
 		modules_refresh();
 	}
@@ -243,12 +232,7 @@ static void batch_add(uint32_t stack_id, uint64_t size)
 
 static struct lw_alloc *slot_lock(struct lw_alloc *a, uint32_t *seq)
 {
-	for (unsigned i = 0; i < LOCK_SPINS; i++) {
-		if (seq_lock(&a->seq, seq))
-			return a;
-		shim_cpu_relax();
-	}
-	return NULL;
+	return seq_lock_spin(&a->seq, seq, LW_LIM_HEAP_SPINS) ? a : NULL;
 }
 
 static inline uint64_t slot_ptr(const struct lw_alloc *a)
@@ -314,7 +298,7 @@ void heap_record_alloc(void *ptr, size_t size, uint32_t stack_id)
 	uint64_t p = (uint64_t)(uintptr_t)ptr;
 	if (g_mode == LW_HEAP_OFF || p <= LW_ALLOC_TOMBSTONE)
 		return;
-	heap_insert(p, size, stack_id, heap_now_ns(), 1);
+	heap_insert(p, size, stack_id, prim_coarse_ns(), 1);
 }
 
 int heap_record_free(void *ptr, uint32_t *stack_id, uint64_t *size, uint64_t *ns)

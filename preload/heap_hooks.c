@@ -21,13 +21,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "events.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
 /* ---- bootstrap arena ------------------------------------------------------- */
 
-#define ARENA_SIZE (64 * 1024)
+#define ARENA_SIZE LW_LIM_BOOT_ARENA
 static _Alignas(64) unsigned char g_arena[ARENA_SIZE];
 static _Atomic size_t g_arena_used;
 
@@ -64,16 +64,14 @@ static size_t arena_size(const void *p)
 
 /* ---- the real allocator ----------------------------------------------------- */
 
-static void *(*real_malloc)(size_t);
-static void (*real_free)(void *);
-static void *(*real_calloc)(size_t, size_t);
-static void *(*real_realloc)(void *, size_t);
-static int (*real_posix_memalign)(void **, size_t, size_t);
-static void *(*real_aligned_alloc)(size_t, size_t);
-static void *(*real_memalign)(size_t, size_t);
-static void *(*real_valloc)(size_t);
-static void *(*real_pvalloc)(size_t);
-static size_t (*real_malloc_usable_size)(void *);
+/* Every allocator function a hook here forwards to; the pointers take
+ * their types from libc's prototypes. */
+#define LW_HEAP_HOOKS(X)                                                            \
+	X(malloc) X(free) X(calloc) X(realloc) X(posix_memalign) X(aligned_alloc)   \
+	X(memalign) X(valloc) X(pvalloc) X(malloc_usable_size)
+
+#define REAL_DECL(name) static __typeof__(name) *real_##name;
+LW_HEAP_HOOKS(REAL_DECL)
 
 static __thread int t_resolving __attribute__((tls_model("initial-exec")));
 static _Atomic int g_resolved;
@@ -82,64 +80,25 @@ static void resolve(void)
 {
 	if (atomic_load_explicit(&g_resolved, memory_order_acquire))
 		return;
-	t_resolving = 1;
-	real_malloc = (__typeof__(real_malloc))dlsym(RTLD_NEXT, "malloc");
-	real_free = (__typeof__(real_free))dlsym(RTLD_NEXT, "free");
-	real_calloc = (__typeof__(real_calloc))dlsym(RTLD_NEXT, "calloc");
-	real_realloc = (__typeof__(real_realloc))dlsym(RTLD_NEXT, "realloc");
-	real_posix_memalign = (__typeof__(real_posix_memalign))dlsym(RTLD_NEXT, "posix_memalign");
-	real_aligned_alloc = (__typeof__(real_aligned_alloc))dlsym(RTLD_NEXT, "aligned_alloc");
-	real_memalign = (__typeof__(real_memalign))dlsym(RTLD_NEXT, "memalign");
-	real_valloc = (__typeof__(real_valloc))dlsym(RTLD_NEXT, "valloc");
-	real_pvalloc = (__typeof__(real_pvalloc))dlsym(RTLD_NEXT, "pvalloc");
-	real_malloc_usable_size = (__typeof__(real_malloc_usable_size))dlsym(RTLD_NEXT,
-									 "malloc_usable_size");
+	t_resolving = 1; /* dlsym's own allocations come from the arena */
+#define RESOLVE(name) real_##name = (__typeof__(real_##name))dlsym(RTLD_NEXT, #name);
+	LW_HEAP_HOOKS(RESOLVE)
+#undef RESOLVE
 	t_resolving = 0;
 	atomic_store_explicit(&g_resolved, 1, memory_order_release);
 }
 
-/* heap_hooks_init - resolve the allocator early (called from the constructor). */
-SHIM_HIDDEN void heap_hooks_init(void);
 void heap_hooks_init(void)
 {
 	resolve();
 }
 
-/* ---- recording ----------------------------------------------------------------- */
-
-/* A recorded call: the allocator is ready, tracing is on, this thread is not
- * already inside the shim, and the sampler picked this block. */
-static inline int want_record(size_t size)
-{
-	return heap_should_sample(size) && !guard_busy(); /* 0 when heap tracking is off */
-}
-
-/*
- * The caller's return address and its stack pointer after our return (our
- * frame's CFA), as the hook saw them.
- */
-#define RECORD(p, size) record((p), (size), CALLER_RA(), CALLER_CFA())
-
-static void __attribute__((noinline)) record(void *p, size_t size, uintptr_t ra, uintptr_t cfa)
-{
-	int saved = errno;
-	guard_set();
-	heap_record_alloc(p, size, stack_capture_at(ra, cfa));
-	guard_clear();
-	errno = saved;
-}
-
-/* forget - drop the record of p before the real free.  Returns 1 when p was
- * recorded (its old fields in *stack, *size, *ns). */
-static inline int forget(void *p, uint32_t *stack, uint64_t *size, uint64_t *ns)
-{
-	if (!heap_maybe_recorded(p) || guard_busy())
-		return 0;
-	guard_set();
-	int r = heap_record_free(p, stack, size, ns);
-	guard_clear();
-	return r;
-}
+/* ---- the hooks: the real call, then one event (events.h) ------------------------
+ *
+ * lw_ev_alloc_wanted() is the sampler and the guard, inline: an unsampled
+ * allocation costs a counter decrement.  LW_EV_ALLOC passes the hook's
+ * caller (return address, stack pointer after return) for the call-site
+ * cache.  lw_ev_free() drops a record before the real free. */
 
 EXPORT void *malloc(size_t size)
 {
@@ -151,8 +110,8 @@ EXPORT void *malloc(size_t size)
 			return arena_alloc(size, 16);
 	}
 	void *p = real_malloc(size);
-	if (p && want_record(size))
-		RECORD(p, size);
+	if (p && lw_ev_alloc_wanted(size))
+		LW_EV_ALLOC(p, size);
 	return p;
 }
 
@@ -160,7 +119,7 @@ EXPORT void free(void *p)
 {
 	if (!p || in_arena(p))
 		return;
-	forget(p, NULL, NULL, NULL);
+	lw_ev_free(p, NULL);
 	if (__builtin_expect(!real_free, 0))
 		resolve();
 	real_free(p);
@@ -181,8 +140,8 @@ EXPORT void *calloc(size_t n, size_t size)
 			return arena_alloc(total, 16);
 	}
 	void *p = real_calloc(n, size);
-	if (p && want_record(n * size))
-		RECORD(p, n * size);
+	if (p && lw_ev_alloc_wanted(n * size))
+		LW_EV_ALLOC(p, n * size);
 	return p;
 }
 
@@ -201,23 +160,17 @@ EXPORT void *realloc(void *old, size_t size)
 		resolve();
 	if (!old)
 		return malloc(size);
-	uint32_t stack = 0;
-	uint64_t osize = 0, ons = 0;
-	int had = forget(old, &stack, &osize, &ons);
+	struct heap_old rec = { 0, 0, 0 };
+	int had = lw_ev_free(old, &rec);
 	void *p = real_realloc(old, size);
 	if (!p) {
 		/* size 0 freed the block (glibc); otherwise it failed and old lives on */
-		if (had && size != 0 && !guard_busy()) {
-			int saved = errno;
-			guard_set();
-			heap_record_restore(old, osize, stack, ons);
-			guard_clear();
-			errno = saved;
-		}
+		if (had && size != 0)
+			lw_ev_alloc_restore(old, &rec);
 		return p;
 	}
-	if (want_record(size))
-		RECORD(p, size);
+	if (lw_ev_alloc_wanted(size))
+		LW_EV_ALLOC(p, size);
 	return p;
 }
 
@@ -244,19 +197,9 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 		resolve();
 	}
 	int r = real_posix_memalign(out, align, size);
-	if (r == 0 && *out && want_record(size))
-		RECORD(*out, size);
+	if (r == 0 && *out && lw_ev_alloc_wanted(size))
+		LW_EV_ALLOC(*out, size);
 	return r;
-}
-
-EXPORT void *aligned_alloc(size_t align, size_t size)
-{
-	if (__builtin_expect(!real_aligned_alloc, 0))
-		resolve();
-	void *p = real_aligned_alloc(align, size);
-	if (p && want_record(size))
-		RECORD(p, size);
-	return p;
 }
 
 EXPORT void *memalign(size_t align, size_t size)
@@ -267,30 +210,28 @@ EXPORT void *memalign(size_t align, size_t size)
 		resolve();
 	}
 	void *p = real_memalign(align, size);
-	if (p && want_record(size))
-		RECORD(p, size);
+	if (p && lw_ev_alloc_wanted(size))
+		LW_EV_ALLOC(p, size);
 	return p;
 }
 
-EXPORT void *valloc(size_t size)
-{
-	if (__builtin_expect(!real_valloc, 0))
-		resolve();
-	void *p = real_valloc(size);
-	if (p && want_record(size))
-		RECORD(p, size);
-	return p;
-}
+/* Allocators dlsym() never calls (no bootstrap arena path), one shape. */
+#define LW_PLAIN_ALLOC_HOOKS(X)                                                         \
+	X(aligned_alloc, (size_t align, size_t size), (align, size))                    \
+	X(valloc, (size_t size), (size))                                                \
+	X(pvalloc, (size_t size), (size))
 
-EXPORT void *pvalloc(size_t size)
-{
-	if (__builtin_expect(!real_pvalloc, 0))
-		resolve();
-	void *p = real_pvalloc(size);
-	if (p && want_record(size))
-		RECORD(p, size);
-	return p;
-}
+#define PLAIN_ALLOC_HOOK(name, params, args)                                            \
+	EXPORT void *name params                                                        \
+	{                                                                               \
+		if (__builtin_expect(!real_##name, 0))                                  \
+			resolve();                                                      \
+		void *p = real_##name args;                                             \
+		if (p && lw_ev_alloc_wanted(size))                                      \
+			LW_EV_ALLOC(p, size);                                           \
+		return p;                                                               \
+	}
+LW_PLAIN_ALLOC_HOOKS(PLAIN_ALLOC_HOOK)
 
 EXPORT size_t malloc_usable_size(void *p)
 {

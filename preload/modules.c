@@ -18,7 +18,7 @@ struct scan_ctx {
 };
 
 /* One bit per module slot: seen in the current scan (modules are few). */
-static unsigned char g_seen[1024];
+static unsigned char g_seen[LW_LIM_MODULES];
 
 static void note_build_id(const struct dl_phdr_info *info, const ElfW(Phdr) *ph,
 			  struct lw_module *m)
@@ -82,8 +82,8 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
 		return 0;
 	}
 	struct lw_module *m = &g_seg.modules[used];
-	atomic_store_explicit(&m->seq, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	/* one scanner at a time (g_scanning): a single writer */
+	uint32_t seq = lw_seq_write_begin(&m->seq);
 	m->base = info->dlpi_addr;
 	m->start = lo;
 	m->end = hi;
@@ -106,7 +106,7 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
 	for (int i = 0; i < info->dlpi_phnum; i++)
 		if (info->dlpi_phdr[i].p_type == PT_NOTE && m->build_id_len == 0)
 			note_build_id(info, &info->dlpi_phdr[i], m);
-	atomic_store_explicit(&m->seq, 2, memory_order_release);
+	lw_seq_write_end(&m->seq, seq);
 	if (used < sizeof g_seen)
 		g_seen[used] = 1;
 	atomic_store_explicit(&hdr->modules.used, used + 1, memory_order_release);
@@ -123,7 +123,7 @@ static _Atomic int g_rescan;
 
 static void modules_scan_once(void)
 {
-	struct scan_ctx ctx = { .now = shim_now_ns() };
+	struct scan_ctx ctx = { .now = prim_now_ns() };
 	struct lw_header *hdr = g_seg.hdr;
 
 	memset(g_seen, 0, sizeof g_seen);
@@ -132,12 +132,10 @@ static void modules_scan_once(void)
 	for (uint32_t i = 0; i < used && i < sizeof g_seen; i++) {
 		struct lw_module *m = &g_seg.modules[i];
 		if (!g_seen[i] && !(m->flags & LW_MODULE_UNLOADED)) {
-			uint32_t s = atomic_load_explicit(&m->seq, memory_order_relaxed);
-			atomic_store_explicit(&m->seq, s + 1, memory_order_relaxed);
-			atomic_thread_fence(memory_order_release);
+			uint32_t s = lw_seq_write_begin(&m->seq);
 			m->flags |= LW_MODULE_UNLOADED;
 			m->unload_ns = ctx.now;
-			atomic_store_explicit(&m->seq, s + 2, memory_order_release);
+			lw_seq_write_end(&m->seq, s);
 		}
 	}
 	segment_counter_add(LW_CTR_MODULE_RESCANS, 1);
@@ -176,9 +174,10 @@ void modules_after_fork(const struct shim_segment *parent)
 		struct lw_module m;
 		if (!lw_seq_read(&parent->modules[i], &m, sizeof m))
 			memset(&m, 0, sizeof m);
+		uint32_t s = lw_seq_write_begin(&g_seg.modules[i].seq);
 		memcpy((char *)&g_seg.modules[i] + sizeof m.seq, (char *)&m + sizeof m.seq,
 		       sizeof m - sizeof m.seq);
-		atomic_store_explicit(&g_seg.modules[i].seq, 2, memory_order_release);
+		lw_seq_write_end(&g_seg.modules[i].seq, s);
 	}
 	atomic_store_explicit(&g_seg.hdr->modules.used, used, memory_order_release);
 }

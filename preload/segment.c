@@ -2,103 +2,23 @@
 /*
  * The segment file: creation, layout, header, state changes.
  *
- * Only raw system-call wrappers that leakwatch does not interpose are used
- * here (open, ftruncate, mmap, rename...), so creating the segment never
+ * Every system call goes through prim.h, so creating the segment never
  * re-enters the hooks.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+#include <sys/statfs.h>
 
 #include "shim.h"
 
 SHIM_HIDDEN struct shim_segment g_seg;
-SHIM_HIDDEN __thread int g_in_shim __attribute__((tls_model("initial-exec")));
-SHIM_HIDDEN __thread uintptr_t t_guard_sp __attribute__((tls_model("initial-exec")));
-SHIM_HIDDEN __thread _Atomic uint32_t *t_held_seq __attribute__((tls_model("initial-exec")));
-SHIM_HIDDEN __thread uint32_t t_held_val __attribute__((tls_model("initial-exec")));
-
-/* guard_abandon - the frame that set the guard is gone: release the slot it
- * held (publishing whatever it had written: every slot payload is a set of
- * independent fields, and a half-written stack slot was never handed out)
- * and clear the guard.  One ambiguity is left: a handler that arrived just
- * after this thread lost the CAS to another thread that took the slot from
- * the same value would publish that thread's write early (its final store
- * writes the same even value again): one possibly torn read, never a lock
- * held for good. */
-void guard_abandon(void)
-{
-	_Atomic uint32_t *held = t_held_seq;
-	t_held_seq = NULL;
-	if (held) {
-		/* only if it still holds the odd value this thread's CAS wrote
-		 * (the note is made just before the CAS) */
-		uint32_t v = t_held_val;
-		atomic_compare_exchange_strong_explicit(held, &v, v + 1, memory_order_release,
-							memory_order_relaxed);
-	}
-	g_in_shim = 0;
-	segment_counter_add(LW_CTR_GUARD_RECOVERED, 1);
-}
-
-int guard_recover(uintptr_t sp)
-{
-	stack_t ss;
-
-	/* Signals are delivered on the current stack or on the alternate one.
-	 * A call nested in the guarded frame (a handler that interrupted it)
-	 * therefore runs below it, on the unwinder's side stack, or on the
-	 * alternate signal stack; a call above it on a normal stack means the
-	 * guarded frame was left by siglongjmp (see also the longjmp hooks). */
-	if (sp < t_guard_sp || stack_on_side_stack(sp))
-		return 1;
-	if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK))
-		return 1;
-	guard_abandon();
-	return 0;
-}
-
-#define BADCLOSE_CAP 1024u
-/* below this a filesystem is "small": reserve segments up front (segment.c) */
-#define SMALL_FS_BYTES (1ull << 30)
-#define MODULE_CAP   1024u
-
-uint64_t shim_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t shim_realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-pid_t shim_gettid(void)
-{
-	return (pid_t)syscall(SYS_gettid);
-}
-
-/* glibc no longer caches getpid(); the raw call also sees through vfork. */
-pid_t shim_getpid(void)
-{
-	return (pid_t)syscall(SYS_getpid);
-}
-
 int segment_active(void)
 {
-	return g_seg.hdr != NULL && g_seg.pid == shim_getpid();
+	return g_seg.hdr != NULL && g_seg.pid == prim_getpid();
 }
 
 void segment_counter_add(enum lw_counter c, uint64_t n)
@@ -111,7 +31,7 @@ void segment_counter_add(enum lw_counter c, uint64_t n)
 	 * thread), move the last-activity time: the only clock a SIGKILLed
 	 * process leaves behind. */
 	if (c == LW_CTR_EVENTS || c == LW_CTR_HEAP_ALLOCS || c == LW_CTR_HEAP_FREES)
-		atomic_store_explicit(&h->last_active_ns, shim_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&h->last_active_ns, prim_now_ns(), memory_order_relaxed);
 }
 
 /* fmt_path - "<dir>/leakwatch.<pid>[.<n>]" without stdio's allocating paths. */
@@ -126,13 +46,13 @@ static void fmt_path(char *out, size_t cap, const char *dir, pid_t pid, int n)
 /* read_small_file - read up to cap-1 bytes of a /proc file into buf. */
 static ssize_t read_small_file(const char *path, char *buf, size_t cap)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = prim_open(path, O_RDONLY | O_CLOEXEC, 0);
 	ssize_t n, total = 0;
 	if (fd < 0)
 		return -1;
-	while ((size_t)total + 1 < cap && (n = read(fd, buf + total, cap - 1 - (size_t)total)) > 0)
+	while ((size_t)total + 1 < cap && (n = prim_read(fd, buf + total, cap - 1 - (size_t)total)) > 0)
 		total += n;
-	close(fd);
+	prim_close(fd);
 	buf[total] = '\0';
 	return total;
 }
@@ -167,7 +87,7 @@ int segment_counters_empty(const _Atomic uint64_t *c)
 void segment_unlink_if_empty(void)
 {
 	if (g_seg.hdr && !g_cfg.keep_empty && segment_counters_empty(g_seg.hdr->counters))
-		unlink(g_seg.path);
+		prim_unlink(g_seg.path);
 }
 
 /* segment_file_is_empty - a finished segment that never recorded a socket,
@@ -175,11 +95,11 @@ void segment_unlink_if_empty(void)
 static int segment_file_is_empty(const char *path)
 {
 	struct lw_header h;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = prim_open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
-	ssize_t n = pread(fd, &h, sizeof h, 0);
-	close(fd);
+	ssize_t n = prim_pread(fd, &h, sizeof h, 0);
+	prim_close(fd);
 	if (n != (ssize_t)sizeof h || h.magic != LW_MAGIC)
 		return 0;
 	uint32_t state = atomic_load_explicit(&h.state, memory_order_relaxed);
@@ -197,18 +117,24 @@ static int archive_existing(const char *path, pid_t pid)
 	char dst[sizeof g_seg.path];
 	struct stat st;
 
-	if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+	if (prim_lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != prim_geteuid())
 		return -1;
 	if (!g_cfg.keep_empty && segment_file_is_empty(path))
-		return unlink(path);
-	for (int n = 1; n < 1000; n++) {
+		return prim_unlink(path);
+	for (int n = 1; n < LW_LIM_ARCHIVE_NAMES; n++) {
 		fmt_path(dst, sizeof dst, g_cfg.dir, pid, n);
-		if (renameat2(AT_FDCWD, path, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
+		if (prim_rename_noreplace(path, dst) == 0)
 			return 0;
 		if (errno != EEXIST)
 			return -1;
 	}
 	return -1;
+}
+
+/* fs_unit - the block unit of f_blocks/f_bavail (statvfs's f_frsize). */
+static uint64_t fs_unit(const struct statfs *f)
+{
+	return f->f_frsize ? (uint64_t)f->f_frsize : (uint64_t)f->f_bsize;
 }
 
 static uint64_t align64(uint64_t v)
@@ -231,14 +157,14 @@ static void header_fill_identity(struct lw_header *h)
 	char buf[LW_CMDLINE_MAX];
 	ssize_t n;
 
-	h->pid = (int32_t)getpid();
-	h->ppid = (int32_t)getppid();
-	h->uid = (uint32_t)geteuid();
+	h->pid = (int32_t)prim_getpid();
+	h->ppid = (int32_t)prim_getppid();
+	h->uid = (uint32_t)prim_geteuid();
 	h->proc_start_ticks = proc_start_ticks();
 	/* Take the pair back to back so wall = realtime + (t - monotonic). */
-	h->start_realtime_ns = shim_realtime_ns();
-	h->start_monotonic_ns = shim_now_ns();
-	n = readlink("/proc/self/exe", h->exe, sizeof h->exe - 1);
+	h->start_realtime_ns = prim_realtime_ns();
+	h->start_monotonic_ns = prim_now_ns();
+	n = prim_readlink("/proc/self/exe", h->exe, sizeof h->exe - 1);
 	h->exe[n > 0 ? n : 0] = '\0';
 	n = read_small_file("/proc/self/cmdline", buf, sizeof buf);
 	if (n > 0) {
@@ -258,23 +184,23 @@ static void header_fill_identity(struct lw_header *h)
 int segment_create(const struct shim_segment *parent)
 {
 	struct lw_header tmp;
-	struct statvfs vfs;
+	struct statfs vfs;
 	uint64_t off = LW_HEADER_SIZE;
-	pid_t pid = getpid();
+	pid_t pid = prim_getpid();
 	int fd;
 
 	memset(&tmp, 0, sizeof tmp);
 	table_place(&tmp.stacks, &off, g_cfg.max_stacks, sizeof(struct lw_stack));
-	table_place(&tmp.modules, &off, MODULE_CAP, sizeof(struct lw_module));
+	table_place(&tmp.modules, &off, LW_LIM_MODULES, sizeof(struct lw_module));
 	table_place(&tmp.handles, &off, g_cfg.max_fds, sizeof(struct lw_handle));
-	table_place(&tmp.badcloses, &off, BADCLOSE_CAP, sizeof(struct lw_badclose));
+	table_place(&tmp.badcloses, &off, LW_LIM_BADCLOSES, sizeof(struct lw_badclose));
 	table_place(&tmp.heap, &off, g_cfg.max_allocs, sizeof(struct lw_alloc));
 	off = align64(off);
 
 	fmt_path(g_seg.path, sizeof g_seg.path, g_cfg.dir, pid, 0);
-	fd = open(g_seg.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = prim_open(g_seg.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST && archive_existing(g_seg.path, pid) == 0)
-		fd = open(g_seg.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		fd = prim_open(g_seg.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		shim_log("cannot create %s: errno %d; not tracing", g_seg.path, errno);
 		return -1;
@@ -283,12 +209,13 @@ int segment_create(const struct shim_segment *parent)
 	 * The file is sparse, and touching a page of a full tmpfs raises SIGBUS
 	 * in the host.  Refuse to start unless the whole segment would fit now.
 	 */
-	if (fstatvfs(fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < off) {
+	memset(&vfs, 0, sizeof vfs);
+	if (prim_fstatfs(fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * fs_unit(&vfs) < off) {
 		shim_log("%s: filesystem too full for %lu bytes; not tracing", g_seg.path,
 			 (unsigned long)off);
 		goto fail_unlink;
 	}
-	if (ftruncate(fd, (off_t)off) != 0)
+	if (prim_ftruncate(fd, (off_t)off) != 0)
 		goto fail_unlink;
 	/*
 	 * On a small filesystem (under 1 GiB: a container's 64 MiB /dev/shm) other users can
@@ -296,15 +223,16 @@ int segment_create(const struct shim_segment *parent)
 	 * in the host.  There, reserve the whole segment now or do not trace.
 	 * On a large one the sparse file and the check above are enough.
 	 */
-	if ((uint64_t)vfs.f_blocks * vfs.f_frsize < SMALL_FS_BYTES && fallocate(fd, 0, 0, (off_t)off) != 0) {
+	if ((uint64_t)vfs.f_blocks * fs_unit(&vfs) < LW_LIM_SMALL_FS_BYTES &&
+	    prim_fallocate(fd, 0, (off_t)off) != 0) {
 		shim_log("%s: cannot reserve %lu bytes on a small filesystem; not tracing", g_seg.path,
 			 (unsigned long)off);
 		goto fail_unlink;
 	}
-	void *map = mmap(NULL, off, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *map = prim_mmap(NULL, off, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
 		goto fail_unlink;
-	close(fd);
+	prim_close(fd);
 
 	struct lw_header *h = map;
 	memcpy(&h->stacks, &tmp.stacks, sizeof tmp.stacks * 5);
@@ -315,6 +243,7 @@ int segment_create(const struct shim_segment *parent)
 	header_fill_identity(h);
 	if (parent && parent->hdr)
 		h->parent_segment_pid = (uint32_t)parent->pid;
+	atomic_store_explicit(&h->counters[LW_CTR_CONFIG_INVALID], g_cfg.invalid, memory_order_relaxed);
 	atomic_store_explicit(&h->state, LW_STATE_STARTING, memory_order_relaxed);
 	/* magic last: a reader that sees it sees a complete layout */
 	atomic_thread_fence(memory_order_release);
@@ -334,15 +263,15 @@ int segment_create(const struct shim_segment *parent)
 
 fail_unlink:
 	shim_log("cannot size or map %s: errno %d; not tracing", g_seg.path, errno);
-	unlink(g_seg.path);
-	close(fd);
+	prim_unlink(g_seg.path);
+	prim_close(fd);
 	return -1;
 }
 
 void segment_detach(struct shim_segment *seg)
 {
 	if (seg->hdr)
-		munmap(seg->hdr, seg->size);
+		prim_munmap(seg->hdr, seg->size);
 	memset(seg, 0, sizeof *seg);
 }
 
@@ -355,9 +284,9 @@ void segment_mark_state(uint32_t state)
 		h->end_realtime_ns = 0;
 		h->end_monotonic_ns = 0;
 	} else {
-		h->end_realtime_ns = shim_realtime_ns();
-		h->end_monotonic_ns = shim_now_ns();
+		h->end_realtime_ns = prim_realtime_ns();
+		h->end_monotonic_ns = prim_now_ns();
 	}
-	atomic_store_explicit(&h->last_active_ns, shim_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&h->last_active_ns, prim_now_ns(), memory_order_relaxed);
 	atomic_store_explicit(&h->state, state, memory_order_release);
 }

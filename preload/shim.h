@@ -1,13 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal interface of libleakwatch.so: the recorder that the hooks in
- * hooks.c call.  Nothing here is exported from the shared object (the library
- * is built with -fvisibility=hidden); only the interposed libc symbols are.
+ * Internal interface of the recorder inside libleakwatch.so: the tables
+ * (segment, stacks, modules, handles, heap), configuration, lifecycle and
+ * the re-entry guard.  The hooks do not call these directly: they report
+ * events (events.h), and the events call in here.  Nothing here is exported
+ * from the shared object (the library is built with -fvisibility=hidden);
+ * only the interposed libc symbols are.
+ *
+ *   hooks.c, heap_hooks.c    interposed entry points (not in libshimrec.a)
+ *   events.c                 what a hooked call records, in which order
+ *   lifecycle.c              start, stop, fork, on_exit
+ *   handles.c heap.c         the handle and heap tables
+ *   stack.c modules.c        stack capture and the stack table; loaded objects
+ *   segment.c                the segment file, header, counters, state
+ *   guard.c                  the re-entry guard and its siglongjmp recovery
+ *   config.c                 the option table, shim_log
+ *   prim.c                   raw system calls (prim.h); shim_limits.h: limits
  *
  * Every function below is safe to call from any thread at any time, including
  * before initialisation finished and after it failed: in those cases it does
  * nothing.  None of them allocates through malloc, takes a lock, or changes
- * errno (callers in hooks.c still save errno around them, belt and braces).
+ * errno (the events still save errno around them, belt and braces).
  */
 #ifndef LEAKWATCH_SHIM_H
 #define LEAKWATCH_SHIM_H
@@ -21,22 +34,24 @@
 #include <sys/types.h>
 
 #include "leakwatch/segment.h"
+#include "shim_limits.h"
+#include "prim.h"
 
-#define SHIM_HIDDEN __attribute__((visibility("hidden")))
-
-/* Configuration, read once from `environ` at start (never getenv later). */
+/* Configuration, read once from `environ` at start (never getenv later).
+ * The variables, defaults and bounds are the option table in config.c. */
 struct shim_config {
-	char     dir[LW_PATH_MAX];  /* LEAKWATCH_DIR, default /dev/shm */
-	uint32_t stack_depth;       /* LEAKWATCH_STACK_DEPTH, 1..64, default 32 */
-	uint32_t max_fds;           /* LEAKWATCH_MAX_FDS, handle table capacity */
-	uint32_t max_stacks;        /* LEAKWATCH_MAX_STACKS, stack table capacity */
-	uint32_t disabled;          /* LEAKWATCH_DISABLE=1 */
-	uint32_t log;               /* LEAKWATCH_LOG=1: diagnostics on stderr */
-	uint32_t keep_empty;        /* LEAKWATCH_KEEP_EMPTY=1: keep segments that recorded nothing */
-	uint32_t heap_mode;         /* LEAKWATCH_HEAP=off|sampled|full, default sampled */
-	uint64_t sample_bytes;      /* LEAKWATCH_SAMPLE_BYTES, default 512 KiB */
+	char     dir[LW_PATH_MAX];  /* LEAKWATCH_DIR */
+	uint32_t stack_depth;       /* LEAKWATCH_STACK_DEPTH */
+	uint32_t max_fds;           /* LEAKWATCH_MAX_FDS: handle table capacity */
+	uint32_t max_stacks;        /* LEAKWATCH_MAX_STACKS: stack table capacity */
+	uint32_t disabled;          /* LEAKWATCH_DISABLE */
+	uint32_t log;               /* LEAKWATCH_LOG: diagnostics on stderr */
+	uint32_t keep_empty;        /* LEAKWATCH_KEEP_EMPTY: keep segments that recorded nothing */
+	uint32_t heap_mode;         /* LEAKWATCH_HEAP (enum lw_heap_mode) */
+	uint64_t sample_bytes;      /* LEAKWATCH_SAMPLE_BYTES */
 	uint32_t max_allocs;        /* LEAKWATCH_MAX_ALLOCS: heap table slots (power of two) */
-	uint32_t site_cache;        /* LEAKWATCH_STACK_CACHE=0 disables the call-site cache */
+	uint32_t site_cache;        /* LEAKWATCH_STACK_CACHE: the call-site cache */
+	uint32_t invalid;           /* values rejected (logged; LW_CTR_CONFIG_INVALID) */
 };
 
 /* The one mapped segment of this process image. */
@@ -58,8 +73,11 @@ SHIM_HIDDEN extern struct shim_segment g_seg;
 /* config.c */
 /* config_load - fill g_cfg from the process environment; never fails. */
 SHIM_HIDDEN void config_load(void);
+/* config_parse - fill g_cfg from env (NULL-terminated "NAME=value" array):
+ * invalid values are logged, counted in g_cfg.invalid, and give defaults. */
+SHIM_HIDDEN void config_parse(char *const *env);
 /* shim_log - bounded, allocation-free printf subset (%s %d %u %lu %x) to fd 2,
- * only when LEAKWATCH_LOG=1, at most 32 messages per process. */
+ * only when LEAKWATCH_LOG=1, at most LW_LIM_LOG_MESSAGES per process. */
 SHIM_HIDDEN void shim_log(const char *fmt, ...);
 
 /* segment.c */
@@ -121,33 +139,41 @@ SHIM_HIDDEN void modules_refresh(void);
 SHIM_HIDDEN void modules_after_fork(const struct shim_segment *parent);
 
 /* handles.c */
-/* Recording of descriptor events.  All take the fd as returned by the real
- * call and are no-ops for fds outside the table (counted as drops). */
+/* Recording of descriptor events into the handle table.  All take the fd as
+ * returned by the real call and are no-ops for fds outside the table
+ * (counted as drops).  Stack ids come from the caller (events.c). */
 SHIM_HIDDEN void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id);
-SHIM_HIDDEN void handle_dup(int oldfd, int newfd);
-SHIM_HIDDEN void handle_connected(int fd, const struct sockaddr *addr, socklen_t len);
+/* handle_dup - newfd is a copy of oldfd: a tracked oldfd gives newfd an open
+ * record (origin DUP; a record open at newfd is closed with `stack`); an
+ * untracked one retires newfd's record. */
+SHIM_HIDDEN void handle_dup(int oldfd, int newfd, uint32_t stack);
+SHIM_HIDDEN void handle_connected(int fd, const struct sockaddr *addr, socklen_t len,
+				  uint32_t stack);
 /* handle_bound - refresh the local address after a successful bind(). */
 SHIM_HIDDEN void handle_bound(int fd);
 /* handle_used - record the stack and time of a send-side call on fd. */
 SHIM_HIDDEN void handle_used(int fd, uint32_t stack_id);
 /* handle_is_open - nonzero when the table holds an open record for fd. */
 SHIM_HIDDEN int handle_is_open(int fd);
-/* handle_before_close - called before the real close(fd); removes an open
- * record.  Returns the previous handle state so the caller can report a bad
- * close if the real close then fails with EBADF. */
-SHIM_HIDDEN int handle_before_close(int fd, uint32_t *prev_open_stack, uint64_t *prev_open_ns,
-				    uint32_t *prev_close_stack, uint64_t *prev_close_ns,
-				    uint16_t *prev_origin);
+/* handle_any_open - nonzero when some fd in [first, last] is open. */
+SHIM_HIDDEN int handle_any_open(unsigned first, unsigned last);
+
+/* What a slot held before a close, for the bad-close record. */
+struct handle_prev {
+	uint32_t open_stack, close_stack;
+	uint64_t open_ns, close_ns;
+	uint16_t origin;
+};
+/* handle_before_close - called before the real close(fd); closes an open
+ * record with `stack`.  Returns the previous handle state (and its fields
+ * in *prev) so the caller can report a bad close if the real close then
+ * fails with EBADF. */
+SHIM_HIDDEN int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev);
 /* handle_bad_close - append a close() that failed with EBADF. */
-SHIM_HIDDEN void handle_bad_close(int fd, int prev_state, uint32_t prev_open_stack,
-				  uint64_t prev_open_ns, uint32_t prev_close_stack,
-				  uint64_t prev_close_ns, uint16_t prev_origin);
-/* handle_close_range - remove open records for fds in [first, last]. */
-SHIM_HIDDEN void handle_close_range(unsigned first, unsigned last);
-/* handle_close_range_bad - close_range(fd, fd) of an fd the kernel says is
- * not open: a double close when we saw it closed (a stale open record is
- * retired). */
-SHIM_HIDDEN void handle_close_range_bad(int fd);
+SHIM_HIDDEN void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev,
+				  uint32_t stack);
+/* handle_close_range - close open records for fds in [first, last]. */
+SHIM_HIDDEN void handle_close_range(unsigned first, unsigned last, uint32_t stack);
 /* handle_scan_inherited - record every socket already open at start. */
 SHIM_HIDDEN void handle_scan_inherited(void);
 /* handle_copy_from - fork child: copy the parent's open records as they
@@ -166,7 +192,6 @@ SHIM_HIDDEN int handles_mirror_init(uint32_t capacity);
 SHIM_HIDDEN void heap_init(uint32_t mode, uint64_t sample_bytes);
 
 /* The hot-path state, read inline by the hooks (heap.c owns it). */
-#define LW_HEAP_FILTER_SIZE (1u << 14)
 SHIM_HIDDEN extern uint32_t g_heap_mode;
 SHIM_HIDDEN extern _Atomic uint8_t g_heap_filter[LW_HEAP_FILTER_SIZE];
 SHIM_HIDDEN extern __thread int64_t t_heap_until_sample;
@@ -224,6 +249,11 @@ SHIM_HIDDEN void heap_record_alloc(void *ptr, size_t size, uint32_t stack_id);
  * Returns 1 and the old record's fields when it was recorded, else 0. */
 SHIM_HIDDEN int heap_record_free(void *ptr, uint32_t *stack_id, uint64_t *size, uint64_t *ns);
 SHIM_HIDDEN void heap_record_restore(void *ptr, size_t size, uint32_t stack_id, uint64_t ns);
+/* A removed record's fields (lw_ev_free, for a realloc that fails). */
+struct heap_old {
+	uint32_t stack;
+	uint64_t size, ns;
+};
 /* heap_after_fork - fork child: drop the forking thread's batched totals. */
 SHIM_HIDDEN void heap_after_fork(void);
 /* heap_thread_flush - push this thread's batched totals to the segment. */
@@ -231,12 +261,27 @@ SHIM_HIDDEN void heap_thread_flush(void);
 /* heap_hooks_init - resolve the real allocator (heap_hooks.c). */
 SHIM_HIDDEN void heap_hooks_init(void);
 
+/* lifecycle.c */
+/* g_ready - 1 once the segment is set up (0 again while a fork child sets up
+ * its own); events record only then. */
+SHIM_HIDDEN extern _Atomic int g_ready;
+/* What the hook object gives the lifecycle: its resolvers (run first, and
+ * once the segment exists: the allocator's), and an address inside it (its
+ * code is dropped from captured stacks). */
+struct lifecycle_entry {
+	void (*resolve_hooks)(void);
+	void (*resolve_heap)(void);
+	const void *self;
+};
+/* lifecycle_start - the constructor: read the configuration, create the
+ * segment, record what is already open, arm fork and exit handling.  Leaves
+ * tracing off (and the host untouched) on any failure, in secure-execution
+ * mode, and with LEAKWATCH_DISABLE. */
+SHIM_HIDDEN void lifecycle_start(const struct lifecycle_entry *e);
+/* lifecycle_stop - the destructor: flush, mark the image exited, drop an
+ * empty segment. */
+SHIM_HIDDEN void lifecycle_stop(void);
 
-/* util */
-SHIM_HIDDEN uint64_t shim_now_ns(void);
-SHIM_HIDDEN uint64_t shim_realtime_ns(void);
-SHIM_HIDDEN pid_t shim_gettid(void);
-SHIM_HIDDEN pid_t shim_getpid(void);
 
 /*
  * Per-thread re-entry guard (initial-exec TLS, no allocation on first use).
@@ -248,7 +293,7 @@ SHIM_HIDDEN pid_t shim_getpid(void);
  * So the guard remembers the stack pointer of the frame that set it
  * (t_guard_sp) and the one slot sequence counter the thread holds
  * (t_held_seq); guard_busy() tells a live guard from an abandoned one and
- * recovers the latter (guard_recover in segment.c).
+ * recovers the latter (guard_recover in guard.c).
  */
 SHIM_HIDDEN extern __thread int g_in_shim;
 SHIM_HIDDEN extern __thread uintptr_t t_guard_sp;
@@ -302,11 +347,12 @@ static inline void shim_signals_restore(const sigset_t *old)
 }
 
 /*
- * seq_lock / seq_unlock - the writer side of a slot's seqlock (segment.h):
- * make an even seq odd with a CAS, publish with seq + 2.  The held counter
- * is noted in TLS so that a frame abandoned by siglongjmp cannot leave the
- * slot locked for good.  seq_lock returns 1 with *s the even value, or 0 if
- * the slot was busy (odd) or changed under us.
+ * seq_lock / seq_unlock - the writer side of a slot's seqlock
+ * (lw_seq_write_claim / lw_seq_write_end in segment.h), with the held
+ * counter noted in TLS so that a frame abandoned by siglongjmp cannot leave
+ * the slot locked for good.  seq_lock returns 1 with *s the even value, or 0
+ * if the slot was busy (odd) or changed under us.  Every multi-writer slot
+ * of the recorder is taken through these.
  */
 static inline int seq_lock(_Atomic uint32_t *seq, uint32_t *s)
 {
@@ -319,20 +365,17 @@ static inline int seq_lock(_Atomic uint32_t *seq, uint32_t *s)
 	 * happened (the slot still holds our odd value). */
 	t_held_val = v + 1;
 	t_held_seq = seq;
-	if (!atomic_compare_exchange_strong_explicit(seq, &v, v + 1, memory_order_acquire,
-						     memory_order_relaxed)) {
+	if (!lw_seq_write_claim(seq, v)) {
 		t_held_seq = NULL;
 		return 0;
 	}
-	/* order the odd seq before the payload stores */
-	atomic_thread_fence(memory_order_release);
 	*s = v;
 	return 1;
 }
 
 static inline void seq_unlock(_Atomic uint32_t *seq, uint32_t s)
 {
-	atomic_store_explicit(seq, s + 2, memory_order_release);
+	lw_seq_write_end(seq, s + 1);
 	t_held_seq = NULL;
 }
 
@@ -351,5 +394,18 @@ static inline void seq_unlock(_Atomic uint32_t *seq, uint32_t s)
 #else
 #define shim_cpu_relax() __asm__ __volatile__("" ::: "memory")
 #endif
+
+/* seq_lock_spin - seq_lock(), retried up to `spins` times while another
+ * writer holds the slot (shim_limits.h gives each table its bound).  0 when the
+ * slot stayed busy: the caller drops its event. */
+static inline int seq_lock_spin(_Atomic uint32_t *seq, uint32_t *s, unsigned spins)
+{
+	for (unsigned i = 0; i < spins; i++) {
+		if (seq_lock(seq, s))
+			return 1;
+		shim_cpu_relax();
+	}
+	return 0;
+}
 
 #endif /* LEAKWATCH_SHIM_H */

@@ -31,8 +31,8 @@
 
 #include "shim.h"
 
-#define PROBE_LIMIT 128u
-#define FILL_SPINS  4096u
+#define PROBE_LIMIT LW_LIM_STACK_PROBES
+#define FILL_SPINS  LW_LIM_STACK_FILL_SPINS
 
 static uintptr_t g_self_lo, g_self_hi;
 static int g_no_unwind;
@@ -47,8 +47,8 @@ int stack_unwind_disabled(void)
 	return g_no_unwind;
 }
 
-#define TCACHE_SLOTS 64u
-#define SITE_SLOTS   8u
+#define TCACHE_SLOTS LW_LIM_TCACHE_SLOTS
+#define SITE_SLOTS   LW_LIM_SITE_SLOTS
 
 /* Per-thread cache: stack hash -> id, valid for one segment (a fork child
  * starts a new segment, and its ids differ).  Keyed by the segment's
@@ -95,8 +95,8 @@ struct site_entry {
  * The mapping goes at thread exit (a pthread key destructor); captures after
  * that, and when the mapping cannot be made, are skipped and counted.
  */
-#define SIDE_GUARD      4096u
-#define SIDE_STACK_SIZE (256u * 1024u)
+#define SIDE_GUARD      LW_LIM_SIDE_GUARD
+#define SIDE_STACK_SIZE LW_LIM_SIDE_STACK
 
 struct unw_area {
 	struct tcache_entry cache[TCACHE_SLOTS];
@@ -191,7 +191,7 @@ static void side_stack_release(void *arg)
 	t_unw.lo = t_unw.hi = 0;
 	atomic_signal_fence(memory_order_seq_cst);
 	if (lo && !on_it)
-		munmap((char *)lo - SIDE_GUARD, SIDE_MAP_SIZE);
+		prim_munmap((char *)lo - SIDE_GUARD, SIDE_MAP_SIZE);
 }
 
 /* side_area - this thread's unwinder area, mapped on first use; NULL when
@@ -205,13 +205,13 @@ static struct unw_area *side_area(void)
 	pthread_once(&g_side_once, side_key_create);
 	if (!g_side_key_ok)
 		return NULL; /* could not be freed at thread exit */
-	char *m = mmap(NULL, SIDE_MAP_SIZE, PROT_READ | PROT_WRITE,
+	char *m = prim_mmap(NULL, SIDE_MAP_SIZE, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (m == MAP_FAILED)
 		return NULL;
-	if (mprotect(m, SIDE_GUARD, PROT_NONE) != 0 ||
+	if (prim_mprotect(m, SIDE_GUARD, PROT_NONE) != 0 ||
 	    pthread_setspecific(g_side_key, (void *)1) != 0) {
-		munmap(m, SIDE_MAP_SIZE);
+		prim_munmap(m, SIDE_MAP_SIZE);
 		return NULL;
 	}
 	/* area last: a handler that sees it sees the stack bounds too */
@@ -250,8 +250,8 @@ extern void *__libc_stack_end;
 /* sizeof(struct pthread), exported by glibc for libthread_db */
 extern const uint32_t _thread_db_sizeof_pthread __attribute__((weak));
 
-#define MAIN_WINDOW_MAX (1ull << 30)
-#define MAIN_WINDOW_INF (8ull << 20)
+#define MAIN_WINDOW_MAX LW_LIM_MAIN_WINDOW_MAX
+#define MAIN_WINDOW_INF LW_LIM_MAIN_WINDOW_INF
 
 static uintptr_t g_main_lo, g_main_hi, g_main_tp;
 static uint32_t g_pd_size;       /* sizeof(struct pthread), 0 = unknown */
@@ -615,9 +615,9 @@ static uint32_t site_fill_body(void *arg)
  * than SITE_MISS_MAX misses in a window of SITE_WINDOW calls switch the
  * thread to plain capture for SITE_COOLDOWN calls.
  */
-#define SITE_WINDOW   64u
-#define SITE_MISS_MAX 16u
-#define SITE_COOLDOWN 4096u
+#define SITE_WINDOW   LW_LIM_SITE_WINDOW
+#define SITE_MISS_MAX LW_LIM_SITE_MISS_MAX
+#define SITE_COOLDOWN LW_LIM_SITE_COOLDOWN
 
 static __thread struct {
 	uint32_t calls, misses, cooldown;

@@ -121,23 +121,21 @@ Test(shim, socket_open_close)
 	cr_assert_eq(h.inode, (uint64_t)st.st_ino);
 	cr_assert_eq(h.stack_id, 7);
 	cr_assert_eq(h.generation, 1);
-	cr_assert_eq(h.tid, shim_gettid());
+	cr_assert_eq(h.tid, prim_gettid());
 	cr_assert_geq(atomic_load(&g_seg.hdr->handles.used), (uint32_t)fd + 1);
 	cr_assert(handle_is_open(fd));
 
-	uint32_t pos, pcs;
-	uint64_t pon, pcn;
-	uint16_t porig;
-	cr_assert_eq(handle_before_close(fd, &pos, &pon, &pcs, &pcn, &porig), LW_H_OPEN);
-	cr_assert_eq(pos, 7);
+	struct handle_prev prev;
+	cr_assert_eq(handle_before_close(fd, stack_capture(), &prev), LW_H_OPEN);
+	cr_assert_eq(prev.open_stack, 7);
 	cr_assert_not(handle_is_open(fd));
 	cr_assert(lw_seq_read(&g_seg.handles[fd], &h, sizeof h));
 	cr_assert_eq(h.state, LW_H_CLOSED);
 	cr_assert_neq(h.close_stack_id, 0, "the close is recorded with its stack");
 	close(fd);
 	/* closing again finds the closed record: the caller reports a bad close */
-	cr_assert_eq(handle_before_close(fd, &pos, &pon, &pcs, &pcn, &porig), LW_H_CLOSED);
-	cr_assert_eq(pcs, h.close_stack_id);
+	cr_assert_eq(handle_before_close(fd, stack_capture(), &prev), LW_H_CLOSED);
+	cr_assert_eq(prev.close_stack, h.close_stack_id);
 	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_SOCK_OPENED]), 1);
 	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_SOCK_CLOSED]), 1);
 }
@@ -169,7 +167,7 @@ Test(shim, dup_onto_open_socket_closes_it)
 	handle_open_socket(a, LW_ORIGIN_SOCKET, -1, 1);
 	handle_open_socket(b, LW_ORIGIN_SOCKET, -1, 2);
 	cr_assert_eq(dup2(a, b), b);
-	handle_dup(a, b);
+	handle_dup(a, b, stack_capture());
 	struct lw_handle h;
 	cr_assert(lw_seq_read(&g_seg.handles[b], &h, sizeof h));
 	cr_assert_eq(h.state, LW_H_OPEN);
@@ -190,7 +188,7 @@ Test(shim, dup_of_untracked_fd_retires_target)
 	cr_assert_eq(pipe(p), 0);
 	handle_open_socket(s, LW_ORIGIN_SOCKET, -1, 0);
 	cr_assert_eq(dup2(p[0], s), s);
-	handle_dup(p[0], s);
+	handle_dup(p[0], s, stack_capture());
 	cr_assert_not(handle_is_open(s), "s now names a pipe");
 	close(p[0]);
 	close(p[1]);
@@ -199,8 +197,11 @@ Test(shim, dup_of_untracked_fd_retires_target)
 
 Test(shim, bad_close_ring)
 {
-	handle_bad_close(99, LW_H_FREE, 0, 0, 0, 0, 0);
-	handle_bad_close(98, LW_H_CLOSED, 3, 10, 4, 20, LW_ORIGIN_SOCKET);
+	handle_bad_close(99, LW_H_FREE, &(struct handle_prev){ 0 }, stack_capture());
+	handle_bad_close(98, LW_H_CLOSED,
+			 &(struct handle_prev){ .open_stack = 3, .open_ns = 10, .close_stack = 4,
+						.close_ns = 20, .origin = LW_ORIGIN_SOCKET },
+			 stack_capture());
 	cr_assert_eq(atomic_load(&g_seg.hdr->badcloses.used), 2);
 	struct lw_badclose b;
 	cr_assert(lw_seq_read(&g_seg.badcloses[1], &b, sizeof b));
@@ -219,7 +220,7 @@ Test(shim, close_range_removes_records)
 		fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
 		handle_open_socket(fds[i], LW_ORIGIN_SOCKET, -1, 0);
 	}
-	handle_close_range((unsigned)fds[1], (unsigned)fds[2]);
+	handle_close_range((unsigned)fds[1], (unsigned)fds[2], stack_capture());
 	cr_assert(handle_is_open(fds[0]));
 	cr_assert_not(handle_is_open(fds[1]));
 	cr_assert_not(handle_is_open(fds[2]));
@@ -241,8 +242,8 @@ static void *writer(void *arg)
 	memset(&a6.sin6_addr, 0xab, sizeof a6.sin6_addr);
 	(void)arg;
 	while (!atomic_load(&stop_writer)) {
-		handle_connected(writer_fd, (struct sockaddr *)&a4, sizeof a4);
-		handle_connected(writer_fd, (struct sockaddr *)&a6, sizeof a6);
+		handle_connected(writer_fd, (struct sockaddr *)&a4, sizeof a4, stack_capture());
+		handle_connected(writer_fd, (struct sockaddr *)&a6, sizeof a6, stack_capture());
 	}
 	return NULL;
 }
@@ -256,8 +257,8 @@ Test(shim, reader_never_sees_torn_slot)
 
 	unsigned seen4 = 0, seen6 = 0, busy = 0;
 	/* read until both writes were seen many times (bounded: 10 s) */
-	uint64_t deadline = shim_now_ns() + 10000000000ull;
-	for (long i = 0; (seen4 < 2000 || seen6 < 2000) && shim_now_ns() < deadline; i++) {
+	uint64_t deadline = prim_now_ns() + 10000000000ull;
+	for (long i = 0; (seen4 < 2000 || seen6 < 2000) && prim_now_ns() < deadline; i++) {
 		struct lw_handle h;
 		if (!lw_seq_read(&g_seg.handles[writer_fd], &h, sizeof h)) {
 			busy++;

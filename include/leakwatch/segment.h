@@ -52,11 +52,15 @@
  *       }
  *       // give up on this slot: count it as "busy", never block
  *
- *   lw_seq_read() below implements exactly this loop.  Writer side:
+ *   lw_seq_read() below implements exactly this loop.  Writer side
+ *   (lw_seq_write_claim / lw_seq_write_end below):
  *
  *       s = seq (even); CAS(seq, s, s + 1) acquire   // or give up
  *       ... payload stores ...
  *       atomic_store_explicit(&seq, s + 2, memory_order_release)
+ *
+ *   A slot with a single writer (a table only one thread appends to, a
+ *   process-private copy) needs no CAS: lw_seq_write_begin / lw_seq_write_end.
  *
  *   A writer that finds the slot odd (another writer inside) retries a bounded
  *   number of times, then drops the event and counts it: the host program is
@@ -122,6 +126,7 @@ enum lw_counter {
 	LW_CTR_SEND_CALLS,          /* send-side calls on tracked sockets */
 	LW_CTR_SOCK_INHERITED,      /* of LW_CTR_SOCK_OPENED: records of inherited/fork-copied fds */
 	LW_CTR_GUARD_RECOVERED,     /* a recording frame left by siglongjmp: guard and slot released */
+	LW_CTR_CONFIG_INVALID,      /* LEAKWATCH_* values the shim rejected (defaults used instead) */
 	LW_CTR_NUM_DEFINED,
 	LW_CTR_MAX = 64             /* room in the header */
 };
@@ -346,6 +351,46 @@ static inline int lw_seq_read(const void *slot, void *out, size_t len)
 			return 1;
 	}
 	return 0;
+}
+
+/*
+ * The writer side of the same protocol.  Readers never call these.
+ *
+ * lw_seq_write_claim - multi-writer slot: make the even value `even` (read
+ * by the caller from *seq) odd with a compare-and-swap.  Returns 1 when this
+ * writer now owns the slot, 0 when `even` was odd or another writer got in
+ * first (the caller retries a bounded number of times or drops its event).
+ * The release fence orders the odd seq before the payload stores.
+ */
+static inline int lw_seq_write_claim(_Atomic uint32_t *seq, uint32_t even)
+{
+	if (even & 1u)
+		return 0;
+	if (!atomic_compare_exchange_strong_explicit(seq, &even, even + 1, memory_order_acquire,
+						     memory_order_relaxed))
+		return 0;
+	atomic_thread_fence(memory_order_release);
+	return 1;
+}
+
+/*
+ * lw_seq_write_begin - single-writer slot: make seq odd and return that odd
+ * value for lw_seq_write_end().  An odd seq left by a writer that never
+ * finished (a copy abandoned by siglongjmp) stays odd until this write ends.
+ */
+static inline uint32_t lw_seq_write_begin(_Atomic uint32_t *seq)
+{
+	uint32_t odd = atomic_load_explicit(seq, memory_order_relaxed) | 1u;
+	atomic_store_explicit(seq, odd, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	return odd;
+}
+
+/* lw_seq_write_end - publish the payload: seq = odd + 1 (release).  `odd` is
+ * what lw_seq_write_begin returned, or claim's `even` + 1. */
+static inline void lw_seq_write_end(_Atomic uint32_t *seq, uint32_t odd)
+{
+	atomic_store_explicit(seq, odd + 1, memory_order_release);
 }
 
 #endif /* LEAKWATCH_SEGMENT_H */

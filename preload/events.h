@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The recorder's event API: what the hooks (hooks.c, heap_hooks.c) tell it.
+ *
+ * A hook makes the real call and hands the outcome to one event.  The event
+ * owns every recorder step: whether this call may record at all (shim
+ * ready, re-entry guard, caller owns the segment: enter/leave), errno saved
+ * and restored, the module table refreshed where a new stack may point into
+ * a newly loaded object, the stack captured, and then the table writes
+ * (handles.c, heap.c, segment.c), which receive stack ids and capture
+ * nothing themselves.  Events never fail, never allocate, never block.
+ *
+ * The checks that decide the hot paths (an untracked fd, an unsampled
+ * block) are inline here so that a hook that records nothing costs what it
+ * did before: one load or a counter decrement.
+ */
+#ifndef LEAKWATCH_PRELOAD_EVENTS_H
+#define LEAKWATCH_PRELOAD_EVENTS_H
+
+#include <setjmp.h>
+
+#include "shim.h"
+
+/* ---- descriptors ------------------------------------------------------------ */
+
+/* lw_ev_socket_opened - fd (>= 0) came from socket/accept/accept4 (origin). */
+SHIM_HIDDEN void lw_ev_socket_opened(int fd, uint16_t origin);
+/* lw_ev_socketpair_opened - both ends of a successful socketpair(). */
+SHIM_HIDDEN void lw_ev_socketpair_opened(const int sv[2]);
+/* lw_ev_connected - connect() succeeded or is in progress (EINPROGRESS). */
+SHIM_HIDDEN void lw_ev_connected(int fd, const struct sockaddr *addr, socklen_t len);
+/* lw_ev_bound - bind() succeeded: the local address is known now. */
+SHIM_HIDDEN void lw_ev_bound(int fd);
+/* lw_ev_dup - newfd (>= 0) is now a copy of oldfd (dup*, F_DUPFD*). */
+SHIM_HIDDEN void lw_ev_dup(int oldfd, int newfd);
+/* lw_ev_fds_received - recvmsg() returned msg: record SCM_RIGHTS sockets. */
+SHIM_HIDDEN void lw_ev_fds_received(const struct msghdr *msg);
+/* lw_ev_close_range - before close_range(first, last, flags) / closefrom. */
+SHIM_HIDDEN void lw_ev_close_range(unsigned first, unsigned last, int flags);
+
+/*
+ * close() is two events around the real call: the record is removed before
+ * it (the kernel may hand the number to another thread the moment it is
+ * freed), and a failure with EBADF afterwards is a bad close.  The note
+ * carries what the first half saw to the second.  close() is a
+ * cancellation point: the guard is never held across the real call.
+ */
+struct lw_close_note {
+	int state;                      /* handle state before, -1 = not looked at */
+	struct handle_prev prev;
+};
+SHIM_HIDDEN void lw_ev_close_tracked(int fd, struct lw_close_note *n);
+
+/* lw_ev_close_before - untracked fds (files, pipes) pass with one load. */
+static inline void lw_ev_close_before(int fd, struct lw_close_note *n)
+{
+	n->state = -1;
+	if (handle_is_open(fd))
+		lw_ev_close_tracked(fd, n);
+}
+
+/* lw_ev_close_failed - the real close(fd) returned nonzero (errno as it
+ * left it, preserved). */
+SHIM_HIDDEN void lw_ev_close_failed(int fd, struct lw_close_note *n);
+
+/* lw_ev_send - a send-side call on fd succeeded: its stack is the socket's
+ * last use.  ra/cfa: the hook's caller (CALLER_RA/CALLER_CFA), for the
+ * call-site cache.  Use LW_EV_SEND. */
+SHIM_HIDDEN void lw_ev_send(int fd, uintptr_t ra, uintptr_t cfa);
+#define LW_EV_SEND(fd, r)                                                     \
+	do {                                                                  \
+		if ((r) >= 0 && handle_is_open(fd))                           \
+			lw_ev_send((fd), CALLER_RA(), CALLER_CFA());          \
+	} while (0)
+
+/* ---- process --------------------------------------------------------------------- */
+
+/* lw_ev_exec_begin - before an exec: mark the image execed.  Returns a token
+ * for lw_ev_exec_failed (the guard stays set across the exec: a new image
+ * has none, a failed exec clears it there). */
+SHIM_HIDDEN int lw_ev_exec_begin(void);
+SHIM_HIDDEN void lw_ev_exec_failed(int token);
+/* lw_ev_exit - exit status known (exit, _exit, on_exit); final: no
+ * destructor will run (_exit, _Exit), so finish the segment now. */
+SHIM_HIDDEN void lw_ev_exit(int status, int final);
+/* lw_ev_longjmp - before a longjmp family call to env: a jump out of a
+ * recording frame (a handler that interrupted it) abandons its guard. */
+SHIM_HIDDEN void lw_ev_longjmp(const struct __jmp_buf_tag *env);
+
+/* ---- heap ------------------------------------------------------------------------ */
+
+/* lw_ev_alloc_wanted - is an allocation of size recorded?  (Sampler, then
+ * the guard; 0 when heap tracking is off.) */
+static inline __attribute__((always_inline)) int lw_ev_alloc_wanted(size_t size)
+{
+	return heap_should_sample(size) && !guard_busy();
+}
+
+/* lw_ev_alloc - record block p (after lw_ev_alloc_wanted said yes). */
+SHIM_HIDDEN void lw_ev_alloc(void *p, size_t size, uintptr_t ra, uintptr_t cfa);
+#define LW_EV_ALLOC(p, size) lw_ev_alloc((p), (size), CALLER_RA(), CALLER_CFA())
+
+/* lw_ev_free - before the real free/realloc of p: drop its record.
+ * Returns 1 when p was recorded (its old fields in *old, may be NULL). */
+static inline __attribute__((always_inline)) int lw_ev_free(void *p, struct heap_old *old)
+{
+	if (!heap_maybe_recorded(p) || guard_busy())
+		return 0;
+	guard_set();
+	int r = heap_record_free(p, old ? &old->stack : NULL, old ? &old->size : NULL,
+				 old ? &old->ns : NULL);
+	guard_clear();
+	return r;
+}
+
+/* lw_ev_alloc_restore - realloc(p) failed and p lives on: put back the
+ * record lw_ev_free removed, with its stack and age. */
+SHIM_HIDDEN void lw_ev_alloc_restore(void *p, const struct heap_old *old);
+
+#endif /* LEAKWATCH_PRELOAD_EVENTS_H */

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every fixed limit of the shim, with the reason for its value.  (Not named
+ * limits.h: the tests build with -Ipreload, where it would shadow <limits.h>.)
+ *
+ * Table capacities chosen by the user (fds, stacks, heap slots, stack depth)
+ * are options (config.c); the ones here are not worth a knob.  A limit that
+ * is hit is never an error: the event is dropped and counted in one of the
+ * LW_CTR_DROP_* counters, or the shim takes its slower path.
+ */
+#ifndef LEAKWATCH_PRELOAD_LIMITS_H
+#define LEAKWATCH_PRELOAD_LIMITS_H
+
+/* ---- segment layout ------------------------------------------------------------ */
+
+/* Loaded objects recorded per image (append-only, unloaded ones kept).  Real
+ * programs load tens to a few hundred; 1024 slots cost 330 KiB of sparse file. */
+#define LW_LIM_MODULES          1024u
+/* Bad closes kept: a ring, the newest win; a program with more than this
+ * many double closes has one bug repeated, not 1024 different ones. */
+#define LW_LIM_BADCLOSES        1024u
+/* Below this size a filesystem is "small" (a container's 64 MiB /dev/shm):
+ * the segment is reserved up front there, or the shim does not trace. */
+#define LW_LIM_SMALL_FS_BYTES   (1ull << 30)
+/* leakwatch.<pid>.<n> names tried when archiving an earlier image's segment. */
+#define LW_LIM_ARCHIVE_NAMES    1000
+
+/* ---- seqlock writers: bounded waits, never a block --------------------------------- */
+
+/* A handle slot is contended only by a close racing a dup2 onto the same
+ * number: rare and short, so the writer may wait long before it drops. */
+#define LW_LIM_HANDLE_SPINS     100000u
+/* A heap slot is contended by a free racing a probe of another insert; it is
+ * on the malloc/free hot path, so give up sooner (the insert probes on). */
+#define LW_LIM_HEAP_SPINS       10000u
+/* Waiting for another thread to finish filling a stack slot (write-once);
+ * after that the same stack may be stored twice, which the analyzer merges. */
+#define LW_LIM_STACK_FILL_SPINS 4096u
+
+/* ---- open-addressing probe limits ----------------------------------------------- */
+
+/* Heap table: linear probes per insert or lookup.  The index keeps nearby
+ * blocks in nearby slots, so chains stay short until the table is nearly
+ * full; past this an insert is dropped (counted) rather than slow malloc. */
+#define LW_LIM_HEAP_PROBES      64u
+/* Stack table: probes per intern, on the slow path of a new stack only. */
+#define LW_LIM_STACK_PROBES     128u
+
+/* ---- heap batching and sampling ------------------------------------------------------ */
+
+/* Per-thread batch of per-stack totals: slots (by stack id), and events
+ * before the batch is flushed to the shared counters (keeps shared cache
+ * lines off the hot path; totals lag by at most this much per thread). */
+#define LW_LIM_HEAP_BATCH_SLOTS 16u
+#define LW_LIM_HEAP_BATCH_FLUSH 256u
+/* Recorded blocks between two checks of the loader's counters (dlopen()ed
+ * objects must reach the module table); a check per 64K costs nothing. */
+#define LW_LIM_HEAP_RESCAN      65536u
+/* The counting filter in front of the heap table in sampled mode (one byte
+ * each, 16 KiB: stays in cache; a free of a never-sampled block reads it). */
+#define LW_HEAP_FILTER_SIZE     (1u << 14)
+/* Static arena for the allocations dlsym() makes before the real allocator
+ * is known (a few hundred bytes in practice). */
+#define LW_LIM_BOOT_ARENA       (64u * 1024u)
+
+/* ---- stack capture -------------------------------------------------------------- */
+
+/* Per-thread cache of recent stacks by hash (keeps the shared table off
+ * the hot path) and the fully associative call-site cache (see stack.c). */
+#define LW_LIM_TCACHE_SLOTS     64u
+#define LW_LIM_SITE_SLOTS       8u
+/* A thread with more than SITE_MISS_MAX call-site misses in SITE_WINDOW calls
+ * has more hot chains than the cache holds: plain capture for SITE_COOLDOWN. */
+#define LW_LIM_SITE_WINDOW      64u
+#define LW_LIM_SITE_MISS_MAX    16u
+#define LW_LIM_SITE_COOLDOWN    4096u
+/* The per-thread side stack every unwind runs on: libgcc needs ~1.5 KiB
+ * (4.5 on its first call), a signal handler nested in it gets the rest.
+ * MAP_NORESERVE: only touched pages cost memory. */
+#define LW_LIM_SIDE_GUARD       4096u
+#define LW_LIM_SIDE_STACK       (256u * 1024u)
+/* How much of the main thread's stack the call-site cache may re-read:
+ * RLIMIT_STACK, capped at 1 GiB, or 8 MiB when unlimited. */
+#define LW_LIM_MAIN_WINDOW_MAX  (1ull << 30)
+#define LW_LIM_MAIN_WINDOW_INF  (8ull << 20)
+
+/* ---- diagnostics -------------------------------------------------------------------- */
+
+/* LEAKWATCH_LOG=1: at most this many messages per process (a broken setup
+ * must not flood the host's stderr), each at most LOG_LINE bytes. */
+#define LW_LIM_LOG_MESSAGES     32u
+#define LW_LIM_LOG_LINE         512u
+
+#endif /* LEAKWATCH_PRELOAD_LIMITS_H */
