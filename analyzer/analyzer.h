@@ -791,8 +791,14 @@ int lw_render_folded(FILE *out, struct lw_report *r, const char *root);
  */
 char *lw_report_process_name(const struct lw_report *r, char *buf, size_t len);
 
-/* lw_json_string - write s as a quoted JSON string with escapes. */
-void lw_json_string(FILE *out, const char *s);
+struct lw_json;
+
+/*
+ * lw_render_json_value - the report object as a value of an enclosing JSON
+ * document (run's "processes" array): key names the member, NULL for an
+ * array element.  Write errors stay in the stream (lw_json_error).
+ */
+void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *r);
 
 /* ---- run.c ------------------------------------------------------------- */
 

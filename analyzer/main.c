@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "analyzer.h"
+#include "json.h"
+#include "present.h"
 
 #ifndef LW_VERSION_STRING
 #define LW_VERSION_STRING "0.1"
@@ -237,8 +239,10 @@ static int cmd_ps(int argc, char **argv)
 	int n = segments_list_or_say(dir, &refs);
 	if (n < 0)
 		return 2;
+	struct lw_json j;
+	lw_json_init(&j, stdout);
 	if (json)
-		fputc('[', stdout);
+		lw_json_begin_array(&j, NULL);
 	else
 		printf("%7s  %-8s  %7s  %11s  %-40s  %s\n", "PID", "STATE", "SOCKETS", "HEAP BLOCKS",
 		       "COMMAND", "SEGMENT");
@@ -249,32 +253,29 @@ static int cmd_ps(int argc, char **argv)
 		if (ok)
 			ps_command(&s, cmd, sizeof cmd);
 		if (json) {
-			printf("%s{\"pid\":%d,\"state\":", i ? "," : "", ok ? s.hdr.pid : refs[i].pid);
-			lw_json_string(stdout, ok ? lw_live_name(lw_snapshot_live(&s)) : "invalid");
-			if (ok)
-				printf(",\"sockets\":%zu,\"heap_mode\":\"%s\",\"heap_records\":%zu,\"command\":",
-				       lw_snapshot_open_count(&s), lw_heap_mode_name(s.hdr.heap_mode), s.nallocs);
-			else
-				fputs(",\"sockets\":null,\"heap_mode\":null,\"heap_records\":null,\"command\":null", stdout);
-			if (ok)
-				lw_json_string(stdout, cmd);
-			fputs(",\"segment\":", stdout);
-			lw_json_string(stdout, refs[i].path);
-			fputs(",\"error\":", stdout);
-			if (ok)
-				fputs("null", stdout);
-			else
-				lw_json_string(stdout, err);
-			fputc('}', stdout);
+			lw_json_begin_object(&j, NULL);
+			lw_json_int(&j, "pid", ok ? s.hdr.pid : refs[i].pid);
+			lw_json_str(&j, "state", ok ? lw_live_name(lw_snapshot_live(&s)) : "invalid");
+			if (ok) {
+				lw_json_uint(&j, "sockets", lw_snapshot_open_count(&s));
+				lw_json_str(&j, "heap_mode", lw_heap_mode_name(s.hdr.heap_mode));
+				lw_json_uint(&j, "heap_records", s.nallocs);
+			} else {
+				lw_json_null(&j, "sockets");
+				lw_json_null(&j, "heap_mode");
+				lw_json_null(&j, "heap_records");
+			}
+			lw_json_str(&j, "command", ok ? cmd : NULL);
+			lw_json_str(&j, "segment", refs[i].path);
+			lw_json_str(&j, "error", ok ? NULL : err);
+			lw_json_end_object(&j);
 		} else if (!ok) {
 			printf("%7d  %-8s  %7s  %11s  %-40s  %s\n", refs[i].pid, "invalid", "-", "-", err,
 			       refs[i].path);
 		} else {
 			char shown[41];
 			snprintf(shown, sizeof shown, "%.40s", cmd);
-			for (char *p = shown; *p; p++)
-				if ((unsigned char)*p < 0x20 || *p == 0x7f)
-					*p = '?';
+			lw_present_scrub(shown);
 			/* live heap records: blocks in full mode, samples in sampled mode */
 			char heap[24];
 			if (s.hdr.heap_mode == LW_HEAP_OFF)
@@ -289,10 +290,12 @@ static int cmd_ps(int argc, char **argv)
 		}
 		lw_snapshot_free(&s);
 	}
-	if (json)
-		fputs("]\n", stdout);
-	else if (n == 0)
+	if (json) {
+		lw_json_end_array(&j);
+		fputc('\n', stdout);
+	} else if (n == 0) {
 		fprintf(stderr, "leakwatch: no segments in %s\n", dir);
+	}
 	free(refs);
 	return 0;
 }

@@ -63,6 +63,8 @@
 #include <unistd.h>
 
 #include "analyzer.h"
+#include "json.h"
+#include "present.h"
 
 #ifndef LW_LIBDIR
 #define LW_LIBDIR "/usr/local/lib/leakwatch"
@@ -601,13 +603,6 @@ static void untraced_after_run(struct untraced_list *l, const struct lw_segref *
 	untraced_add(l, UT_NO_SEGMENT, pid, what, why);
 }
 
-/* Recorded strings come from the command: never let them drive the terminal. */
-static void put_safe(FILE *f, const char *s)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
-}
-
 /* One line per image on stderr, e.g. "leakwatch: /bin/x is statically linked: not traced". */
 static void untraced_print(const struct untraced_list *l)
 {
@@ -617,24 +612,24 @@ static void untraced_print(const struct untraced_list *l)
 		switch (u->kind) {
 		case UT_STATIC:
 		case UT_SETUID:
-			put_safe(stderr, u->what);
+			lw_present_put_safe(stderr, u->what);
 			fputs(u->kind == UT_STATIC ? " is statically linked"
 						   : " is set-user/group-ID (the shim stands down in secure execution)",
 			      stderr);
 			break;
 		case UT_NO_SEGMENT:
 			fprintf(stderr, "no segment for pid %d (", u->pid);
-			put_safe(stderr, u->what);
+			lw_present_put_safe(stderr, u->what);
 			fprintf(stderr, "): %s", u->reason);
 			break;
 		case UT_EXEC:
 			fprintf(stderr, "pid %d (", u->pid);
-			put_safe(stderr, u->what);
+			lw_present_put_safe(stderr, u->what);
 			fprintf(stderr, ") called exec and the new program left no segment (%s)", u->reason);
 			break;
 		case UT_DISABLED:
 			fprintf(stderr, "pid %d (", u->pid);
-			put_safe(stderr, u->what);
+			lw_present_put_safe(stderr, u->what);
 			fprintf(stderr, "): the shim disabled itself%s%s", u->reason[0] ? ": " : "", u->reason);
 			break;
 		}
@@ -642,23 +637,22 @@ static void untraced_print(const struct untraced_list *l)
 	}
 }
 
-static void untraced_json(FILE *out, const struct untraced_list *l)
+static void untraced_json(struct lw_json *j, const struct untraced_list *l)
 {
-	fputs(",\"not_traced\":[", out);
+	lw_json_begin_array(j, "not_traced");
 	for (size_t i = 0; i < l->n; i++) {
 		const struct untraced *u = &l->v[i];
-		fprintf(out, "%s{\"kind\":\"%s\",\"pid\":", i ? "," : "", untraced_names[u->kind]);
+		lw_json_begin_object(j, NULL);
+		lw_json_str(j, "kind", untraced_names[u->kind]);
 		if (u->pid > 0)
-			fprintf(out, "%d", u->pid);
+			lw_json_int(j, "pid", u->pid);
 		else
-			fputs("null", out);
-		fputs(",\"command\":", out);
-		lw_json_string(out, u->what);
-		fputs(",\"reason\":", out);
-		lw_json_string(out, u->reason);
-		fputc('}', out);
+			lw_json_null(j, "pid");
+		lw_json_str(j, "command", u->what);
+		lw_json_str(j, "reason", u->reason);
+		lw_json_end_object(j);
 	}
-	fputc(']', out);
+	lw_json_end_array(j);
 }
 
 /* The command's status as a shell shows it: its exit code, 128 + the signal that killed it. */
@@ -777,23 +771,28 @@ int lw_run_main(int argc, char **argv)
 			close(fd2);
 		out = errdup ? errdup : stderr;
 	}
+	struct lw_json j;
+	lw_json_init(&j, out);
 	if (folded) {
 		/* nothing before the lines: the output goes straight into flamegraph.pl */
 	} else if (json) {
-		fputs("{\"leakwatch\":1,\"run\":{\"argv\":[", out);
-		for (char **a = cmdv; *a; a++) {
-			if (a != cmdv)
-				fputc(',', out);
-			lw_json_string(out, *a);
+		lw_json_begin_object(&j, NULL);
+		lw_json_int(&j, "leakwatch", 1);
+		lw_json_begin_object(&j, "run");
+		lw_json_begin_array(&j, "argv");
+		for (char **a = cmdv; *a; a++)
+			lw_json_str(&j, NULL, *a);
+		lw_json_end_array(&j);
+		if (WIFEXITED(status)) {
+			lw_json_int(&j, "exit_status", WEXITSTATUS(status));
+			lw_json_null(&j, "signal");
+		} else {
+			lw_json_null(&j, "exit_status");
+			lw_json_int(&j, "signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 		}
-		fputs("],\"exit_status\":", out);
-		if (WIFEXITED(status))
-			fprintf(out, "%d,\"signal\":null", WEXITSTATUS(status));
-		else
-			fprintf(out, "null,\"signal\":%d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-		fputs("},\"processes\":[", out);
+		lw_json_end_object(&j);
+		lw_json_begin_array(&j, "processes");
 	}
-	int first = 1;
 	size_t nerrors = 0;
 	struct seg_error { char path[PATH_MAX]; char msg[LW_ERR_MAX]; } *errors =
 		n ? calloc((size_t)n, sizeof *errors) : NULL;
@@ -833,15 +832,12 @@ int lw_run_main(int argc, char **argv)
 			if (r.live != LW_LIVE_EXECED)
 				lw_render_folded(out, &r, lw_report_process_name(&r, name, sizeof name));
 		} else if (json) {
-			if (!first)
-				fputc(',', out);
-			lw_render_json(out, &r);
+			lw_render_json_value(&j, NULL, &r);
 		} else {
 			fprintf(out, "\n=== %s process, pid %d%s ===\n", refs[i].pid == pid ? "main" : "child",
 				r.snap.hdr.pid, refs[i].archived ? " (earlier image)" : "");
 			lw_render_text(out, &r);
 		}
-		first = 0;
 		lw_report_free(&r);
 	}
 	int show_socks = lw_kind_sockets(o.kind), show_heap = lw_kind_heap(o.kind);
@@ -849,28 +845,30 @@ int lw_run_main(int argc, char **argv)
 		if (o.kind != LW_KIND_SOCKETS && !heap_tracked && n > 0)
 			fprintf(stderr, "leakwatch: heap tracking was off, nothing to fold (try --kind sockets)\n");
 	} else if (json) {
-		fputs("],\"leaked\":", out);
+		lw_json_end_array(&j);
 		if (show_socks)
-			fprintf(out, "%zu", leaked);
+			lw_json_uint(&j, "leaked", leaked);
 		else
-			fputs("null", out);
-		if (show_heap && heap_tracked)
-			fprintf(out, ",\"leaked_heap_blocks\":%.0f,\"leaked_heap_bytes\":%.0f", round(heap_blocks),
-				round(heap_bytes));
-		else
-			fputs(",\"leaked_heap_blocks\":null,\"leaked_heap_bytes\":null", out);
-		fprintf(out, ",\"leaked_heap_estimated\":%s,\"segment_errors\":[",
-			show_heap && heap_estimated ? "true" : "false");
-		for (size_t i = 0; i < nerrors; i++) {
-			fputs(i ? ",{\"segment\":" : "{\"segment\":", out);
-			lw_json_string(out, errors[i].path);
-			fputs(",\"error\":", out);
-			lw_json_string(out, errors[i].msg);
-			fputc('}', out);
+			lw_json_null(&j, "leaked");
+		if (show_heap && heap_tracked) {
+			lw_json_count(&j, "leaked_heap_blocks", heap_blocks);
+			lw_json_count(&j, "leaked_heap_bytes", heap_bytes);
+		} else {
+			lw_json_null(&j, "leaked_heap_blocks");
+			lw_json_null(&j, "leaked_heap_bytes");
 		}
-		fputc(']', out);
-		untraced_json(out, &untraced);
-		fputs("}\n", out);
+		lw_json_bool(&j, "leaked_heap_estimated", show_heap && heap_estimated);
+		lw_json_begin_array(&j, "segment_errors");
+		for (size_t i = 0; i < nerrors; i++) {
+			lw_json_begin_object(&j, NULL);
+			lw_json_str(&j, "segment", errors[i].path);
+			lw_json_str(&j, "error", errors[i].msg);
+			lw_json_end_object(&j);
+		}
+		lw_json_end_array(&j);
+		untraced_json(&j, &untraced);
+		lw_json_end_object(&j);
+		fputc('\n', out);
 	} else {
 		char d[32], b[32];
 		const char *older = o.older_than_ns ? " older than " : "";

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "analyzer.h"
+#include "present.h"
 
 #define TOP_HISTORY 30
 #define TOP_KEY_MAX (LW_ENDPOINT_MAX + 96)
@@ -242,27 +243,12 @@ struct row {
 	char text[512];
 };
 
-static const char *proto(const struct lw_group *g)
-{
-	int inet = g->family == AF_INET || g->family == AF_INET6;
-	if (inet && g->type == SOCK_STREAM)
-		return g->family == AF_INET6 ? "TCP6" : "TCP";
-	if (inet && g->type == SOCK_DGRAM)
-		return g->family == AF_INET6 ? "UDP6" : "UDP";
-	if (g->family == AF_UNIX)
-		return "UNIX";
-	return lw_family_name(g->family) + 3;
-}
-
 /* "fn file.c:12" for the first frame outside the C runtime, else the first frame. */
 static void where(struct lw_report *r, uint32_t stack_id, char *buf, size_t len)
 {
 	struct lw_frame frames[LW_STACK_MAX_FRAMES * 2];
-	size_t n = 0;
-	const struct lw_snap_stack *st = lw_snapshot_stack(&r->snap, stack_id);
+	size_t n = lw_present_stack(r, stack_id, frames, sizeof frames / sizeof frames[0]);
 	buf[0] = '\0';
-	if (st)
-		n = lw_symbolize_stack(r->sym, st->frames, st->depth, frames, sizeof frames / sizeof frames[0]);
 	if (n == 0) {
 		snprintf(buf, len, "%s", stack_id ? "?" : "-");
 		return;
@@ -283,9 +269,7 @@ static void where(struct lw_report *r, uint32_t stack_id, char *buf, size_t len)
 		char loc[LW_PATH_MAX + 32];
 		snprintf(buf, len, "%s", lw_frame_format_location(f, loc, sizeof loc));
 	}
-	for (char *p = buf; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	lw_present_scrub(buf);
 }
 
 static int row_cmp_sort;
@@ -333,21 +317,13 @@ static size_t rows_build(struct top_state *t, struct lw_report *r, struct row **
 			if (h)
 				history_push(h, (int)g->count, t->tick);
 			sparkline(h, t->utf8, spark, sizeof spark);
-			if (g->role == LW_EP_PEER)
-				snprintf(desc, sizeof desc, "%s -> %s", proto(g), g->endpoint);
-			else if (g->role == LW_EP_LOCAL)
-				snprintf(desc, sizeof desc, "%s on %s", proto(g), g->endpoint);
-			else
-				snprintf(desc, sizeof desc, "%s (no address)", proto(g));
-			for (char *p = desc; *p; p++)
-				if ((unsigned char)*p < 0x20 || *p == 0x7f)
-					*p = '?';
+			lw_present_group(g, LW_DESCRIBE_SHORT, desc, sizeof desc);
 			lw_duration_format(g->age_max_ns, age, sizeof age);
 			if (g->verdict == LW_V_LISTENING || g->verdict == LW_V_LEFT_OPEN)
 				snprintf(idle, sizeof idle, "-");
 			else
 				lw_duration_format(g->ev.idle_min_ns, idle, sizeof idle);
-			int use_first = g->by == LW_BY_USE || (g->verdict == LW_V_LEAK_SUSPECT && g->use_stack_id);
+			int use_first = lw_present_use_first(g);
 			char loc[200];
 			where(r, use_first ? g->use_stack_id : g->stack_id, loc, sizeof loc);
 			snprintf(wh, sizeof wh, "%s %s", use_first ? "used" : "opened", g->inherited ? "(inherited)" : loc);
@@ -382,20 +358,17 @@ static void header_lines(struct top_state *t, struct lw_report *r, char *l1, siz
 			 char *l3, size_t n3)
 {
 	char up[32], idle[32], iv[32], b[32];
-	uint64_t up_ns = r->now_ns > r->snap.hdr.start_monotonic_ns ? r->now_ns - r->snap.hdr.start_monotonic_ns : 0;
+	uint64_t up_ns = lw_present_uptime_ns(r);
 	char cmd[64];
-	snprintf(cmd, sizeof cmd, "%.40s", r->snap.hdr.cmdline[0] ? r->snap.hdr.cmdline : r->snap.hdr.exe);
-	for (char *p = cmd; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	snprintf(cmd, sizeof cmd, "%.40s", lw_present_command(&r->snap));
+	lw_present_scrub(cmd);
 	snprintf(l1, n1, "leakwatch top  pid %d (%s)  %s, up %s", r->snap.hdr.pid, cmd, lw_live_name(r->live),
 		 lw_duration_format(up_ns, up, sizeof up));
 	snprintf(l3, n3, "every %s  idle > %s  by %s  sort %s  kind %s", lw_duration_format(t->o.interval_ns, iv, sizeof iv),
 		 lw_duration_format(t->o.idle_for_ns, idle, sizeof idle), lw_group_by_name(t->o.by),
 		 sort_names[t->sort], lw_kind_name(t->kind));
-	size_t nv[LW_V_LISTENING + 1] = { 0 };
-	for (size_t i = 0; i < r->grouping.ngroups; i++)
-		nv[r->grouping.groups[i].verdict] += r->grouping.groups[i].count;
+	size_t nv[LW_V_LISTENING + 1];
+	lw_present_verdict_counts(&r->grouping, nv);
 	int k = snprintf(l2, n2, "sockets %zu in %zu groups: suspect %zu, pool %zu, active %zu, new %zu, listening %zu",
 			 r->grouping.nsockets, r->grouping.ngroups, nv[LW_V_LEAK_SUSPECT], nv[LW_V_POOL],
 			 nv[LW_V_ACTIVE], nv[LW_V_NEW], nv[LW_V_LISTENING]);
@@ -404,11 +377,8 @@ static void header_lines(struct top_state *t, struct lw_report *r, char *l1, siz
 	if (r->heap.mode == LW_HEAP_OFF) {
 		snprintf(l2 + k, n2 - (size_t)k, "  heap off");
 	} else {
-		double blocks = 0, bytes = 0;
-		for (int c = 0; c < LW_HEAP_NCLASS; c++) {
-			blocks += r->heap.blocks[c];
-			bytes += r->heap.bytes[c];
-		}
+		double blocks, bytes;
+		lw_present_heap_totals(&r->heap, &blocks, &bytes);
 		snprintf(l2 + k, n2 - (size_t)k, "  heap %s%.0f live blocks, %s%s", r->heap.estimated ? "~" : "", blocks,
 			 r->heap.estimated ? "~" : "", lw_bytes_format(bytes, b, sizeof b));
 	}
