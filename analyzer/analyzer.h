@@ -526,9 +526,31 @@ int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct
 int lw_group_from_members(struct lw_group *g, struct lw_member *members, size_t n);
 
 /*
- * lw_group_same_key - 1 when a and b have the same grouping key (by, inherited,
- * key stack, family, type, endpoint role and endpoint).
+ * The grouping key, explicit: sockets with equal keys form one group.  A
+ * view of a group's (or a socket's) key fields; endpoint is not owned.
  */
+struct lw_group_key {
+	enum lw_group_by by;
+	int inherited;
+	uint16_t family, type;
+	enum lw_endpoint_role role;
+	uint32_t stack;                 /* creation stack (by open) or last-use stack (by use) */
+	const char *endpoint;
+};
+
+/* lw_group_key_of - the key of g (endpoint points into g). */
+struct lw_group_key lw_group_key_of(const struct lw_group *g);
+
+/* lw_group_set_key - copy a key into g's key fields (the other stack id is set to 0). */
+void lw_group_set_key(struct lw_group *g, const struct lw_group_key *k);
+
+/*
+ * lw_group_key_cmp - the one comparison of keys: a total order, 0 exactly
+ * when the keys are equal (by, inherited, family, type, role, stack, endpoint).
+ */
+int lw_group_key_cmp(const struct lw_group_key *a, const struct lw_group_key *b);
+
+/* lw_group_same_key - 1 when a and b have the same grouping key (lw_group_key_cmp == 0). */
 int lw_group_same_key(const struct lw_group *a, const struct lw_group *b);
 
 /* lw_group_sort - deterministic order: verdict (leak suspects first), not
