@@ -62,9 +62,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "analyzer.h"
-#include "json.h"
+#include "cli.h"
+#include "output.h"
+#include "names.h"
+#include "render.h"
+#include "report.h"
+#include "segdir.h"
 #include "present.h"
+#include "json.h"
 
 #ifndef LW_LIBDIR
 #define LW_LIBDIR "/usr/local/lib/leakwatch"

@@ -29,7 +29,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "snapshot.h"
+#include "segdir.h"
 
 /*
  * Sane bounds, far above what the shim writes (its largest segment, every

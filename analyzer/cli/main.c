@@ -10,9 +10,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "analyzer.h"
-#include "json.h"
+#include "cli.h"
+#include "output.h"
+#include "names.h"
+#include "render.h"
+#include "report.h"
+#include "segdir.h"
+#include "snapshot.h"
 #include "present.h"
+#include "json.h"
 
 #ifndef LW_VERSION_STRING
 #define LW_VERSION_STRING "0.1"

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "segdir.h"
 
 const char *lw_segment_dir(void)
 {

@@ -5,7 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "render.h"
+#include "names.h"
 #include "present.h"
 
 /* DWARF paths are absolute; relative to the current directory they read better. */

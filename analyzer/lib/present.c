@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "names.h"
 #include "present.h"
 
 const char *lw_present_state_word(const struct lw_report *r)

@@ -12,7 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "analyzer.h"
+#include "report.h"
+#include "symbolize.h"
 
 /* Frames one stack can expand to once inlined calls are shown. */
 #define LW_PRESENT_MAX_FRAMES (LW_STACK_MAX_FRAMES * 4)

@@ -82,9 +82,29 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "analyzer.h"
+#include "classify.h"
+#include "names.h"
+#include "testing.h"
 
 /* ==== grouping ============================================================= */
+
+int lw_group_by_parse(const char *s, enum lw_group_by *by)
+{
+	if (!s)
+		return -1;
+	if (strcmp(s, "open") == 0)
+		*by = LW_BY_OPEN;
+	else if (strcmp(s, "use") == 0)
+		*by = LW_BY_USE;
+	else
+		return -1;
+	return 0;
+}
+
+const char *lw_group_by_name(enum lw_group_by by)
+{
+	return by == LW_BY_USE ? "use" : "open";
+}
 
 static int is_inherited(unsigned origin)
 {
@@ -528,6 +548,32 @@ void lw_grouping_free(struct lw_grouping *g)
 }
 
 /* ==== verdicts ============================================================= */
+
+const char *lw_verdict_name(enum lw_verdict v)
+{
+	switch (v) {
+	case LW_V_LEFT_OPEN: return "left_open";
+	case LW_V_LEAK_SUSPECT: return "leak_suspect";
+	case LW_V_POOL: return "pool";
+	case LW_V_ACTIVE: return "active";
+	case LW_V_NEW: return "new";
+	case LW_V_LISTENING: return "listening";
+	}
+	return "unknown";
+}
+
+const char *lw_verdict_title(enum lw_verdict v)
+{
+	switch (v) {
+	case LW_V_LEFT_OPEN: return "SOCKETS";
+	case LW_V_LEAK_SUSPECT: return "LEAK SUSPECT";
+	case LW_V_POOL: return "POOL";
+	case LW_V_ACTIVE: return "ACTIVE";
+	case LW_V_NEW: return "NEW";
+	case LW_V_LISTENING: return "LISTENING";
+	}
+	return "?";
+}
 
 #define TCP_ST_CLOSE_WAIT 8
 #define TCP_ST_LISTEN 10

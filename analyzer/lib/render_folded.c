@@ -11,7 +11,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "analyzer.h"
+#include "render.h"
 #include "present.h"
 
 /* A frame in a folded line: ';' separates frames and the last ' ' the weight. */

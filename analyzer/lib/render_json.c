@@ -6,9 +6,10 @@
  */
 #include <string.h>
 
-#include "analyzer.h"
-#include "json.h"
+#include "render.h"
+#include "names.h"
 #include "present.h"
+#include "json.h"
 
 static void json_stack(struct lw_json *j, const char *key, struct lw_report *r, uint32_t stack_id)
 {

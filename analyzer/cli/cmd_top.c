@@ -29,8 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "cli.h"
+#include "names.h"
 #include "present.h"
+#include "report.h"
+#include "segdir.h"
+#include "testing.h"
 
 #define TOP_HISTORY 30
 #define TOP_KEY_MAX (LW_ENDPOINT_MAX + 96)
