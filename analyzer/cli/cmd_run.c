@@ -50,7 +50,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <math.h>
 #include <signal.h>
@@ -63,6 +62,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "heapgroups.h"
+#include "json.h"
+#include "options.h"
 #include "output.h"
 #include "names.h"
 #include "render.h"
@@ -97,10 +99,6 @@ struct run_options {
 	                                   something (default 1); implies --fail-on-leak */
 };
 
-/* Exit statuses of `run` other than the command's own (see the top of this file). */
-#define RUN_EXIT_LEAK_DEFAULT 1
-#define RUN_EXIT_ERROR 2
-#define RUN_EXIT_NOT_TRACED 3
 
 static volatile sig_atomic_t child_pid;
 
@@ -154,14 +152,6 @@ static void dir_remove(const char *dir)
 		fprintf(stderr, "leakwatch: cannot remove %s: %s\n", dir, strerror(errno));
 }
 
-static void usage_error(const char *msg, const char *arg)
-{
-	if (arg)
-		fprintf(stderr, "leakwatch: run: %s '%s' (try 'leakwatch --help')\n", msg, arg);
-	else
-		fprintf(stderr, "leakwatch: run: %s (try 'leakwatch --help')\n", msg);
-}
-
 /* The heap mode for the command: --heap, else LEAKWATCH_HEAP from the
  * environment (passed through untouched), else full. */
 static const char *run_heap_mode(const struct run_options *o)
@@ -172,97 +162,73 @@ static const char *run_heap_mode(const struct run_options *o)
 	return env && *env ? NULL : "full";
 }
 
+static int fail_set(void *opts, const char *arg)
+{
+	struct run_options *o = opts;
+	if (!arg) {
+		o->fail = FAIL_DEFAULT;
+		return 0;
+	}
+	if (lw_kind_parse(arg, &o->fail_kind) < 0)
+		return -1;
+	o->fail = FAIL_KIND;
+	return 0;
+}
+
+static int heap_set(void *opts, const char *arg)
+{
+	struct run_options *o = opts;
+	if (strcmp(arg, "off") && strcmp(arg, "sampled") && strcmp(arg, "full"))
+		return -1;
+	o->heap = arg;
+	return 0;
+}
+
+static const struct lw_option run_options_table[] = {
+	LW_OPT_KIND_(struct run_options, kind),
+	LW_OPT_OLDER_THAN(struct run_options, older_than_ns),
+	{ "fail-on-leak", LW_OPT_CUSTOM, LW_ARG_OPTIONAL, 0, "KIND",
+	  "exit 1 (or --error-exitcode N) when anything --kind\nshows was left behind: a socket created under leakwatch\n"
+	  "still open, or a heap block the program allocated still\nlive at exit; --fail-on-leak=KIND: only for that kind\n"
+	  "(sockets, heap or all; --kind must show it: interpreters\nsuch as python3 keep memory until exit, use =sockets)",
+	  0, 0, 0, "unknown kind for --fail-on-leak '*' (heap, sockets or all)", fail_set },
+	{ "error-exitcode", LW_OPT_INT, LW_ARG_REQUIRED, offsetof(struct run_options, error_exitcode), "N",
+	  "the status for leaks found (1 to 255, default 1);\nimplies --fail-on-leak", 1, 255, 0, "bad --error-exitcode '*' (1 to 255)", NULL },
+	{ "heap", LW_OPT_CUSTOM, LW_ARG_REQUIRED, 0, "MODE",
+	  "heap tracking off, sampled or full (default full,\nexact; LEAKWATCH_HEAP in the environment when no option)",
+	  0, 0, 0, "unknown heap mode '*' (off, sampled or full)", heap_set },
+	{ "keep", LW_OPT_FLAG, LW_ARG_NONE, offsetof(struct run_options, keep), NULL,
+	  "keep the segment directory and print its path", 0, 0, 0, NULL, NULL },
+	LW_OPT_ALL(struct run_options, all),
+	LW_OPT_FORMAT_ALL(struct run_options, format,
+			  "text (default), json, or folded (each line prefixed with\nthe process name)"),
+	LW_OPT_OUTPUT(struct run_options, output,
+		      "write the report to FILE (complete or not at all) instead\nof stderr; - puts it on stdout, after the command's own output"),
+};
+
+const struct lw_command_spec lw_run_spec = { "run", LW_CMD_COMMAND, "-- CMD [ARGS...]", run_options_table,
+					     sizeof run_options_table / sizeof run_options_table[0] };
+
+/* The table, then what needs several options at once.  The command's index, or -1. */
 static int options_parse(struct run_options *o, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "older-than", required_argument, NULL, 'o' },
-		{ "fail-on-leak", optional_argument, NULL, 'F' },
-		{ "kind", required_argument, NULL, 'K' },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "output", required_argument, NULL, 'O' },
-		{ "heap", required_argument, NULL, 'H' },
-		{ "error-exitcode", required_argument, NULL, 'E' },
-		{ NULL, 0, NULL, 0 },
-	};
-	opterr = 0;
-	optind = 0;   /* glibc: full re-initialisation */
-	int c;
-	/* '+': stop at the command, its options are its own. */
-	while ((c = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			if (lw_duration_parse(optarg, &o->older_than_ns) < 0) {
-				usage_error("bad duration", optarg);
-				return -1;
-			}
-			break;
-		case 'F':
-			if (!optarg) {
-				o->fail = FAIL_DEFAULT;
-			} else if (lw_kind_parse(optarg, &o->fail_kind) == 0) {
-				o->fail = FAIL_KIND;
-			} else {
-				usage_error("unknown kind for --fail-on-leak (heap, sockets or all)", optarg);
-				return -1;
-			}
-			break;
-		case 'K':
-			if (lw_kind_parse(optarg, &o->kind) < 0) {
-				usage_error("unknown kind (heap, sockets or all)", optarg);
-				return -1;
-			}
-			break;
-		case 'E': {
-			char *end;
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 || v > 255) {
-				usage_error("bad --error-exitcode (1 to 255)", optarg);
-				return -1;
-			}
-			o->error_exitcode = (int)v;
-			break;
-		}
-		case 'k': o->keep = 1; break;
-		case 'a': o->all = 1; break;
-		case 'O': o->output = optarg; break;
-		case 'H':
-			if (strcmp(optarg, "off") && strcmp(optarg, "sampled") && strcmp(optarg, "full")) {
-				usage_error("unknown heap mode (off, sampled or full)", optarg);
-				return -1;
-			}
-			o->heap = optarg;
-			break;
-		case 'f':
-			if (lw_format_parse(optarg, &o->format) < 0) {
-				usage_error("unknown format", optarg);
-				return -1;
-			}
-			break;
-		case ':':
-			usage_error("missing argument for", argv[optind - 1]);
-			return -1;
-		default:
-			usage_error("unknown option", argv[optind - 1]);
-			return -1;
-		}
-	}
+	int cmd = lw_options_parse(&lw_run_spec, o, argc, argv, NULL);
+	if (cmd < 0)
+		return -1;
 	/* valgrind's --error-exitcode turns error detection on; so does ours. */
 	if (o->error_exitcode && o->fail == FAIL_NEVER)
 		o->fail = FAIL_DEFAULT;
 	/* Failing on a kind the report hides would fail a CI job with no reason shown. */
 	if (o->fail == FAIL_KIND && ((lw_kind_sockets(o->fail_kind) && !lw_kind_sockets(o->kind)) ||
 				     (lw_kind_heap(o->fail_kind) && !lw_kind_heap(o->kind)))) {
-		usage_error("--fail-on-leak kind is not shown by --kind", lw_kind_name(o->fail_kind));
+		lw_usage_error("run", "--fail-on-leak kind is not shown by --kind '%s'", lw_kind_name(o->fail_kind));
 		return -1;
 	}
-	if (optind >= argc) {
-		usage_error("missing command (usage: leakwatch run [options] -- CMD ARGS...)", NULL);
+	if (cmd >= argc) {
+		lw_usage_error("run", "missing command (usage: leakwatch run [options] -- CMD ARGS...)");
 		return -1;
 	}
-	return optind;
+	return cmd;
 }
 
 /* ---- fail closed: what will not be traced ------------------------------------ */
@@ -667,7 +633,7 @@ static int command_exit_code(int status)
 		return WEXITSTATUS(status);
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
-	return RUN_EXIT_ERROR;
+	return LW_EXIT_ERROR;
 }
 
 int lw_run_main(int argc, char **argv)
@@ -684,7 +650,7 @@ int lw_run_main(int argc, char **argv)
 	};
 	int cmd = options_parse(&o, argc, argv);
 	if (cmd < 0)
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	char **cmdv = argv + cmd;
 	/* "-": the report on stdout, asked for (mixed with the command's own output) */
 	int to_stdout = o.output && strcmp(o.output, "-") == 0;
@@ -700,13 +666,13 @@ int lw_run_main(int argc, char **argv)
 		int in_place = stat(out_file, &ost) == 0 && !S_ISREG(ost.st_mode) && !S_ISDIR(ost.st_mode);
 		if (access(in_place ? out_file : dirname(d), W_OK) != 0) {
 			fprintf(stderr, "leakwatch: cannot write %s: %s\n", out_file, strerror(errno));
-			return RUN_EXIT_ERROR;
+			return LW_EXIT_ERROR;
 		}
 	}
 	char shim[PATH_MAX];
 	if (lw_shim_find(shim, sizeof shim) < 0) {
 		fprintf(stderr, "leakwatch: cannot find " SHIM_NAME " (set LEAKWATCH_SHIM)\n");
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	}
 	/* Judged before exec, reported after the run with the rest. */
 	char pre_who[PATH_MAX], resolved[PATH_MAX];
@@ -718,7 +684,7 @@ int lw_run_main(int argc, char **argv)
 	if (!mkdtemp(dir)) {
 		fprintf(stderr, "leakwatch: cannot create a directory in %s: %s\n", lw_segment_dir(),
 			strerror(errno));
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	}
 
 	int exec_errno;
@@ -728,7 +694,7 @@ int lw_run_main(int argc, char **argv)
 	if (pid < 0) {
 		fprintf(stderr, "leakwatch: cannot run %s: %s\n", cmdv[0], strerror(exec_errno));
 		dir_remove(dir);
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	}
 	int status = command_wait(pid);
 
@@ -764,7 +730,7 @@ int lw_run_main(int argc, char **argv)
 		free(untraced.v);
 		if (!o.keep)
 			dir_remove(dir);
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	}
 	/* stderr is unbuffered: a fully buffered stream on a copy of fd 2 writes the report
 	 * in few large writes (and the not-traced lines after it, in order). */
@@ -913,7 +879,7 @@ int lw_run_main(int argc, char **argv)
 	else
 		dir_remove(dir);
 	if (out_rc != 0)
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	int fail_socks = 0, fail_heap = 0;
 	/* Bare --fail-on-leak fails on every kind the report shows (--kind). */
 	if (o.fail == FAIL_DEFAULT) {
@@ -925,9 +891,9 @@ int lw_run_main(int argc, char **argv)
 	}
 	/* round(): a sampled estimate is > 0 exactly when a sample was left. */
 	if ((fail_socks && leaked > 0) || (fail_heap && round(heap_blocks) > 0))
-		return o.error_exitcode ? o.error_exitcode : RUN_EXIT_LEAK_DEFAULT;
+		return o.error_exitcode ? o.error_exitcode : LW_EXIT_LEAK;
 	/* Fail closed: "0 sockets left open" means nothing when nothing was looked at. */
 	if (nuntraced > 0)
-		return RUN_EXIT_NOT_TRACED;
+		return LW_EXIT_UNTRACED;
 	return command_exit_code(status);
 }

@@ -17,11 +17,9 @@
  */
 #include <curses.h>
 #include <errno.h>
-#include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +28,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 #include "names.h"
 #include "present.h"
 #include "report.h"
@@ -47,8 +46,8 @@ struct top_options {
 	uint64_t idle_for_ns;           /* --idle-for DUR: as for report */
 	enum lw_group_by by;            /* --by open|use (g toggles) */
 	int plain;                      /* --plain / --once: text snapshots, no full screen */
-	long count;                     /* --count N: stop after N snapshots (0: until q) */
-	int count_set;
+	int count;                      /* --count N / --once: stop after N snapshots (0: until q,
+	                                   or 1 when stdout is not a terminal) */
 };
 
 enum top_sort { SORT_COUNT = 0, SORT_AGE, SORT_IDLE, SORT_N };
@@ -91,18 +90,6 @@ static void curses_end(void)
 		g_curses = 0;
 		endwin();
 	}
-}
-
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("leakwatch: top: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputs(" (try 'leakwatch --help')\n", stderr);
-	va_end(ap);
 }
 
 /* ---- history ------------------------------------------------------------- */
@@ -448,7 +435,7 @@ static int run_plain(struct top_state *t)
 		struct lw_report r;
 		if (report_take(t, &r, err, sizeof err) < 0) {
 			fprintf(stderr, "leakwatch: %s: %s\n", t->path, err);
-			return 2;
+			return LW_EXIT_ERROR;
 		}
 		int ended = lw_report_ended(&r);
 		if (!ended || n == 1)
@@ -459,7 +446,7 @@ static int run_plain(struct top_state *t)
 			return 0;
 		}
 		lw_report_free(&r);
-		if (t->o.count && (long)n >= t->o.count)
+		if (t->o.count && n >= (unsigned long)t->o.count)
 			break;
 		sleep_ns(t->o.interval_ns);
 	}
@@ -502,12 +489,12 @@ static int run_screen(struct top_state *t)
 	struct lw_report r;
 	if (report_take(t, &r, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s: %s\n", t->path, err);
-		return 2;
+		return LW_EXIT_ERROR;
 	}
 	if (!initscr()) {
 		lw_report_free(&r);
 		fprintf(stderr, "leakwatch: top: cannot initialise the terminal (try --plain)\n");
-		return 2;
+		return LW_EXIT_ERROR;
 	}
 	g_curses = 1;
 	cbreak();
@@ -527,7 +514,7 @@ static int run_screen(struct top_state *t)
 			break;
 		}
 		screen_draw(t, &r, rows, nrows);
-		if (t->o.count && (long)shown >= t->o.count)
+		if (t->o.count && shown >= (unsigned long)t->o.count)
 			break;
 		/* Wait for a key until the next refresh is due. */
 		next.tv_sec += (time_t)(t->o.interval_ns / 1000000000ull);
@@ -578,7 +565,7 @@ static int run_screen(struct top_state *t)
 			curses_end();
 			free(rows);
 			fprintf(stderr, "leakwatch: %s: %s\n", t->path, err);
-			return 2;
+			return LW_EXIT_ERROR;
 		}
 		free(rows);
 		nrows = rows_build(t, &r, &rows);
@@ -593,17 +580,32 @@ static int run_screen(struct top_state *t)
 	return rc;
 }
 
+static int once_set(void *opts, const char *arg)
+{
+	struct top_options *o = opts;
+	o->plain = 1;
+	o->count = 1;
+	return 0;
+}
+
+static const struct lw_option top_options_table[] = {
+	{ "interval", LW_OPT_DURATION, LW_ARG_REQUIRED, offsetof(struct top_options, interval_ns), "DUR",
+	  "refresh period (default 1s, at least 10ms)", 10000000ll, 0, 0, "bad --interval '*' (at least 10ms)", NULL },
+	LW_OPT_IDLE_FOR(struct top_options, idle_for_ns),
+	LW_OPT_BY_(struct top_options, by),
+	{ "plain", LW_OPT_FLAG, LW_ARG_NONE, offsetof(struct top_options, plain), NULL,
+	  "plain-text snapshots instead of the full screen", 0, 0, 0, NULL, NULL },
+	{ "once", LW_OPT_CUSTOM, LW_ARG_NONE, 0, NULL, "one plain-text snapshot (--plain --count 1)", 0, 0, 0, NULL,
+	  once_set },
+	{ "count", LW_OPT_INT, LW_ARG_REQUIRED, offsetof(struct top_options, count), "N",
+	  "stop after N snapshots (default 1 when not a tty)", 1, 2147483647ll, 0, "bad --count '*' (a positive number)", NULL },
+};
+
+const struct lw_command_spec lw_top_spec = { "top", LW_CMD_ONE_ARG, "PID", top_options_table,
+					     sizeof top_options_table / sizeof top_options_table[0] };
+
 int lw_top_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "interval", required_argument, NULL, 'i' },
-		{ "idle-for", required_argument, NULL, 'I' },
-		{ "by", required_argument, NULL, 'b' },
-		{ "plain", no_argument, NULL, 'p' },
-		{ "once", no_argument, NULL, '1' },
-		{ "count", required_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct top_state t;
 	memset(&t, 0, sizeof t);
 	t.o.interval_ns = 1000000000ull;
@@ -611,85 +613,18 @@ int lw_top_main(int argc, char **argv)
 	t.o.by = LW_BY_OPEN;
 	t.kind = LW_KIND_ALL;
 	const char *target = NULL;
-	opterr = 0;
-	optind = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "-:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			if (target) {
-				usage_error("unexpected argument '%s'", optarg);
-				return 2;
-			}
-			target = optarg;
-			break;
-		case 'i':
-			if (lw_duration_parse(optarg, &t.o.interval_ns) < 0 || t.o.interval_ns < 10000000ull) {
-				usage_error("bad --interval '%s' (at least 10ms)", optarg);
-				return 2;
-			}
-			break;
-		case 'I':
-			if (lw_duration_parse(optarg, &t.o.idle_for_ns) < 0 || t.o.idle_for_ns == 0) {
-				usage_error("bad --idle-for duration '%s'", optarg);
-				return 2;
-			}
-			break;
-		case 'b':
-			if (lw_group_by_parse(optarg, &t.o.by) < 0) {
-				usage_error("unknown grouping '%s' (open or use)", optarg);
-				return 2;
-			}
-			break;
-		case 'p':
-			t.o.plain = 1;
-			break;
-		case '1':
-			t.o.plain = 1;
-			t.o.count = 1;
-			t.o.count_set = 1;
-			break;
-		case 'n': {
-			char *end;
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || v <= 0) {
-				usage_error("bad --count '%s' (a positive number)", optarg);
-				return 2;
-			}
-			t.o.count = v;
-			t.o.count_set = 1;
-			break;
-		}
-		case ':':
-			usage_error("missing argument for '%s'", argv[optind - 1]);
-			return 2;
-		default:
-			usage_error("unknown option '%s'", argv[optind - 1]);
-			return 2;
-		}
-	}
-	for (; optind < argc; optind++) {
-		if (target) {
-			usage_error("unexpected argument '%s'", argv[optind]);
-			return 2;
-		}
-		target = argv[optind];
-	}
-	if (!target) {
-		usage_error("missing PID");
-		return 2;
-	}
+	if (lw_options_parse(&lw_top_spec, &t.o, argc, argv, &target) < 0)
+		return LW_EXIT_USAGE;
 	char path[PATH_MAX], err[LW_ERR_MAX];
 	if (lw_segment_resolve(target, path, sizeof path, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s: %s\n", target, err);
-		return 2;
+		return LW_EXIT_ERROR;
 	}
 	t.path = path;
 	int tty = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
 	if (!tty)
 		t.o.plain = 1;
-	if (!t.o.count_set && !tty)
+	if (!t.o.count && !tty)
 		t.o.count = 1;
 
 	col_header_init();
