@@ -23,6 +23,7 @@ DESTDIR ?=
 BINDIR   = $(PREFIX)/bin
 LIBDIR   = $(PREFIX)/lib/leakwatch
 INCDIR   = $(PREFIX)/include/leakwatch
+DOCDIR   = $(PREFIX)/share/doc/leakwatch
 
 CC  ?= cc
 CXX ?= c++
@@ -202,10 +203,12 @@ install: all
 	install -m 0755 $(BUILD)/leakwatch $(DESTDIR)$(BINDIR)/leakwatch
 	install -m 0644 $(BUILD)/libleakwatch.so $(DESTDIR)$(LIBDIR)/libleakwatch.so
 	install -m 0644 include/leakwatch/*.h $(DESTDIR)$(INCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 0644 docs/report-format.md docs/report-schema.json $(DESTDIR)$(DOCDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/leakwatch $(DESTDIR)$(LIBDIR)/libleakwatch.so
-	rm -rf $(DESTDIR)$(INCDIR)
+	rm -rf $(DESTDIR)$(INCDIR) $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,24 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * run.c — `leakwatch run [options] -- CMD ARGS...`: run a command under the
+ * cmd_run.c — `leakwatch run [options] -- CMD ARGS...`: run a command under the
  * shim in a private segment directory, then report what it left open.
  *
- * JSON output of `run` (--format json) wraps the per-segment objects of
- * render.c:
- *   {"leakwatch":1,
- *    "run":{"argv":[...],"exit_status":N|null,"signal":S|null},
- *    "processes":[<report object>, ...],      (main process image(s) first)
- *    "leaked":N|null,                         (sockets left open: what --fail-on-leak=sockets
- *                                              looks at; null with --kind heap)
- *    "leaked_heap_blocks":N|null,             (heap blocks of class "program" still live:
- *    "leaked_heap_bytes":N|null,               what --fail-on-leak=heap looks at; null with
- *                                              --kind sockets or when no process tracked heap)
- *    "leaked_heap_estimated":bool,            (some process was sampled: heap numbers are estimates)
- *    "segment_errors":[{"segment":..,"error":..}],
- *    "not_traced":[{"kind":"static"|"setuid"|"no_segment"|"exec"|"disabled",
- *                   "pid":N|null,"command":..,"reason":..}]}
- *                                             (process images that ran without leakwatch
- *                                              seeing them: the report is incomplete)
+ * JSON output of `run` (--format json) wraps the per-segment report
+ * objects: documented in docs/report-format.md, schema #/$defs/run of
+ * docs/report-schema.json.
  *
  * Where the report goes.  The command's stdout and stderr are its own: the
  * report (every format) goes to stderr, to --output FILE, or to stdout with

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * top.c — `leakwatch top PID`: the report, refreshed.
+ * cmd_top.c — `leakwatch top PID`: the report, refreshed.
  *
  * Every --interval (default 1s) the segment is snapshotted, joined with the
  * kernel and judged exactly as `report` does; each row is a group with its

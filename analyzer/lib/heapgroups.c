@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap.c — live heap blocks grouped by the stack that allocated them.
+ * heapgroups.c — live heap blocks grouped by the stack that allocated them.
  *
  * Sampled mode.  The shim records an allocation with a probability that
  * grows with its size, the way tcmalloc samples: with a mean interval of

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * discover.c — where segments live, which one a `report` argument means, and
+ * segdir.c — where segments live, which one a `report` argument means, and
  * whether the process a segment describes is still that process.
  */
 #include <ctype.h>
@@ -109,7 +109,7 @@ int lw_segment_resolve(const char *arg, char *out, size_t outlen, char *err, siz
 {
 	struct stat st;
 	if (strchr(arg, '/') || lstat(arg, &st) == 0) {
-		/* A path; segment.c explains what is wrong with it if anything. */
+		/* A path; snapshot.c explains what is wrong with it if anything. */
 		snprintf(out, outlen, "%s", arg);
 		return 0;
 	}
