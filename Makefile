@@ -26,6 +26,7 @@ DESTDIR ?=
 BINDIR   = $(PREFIX)/bin
 LIBDIR   = $(PREFIX)/lib/leakwatch
 INCDIR   = $(PREFIX)/include/leakwatch
+DOCDIR   = $(PREFIX)/share/doc/leakwatch
 
 CC  ?= cc
 CXX ?= c++
@@ -70,11 +71,14 @@ PRELOAD_CFLAGS   = $(BASE_CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-
                    -fno-builtin-realloc -fno-omit-frame-pointer
 
 # --- the analyzer ------------------------------------------------------------
-ANALYZER_SRCS     = $(wildcard analyzer/*.c)
-ANALYZER_LIB_SRCS = $(filter-out analyzer/main.c,$(ANALYZER_SRCS))
+# analyzer/lib/ is the reader library (one header per stage), analyzer/cli/ the
+# command line; the tests link both, without cli/main.c.
+ANALYZER_SRCS     = $(wildcard analyzer/lib/*.c analyzer/cli/*.c)
+ANALYZER_LIB_SRCS = $(filter-out analyzer/cli/main.c,$(ANALYZER_SRCS))
+ANALYZER_INC      = -Ianalyzer/lib -Ianalyzer/cli
 ANALYZER_OBJS     = $(ANALYZER_SRCS:%.c=$(BUILD)/%.o)
 ANALYZER_LIB_OBJS = $(ANALYZER_LIB_SRCS:%.c=$(BUILD)/%.o)
-ANALYZER_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(DW_CFLAGS) $(CURSES_CFLAGS) \
+ANALYZER_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(ANALYZER_INC) $(DW_CFLAGS) $(CURSES_CFLAGS) \
                     -DLW_LIBDIR='"$(LIBDIR)"'
 ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) -lm -lstdc++
 
@@ -89,7 +93,7 @@ FIXTURES      = $(FIXTURE_C:tests/fixtures/%.c=$(BUILD)/fixtures/%) \
                 $(FIXTURE_CXX:tests/fixtures/%.cc=$(BUILD)/fixtures/%) \
                 $(FIXTURE_LIBC:tests/fixtures/%.c=$(BUILD)/fixtures/%.so)
 TEST_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(CRIT_CFLAGS) $(DW_CFLAGS) \
-                -Ianalyzer -Ipreload -DLW_BUILD_DIR='"$(abspath $(BUILD))"' \
+                $(ANALYZER_INC) -Ipreload -DLW_BUILD_DIR='"$(abspath $(BUILD))"' \
                 -DLW_SOURCE_DIR='"$(abspath .)"'
 # Fixtures are what users' programs look like: -O0 -g so file:line is exact.
 FIXTURE_FLAGS = -O0 -g -fno-omit-frame-pointer -D_GNU_SOURCE -pthread -Wall -Werror
@@ -225,10 +229,12 @@ install: all
 	install -m 0755 $(BUILD)/leakwatch $(DESTDIR)$(BINDIR)/leakwatch
 	install -m 0644 $(BUILD)/libleakwatch.so $(DESTDIR)$(LIBDIR)/libleakwatch.so
 	install -m 0644 include/leakwatch/*.h $(DESTDIR)$(INCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 0644 docs/report-format.md docs/report-schema.json $(DESTDIR)$(DOCDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/leakwatch $(DESTDIR)$(LIBDIR)/libleakwatch.so
-	rm -rf $(DESTDIR)$(INCDIR)
+	rm -rf $(DESTDIR)$(INCDIR) $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf $(BUILD)

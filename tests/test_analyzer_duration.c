@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <stdint.h>
 
-#include "analyzer.h"
+#include "names.h"
 
 #define SEC 1000000000ull
 

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include "test_analyzer_util.h"
+#include "json.h"
 
 #define SEC 1000000000ull
 

@@ -10,7 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include <stdio.h>
+
+#include "heapgroups.h"
+#include "symbolize.h"
+#include "snapshot.h"
 
 static volatile uint64_t captured_ra;
 static int call_line_plain, call_line_inner, call_line_outer;

@@ -22,7 +22,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "classify.h"
+#include "cli.h"
+#include "heapgroups.h"
+#include "kernel.h"
+#include "names.h"
+#include "render.h"
+#include "report.h"
+#include "segdir.h"
+#include "snapshot.h"
+#include "symbolize.h"
+#include "testing.h"
 
 struct fab {
 	unsigned char *mem;

@@ -11,7 +11,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "analyzer.h"
+#include "classify.h"
+#include "heapgroups.h"
+#include "kernel.h"
+#include "names.h"
+#include "render.h"
+#include "report.h"
+#include "segdir.h"
+#include "snapshot.h"
+#include "symbolize.h"
 #include "tjson.h"
 #include "tutil.h"
 

@@ -411,7 +411,15 @@ Test(shim_heap, off_mode_records_nothing)
 
 /* ---- the analyzer reads what the writer leaves sparse ------------------------------ */
 
-#include "analyzer.h"
+#include "classify.h"
+#include "heapgroups.h"
+#include "kernel.h"
+#include "names.h"
+#include "render.h"
+#include "report.h"
+#include "segdir.h"
+#include "snapshot.h"
+#include "symbolize.h"
 
 /* A stack slot straddling two pages, where the writer touched only the first
  * (seq, hash, a short frames array; no counter ever counted): the snapshot

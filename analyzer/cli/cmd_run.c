@@ -1,24 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * run.c — `leakwatch run [options] -- CMD ARGS...`: run a command under the
+ * cmd_run.c — `leakwatch run [options] -- CMD ARGS...`: run a command under the
  * shim in a private segment directory, then report what it left open.
  *
- * JSON output of `run` (--format json) wraps the per-segment objects of
- * render.c:
- *   {"leakwatch":1,
- *    "run":{"argv":[...],"exit_status":N|null,"signal":S|null},
- *    "processes":[<report object>, ...],      (main process image(s) first)
- *    "leaked":N|null,                         (sockets left open: what --fail-on-leak=sockets
- *                                              looks at; null with --kind heap)
- *    "leaked_heap_blocks":N|null,             (heap blocks of class "program" still live:
- *    "leaked_heap_bytes":N|null,               what --fail-on-leak=heap looks at; null with
- *                                              --kind sockets or when no process tracked heap)
- *    "leaked_heap_estimated":bool,            (some process was sampled: heap numbers are estimates)
- *    "segment_errors":[{"segment":..,"error":..}],
- *    "not_traced":[{"kind":"static"|"setuid"|"no_segment"|"exec"|"disabled",
- *                   "pid":N|null,"command":..,"reason":..}]}
- *                                             (process images that ran without leakwatch
- *                                              seeing them: the report is incomplete)
+ * JSON output of `run` (--format json) wraps the per-segment report
+ * objects: documented in docs/report-format.md, schema #/$defs/run of
+ * docs/report-schema.json.
  *
  * Where the report goes.  The command's stdout and stderr are its own: the
  * report (every format) goes to stderr, to --output FILE, or to stdout with
@@ -50,7 +37,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <math.h>
 #include <signal.h>
@@ -62,7 +48,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "cli.h"
+#include "heapgroups.h"
+#include "json.h"
+#include "options.h"
+#include "output.h"
+#include "names.h"
+#include "render.h"
+#include "report.h"
+#include "segdir.h"
+#include "present.h"
+#include "json.h"
 
 #ifndef LW_LIBDIR
 #define LW_LIBDIR "/usr/local/lib/leakwatch"
@@ -90,10 +86,6 @@ struct run_options {
 	                                   something (default 1); implies --fail-on-leak */
 };
 
-/* Exit statuses of `run` other than the command's own (see the top of this file). */
-#define RUN_EXIT_LEAK_DEFAULT 1
-#define RUN_EXIT_ERROR 2
-#define RUN_EXIT_NOT_TRACED 3
 
 static volatile sig_atomic_t child_pid;
 
@@ -147,14 +139,6 @@ static void dir_remove(const char *dir)
 		fprintf(stderr, "leakwatch: cannot remove %s: %s\n", dir, strerror(errno));
 }
 
-static void usage_error(const char *msg, const char *arg)
-{
-	if (arg)
-		fprintf(stderr, "leakwatch: run: %s '%s' (try 'leakwatch --help')\n", msg, arg);
-	else
-		fprintf(stderr, "leakwatch: run: %s (try 'leakwatch --help')\n", msg);
-}
-
 /* The heap mode for the command: --heap, else LEAKWATCH_HEAP from the
  * environment (passed through untouched), else full. */
 static const char *run_heap_mode(const struct run_options *o)
@@ -165,97 +149,73 @@ static const char *run_heap_mode(const struct run_options *o)
 	return env && *env ? NULL : "full";
 }
 
+static int fail_set(void *opts, const char *arg)
+{
+	struct run_options *o = opts;
+	if (!arg) {
+		o->fail = FAIL_DEFAULT;
+		return 0;
+	}
+	if (lw_kind_parse(arg, &o->fail_kind) < 0)
+		return -1;
+	o->fail = FAIL_KIND;
+	return 0;
+}
+
+static int heap_set(void *opts, const char *arg)
+{
+	struct run_options *o = opts;
+	if (strcmp(arg, "off") && strcmp(arg, "sampled") && strcmp(arg, "full"))
+		return -1;
+	o->heap = arg;
+	return 0;
+}
+
+static const struct lw_option run_options_table[] = {
+	LW_OPT_KIND_(struct run_options, kind),
+	LW_OPT_OLDER_THAN(struct run_options, older_than_ns),
+	{ "fail-on-leak", LW_OPT_CUSTOM, LW_ARG_OPTIONAL, 0, "KIND",
+	  "exit 1 (or --error-exitcode N) when anything --kind\nshows was left behind: a socket created under leakwatch\n"
+	  "still open, or a heap block the program allocated still\nlive at exit; --fail-on-leak=KIND: only for that kind\n"
+	  "(sockets, heap or all; --kind must show it: interpreters\nsuch as python3 keep memory until exit, use =sockets)",
+	  0, 0, 0, "unknown kind for --fail-on-leak '*' (heap, sockets or all)", fail_set },
+	{ "error-exitcode", LW_OPT_INT, LW_ARG_REQUIRED, offsetof(struct run_options, error_exitcode), "N",
+	  "the status for leaks found (1 to 255, default 1);\nimplies --fail-on-leak", 1, 255, 0, "bad --error-exitcode '*' (1 to 255)", NULL },
+	{ "heap", LW_OPT_CUSTOM, LW_ARG_REQUIRED, 0, "MODE",
+	  "heap tracking off, sampled or full (default full,\nexact; LEAKWATCH_HEAP in the environment when no option)",
+	  0, 0, 0, "unknown heap mode '*' (off, sampled or full)", heap_set },
+	{ "keep", LW_OPT_FLAG, LW_ARG_NONE, offsetof(struct run_options, keep), NULL,
+	  "keep the segment directory and print its path", 0, 0, 0, NULL, NULL },
+	LW_OPT_ALL(struct run_options, all),
+	LW_OPT_FORMAT_ALL(struct run_options, format,
+			  "text (default), json, or folded (each line prefixed with\nthe process name)"),
+	LW_OPT_OUTPUT(struct run_options, output,
+		      "write the report to FILE (complete or not at all) instead\nof stderr; - puts it on stdout, after the command's own output"),
+};
+
+const struct lw_command_spec lw_run_spec = { "run", LW_CMD_COMMAND, "-- CMD [ARGS...]", run_options_table,
+					     sizeof run_options_table / sizeof run_options_table[0] };
+
+/* The table, then what needs several options at once.  The command's index, or -1. */
 static int options_parse(struct run_options *o, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "older-than", required_argument, NULL, 'o' },
-		{ "fail-on-leak", optional_argument, NULL, 'F' },
-		{ "kind", required_argument, NULL, 'K' },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "output", required_argument, NULL, 'O' },
-		{ "heap", required_argument, NULL, 'H' },
-		{ "error-exitcode", required_argument, NULL, 'E' },
-		{ NULL, 0, NULL, 0 },
-	};
-	opterr = 0;
-	optind = 0;   /* glibc: full re-initialisation */
-	int c;
-	/* '+': stop at the command, its options are its own. */
-	while ((c = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			if (lw_duration_parse(optarg, &o->older_than_ns) < 0) {
-				usage_error("bad duration", optarg);
-				return -1;
-			}
-			break;
-		case 'F':
-			if (!optarg) {
-				o->fail = FAIL_DEFAULT;
-			} else if (lw_kind_parse(optarg, &o->fail_kind) == 0) {
-				o->fail = FAIL_KIND;
-			} else {
-				usage_error("unknown kind for --fail-on-leak (heap, sockets or all)", optarg);
-				return -1;
-			}
-			break;
-		case 'K':
-			if (lw_kind_parse(optarg, &o->kind) < 0) {
-				usage_error("unknown kind (heap, sockets or all)", optarg);
-				return -1;
-			}
-			break;
-		case 'E': {
-			char *end;
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 || v > 255) {
-				usage_error("bad --error-exitcode (1 to 255)", optarg);
-				return -1;
-			}
-			o->error_exitcode = (int)v;
-			break;
-		}
-		case 'k': o->keep = 1; break;
-		case 'a': o->all = 1; break;
-		case 'O': o->output = optarg; break;
-		case 'H':
-			if (strcmp(optarg, "off") && strcmp(optarg, "sampled") && strcmp(optarg, "full")) {
-				usage_error("unknown heap mode (off, sampled or full)", optarg);
-				return -1;
-			}
-			o->heap = optarg;
-			break;
-		case 'f':
-			if (lw_format_parse(optarg, &o->format) < 0) {
-				usage_error("unknown format", optarg);
-				return -1;
-			}
-			break;
-		case ':':
-			usage_error("missing argument for", argv[optind - 1]);
-			return -1;
-		default:
-			usage_error("unknown option", argv[optind - 1]);
-			return -1;
-		}
-	}
+	int cmd = lw_options_parse(&lw_run_spec, o, argc, argv, NULL);
+	if (cmd < 0)
+		return -1;
 	/* valgrind's --error-exitcode turns error detection on; so does ours. */
 	if (o->error_exitcode && o->fail == FAIL_NEVER)
 		o->fail = FAIL_DEFAULT;
 	/* Failing on a kind the report hides would fail a CI job with no reason shown. */
 	if (o->fail == FAIL_KIND && ((lw_kind_sockets(o->fail_kind) && !lw_kind_sockets(o->kind)) ||
 				     (lw_kind_heap(o->fail_kind) && !lw_kind_heap(o->kind)))) {
-		usage_error("--fail-on-leak kind is not shown by --kind", lw_kind_name(o->fail_kind));
+		lw_usage_error("run", "--fail-on-leak kind is not shown by --kind '%s'", lw_kind_name(o->fail_kind));
 		return -1;
 	}
-	if (optind >= argc) {
-		usage_error("missing command (usage: leakwatch run [options] -- CMD ARGS...)", NULL);
+	if (cmd >= argc) {
+		lw_usage_error("run", "missing command (usage: leakwatch run [options] -- CMD ARGS...)");
 		return -1;
 	}
-	return optind;
+	return cmd;
 }
 
 /* ---- fail closed: what will not be traced ------------------------------------ */
@@ -601,13 +561,6 @@ static void untraced_after_run(struct untraced_list *l, const struct lw_segref *
 	untraced_add(l, UT_NO_SEGMENT, pid, what, why);
 }
 
-/* Recorded strings come from the command: never let them drive the terminal. */
-static void put_safe(FILE *f, const char *s)
-{
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
-}
-
 /* One line per image on stderr, e.g. "leakwatch: /bin/x is statically linked: not traced". */
 static void untraced_print(const struct untraced_list *l)
 {
@@ -617,24 +570,24 @@ static void untraced_print(const struct untraced_list *l)
 		switch (u->kind) {
 		case UT_STATIC:
 		case UT_SETUID:
-			put_safe(stderr, u->what);
+			lw_present_put_safe(stderr, u->what);
 			fputs(u->kind == UT_STATIC ? " is statically linked"
 						   : " is set-user/group-ID (the shim stands down in secure execution)",
 			      stderr);
 			break;
 		case UT_NO_SEGMENT:
 			fprintf(stderr, "no segment for pid %d (", u->pid);
-			put_safe(stderr, u->what);
+			lw_present_put_safe(stderr, u->what);
 			fprintf(stderr, "): %s", u->reason);
 			break;
 		case UT_EXEC:
 			fprintf(stderr, "pid %d (", u->pid);
-			put_safe(stderr, u->what);
+			lw_present_put_safe(stderr, u->what);
 			fprintf(stderr, ") called exec and the new program left no segment (%s)", u->reason);
 			break;
 		case UT_DISABLED:
 			fprintf(stderr, "pid %d (", u->pid);
-			put_safe(stderr, u->what);
+			lw_present_put_safe(stderr, u->what);
 			fprintf(stderr, "): the shim disabled itself%s%s", u->reason[0] ? ": " : "", u->reason);
 			break;
 		}
@@ -642,23 +595,22 @@ static void untraced_print(const struct untraced_list *l)
 	}
 }
 
-static void untraced_json(FILE *out, const struct untraced_list *l)
+static void untraced_json(struct lw_json *j, const struct untraced_list *l)
 {
-	fputs(",\"not_traced\":[", out);
+	lw_json_begin_array(j, "not_traced");
 	for (size_t i = 0; i < l->n; i++) {
 		const struct untraced *u = &l->v[i];
-		fprintf(out, "%s{\"kind\":\"%s\",\"pid\":", i ? "," : "", untraced_names[u->kind]);
+		lw_json_begin_object(j, NULL);
+		lw_json_str(j, "kind", untraced_names[u->kind]);
 		if (u->pid > 0)
-			fprintf(out, "%d", u->pid);
+			lw_json_int(j, "pid", u->pid);
 		else
-			fputs("null", out);
-		fputs(",\"command\":", out);
-		lw_json_string(out, u->what);
-		fputs(",\"reason\":", out);
-		lw_json_string(out, u->reason);
-		fputc('}', out);
+			lw_json_null(j, "pid");
+		lw_json_str(j, "command", u->what);
+		lw_json_str(j, "reason", u->reason);
+		lw_json_end_object(j);
 	}
-	fputc(']', out);
+	lw_json_end_array(j);
 }
 
 /* The command's status as a shell shows it: its exit code, 128 + the signal that killed it. */
@@ -668,7 +620,7 @@ static int command_exit_code(int status)
 		return WEXITSTATUS(status);
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
-	return RUN_EXIT_ERROR;
+	return LW_EXIT_ERROR;
 }
 
 int lw_run_main(int argc, char **argv)
@@ -685,7 +637,7 @@ int lw_run_main(int argc, char **argv)
 	};
 	int cmd = options_parse(&o, argc, argv);
 	if (cmd < 0)
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	char **cmdv = argv + cmd;
 	/* "-": the report on stdout, asked for (mixed with the command's own output) */
 	int to_stdout = o.output && strcmp(o.output, "-") == 0;
@@ -701,13 +653,13 @@ int lw_run_main(int argc, char **argv)
 		int in_place = stat(out_file, &ost) == 0 && !S_ISREG(ost.st_mode) && !S_ISDIR(ost.st_mode);
 		if (access(in_place ? out_file : dirname(d), W_OK) != 0) {
 			fprintf(stderr, "leakwatch: cannot write %s: %s\n", out_file, strerror(errno));
-			return RUN_EXIT_ERROR;
+			return LW_EXIT_ERROR;
 		}
 	}
 	char shim[PATH_MAX];
 	if (lw_shim_find(shim, sizeof shim) < 0) {
 		fprintf(stderr, "leakwatch: cannot find " SHIM_NAME " (set LEAKWATCH_SHIM)\n");
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	}
 	/* Judged before exec, reported after the run with the rest. */
 	char pre_who[PATH_MAX], resolved[PATH_MAX];
@@ -719,7 +671,7 @@ int lw_run_main(int argc, char **argv)
 	if (!mkdtemp(dir)) {
 		fprintf(stderr, "leakwatch: cannot create a directory in %s: %s\n", lw_segment_dir(),
 			strerror(errno));
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	}
 
 	int exec_errno;
@@ -729,7 +681,7 @@ int lw_run_main(int argc, char **argv)
 	if (pid < 0) {
 		fprintf(stderr, "leakwatch: cannot run %s: %s\n", cmdv[0], strerror(exec_errno));
 		dir_remove(dir);
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	}
 	int status = command_wait(pid);
 
@@ -765,7 +717,7 @@ int lw_run_main(int argc, char **argv)
 		free(untraced.v);
 		if (!o.keep)
 			dir_remove(dir);
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	}
 	/* stderr is unbuffered: a fully buffered stream on a copy of fd 2 writes the report
 	 * in few large writes (and the not-traced lines after it, in order). */
@@ -777,23 +729,28 @@ int lw_run_main(int argc, char **argv)
 			close(fd2);
 		out = errdup ? errdup : stderr;
 	}
+	struct lw_json j;
+	lw_json_init(&j, out);
 	if (folded) {
 		/* nothing before the lines: the output goes straight into flamegraph.pl */
 	} else if (json) {
-		fputs("{\"leakwatch\":1,\"run\":{\"argv\":[", out);
-		for (char **a = cmdv; *a; a++) {
-			if (a != cmdv)
-				fputc(',', out);
-			lw_json_string(out, *a);
+		lw_json_begin_object(&j, NULL);
+		lw_json_int(&j, "leakwatch", 1);
+		lw_json_begin_object(&j, "run");
+		lw_json_begin_array(&j, "argv");
+		for (char **a = cmdv; *a; a++)
+			lw_json_str(&j, NULL, *a);
+		lw_json_end_array(&j);
+		if (WIFEXITED(status)) {
+			lw_json_int(&j, "exit_status", WEXITSTATUS(status));
+			lw_json_null(&j, "signal");
+		} else {
+			lw_json_null(&j, "exit_status");
+			lw_json_int(&j, "signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 		}
-		fputs("],\"exit_status\":", out);
-		if (WIFEXITED(status))
-			fprintf(out, "%d,\"signal\":null", WEXITSTATUS(status));
-		else
-			fprintf(out, "null,\"signal\":%d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-		fputs("},\"processes\":[", out);
+		lw_json_end_object(&j);
+		lw_json_begin_array(&j, "processes");
 	}
-	int first = 1;
 	size_t nerrors = 0;
 	struct seg_error { char path[PATH_MAX]; char msg[LW_ERR_MAX]; } *errors =
 		n ? calloc((size_t)n, sizeof *errors) : NULL;
@@ -833,15 +790,12 @@ int lw_run_main(int argc, char **argv)
 			if (r.live != LW_LIVE_EXECED)
 				lw_render_folded(out, &r, lw_report_process_name(&r, name, sizeof name));
 		} else if (json) {
-			if (!first)
-				fputc(',', out);
-			lw_render_json(out, &r);
+			lw_render_json_value(&j, NULL, &r);
 		} else {
 			fprintf(out, "\n=== %s process, pid %d%s ===\n", refs[i].pid == pid ? "main" : "child",
 				r.snap.hdr.pid, refs[i].archived ? " (earlier image)" : "");
 			lw_render_text(out, &r);
 		}
-		first = 0;
 		lw_report_free(&r);
 	}
 	int show_socks = lw_kind_sockets(o.kind), show_heap = lw_kind_heap(o.kind);
@@ -849,28 +803,30 @@ int lw_run_main(int argc, char **argv)
 		if (o.kind != LW_KIND_SOCKETS && !heap_tracked && n > 0)
 			fprintf(stderr, "leakwatch: heap tracking was off, nothing to fold (try --kind sockets)\n");
 	} else if (json) {
-		fputs("],\"leaked\":", out);
+		lw_json_end_array(&j);
 		if (show_socks)
-			fprintf(out, "%zu", leaked);
+			lw_json_uint(&j, "leaked", leaked);
 		else
-			fputs("null", out);
-		if (show_heap && heap_tracked)
-			fprintf(out, ",\"leaked_heap_blocks\":%.0f,\"leaked_heap_bytes\":%.0f", round(heap_blocks),
-				round(heap_bytes));
-		else
-			fputs(",\"leaked_heap_blocks\":null,\"leaked_heap_bytes\":null", out);
-		fprintf(out, ",\"leaked_heap_estimated\":%s,\"segment_errors\":[",
-			show_heap && heap_estimated ? "true" : "false");
-		for (size_t i = 0; i < nerrors; i++) {
-			fputs(i ? ",{\"segment\":" : "{\"segment\":", out);
-			lw_json_string(out, errors[i].path);
-			fputs(",\"error\":", out);
-			lw_json_string(out, errors[i].msg);
-			fputc('}', out);
+			lw_json_null(&j, "leaked");
+		if (show_heap && heap_tracked) {
+			lw_json_count(&j, "leaked_heap_blocks", heap_blocks);
+			lw_json_count(&j, "leaked_heap_bytes", heap_bytes);
+		} else {
+			lw_json_null(&j, "leaked_heap_blocks");
+			lw_json_null(&j, "leaked_heap_bytes");
 		}
-		fputc(']', out);
-		untraced_json(out, &untraced);
-		fputs("}\n", out);
+		lw_json_bool(&j, "leaked_heap_estimated", show_heap && heap_estimated);
+		lw_json_begin_array(&j, "segment_errors");
+		for (size_t i = 0; i < nerrors; i++) {
+			lw_json_begin_object(&j, NULL);
+			lw_json_str(&j, "segment", errors[i].path);
+			lw_json_str(&j, "error", errors[i].msg);
+			lw_json_end_object(&j);
+		}
+		lw_json_end_array(&j);
+		untraced_json(&j, &untraced);
+		lw_json_end_object(&j);
+		fputc('\n', out);
 	} else {
 		char d[32], b[32];
 		const char *older = o.older_than_ns ? " older than " : "";
@@ -910,7 +866,7 @@ int lw_run_main(int argc, char **argv)
 	else
 		dir_remove(dir);
 	if (out_rc != 0)
-		return RUN_EXIT_ERROR;
+		return LW_EXIT_ERROR;
 	int fail_socks = 0, fail_heap = 0;
 	/* Bare --fail-on-leak fails on every kind the report shows (--kind). */
 	if (o.fail == FAIL_DEFAULT) {
@@ -922,9 +878,9 @@ int lw_run_main(int argc, char **argv)
 	}
 	/* round(): a sampled estimate is > 0 exactly when a sample was left. */
 	if ((fail_socks && leaked > 0) || (fail_heap && round(heap_blocks) > 0))
-		return o.error_exitcode ? o.error_exitcode : RUN_EXIT_LEAK_DEFAULT;
+		return o.error_exitcode ? o.error_exitcode : LW_EXIT_LEAK;
 	/* Fail closed: "0 sockets left open" means nothing when nothing was looked at. */
 	if (nuntraced > 0)
-		return RUN_EXIT_NOT_TRACED;
+		return LW_EXIT_UNTRACED;
 	return command_exit_code(status);
 }

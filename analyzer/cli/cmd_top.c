@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * top.c — `leakwatch top PID`: the report, refreshed.
+ * cmd_top.c — `leakwatch top PID`: the report, refreshed.
  *
  * Every --interval (default 1s) the segment is snapshotted, joined with the
  * kernel and judged exactly as `report` does; each row is a group with its
@@ -17,11 +17,9 @@
  */
 #include <curses.h>
 #include <errno.h>
-#include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "cli.h"
+#include "options.h"
+#include "names.h"
+#include "present.h"
+#include "report.h"
+#include "segdir.h"
+#include "testing.h"
 
 #define TOP_HISTORY 30
 #define TOP_KEY_MAX (LW_ENDPOINT_MAX + 96)
@@ -42,8 +46,8 @@ struct top_options {
 	uint64_t idle_for_ns;           /* --idle-for DUR: as for report */
 	enum lw_group_by by;            /* --by open|use (g toggles) */
 	int plain;                      /* --plain / --once: text snapshots, no full screen */
-	long count;                     /* --count N: stop after N snapshots (0: until q) */
-	int count_set;
+	int count;                      /* --count N / --once: stop after N snapshots (0: until q,
+	                                   or 1 when stdout is not a terminal) */
 };
 
 enum top_sort { SORT_COUNT = 0, SORT_AGE, SORT_IDLE, SORT_N };
@@ -86,18 +90,6 @@ static void curses_end(void)
 		g_curses = 0;
 		endwin();
 	}
-}
-
-static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("leakwatch: top: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputs(" (try 'leakwatch --help')\n", stderr);
-	va_end(ap);
 }
 
 /* ---- history ------------------------------------------------------------- */
@@ -242,27 +234,12 @@ struct row {
 	char text[512];
 };
 
-static const char *proto(const struct lw_group *g)
-{
-	int inet = g->family == AF_INET || g->family == AF_INET6;
-	if (inet && g->type == SOCK_STREAM)
-		return g->family == AF_INET6 ? "TCP6" : "TCP";
-	if (inet && g->type == SOCK_DGRAM)
-		return g->family == AF_INET6 ? "UDP6" : "UDP";
-	if (g->family == AF_UNIX)
-		return "UNIX";
-	return lw_family_name(g->family) + 3;
-}
-
 /* "fn file.c:12" for the first frame outside the C runtime, else the first frame. */
 static void where(struct lw_report *r, uint32_t stack_id, char *buf, size_t len)
 {
 	struct lw_frame frames[LW_STACK_MAX_FRAMES * 2];
-	size_t n = 0;
-	const struct lw_snap_stack *st = lw_snapshot_stack(&r->snap, stack_id);
+	size_t n = lw_present_stack(r, stack_id, frames, sizeof frames / sizeof frames[0]);
 	buf[0] = '\0';
-	if (st)
-		n = lw_symbolize_stack(r->sym, st->frames, st->depth, frames, sizeof frames / sizeof frames[0]);
 	if (n == 0) {
 		snprintf(buf, len, "%s", stack_id ? "?" : "-");
 		return;
@@ -283,9 +260,7 @@ static void where(struct lw_report *r, uint32_t stack_id, char *buf, size_t len)
 		char loc[LW_PATH_MAX + 32];
 		snprintf(buf, len, "%s", lw_frame_format_location(f, loc, sizeof loc));
 	}
-	for (char *p = buf; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	lw_present_scrub(buf);
 }
 
 static int row_cmp_sort;
@@ -333,21 +308,13 @@ static size_t rows_build(struct top_state *t, struct lw_report *r, struct row **
 			if (h)
 				history_push(h, (int)g->count, t->tick);
 			sparkline(h, t->utf8, spark, sizeof spark);
-			if (g->role == LW_EP_PEER)
-				snprintf(desc, sizeof desc, "%s -> %s", proto(g), g->endpoint);
-			else if (g->role == LW_EP_LOCAL)
-				snprintf(desc, sizeof desc, "%s on %s", proto(g), g->endpoint);
-			else
-				snprintf(desc, sizeof desc, "%s (no address)", proto(g));
-			for (char *p = desc; *p; p++)
-				if ((unsigned char)*p < 0x20 || *p == 0x7f)
-					*p = '?';
+			lw_present_group(g, LW_DESCRIBE_SHORT, desc, sizeof desc);
 			lw_duration_format(g->age_max_ns, age, sizeof age);
 			if (g->verdict == LW_V_LISTENING || g->verdict == LW_V_LEFT_OPEN)
 				snprintf(idle, sizeof idle, "-");
 			else
 				lw_duration_format(g->ev.idle_min_ns, idle, sizeof idle);
-			int use_first = g->by == LW_BY_USE || (g->verdict == LW_V_LEAK_SUSPECT && g->use_stack_id);
+			int use_first = lw_present_use_first(g);
 			char loc[200];
 			where(r, use_first ? g->use_stack_id : g->stack_id, loc, sizeof loc);
 			snprintf(wh, sizeof wh, "%s %s", use_first ? "used" : "opened", g->inherited ? "(inherited)" : loc);
@@ -382,20 +349,17 @@ static void header_lines(struct top_state *t, struct lw_report *r, char *l1, siz
 			 char *l3, size_t n3)
 {
 	char up[32], idle[32], iv[32], b[32];
-	uint64_t up_ns = r->now_ns > r->snap.hdr.start_monotonic_ns ? r->now_ns - r->snap.hdr.start_monotonic_ns : 0;
+	uint64_t up_ns = lw_present_uptime_ns(r);
 	char cmd[64];
-	snprintf(cmd, sizeof cmd, "%.40s", r->snap.hdr.cmdline[0] ? r->snap.hdr.cmdline : r->snap.hdr.exe);
-	for (char *p = cmd; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	snprintf(cmd, sizeof cmd, "%.40s", lw_present_command(&r->snap));
+	lw_present_scrub(cmd);
 	snprintf(l1, n1, "leakwatch top  pid %d (%s)  %s, up %s", r->snap.hdr.pid, cmd, lw_live_name(r->live),
 		 lw_duration_format(up_ns, up, sizeof up));
 	snprintf(l3, n3, "every %s  idle > %s  by %s  sort %s  kind %s", lw_duration_format(t->o.interval_ns, iv, sizeof iv),
 		 lw_duration_format(t->o.idle_for_ns, idle, sizeof idle), lw_group_by_name(t->o.by),
 		 sort_names[t->sort], lw_kind_name(t->kind));
-	size_t nv[LW_V_LISTENING + 1] = { 0 };
-	for (size_t i = 0; i < r->grouping.ngroups; i++)
-		nv[r->grouping.groups[i].verdict] += r->grouping.groups[i].count;
+	size_t nv[LW_V_LISTENING + 1];
+	lw_present_verdict_counts(&r->grouping, nv);
 	int k = snprintf(l2, n2, "sockets %zu in %zu groups: suspect %zu, pool %zu, active %zu, new %zu, listening %zu",
 			 r->grouping.nsockets, r->grouping.ngroups, nv[LW_V_LEAK_SUSPECT], nv[LW_V_POOL],
 			 nv[LW_V_ACTIVE], nv[LW_V_NEW], nv[LW_V_LISTENING]);
@@ -404,11 +368,8 @@ static void header_lines(struct top_state *t, struct lw_report *r, char *l1, siz
 	if (r->heap.mode == LW_HEAP_OFF) {
 		snprintf(l2 + k, n2 - (size_t)k, "  heap off");
 	} else {
-		double blocks = 0, bytes = 0;
-		for (int c = 0; c < LW_HEAP_NCLASS; c++) {
-			blocks += r->heap.blocks[c];
-			bytes += r->heap.bytes[c];
-		}
+		double blocks, bytes;
+		lw_present_heap_totals(&r->heap, &blocks, &bytes);
 		snprintf(l2 + k, n2 - (size_t)k, "  heap %s%.0f live blocks, %s%s", r->heap.estimated ? "~" : "", blocks,
 			 r->heap.estimated ? "~" : "", lw_bytes_format(bytes, b, sizeof b));
 	}
@@ -474,7 +435,7 @@ static int run_plain(struct top_state *t)
 		struct lw_report r;
 		if (report_take(t, &r, err, sizeof err) < 0) {
 			fprintf(stderr, "leakwatch: %s: %s\n", t->path, err);
-			return 2;
+			return LW_EXIT_ERROR;
 		}
 		int ended = lw_report_ended(&r);
 		if (!ended || n == 1)
@@ -485,7 +446,7 @@ static int run_plain(struct top_state *t)
 			return 0;
 		}
 		lw_report_free(&r);
-		if (t->o.count && (long)n >= t->o.count)
+		if (t->o.count && n >= (unsigned long)t->o.count)
 			break;
 		sleep_ns(t->o.interval_ns);
 	}
@@ -528,12 +489,12 @@ static int run_screen(struct top_state *t)
 	struct lw_report r;
 	if (report_take(t, &r, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s: %s\n", t->path, err);
-		return 2;
+		return LW_EXIT_ERROR;
 	}
 	if (!initscr()) {
 		lw_report_free(&r);
 		fprintf(stderr, "leakwatch: top: cannot initialise the terminal (try --plain)\n");
-		return 2;
+		return LW_EXIT_ERROR;
 	}
 	g_curses = 1;
 	cbreak();
@@ -553,7 +514,7 @@ static int run_screen(struct top_state *t)
 			break;
 		}
 		screen_draw(t, &r, rows, nrows);
-		if (t->o.count && (long)shown >= t->o.count)
+		if (t->o.count && shown >= (unsigned long)t->o.count)
 			break;
 		/* Wait for a key until the next refresh is due. */
 		next.tv_sec += (time_t)(t->o.interval_ns / 1000000000ull);
@@ -604,7 +565,7 @@ static int run_screen(struct top_state *t)
 			curses_end();
 			free(rows);
 			fprintf(stderr, "leakwatch: %s: %s\n", t->path, err);
-			return 2;
+			return LW_EXIT_ERROR;
 		}
 		free(rows);
 		nrows = rows_build(t, &r, &rows);
@@ -619,17 +580,32 @@ static int run_screen(struct top_state *t)
 	return rc;
 }
 
+static int once_set(void *opts, const char *arg)
+{
+	struct top_options *o = opts;
+	o->plain = 1;
+	o->count = 1;
+	return 0;
+}
+
+static const struct lw_option top_options_table[] = {
+	{ "interval", LW_OPT_DURATION, LW_ARG_REQUIRED, offsetof(struct top_options, interval_ns), "DUR",
+	  "refresh period (default 1s, at least 10ms)", 10000000ll, 0, 0, "bad --interval '*' (at least 10ms)", NULL },
+	LW_OPT_IDLE_FOR(struct top_options, idle_for_ns),
+	LW_OPT_BY_(struct top_options, by),
+	{ "plain", LW_OPT_FLAG, LW_ARG_NONE, offsetof(struct top_options, plain), NULL,
+	  "plain-text snapshots instead of the full screen", 0, 0, 0, NULL, NULL },
+	{ "once", LW_OPT_CUSTOM, LW_ARG_NONE, 0, NULL, "one plain-text snapshot (--plain --count 1)", 0, 0, 0, NULL,
+	  once_set },
+	{ "count", LW_OPT_INT, LW_ARG_REQUIRED, offsetof(struct top_options, count), "N",
+	  "stop after N snapshots (default 1 when not a tty)", 1, 2147483647ll, 0, "bad --count '*' (a positive number)", NULL },
+};
+
+const struct lw_command_spec lw_top_spec = { "top", LW_CMD_ONE_ARG, "PID", top_options_table,
+					     sizeof top_options_table / sizeof top_options_table[0] };
+
 int lw_top_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "interval", required_argument, NULL, 'i' },
-		{ "idle-for", required_argument, NULL, 'I' },
-		{ "by", required_argument, NULL, 'b' },
-		{ "plain", no_argument, NULL, 'p' },
-		{ "once", no_argument, NULL, '1' },
-		{ "count", required_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct top_state t;
 	memset(&t, 0, sizeof t);
 	t.o.interval_ns = 1000000000ull;
@@ -637,85 +613,18 @@ int lw_top_main(int argc, char **argv)
 	t.o.by = LW_BY_OPEN;
 	t.kind = LW_KIND_ALL;
 	const char *target = NULL;
-	opterr = 0;
-	optind = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "-:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 1:
-			if (target) {
-				usage_error("unexpected argument '%s'", optarg);
-				return 2;
-			}
-			target = optarg;
-			break;
-		case 'i':
-			if (lw_duration_parse(optarg, &t.o.interval_ns) < 0 || t.o.interval_ns < 10000000ull) {
-				usage_error("bad --interval '%s' (at least 10ms)", optarg);
-				return 2;
-			}
-			break;
-		case 'I':
-			if (lw_duration_parse(optarg, &t.o.idle_for_ns) < 0 || t.o.idle_for_ns == 0) {
-				usage_error("bad --idle-for duration '%s'", optarg);
-				return 2;
-			}
-			break;
-		case 'b':
-			if (lw_group_by_parse(optarg, &t.o.by) < 0) {
-				usage_error("unknown grouping '%s' (open or use)", optarg);
-				return 2;
-			}
-			break;
-		case 'p':
-			t.o.plain = 1;
-			break;
-		case '1':
-			t.o.plain = 1;
-			t.o.count = 1;
-			t.o.count_set = 1;
-			break;
-		case 'n': {
-			char *end;
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || v <= 0) {
-				usage_error("bad --count '%s' (a positive number)", optarg);
-				return 2;
-			}
-			t.o.count = v;
-			t.o.count_set = 1;
-			break;
-		}
-		case ':':
-			usage_error("missing argument for '%s'", argv[optind - 1]);
-			return 2;
-		default:
-			usage_error("unknown option '%s'", argv[optind - 1]);
-			return 2;
-		}
-	}
-	for (; optind < argc; optind++) {
-		if (target) {
-			usage_error("unexpected argument '%s'", argv[optind]);
-			return 2;
-		}
-		target = argv[optind];
-	}
-	if (!target) {
-		usage_error("missing PID");
-		return 2;
-	}
+	if (lw_options_parse(&lw_top_spec, &t.o, argc, argv, &target) < 0)
+		return LW_EXIT_USAGE;
 	char path[PATH_MAX], err[LW_ERR_MAX];
 	if (lw_segment_resolve(target, path, sizeof path, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s: %s\n", target, err);
-		return 2;
+		return LW_EXIT_ERROR;
 	}
 	t.path = path;
 	int tty = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
 	if (!tty)
 		t.o.plain = 1;
-	if (!t.o.count_set && !tty)
+	if (!t.o.count && !tty)
 		t.o.count = 1;
 
 	col_header_init();

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap.c — live heap blocks grouped by the stack that allocated them.
+ * heapgroups.c — live heap blocks grouped by the stack that allocated them.
  *
  * Sampled mode.  The shim records an allocation with a probability that
  * grows with its size, the way tcmalloc samples: with a mean interval of
@@ -51,7 +51,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "analyzer.h"
+#include "heapgroups.h"
+#include "names.h"
 
 #define MAX_FRAMES (LW_STACK_MAX_FRAMES * 4)
 
@@ -357,22 +358,3 @@ const char *lw_heap_mode_name(uint32_t mode)
 	return "unknown";
 }
 
-char *lw_bytes_format(double bytes, char *buf, size_t len)
-{
-	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
-	if (len == 0)
-		return buf;
-	if (bytes < 1024.0) {
-		snprintf(buf, len, "%.0f B", bytes < 0 ? 0.0 : bytes);
-		return buf;
-	}
-	double v = bytes / 1024.0;
-	size_t u = 0;
-	/* 1023.96 KiB would print as "1024.0 KiB": move up before rounding does. */
-	while (v >= 1023.95 && u + 1 < sizeof units / sizeof units[0]) {
-		v /= 1024.0;
-		u++;
-	}
-	snprintf(buf, len, "%.1f %s", v, units[u]);
-	return buf;
-}

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * segment.c — open, validate and snapshot one segment file.
+ * snapshot.c — open, validate and snapshot one segment file.
  *
  * The file is written concurrently by a process we must never disturb, and it
  * sits in a shared directory where anyone may have put something else under
@@ -29,7 +29,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "snapshot.h"
+#include "segdir.h"
 
 /*
  * Sane bounds, far above what the shim writes (its largest segment, every

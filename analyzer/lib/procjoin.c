@@ -18,7 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "kernel.h"
+#include "segdir.h"
+#include "testing.h"
 
 /* "socket:[12345]" -> 12345; 0 when the link is not a socket. */
 static uint64_t link_socket_inode(const char *link)

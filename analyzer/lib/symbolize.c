@@ -22,7 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "symbolize.h"
+#include "heapgroups.h"
 
 struct sym_module {
 	const struct lw_module *m;

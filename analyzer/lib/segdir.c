@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * discover.c — where segments live, which one a `report` argument means, and
+ * segdir.c — where segments live, which one a `report` argument means, and
  * whether the process a segment describes is still that process.
  */
 #include <ctype.h>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "segdir.h"
 
 const char *lw_segment_dir(void)
 {
@@ -109,7 +109,7 @@ int lw_segment_resolve(const char *arg, char *out, size_t outlen, char *err, siz
 {
 	struct stat st;
 	if (strchr(arg, '/') || lstat(arg, &st) == 0) {
-		/* A path; segment.c explains what is wrong with it if anything. */
+		/* A path; snapshot.c explains what is wrong with it if anything. */
 		snprintf(out, outlen, "%s", arg);
 		return 0;
 	}
@@ -219,4 +219,62 @@ const char *lw_live_name(enum lw_live l)
 	case LW_LIVE_DISABLED: return "disabled";
 	}
 	return "?";
+}
+
+/* ---- the image's clock: the age reference of a snapshot ---- */
+
+static uint64_t monotonic_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* The latest time the segment shows the process doing anything: last_active_ns and the
+ * newest time in any record.  0 when there is none. */
+static uint64_t snapshot_last_seen(const struct lw_snapshot *s)
+{
+	uint64_t t = s->hdr.last_active_ns;
+	for (size_t i = 0; i < s->nhandles; i++) {
+		const struct lw_handle *h = &s->handles[i].h;
+		t = max_u64(t, max_u64(max_u64(h->open_ns, h->connect_ns), max_u64(h->last_use_ns, h->close_ns)));
+	}
+	for (size_t i = 0; i < s->nallocs; i++)
+		t = max_u64(t, s->allocs[i].ns);
+	for (size_t i = 0; i < s->nbadcloses; i++)
+		t = max_u64(t, s->badcloses[i].ns);
+	for (size_t i = 0; i < s->nmodules; i++)
+		t = max_u64(t, max_u64(s->modules[i].load_ns, s->modules[i].unload_ns));
+	return t;
+}
+
+int lw_snapshot_end_lower_bound(const struct lw_snapshot *s, enum lw_live live)
+{
+	return live != LW_LIVE_ALIVE && live != LW_LIVE_DISABLED && s->hdr.end_monotonic_ns == 0;
+}
+
+uint64_t lw_snapshot_now(const struct lw_snapshot *s, enum lw_live live)
+{
+	if (live == LW_LIVE_ALIVE || live == LW_LIVE_DISABLED)
+		return monotonic_now();
+	if (s->hdr.end_monotonic_ns)
+		return s->hdr.end_monotonic_ns;
+	/*
+	 * Killed (SIGKILL: no exit path ran): the latest thing the shim recorded.
+	 * The file's mtime is no help: tmpfs stamps a shared mapping only when a
+	 * page is first dirtied.  Never later than now (a hostile record).
+	 */
+	uint64_t now = monotonic_now(), seen = snapshot_last_seen(s);
+	if (seen > s->hdr.start_monotonic_ns)
+		return seen < now ? seen : now;
+	/* Nothing recorded at all (an older shim): the last write to the file. */
+	uint64_t mt = (uint64_t)s->mtime.tv_sec * 1000000000ull + (uint64_t)s->mtime.tv_nsec;
+	if (s->hdr.start_realtime_ns && mt >= s->hdr.start_realtime_ns)
+		return s->hdr.start_monotonic_ns + (mt - s->hdr.start_realtime_ns);
+	return now;
 }

@@ -11,7 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "analyzer.h"
+#include "report.h"
+#include "names.h"
 
 int lw_kind_parse(const char *s, enum lw_kind *k)
 {

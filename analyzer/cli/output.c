@@ -35,7 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include <limits.h>
+
+#include "output.h"
+#include "util.h"
 
 enum out_mode { OUT_NONE = 0, OUT_STDOUT, OUT_ATOMIC, OUT_IN_PLACE };
 

@@ -35,7 +35,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "analyzer.h"
+#include "kernel.h"
+#include "testing.h"
 
 /* include/net/tcp_states.h */
 static const char *tcp_state_name(unsigned st)

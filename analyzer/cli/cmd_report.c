@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* cmd_report.c — `leakwatch report PID|SEGMENT`: one segment, rendered once. */
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "cli.h"
+#include "output.h"
+#include "render.h"
+#include "report.h"
+#include "segdir.h"
+
+/* Defaults of `report`; each field is one option. */
+struct report_options {
+	uint64_t older_than_ns;         /* --older-than DUR: hide sockets and heap blocks younger than DUR */
+	enum lw_format format;          /* --format text|json|folded */
+	enum lw_kind kind;              /* --kind heap|sockets|all */
+	int all;                        /* --all: also inherited sockets, stale entries, system heap blocks */
+	const char *output;             /* --output FILE: write the report there, atomically */
+	uint64_t idle_for_ns;           /* --idle-for DUR: no I/O for this long makes a socket idle */
+	uint64_t interval_ns;           /* --interval DUR: two snapshots DUR apart, growth per group */
+	enum lw_group_by by;            /* --by open|use: group by creation or last-use stack */
+};
+
+static const struct report_options report_defaults = {
+	.older_than_ns = 0,
+	.idle_for_ns = LW_IDLE_FOR_DEFAULT_NS,
+	.interval_ns = 0,
+	.by = LW_BY_OPEN,
+	.format = LW_FMT_TEXT,
+	.kind = LW_KIND_ALL,
+	.all = 0,
+};
+
+static const struct lw_option report_options_table[] = {
+	LW_OPT_KIND_(struct report_options, kind),
+	LW_OPT_OLDER_THAN(struct report_options, older_than_ns),
+	LW_OPT_IDLE_FOR(struct report_options, idle_for_ns),
+	{ "interval", LW_OPT_DURATION, LW_ARG_REQUIRED, offsetof(struct report_options, interval_ns), "DUR",
+	  "take two snapshots DUR apart and show each group's\nopen count at both ends and opened/closed per minute",
+	  1, 0, 0, "bad --interval duration '*'", NULL },
+	LW_OPT_BY_(struct report_options, by),
+	LW_OPT_FORMAT_ALL(struct report_options, format,
+			  "text (default), json, or folded: collapsed stacks for\nflamegraph.pl / speedscope, one line per group, weighted by\nlive bytes (heap; --kind all means heap here) or by sockets\n(--kind sockets)"),
+	LW_OPT_ALL(struct report_options, all),
+	LW_OPT_OUTPUT(struct report_options, output, "write the report to FILE (complete or not at all) instead\nof stdout"),
+};
+
+const struct lw_command_spec lw_report_spec = { "report", LW_CMD_ONE_ARG, "PID|SEGMENT", report_options_table,
+						sizeof report_options_table / sizeof report_options_table[0] };
+
+int lw_cmd_report(int argc, char **argv)
+{
+	struct report_options o = report_defaults;
+	const char *target = NULL;
+	if (lw_options_parse(&lw_report_spec, &o, argc, argv, &target) < 0)
+		return LW_EXIT_USAGE;
+
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	if (lw_segment_resolve(target, path, sizeof path, err, sizeof err) < 0) {
+		fprintf(stderr, "leakwatch: %s: %s\n", target, err);
+		return LW_EXIT_ERROR;
+	}
+	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
+				     .kind = o.kind, .idle_for_ns = o.idle_for_ns, .interval_ns = o.interval_ns,
+				     .by = o.by };
+	struct lw_report r;
+	if (lw_report_build(&r, path, &ro, err, sizeof err) < 0) {
+		fprintf(stderr, "leakwatch: %s: %s\n", path, err);
+		return LW_EXIT_ERROR;
+	}
+	if (lw_output_begin(o.output, err, sizeof err) < 0) {
+		fprintf(stderr, "leakwatch: %s\n", err);
+		lw_report_free(&r);
+		return LW_EXIT_ERROR;
+	}
+	if (o.format == LW_FMT_JSON) {
+		lw_render_json(stdout, &r);
+		fputc('\n', stdout);
+	} else if (o.format == LW_FMT_FOLDED) {
+		if (o.kind != LW_KIND_SOCKETS && r.snap.hdr.heap_mode == LW_HEAP_OFF)
+			fprintf(stderr, "leakwatch: pid %d: heap tracking was off, nothing to fold (try --kind sockets)\n",
+				r.snap.hdr.pid);
+		lw_render_folded(stdout, &r, NULL);
+	} else {
+		lw_render_text(stdout, &r);
+	}
+	lw_report_free(&r);
+	return lw_output_end(1) == 0 ? LW_EXIT_OK : LW_EXIT_ERROR;
+}

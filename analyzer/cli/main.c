@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c — the `leakwatch` command line: dispatch to one file per command
+ * (cmd_ps.c, cmd_clean.c, cmd_report.c, cmd_run.c, cmd_top.c) and --help,
+ * whose synopsis and options are generated from the commands' option tables.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "options.h"
+#include "leakwatch/segment.h"
+
+#ifndef LW_VERSION_STRING
+#define LW_VERSION_STRING "0.1"
+#endif
+
+static const char help_intro[] =
+	"Find sockets and heap memory a program never released, and where it got them.\n"
+	"Programs are traced by preloading libleakwatch.so, which records every open\n"
+	"socket (and, when heap tracking is on, every live heap block) with its call\n"
+	"stack in $LEAKWATCH_DIR/leakwatch.<pid> (default /dev/shm).\n"
+	"\n"
+	"commands:\n"
+	"  clean               remove segments of processes that are gone (exited, exec'd,\n"
+	"                      killed); never a live one [--older-than DUR] [--dry-run]\n"
+	"  ps                  list traced processes: PID, STATE, SOCKETS, HEAP BLOCKS\n"
+	"                      (live blocks; \"smp\": samples in sampled mode), COMMAND, SEGMENT\n"
+	"  report PID|SEGMENT  open sockets grouped by where they were opened, with age,\n"
+	"                      peer and TCP state; untracked sockets; double closes;\n"
+	"                      live heap blocks grouped by allocation stack\n"
+	"  run -- CMD          run CMD under leakwatch and report what it left open at exit\n"
+	"                      (on stderr: CMD's stdout and stderr stay its own); exits\n"
+	"                      with CMD's status (see exit status below)\n"
+	"  top PID             live view of a traced process, refreshed every second:\n"
+	"                      groups by verdict and count, endpoint, age, idle time, a\n"
+	"                      history of each group's count, heap totals.  Keys: s sort\n"
+	"                      (count, age, idle), g grouping (open/last use), k kind\n"
+	"                      (all, sockets, heap), q quit.  Plain-text snapshots when\n"
+	"                      stdout is not a terminal\n"
+	"\n"
+	"verdicts (live processes; each group shows its evidence):\n"
+	"  LEAK SUSPECT  members idle (no data sent or received) for --idle-for or more,\n"
+	"                or in CLOSE_WAIT (the peer hung up, the program never closed);\n"
+	"                inside a pool, split off and named by the last-use stack\n"
+	"  POOL          2+ sockets, some open longer than --idle-for and used within it\n"
+	"  ACTIVE        in use, not a pool (e.g. one long-lived connection with traffic)\n"
+	"  NEW           every member younger than --idle-for: too early to judge\n"
+	"  LISTENING     listening sockets\n"
+	"  (run, and processes that ended, keep \"SOCKETS\": everything left open is a leak)\n"
+	"\n";
+
+static const char help_after[] =
+	"heap blocks that are not leaks:\n"
+	"  system      kept by the C/C++ runtime on purpose: every frame of the stack is in\n"
+	"              libc, ld.so, libstdc++, libgcc_s or another glibc library (allocated\n"
+	"              by the loader or a library constructor), or the allocation was made\n"
+	"              for the library's own state (stdio buffers, atexit tables, TLS,\n"
+	"              locale, timezone, NSS, iconv, dlopen)\n"
+	"  no stack    the shim could not record where it was allocated\n"
+	"  In sampled heap mode the numbers are estimates, marked ~ (JSON: estimated).\n"
+	"\n"
+	"examples:\n"
+	"  LD_PRELOAD=/usr/local/lib/leakwatch/libleakwatch.so ./api --port 8080 &\n"
+	"  leakwatch ps\n"
+	"  leakwatch report 4242 --older-than 5m\n"
+	"  leakwatch report 4242 --idle-for 2m --interval 30s\n"
+	"  leakwatch report 4242 --by use\n"
+	"  leakwatch top 4242\n"
+	"  leakwatch top 4242 --plain --count 5 --interval 2s\n"
+	"  leakwatch report /dev/shm/leakwatch.4242 --format json\n"
+	"  leakwatch report 4242 --kind heap --format folded | flamegraph.pl > heap.svg\n"
+	"  leakwatch run --fail-on-leak -- ./tests/integration\n"
+	"  leakwatch run --fail-on-leak=all -- ./tests/unit-tests\n"
+	"\n"
+	"environment:\n"
+	"  LEAKWATCH_DIR       where segments are (default /dev/shm)\n"
+	"  LEAKWATCH_SHIM      path of libleakwatch.so for `run`\n"
+	"  LEAKWATCH_HEAP      shim heap mode: off, sampled (default) or full\n"
+	"  (the shim's other LEAKWATCH_* settings are listed in the README)\n"
+	"\n"
+	"exit status:\n"
+	"  0  success\n"
+	"  1  leaks found (run --fail-on-leak)\n"
+	"  2  usage error, unreadable or invalid segment, command could not be run,\n"
+	"     or output could not be written\n"
+	"\n"
+	"exit status of run (the first that applies):\n"
+	"  2    usage error, CMD could not be started, or the report could not be written\n"
+	"  N    --fail-on-leak found something: N is --error-exitcode (default 1)\n"
+	"  3    something was not traced (one \"...: not traced\" line each on stderr):\n"
+	"       CMD is statically linked or set-user-ID, LEAKWATCH_DISABLE is set, the\n"
+	"       shim had no room for its segment, or a traced process exec'd a program\n"
+	"       that left no segment\n"
+	"  else CMD's own status; 128 + the signal when a signal killed it\n"
+	"  (1, 2 and 3 can also be CMD's own status: stderr and the JSON tell them apart)\n";
+
+static const struct lw_command_spec *const commands[] = {
+	&lw_ps_spec, &lw_clean_spec, &lw_report_spec, &lw_top_spec, &lw_run_spec,
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void help_print(FILE *out)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		lw_options_synopsis(out, commands[i], i == 0 ? "usage: " : "       ");
+	fputs("       leakwatch help | --help | --version\n\n", out);
+	fputs(help_intro, out);
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		lw_options_help(out, commands[i]);
+		fputc('\n', out);
+	}
+	fputs(help_after, out);
+}
+
+int main(int argc, char **argv)
+{
+	int rc;
+	/* A closed pipe (leakwatch ps | head) must become a checked write error, not a kill. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (argc < 2) {
+		lw_usage_error(NULL, "missing command");
+		return LW_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		help_print(stdout);
+		rc = LW_EXIT_OK;
+	} else if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("leakwatch %s (segment layout %u)\n", LW_VERSION_STRING, LW_VERSION);
+		rc = LW_EXIT_OK;
+	} else if (strcmp(cmd, "clean") == 0) {
+		rc = lw_cmd_clean(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "ps") == 0) {
+		rc = lw_cmd_ps(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "report") == 0) {
+		rc = lw_cmd_report(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "top") == 0) {
+		rc = lw_top_main(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "run") == 0) {
+		rc = lw_run_main(argc - 1, argv + 1);
+	} else if (cmd[0] == '-') {
+		lw_usage_error(NULL, "unknown option '%s'", cmd);
+		rc = LW_EXIT_USAGE;
+	} else {
+		lw_usage_error(NULL, "unknown command '%s'", cmd);
+		rc = LW_EXIT_USAGE;
+	}
+
+	/* The one exit path: a report cut short by a full disk or closed pipe is a failure. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "leakwatch: write error: %s\n", strerror(errno));
+		return LW_EXIT_ERROR;
+	}
+	return rc;
+}

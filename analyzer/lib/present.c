@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/* present.c — presentation helpers shared by the renderers and top (present.h). */
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "names.h"
+#include "present.h"
+
+const char *lw_present_state_word(const struct lw_report *r)
+{
+	switch (r->live) {
+	case LW_LIVE_ALIVE:
+		return r->snap.state == LW_STATE_STARTING ? "starting" : "running";
+	case LW_LIVE_EXITED: return "exited";
+	case LW_LIVE_EXECED: return "execed";
+	case LW_LIVE_DEAD: return "dead";
+	case LW_LIVE_DISABLED: return "disabled";
+	}
+	return "unknown";
+}
+
+int lw_present_at_least(const struct lw_report *r)
+{
+	return lw_snapshot_end_lower_bound(&r->snap, r->live);
+}
+
+uint64_t lw_present_uptime_ns(const struct lw_report *r)
+{
+	return r->now_ns > r->snap.hdr.start_monotonic_ns ? r->now_ns - r->snap.hdr.start_monotonic_ns : 0;
+}
+
+int lw_present_heap_group_shown(const struct lw_report *r, const struct lw_heap_group *g)
+{
+	return g->cls == LW_HEAP_PROGRAM || r->opts.all;
+}
+
+size_t lw_present_stack(struct lw_report *r, uint32_t stack_id, struct lw_frame *out, size_t max)
+{
+	const struct lw_snap_stack *st = lw_snapshot_stack(&r->snap, stack_id);
+	return st ? lw_symbolize_stack(r->sym, st->frames, st->depth, out, max) : 0;
+}
+
+int lw_present_runtime_frame(const char *fn)
+{
+	static const char *const names[] = { "_start", "__libc_start_main", "__libc_start_call_main",
+					     "start_thread", "__clone3", "__clone", "clone", "clone3" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (!strcmp(fn, names[i]))
+			return 1;
+	return 0;
+}
+
+void lw_present_scrub(char *buf)
+{
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+void lw_present_put_safe(FILE *out, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, out);
+}
+
+const char *lw_present_proto(const struct lw_group *g, enum lw_describe how, char *buf, size_t len)
+{
+	int inet = g->family == AF_INET || g->family == AF_INET6;
+	if (inet && g->type == SOCK_STREAM)
+		snprintf(buf, len, g->family == AF_INET6 ? "TCP6" : "TCP");
+	else if (inet && g->type == SOCK_DGRAM)
+		snprintf(buf, len, g->family == AF_INET6 ? "UDP6" : "UDP");
+	else if (g->family == AF_UNIX && how == LW_DESCRIBE_SHORT)
+		snprintf(buf, len, "UNIX");
+	else if (g->family == AF_UNIX)
+		snprintf(buf, len, "UNIX/%s",
+			 g->type == SOCK_STREAM ? "stream" : g->type == SOCK_DGRAM ? "dgram" :
+			 g->type == SOCK_SEQPACKET ? "seqpacket" : "other");
+	else if (how == LW_DESCRIBE_SHORT)
+		snprintf(buf, len, "%s", lw_family_name(g->family) + 3);
+	else
+		snprintf(buf, len, "%s/%s", lw_family_name(g->family) + 3, lw_type_name(g->type) + 5);
+	return buf;
+}
+
+char *lw_present_group(const struct lw_group *g, enum lw_describe how, char *buf, size_t len)
+{
+	char proto[32];
+	lw_present_proto(g, how, proto, sizeof proto);
+	if (g->role == LW_EP_PEER)
+		snprintf(buf, len, "%s -> %s", proto, g->endpoint);
+	else if (g->role == LW_EP_LOCAL)
+		snprintf(buf, len, "%s %s %s", proto,
+			 how == LW_DESCRIBE_FULL && g->origin == LW_ORIGIN_ACCEPT ? "accepted on" : "on", g->endpoint);
+	else
+		snprintf(buf, len, "%s (no address)", proto);
+	/* The endpoint came from the target: scrub control characters. */
+	lw_present_scrub(buf);
+	return buf;
+}
+
+int lw_present_use_first(const struct lw_group *g)
+{
+	return g->by == LW_BY_USE || (g->verdict == LW_V_LEAK_SUSPECT && g->use_stack_id != 0);
+}
+
+void lw_present_verdict_counts(const struct lw_grouping *g, size_t *nv)
+{
+	memset(nv, 0, (LW_V_LISTENING + 1) * sizeof *nv);
+	for (size_t i = 0; i < g->ngroups; i++)
+		nv[g->groups[i].verdict] += g->groups[i].count;
+}
+
+void lw_present_heap_totals(const struct lw_heap *h, double *blocks, double *bytes)
+{
+	*blocks = *bytes = 0;
+	for (int c = 0; c < LW_HEAP_NCLASS; c++) {
+		*blocks += h->blocks[c];
+		*bytes += h->bytes[c];
+	}
+}
+
+const char *lw_present_command(const struct lw_snapshot *s)
+{
+	return s->hdr.cmdline[0] ? s->hdr.cmdline : s->hdr.exe;
+}

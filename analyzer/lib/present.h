@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * present.h — presentation helpers shared by the renderers (render_text.c,
+ * render_json.c, render_folded.c) and `top`: the words for a report's state,
+ * the description of a socket group, a stack symbolized from its id, and the
+ * scrubbing of strings recorded by the target before they reach a terminal.
+ */
+#ifndef LEAKWATCH_PRESENT_H
+#define LEAKWATCH_PRESENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "report.h"
+#include "symbolize.h"
+
+/* Frames one stack can expand to once inlined calls are shown. */
+#define LW_PRESENT_MAX_FRAMES (LW_STACK_MAX_FRAMES * 4)
+
+/* lw_present_state_word - "running", "starting", "exited", "execed", "dead", "disabled". */
+const char *lw_present_state_word(const struct lw_report *r);
+
+/* lw_present_at_least - 1 when the image ended without an end time: ages are lower bounds. */
+int lw_present_at_least(const struct lw_report *r);
+
+/* lw_present_uptime_ns - from the image's start to r->now_ns (0 if the clock went back). */
+uint64_t lw_present_uptime_ns(const struct lw_report *r);
+
+/* lw_present_heap_group_shown - 1 when a heap group is listed: class program, or --all. */
+int lw_present_heap_group_shown(const struct lw_report *r, const struct lw_heap_group *g);
+
+/*
+ * lw_present_stack - symbolize the stack with this id into out[0..max).
+ * Returns the frame count: 0 for stack id 0, a missing stack, or an empty one.
+ */
+size_t lw_present_stack(struct lw_report *r, uint32_t stack_id, struct lw_frame *out, size_t max);
+
+/* lw_present_runtime_frame - 1 for the C runtime's frames below main() or a thread start. */
+int lw_present_runtime_frame(const char *function);
+
+/* lw_present_scrub - replace control characters in buf with '?' (strings from the target). */
+void lw_present_scrub(char *buf);
+
+/* lw_present_put_safe - write s to out with control characters shown as '?'. */
+void lw_present_put_safe(FILE *out, const char *s);
+
+/* How much a group description says (top has narrower columns). */
+enum lw_describe { LW_DESCRIBE_FULL = 0, LW_DESCRIBE_SHORT };
+
+/*
+ * lw_present_proto - "TCP", "TCP6", "UDP", "UDP6"; unix sockets "UNIX/stream"
+ * (FULL) or "UNIX" (SHORT); others "INET/RAW"-style (FULL) or the family.
+ * Returns buf.
+ */
+const char *lw_present_proto(const struct lw_group *g, enum lw_describe how, char *buf, size_t len);
+
+/*
+ * lw_present_group - "TCP -> 1.2.3.4:5432", "TCP accepted on 0.0.0.0:80"
+ * (SHORT: "TCP on ..."), "UDP on 0.0.0.0:53", "UNIX/stream (no address)",
+ * scrubbed.  Returns buf.
+ */
+char *lw_present_group(const struct lw_group *g, enum lw_describe how, char *buf, size_t len);
+
+/*
+ * lw_present_use_first - 1 when a group is best named by its last-use stack:
+ * grouped by use, or a leak suspect inside a pool (the culprit is who used it
+ * last, not who opened it).
+ */
+int lw_present_use_first(const struct lw_group *g);
+
+/* lw_present_verdict_counts - sockets per verdict over the grouping, nv[LW_V_LISTENING + 1]. */
+void lw_present_verdict_counts(const struct lw_grouping *g, size_t *nv);
+
+/* lw_present_heap_totals - live blocks and bytes over every class. */
+void lw_present_heap_totals(const struct lw_heap *h, double *blocks, double *bytes);
+
+/* lw_present_command - the recorded command line, else the exe path (never NULL). */
+const char *lw_present_command(const struct lw_snapshot *s);
+
+#endif /* LEAKWATCH_PRESENT_H */

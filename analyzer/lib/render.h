@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * render.h — the report's output formats, one file each: render_text.c,
+ * render_json.c (documented in docs/report-format.md, schema in
+ * docs/report-schema.json), render_folded.c.
+ */
+#ifndef LEAKWATCH_RENDER_H
+#define LEAKWATCH_RENDER_H
+
+#include <stdio.h>
+#include "json.h"
+#include "report.h"
+
+/* lw_render_text - human-readable report; returns 0 or -1 on a write error. */
+int lw_render_text(FILE *out, struct lw_report *r);
+
+/* lw_render_json - one JSON object (no trailing newline); 0 or -1 on write error. */
+int lw_render_json(FILE *out, struct lw_report *r);
+
+/*
+ * lw_render_folded - collapsed stacks (flamegraph.pl, speedscope): one line
+ * "root;...;leaf WEIGHT" per heap group (weight: live bytes) or, with
+ * --kind sockets, per socket group (weight: sockets).  Frames are function
+ * names, else module+0xOFF.  A non-NULL `root` becomes the first frame of
+ * every line (run: the process name).  A heap kind on a segment without heap
+ * tracking writes nothing.  Returns 0 or -1 on a write error.
+ */
+int lw_render_folded(FILE *out, struct lw_report *r, const char *root);
+
+/*
+ * lw_render_json_value - the report object as a value of an enclosing JSON
+ * document (run's "processes" array): key names the member, NULL for an
+ * array element.  Write errors stay in the stream (lw_json_error).
+ */
+void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *r);
+
+#endif /* LEAKWATCH_RENDER_H */

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * render_json.c — `--format json`: one object per segment, written with the
+ * JSON writer (json.h).  The format is documented in docs/report-format.md
+ * and checked against docs/report-schema.json by the tests.
+ */
+#include <string.h>
+
+#include "render.h"
+#include "names.h"
+#include "present.h"
+#include "json.h"
+
+static void json_stack(struct lw_json *j, const char *key, struct lw_report *r, uint32_t stack_id)
+{
+	struct lw_frame frames[LW_PRESENT_MAX_FRAMES];
+	size_t n = lw_present_stack(r, stack_id, frames, LW_PRESENT_MAX_FRAMES);
+	lw_json_begin_array(j, key);
+	for (size_t i = 0; i < n; i++) {
+		const struct lw_frame *f = &frames[i];
+		lw_json_begin_object(j, NULL);
+		lw_json_hex(j, "addr", f->addr);
+		lw_json_str(j, "function", f->function);
+		lw_json_str(j, "file", f->file);
+		if (f->line > 0)
+			lw_json_int(j, "line", f->line);
+		else
+			lw_json_null(j, "line");
+		lw_json_str(j, "module", f->module);
+		if (f->module)
+			lw_json_hex(j, "module_offset", f->module_off);
+		else
+			lw_json_null(j, "module_offset");
+		lw_json_bool(j, "inlined", f->inlined);
+		lw_json_bool(j, "build_id_mismatch", f->buildid_mismatch);
+		lw_json_end_object(j);
+	}
+	lw_json_end_array(j);
+}
+
+static const char *role_name(enum lw_endpoint_role role)
+{
+	return role == LW_EP_PEER ? "peer" : role == LW_EP_LOCAL ? "local" : "none";
+}
+
+static void json_growth(struct lw_json *j, const struct lw_group *g)
+{
+	const struct lw_evidence *e = &g->ev;
+	if (!e->have_interval) {
+		lw_json_null(j, "growth");
+		return;
+	}
+	double min = (double)e->interval_ns / 60e9;
+	lw_json_begin_object(j, "growth");
+	lw_json_seconds(j, "interval_s", e->interval_ns);
+	lw_json_uint(j, "count_start", e->count_start);
+	lw_json_uint(j, "count_end", e->count_end);
+	lw_json_int(j, "net", (long long)e->count_end - (long long)e->count_start);
+	if (g->by == LW_BY_OPEN && min > 0) {
+		lw_json_uint(j, "opened", e->opened);
+		lw_json_uint(j, "closed", e->closed);
+		lw_json_fixed3(j, "opened_per_min", (double)e->opened / min);
+		lw_json_fixed3(j, "closed_per_min", (double)e->closed / min);
+	} else {
+		lw_json_null(j, "opened");
+		lw_json_null(j, "closed");
+		lw_json_null(j, "opened_per_min");
+		lw_json_null(j, "closed_per_min");
+	}
+	lw_json_end_object(j);
+}
+
+static void json_evidence(struct lw_json *j, const struct lw_group *g)
+{
+	static const struct { unsigned bit; const char *name; } reasons[] = {
+		{ LW_REASON_IDLE, "idle" }, { LW_REASON_CLOSE_WAIT, "close_wait" }, { LW_REASON_GROWING, "growing" },
+	};
+	const struct lw_evidence *e = &g->ev;
+	int live = g->verdict != LW_V_LEFT_OPEN;
+	lw_json_begin_object(j, "evidence");
+	lw_json_seconds(j, "idle_for_s", e->idle_for_ns);
+	lw_json_uint(j, "members", g->count);
+	lw_json_uint(j, "idle", e->idle);
+	lw_json_uint(j, "close_wait", e->close_wait);
+	lw_json_uint(j, "listening", e->listening);
+	lw_json_uint(j, "young", e->young);
+	lw_json_uint(j, "used_recently", e->used_recently);
+	if (live && g->verdict != LW_V_LISTENING) {
+		lw_json_seconds(j, "idle_min_s", e->idle_min_ns);
+		lw_json_seconds(j, "idle_max_s", e->idle_max_ns);
+	} else {
+		lw_json_null(j, "idle_min_s");
+		lw_json_null(j, "idle_max_s");
+	}
+	lw_json_begin_object(j, "idle_source");
+	lw_json_uint(j, "kernel", e->idle_kernel);
+	lw_json_uint(j, "shim", e->idle_shim);
+	lw_json_uint(j, "age", e->idle_age);
+	lw_json_end_object(j);
+	lw_json_uint(j, "kernel_known", e->kernel_known);
+	lw_json_uint(j, "recv_queue", e->rqueue);
+	lw_json_uint(j, "send_queue", e->wqueue);
+	lw_json_begin_array(j, "reasons");
+	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+		if (e->reasons & reasons[i].bit)
+			lw_json_str(j, NULL, reasons[i].name);
+	lw_json_end_array(j);
+	lw_json_bool(j, "growing", e->growing);
+	lw_json_uint(j, "key_count", e->key_count);
+	lw_json_bool(j, "split", g->split);
+	lw_json_uint(j, "stack_opened", e->stack_opened);
+	lw_json_uint(j, "stack_closed", e->stack_closed);
+	json_growth(j, g);
+	lw_json_end_object(j);
+}
+
+static void json_share(struct lw_json *j, const char *key, size_t n, size_t of)
+{
+	lw_json_begin_object(j, key);
+	lw_json_uint(j, "count", n);
+	lw_json_uint(j, "of", of);
+	lw_json_end_object(j);
+}
+
+static void json_group(struct lw_json *j, struct lw_report *r, const struct lw_group *g)
+{
+	lw_json_begin_object(j, NULL);
+	lw_json_str(j, "kind", "socket");
+	lw_json_uint(j, "count", g->count);
+	lw_json_str(j, "family", lw_family_name(g->family));
+	lw_json_str(j, "type", lw_type_name(g->type));
+	lw_json_str(j, "origin", lw_origin_name(g->origin));
+	lw_json_begin_array(j, "origins");
+	for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
+		if (g->origin_mask & (1u << o))
+			lw_json_str(j, NULL, lw_origin_name(o));
+	lw_json_end_array(j);
+	lw_json_str(j, "endpoint", g->endpoint);
+	lw_json_str(j, "endpoint_role", role_name(g->role));
+	lw_json_begin_array(j, "peers");
+	for (size_t i = 0; i < g->npeers; i++)
+		lw_json_str(j, NULL, g->peers[i]);
+	lw_json_end_array(j);
+	lw_json_uint(j, "peers_total", g->npeers_total);
+	lw_json_seconds(j, "age_min_s", g->age_min_ns);
+	lw_json_seconds(j, "age_max_s", g->age_max_ns);
+	lw_json_begin_object(j, "states");
+	for (size_t i = 0; i < g->nstates; i++)
+		lw_json_uint(j, g->states[i].name, g->states[i].n);
+	lw_json_end_object(j);
+	lw_json_begin_array(j, "fds");
+	for (size_t i = 0; i < g->nfds; i++)
+		lw_json_int(j, NULL, g->fds[i]);
+	lw_json_end_array(j);
+	lw_json_bool(j, "inherited", g->inherited);
+	lw_json_uint(j, "stack_id", g->stack_id);
+	json_stack(j, "stack", r, g->stack_id);
+	lw_json_str(j, "verdict", lw_verdict_name(g->verdict));
+	json_evidence(j, g);
+	lw_json_uint(j, "last_use_stack_id", g->use_stack_id);
+	json_stack(j, "last_use_stack", r, g->use_stack_id);
+	json_share(j, "last_use_share", g->use_share, g->count);
+	json_share(j, "open_share", g->open_share, g->count);
+	lw_json_end_object(j);
+}
+
+static void json_counters(struct lw_json *j, const struct lw_snapshot *s)
+{
+	static const struct { enum lw_counter c; const char *name; } counters[] = {
+		{ LW_CTR_EVENTS, "events" }, { LW_CTR_SOCK_OPENED, "sock_opened" },
+		{ LW_CTR_SOCK_CLOSED, "sock_closed" }, { LW_CTR_BAD_CLOSES, "bad_closes" },
+		{ LW_CTR_STALE_CLOSES, "stale_closes" }, { LW_CTR_HEAP_ALLOCS, "heap_allocs" },
+		{ LW_CTR_HEAP_FREES, "heap_frees" }, { LW_CTR_HEAP_UNTRACKED_FREES, "heap_untracked_frees" },
+		{ LW_CTR_GUARD_RECOVERED, "guard_recovered" },
+	}, drops[] = {
+		{ LW_CTR_DROP_HANDLE_FULL, "handle_full" }, { LW_CTR_DROP_STACK_FULL, "stack_full" },
+		{ LW_CTR_DROP_MODULE_FULL, "module_full" }, { LW_CTR_DROP_UNWIND, "unwind" },
+		{ LW_CTR_DROP_BUSY, "busy" }, { LW_CTR_DROP_REENTRANT, "reentrant" },
+		{ LW_CTR_DROP_HEAP_FULL, "heap_full" },
+	};
+	lw_json_begin_object(j, "counters");
+	for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+		lw_json_uint(j, counters[i].name, s->counters[counters[i].c]);
+	lw_json_begin_object(j, "drops");
+	for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
+		lw_json_uint(j, drops[i].name, s->counters[drops[i].c]);
+	lw_json_end_object(j);
+	lw_json_end_object(j);
+}
+
+static void json_heap_group(struct lw_json *j, struct lw_report *r, const struct lw_heap_group *g)
+{
+	lw_json_begin_object(j, NULL);
+	lw_json_str(j, "class", lw_heap_class_name(g->cls));
+	lw_json_bool(j, "system", g->cls == LW_HEAP_SYSTEM);
+	lw_json_count(j, "count", g->blocks);
+	lw_json_count(j, "bytes", g->bytes);
+	lw_json_uint(j, "samples", g->samples);
+	lw_json_count(j, "total_allocations", g->total_allocs);
+	lw_json_count(j, "total_allocated_bytes", g->total_bytes);
+	lw_json_seconds(j, "age_min_s", g->age_min_ns);
+	lw_json_seconds(j, "age_median_s", g->age_median_ns);
+	lw_json_seconds(j, "age_max_s", g->age_max_ns);
+	lw_json_uint(j, "stack_id", g->stack_id);
+	json_stack(j, "stack", r, g->stack_id);
+	lw_json_end_object(j);
+}
+
+static void json_heap(struct lw_json *j, struct lw_report *r)
+{
+	const struct lw_heap *h = &r->heap;
+	double live_blocks, live_bytes;
+	lw_present_heap_totals(h, &live_blocks, &live_bytes);
+	lw_json_begin_object(j, "heap");
+	lw_json_str(j, "mode", lw_heap_mode_name(h->mode));
+	lw_json_uint(j, "sample_bytes", h->sample_bytes);
+	lw_json_bool(j, "estimated", h->estimated);
+	lw_json_uint(j, "samples", h->nsamples);
+	lw_json_count(j, "live_blocks", live_blocks);
+	lw_json_count(j, "live_bytes", live_bytes);
+	lw_json_count(j, "program_blocks", h->blocks[LW_HEAP_PROGRAM]);
+	lw_json_count(j, "program_bytes", h->bytes[LW_HEAP_PROGRAM]);
+	/* A block of a running process is live, not leaked: it may still be freed. */
+	if (lw_report_ended(r)) {
+		lw_json_count(j, "leaked_blocks", h->blocks[LW_HEAP_PROGRAM]);
+		lw_json_count(j, "leaked_bytes", h->bytes[LW_HEAP_PROGRAM]);
+	} else {
+		lw_json_null(j, "leaked_blocks");
+		lw_json_null(j, "leaked_bytes");
+	}
+	lw_json_count(j, "system_blocks", h->blocks[LW_HEAP_SYSTEM]);
+	lw_json_count(j, "system_bytes", h->bytes[LW_HEAP_SYSTEM]);
+	lw_json_begin_array(j, "groups");
+	for (size_t i = 0; i < h->ngroups; i++)
+		if (lw_present_heap_group_shown(r, &h->groups[i]))
+			json_heap_group(j, r, &h->groups[i]);
+	lw_json_end_array(j);
+	lw_json_end_object(j);
+}
+
+static void json_bad_close(struct lw_json *j, struct lw_report *r, const struct lw_badclose *b)
+{
+	lw_json_begin_object(j, NULL);
+	lw_json_int(j, "fd", b->fd);
+	lw_json_int(j, "tid", b->tid);
+	lw_json_seconds(j, "age_s", r->now_ns > b->ns ? r->now_ns - b->ns : 0);
+	lw_json_str(j, "kind", b->prev_state == LW_H_CLOSED ? "double_close" : "never_opened");
+	lw_json_str(j, "prev_origin", lw_origin_name(b->prev_origin));
+	json_stack(j, "stack", r, b->stack_id);
+	json_stack(j, "prev_open_stack", r, b->prev_open_stack_id);
+	json_stack(j, "prev_close_stack", r, b->prev_close_stack_id);
+	lw_json_end_object(j);
+}
+
+static void json_sockets(struct lw_json *j, struct lw_report *r)
+{
+	const struct lw_snapshot *s = &r->snap;
+	lw_json_begin_array(j, "groups");
+	for (size_t i = 0; i < r->grouping.ngroups; i++)
+		json_group(j, r, &r->grouping.groups[i]);
+	lw_json_end_array(j);
+	lw_json_begin_array(j, "untracked");
+	for (size_t i = 0; i < r->join.nuntracked; i++) {
+		lw_json_begin_object(j, NULL);
+		lw_json_int(j, "fd", r->join.untracked[i].fd);
+		lw_json_uint(j, "inode", r->join.untracked[i].inode);
+		lw_json_end_object(j);
+	}
+	lw_json_end_array(j);
+	lw_json_uint(j, "stale", r->join.nstale);
+	if (r->opts.all) {
+		lw_json_begin_array(j, "stale_fds");
+		for (size_t i = 0; i < s->nhandles; i++)
+			if (s->handles[i].h.state == LW_H_OPEN && !lw_join_valid(&r->join, s, i))
+				lw_json_int(j, NULL, s->handles[i].fd);
+		lw_json_end_array(j);
+	}
+	lw_json_begin_array(j, "bad_closes");
+	for (size_t i = 0; i < s->nbadcloses; i++)
+		json_bad_close(j, r, &s->badcloses[i]);
+	lw_json_end_array(j);
+}
+
+void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *r)
+{
+	const struct lw_snapshot *s = &r->snap;
+	lw_json_begin_object(j, key);
+	lw_json_int(j, "leakwatch", 1);
+	lw_json_str(j, "segment", s->path);
+	lw_json_int(j, "pid", s->hdr.pid);
+	lw_json_int(j, "ppid", s->hdr.ppid);
+	lw_json_str(j, "command", s->hdr.cmdline);
+	lw_json_str(j, "exe", s->hdr.exe);
+	lw_json_str(j, "state", lw_present_state_word(r));
+	if (r->live == LW_LIVE_EXITED && s->hdr.exit_known)
+		lw_json_int(j, "exit_status", s->hdr.exit_status);
+	else
+		lw_json_null(j, "exit_status");
+	lw_json_seconds(j, "uptime_s", lw_present_uptime_ns(r));
+	lw_json_bool(j, "end_time_lower_bound", lw_present_at_least(r));
+	json_counters(j, s);
+	lw_json_uint(j, "busy_slots", s->busy);
+	lw_json_uint(j, "missing_stacks", s->missing_stacks);
+	lw_json_uint(j, "open_tracked", lw_snapshot_open_count(s));
+	lw_json_begin_object(j, "kernel_view");
+	lw_json_bool(j, "available", r->join.fd_ok);
+	lw_json_str(j, "error", r->join.fd_ok || r->join.pid <= 0 ? NULL : strerror(r->join.fd_errno));
+	lw_json_end_object(j);
+	if (r->join.diag_loaded) {
+		lw_json_begin_object(j, "sock_diag");
+		lw_json_str(j, "inet", lw_sockdiag_source_name(r->join.diag.source_inet));
+		lw_json_str(j, "unix", lw_sockdiag_source_name(r->join.diag.source_unix));
+		lw_json_end_object(j);
+	} else {
+		lw_json_null(j, "sock_diag");
+	}
+	lw_json_seconds(j, "older_than_s", r->opts.older_than_ns);
+	lw_json_str(j, "kind", lw_kind_name(r->opts.kind));
+	lw_json_str(j, "group_by", lw_group_by_name(r->opts.by));
+	lw_json_seconds(j, "idle_for_s", r->opts.idle_for_ns ? r->opts.idle_for_ns : LW_IDLE_FOR_DEFAULT_NS);
+	if (r->have_prev)
+		lw_json_seconds(j, "interval_s", r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0);
+	else
+		lw_json_null(j, "interval_s");
+	if (lw_kind_sockets(r->opts.kind))
+		json_sockets(j, r);
+	if (lw_kind_heap(r->opts.kind))
+		json_heap(j, r);
+	lw_json_end_object(j);
+}
+
+int lw_render_json(FILE *out, struct lw_report *r)
+{
+	struct lw_json j;
+	lw_json_init(&j, out);
+	lw_render_json_value(&j, NULL, r);
+	return lw_json_error(&j);
+}

@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: MIT */
+/* render_text.c — the human-readable report (`--format text`, the default). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "render.h"
+#include "names.h"
+#include "present.h"
+
+/* DWARF paths are absolute; relative to the current directory they read better. */
+static const char *path_short(const char *path, const char *cwd)
+{
+	size_t n = strlen(cwd);
+	if (n > 1 && strncmp(path, cwd, n) == 0 && path[n] == '/')
+		return path + n + 1;
+	return path;
+}
+
+static void text_stack_sfx(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label, int lw,
+			   const char *cwd, const char *suffix)
+{
+	struct lw_frame frames[LW_PRESENT_MAX_FRAMES];
+	size_t n = lw_present_stack(r, stack_id, frames, LW_PRESENT_MAX_FRAMES);
+	if (n == 0) {
+		fprintf(out, "  %-*s (no stack recorded)%s\n", lw, label, suffix);
+		return;
+	}
+	/* The C runtime's frames below main() or a thread's start routine say
+	 * nothing at 3 AM: the text report stops there (JSON keeps them). */
+	while (n > 1 && frames[n - 1].function && lw_present_runtime_frame(frames[n - 1].function))
+		n--;
+	int width = 0;
+	for (size_t i = 0; i < n; i++) {
+		int w = frames[i].function ? (int)strlen(frames[i].function) : 0;
+		if (w > width)
+			width = w;
+	}
+	if (width > 40)
+		width = 40;
+	for (size_t i = 0; i < n; i++) {
+		const struct lw_frame *f = &frames[i];
+		char loc[LW_PATH_MAX + 32];
+		fprintf(out, "  %-*s ", lw, i == 0 ? label : "");
+		if (!f->function) {
+			lw_present_put_safe(out, lw_frame_format_location(f, loc, sizeof loc));
+		} else {
+			int len = (int)strlen(f->function);
+			lw_present_put_safe(out, f->function);
+			if (f->file) {
+				fprintf(out, "%*s  ", len < width ? width - len : 0, "");
+				lw_present_put_safe(out, path_short(f->file, cwd));
+				if (f->line > 0)
+					fprintf(out, ":%d", f->line);
+			} else {
+				fprintf(out, "%*s  ", len < width ? width - len : 0, "");
+				lw_present_put_safe(out, lw_frame_format_location(f, loc, sizeof loc));
+			}
+		}
+		if (f->inlined)
+			fputs("  [inlined]", out);
+		if (f->buildid_mismatch)
+			fputs("  (build-id mismatch)", out);
+		if (i == 0)
+			fputs(suffix, out);
+		fputc('\n', out);
+	}
+}
+
+static void text_stack_w(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label, int lw,
+			 const char *cwd)
+{
+	text_stack_sfx(out, r, stack_id, label, lw, cwd, "");
+}
+
+static void text_stack(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label,
+		       const char *cwd)
+{
+	text_stack_w(out, r, stack_id, label, 11, cwd);
+}
+
+static void text_fds(FILE *out, const struct lw_group *g)
+{
+	const size_t shown = 16;
+	fputs("  fds        ", out);
+	for (size_t i = 0; i < g->nfds && i < shown; i++)
+		fprintf(out, "%s%d", i ? " " : "", g->fds[i]);
+	if (g->nfds > shown)
+		fprintf(out, " ... (%zu more)", g->nfds - shown);
+	fputc('\n', out);
+}
+
+/* "97/97" */
+static char *share_fmt(size_t n, size_t of, char *buf, size_t len)
+{
+	snprintf(buf, len, "%zu/%zu", n, of);
+	return buf;
+}
+
+static void text_opened(FILE *out, struct lw_report *r, const struct lw_group *g, const char *cwd)
+{
+	char sfx[64] = "", sh[48];
+	if (g->inherited) {
+		fputs("  opened       before leakwatch loaded (inherited across exec or fork)\n", out);
+		return;
+	}
+	if (g->open_share < g->count)
+		snprintf(sfx, sizeof sfx, "  (%s)", share_fmt(g->open_share, g->count, sh, sizeof sh));
+	text_stack_sfx(out, r, g->stack_id, "opened at", 12, cwd, sfx);
+}
+
+static void text_last_used(FILE *out, struct lw_report *r, const struct lw_group *g, const char *cwd)
+{
+	char sfx[64] = "", sh[48];
+	if (g->use_share < g->count)
+		snprintf(sfx, sizeof sfx, "  (%s)", share_fmt(g->use_share, g->count, sh, sizeof sh));
+	if (g->use_stack_id == 0)
+		fprintf(out, "  %-12s never (nothing sent since opened)%s\n", "last used at", sfx);
+	else
+		text_stack_sfx(out, r, g->use_stack_id, "last used at", 12, cwd, sfx);
+}
+
+/* One line of evidence under a live group: what the verdict was decided on. */
+static void text_evidence(FILE *out, const struct lw_group *g)
+{
+	const struct lw_evidence *e = &g->ev;
+	char a[32], b[32], c[32];
+	fputs("  evidence    ", out);
+	if (g->verdict == LW_V_LISTENING) {
+		fprintf(out, "listening");
+		if (e->kernel_known)
+			fprintf(out, " (kernel)");
+	} else {
+		lw_duration_format(e->idle_min_ns, a, sizeof a);
+		lw_duration_format(e->idle_max_ns, b, sizeof b);
+		fprintf(out, "idle %s", a);
+		if (e->idle_min_ns / 1000000 != e->idle_max_ns / 1000000)
+			fprintf(out, "..%s", b);
+		fprintf(out, " (");
+		int any = 0;
+		if (e->idle_kernel)
+			any = fprintf(out, "kernel %zu", e->idle_kernel) > 0;
+		if (e->idle_shim)
+			any = fprintf(out, "%sshim %zu", any ? ", " : "", e->idle_shim) > 0;
+		if (e->idle_age)
+			fprintf(out, "%snever used %zu", any ? ", " : "", e->idle_age);
+		fprintf(out, "), %zu/%zu idle > %s", e->idle, g->count,
+			lw_duration_format(e->idle_for_ns, c, sizeof c));
+		if (e->close_wait)
+			fprintf(out, ", %zu in CLOSE_WAIT", e->close_wait);
+		if (e->kernel_known)
+			fprintf(out, ", recv-q %llu B, send-q %llu B", (unsigned long long)e->rqueue,
+				(unsigned long long)e->wqueue);
+	}
+	if (e->have_interval) {
+		double min = (double)e->interval_ns / 60e9;
+		lw_duration_format(e->interval_ns, a, sizeof a);
+		fprintf(out, "; over %s: %zu -> %zu open (%+lld)", a, e->count_start, e->count_end,
+			(long long)e->count_end - (long long)e->count_start);
+		if (g->by == LW_BY_OPEN && min > 0)
+			fprintf(out, ", %.1f/min opened, %.1f/min closed", (double)e->opened / min,
+				(double)e->closed / min);
+	} else if (e->growing) {
+		fprintf(out, "; growing: idle members opened over %s",
+			lw_duration_format(g->age_max_ns - g->age_min_ns, a, sizeof a));
+	}
+	if (g->split)
+		fprintf(out, "; %zu of %zu opened here", g->count, e->key_count);
+	fputc('\n', out);
+}
+
+static const char *const verdict_words[] = {
+	[LW_V_LEFT_OPEN] = "left open", [LW_V_LEAK_SUSPECT] = "leak suspect", [LW_V_POOL] = "pool",
+	[LW_V_ACTIVE] = "active", [LW_V_NEW] = "new", [LW_V_LISTENING] = "listening",
+};
+
+static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g, int cw, int dw,
+		       const char *cwd)
+{
+	char desc[LW_ENDPOINT_MAX + 64], a1[32], a2[32], d[32];
+	int live = g->verdict != LW_V_LEFT_OPEN;
+	lw_present_group(g, LW_DESCRIBE_FULL, desc, sizeof desc);
+	lw_duration_format(g->age_min_ns, a1, sizeof a1);
+	lw_duration_format(g->age_max_ns, a2, sizeof a2);
+	const char *al = lw_present_at_least(r) ? "at least " : "";
+	if (live)
+		fprintf(out, "%-12s  %*zu  %-*s  age %s%s", lw_verdict_title(g->verdict), cw, g->count, dw, desc, al,
+			a1);
+	else
+		fprintf(out, "%-9s  %*zu  %-*s  age %s%s", g->inherited ? "INHERITED" : "SOCKETS", cw, g->count,
+			dw, desc, al, a1);
+	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
+		fprintf(out, "..%s", a2);
+	if (g->verdict == LW_V_LEAK_SUSPECT) {
+		if (g->ev.idle)
+			fprintf(out, ", idle > %s (%zu/%zu)", lw_duration_format(g->ev.idle_for_ns, d, sizeof d),
+				g->ev.idle, g->count);
+		if (g->ev.close_wait)
+			fprintf(out, ", CLOSE_WAIT (%zu/%zu)", g->ev.close_wait, g->count);
+	} else if (live && g->verdict != LW_V_LISTENING) {
+		fprintf(out, ", last I/O %s ago", lw_duration_format(g->ev.idle_min_ns, d, sizeof d));
+	}
+	for (size_t i = 0; i < g->nstates; i++)
+		fprintf(out, "%s%s %zu", i ? ", " : "   ", g->states[i].name, g->states[i].n);
+	fputc('\n', out);
+	if (live)
+		text_evidence(out, g);
+	if (g->origin_mask & ~((1u << LW_ORIGIN_SOCKET) | (1u << LW_ORIGIN_ACCEPT))) {
+		fputs("  via       ", out);
+		for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
+			if (g->origin_mask & (1u << o))
+				fprintf(out, " %s", lw_origin_name(o));
+		fputc('\n', out);
+	}
+	text_fds(out, g);
+	if (g->npeers_total > 0) {
+		fputs("  peers     ", out);
+		for (size_t i = 0; i < g->npeers && i < 4; i++) {
+			fputc(' ', out);
+			lw_present_put_safe(out, g->peers[i]);
+		}
+		if (g->npeers_total > 4)
+			fprintf(out, " ... (%zu distinct)", g->npeers_total);
+		fputc('\n', out);
+	}
+	/* Sockets nobody ever wrote to say nothing new about last use once the image is gone. */
+	int show_use = live || g->use_stack_id != 0 || g->use_share < g->count;
+	/* The culprit of a leak inside a pool is who used it last, not who opened it. */
+	if (lw_present_use_first(g)) {
+		text_last_used(out, r, g, cwd);
+		text_opened(out, r, g, cwd);
+	} else {
+		text_opened(out, r, g, cwd);
+		if (show_use && g->verdict != LW_V_LISTENING)
+			text_last_used(out, r, g, cwd);
+	}
+}
+
+static void text_badclose(FILE *out, struct lw_report *r, const struct lw_badclose *b, const char *cwd)
+{
+	char age[32];
+	lw_duration_format(r->now_ns > b->ns ? r->now_ns - b->ns : 0, age, sizeof age);
+	if (b->prev_state == LW_H_CLOSED)
+		fprintf(out, "BAD CLOSE  fd %d closed twice by tid %d, %s ago\n", b->fd, b->tid, age);
+	else
+		fprintf(out, "BAD CLOSE  fd %d closed by tid %d but was not open, %s ago\n", b->fd, b->tid,
+			age);
+	text_stack(out, r, b->stack_id, "closed at", cwd);
+	if (b->prev_close_stack_id)
+		text_stack(out, r, b->prev_close_stack_id, "previously", cwd);
+	if (b->prev_open_stack_id)
+		text_stack(out, r, b->prev_open_stack_id, "opened at", cwd);
+}
+
+static void text_drops(FILE *out, const struct lw_report *r)
+{
+	static const struct { enum lw_counter c; const char *what; } drops[] = {
+		{ LW_CTR_DROP_HANDLE_FULL, "fd beyond handle table" },
+		{ LW_CTR_DROP_STACK_FULL, "stack table full" },
+		{ LW_CTR_DROP_MODULE_FULL, "module table full" },
+		{ LW_CTR_DROP_UNWIND, "unwind failed" },
+		{ LW_CTR_DROP_BUSY, "slot busy" },
+		{ LW_CTR_DROP_REENTRANT, "re-entrant hook" },
+		{ LW_CTR_DROP_HEAP_FULL, "heap table full" },
+	};
+	int any = 0;
+	for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+		uint64_t v = r->snap.counters[drops[i].c];
+		if (!v)
+			continue;
+		fprintf(out, "%s%s %llu", any ? ", " : "DROPPED    events the shim could not record: ",
+			drops[i].what, (unsigned long long)v);
+		any = 1;
+	}
+	if (any)
+		fputc('\n', out);
+	if (r->snap.busy)
+		fprintf(out, "BUSY       %zu slot(s) skipped: a writer held them during the snapshot\n",
+			r->snap.busy);
+	if (r->snap.missing_stacks)
+		fprintf(out, "MISSING    %zu stack reference(s) not in the stack table (no stack recorded)\n",
+			r->snap.missing_stacks);
+}
+
+static void text_summary(FILE *out, const struct lw_report *r)
+{
+	const struct lw_snapshot *s = &r->snap;
+	char up[32];
+	lw_duration_format(lw_present_uptime_ns(r), up, sizeof up);
+	fprintf(out, "leakwatch: pid %d (", s->hdr.pid);
+	lw_present_put_safe(out, lw_present_command(s));
+	fprintf(out, ") %s", lw_present_state_word(r));
+	if (r->live == LW_LIVE_EXITED && s->hdr.exit_known)
+		fprintf(out, " with status %d", s->hdr.exit_status);
+	fprintf(out, ", %s%s %s", r->live == LW_LIVE_ALIVE ? "up" : "ran", lw_present_at_least(r) ? " at least" : "", up);
+	int socks = lw_kind_sockets(r->opts.kind);
+	int heap = lw_kind_heap(r->opts.kind) && r->heap.mode != LW_HEAP_OFF;
+	if (socks) {
+		fprintf(out, ", %zu open socket%s tracked", lw_snapshot_open_count(s),
+			lw_snapshot_open_count(s) == 1 ? "" : "s");
+		if (r->join.fd_ok)
+			fprintf(out, ", %zu untracked", r->join.nuntracked);
+		if (r->join.nstale)
+			fprintf(out, ", %zu stale", r->join.nstale);
+	}
+	if (heap)
+		fprintf(out, ", %zu live heap block%s recorded%s", s->nallocs, s->nallocs == 1 ? "" : "s",
+			r->heap.estimated ? " (sampled)" : "");
+	fputc('\n', out);
+	if (lw_kind_heap(r->opts.kind) && !socks && r->heap.mode == LW_HEAP_OFF)
+		fprintf(out, "note: heap tracking was off in this process: no heap data\n");
+	if (r->join.pid > 0 && !r->join.fd_ok)
+		fprintf(out, "note: cannot read /proc/%d/fd (%s); showing the segment alone\n", r->join.pid,
+			strerror(r->join.fd_errno));
+	/* the "below" notes only make sense when something is below */
+	if ((!socks || r->grouping.ngroups == 0) && (!heap || r->heap.ngroups == 0))
+		goto notes_done;
+	const char *what = socks && heap ? "sockets and heap blocks" : heap ? "heap blocks" : "sockets";
+	const char *open_word = socks && heap ? "open or allocated" : socks ? "open" : "allocated";
+	if (r->live == LW_LIVE_EXECED)
+		fprintf(out, "note: this image was replaced by execve(); %s below were %s at exec\n", what,
+			open_word);
+	else if (r->live == LW_LIVE_DEAD)
+		fprintf(out, "note: the process is gone without an exit record (killed?); %s below were %s at the end\n",
+			what, open_word);
+	else if (r->live == LW_LIVE_EXITED)
+		fprintf(out, "note: %s below were still %s at exit\n", what, open_word);
+notes_done:
+	if (!r->sym)
+		fprintf(out, "note: symbolization unavailable (libdw); frames shown as module+offset\n");
+}
+
+static const char *heap_tag(enum lw_heap_class c)
+{
+	switch (c) {
+	case LW_HEAP_PROGRAM: return "HEAP";
+	case LW_HEAP_SYSTEM: return "SYSTEM";
+	case LW_HEAP_UNRECORDED: return "NO STACK";
+	case LW_HEAP_NCLASS: break;
+	}
+	return "HEAP";
+}
+
+/* "1000", "~1000": estimates carry a tilde. */
+static char *heap_num(const struct lw_heap *h, double v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%.0f", h->estimated ? "~" : "", v < 0 ? 0.0 : round(v));
+	return buf;
+}
+
+static char *heap_bytes(const struct lw_heap *h, double v, char *buf, size_t len)
+{
+	char b[32];
+	snprintf(buf, len, "%s%s", h->estimated ? "~" : "", lw_bytes_format(v, b, sizeof b));
+	return buf;
+}
+
+static void text_heap_group(FILE *out, struct lw_report *r, const struct lw_heap_group *g, int tw, int cw,
+			    const char *cwd)
+{
+	const struct lw_heap *h = &r->heap;
+	char n[48], b[48], t[48], a1[32], a2[32], med[32];
+	heap_num(h, g->blocks, n, sizeof n);
+	heap_bytes(h, g->bytes, b, sizeof b);
+	heap_bytes(h, g->total_bytes, t, sizeof t);
+	lw_duration_format(g->age_min_ns, a1, sizeof a1);
+	lw_duration_format(g->age_max_ns, a2, sizeof a2);
+	lw_duration_format(g->age_median_ns, med, sizeof med);
+	/* An estimate from few samples is a guess: say how few (1/sqrt(samples) relative error). */
+	char est[48] = "";
+	if (h->estimated && g->samples < LW_HEAP_FEW_SAMPLES)
+		snprintf(est, sizeof est, " (est. from %zu sample%s)", g->samples, g->samples == 1 ? "" : "s");
+	fprintf(out, "%-*s %*s block%s  %s live%s  (allocated %s total)  age %s%s", tw, heap_tag(g->cls), cw, n,
+		round(g->blocks) == 1 ? " " : "s", b, est, t, lw_present_at_least(r) ? "at least " : "", a1);
+	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
+		fprintf(out, "..%s, median %s", a2, med);
+	fputc('\n', out);
+	text_stack_w(out, r, g->stack_id, "allocated at", 13, cwd);
+}
+
+static void text_heap(FILE *out, struct lw_report *r, const char *cwd)
+{
+	const struct lw_heap *h = &r->heap;
+	char n[48], b[48], d[32];
+	if (h->estimated)
+		fprintf(out, "heap: sampled, one sample per %s allocated on average; numbers marked ~ are estimates\n",
+			lw_bytes_format((double)h->sample_bytes, b, sizeof b));
+	int tw = 8, cw = 1;
+	for (size_t i = 0; i < h->ngroups; i++) {
+		const struct lw_heap_group *g = &h->groups[i];
+		if (!lw_present_heap_group_shown(r, g))
+			continue;
+		int w = (int)strlen(heap_num(h, g->blocks, n, sizeof n));
+		if (w > cw)
+			cw = w;
+		if ((int)strlen(heap_tag(g->cls)) > tw)
+			tw = (int)strlen(heap_tag(g->cls));
+	}
+	if (h->blocks[LW_HEAP_PROGRAM] <= 0) {
+		if (r->opts.older_than_ns)
+			fprintf(out, "no live heap blocks older than %s allocated by the program\n",
+				lw_duration_format(r->opts.older_than_ns, d, sizeof d));
+		else
+			fprintf(out, "no live heap blocks allocated by the program\n");
+	}
+	for (size_t i = 0; i < h->ngroups; i++)
+		if (lw_present_heap_group_shown(r, &h->groups[i]))
+			text_heap_group(out, r, &h->groups[i], tw, cw, cwd);
+	if (!r->opts.all) {
+		double hb = 0, hn = 0;
+		size_t sites = 0;
+		for (size_t i = 0; i < h->ngroups; i++)
+			if (!lw_present_heap_group_shown(r, &h->groups[i])) {
+				hb += h->groups[i].bytes;
+				hn += h->groups[i].blocks;
+				sites++;
+			}
+		if (sites)
+			fprintf(out, "(%s block%s, %s not counted: kept by the C/C++ runtime or without a stack; --all shows them)\n",
+				heap_num(h, hn, n, sizeof n), round(hn) == 1 ? "" : "s",
+				heap_bytes(h, hb, b, sizeof b));
+	}
+}
+
+static void text_sockets(FILE *out, struct lw_report *r, const char *cwd)
+{
+	const struct lw_grouping *g = &r->grouping;
+	int cw = 1, dw = 0;
+	for (size_t i = 0; i < g->ngroups; i++) {
+		char desc[LW_ENDPOINT_MAX + 64], num[32];
+		lw_present_group(&g->groups[i], LW_DESCRIBE_FULL, desc, sizeof desc);
+		int n = snprintf(num, sizeof num, "%zu", g->groups[i].count);
+		if (n > cw)
+			cw = n;
+		if ((int)strlen(desc) > dw)
+			dw = (int)strlen(desc);
+	}
+	if (dw > 48)
+		dw = 48;
+	if (g->ngroups && !lw_report_ended(r)) {
+		size_t nv[LW_V_LISTENING + 1];
+		lw_present_verdict_counts(g, nv);
+		char d[32];
+		fprintf(out, "sockets by verdict (idle > %s, grouped by %s stack):",
+			lw_duration_format(r->opts.idle_for_ns ? r->opts.idle_for_ns : LW_IDLE_FOR_DEFAULT_NS, d,
+					   sizeof d),
+			r->opts.by == LW_BY_USE ? "last-use" : "creation");
+		int first = 1;
+		for (int v = LW_V_LEAK_SUSPECT; v <= LW_V_LISTENING; v++)
+			if (nv[v]) {
+				fprintf(out, "%s %zu %s", first ? "" : ",", nv[v], verdict_words[v]);
+				first = 0;
+			}
+		fputc('\n', out);
+	}
+	if (g->nleaked == 0) {
+		char d[32];
+		if (r->opts.older_than_ns)
+			fprintf(out, "no open sockets older than %s created under leakwatch\n",
+				lw_duration_format(r->opts.older_than_ns, d, sizeof d));
+		else
+			fprintf(out, "no open sockets created under leakwatch\n");
+	}
+	for (size_t i = 0; i < g->ngroups; i++)
+		text_group(out, r, &g->groups[i], cw, dw, cwd);
+
+	if (r->join.nuntracked) {
+		fprintf(out, "UNTRACKED  %zu socket%s the shim never saw:", r->join.nuntracked,
+			r->join.nuntracked == 1 ? "" : "s");
+		for (size_t i = 0; i < r->join.nuntracked && i < 16; i++)
+			fprintf(out, " fd %d (inode %llu)%s", r->join.untracked[i].fd,
+				(unsigned long long)r->join.untracked[i].inode,
+				i + 1 < r->join.nuntracked && i < 15 ? "," : "");
+		if (r->join.nuntracked > 16)
+			fprintf(out, " ...");
+		fputc('\n', out);
+	}
+	if (r->opts.all && r->join.nstale) {
+		fprintf(out, "STALE      %zu entr%s no longer match /proc/%d/fd (closed where no hook saw it):",
+			r->join.nstale, r->join.nstale == 1 ? "y" : "ies", r->join.pid);
+		for (size_t i = 0; i < r->snap.nhandles; i++)
+			if (r->snap.handles[i].h.state == LW_H_OPEN && !lw_join_valid(&r->join, &r->snap, i))
+				fprintf(out, " fd %d", r->snap.handles[i].fd);
+		fputc('\n', out);
+	}
+	for (size_t i = 0; i < r->snap.nbadcloses; i++)
+		text_badclose(out, r, &r->snap.badcloses[i], cwd);
+}
+
+int lw_render_text(FILE *out, struct lw_report *r)
+{
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof cwd))
+		cwd[0] = '\0';
+	text_summary(out, r);
+	if (lw_kind_sockets(r->opts.kind))
+		text_sockets(out, r, cwd);
+	if (lw_kind_heap(r->opts.kind) && r->heap.mode != LW_HEAP_OFF)
+		text_heap(out, r, cwd);
+	text_drops(out, r);
+	return ferror(out) ? -1 : 0;
+}
+

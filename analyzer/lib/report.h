@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * report.h — the report model (report.c): one segment snapshotted, joined
+ * with the kernel, grouped and judged, heap grouped, ready to render; shared
+ * by `report`, `run` and `top`.
+ */
+#ifndef LEAKWATCH_REPORT_H
+#define LEAKWATCH_REPORT_H
+
+#include <stdint.h>
+#include "classify.h"
+#include "heapgroups.h"
+#include "kernel.h"
+#include "segdir.h"
+#include "snapshot.h"
+#include "symbolize.h"
+
+enum lw_format { LW_FMT_TEXT = 0, LW_FMT_JSON, LW_FMT_FOLDED };
+
+/* What a report covers (--kind).  Zero is "all" so a zeroed lw_report_opts shows everything. */
+enum lw_kind { LW_KIND_ALL = 0, LW_KIND_SOCKETS, LW_KIND_HEAP };
+
+struct lw_report_opts {
+	uint64_t older_than_ns;         /* only sockets and heap blocks at least this old */
+	int all;                        /* also inherited sockets, stale entries, system/inherited/
+	                                   unrecorded heap blocks */
+	enum lw_format format;
+	enum lw_kind kind;
+	uint64_t idle_for_ns;           /* --idle-for; 0 means LW_IDLE_FOR_DEFAULT_NS */
+	uint64_t interval_ns;           /* --interval: a first snapshot this long before (0: none) */
+	enum lw_group_by by;            /* --by open|use */
+};
+
+/* Everything a renderer needs about one segment. */
+struct lw_report {
+	struct lw_snapshot snap;
+	enum lw_live live;
+	uint64_t now_ns;
+	struct lw_join join;
+	struct lw_grouping grouping;
+	struct lw_heap heap;            /* empty unless the kind includes heap and heap_mode != off */
+	struct lw_symbolizer *sym;      /* NULL: no symbolization (libdw failed) */
+	struct lw_report_opts opts;
+	/* --interval: the first snapshot (have_prev) */
+	int have_prev;
+	struct lw_snapshot prev;
+	struct lw_join prev_join;
+	uint64_t prev_now_ns;
+};
+
+/*
+ * lw_kind_parse - "all", "sockets" (or "socket"), "heap".  Returns 0 with *k
+ * set, or -1 (k untouched).
+ */
+int lw_kind_parse(const char *s, enum lw_kind *k);
+
+/* lw_kind_name - "all", "sockets", "heap". */
+const char *lw_kind_name(enum lw_kind k);
+
+/* lw_kind_sockets / lw_kind_heap - 1 when the kind covers sockets / heap blocks. */
+int lw_kind_sockets(enum lw_kind k);
+int lw_kind_heap(enum lw_kind k);
+
+/*
+ * lw_format_parse - "text", "json", "folded".  Returns 0 with *f set, or -1.
+ */
+int lw_format_parse(const char *s, enum lw_format *f);
+
+/*
+ * lw_report_build - snapshot `path`, join with the process if it is alive,
+ * group and prepare symbolization.  Returns 0 (free with lw_report_free) or
+ * -1 with err set (input error: caller exits 2).
+ */
+int lw_report_build(struct lw_report *r, const char *path, const struct lw_report_opts *o,
+		    char *err, size_t errlen);
+
+/*
+ * lw_report_classify - (re)group r's sockets with r->opts (older_than, all,
+ * by) and decide verdicts (classify.c) against r->now_ns, using the first
+ * snapshot when r->have_prev.  lw_report_build calls it; tests call it again
+ * after installing fabricated kernel evidence (lw_join_set_sockdiag) or
+ * changing r->live / r->now_ns.  Returns 0 or -1 (no memory).
+ */
+int lw_report_classify(struct lw_report *r);
+
+/* lw_report_ended - 1 when r's image is gone (exited, execed, dead): nothing live to ask. */
+int lw_report_ended(const struct lw_report *r);
+
+/* lw_report_free - release a report; safe on a zeroed or failed one. */
+void lw_report_free(struct lw_report *r);
+
+/*
+ * lw_report_process_name - a short name for the traced process: basename of
+ * the first word of its command line, else of its exe, else "pid<N>";
+ * ';' and control characters replaced so it can be a folded frame.  Returns buf.
+ */
+char *lw_report_process_name(const struct lw_report *r, char *buf, size_t len);
+
+/*
+ * lw_report_is_empty - 1 when the segment never recorded a socket of its
+ * own (inherited ones do not count), a bad close or a heap block: a process
+ * that did nothing leakwatch looks at.
+ */
+int lw_report_is_empty(const struct lw_report *r);
+
+#endif /* LEAKWATCH_REPORT_H */

@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * docs/report-schema.json against real output: `run --format json` of two
+ * fixtures (a socket leak, a heap leak), `report --format json` of their kept
+ * segments with each --kind and --all, and `ps --format json`.
+ *
+ * The validator below covers exactly the JSON Schema keywords the document
+ * uses ($ref to #/$defs, type (one or a list), properties, required,
+ * additionalProperties (false or a schema), items, enum, minimum); an
+ * unknown keyword fails the test, so the schema cannot silently outgrow it.
+ * A C validator instead of python3-jsonschema: no dependency that a
+ * pyenv/venv python3 on PATH may not see.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "tjson.h"
+#include "tutil.h"
+
+static struct tj *g_schema;
+
+static int type_is(const struct tj *v, const char *t)
+{
+	if (!strcmp(t, "null")) return v->type == TJ_NULL;
+	if (!strcmp(t, "boolean")) return v->type == TJ_BOOL;
+	if (!strcmp(t, "string")) return v->type == TJ_STR;
+	if (!strcmp(t, "object")) return v->type == TJ_OBJ;
+	if (!strcmp(t, "array")) return v->type == TJ_ARR;
+	if (!strcmp(t, "number")) return v->type == TJ_NUM;
+	if (!strcmp(t, "integer")) return v->type == TJ_NUM && v->num == floor(v->num);
+	return 0;
+}
+
+static int same_value(const struct tj *a, const struct tj *b)
+{
+	if (a->type != b->type)
+		return 0;
+	if (a->type == TJ_STR)
+		return !strcmp(a->str, b->str);
+	if (a->type == TJ_NUM || a->type == TJ_BOOL)
+		return a->num == b->num;
+	return a->type == TJ_NULL;
+}
+
+/* 0 when v matches schema s; else 1 with the failing path and reason in why. */
+static int check(const struct tj *s, const struct tj *v, const char *path, char *why, size_t len)
+{
+	char sub[512];
+	if (s->type != TJ_OBJ) {
+		snprintf(why, len, "%s: schema is not an object", path);
+		return 1;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		const char *k = s->keys[i];
+		const struct tj *a = s->items[i];
+		if (!strcmp(k, "$ref")) {
+			cr_assert(a->type == TJ_STR && !strncmp(a->str, "#/$defs/", 8), "%s: $ref %s", path, a->str);
+			const struct tj *d = tj_get(tj_get(g_schema, "$defs"), a->str + 8);
+			cr_assert_not_null(d, "%s: no $defs entry %s", path, a->str);
+			if (check(d, v, path, why, len))
+				return 1;
+		} else if (!strcmp(k, "type")) {
+			int ok = 0;
+			if (a->type == TJ_STR)
+				ok = type_is(v, a->str);
+			for (size_t t = 0; a->type == TJ_ARR && t < a->n; t++)
+				ok |= type_is(v, a->items[t]->str);
+			if (!ok) {
+				snprintf(why, len, "%s: wrong type", path);
+				return 1;
+			}
+		} else if (!strcmp(k, "enum")) {
+			int ok = 0;
+			for (size_t t = 0; t < a->n; t++)
+				ok |= same_value(a->items[t], v);
+			if (!ok) {
+				snprintf(why, len, "%s: value not in enum (%s)", path, v->type == TJ_STR ? v->str : "?");
+				return 1;
+			}
+		} else if (!strcmp(k, "minimum")) {
+			if (v->type == TJ_NUM && v->num < a->num) {
+				snprintf(why, len, "%s: below minimum", path);
+				return 1;
+			}
+		} else if (!strcmp(k, "required")) {
+			for (size_t t = 0; v->type == TJ_OBJ && t < a->n; t++)
+				if (!tj_get(v, a->items[t]->str)) {
+					snprintf(why, len, "%s: missing %s", path, a->items[t]->str);
+					return 1;
+				}
+		} else if (!strcmp(k, "properties")) {
+			for (size_t t = 0; v->type == TJ_OBJ && t < v->n; t++) {
+				const struct tj *ps = tj_get(a, v->keys[t]);
+				snprintf(sub, sizeof sub, "%s.%s", path, v->keys[t]);
+				if (ps && check(ps, v->items[t], sub, why, len))
+					return 1;
+			}
+		} else if (!strcmp(k, "additionalProperties")) {
+			const struct tj *props = tj_get(s, "properties");
+			for (size_t t = 0; v->type == TJ_OBJ && t < v->n; t++) {
+				if (props && tj_get(props, v->keys[t]))
+					continue;
+				snprintf(sub, sizeof sub, "%s.%s", path, v->keys[t]);
+				if (a->type == TJ_BOOL && !a->num) {
+					snprintf(why, len, "%s: not in the schema", sub);
+					return 1;
+				}
+				if (a->type == TJ_OBJ && check(a, v->items[t], sub, why, len))
+					return 1;
+			}
+		} else if (!strcmp(k, "items")) {
+			for (size_t t = 0; v->type == TJ_ARR && t < v->n; t++) {
+				snprintf(sub, sizeof sub, "%s[%zu]", path, t);
+				if (check(a, v->items[t], sub, why, len))
+					return 1;
+			}
+		} else if (strcmp(k, "description") && strcmp(k, "$schema") && strcmp(k, "$id") &&
+			   strcmp(k, "title") && strcmp(k, "$defs")) {
+			cr_assert_fail("%s: schema keyword '%s' not supported by this validator", path, k);
+		}
+	}
+	return 0;
+}
+
+static void schema_load(void)
+{
+	char *text = slurp(LW_SOURCE_DIR "/docs/report-schema.json");
+	cr_assert_not_null(text, "docs/report-schema.json unreadable");
+	g_schema = tj_parse(text);
+	free(text);
+	cr_assert_not_null(g_schema, "docs/report-schema.json is not valid JSON");
+}
+
+static void expect_valid(const char *def, const char *text, const char *what)
+{
+	cr_assert_not_null(text, "%s: no output", what);
+	struct tj *v = tj_parse(text);
+	cr_assert_not_null(v, "%s: not JSON: %.300s", what, text);
+	char ref[64], why[600] = "";
+	snprintf(ref, sizeof ref, "{\"$ref\":\"#/$defs/%s\"}", def);
+	struct tj *s = tj_parse(ref);
+	int bad = check(s, v, def, why, sizeof why);
+	cr_assert_eq(bad, 0, "%s does not match the schema: %s", what, why);
+	tj_free(s);
+	tj_free(v);
+}
+
+TestSuite(report_schema, .init = schema_load, .timeout = 180);
+
+/* The validator itself: it must refuse what the schema forbids. */
+Test(report_schema, validator_refuses_wrong_documents)
+{
+	char why[600];
+	struct tj *s = tj_parse("{\"$ref\":\"#/$defs/share\"}");
+	static const char *const bad[] = { "{\"count\":1}", "{\"count\":1,\"of\":2,\"x\":0}", "{\"count\":-1,\"of\":2}",
+					   "{\"count\":1.5,\"of\":2}", "[]" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct tj *v = tj_parse(bad[i]);
+		cr_assert_eq(check(s, v, "share", why, sizeof why), 1, "accepted %s", bad[i]);
+		tj_free(v);
+	}
+	struct tj *ok = tj_parse("{\"count\":1,\"of\":2}");
+	cr_assert_eq(check(s, ok, "share", why, sizeof why), 0, "%s", why);
+	tj_free(ok);
+	tj_free(s);
+}
+
+static void kept_dir(const char *err, char *dir, size_t len)
+{
+	const char *p = strstr(err, "segments kept in ");
+	cr_assert_not_null(p, "no kept directory: %s", err);
+	p += strlen("segments kept in ");
+	size_t n = strcspn(p, "\n");
+	snprintf(dir, len, "%.*s", (int)n, p);
+}
+
+static void run_and_check(const char *fixture)
+{
+	char bin[PATH_MAX], env_dir[PATH_MAX + 32], tmp[] = "/tmp/lw-schema-XXXXXX";
+	cr_assert_not_null(mkdtemp(tmp));
+	snprintf(bin, sizeof bin, LW_BUILD_DIR "/fixtures/%s", fixture);
+	snprintf(env_dir, sizeof env_dir, "LEAKWATCH_DIR=%s", tmp);
+	char *env[] = { env_dir, NULL };
+	struct cmd_result r;
+	char *text = run_report(&r, env, (const char *[]){ "--keep", "--all", NULL }, (const char *[]){ bin, NULL });
+	expect_valid("run", text, fixture);
+	free(text);
+	char dir[PATH_MAX];
+	kept_dir(r.err, dir, sizeof dir);
+	cmd_result_free(&r);
+
+	DIR *d = opendir(dir);
+	cr_assert_not_null(d);
+	struct dirent *e;
+	int nseg = 0;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "leakwatch.", 10))
+			continue;
+		char seg[PATH_MAX * 2];
+		snprintf(seg, sizeof seg, "%s/%s", dir, e->d_name);
+		static const char *const variants[][3] = { { "--all", NULL }, { "--kind", "heap" },
+							   { "--kind", "sockets" }, { "--by", "use" } };
+		for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+			char *argv[] = { (char *)lw_bin(), "report", seg, "--format", "json", (char *)variants[i][0],
+					 (char *)variants[i][1], NULL };
+			run_cmd(&r, argv, env, 60);
+			cr_assert_eq(r.status, 0, "%s", r.err);
+			expect_valid("report", r.out, seg);
+			cmd_result_free(&r);
+		}
+		nseg++;
+	}
+	closedir(d);
+	cr_assert_gt(nseg, 0);
+	char kdir[PATH_MAX + 32];
+	snprintf(kdir, sizeof kdir, "LEAKWATCH_DIR=%s", dir);
+	char *env2[] = { kdir, NULL };
+	char *ps[] = { (char *)lw_bin(), "ps", "--format", "json", NULL };
+	run_cmd(&r, ps, env2, 60);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	expect_valid("ps", r.out, "ps");
+	cmd_result_free(&r);
+	char rm[PATH_MAX * 2 + 16];
+	snprintf(rm, sizeof rm, "rm -rf '%s' '%s'", dir, tmp);
+	cr_assert_eq(system(rm), 0);
+}
+
+Test(report_schema, run_report_and_ps_of_a_socket_leak) { run_and_check("leak_basic"); }
+Test(report_schema, run_report_and_ps_of_a_heap_leak) { run_and_check("heap_leak"); }
