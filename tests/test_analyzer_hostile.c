@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -474,17 +475,25 @@ struct race {
 	const struct lw_header *h;
 	atomic_int stop;
 	atomic_uint rounds;
+	atomic_uint snaps;              /* snapshots the reader finished */
 };
 
 #define RACE_STACKS 32768u
 #define RACE_STRIDE 8u    /* 8 x 640 bytes: every new stack starts a new page */
 #define RACE_FDS 1024u
+/* the writer waits for one more finished snapshot every RACE_PACE rounds:
+ * however the two threads are scheduled, at least 8 snapshots overlap the
+ * writes (no timing in the test) */
+#define RACE_PACE (RACE_STACKS / RACE_STRIDE / 8u)
 
 static void *race_writer(void *arg)
 {
 	struct race *r = arg;
 	const struct lw_table *st = &r->h->stacks, *ht = &r->h->handles;
 	for (uint32_t k = 0; k < RACE_STACKS / RACE_STRIDE && !atomic_load(&r->stop); k++) {
+		while (k && k % RACE_PACE == 0 && atomic_load(&r->snaps) < k / RACE_PACE &&
+		       !atomic_load(&r->stop))
+			sched_yield();
 		uint32_t idx = k * RACE_STRIDE;
 		struct lw_stack *s = (struct lw_stack *)(void *)(r->map + st->offset + (uint64_t)idx * st->entry_size);
 		s->depth = 2;
@@ -545,6 +554,7 @@ Test(analyzer_hostile, stack_written_during_the_snapshot_is_found, .timeout = 12
 		}
 		cr_assert_eq(s.missing_stacks, 0);
 		lw_snapshot_free(&s);
+		atomic_fetch_add(&r.snaps, 1);
 	}
 	atomic_store(&r.stop, 1);
 	pthread_join(t, NULL);

@@ -120,3 +120,20 @@ Test(shim_config, invalid_values_logged_only_with_log, .timeout = 60)
 	cr_expect_eq(invalid, 2);
 	free(err);
 }
+
+/* The report says so: a shim that ran on defaults it was not asked for. */
+Test(shim_config, rejected_values_shown_in_the_report, .timeout = 60)
+{
+	struct cmd_result r;
+	char *env[] = { "LEAKWATCH_MAX_FDS=lots", NULL };
+	const char *cmd[] = { "/bin/true", NULL };
+	char *text = run_report(&r, env, NULL, cmd);
+	cr_assert_not_null(text, "no report: %s", r.err);
+	cr_expect_not_null(strstr(text, "\"config_invalid\":1"), "%.3000s", text);
+	free(text);
+	cmd_result_free(&r);
+	const char *argv[] = { lw_bin(), "run", "--", "/bin/true", NULL };
+	run_cmd(&r, (char *const *)argv, env, 60);
+	cr_expect_not_null(strstr(r.err, "CONFIG     1 LEAKWATCH_* value(s) rejected"), "%s", r.err);
+	cmd_result_free(&r);
+}

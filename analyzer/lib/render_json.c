@@ -171,7 +171,7 @@ static void json_counters(struct lw_json *j, const struct lw_snapshot *s)
 		{ LW_CTR_SOCK_CLOSED, "sock_closed" }, { LW_CTR_BAD_CLOSES, "bad_closes" },
 		{ LW_CTR_STALE_CLOSES, "stale_closes" }, { LW_CTR_HEAP_ALLOCS, "heap_allocs" },
 		{ LW_CTR_HEAP_FREES, "heap_frees" }, { LW_CTR_HEAP_UNTRACKED_FREES, "heap_untracked_frees" },
-		{ LW_CTR_GUARD_RECOVERED, "guard_recovered" },
+		{ LW_CTR_GUARD_RECOVERED, "guard_recovered" }, { LW_CTR_CONFIG_INVALID, "config_invalid" },
 	}, drops[] = {
 		{ LW_CTR_DROP_HANDLE_FULL, "handle_full" }, { LW_CTR_DROP_STACK_FULL, "stack_full" },
 		{ LW_CTR_DROP_MODULE_FULL, "module_full" }, { LW_CTR_DROP_UNWIND, "unwind" },

@@ -281,6 +281,10 @@ static void text_drops(FILE *out, const struct lw_report *r)
 	if (r->snap.missing_stacks)
 		fprintf(out, "MISSING    %zu stack reference(s) not in the stack table (no stack recorded)\n",
 			r->snap.missing_stacks);
+	if (r->snap.counters[LW_CTR_CONFIG_INVALID])
+		fprintf(out, "CONFIG     %llu LEAKWATCH_* value(s) rejected, defaults used "
+			"(LEAKWATCH_LOG=1 names them)\n",
+			(unsigned long long)r->snap.counters[LW_CTR_CONFIG_INVALID]);
 }
 
 static void text_summary(FILE *out, const struct lw_report *r)
