@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 
-#include "test_analyzer_util.h"
+#include "lib/analyzer.h"
 
 #define SEC 1000000000ull
 
@@ -11,18 +11,18 @@ static char dir[64];
 
 static void setup(void)
 {
-	fab_tmpdir(dir, sizeof dir);
+	lw_tmpdir(dir, sizeof dir);
 }
 
 static void teardown(void)
 {
-	fab_rmdir(dir);
+	lw_rmdir(dir);
 }
 
 static void snap_load(struct fab *f, struct lw_snapshot *s)
 {
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(f, dir, fab_segname(), path, sizeof path);
 	cr_assert_eq(lw_snapshot_open(s, path, err, sizeof err), 0, "%s", err);
 }
 

@@ -9,8 +9,8 @@
 #include <link.h>
 #include <math.h>
 
-#include "test_analyzer_util.h"
-#include "tjson.h"
+#include "lib/analyzer.h"
+#include "lib/json.h"
 
 #define SEC 1000000000ull
 #define MS 1000000ull
@@ -20,12 +20,12 @@ static char dir[64];
 
 static void setup(void)
 {
-	fab_tmpdir(dir, sizeof dir);
+	lw_tmpdir(dir, sizeof dir);
 }
 
 static void teardown(void)
 {
-	fab_rmdir(dir);
+	lw_rmdir(dir);
 }
 
 TestSuite(analyzer_heap, .init = setup, .fini = teardown);
@@ -45,7 +45,7 @@ static void heap_fab(struct fab *f, uint32_t nallocs, uint32_t mode, uint64_t sa
 static void heap_report(struct lw_report *r, struct fab *f, enum lw_kind kind, int all, uint64_t older_than)
 {
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(f, dir, fab_segname(), path, sizeof path);
 	fab_free(f);
 	struct lw_report_opts o = { .older_than_ns = older_than, .all = all, .kind = kind };
 	cr_assert_eq(lw_report_build(r, path, &o, err, sizeof err), 0, "%s", err);
@@ -80,7 +80,7 @@ Test(analyzer_heap, snapshot_keeps_live_slots_only)
 	fab_alloc(&f, 9, 0x7000030, 500, END - SEC, 3)->seq = 0;   /* never published */
 	fab_alloc(&f, 10, 0x7000040, 600, END - SEC, 3)->seq = 7;  /* a writer is inside (torn) */
 	fab_alloc(&f, 63, 0x7000050, 700, END - 2 * SEC, 0);       /* last slot, no stack */
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
@@ -114,7 +114,7 @@ Test(analyzer_heap, snapshot_uses_writer_stride)
 	f.hdr->heap.capacity = 16;   /* 16 x 48 fits in the 32 x 32 bytes laid out */
 	fab_alloc(&f, 0, 0x1000, 1, END, 0);
 	fab_alloc(&f, 15, 0x2000, 2, END, 0);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(s.nallocs, 2);
@@ -814,7 +814,7 @@ Test(analyzer_heap_cli, report_kind_and_folded)
 	struct fab f;
 	char path[PATH_MAX], out[16384], err[8192];
 	small_case(&f);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 
 	int rc = cli_run((const char *[]){ "report", path, "--kind", "heap", NULL }, (uid_t)-1, out, sizeof out,

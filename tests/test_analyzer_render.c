@@ -2,7 +2,7 @@
 /* Tests for analyzer/render.c (and report.c): text layout and well-formed JSON. */
 #include <criterion/criterion.h>
 
-#include "test_analyzer_util.h"
+#include "lib/analyzer.h"
 #include "json.h"
 
 #define SEC 1000000000ull
@@ -11,12 +11,12 @@ static char dir[64];
 
 static void setup(void)
 {
-	fab_tmpdir(dir, sizeof dir);
+	lw_tmpdir(dir, sizeof dir);
 }
 
 static void teardown(void)
 {
-	fab_rmdir(dir);
+	lw_rmdir(dir);
 }
 
 TestSuite(analyzer_render, .init = setup, .fini = teardown);
@@ -204,7 +204,7 @@ static void report_fixture(struct lw_report *r, int all, uint64_t older_than)
 	b->ns = end - 10 * SEC;
 
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	struct lw_report_opts o = { .older_than_ns = older_than, .all = all, .format = LW_FMT_TEXT };
 	cr_assert_eq(lw_report_build(r, path, &o, err, sizeof err), 0, "%s", err);
@@ -260,7 +260,7 @@ Test(analyzer_render, text_report)
 	struct lw_report r;
 	report_fixture(&r, 0, 0);
 	char *t = render(&r, 0);
-	cr_assert(strstr(t, "leakwatch: pid 2147483 (./api \"--name=x\\y\"??[31mred \xff) exited with status 3, ran "), "%s", t);
+	cr_assert(strstr(t, lw_pidfmt("leakwatch: pid %d (./api \"--name=x\\y\"??[31mred \xff) exited with status 3, ran ")), "%s", t);
 	cr_assert_null(strchr(t, '\x1b'), "escape sequences from the target must not reach the terminal");
 	cr_assert(strstr(t, "5 open sockets tracked"), "%s", t);
 	cr_assert(strstr(t, "SOCKETS    3  TCP -> 127.0.0.1:5432         age 2m00s..5h59m\n"), "%s", t);
@@ -289,7 +289,7 @@ Test(analyzer_render, empty_report_says_so)
 	struct fab f;
 	char path[PATH_MAX], err[LW_ERR_MAX];
 	fab_init(&f, 4, 4, 16, 4);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	struct lw_report r;
 	struct lw_report_opts o = { 0 };

@@ -12,8 +12,8 @@
  */
 #include <criterion/criterion.h>
 
-#include "test_analyzer_util.h"
-#include "tjson.h"
+#include "lib/analyzer.h"
+#include "lib/json.h"
 
 #define SEC 1000000000ull
 #define START (1000 * SEC)   /* fab: start_monotonic_ns is 1 s; these are relative to it */
@@ -22,12 +22,12 @@ static char dir[64];
 
 static void setup(void)
 {
-	fab_tmpdir(dir, sizeof dir);
+	lw_tmpdir(dir, sizeof dir);
 }
 
 static void teardown(void)
 {
-	fab_rmdir(dir);
+	lw_rmdir(dir);
 }
 
 TestSuite(analyzer_render_truth, .init = setup, .fini = teardown, .timeout = 60);
@@ -45,7 +45,7 @@ static char *render(struct lw_report *r, int json)
 static void report_of(struct fab *f, struct lw_report *r, enum lw_kind kind)
 {
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(f, dir, fab_segname(), path, sizeof path);
 	struct lw_report_opts o = { .kind = kind };
 	cr_assert_eq(lw_report_build(r, path, &o, err, sizeof err), 0, "%s", err);
 }

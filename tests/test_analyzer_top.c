@@ -8,8 +8,8 @@
 #include <poll.h>
 #include <signal.h>
 
-#include "test_analyzer_util.h"
-#include "tjson.h"
+#include "lib/analyzer.h"
+#include "lib/json.h"
 
 /* build/fixtures/threads 1 10 3 under the shim: 3 leaked UDP sockets, waits on stdin. */
 struct fixture {
@@ -22,7 +22,7 @@ struct fixture {
 static void fixture_start(struct fixture *x)
 {
 	int ip[2], op[2];
-	fab_tmpdir(x->dir, sizeof x->dir);
+	lw_tmpdir(x->dir, sizeof x->dir);
 	cr_assert_eq(pipe2(ip, O_CLOEXEC), 0);
 	cr_assert_eq(pipe2(op, O_CLOEXEC), 0);
 	x->pid = fork();
@@ -62,7 +62,7 @@ static void fixture_stop(struct fixture *x)
 		waitpid(x->pid, NULL, 0);
 	}
 	close(x->in);
-	fab_rmdir(x->dir);
+	lw_rmdir(x->dir);
 }
 
 static size_t count_of(const char *s, const char *what)
@@ -161,7 +161,7 @@ Test(analyzer_top, usage_errors_exit_2_with_one_line)
 {
 	static char out[4096], err[4096];
 	const char *const cases[][8] = {
-		{ "top", "2147483", NULL },
+		{ "top", lw_dead_pid_str(), NULL },
 		{ "top", NULL },
 		{ "top", "1", "--count", "0", NULL },
 		{ "top", "1", "--by", "stack", NULL },

@@ -6,8 +6,8 @@
  */
 #include <criterion/criterion.h>
 
-#include "test_analyzer_util.h"
-#include "tjson.h"
+#include "lib/analyzer.h"
+#include "lib/json.h"
 
 #define SEC 1000000000ull
 #define MIN (60 * SEC)
@@ -18,12 +18,12 @@ static char dir[64];
 
 static void setup(void)
 {
-	fab_tmpdir(dir, sizeof dir);
+	lw_tmpdir(dir, sizeof dir);
 }
 
 static void teardown(void)
 {
-	fab_rmdir(dir);
+	lw_rmdir(dir);
 }
 
 TestSuite(analyzer_verdict, .init = setup, .fini = teardown);
@@ -440,7 +440,7 @@ static void pool_report(struct lw_report *r)
 	struct lw_sockdiag d;
 	char path[PATH_MAX], err[LW_ERR_MAX];
 	pool_fab(&f, &d, 0);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	struct lw_report_opts o = { .format = LW_FMT_TEXT, .kind = LW_KIND_SOCKETS };
 	cr_assert_eq(lw_report_build(r, path, &o, err, sizeof err), 0, "%s", err);
@@ -525,7 +525,7 @@ Test(analyzer_verdict, ended_images_keep_run_semantics)
 	fab_stack(&f, 2, fr, 1);
 	fab_use(tcp_to(&f, 3, 1, 10 * SEC, 5432), 2, NOW - SEC);
 	tcp_to(&f, 4, 1, 10 * SEC, 5432);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	struct lw_report r;
 	struct lw_report_opts o = { .kind = LW_KIND_SOCKETS };

@@ -20,8 +20,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define DEMO(name) LW_BUILD_DIR "/demo/" name
 #define POOL 6

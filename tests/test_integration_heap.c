@@ -20,8 +20,8 @@
 #include "segdir.h"
 #include "snapshot.h"
 #include "symbolize.h"
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 #define HEAP_SRC "tests/fixtures/heap_leak.c"

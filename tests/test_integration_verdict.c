@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define POOL_SRC "tests/fixtures/pool.c"
 

@@ -20,8 +20,8 @@
 #include "segdir.h"
 #include "snapshot.h"
 #include "symbolize.h"
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 /* A traced child with pipes to its stdin and stdout. */
 struct child {

@@ -16,8 +16,8 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 static struct tj *g_schema;
 

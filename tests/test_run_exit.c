@@ -15,8 +15,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 #define FDREUSE_SRC "tests/fixtures/fdreuse.c"

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tutil.h"
+#include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 #define EXTRA_MAX 2048

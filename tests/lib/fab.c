@@ -1,51 +1,26 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * test_analyzer_util.h — fabricate segments for the analyzer tests, so the
- * reader can be tested without the shim: a header plus tables at 64-byte
- * aligned offsets, exactly as include/leakwatch/segment.h lays them out.
- */
-#ifndef LEAKWATCH_TEST_ANALYZER_UTIL_H
-#define LEAKWATCH_TEST_ANALYZER_UTIL_H
+/* fab.c — segments fabricated for the analyzer tests (see fab.h). */
+#include "fab.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "classify.h"
-#include "cli.h"
-#include "heapgroups.h"
-#include "kernel.h"
-#include "names.h"
-#include "render.h"
-#include "report.h"
-#include "segdir.h"
-#include "snapshot.h"
-#include "symbolize.h"
-#include "testing.h"
+#include "fixtures.h"
 
-struct fab {
-	unsigned char *mem;
-	size_t size;
-	struct lw_header *hdr;
-};
-
-static inline uint64_t fab_align(uint64_t v)
+uint64_t fab_align(uint64_t v)
 {
 	return (v + 63) & ~(uint64_t)63;
 }
 
-static inline uint64_t fab_now(void)
+uint64_t fab_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -56,23 +31,12 @@ static inline uint64_t fab_now(void)
  * A RUNNING segment for a pid that does not exist, with empty tables and a
  * heap table of nallocs slots (0: heap tracking off).
  */
-static inline void fab_init_heap(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
+void fab_init_heap(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
 				 uint32_t nbadcloses, uint32_t nallocs, uint32_t heap_mode, uint64_t sample_bytes)
 {
-	uint64_t off = LW_HEADER_SIZE;
-	struct lw_table t[5];
-	uint32_t caps[5] = { nstacks, nmodules, nhandles, nbadcloses, nallocs };
-	uint32_t sizes[5] = { sizeof(struct lw_stack), sizeof(struct lw_module), sizeof(struct lw_handle),
-			      sizeof(struct lw_badclose), sizeof(struct lw_alloc) };
-	memset(t, 0, sizeof t);
-	for (int i = 0; i < 5; i++) {
-		off = fab_align(off);
-		t[i].offset = off;
-		t[i].capacity = caps[i];
-		t[i].entry_size = sizes[i];
-		off += (uint64_t)caps[i] * sizes[i];
-	}
-	f->size = (size_t)fab_align(off);
+	struct lw_header tables;
+	memset(&tables, 0, sizeof tables);
+	f->size = (size_t)lw_layout(&tables, nstacks, nmodules, nhandles, nbadcloses, nallocs);
 	f->mem = calloc(1, f->size);
 	f->hdr = (struct lw_header *)(void *)f->mem;
 	struct lw_header *h = f->hdr;
@@ -81,7 +45,7 @@ static inline void fab_init_heap(struct fab *f, uint32_t nstacks, uint32_t nmodu
 	h->compat_version = LW_COMPAT_VERSION;
 	h->header_size = LW_HEADER_SIZE;
 	h->total_size = f->size;
-	h->pid = 2147483;         /* above any pid_max: never a live process */
+	h->pid = lw_dead_pid();   /* names no process */
 	h->ppid = 1;
 	h->uid = getuid();
 	h->state = LW_STATE_RUNNING;
@@ -92,34 +56,34 @@ static inline void fab_init_heap(struct fab *f, uint32_t nstacks, uint32_t nmodu
 	h->stack_depth = 32;
 	h->heap_mode = heap_mode;
 	h->sample_bytes = sample_bytes;
-	h->stacks = t[0];
-	h->modules = t[1];
-	h->handles = t[2];
-	h->badcloses = t[3];
-	h->heap = t[4];
+	h->stacks = tables.stacks;
+	h->modules = tables.modules;
+	h->handles = tables.handles;
+	h->badcloses = tables.badcloses;
+	h->heap = tables.heap;
 }
 
 /* A RUNNING segment for a pid that does not exist, with empty tables, heap tracking off. */
-static inline void fab_init(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
+void fab_init(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
 			    uint32_t nbadcloses)
 {
 	fab_init_heap(f, nstacks, nmodules, nhandles, nbadcloses, 0, LW_HEAP_OFF, 0);
 	f->hdr->heap.offset = f->size;
 }
 
-static inline void fab_free(struct fab *f)
+void fab_free(struct fab *f)
 {
 	free(f->mem);
 	f->mem = NULL;
 }
 
-static inline void *fab_slot(struct fab *f, const struct lw_table *t, size_t i)
+void *fab_slot(struct fab *f, const struct lw_table *t, size_t i)
 {
 	return f->mem + t->offset + i * t->entry_size;
 }
 
 /* Store a ready stack in slot id-1 and return id. */
-static inline uint32_t fab_stack(struct fab *f, uint32_t id, const uint64_t *frames, size_t n)
+uint32_t fab_stack(struct fab *f, uint32_t id, const uint64_t *frames, size_t n)
 {
 	struct lw_stack *s = fab_slot(f, &f->hdr->stacks, id - 1);
 	s->seq = 2;
@@ -129,7 +93,7 @@ static inline uint32_t fab_stack(struct fab *f, uint32_t id, const uint64_t *fra
 }
 
 /* Per-stack heap totals of stack id. */
-static inline void fab_stack_heap(struct fab *f, uint32_t id, uint64_t allocs, uint64_t frees, uint64_t bytes)
+void fab_stack_heap(struct fab *f, uint32_t id, uint64_t allocs, uint64_t frees, uint64_t bytes)
 {
 	struct lw_stack *s = fab_slot(f, &f->hdr->stacks, id - 1);
 	s->heap_allocs = allocs;
@@ -138,7 +102,7 @@ static inline void fab_stack_heap(struct fab *f, uint32_t id, uint64_t allocs, u
 }
 
 /* A live heap block in heap slot i (a ready, even seq). */
-static inline struct lw_alloc *fab_alloc(struct fab *f, size_t i, uint64_t ptr, uint64_t size, uint64_t ns,
+struct lw_alloc *fab_alloc(struct fab *f, size_t i, uint64_t ptr, uint64_t size, uint64_t ns,
 					 uint32_t stack_id)
 {
 	struct lw_alloc *a = fab_slot(f, &f->hdr->heap, i);
@@ -150,7 +114,7 @@ static inline struct lw_alloc *fab_alloc(struct fab *f, size_t i, uint64_t ptr, 
 	return a;
 }
 
-static inline struct lw_module *fab_module(struct fab *f, const char *path, uint64_t base,
+struct lw_module *fab_module(struct fab *f, const char *path, uint64_t base,
 					   uint64_t start, uint64_t end, uint32_t flags)
 {
 	uint32_t i = f->hdr->modules.used++;
@@ -164,7 +128,7 @@ static inline struct lw_module *fab_module(struct fab *f, const char *path, uint
 	return m;
 }
 
-static inline void fab_addr_in(struct lw_addr *a, const char *ip, uint16_t port)
+void fab_addr_in(struct lw_addr *a, const char *ip, uint16_t port)
 {
 	struct sockaddr_in sin;
 	memset(&sin, 0, sizeof sin);
@@ -175,7 +139,7 @@ static inline void fab_addr_in(struct lw_addr *a, const char *ip, uint16_t port)
 	a->len = sizeof sin;
 }
 
-static inline void fab_addr_un(struct lw_addr *a, const char *path)
+void fab_addr_un(struct lw_addr *a, const char *path)
 {
 	struct sockaddr_un sun;
 	memset(&sun, 0, sizeof sun);
@@ -186,7 +150,7 @@ static inline void fab_addr_un(struct lw_addr *a, const char *path)
 }
 
 /* An OPEN TCP handle at fd, opened age_s seconds before `now` on the header clock. */
-static inline struct lw_handle *fab_handle(struct fab *f, int fd, uint16_t origin, uint32_t stack_id,
+struct lw_handle *fab_handle(struct fab *f, int fd, uint16_t origin, uint32_t stack_id,
 					   uint64_t open_ns)
 {
 	struct lw_handle *h = fab_slot(f, &f->hdr->handles, (size_t)fd);
@@ -204,7 +168,7 @@ static inline struct lw_handle *fab_handle(struct fab *f, int fd, uint16_t origi
 }
 
 /* Per-stack socket totals of stack id (opened/closed ever, as the shim counts them). */
-static inline void fab_stack_socks(struct fab *f, uint32_t id, uint64_t opened, uint64_t closed)
+void fab_stack_socks(struct fab *f, uint32_t id, uint64_t opened, uint64_t closed)
 {
 	struct lw_stack *s = fab_slot(f, &f->hdr->stacks, id - 1);
 	s->sock_opened = opened;
@@ -212,7 +176,7 @@ static inline void fab_stack_socks(struct fab *f, uint32_t id, uint64_t opened, 
 }
 
 /* The most recent send-side call on h: stack and time (0/0 = never used). */
-static inline void fab_use(struct lw_handle *h, uint32_t stack_id, uint64_t ns)
+void fab_use(struct lw_handle *h, uint32_t stack_id, uint64_t ns)
 {
 	h->last_use_stack_id = stack_id;
 	h->last_use_ns = ns;
@@ -223,7 +187,7 @@ static inline void fab_use(struct lw_handle *h, uint32_t stack_id, uint64_t ns)
  * (1 ESTABLISHED, 8 CLOSE_WAIT, 10 LISTEN) whose last data went both ways
  * idle_ms ago (UINT32_MAX: no tcp_info), with queue sums rq/wq.
  */
-static inline void fab_kernel_tcp(struct lw_sockdiag *d, uint64_t inode, unsigned st, uint32_t idle_ms,
+void fab_kernel_tcp(struct lw_sockdiag *d, uint64_t inode, unsigned st, uint32_t idle_ms,
 				  uint32_t rq, uint32_t wq)
 {
 	static const char *const names[] = { [1] = "ESTABLISHED", [8] = "CLOSE_WAIT", [10] = "LISTEN" };
@@ -249,7 +213,7 @@ static inline void fab_kernel_tcp(struct lw_sockdiag *d, uint64_t inode, unsigne
 
 /* fab_verdict - group snapshot s by `by` with kernel evidence d (consumed; may be
  * NULL) and decide verdicts as a live process at now_ns. prev/prev_s: --interval. */
-static inline int fab_verdict(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_sockdiag *d,
+int fab_verdict(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_sockdiag *d,
 			      uint64_t now_ns, uint64_t idle_for_ns, enum lw_group_by by,
 			      const struct lw_snapshot *prev_s, uint64_t prev_now_ns)
 {
@@ -275,7 +239,7 @@ static inline int fab_verdict(struct lw_grouping *g, const struct lw_snapshot *s
 	return rc;
 }
 
-static inline struct lw_badclose *fab_badclose(struct fab *f, int fd, uint32_t stack_id)
+struct lw_badclose *fab_badclose(struct fab *f, int fd, uint32_t stack_id)
 {
 	uint32_t n = f->hdr->badcloses.used++;
 	struct lw_badclose *b = fab_slot(f, &f->hdr->badcloses, n % f->hdr->badcloses.capacity);
@@ -287,17 +251,8 @@ static inline struct lw_badclose *fab_badclose(struct fab *f, int fd, uint32_t s
 	return b;
 }
 
-/* A fresh private directory (0755 so a setuid() child can reach files in it). */
-static inline void fab_tmpdir(char *dir, size_t len)
-{
-	snprintf(dir, len, "/tmp/lw-analyzer-test.XXXXXX");
-	if (!mkdtemp(dir))
-		abort();
-	chmod(dir, 0755);
-}
-
 /* Write the fabricated segment to dir/name; returns the path in out. */
-static inline void fab_write(const struct fab *f, const char *dir, const char *name, char *out, size_t len)
+void fab_write(const struct fab *f, const char *dir, const char *name, char *out, size_t len)
 {
 	if ((size_t)snprintf(out, len, "%s/%s", dir, name) >= len)
 		abort();
@@ -314,110 +269,9 @@ static inline void fab_write(const struct fab *f, const char *dir, const char *n
 	close(fd);
 }
 
-static inline void fab_rmdir(const char *dir)
+const char *fab_segname(void)
 {
-	char cmd[PATH_MAX + 16];
-	if (strncmp(dir, "/tmp/lw-analyzer-test.", 22) != 0)
-		return;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd) != 0) {
-		/* leftovers in /tmp are harmless */
-	}
+	static char name[32];
+	snprintf(name, sizeof name, "leakwatch.%d", lw_dead_pid());
+	return name;
 }
-
-/*
- * Run build/leakwatch with argv (NULL-terminated, without argv[0]), optionally
- * as another uid.  Captures stdout and stderr (truncated to their buffers) and
- * returns the exit status, or -1 if it did not exit normally.
- */
-static inline int cli_run(const char *const *args, uid_t as_uid, char *out, size_t outlen, char *err,
-			  size_t errlen)
-{
-	int po[2], pe[2];
-	if (pipe(po) < 0 || pipe(pe) < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
-		close(po[0]);
-		close(pe[0]);
-		const char *bin = LW_BUILD_DIR "/leakwatch";
-		char copy[64];
-		if (as_uid != (uid_t)-1) {
-			/* the build tree may sit where the other user cannot reach it
-			 * (a clone under /root): run a world-readable copy */
-			snprintf(copy, sizeof copy, "/tmp/lw-cli-%d", (int)getppid());
-			char cmd[1024];
-			snprintf(cmd, sizeof cmd, "mkdir -p -m 755 %s && cp %s %s/leakwatch && chmod 755 %s/leakwatch",
-				 copy, bin, copy, copy);
-			if (system(cmd) != 0)
-				_exit(125);
-			strcat(copy, "/leakwatch");
-			bin = copy;
-			if (setgid(as_uid) < 0 || setuid(as_uid) < 0)
-				_exit(126);
-		}
-		const char *argv[32];
-		size_t n = 0;
-		argv[n++] = bin;
-		for (; args[n - 1] && n < 31; n++)
-			argv[n] = args[n - 1];
-		argv[n] = NULL;
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(po[1]);
-	close(pe[1]);
-	size_t no = 0, ne = 0;
-	int open_o = 1, open_e = 1;
-	/* Both pipes are small here; read them alternately until EOF. */
-	while (open_o || open_e) {
-		char buf[4096];
-		if (open_o) {
-			ssize_t r = read(po[0], buf, sizeof buf);
-			if (r <= 0)
-				open_o = 0;
-			else {
-				size_t c = (size_t)r < outlen - 1 - no ? (size_t)r : outlen - 1 - no;
-				memcpy(out + no, buf, c);
-				no += c;
-			}
-		}
-		if (open_e && !open_o) {
-			ssize_t r = read(pe[0], buf, sizeof buf);
-			if (r <= 0)
-				open_e = 0;
-			else {
-				size_t c = (size_t)r < errlen - 1 - ne ? (size_t)r : errlen - 1 - ne;
-				memcpy(err + ne, buf, c);
-				ne += c;
-			}
-		}
-	}
-	out[no] = '\0';
-	err[ne] = '\0';
-	close(po[0]);
-	close(pe[0]);
-	int status;
-	int waited = waitpid(pid, &status, 0);
-	if (as_uid != (uid_t)-1) {
-		char cmd[64];
-		snprintf(cmd, sizeof cmd, "rm -rf /tmp/lw-cli-%d", (int)getpid());
-		if (system(cmd) != 0)
-			return -1;
-	}
-	if (waited < 0 || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
-}
-
-static inline size_t count_lines(const char *s)
-{
-	size_t n = 0;
-	for (; *s; s++)
-		n += *s == '\n';
-	return n;
-}
-
-#endif /* LEAKWATCH_TEST_ANALYZER_UTIL_H */
