@@ -41,44 +41,14 @@ static void teardown(void)
 TestSuite(analyzer_hostile, .init = setup, .fini = teardown);
 
 /*
- * lw - run build/leakwatch with args (NULL-terminated) and an alarm of
+ * lw - run build/leakwatch with args (NULL-terminated), killed after
  * `secs`; stdout and stderr captured into out/err.  Returns the exit status,
- * or -1 when it did not exit (killed by the alarm: a hang, or a crash).
+ * or -1 when it did not exit (killed at the deadline: a hang, or a crash).
  */
 static int lw(const char *const *args, unsigned secs, char *out, size_t outlen, char *err, size_t errlen)
 {
-	char fo[PATH_MAX], fe[PATH_MAX];
-	snprintf(fo, sizeof fo, "%s/.out", dir);
-	snprintf(fe, sizeof fe, "%s/.err", dir);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int o = open(fo, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(fe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(o, 1);
-		dup2(e, 2);
-		const char *argv[32];
-		size_t n = 0;
-		argv[n++] = LW_BUILD_DIR "/leakwatch";
-		for (; args[n - 1] && n < 31; n++)
-			argv[n] = args[n - 1];
-		argv[n] = NULL;
-		alarm(secs); /* survives exec: a hung leakwatch dies of SIGALRM */
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	int status;
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	const char *files[2] = { fo, fe };
-	char *bufs[2] = { out, err };
-	size_t lens[2] = { outlen, errlen };
-	for (int i = 0; i < 2; i++) {
-		int fd = open(files[i], O_RDONLY);
-		ssize_t r = fd >= 0 ? read(fd, bufs[i], lens[i] - 1) : 0;
-		bufs[i][r > 0 ? r : 0] = '\0';
-		if (fd >= 0)
-			close(fd);
-		unlink(files[i]);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	struct spawn_opts o = { .timeout_s = (int)secs };
+	return cli_run_opts(args, &o, out, outlen, err, errlen);
 }
 
 static void expect_refusal(const char *const *args, const char *needle)

@@ -44,40 +44,15 @@ TestSuite(analyzer_output, .init = setup, .fini = teardown);
 
 /*
  * report - `leakwatch report SEG --output target [more]` under `mask`, with
- * an alarm so a hang fails instead of blocking.  Returns the exit status (-1:
+ * a deadline so a hang fails instead of blocking.  Returns the exit status (-1:
  * killed); stdout/stderr captured.
  */
 static int report(const char *target, mode_t mask, const char *format, char *out, size_t outlen, char *err,
 		  size_t errlen)
 {
-	char fo[PATH_MAX], fe[PATH_MAX];
-	snprintf(fo, sizeof fo, "%s/.stdout", dir);
-	snprintf(fe, sizeof fe, "%s/.stderr", dir);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int o = open(fo, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(fe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(o, 1);
-		dup2(e, 2);
-		umask(mask);
-		alarm(20);
-		execl(LW_BUILD_DIR "/leakwatch", "leakwatch", "report", seg, "--format", format, "--output", target,
-		      (char *)NULL);
-		_exit(127);
-	}
-	int status;
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	const char *files[2] = { fo, fe };
-	char *bufs[2] = { out, err };
-	size_t lens[2] = { outlen, errlen };
-	for (int i = 0; i < 2; i++) {
-		int fd = open(files[i], O_RDONLY);
-		ssize_t r = fd >= 0 ? read(fd, bufs[i], lens[i] - 1) : 0;
-		bufs[i][r > 0 ? r : 0] = '\0';
-		if (fd >= 0)
-			close(fd);
-		unlink(files[i]);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	struct spawn_opts o = { .set_umask = true, .umask = mask, .timeout_s = 20 };
+	return cli_run_opts((const char *[]){ "report", seg, "--format", format, "--output", target, NULL }, &o, out,
+			    outlen, err, errlen);
 }
 
 /* file_text - the file at path (which must exist), valid for two more calls */

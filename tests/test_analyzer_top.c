@@ -21,33 +21,24 @@ struct fixture {
 
 static void fixture_start(struct fixture *x)
 {
-	int ip[2], op[2];
+	int out;
+	char envdir[96];
 	lw_tmpdir(x->dir, sizeof x->dir);
-	cr_assert_eq(pipe2(ip, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(op, O_CLOEXEC), 0);
-	x->pid = fork();
-	if (x->pid == 0) {
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		setenv("LEAKWATCH_DIR", x->dir, 1);
-		setenv("LD_PRELOAD", LW_BUILD_DIR "/libleakwatch.so", 1);
-		execl(LW_BUILD_DIR "/fixtures/threads", "threads", "1", "10", "3", (char *)NULL);
-		_exit(127);
-	}
-	close(ip[0]);
-	close(op[1]);
-	x->in = ip[1];
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", x->dir);
+	x->pid = spawn_piped(LW_BUILD_DIR "/fixtures/threads", (char *[]){ "threads", "1", "10", "3", NULL },
+			     (char *[]){ envdir, "LD_PRELOAD=" LW_BUILD_DIR "/libleakwatch.so", NULL }, &x->in, &out);
+	cr_assert_gt(x->pid, 0);
 	char buf[256] = "";
 	size_t len = 0;
-	struct pollfd p = { op[0], POLLIN, 0 };
+	struct pollfd p = { out, POLLIN, 0 };
 	while (!strstr(buf, "ready")) {
 		cr_assert_gt(poll(&p, 1, 20000), 0, "fixture did not start");
-		ssize_t n = read(op[0], buf + len, sizeof buf - 1 - len);
+		ssize_t n = read(out, buf + len, sizeof buf - 1 - len);
 		cr_assert_gt(n, 0, "fixture died: %s", buf);
 		len += (size_t)n;
 		buf[len] = '\0';
 	}
-	close(op[0]);
+	close(out);
 	snprintf(x->spid, sizeof x->spid, "%d", x->pid);
 	setenv("LEAKWATCH_DIR", x->dir, 1);   /* for the leakwatch runs below */
 	/* Older than the --idle-for 100ms the tests use. */

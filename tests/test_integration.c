@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 
 #include "lib/json.h"
+#include <glob.h>
+
 #include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
@@ -416,11 +418,11 @@ Test(integration, report_does_not_make_segment_resident)
 	char seg[256];
 	snprintf(seg, sizeof seg, "%s/leakwatch.", dir);
 	char cmdline[512];
-	snprintf(cmdline, sizeof cmdline, "ls %s/leakwatch.* | head -1", dir);
-	FILE *p = popen(cmdline, "r");
-	cr_assert(fgets(seg, sizeof seg, p));
-	pclose(p);
-	seg[strcspn(seg, "\n")] = '\0';
+	snprintf(cmdline, sizeof cmdline, "%s/leakwatch.*", dir);
+	glob_t g;
+	cr_assert_eq(glob(cmdline, 0, NULL, &g), 0, "no segment in %s", dir);
+	snprintf(seg, sizeof seg, "%s", g.gl_pathv[0]);
+	globfree(&g);
 	struct stat before, after;
 	cr_assert_eq(stat(seg, &before), 0);
 	cr_assert_lt((uint64_t)before.st_blocks * 512, (uint64_t)before.st_size / 8, "the shim keeps it sparse");
@@ -507,21 +509,9 @@ Test(integration, clean_removes_only_finished_segments, .timeout = 60)
 
 	/* a live traced process: threads waits on its stdin */
 	int ip[2], op[2];
-	cr_assert_eq(pipe(ip), 0);
-	cr_assert_eq(pipe(op), 0);
-	pid_t live = fork();
-	if (live == 0) {
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		close(ip[1]);
-		close(op[0]);
-		putenv(envdir);
-		putenv(envpre);
-		execl(FIX("threads"), "threads", "1", "10", "1", (char *)NULL);
-		_exit(127);
-	}
-	close(ip[0]);
-	close(op[1]);
+	pid_t live = spawn_piped(FIX("threads"), (char *[]){ "threads", "1", "10", "1", NULL },
+				 (char *[]){ envdir, envpre, NULL }, &ip[1], &op[0]);
+	cr_assert_gt(live, 0);
 	char buf[16];
 	cr_assert_gt(read(op[0], buf, sizeof buf), 0, "live fixture started");
 

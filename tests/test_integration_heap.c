@@ -260,20 +260,12 @@ Test(integration_heap, stress_four_threads_exact_counts, .timeout = 180)
 	char dir[] = "/tmp/lw-hstress-XXXXXX";
 	cr_assert_not_null(mkdtemp(dir));
 	int ip[2], op[2];
-	cr_assert_eq(pipe2(ip, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(op, O_CLOEXEC), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		setenv("LEAKWATCH_DIR", dir, 1);
-		setenv("LEAKWATCH_HEAP", "full", 1);
-		setenv("LD_PRELOAD", lw_shim(), 1);
-		execl(FIX("heap_stress"), "heap_stress", "4", "1000000", "10", "wait", (char *)NULL);
-		_exit(127);
-	}
-	close(ip[0]);
-	close(op[1]);
+	char envdir[96], preload[4096];
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", dir);
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lw_shim());
+	pid_t pid = spawn_piped(FIX("heap_stress"), (char *[]){ "heap_stress", "4", "1000000", "10", "wait", NULL },
+				(char *[]){ envdir, "LEAKWATCH_HEAP=full", preload, NULL }, &ip[1], &op[0]);
+	cr_assert_gt(pid, 0);
 	char seg[128], err[LW_ERR_MAX], buf[64] = "";
 	snprintf(seg, sizeof seg, "%s/leakwatch.%d", dir, (int)pid);
 

@@ -26,25 +26,15 @@ struct live {
 
 static void live_start(struct live *l, const char *mode)
 {
-	int ip[2], op[2];
+	char envdir[96];
 	strcpy(l->dir, "/tmp/lw-verdict-XXXXXX");
 	cr_assert_not_null(mkdtemp(l->dir));
-	cr_assert_eq(pipe2(ip, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(op, O_CLOEXEC), 0);
-	l->pid = fork();
-	if (l->pid == 0) {
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		setenv("LEAKWATCH_DIR", l->dir, 1);
-		setenv("LEAKWATCH_HEAP", "off", 1);
-		setenv("LD_PRELOAD", lw_shim(), 1);
-		execl(LW_BUILD_DIR "/fixtures/pool", "pool", mode, (char *)NULL);
-		_exit(127);
-	}
-	close(ip[0]);
-	close(op[1]);
-	l->in = ip[1];
-	l->out = op[0];
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", l->dir);
+	char preload[4096];
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lw_shim());
+	l->pid = spawn_piped(LW_BUILD_DIR "/fixtures/pool", (char *[]){ "pool", (char *)mode, NULL },
+			     (char *[]){ envdir, "LEAKWATCH_HEAP=off", preload, NULL }, &l->in, &l->out);
+	cr_assert_gt(l->pid, 0);
 	char buf[128] = "";
 	struct pollfd p = { l->out, POLLIN, 0 };
 	cr_assert_gt(poll(&p, 1, 20000), 0, "fixture did not start");

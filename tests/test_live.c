@@ -34,25 +34,15 @@ struct child {
 
 static void child_start(struct child *c, char *const argv[])
 {
-	int ip[2], op[2];
+	char envdir[96], preload[4096];
 	strcpy(c->dir, "/tmp/lw-live-XXXXXX");
 	cr_assert_not_null(mkdtemp(c->dir));
-	cr_assert_eq(pipe2(ip, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(op, O_CLOEXEC), 0);
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", c->dir);
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lw_shim());
 	c->len = 0;
-	c->pid = fork();
-	if (c->pid == 0) {
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		setenv("LEAKWATCH_DIR", c->dir, 1);
-		setenv("LD_PRELOAD", lw_shim(), 1);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(ip[0]);
-	close(op[1]);
-	c->in = ip[1];
-	c->out = op[0];
+	c->buf[0] = '\0';
+	c->pid = spawn_piped(NULL, argv, (char *[]){ envdir, preload, NULL }, &c->in, &c->out);
+	cr_assert_gt(c->pid, 0);
 }
 
 /* child_wait_line - read stdout until a line containing `what` (10 s). */

@@ -49,15 +49,25 @@ int spawn_start(struct spawn *sp, char *const argv[], const struct spawn_opts *o
 	sp->r.err = calloc(1, 1);
 	if ((o->stdin_pipe || o->stdin_text) && pipe2(ip, O_CLOEXEC))
 		return -1;
-	if (pipe2(op, O_CLOEXEC) || (!o->stderr_inherit && pipe2(ep, O_CLOEXEC)))
+	if (!o->log_path && (pipe2(op, O_CLOEXEC) || (!o->stderr_inherit && pipe2(ep, O_CLOEXEC))))
 		return -1;
+	if (o->log_path)
+		op[0] = op[1] = -1;
 	sp->pid = fork();
 	if (sp->pid < 0)
 		return -1;
 	if (sp->pid == 0) {
+		if (o->new_pgrp)
+			setpgid(0, 0);
 		int in = ip[0] >= 0 ? ip[0] : open("/dev/null", O_RDONLY);
 		dup2(in, 0);
-		dup2(op[1], 1);
+		if (o->log_path) {
+			int fd = open(o->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+			dup2(fd, 1);
+			dup2(fd, 2);
+		} else {
+			dup2(op[1], 1);
+		}
 		if (ep[1] >= 0)
 			dup2(ep[1], 2);
 		for (int i = 0; o->env && o->env[i]; i++)
@@ -68,13 +78,17 @@ int spawn_start(struct spawn *sp, char *const argv[], const struct spawn_opts *o
 			fprintf(stderr, "spawn: cannot become uid %d: %s\n", (int)o->uid, strerror(errno));
 			_exit(126);
 		}
-		execvp(argv[0], argv);
-		fprintf(stderr, "spawn: cannot exec %s: %s\n", argv[0], strerror(errno));
+		const char *prog = o->path ? o->path : argv[0];
+		execvp(prog, argv);
+		fprintf(stderr, "spawn: cannot exec %s: %s\n", prog, strerror(errno));
 		_exit(127);
 	}
+	if (o->new_pgrp)
+		setpgid(sp->pid, sp->pid); /* also here: no race with a kill of the group */
 	if (ip[0] >= 0)
 		close(ip[0]);
-	close(op[1]);
+	if (op[1] >= 0)
+		close(op[1]);
 	if (ep[1] >= 0)
 		close(ep[1]);
 	sp->in = ip[1];
@@ -194,6 +208,35 @@ void spawn_finish(struct spawn *sp, int kill_sig, struct cmd_result *r)
 		r->status = 128 + r->signal;
 	}
 	sp->pid = 0;
+}
+
+pid_t spawn_piped(const char *path, char *const argv[], char *const env_extra[], int *in, int *out)
+{
+	struct spawn sp;
+	struct spawn_opts o = { .path = path, .env = env_extra, .stdin_pipe = true, .stderr_inherit = true };
+	int rc = spawn_start(&sp, argv, &o);
+	cmd_result_free(&sp.r);
+	if (rc < 0)
+		return -1;
+	*in = sp.in;
+	*out = sp.out;
+	return sp.pid;
+}
+
+pid_t spawn_bg(char *const argv[], const struct spawn_opts *o)
+{
+	struct spawn sp;
+	int rc = spawn_start(&sp, argv, o);
+	cmd_result_free(&sp.r);
+	if (rc < 0)
+		return -1;
+	if (sp.in >= 0)
+		close(sp.in);
+	if (sp.out >= 0)
+		close(sp.out);
+	if (sp.err >= 0)
+		close(sp.err);
+	return sp.pid;
 }
 
 void run_opts(struct cmd_result *r, char *const argv[], const struct spawn_opts *o)

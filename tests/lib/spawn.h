@@ -23,6 +23,7 @@ struct cmd_result {
 };
 
 struct spawn_opts {
+	const char *path;        /* the program to run; NULL: argv[0], searched in PATH */
 	char *const *env;        /* extra "NAME=value" entries, NULL-terminated, may be NULL */
 	bool set_uid;            /* run as uid (and gid = uid) */
 	uid_t uid;
@@ -31,6 +32,8 @@ struct spawn_opts {
 	const char *stdin_text;  /* fed to stdin; NULL: /dev/null (or a pipe, below) */
 	bool stdin_pipe;         /* leave stdin a pipe the caller writes: spawn.in */
 	bool stderr_inherit;     /* leave stderr the test's own (not captured) */
+	const char *log_path;    /* stdout and stderr to this file (created 0600), not captured */
+	bool new_pgrp;           /* in a process group of its own (pgid = pid) */
 	int timeout_s;           /* 0: 120 */
 };
 
@@ -55,6 +58,17 @@ int spawn_wait_output(struct spawn *sp, const char *text, int timeout_s);
  * deadline.  `kill_sig` (0: none) is sent first, for a child that runs
  * until told to stop. */
 void spawn_finish(struct spawn *sp, int kill_sig, struct cmd_result *r);
+
+/* spawn_piped - start path (NULL: argv[0]) with argv and extra environment entries (may be NULL),
+ * stdin and stdout pipes (*in, *out: the caller's ends, close-on-exec),
+ * stderr the test's own: for fixtures that live while a test talks to
+ * them.  Returns the pid, or -1.  The caller reaps it (waitpid). */
+pid_t spawn_piped(const char *path, char *const argv[], char *const env_extra[], int *in, int *out);
+
+/* spawn_bg - start a program that runs in the background until the test
+ * stops it (o->path, o->log_path, o->new_pgrp ...; no pipes).  Returns the
+ * pid, or -1.  The caller reaps it. */
+pid_t spawn_bg(char *const argv[], const struct spawn_opts *o);
 
 /* run_cmd - run argv with extra environment entries (may be NULL), stdin
  * from /dev/null, killed after timeout_s seconds.  Always returns with r filled. */
