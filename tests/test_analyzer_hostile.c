@@ -30,9 +30,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd) != 0) {
+	if (rm_rf(dir) != 0) {
 		/* leftovers in /dev/shm are removed by the next run's directory only */
 	}
 	unsetenv("LEAKWATCH_DIR");

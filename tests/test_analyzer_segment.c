@@ -7,6 +7,8 @@
 #include <criterion/criterion.h>
 #include <pwd.h>
 
+#include <glob.h>
+
 #include "lib/analyzer.h"
 
 static char dir[64];
@@ -446,7 +448,9 @@ Test(analyzer_segment, cli_run_exec_failure_and_status)
 	char e[LW_ERR_MAX];
 	cr_expect_eq(lw_segments_list(dir, &refs, e, sizeof e), 0);
 	free(refs);
-	char cmd[PATH_MAX + 64];
-	snprintf(cmd, sizeof cmd, "ls -d %s/leakwatch-run.* >/dev/null 2>&1", dir);
-	cr_expect_neq(system(cmd), 0, "leftover run directory in %s", dir);
+	char pattern[PATH_MAX + 64];
+	glob_t g;
+	snprintf(pattern, sizeof pattern, "%s/leakwatch-run.*", dir);
+	cr_expect_neq(glob(pattern, GLOB_NOSORT, NULL, &g), 0, "leftover run directory in %s", dir);
+	globfree(&g);
 }

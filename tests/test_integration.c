@@ -393,9 +393,7 @@ Test(integration, ps_lists_exited_process)
 	cr_assert_eq(tj_get(e, "error")->type, TJ_NULL);
 	tj_free(j);
 	cmd_result_free(&r);
-	char cmdline[256];
-	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
-	cr_assert_eq(system(cmdline), 0);
+	cr_assert_eq(rm_rf(dir), 0);
 }
 
 /* Reading a segment must not allocate its holes: a read fault on a shared
@@ -433,8 +431,7 @@ Test(integration, report_does_not_make_segment_resident)
 	cr_assert_eq(stat(seg, &after), 0);
 	cr_assert_eq(after.st_blocks, before.st_blocks, "report allocated %ld KiB of holes",
 		     (long)(after.st_blocks - before.st_blocks) / 2);
-	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
-	cr_assert_eq(system(cmdline), 0);
+	cr_assert_eq(rm_rf(dir), 0);
 }
 
 /* An object dlopen()ed after start, and dlclose()d before exit: its frames
@@ -534,9 +531,7 @@ Test(integration, clean_removes_only_finished_segments, .timeout = 60)
 	close(ip[1]); /* ends the fixture */
 	waitpid(live, NULL, 0);
 	close(op[0]);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(rm_rf(dir), 0);
 }
 
 /* fork while another thread holds the loader lock (inside dl_iterate_phdr):

@@ -314,9 +314,7 @@ Test(integration_heap, stress_four_threads_exact_counts, .timeout = 180)
 	waitpid(pid, NULL, 0);
 	close(ip[1]);
 	close(op[0]);
-	char cmdline[128];
-	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
-	cr_assert_eq(system(cmdline), 0);
+	cr_assert_eq(rm_rf(dir), 0);
 }
 
 /* ---- real programs in full mode ---------------------------------------------------- */

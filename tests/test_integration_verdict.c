@@ -48,9 +48,7 @@ static void live_stop(struct live *l)
 	int st;
 	waitpid(l->pid, &st, 0);
 	close(l->out);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", l->dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(rm_rf(l->dir), 0);
 }
 
 static void sleep_ms(int ms)

@@ -67,9 +67,7 @@ static void child_stop(struct child *c)
 	waitpid(c->pid, NULL, 0);
 	close(c->in);
 	close(c->out);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", c->dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(rm_rf(c->dir), 0);
 }
 
 /* ---- concurrency: readers against 4 writing threads ------------------------- */
@@ -139,9 +137,7 @@ Test(live, concurrent_reads_see_no_torn_entries, .timeout = 120)
 
 static int have(const char *prog)
 {
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);
-	return system(cmd) == 0;
+	return have_program(prog);
 }
 
 static void run_clean(const char *const *cmd, int expect_status)

@@ -35,9 +35,7 @@ static void teardown(void)
 {
 	if (mounted)
 		umount2(mnt, MNT_DETACH);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-	if (system(cmd) != 0) {
+	if (rm_rf(tmp) != 0) {
 		/* leftovers in /tmp are harmless */
 	}
 }
@@ -64,11 +62,13 @@ static void lw_run(struct cmd_result *r, char *const env[], const char *const *o
 static const char *static_prog(void)
 {
 	static char path[128];
-	char cmd[512];
 	snprintf(path, sizeof path, "%s/static-true", tmp);
-	snprintf(cmd, sizeof cmd, "printf 'int main(void){return 0;}\\n' | cc -static -x c -o '%s' - 2>/dev/null",
-		 path);
-	if (system(cmd) != 0 || access(path, X_OK) != 0)
+	struct spawn_opts o = { .stdin_text = "int main(void){return 0;}\n", .timeout_s = 120 };
+	struct cmd_result r;
+	run_opts(&r, (char *[]){ "cc", "-static", "-x", "c", "-o", path, "-", NULL }, &o);
+	int built = r.status == 0;
+	cmd_result_free(&r);
+	if (!built || access(path, X_OK) != 0)
 		return NULL;
 	return path;
 }

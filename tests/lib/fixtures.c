@@ -123,13 +123,31 @@ void lw_tmpdir(char *dir, size_t len)
 	chmod(dir, 0755);
 }
 
+int rm_rf(const char *path)
+{
+	struct cmd_result r;
+	run_cmd(&r, (char *const[]){ "rm", "-rf", "--", (char *)path, NULL }, NULL, 60);
+	int st = r.status;
+	cmd_result_free(&r);
+	return st;
+}
+
+int have_program(const char *prog)
+{
+	struct cmd_result r;
+	run_cmd(&r, (char *const[]){ "sh", "-c", "command -v \"$1\"", "sh", (char *)prog, NULL }, NULL, 30);
+	int st = r.status;
+	cmd_result_free(&r);
+	return st == 0;
+}
+
 void lw_rmdir(const char *dir)
 {
 	if (strncmp(dir, "/tmp/lw-analyzer-test.", 22) != 0)
 		return;
-	struct cmd_result r;
-	run_cmd(&r, (char *const[]){ "rm", "-rf", (char *)dir, NULL }, NULL, 60);
-	cmd_result_free(&r); /* leftovers in /tmp are harmless */
+	if (rm_rf(dir) != 0) {
+		/* leftovers in /tmp are harmless */
+	}
 }
 
 char *run_report(struct cmd_result *r, char *const env[], const char *const *opts, const char *const *cmd)

@@ -49,6 +49,12 @@ const char *lw_pidfmt(const char *fmt) __attribute__((format_arg(1)));
 void lw_tmpdir(char *dir, size_t len);
 void lw_rmdir(const char *dir);
 
+/* rm_rf - `rm -rf path` (through spawn); its exit status. */
+int rm_rf(const char *path);
+
+/* have_program - whether prog is found in PATH. */
+int have_program(const char *prog);
+
 /*
  * run_report - `leakwatch run --format json --output F OPTS... -- CMD...`
  * with extra environment entries (NULL-terminated, may be NULL).  Fills r
