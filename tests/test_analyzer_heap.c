@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tests for analyzer/heap.c and the heap side of segment.c, report.c,
- * render.c, run.c and symbolize.c, over fabricated segments (and, in
- * analyzer_heap_run, the real shim on the heap fixture).
+ * render.c, run.c and symbolize.c, over fabricated segments (the real
+ * shim on the heap fixture, `leakwatch run --fail-on-leak`, is in
+ * test_run_heap.c, suite run_heap_kinds).
  */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
@@ -863,76 +864,4 @@ Test(analyzer_heap_cli, report_kind_and_folded)
 	cr_assert(strstr(out, "--kind KIND"), "%s", out);
 	cr_assert(strstr(out, "--fail-on-leak=KIND"), "%s", out);
 	cr_assert(strstr(out, "folded"), "%s", out);
-}
-
-/* ---- run under the real shim ------------------------------------------------- */
-
-TestSuite(analyzer_heap_run, .init = setup, .fini = teardown);
-
-static const char *fixture(void)
-{
-	static const char path[] = LW_BUILD_DIR "/fixtures/heap_leak";
-	if (access(path, X_OK) != 0)
-		cr_skip_test("no heap_leak fixture (make test builds it)");
-	return path;
-}
-
-Test(analyzer_heap_run, fail_on_leak_per_kind, .timeout = 60)
-{
-	const char *fx = fixture();
-	char out[65536], err[8192];
-	setenv("LEAKWATCH_HEAP", "full", 1);
-	unsetenv("LEAKWATCH_SHIM");
-
-	/* 5 leaked blocks: only heap-counting modes fail */
-	int rc = cli_run((const char *[]){ "run", "--fail-on-leak=heap", "--", fx, "basic", "5", "48", NULL },
-			 (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 1, "stderr %s\nout %s", err, out);
-	/* the report is on stderr: the command's stdout stays its own */
-	cr_assert(strstr(err, "leakwatch: 5 heap blocks (240 B) left allocated by the program\n"), "%s", err);
-	cr_assert_null(strstr(out, "leakwatch:"), "%s", out);
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak=all", "--", fx, "basic", "5", "48", NULL }, (uid_t)-1,
-		     out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 1, "%s", err);
-	rc = cli_run((const char *[]){ "run", "--kind", "heap", "--fail-on-leak", "--", fx, "basic", "5", "48", NULL },
-		     (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 1, "bare --fail-on-leak with --kind heap counts heap: %s", err);
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak", "--", fx, "basic", "5", "48", NULL }, (uid_t)-1, out,
-		     sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 1, "bare --fail-on-leak covers every kind --kind shows: %s", err);
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak=sockets", "--", fx, "basic", "5", "48", NULL },
-		     (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "%s", err);
-	rc = cli_run((const char *[]){ "run", "--older-than", "1h", "--fail-on-leak=heap", "--", fx, "basic", "5",
-				       "48", NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "nothing is an hour old: %s", err);
-
-	/* no leak: churn frees everything; what libc keeps does not count */
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak=heap", "--", "/bin/echo", "hello", NULL }, (uid_t)-1,
-		     out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "echo's stdout buffer is libc's: %s", err);
-	cr_assert_str_eq(out, "hello\n", "echo's output alone on stdout");
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak=heap", "--", fx, "basic", "0", "48", NULL }, (uid_t)-1,
-		     out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "%s", err);
-
-	/* JSON totals and folded lines of the run */
-	/* --output -: the report on stdout, on request */
-	rc = cli_run((const char *[]){ "run", "--format", "json", "--output", "-", "--", fx, "basic", "7", "100", NULL },
-		     (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "%s", err);
-	struct tj *j = tj_parse(out);
-	cr_assert_not_null(j, "%.2000s", out);
-	cr_assert_eq(tj_num(j, "leaked", -1), 0);
-	cr_assert_eq(tj_num(j, "leaked_heap_blocks", -1), 7);
-	cr_assert_eq(tj_num(j, "leaked_heap_bytes", -1), 700);
-	cr_assert_eq(tj_num(j, "leaked_heap_estimated", 1), 0);
-	tj_free(j);
-
-	rc = cli_run((const char *[]){ "run", "--format", "folded", "--output", "-", "--", fx, "basic", "7", "100",
-				       NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "%s", err);
-	cr_assert(strncmp(out, "heap_leak;", 10) == 0, "%s", out);
-	cr_assert(strstr(out, ";main;make_leak 700\n"), "%s", out);
-	cr_assert_eq(count_lines(out), 1, "one program group: %s", out);
 }

@@ -168,7 +168,7 @@ static void run_clean(const char *const *cmd, int expect_status)
 	cmd_result_free(&r);
 }
 
-Test(real, python_opens_and_closes_sockets, .timeout = 120)
+Test(live_real, python_opens_and_closes_sockets, .timeout = 120)
 {
 	if (!have("python3"))
 		cr_skip_test("python3 not installed");
@@ -207,7 +207,7 @@ static void *http_serve(void *arg)
 	return NULL;
 }
 
-Test(real, curl_against_local_listener, .timeout = 120)
+Test(live_real, curl_against_local_listener, .timeout = 120)
 {
 	if (!have("curl"))
 		cr_skip_test("curl not installed");
@@ -227,7 +227,7 @@ Test(real, curl_against_local_listener, .timeout = 120)
 	close(http_fd);
 }
 
-Test(real, shell_running_many_commands, .timeout = 120)
+Test(live_real, shell_running_many_commands, .timeout = 120)
 {
 	const char *cmd[] = { "sh", "-c",
 		"i=0; while [ $i -lt 40 ]; do /bin/true; ls / >/dev/null; echo $i | cat >/dev/null; "
@@ -236,7 +236,7 @@ Test(real, shell_running_many_commands, .timeout = 120)
 	run_clean(cmd, 3);
 }
 
-Test(real, python_keeping_ten_sockets_is_seen_live, .timeout = 120)
+Test(live_real, python_keeping_ten_sockets_is_seen_live, .timeout = 120)
 {
 	if (!have("python3"))
 		cr_skip_test("python3 not installed");

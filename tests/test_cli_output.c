@@ -40,7 +40,7 @@ static void teardown(void)
 	lw_rmdir(dir);
 }
 
-TestSuite(analyzer_output, .init = setup, .fini = teardown);
+TestSuite(cli_output, .init = setup, .fini = teardown);
 
 /*
  * report - `leakwatch report SEG --output target [more]` under `mask`, with
@@ -79,7 +79,7 @@ static void expect_no_temp(const char *d)
 	closedir(dd);
 }
 
-Test(analyzer_output, new_file_gets_0666_minus_umask)
+Test(cli_output, new_file_gets_0666_minus_umask)
 {
 	char path[PATH_MAX], out[4096], err[4096];
 	struct stat st;
@@ -98,7 +98,7 @@ Test(analyzer_output, new_file_gets_0666_minus_umask)
 	expect_no_temp(dir);
 }
 
-Test(analyzer_output, existing_file_keeps_its_mode_and_owner)
+Test(cli_output, existing_file_keeps_its_mode_and_owner)
 {
 	char path[PATH_MAX], out[4096], err[4096];
 	struct stat st;
@@ -128,7 +128,7 @@ Test(analyzer_output, existing_file_keeps_its_mode_and_owner)
 	cr_assert_eq(st.st_mode & 07777, 0644, "mode %04o", st.st_mode & 07777);
 }
 
-Test(analyzer_output, symlink_is_followed_not_replaced)
+Test(cli_output, symlink_is_followed_not_replaced)
 {
 	char target[PATH_MAX], link[PATH_MAX], dangling[PATH_MAX], out[4096], err[4096];
 	struct stat st;
@@ -158,7 +158,7 @@ Test(analyzer_output, symlink_is_followed_not_replaced)
 	expect_no_temp(dir);
 }
 
-Test(analyzer_output, char_device_is_written_in_place)
+Test(cli_output, char_device_is_written_in_place)
 {
 	if (getuid() != 0)
 		cr_skip_test("needs root for mknod");
@@ -186,7 +186,7 @@ Test(analyzer_output, char_device_is_written_in_place)
 	cr_assert(S_ISLNK(st.st_mode));
 }
 
-Test(analyzer_output, full_device_is_a_one_line_error)
+Test(cli_output, full_device_is_a_one_line_error)
 {
 	if (getuid() != 0)
 		cr_skip_test("needs root for mknod");
@@ -205,7 +205,7 @@ Test(analyzer_output, full_device_is_a_one_line_error)
 	expect_no_temp(dir);
 }
 
-Test(analyzer_output, fifo_with_and_without_reader, .timeout = 60)
+Test(cli_output, fifo_with_and_without_reader, .timeout = 60)
 {
 	char fifo[PATH_MAX], out[4096], err[4096];
 	struct stat st;
@@ -236,7 +236,7 @@ Test(analyzer_output, fifo_with_and_without_reader, .timeout = 60)
 	expect_no_temp(dir);
 }
 
-Test(analyzer_output, directory_socket_and_missing_dir_are_refused)
+Test(cli_output, directory_socket_and_missing_dir_are_refused)
 {
 	char path[PATH_MAX], out[4096], err[4096];
 	int rc = report(dir, 022, "json", out, sizeof out, err, sizeof err);
@@ -267,7 +267,7 @@ Test(analyzer_output, directory_socket_and_missing_dir_are_refused)
 	expect_no_temp(dir);
 }
 
-Test(analyzer_output, dash_means_stdout)
+Test(cli_output, dash_means_stdout)
 {
 	char out[16384], err[4096];
 	int rc = report("-", 022, "json", out, sizeof out, err, sizeof err);
@@ -280,7 +280,7 @@ Test(analyzer_output, dash_means_stdout)
 	cr_assert_neq(lstat("-", &st), 0, "no file named '-' here either");
 }
 
-Test(analyzer_output, full_filesystem_leaves_old_file_untouched, .timeout = 60)
+Test(cli_output, full_filesystem_leaves_old_file_untouched, .timeout = 60)
 {
 	if (getuid() != 0)
 		cr_skip_test("needs root to mount a small tmpfs");

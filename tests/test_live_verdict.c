@@ -124,7 +124,7 @@ static size_t count_verdict(struct tj *j, const char *verdict)
 	return n;
 }
 
-Test(verdict, pool_with_periodic_io, .timeout = 60)
+Test(live_verdict, pool_with_periodic_io, .timeout = 60)
 {
 	struct live l;
 	live_start(&l, "pool");
@@ -143,7 +143,7 @@ Test(verdict, pool_with_periodic_io, .timeout = 60)
 	live_stop(&l);
 }
 
-Test(verdict, opened_used_never_closed, .timeout = 60)
+Test(live_verdict, opened_used_never_closed, .timeout = 60)
 {
 	struct live l;
 	live_start(&l, "leak");
@@ -161,7 +161,7 @@ Test(verdict, opened_used_never_closed, .timeout = 60)
 	live_stop(&l);
 }
 
-Test(verdict, close_wait_peer_hung_up, .timeout = 60)
+Test(live_verdict, close_wait_peer_hung_up, .timeout = 60)
 {
 	struct live l;
 	live_start(&l, "closewait");
@@ -177,7 +177,7 @@ Test(verdict, close_wait_peer_hung_up, .timeout = 60)
 	live_stop(&l);
 }
 
-Test(verdict, growing_group, .timeout = 60)
+Test(live_verdict, growing_group, .timeout = 60)
 {
 	struct live l;
 	live_start(&l, "growing");
@@ -204,7 +204,7 @@ Test(verdict, growing_group, .timeout = 60)
 
 /* The pool opened every connection at start-up; a handler checked two out and
  * never returned them.  Only the last-use stack can name it. */
-Test(verdict, pool_checkout_never_returned_named_by_last_use, .timeout = 60)
+Test(live_verdict, pool_checkout_never_returned_named_by_last_use, .timeout = 60)
 {
 	struct live l;
 	live_start(&l, "checkout");

@@ -64,9 +64,9 @@ static size_t count_of(const char *s, const char *what)
 	return n;
 }
 
-TestSuite(analyzer_top, .timeout = 60);
+TestSuite(live_top, .timeout = 60);
 
-Test(analyzer_top, plain_snapshots_of_a_live_process)
+Test(live_top, plain_snapshots_of_a_live_process)
 {
 	struct fixture x;
 	fixture_start(&x);
@@ -110,7 +110,7 @@ Test(analyzer_top, plain_snapshots_of_a_live_process)
 	fixture_stop(&x);
 }
 
-Test(analyzer_top, report_interval_idle_for_and_by)
+Test(live_top, report_interval_idle_for_and_by)
 {
 	struct fixture x;
 	fixture_start(&x);
@@ -148,7 +148,7 @@ Test(analyzer_top, report_interval_idle_for_and_by)
 	fixture_stop(&x);
 }
 
-Test(analyzer_top, usage_errors_exit_2_with_one_line)
+Test(live_top, usage_errors_exit_2_with_one_line)
 {
 	static char out[4096], err[4096];
 	const char *const cases[][8] = {
