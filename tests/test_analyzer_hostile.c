@@ -22,17 +22,13 @@ static char dir[64];
 /* tmpfs, like /dev/shm: holes and SEEK_DATA behave as they do for real segments */
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/dev/shm/lw-hostile-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	chmod(dir, 0755);
+	cr_assert_eq(tmpfs_dir(dir, sizeof dir, "hostile-test"), 0, "no tmpfs to mount and /dev/shm is not one");
 	setenv("LEAKWATCH_DIR", dir, 1);
 }
 
 static void teardown(void)
 {
-	if (rm_rf(dir) != 0) {
-		/* leftovers in /dev/shm are removed by the next run's directory only */
-	}
+	tmpfs_dir_release(dir);
 	unsetenv("LEAKWATCH_DIR");
 }
 

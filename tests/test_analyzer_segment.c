@@ -406,12 +406,8 @@ Test(analyzer_segment, cli_run_exec_failure_and_status)
 {
 	char out[16384], err[8192];
 	/* Any loadable library stands in for the shim: nothing writes segments. */
-	const char *shims[] = { "/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6" };
-	const char *shim = NULL;
-	for (size_t i = 0; i < 2 && !shim; i++)
-		if (access(shims[i], R_OK) == 0)
-			shim = shims[i];
-	if (!shim)
+	const char *shim = loaded_lib_path("libm.so.6");
+	if (!shim || access(shim, R_OK) != 0)
 		cr_skip_test("no libm to stand in for the shim");
 	setenv("LEAKWATCH_SHIM", shim, 1);
 

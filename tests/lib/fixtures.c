@@ -2,13 +2,17 @@
 /* fixtures.c — binaries, markers, temp dirs, a dead pid (see fixtures.h). */
 #include "fixtures.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 const char *lw_bin(void)
@@ -121,6 +125,73 @@ void lw_tmpdir(char *dir, size_t len)
 	if (!mkdtemp(dir))
 		abort();
 	chmod(dir, 0755);
+}
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+int tmpfs_dir(char *dir, size_t len, const char *tag)
+{
+	if (geteuid() == 0) {
+		snprintf(dir, len, "/tmp/lw-%s.XXXXXX", tag);
+		if (mkdtemp(dir)) {
+			if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=1g,mode=0755") == 0)
+				return 0;
+			rmdir(dir);
+		}
+	}
+	struct statfs f;
+	if (statfs("/dev/shm", &f) != 0 || f.f_type != TMPFS_MAGIC)
+		return -1;
+	snprintf(dir, len, "/dev/shm/lw-%s.XXXXXX", tag);
+	if (!mkdtemp(dir))
+		return -1;
+	chmod(dir, 0755);
+	return 0;
+}
+
+void tmpfs_dir_release(const char *dir)
+{
+	struct statfs f;
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof parent, "%s/..", dir);
+	/* ours when it is a mount point of its own: a tmpfs that /tmp is not */
+	struct stat a, b;
+	if (stat(dir, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev && statfs(dir, &f) == 0 &&
+	    f.f_type == TMPFS_MAGIC && strncmp(dir, "/tmp/lw-", 8) == 0)
+		umount2(dir, MNT_DETACH);
+	if (rm_rf(dir) != 0) {
+		/* leftovers are harmless: private names */
+	}
+}
+
+struct lib_query {
+	const char *soname;
+	char path[PATH_MAX];
+};
+
+static int find_lib(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	struct lib_query *q = data;
+	const char *base = strrchr(info->dlpi_name, '/');
+	if (base && strcmp(base + 1, q->soname) == 0) {
+		snprintf(q->path, sizeof q->path, "%s", info->dlpi_name);
+		return 1;
+	}
+	return 0;
+}
+
+const char *loaded_lib_path(const char *soname)
+{
+	static struct lib_query q;
+	if (!dlopen(soname, RTLD_LAZY)) /* kept open: the path stays valid */
+		return NULL;
+	q.soname = soname;
+	q.path[0] = '\0';
+	dl_iterate_phdr(find_lib, &q);
+	return q.path[0] ? q.path : NULL;
 }
 
 int rm_rf(const char *path)

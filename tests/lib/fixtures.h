@@ -49,6 +49,22 @@ const char *lw_pidfmt(const char *fmt) __attribute__((format_arg(1)));
 void lw_tmpdir(char *dir, size_t len);
 void lw_rmdir(const char *dir);
 
+/*
+ * tmpfs_dir - a fresh directory on a tmpfs of our own, for tests whose
+ * segments must behave as on /dev/shm (holes, SEEK_DATA, free space):
+ * as root, a tmpfs (size=1g, sparse: costs what is written) mounted on
+ * /tmp/lw-<tag>.XXXXXX; otherwise a directory under /dev/shm when that is a
+ * tmpfs.  Returns 0, or -1 when neither is possible (the caller skips).
+ * tmpfs_dir_release unmounts (if mounted) and removes it.
+ */
+int tmpfs_dir(char *dir, size_t len, const char *tag);
+void tmpfs_dir_release(const char *dir);
+
+/* loaded_lib_path - where the dynamic loader found `soname` (e.g.
+ * "libm.so.6") for this process, loading it if needed: no distribution's
+ * library directory is assumed.  A static string, or NULL. */
+const char *loaded_lib_path(const char *soname);
+
 /* rm_rf - `rm -rf path` (through spawn); its exit status. */
 int rm_rf(const char *path);
 
