@@ -7,17 +7,7 @@
 
 #define SEC 1000000000ull
 
-static char dir[64];
-
-static void setup(void)
-{
-	lw_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	lw_rmdir(dir);
-}
+static const char *const dir = suite_dir; /* the suite's private directory */
 
 static void snap_load(struct fab *f, struct lw_snapshot *s)
 {
@@ -51,7 +41,7 @@ static void fab_mixed(struct fab *f, uint64_t now)
 	fab_addr_un(&u->peer, "/run/x.sock");
 }
 
-TestSuite(analyzer_group, .init = setup, .fini = teardown);
+TestSuite(analyzer_group, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 Test(analyzer_group, groups_by_stack_and_endpoint)
 {

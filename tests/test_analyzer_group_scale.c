@@ -22,19 +22,9 @@
 #define NOW (100000 * SEC)
 #define IDLE_FOR (300 * SEC)
 
-static char dir[64];
+static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	lw_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	lw_rmdir(dir);
-}
-
-TestSuite(analyzer_group_scale, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(analyzer_group_scale, .init = suite_dir_setup, .fini = suite_dir_teardown, .timeout = 120);
 
 static void snap_of(struct fab *f, struct lw_snapshot *s)
 {

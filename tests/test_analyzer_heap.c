@@ -17,19 +17,9 @@
 #define MS 1000000ull
 #define END (1000000 * SEC)     /* end_monotonic_ns of the fabricated exited images */
 
-static char dir[64];
+static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	lw_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	lw_rmdir(dir);
-}
-
-TestSuite(analyzer_heap, .init = setup, .fini = teardown);
+TestSuite(analyzer_heap, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 /* An exited image (ages are measured from END) with heap tracking in `mode`. */
 static void heap_fab(struct fab *f, uint32_t nallocs, uint32_t mode, uint64_t sample_bytes)
@@ -766,7 +756,7 @@ Test(analyzer_heap, bytes_format)
 
 /* ---- command line ------------------------------------------------------------ */
 
-TestSuite(analyzer_heap_cli, .init = setup, .fini = teardown);
+TestSuite(analyzer_heap_cli, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 Test(analyzer_heap_cli, kind_and_format_words)
 {

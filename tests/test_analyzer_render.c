@@ -7,19 +7,9 @@
 
 #define SEC 1000000000ull
 
-static char dir[64];
+static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	lw_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	lw_rmdir(dir);
-}
-
-TestSuite(analyzer_render, .init = setup, .fini = teardown);
+TestSuite(analyzer_render, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 /* ---- a strict little JSON checker (RFC 8259 grammar, no semantics) ---- */
 

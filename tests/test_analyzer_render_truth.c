@@ -18,19 +18,9 @@
 #define SEC 1000000000ull
 #define START (1000 * SEC)   /* fab: start_monotonic_ns is 1 s; these are relative to it */
 
-static char dir[64];
+static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	lw_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	lw_rmdir(dir);
-}
-
-TestSuite(analyzer_render_truth, .init = setup, .fini = teardown, .timeout = 60);
+TestSuite(analyzer_render_truth, .init = suite_dir_setup, .fini = suite_dir_teardown, .timeout = 60);
 
 static char *render(struct lw_report *r, int json)
 {

@@ -14,19 +14,9 @@
 #define NOW (100000 * SEC)
 #define IDLE_FOR (5 * MIN)
 
-static char dir[64];
+static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	lw_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	lw_rmdir(dir);
-}
-
-TestSuite(analyzer_verdict, .init = setup, .fini = teardown);
+TestSuite(analyzer_verdict, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 static void snap_of(struct fab *f, const char *name, struct lw_snapshot *s)
 {

@@ -45,17 +45,7 @@ TestSuite(run_exit, .init = setup, .fini = teardown, .timeout = 120);
 /* `leakwatch run OPTS... -- CMD...` with extra environment entries; r filled. */
 static void lw_run(struct cmd_result *r, char *const env[], const char *const *opts, const char *const *cmd)
 {
-	const char *argv[64];
-	int n = 0;
-	argv[n++] = lw_bin();
-	argv[n++] = "run";
-	for (int i = 0; opts && opts[i] && n < 30; i++)
-		argv[n++] = opts[i];
-	argv[n++] = "--";
-	for (int i = 0; cmd[i] && n < 62; i++)
-		argv[n++] = cmd[i];
-	argv[n] = NULL;
-	run_cmd(r, (char *const *)argv, env, 100);
+	lw_run_timed(r, env, opts, cmd, 100);
 }
 
 /* A statically linked program that exits 0, built for the test (NULL: no static libc). */

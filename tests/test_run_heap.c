@@ -401,19 +401,7 @@ Test(run_heap, raw_fork_child_leaves_parent_table_alone, .timeout = 60)
 
 /* ---- --fail-on-leak per kind, through cli_run ------------------------------------ */
 
-static char kinds_dir[64];
-
-static void kinds_setup(void)
-{
-	lw_tmpdir(kinds_dir, sizeof kinds_dir);
-}
-
-static void kinds_teardown(void)
-{
-	lw_rmdir(kinds_dir);
-}
-
-TestSuite(run_heap_kinds, .init = kinds_setup, .fini = kinds_teardown);
+TestSuite(run_heap_kinds, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 static const char *heap_leak_fixture(void)
 {

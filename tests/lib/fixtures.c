@@ -194,6 +194,18 @@ const char *loaded_lib_path(const char *soname)
 	return q.path[0] ? q.path : NULL;
 }
 
+char suite_dir[64];
+
+void suite_dir_setup(void)
+{
+	lw_tmpdir(suite_dir, sizeof suite_dir);
+}
+
+void suite_dir_teardown(void)
+{
+	lw_rmdir(suite_dir);
+}
+
 int rm_rf(const char *path)
 {
 	struct cmd_result r;
@@ -221,27 +233,34 @@ void lw_rmdir(const char *dir)
 	}
 }
 
-char *run_report(struct cmd_result *r, char *const env[], const char *const *opts, const char *const *cmd)
+void lw_run_timed(struct cmd_result *r, char *const env[], const char *const *opts, const char *const *cmd,
+		  int timeout_s)
 {
-	char out[] = "/tmp/lw-report-XXXXXX";
-	int fd = mkstemp(out);
-	if (fd >= 0)
-		close(fd);
 	const char *argv[96];
 	int n = 0;
 	argv[n++] = lw_bin();
 	argv[n++] = "run";
-	argv[n++] = "--format";
-	argv[n++] = "json";
-	argv[n++] = "--output";
-	argv[n++] = out;
 	for (int i = 0; opts && opts[i] && n < 60; i++)
 		argv[n++] = opts[i];
 	argv[n++] = "--";
 	for (int i = 0; cmd[i] && n < 94; i++)
 		argv[n++] = cmd[i];
 	argv[n] = NULL;
-	run_cmd(r, (char *const *)argv, env, 120);
+	run_cmd(r, (char *const *)argv, env, timeout_s);
+}
+
+char *run_report(struct cmd_result *r, char *const env[], const char *const *opts, const char *const *cmd)
+{
+	char out[] = "/tmp/lw-report-XXXXXX";
+	int fd = mkstemp(out);
+	if (fd >= 0)
+		close(fd);
+	const char *all[64] = { "--format", "json", "--output", out };
+	int n = 4;
+	for (int i = 0; opts && opts[i] && n < 63; i++)
+		all[n++] = opts[i];
+	all[n] = NULL;
+	lw_run_timed(r, env, all, cmd, 120);
 	char *text = slurp(out);
 	unlink(out);
 	return text;

@@ -49,6 +49,13 @@ const char *lw_pidfmt(const char *fmt) __attribute__((format_arg(1)));
 void lw_tmpdir(char *dir, size_t len);
 void lw_rmdir(const char *dir);
 
+/* suite_dir - a private directory for the running test: suite_dir_setup
+ * (a TestSuite .init) makes it with lw_tmpdir, suite_dir_teardown (.fini)
+ * removes it. */
+extern char suite_dir[64];
+void suite_dir_setup(void);
+void suite_dir_teardown(void);
+
 /*
  * tmpfs_dir - a fresh directory on a tmpfs of our own, for tests whose
  * segments must behave as on /dev/shm (holes, SEEK_DATA, free space):
@@ -70,6 +77,11 @@ int rm_rf(const char *path);
 
 /* have_program - whether prog is found in PATH. */
 int have_program(const char *prog);
+
+/* lw_run_timed - `leakwatch run OPTS... -- CMD...` with extra environment
+ * entries (NULL-terminated, may be NULL), killed after timeout_s; r filled. */
+void lw_run_timed(struct cmd_result *r, char *const env[], const char *const *opts, const char *const *cmd,
+		  int timeout_s);
 
 /*
  * run_report - `leakwatch run --format json --output F OPTS... -- CMD...`
