@@ -419,43 +419,12 @@ __attribute__((noinline, used)) static int program_site(int x)
 	return x * 2;
 }
 
-struct obj_range {
-	const char *want;               /* NULL: the first object (the main program) */
-	char path[PATH_MAX];
-	uint64_t base, start, end;
-	int found;
-};
-
-static int range_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	struct obj_range *r = arg;
-	(void)size;
-	if (r->want && !strstr(info->dlpi_name, r->want))
-		return 0;
-	snprintf(r->path, sizeof r->path, "%s", info->dlpi_name);
-	r->base = info->dlpi_addr;
-	r->start = UINT64_MAX;
-	r->end = 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type != PT_LOAD)
-			continue;
-		uint64_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-		if (lo < r->start)
-			r->start = lo;
-		if (hi > r->end)
-			r->end = hi;
-	}
-	r->found = 1;
-	return 1;
-}
-
 /* A segment whose modules are this test process's main program and libc, at their real addresses. */
 static void real_modules(struct fab *f)
 {
-	struct obj_range main_r = { 0 }, libc_r = { .want = "libc.so" };
-	dl_iterate_phdr(range_cb, &main_r);
-	dl_iterate_phdr(range_cb, &libc_r);
+	struct obj_range main_r, libc_r;
+	loaded_object(NULL, &main_r);
+	loaded_object("libc.so", &libc_r);
 	cr_assert(main_r.found && libc_r.found);
 	ssize_t n = readlink("/proc/self/exe", f->hdr->exe, sizeof f->hdr->exe - 1);
 	cr_assert_gt(n, 0);

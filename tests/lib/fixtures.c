@@ -166,6 +166,38 @@ void tmpfs_dir_release(const char *dir)
 	}
 }
 
+static int range_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct obj_range *r = arg;
+	(void)size;
+	if (r->want && !strstr(info->dlpi_name, r->want))
+		return 0;
+	snprintf(r->path, sizeof r->path, "%s", info->dlpi_name);
+	r->base = info->dlpi_addr;
+	r->start = UINT64_MAX;
+	r->end = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uint64_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+		if (lo < r->start)
+			r->start = lo;
+		if (hi > r->end)
+			r->end = hi;
+	}
+	r->found = 1;
+	return 1;
+}
+
+int loaded_object(const char *want, struct obj_range *r)
+{
+	memset(r, 0, sizeof *r);
+	r->want = want;
+	dl_iterate_phdr(range_cb, r);
+	return r->found;
+}
+
 struct lib_query {
 	const char *soname;
 	char path[PATH_MAX];

@@ -9,6 +9,7 @@
 #define TESTS_LIB_FIXTURES_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "spawn.h"
@@ -71,6 +72,19 @@ void tmpfs_dir_release(const char *dir);
  * "libm.so.6") for this process, loading it if needed: no distribution's
  * library directory is assumed.  A static string, or NULL. */
 const char *loaded_lib_path(const char *soname);
+
+/* obj_range - a loaded object of this process: its path, load bias and the
+ * span of its PT_LOAD segments. */
+struct obj_range {
+	const char *want;               /* NULL: the first object (the main program) */
+	char path[4096];
+	uint64_t base, start, end;
+	int found;
+};
+
+/* loaded_object - fill r for the first object whose name contains want
+ * (NULL: the main program); returns r->found. */
+int loaded_object(const char *want, struct obj_range *r);
 
 /* rm_rf - `rm -rf path` (through spawn); its exit status. */
 int rm_rf(const char *path);
