@@ -42,17 +42,6 @@ static void heap_report(struct lw_report *r, struct fab *f, enum lw_kind kind, i
 	cr_assert_eq(lw_report_build(r, path, &o, err, sizeof err), 0, "%s", err);
 }
 
-static char *render(struct lw_report *r, int how, const char *root)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	int rc = how == 0 ? lw_render_text(m, r) : how == 1 ? lw_render_json(m, r) : lw_render_folded(m, r, root);
-	cr_assert_eq(rc, 0);
-	fclose(m);
-	return buf;
-}
-
 /* ---- snapshot ---------------------------------------------------------------- */
 
 Test(analyzer_heap, snapshot_keeps_live_slots_only)
@@ -317,7 +306,7 @@ Test(analyzer_heap, sampled_estimates_scale_each_sample)
 	cr_assert_float_eq(g->blocks, 1.0 / pbig, 1e-9);
 	cr_assert(g->blocks < 1.001, "a block 8x the interval is nearly always sampled");
 
-	char *t = render(&r, 0, NULL);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "heap: sampled, one sample per 512.0 KiB allocated on average; numbers marked ~ are estimates\n"), "%s", t);
 	char line[160], num[32];
 	int cw = snprintf(num, sizeof num, "~%.0f", round(1000.0 / p));
@@ -329,7 +318,7 @@ Test(analyzer_heap, sampled_estimates_scale_each_sample)
 	cr_assert(strstr(t, line), "'%s' in %s", line, t);
 	free(t);
 
-	t = render(&r, 1, NULL);
+	t = render_report(&r, 1, NULL);
 	struct tj *j = tj_parse(t);
 	cr_assert_not_null(j, "invalid JSON: %s", t);
 	struct tj *hj = tj_get(j, "heap");
@@ -460,12 +449,12 @@ Test(analyzer_heap, system_rule_by_allocation_site)
 	cr_assert_eq(r.heap.groups[1].cls, LW_HEAP_SYSTEM, "stdio buffers belong to libc");
 
 	/* hidden without --all, with a one-line account */
-	char *t = render(&r, 0, NULL);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "HEAP     1 block   12 B live  (allocated 12 B total)  age 1s\n"), "%s", t);
 	cr_assert(strstr(t, "(1 block, 4.0 KiB not counted: kept by the C/C++ runtime or without a stack; --all shows them)\n"), "%s", t);
 	cr_assert_null(strstr(t, "SYSTEM"), "%s", t);
 	free(t);
-	t = render(&r, 1, NULL);
+	t = render_report(&r, 1, NULL);
 	struct tj *j = tj_parse(t);
 	cr_assert_not_null(j, "%s", t);
 	struct tj *h = tj_get(j, "heap");
@@ -509,7 +498,7 @@ Test(analyzer_heap, symbolizer_demangles_cxx_symbols)
 	cr_assert_geq(n, 2);
 	cr_assert_str_eq(out[0].function, "demo::Server::accept_session(int)");
 	cr_assert_str_eq(out[n - 1].function, "program_site");
-	char *t = render(&r, 2, NULL);
+	char *t = render_report(&r, 2, NULL);
 	cr_assert_str_eq(t, "program_site;demo::Server::accept_session(int) 200\n");
 	free(t);
 	lw_report_free(&r);
@@ -538,7 +527,7 @@ Test(analyzer_heap, folded_exact)
 	struct lw_report r;
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_ALL, 0, 0);
-	char *t = render(&r, 2, NULL);
+	char *t = render_report(&r, 2, NULL);
 	cr_assert_str_eq(t,
 		"libapp.so+0x300;libapp.so+0x400 4096\n"
 		"libapp.so+0x300;libapp.so+0x200;libapp.so+0x100 3072\n"
@@ -546,7 +535,7 @@ Test(analyzer_heap, folded_exact)
 	free(t);
 	char name[64];
 	cr_assert_str_eq(lw_report_process_name(&r, name, sizeof name), "api");
-	t = render(&r, 2, name);
+	t = render_report(&r, 2, name);
 	cr_assert_str_eq(t,
 		"api;libapp.so+0x300;libapp.so+0x400 4096\n"
 		"api;libapp.so+0x300;libapp.so+0x200;libapp.so+0x100 3072\n"
@@ -556,7 +545,7 @@ Test(analyzer_heap, folded_exact)
 
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_SOCKETS, 0, 0);
-	t = render(&r, 2, "api");
+	t = render_report(&r, 2, "api");
 	cr_assert_str_eq(t, "api;libapp.so+0x500 2\n", "sockets: weight is the socket count");
 	free(t);
 	lw_report_free(&r);
@@ -587,7 +576,7 @@ Test(analyzer_heap, text_report)
 	struct lw_report r;
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_ALL, 0, 0);
-	char *t = render(&r, 0, NULL);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, ", 2 open sockets tracked, 5 live heap blocks recorded\n"), "%s", t);
 	cr_assert(strstr(t, "note: sockets and heap blocks below were still open or allocated at exit\n"), "%s", t);
 	cr_assert(strstr(t, "SOCKETS    2  TCP -> 10.0.0.1:5432"), "sockets first: %s", t);
@@ -604,7 +593,7 @@ Test(analyzer_heap, text_report)
 
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_HEAP, 0, 0);
-	t = render(&r, 0, NULL);
+	t = render_report(&r, 0, NULL);
 	cr_assert_null(strstr(t, "SOCKETS"), "%s", t);
 	cr_assert_null(strstr(t, "open sockets"), "%s", t);
 	cr_assert(strstr(t, "note: heap blocks below were still allocated at exit\n"), "%s", t);
@@ -613,7 +602,7 @@ Test(analyzer_heap, text_report)
 
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_SOCKETS, 0, 0);
-	t = render(&r, 0, NULL);
+	t = render_report(&r, 0, NULL);
 	cr_assert_null(strstr(t, "HEAP"), "%s", t);
 	cr_assert_null(strstr(t, "heap block"), "%s", t);
 	free(t);
@@ -621,7 +610,7 @@ Test(analyzer_heap, text_report)
 
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_HEAP, 0, 10 * SEC);
-	t = render(&r, 0, NULL);
+	t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "no live heap blocks older than 10s allocated by the program\n"), "%s", t);
 	free(t);
 	lw_report_free(&r);
@@ -633,7 +622,7 @@ Test(analyzer_heap, json_report)
 	struct lw_report r;
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_ALL, 0, 0);
-	char *t = render(&r, 1, NULL);
+	char *t = render_report(&r, 1, NULL);
 	struct tj *j = tj_parse(t);
 	cr_assert_not_null(j, "invalid JSON: %s", t);
 	cr_assert_str_eq(tj_str(j, "kind"), "all");
@@ -673,7 +662,7 @@ Test(analyzer_heap, json_report)
 	/* --kind heap: no socket fields; --kind sockets: no heap */
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_HEAP, 0, 0);
-	t = render(&r, 1, NULL);
+	t = render_report(&r, 1, NULL);
 	j = tj_parse(t);
 	cr_assert_not_null(j, "%s", t);
 	cr_assert_null(tj_get(j, "groups"));
@@ -685,7 +674,7 @@ Test(analyzer_heap, json_report)
 
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_SOCKETS, 0, 0);
-	t = render(&r, 1, NULL);
+	t = render_report(&r, 1, NULL);
 	j = tj_parse(t);
 	cr_assert_not_null(j, "%s", t);
 	cr_assert_null(tj_get(j, "heap"));
@@ -697,14 +686,14 @@ Test(analyzer_heap, json_report)
 	/* heap off: the object is there, empty */
 	heap_fab(&f, 4, LW_HEAP_OFF, 0);
 	heap_report(&r, &f, LW_KIND_ALL, 0, 0);
-	t = render(&r, 1, NULL);
+	t = render_report(&r, 1, NULL);
 	j = tj_parse(t);
 	cr_assert_not_null(j, "%s", t);
 	cr_assert_str_eq(tj_str(tj_get(j, "heap"), "mode"), "off");
 	cr_assert_eq(tj_len(tj_get(tj_get(j, "heap"), "groups")), 0);
 	tj_free(j);
 	free(t);
-	t = render(&r, 0, NULL);
+	t = render_report(&r, 0, NULL);
 	cr_assert_null(strstr(t, "heap block"), "no heap section when tracking was off: %s", t);
 	cr_assert_null(strstr(t, "HEAP"), "%s", t);
 	free(t);

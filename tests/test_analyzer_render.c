@@ -200,23 +200,12 @@ static void report_fixture(struct lw_report *r, int all, uint64_t older_than)
 	cr_assert_eq(lw_report_build(r, path, &o, err, sizeof err), 0, "%s", err);
 }
 
-static char *render(struct lw_report *r, int json)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	int rc = json ? lw_render_json(m, r) : lw_render_text(m, r);
-	cr_assert_eq(rc, 0);
-	fclose(m);
-	return buf;
-}
-
 Test(analyzer_render, json_report)
 {
 	struct lw_report r;
 	report_fixture(&r, 0, 0);
 	cr_assert_eq(r.live, LW_LIVE_EXITED);
-	char *j = render(&r, 1);
+	char *j = render_report(&r, 1, NULL);
 	cr_assert(json_valid(j), "invalid JSON: %s", j);
 	cr_assert(strstr(j, "\"leakwatch\":1,"), "%s", j);
 	cr_assert(strstr(j, "\"state\":\"exited\",\"exit_status\":3"), "%s", j);
@@ -237,7 +226,7 @@ Test(analyzer_render, json_report)
 	lw_report_free(&r);
 
 	report_fixture(&r, 1, 0);
-	j = render(&r, 1);
+	j = render_report(&r, 1, NULL);
 	cr_assert(json_valid(j), "invalid JSON: %s", j);
 	cr_assert(strstr(j, "\"inherited\":true"), "%s", j);
 	cr_assert(strstr(j, "\"stale_fds\":[]"), "%s", j);
@@ -249,7 +238,7 @@ Test(analyzer_render, text_report)
 {
 	struct lw_report r;
 	report_fixture(&r, 0, 0);
-	char *t = render(&r, 0);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, lw_pidfmt("leakwatch: pid %d (./api \"--name=x\\y\"??[31mred \xff) exited with status 3, ran ")), "%s", t);
 	cr_assert_null(strchr(t, '\x1b'), "escape sequences from the target must not reach the terminal");
 	cr_assert(strstr(t, "5 open sockets tracked"), "%s", t);
@@ -265,7 +254,7 @@ Test(analyzer_render, text_report)
 	lw_report_free(&r);
 
 	report_fixture(&r, 1, 1000 * SEC);
-	t = render(&r, 0);
+	t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "SOCKETS    2  TCP -> 127.0.0.1:5432"), "older-than filter: %s", t);
 	cr_assert(strstr(t, "INHERITED"), "%s", t);
 	cr_assert(strstr(t, "before leakwatch loaded"), "%s", t);
@@ -284,10 +273,10 @@ Test(analyzer_render, empty_report_says_so)
 	struct lw_report r;
 	struct lw_report_opts o = { 0 };
 	cr_assert_eq(lw_report_build(&r, path, &o, err, sizeof err), 0, "%s", err);
-	char *t = render(&r, 0);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "no open sockets created under leakwatch"), "%s", t);
 	free(t);
-	t = render(&r, 1);
+	t = render_report(&r, 1, NULL);
 	cr_assert(json_valid(t), "%s", t);
 	cr_assert(strstr(t, "\"groups\":[]"), "%s", t);
 	free(t);

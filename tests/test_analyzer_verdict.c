@@ -414,16 +414,6 @@ Test(analyzer_verdict, deterministic_order)
 
 /* ---- through the report: text and JSON ---------------------------------- */
 
-static char *render(struct lw_report *r, int json)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	cr_assert_eq(json ? lw_render_json(m, r) : lw_render_text(m, r), 0);
-	fclose(m);
-	return buf;
-}
-
 static void pool_report(struct lw_report *r)
 {
 	struct fab f;
@@ -446,7 +436,7 @@ Test(analyzer_verdict, text_leads_with_last_used_for_suspects)
 {
 	struct lw_report r;
 	pool_report(&r);
-	char *t = render(&r, 0);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "sockets by verdict (idle > 5m00s, grouped by creation stack): 97 leak suspect, 3 pool\n"), "%s", t);
 	const char *sus = strstr(t, "LEAK SUSPECT  97  TCP -> 127.0.0.1:5432  age 6h00m, idle > 5m00s (97/97)   ESTABLISHED 97\n");
 	const char *pool = strstr(t, "POOL           3  TCP -> 127.0.0.1:5432  age 6h00m, last I/O 400ms ago   ESTABLISHED 3\n");
@@ -468,7 +458,7 @@ Test(analyzer_verdict, json_verdict_evidence_and_last_use)
 {
 	struct lw_report r;
 	pool_report(&r);
-	char *t = render(&r, 1);
+	char *t = render_report(&r, 1, NULL);
 	struct tj *j = tj_parse(t);
 	cr_assert_not_null(j, "invalid JSON: %s", t);
 	cr_assert_str_eq(tj_str(j, "group_by"), "open");
@@ -523,12 +513,12 @@ Test(analyzer_verdict, ended_images_keep_run_semantics)
 	cr_assert_eq(r.grouping.ngroups, 1);
 	cr_assert_eq(r.grouping.groups[0].verdict, LW_V_LEFT_OPEN);
 	cr_assert_eq(r.grouping.nleaked, 2);
-	char *t = render(&r, 0);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "SOCKETS    2  TCP -> 127.0.0.1:5432  age 10s\n"), "%s", t);
 	cr_assert(strstr(t, "  last used at 0x1000  (1/2)\n"), "last-use shown at exit too: %s", t);
 	cr_assert_null(strstr(t, "evidence"), "%s", t);
 	free(t);
-	t = render(&r, 1);
+	t = render_report(&r, 1, NULL);
 	cr_assert(strstr(t, "\"verdict\":\"left_open\""), "%s", t);
 	free(t);
 	lw_report_free(&r);

@@ -2,6 +2,8 @@
 /* fab.c — segments fabricated for the analyzer tests (see fab.h). */
 #include "fab.h"
 
+#include <criterion/criterion.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,6 +16,8 @@
 #include <unistd.h>
 
 #include "fixtures.h"
+#include "render.h"
+#include "report.h"
 
 uint64_t fab_align(uint64_t v)
 {
@@ -274,4 +278,15 @@ const char *fab_segname(void)
 	static char name[32];
 	snprintf(name, sizeof name, "leakwatch.%d", lw_dead_pid());
 	return name;
+}
+
+char *render_report(struct lw_report *r, int how, const char *root)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	int rc = how == 0 ? lw_render_text(m, r) : how == 1 ? lw_render_json(m, r) : lw_render_folded(m, r, root);
+	cr_assert_eq(rc, 0);
+	fclose(m);
+	return buf;
 }

@@ -90,6 +90,11 @@ struct lw_badclose *fab_badclose(struct fab *f, int fd, uint32_t stack_id);
 /* Write the fabricated segment to dir/name; returns the path in out. */
 void fab_write(const struct fab *f, const char *dir, const char *name, char *out, size_t len);
 
+/* render_report - r rendered as text (how 0), JSON (1) or folded stacks
+ * under root (2), malloc'd; asserts the renderer succeeded. */
+struct lw_report;
+char *render_report(struct lw_report *r, int how, const char *root);
+
 /* fab_segname - "leakwatch.<lw_dead_pid()>", the file name of a fabricated segment. */
 const char *fab_segname(void);
 
