@@ -36,7 +36,7 @@ uint64_t fab_now(void)
  * heap table of nallocs slots (0: heap tracking off).
  */
 void fab_init_heap(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
-				 uint32_t nbadcloses, uint32_t nallocs, uint32_t heap_mode, uint64_t sample_bytes)
+		   uint32_t nbadcloses, uint32_t nallocs, uint32_t heap_mode, uint64_t sample_bytes)
 {
 	struct lw_header tables;
 	memset(&tables, 0, sizeof tables);
@@ -69,7 +69,7 @@ void fab_init_heap(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t 
 
 /* A RUNNING segment for a pid that does not exist, with empty tables, heap tracking off. */
 void fab_init(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
-			    uint32_t nbadcloses)
+	      uint32_t nbadcloses)
 {
 	fab_init_heap(f, nstacks, nmodules, nhandles, nbadcloses, 0, LW_HEAP_OFF, 0);
 	f->hdr->heap.offset = f->size;
@@ -107,7 +107,7 @@ void fab_stack_heap(struct fab *f, uint32_t id, uint64_t allocs, uint64_t frees,
 
 /* A live heap block in heap slot i (a ready, even seq). */
 struct lw_alloc *fab_alloc(struct fab *f, size_t i, uint64_t ptr, uint64_t size, uint64_t ns,
-					 uint32_t stack_id)
+			   uint32_t stack_id)
 {
 	struct lw_alloc *a = fab_slot(f, &f->hdr->heap, i);
 	a->seq = 2;
@@ -119,7 +119,7 @@ struct lw_alloc *fab_alloc(struct fab *f, size_t i, uint64_t ptr, uint64_t size,
 }
 
 struct lw_module *fab_module(struct fab *f, const char *path, uint64_t base,
-					   uint64_t start, uint64_t end, uint32_t flags)
+			     uint64_t start, uint64_t end, uint32_t flags)
 {
 	uint32_t i = f->hdr->modules.used++;
 	struct lw_module *m = fab_slot(f, &f->hdr->modules, i);
@@ -155,7 +155,7 @@ void fab_addr_un(struct lw_addr *a, const char *path)
 
 /* An OPEN TCP handle at fd, opened age_s seconds before `now` on the header clock. */
 struct lw_handle *fab_handle(struct fab *f, int fd, uint16_t origin, uint32_t stack_id,
-					   uint64_t open_ns)
+			     uint64_t open_ns)
 {
 	struct lw_handle *h = fab_slot(f, &f->hdr->handles, (size_t)fd);
 	h->seq = 2;
@@ -192,7 +192,7 @@ void fab_use(struct lw_handle *h, uint32_t stack_id, uint64_t ns)
  * idle_ms ago (UINT32_MAX: no tcp_info), with queue sums rq/wq.
  */
 void fab_kernel_tcp(struct lw_sockdiag *d, uint64_t inode, unsigned st, uint32_t idle_ms,
-				  uint32_t rq, uint32_t wq)
+		    uint32_t rq, uint32_t wq)
 {
 	static const char *const names[] = { [1] = "ESTABLISHED", [8] = "CLOSE_WAIT", [10] = "LISTEN" };
 	struct lw_sockinfo k;
@@ -218,7 +218,7 @@ void fab_kernel_tcp(struct lw_sockdiag *d, uint64_t inode, unsigned st, uint32_t
 /* fab_verdict - group snapshot s by `by` with kernel evidence d (consumed; may be
  * NULL) and decide verdicts as a live process at now_ns. prev/prev_s: --interval. */
 int fab_verdict(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_sockdiag *d,
-			      uint64_t now_ns, uint64_t idle_for_ns, enum lw_group_by by,
+		uint64_t now_ns, uint64_t idle_for_ns, enum lw_group_by by,
 			      const struct lw_snapshot *prev_s, uint64_t prev_now_ns)
 {
 	struct lw_join j;

@@ -34,11 +34,11 @@ uint64_t fab_align(uint64_t v);
  * heap table of nallocs slots (0: heap tracking off).
  */
 void fab_init_heap(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
-				 uint32_t nbadcloses, uint32_t nallocs, uint32_t heap_mode, uint64_t sample_bytes);
+		   uint32_t nbadcloses, uint32_t nallocs, uint32_t heap_mode, uint64_t sample_bytes);
 
 /* A RUNNING segment for a pid that does not exist, with empty tables, heap tracking off. */
 void fab_init(struct fab *f, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
-			    uint32_t nbadcloses);
+	      uint32_t nbadcloses);
 
 void fab_free(struct fab *f);
 
@@ -52,10 +52,10 @@ void fab_stack_heap(struct fab *f, uint32_t id, uint64_t allocs, uint64_t frees,
 
 /* A live heap block in heap slot i (a ready, even seq). */
 struct lw_alloc *fab_alloc(struct fab *f, size_t i, uint64_t ptr, uint64_t size, uint64_t ns,
-					 uint32_t stack_id);
+			   uint32_t stack_id);
 
 struct lw_module *fab_module(struct fab *f, const char *path, uint64_t base,
-					   uint64_t start, uint64_t end, uint32_t flags);
+			     uint64_t start, uint64_t end, uint32_t flags);
 
 void fab_addr_in(struct lw_addr *a, const char *ip, uint16_t port);
 
@@ -63,7 +63,7 @@ void fab_addr_un(struct lw_addr *a, const char *path);
 
 /* An OPEN TCP handle at fd, opened age_s seconds before `now` on the header clock. */
 struct lw_handle *fab_handle(struct fab *f, int fd, uint16_t origin, uint32_t stack_id,
-					   uint64_t open_ns);
+			     uint64_t open_ns);
 
 /* Per-stack socket totals of stack id (opened/closed ever, as the shim counts them). */
 void fab_stack_socks(struct fab *f, uint32_t id, uint64_t opened, uint64_t closed);
@@ -77,12 +77,12 @@ void fab_use(struct lw_handle *h, uint32_t stack_id, uint64_t ns);
  * idle_ms ago (UINT32_MAX: no tcp_info), with queue sums rq/wq.
  */
 void fab_kernel_tcp(struct lw_sockdiag *d, uint64_t inode, unsigned st, uint32_t idle_ms,
-				  uint32_t rq, uint32_t wq);
+		    uint32_t rq, uint32_t wq);
 
 /* fab_verdict - group snapshot s by `by` with kernel evidence d (consumed; may be
  * NULL) and decide verdicts as a live process at now_ns. prev/prev_s: --interval. */
 int fab_verdict(struct lw_grouping *g, const struct lw_snapshot *s, struct lw_sockdiag *d,
-			      uint64_t now_ns, uint64_t idle_for_ns, enum lw_group_by by,
+		uint64_t now_ns, uint64_t idle_for_ns, enum lw_group_by by,
 			      const struct lw_snapshot *prev_s, uint64_t prev_now_ns);
 
 struct lw_badclose *fab_badclose(struct fab *f, int fd, uint32_t stack_id);
