@@ -83,7 +83,9 @@ ANALYZER_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(ANALYZER_INC) $(DW_CFLAGS) $(C
 ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) -lm -lstdc++
 
 # --- tests -------------------------------------------------------------------
-TEST_SRCS     = $(wildcard tests/test_*.c)
+# tests/lib/*.c: the helper library (one process runner, one JSON parser,
+# the segment fabricator, fixtures), compiled once and linked in
+TEST_SRCS     = $(wildcard tests/test_*.c) $(wildcard tests/lib/*.c)
 TEST_OBJS     = $(TEST_SRCS:%.c=$(BUILD)/%.o)
 # tests/fixtures/lib*.c are shared objects (loaded with dlopen), the rest programs
 FIXTURE_LIBC  = $(wildcard tests/fixtures/lib*.c)

@@ -137,21 +137,6 @@ static uint64_t fs_unit(const struct statfs *f)
 	return f->f_frsize ? (uint64_t)f->f_frsize : (uint64_t)f->f_bsize;
 }
 
-static uint64_t align64(uint64_t v)
-{
-	return (v + 63u) & ~63ull;
-}
-
-static void table_place(struct lw_table *t, uint64_t *off, uint32_t cap, uint32_t esize)
-{
-	*off = align64(*off);
-	t->offset = *off;
-	t->capacity = cap;
-	t->entry_size = esize;
-	atomic_store_explicit(&t->used, 0, memory_order_relaxed);
-	*off += (uint64_t)cap * esize;
-}
-
 static void header_fill_identity(struct lw_header *h)
 {
 	char buf[LW_CMDLINE_MAX];
@@ -185,17 +170,12 @@ int segment_create(const struct shim_segment *parent)
 {
 	struct lw_header tmp;
 	struct statfs vfs;
-	uint64_t off = LW_HEADER_SIZE;
+	uint64_t off;
 	pid_t pid = prim_getpid();
 	int fd;
 
 	memset(&tmp, 0, sizeof tmp);
-	table_place(&tmp.stacks, &off, g_cfg.max_stacks, sizeof(struct lw_stack));
-	table_place(&tmp.modules, &off, LW_LIM_MODULES, sizeof(struct lw_module));
-	table_place(&tmp.handles, &off, g_cfg.max_fds, sizeof(struct lw_handle));
-	table_place(&tmp.badcloses, &off, LW_LIM_BADCLOSES, sizeof(struct lw_badclose));
-	table_place(&tmp.heap, &off, g_cfg.max_allocs, sizeof(struct lw_alloc));
-	off = align64(off);
+	off = lw_layout(&tmp, g_cfg.max_stacks, LW_LIM_MODULES, g_cfg.max_fds, LW_LIM_BADCLOSES, g_cfg.max_allocs);
 
 	fmt_path(g_seg.path, sizeof g_seg.path, g_cfg.dir, pid, 0);
 	fd = prim_open(g_seg.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);

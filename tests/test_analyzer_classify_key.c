@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <sys/socket.h>
 
-#include "test_analyzer_util.h"
+#include "lib/analyzer.h"
 
 Test(analyzer_classify_key, order_is_total_and_round_trips)
 {

@@ -3,26 +3,16 @@
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 
-#include "test_analyzer_util.h"
+#include "lib/analyzer.h"
 
 #define SEC 1000000000ull
 
-static char dir[64];
-
-static void setup(void)
-{
-	fab_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	fab_rmdir(dir);
-}
+static const char *const dir = suite_dir; /* the suite's private directory */
 
 static void snap_load(struct fab *f, struct lw_snapshot *s)
 {
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(f, dir, fab_segname(), path, sizeof path);
 	cr_assert_eq(lw_snapshot_open(s, path, err, sizeof err), 0, "%s", err);
 }
 
@@ -51,7 +41,7 @@ static void fab_mixed(struct fab *f, uint64_t now)
 	fab_addr_un(&u->peer, "/run/x.sock");
 }
 
-TestSuite(analyzer_group, .init = setup, .fini = teardown);
+TestSuite(analyzer_group, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 Test(analyzer_group, groups_by_stack_and_endpoint)
 {

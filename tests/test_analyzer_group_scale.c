@@ -16,30 +16,20 @@
  */
 #include <criterion/criterion.h>
 
-#include "test_analyzer_util.h"
+#include "lib/analyzer.h"
 
 #define SEC 1000000000ull
 #define NOW (100000 * SEC)
 #define IDLE_FOR (300 * SEC)
 
-static char dir[64];
+static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	fab_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	fab_rmdir(dir);
-}
-
-TestSuite(analyzer_group_scale, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(analyzer_group_scale, .init = suite_dir_setup, .fini = suite_dir_teardown, .timeout = 120);
 
 static void snap_of(struct fab *f, struct lw_snapshot *s)
 {
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(f, dir, fab_segname(), path, sizeof path);
 	fab_free(f);
 	cr_assert_eq(lw_snapshot_open(s, path, err, sizeof err), 0, "%s", err);
 }
@@ -563,7 +553,7 @@ static unsigned long long top_ops(int n)
 	fab_shape(&f, UDP_PEERS, n);
 	f.hdr->state = LW_STATE_EXITED; /* one snapshot, then "exited" */
 	f.hdr->end_monotonic_ns = NOW;
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	fflush(stdout);
 	int saved = dup(1), nul = open("/dev/null", O_WRONLY);

@@ -1,34 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tests for analyzer/heap.c and the heap side of segment.c, report.c,
- * render.c, run.c and symbolize.c, over fabricated segments (and, in
- * analyzer_heap_run, the real shim on the heap fixture).
+ * render.c, run.c and symbolize.c, over fabricated segments (the real
+ * shim on the heap fixture, `leakwatch run --fail-on-leak`, is in
+ * test_run_heap.c, suite run_heap_kinds).
  */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <math.h>
 
-#include "test_analyzer_util.h"
-#include "tjson.h"
+#include "lib/analyzer.h"
+#include "lib/json.h"
 
 #define SEC 1000000000ull
 #define MS 1000000ull
 #define END (1000000 * SEC)     /* end_monotonic_ns of the fabricated exited images */
 
-static char dir[64];
+static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	fab_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	fab_rmdir(dir);
-}
-
-TestSuite(analyzer_heap, .init = setup, .fini = teardown);
+TestSuite(analyzer_heap, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 /* An exited image (ages are measured from END) with heap tracking in `mode`. */
 static void heap_fab(struct fab *f, uint32_t nallocs, uint32_t mode, uint64_t sample_bytes)
@@ -45,21 +36,10 @@ static void heap_fab(struct fab *f, uint32_t nallocs, uint32_t mode, uint64_t sa
 static void heap_report(struct lw_report *r, struct fab *f, enum lw_kind kind, int all, uint64_t older_than)
 {
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(f, dir, fab_segname(), path, sizeof path);
 	fab_free(f);
 	struct lw_report_opts o = { .older_than_ns = older_than, .all = all, .kind = kind };
 	cr_assert_eq(lw_report_build(r, path, &o, err, sizeof err), 0, "%s", err);
-}
-
-static char *render(struct lw_report *r, int how, const char *root)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	int rc = how == 0 ? lw_render_text(m, r) : how == 1 ? lw_render_json(m, r) : lw_render_folded(m, r, root);
-	cr_assert_eq(rc, 0);
-	fclose(m);
-	return buf;
 }
 
 /* ---- snapshot ---------------------------------------------------------------- */
@@ -80,7 +60,7 @@ Test(analyzer_heap, snapshot_keeps_live_slots_only)
 	fab_alloc(&f, 9, 0x7000030, 500, END - SEC, 3)->seq = 0;   /* never published */
 	fab_alloc(&f, 10, 0x7000040, 600, END - SEC, 3)->seq = 7;  /* a writer is inside (torn) */
 	fab_alloc(&f, 63, 0x7000050, 700, END - 2 * SEC, 0);       /* last slot, no stack */
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
@@ -114,7 +94,7 @@ Test(analyzer_heap, snapshot_uses_writer_stride)
 	f.hdr->heap.capacity = 16;   /* 16 x 48 fits in the 32 x 32 bytes laid out */
 	fab_alloc(&f, 0, 0x1000, 1, END, 0);
 	fab_alloc(&f, 15, 0x2000, 2, END, 0);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(s.nallocs, 2);
@@ -326,7 +306,7 @@ Test(analyzer_heap, sampled_estimates_scale_each_sample)
 	cr_assert_float_eq(g->blocks, 1.0 / pbig, 1e-9);
 	cr_assert(g->blocks < 1.001, "a block 8x the interval is nearly always sampled");
 
-	char *t = render(&r, 0, NULL);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "heap: sampled, one sample per 512.0 KiB allocated on average; numbers marked ~ are estimates\n"), "%s", t);
 	char line[160], num[32];
 	int cw = snprintf(num, sizeof num, "~%.0f", round(1000.0 / p));
@@ -338,7 +318,7 @@ Test(analyzer_heap, sampled_estimates_scale_each_sample)
 	cr_assert(strstr(t, line), "'%s' in %s", line, t);
 	free(t);
 
-	t = render(&r, 1, NULL);
+	t = render_report(&r, 1, NULL);
 	struct tj *j = tj_parse(t);
 	cr_assert_not_null(j, "invalid JSON: %s", t);
 	struct tj *hj = tj_get(j, "heap");
@@ -428,43 +408,12 @@ __attribute__((noinline, used)) static int program_site(int x)
 	return x * 2;
 }
 
-struct obj_range {
-	const char *want;               /* NULL: the first object (the main program) */
-	char path[PATH_MAX];
-	uint64_t base, start, end;
-	int found;
-};
-
-static int range_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	struct obj_range *r = arg;
-	(void)size;
-	if (r->want && !strstr(info->dlpi_name, r->want))
-		return 0;
-	snprintf(r->path, sizeof r->path, "%s", info->dlpi_name);
-	r->base = info->dlpi_addr;
-	r->start = UINT64_MAX;
-	r->end = 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type != PT_LOAD)
-			continue;
-		uint64_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-		if (lo < r->start)
-			r->start = lo;
-		if (hi > r->end)
-			r->end = hi;
-	}
-	r->found = 1;
-	return 1;
-}
-
 /* A segment whose modules are this test process's main program and libc, at their real addresses. */
 static void real_modules(struct fab *f)
 {
-	struct obj_range main_r = { 0 }, libc_r = { .want = "libc.so" };
-	dl_iterate_phdr(range_cb, &main_r);
-	dl_iterate_phdr(range_cb, &libc_r);
+	struct obj_range main_r, libc_r;
+	loaded_object(NULL, &main_r);
+	loaded_object("libc.so", &libc_r);
 	cr_assert(main_r.found && libc_r.found);
 	ssize_t n = readlink("/proc/self/exe", f->hdr->exe, sizeof f->hdr->exe - 1);
 	cr_assert_gt(n, 0);
@@ -500,12 +449,12 @@ Test(analyzer_heap, system_rule_by_allocation_site)
 	cr_assert_eq(r.heap.groups[1].cls, LW_HEAP_SYSTEM, "stdio buffers belong to libc");
 
 	/* hidden without --all, with a one-line account */
-	char *t = render(&r, 0, NULL);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "HEAP     1 block   12 B live  (allocated 12 B total)  age 1s\n"), "%s", t);
 	cr_assert(strstr(t, "(1 block, 4.0 KiB not counted: kept by the C/C++ runtime or without a stack; --all shows them)\n"), "%s", t);
 	cr_assert_null(strstr(t, "SYSTEM"), "%s", t);
 	free(t);
-	t = render(&r, 1, NULL);
+	t = render_report(&r, 1, NULL);
 	struct tj *j = tj_parse(t);
 	cr_assert_not_null(j, "%s", t);
 	struct tj *h = tj_get(j, "heap");
@@ -549,7 +498,7 @@ Test(analyzer_heap, symbolizer_demangles_cxx_symbols)
 	cr_assert_geq(n, 2);
 	cr_assert_str_eq(out[0].function, "demo::Server::accept_session(int)");
 	cr_assert_str_eq(out[n - 1].function, "program_site");
-	char *t = render(&r, 2, NULL);
+	char *t = render_report(&r, 2, NULL);
 	cr_assert_str_eq(t, "program_site;demo::Server::accept_session(int) 200\n");
 	free(t);
 	lw_report_free(&r);
@@ -578,7 +527,7 @@ Test(analyzer_heap, folded_exact)
 	struct lw_report r;
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_ALL, 0, 0);
-	char *t = render(&r, 2, NULL);
+	char *t = render_report(&r, 2, NULL);
 	cr_assert_str_eq(t,
 		"libapp.so+0x300;libapp.so+0x400 4096\n"
 		"libapp.so+0x300;libapp.so+0x200;libapp.so+0x100 3072\n"
@@ -586,7 +535,7 @@ Test(analyzer_heap, folded_exact)
 	free(t);
 	char name[64];
 	cr_assert_str_eq(lw_report_process_name(&r, name, sizeof name), "api");
-	t = render(&r, 2, name);
+	t = render_report(&r, 2, name);
 	cr_assert_str_eq(t,
 		"api;libapp.so+0x300;libapp.so+0x400 4096\n"
 		"api;libapp.so+0x300;libapp.so+0x200;libapp.so+0x100 3072\n"
@@ -596,7 +545,7 @@ Test(analyzer_heap, folded_exact)
 
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_SOCKETS, 0, 0);
-	t = render(&r, 2, "api");
+	t = render_report(&r, 2, "api");
 	cr_assert_str_eq(t, "api;libapp.so+0x500 2\n", "sockets: weight is the socket count");
 	free(t);
 	lw_report_free(&r);
@@ -627,7 +576,7 @@ Test(analyzer_heap, text_report)
 	struct lw_report r;
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_ALL, 0, 0);
-	char *t = render(&r, 0, NULL);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, ", 2 open sockets tracked, 5 live heap blocks recorded\n"), "%s", t);
 	cr_assert(strstr(t, "note: sockets and heap blocks below were still open or allocated at exit\n"), "%s", t);
 	cr_assert(strstr(t, "SOCKETS    2  TCP -> 10.0.0.1:5432"), "sockets first: %s", t);
@@ -644,7 +593,7 @@ Test(analyzer_heap, text_report)
 
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_HEAP, 0, 0);
-	t = render(&r, 0, NULL);
+	t = render_report(&r, 0, NULL);
 	cr_assert_null(strstr(t, "SOCKETS"), "%s", t);
 	cr_assert_null(strstr(t, "open sockets"), "%s", t);
 	cr_assert(strstr(t, "note: heap blocks below were still allocated at exit\n"), "%s", t);
@@ -653,7 +602,7 @@ Test(analyzer_heap, text_report)
 
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_SOCKETS, 0, 0);
-	t = render(&r, 0, NULL);
+	t = render_report(&r, 0, NULL);
 	cr_assert_null(strstr(t, "HEAP"), "%s", t);
 	cr_assert_null(strstr(t, "heap block"), "%s", t);
 	free(t);
@@ -661,7 +610,7 @@ Test(analyzer_heap, text_report)
 
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_HEAP, 0, 10 * SEC);
-	t = render(&r, 0, NULL);
+	t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "no live heap blocks older than 10s allocated by the program\n"), "%s", t);
 	free(t);
 	lw_report_free(&r);
@@ -673,7 +622,7 @@ Test(analyzer_heap, json_report)
 	struct lw_report r;
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_ALL, 0, 0);
-	char *t = render(&r, 1, NULL);
+	char *t = render_report(&r, 1, NULL);
 	struct tj *j = tj_parse(t);
 	cr_assert_not_null(j, "invalid JSON: %s", t);
 	cr_assert_str_eq(tj_str(j, "kind"), "all");
@@ -713,7 +662,7 @@ Test(analyzer_heap, json_report)
 	/* --kind heap: no socket fields; --kind sockets: no heap */
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_HEAP, 0, 0);
-	t = render(&r, 1, NULL);
+	t = render_report(&r, 1, NULL);
 	j = tj_parse(t);
 	cr_assert_not_null(j, "%s", t);
 	cr_assert_null(tj_get(j, "groups"));
@@ -725,7 +674,7 @@ Test(analyzer_heap, json_report)
 
 	small_case(&f);
 	heap_report(&r, &f, LW_KIND_SOCKETS, 0, 0);
-	t = render(&r, 1, NULL);
+	t = render_report(&r, 1, NULL);
 	j = tj_parse(t);
 	cr_assert_not_null(j, "%s", t);
 	cr_assert_null(tj_get(j, "heap"));
@@ -737,14 +686,14 @@ Test(analyzer_heap, json_report)
 	/* heap off: the object is there, empty */
 	heap_fab(&f, 4, LW_HEAP_OFF, 0);
 	heap_report(&r, &f, LW_KIND_ALL, 0, 0);
-	t = render(&r, 1, NULL);
+	t = render_report(&r, 1, NULL);
 	j = tj_parse(t);
 	cr_assert_not_null(j, "%s", t);
 	cr_assert_str_eq(tj_str(tj_get(j, "heap"), "mode"), "off");
 	cr_assert_eq(tj_len(tj_get(tj_get(j, "heap"), "groups")), 0);
 	tj_free(j);
 	free(t);
-	t = render(&r, 0, NULL);
+	t = render_report(&r, 0, NULL);
 	cr_assert_null(strstr(t, "heap block"), "no heap section when tracking was off: %s", t);
 	cr_assert_null(strstr(t, "HEAP"), "%s", t);
 	free(t);
@@ -765,7 +714,7 @@ Test(analyzer_heap, bytes_format)
 
 /* ---- command line ------------------------------------------------------------ */
 
-TestSuite(analyzer_heap_cli, .init = setup, .fini = teardown);
+TestSuite(analyzer_heap_cli, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 Test(analyzer_heap_cli, kind_and_format_words)
 {
@@ -814,7 +763,7 @@ Test(analyzer_heap_cli, report_kind_and_folded)
 	struct fab f;
 	char path[PATH_MAX], out[16384], err[8192];
 	small_case(&f);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 
 	int rc = cli_run((const char *[]){ "report", path, "--kind", "heap", NULL }, (uid_t)-1, out, sizeof out,
@@ -863,76 +812,4 @@ Test(analyzer_heap_cli, report_kind_and_folded)
 	cr_assert(strstr(out, "--kind KIND"), "%s", out);
 	cr_assert(strstr(out, "--fail-on-leak=KIND"), "%s", out);
 	cr_assert(strstr(out, "folded"), "%s", out);
-}
-
-/* ---- run under the real shim ------------------------------------------------- */
-
-TestSuite(analyzer_heap_run, .init = setup, .fini = teardown);
-
-static const char *fixture(void)
-{
-	static const char path[] = LW_BUILD_DIR "/fixtures/heap_leak";
-	if (access(path, X_OK) != 0)
-		cr_skip_test("no heap_leak fixture (make test builds it)");
-	return path;
-}
-
-Test(analyzer_heap_run, fail_on_leak_per_kind, .timeout = 60)
-{
-	const char *fx = fixture();
-	char out[65536], err[8192];
-	setenv("LEAKWATCH_HEAP", "full", 1);
-	unsetenv("LEAKWATCH_SHIM");
-
-	/* 5 leaked blocks: only heap-counting modes fail */
-	int rc = cli_run((const char *[]){ "run", "--fail-on-leak=heap", "--", fx, "basic", "5", "48", NULL },
-			 (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 1, "stderr %s\nout %s", err, out);
-	/* the report is on stderr: the command's stdout stays its own */
-	cr_assert(strstr(err, "leakwatch: 5 heap blocks (240 B) left allocated by the program\n"), "%s", err);
-	cr_assert_null(strstr(out, "leakwatch:"), "%s", out);
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak=all", "--", fx, "basic", "5", "48", NULL }, (uid_t)-1,
-		     out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 1, "%s", err);
-	rc = cli_run((const char *[]){ "run", "--kind", "heap", "--fail-on-leak", "--", fx, "basic", "5", "48", NULL },
-		     (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 1, "bare --fail-on-leak with --kind heap counts heap: %s", err);
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak", "--", fx, "basic", "5", "48", NULL }, (uid_t)-1, out,
-		     sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 1, "bare --fail-on-leak covers every kind --kind shows: %s", err);
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak=sockets", "--", fx, "basic", "5", "48", NULL },
-		     (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "%s", err);
-	rc = cli_run((const char *[]){ "run", "--older-than", "1h", "--fail-on-leak=heap", "--", fx, "basic", "5",
-				       "48", NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "nothing is an hour old: %s", err);
-
-	/* no leak: churn frees everything; what libc keeps does not count */
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak=heap", "--", "/bin/echo", "hello", NULL }, (uid_t)-1,
-		     out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "echo's stdout buffer is libc's: %s", err);
-	cr_assert_str_eq(out, "hello\n", "echo's output alone on stdout");
-	rc = cli_run((const char *[]){ "run", "--fail-on-leak=heap", "--", fx, "basic", "0", "48", NULL }, (uid_t)-1,
-		     out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "%s", err);
-
-	/* JSON totals and folded lines of the run */
-	/* --output -: the report on stdout, on request */
-	rc = cli_run((const char *[]){ "run", "--format", "json", "--output", "-", "--", fx, "basic", "7", "100", NULL },
-		     (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "%s", err);
-	struct tj *j = tj_parse(out);
-	cr_assert_not_null(j, "%.2000s", out);
-	cr_assert_eq(tj_num(j, "leaked", -1), 0);
-	cr_assert_eq(tj_num(j, "leaked_heap_blocks", -1), 7);
-	cr_assert_eq(tj_num(j, "leaked_heap_bytes", -1), 700);
-	cr_assert_eq(tj_num(j, "leaked_heap_estimated", 1), 0);
-	tj_free(j);
-
-	rc = cli_run((const char *[]){ "run", "--format", "folded", "--output", "-", "--", fx, "basic", "7", "100",
-				       NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
-	cr_assert_eq(rc, 0, "%s", err);
-	cr_assert(strncmp(out, "heap_leak;", 10) == 0, "%s", out);
-	cr_assert(strstr(out, ";main;make_leak 700\n"), "%s", out);
-	cr_assert_eq(count_lines(out), 1, "one program group: %s", out);
 }

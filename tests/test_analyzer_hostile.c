@@ -15,70 +15,34 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
-#include "test_analyzer_util.h"
+#include "lib/analyzer.h"
 
 static char dir[64];
 
 /* tmpfs, like /dev/shm: holes and SEEK_DATA behave as they do for real segments */
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/dev/shm/lw-hostile-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	chmod(dir, 0755);
+	cr_assert_eq(tmpfs_dir(dir, sizeof dir, "hostile-test"), 0, "no tmpfs to mount and /dev/shm is not one");
 	setenv("LEAKWATCH_DIR", dir, 1);
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd) != 0) {
-		/* leftovers in /dev/shm are removed by the next run's directory only */
-	}
+	tmpfs_dir_release(dir);
 	unsetenv("LEAKWATCH_DIR");
 }
 
 TestSuite(analyzer_hostile, .init = setup, .fini = teardown);
 
 /*
- * lw - run build/leakwatch with args (NULL-terminated) and an alarm of
+ * lw - run build/leakwatch with args (NULL-terminated), killed after
  * `secs`; stdout and stderr captured into out/err.  Returns the exit status,
- * or -1 when it did not exit (killed by the alarm: a hang, or a crash).
+ * or -1 when it did not exit (killed at the deadline: a hang, or a crash).
  */
 static int lw(const char *const *args, unsigned secs, char *out, size_t outlen, char *err, size_t errlen)
 {
-	char fo[PATH_MAX], fe[PATH_MAX];
-	snprintf(fo, sizeof fo, "%s/.out", dir);
-	snprintf(fe, sizeof fe, "%s/.err", dir);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int o = open(fo, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(fe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(o, 1);
-		dup2(e, 2);
-		const char *argv[32];
-		size_t n = 0;
-		argv[n++] = LW_BUILD_DIR "/leakwatch";
-		for (; args[n - 1] && n < 31; n++)
-			argv[n] = args[n - 1];
-		argv[n] = NULL;
-		alarm(secs); /* survives exec: a hung leakwatch dies of SIGALRM */
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	int status;
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	const char *files[2] = { fo, fe };
-	char *bufs[2] = { out, err };
-	size_t lens[2] = { outlen, errlen };
-	for (int i = 0; i < 2; i++) {
-		int fd = open(files[i], O_RDONLY);
-		ssize_t r = fd >= 0 ? read(fd, bufs[i], lens[i] - 1) : 0;
-		bufs[i][r > 0 ? r : 0] = '\0';
-		if (fd >= 0)
-			close(fd);
-		unlink(files[i]);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	struct spawn_opts o = { .timeout_s = (int)secs };
+	return cli_run_opts(args, &o, out, outlen, err, errlen);
 }
 
 static void expect_refusal(const char *const *args, const char *needle)
@@ -113,7 +77,7 @@ Test(analyzer_hostile, fifo_named_like_a_segment_never_blocks, .timeout = 60)
 	char fifo[PATH_MAX], good[PATH_MAX], out[16384], err[8192], e[LW_ERR_MAX];
 	snprintf(fifo, sizeof fifo, "%s/leakwatch.4242", dir);
 	cr_assert_eq(mkfifo(fifo, 0600), 0);
-	write_dead_segment(2147483, good, sizeof good);
+	write_dead_segment(lw_dead_pid(), good, sizeof good);
 
 	/* in process first: open(O_RDONLY) of a FIFO without a writer would block here */
 	struct lw_snapshot s;
@@ -123,7 +87,7 @@ Test(analyzer_hostile, fifo_named_like_a_segment_never_blocks, .timeout = 60)
 
 	int rc = lw((const char *[]){ "ps", NULL }, 20, out, sizeof out, err, sizeof err);
 	cr_assert_eq(rc, 0, "ps: exit %d (-1: hung), stderr '%s'", rc, err);
-	cr_assert(strstr(out, "2147483  exited"), "the good segment is still listed: %s", out);
+	cr_assert(strstr(out, lw_pidfmt("%d  exited")), "the good segment is still listed: %s", out);
 	cr_assert(strstr(out, "not a regular file") && strstr(out, "leakwatch.4242"), "%s", out);
 
 	rc = lw((const char *[]){ "clean", NULL }, 20, out, sizeof out, err, sizeof err);
@@ -155,7 +119,7 @@ Test(analyzer_hostile, module_path_fifo_or_device_is_not_opened, .timeout = 60)
 	fab_module(&f, "/dev/zero", 0x20000000, 0x20000000, 0x20100000, 0);
 	fab_module(&f, "/dev/tty", 0x30000000, 0x30000000, 0x30100000, 0);
 	fab_handle(&f, 5, LW_ORIGIN_SOCKET, 1, 1);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 
 	/* in process: libdw's own open() of the FIFO would block here */
@@ -194,7 +158,7 @@ Test(analyzer_hostile, concurrent_truncation_never_kills_the_reader, .timeout = 
 {
 	char path[PATH_MAX], e[LW_ERR_MAX];
 	struct fab f;
-	write_busy_segment("leakwatch.2147483", path, sizeof path, &f);
+	write_busy_segment(fab_segname(), path, sizeof path, &f);
 
 	/* another process cuts the file down and writes it back, over and over */
 	pid_t cutter = fork();
@@ -259,7 +223,7 @@ Test(analyzer_hostile, sparse_file_claiming_terabytes_is_refused_at_once, .timeo
 	struct lw_table st = { .offset = off, .capacity = 0xffffffffu, .entry_size = 1472 };
 	uint64_t size = off + (uint64_t)st.capacity * st.entry_size;
 	cr_assert_gt(size, 5ull << 40);
-	write_sparse_claim("leakwatch.2147483", size, st, (struct lw_table){ 0 }, path, sizeof path);
+	write_sparse_claim(fab_segname(), size, st, (struct lw_table){ 0 }, path, sizeof path);
 
 	int rc = lw((const char *[]){ "ps", NULL }, 20, out, sizeof out, err, sizeof err);
 	cr_assert_eq(rc, 0, "ps: exit %d (-1: took too long), stderr '%s'", rc, err);
@@ -276,7 +240,7 @@ Test(analyzer_hostile, sparse_tables_within_bounds_are_read_by_extent, .timeout 
 	uint64_t hoff = off + (uint64_t)st.capacity * st.entry_size;
 	struct lw_table ht = { .offset = hoff, .capacity = 1u << 28, .entry_size = sizeof(struct lw_alloc) };
 	uint64_t size = hoff + (uint64_t)ht.capacity * ht.entry_size;
-	write_sparse_claim("leakwatch.2147483", size, st, ht, path, sizeof path);
+	write_sparse_claim(fab_segname(), size, st, ht, path, sizeof path);
 	struct stat before, after;
 	cr_assert_eq(stat(path, &before), 0);
 
@@ -287,7 +251,7 @@ Test(analyzer_hostile, sparse_tables_within_bounds_are_read_by_extent, .timeout 
 	lw_snapshot_free(&s);
 	int rc = lw((const char *[]){ "ps", NULL }, 20, out, sizeof out, err, sizeof err);
 	cr_assert_eq(rc, 0, "ps: exit %d (-1: took too long), stderr '%s'", rc, err);
-	cr_assert(strstr(out, "2147483  dead"), "%s", out);
+	cr_assert(strstr(out, lw_pidfmt("%d  dead")), "%s", out);
 	cr_assert_eq(stat(path, &after), 0);
 	cr_assert_eq(after.st_blocks, before.st_blocks, "reading allocated holes");
 
@@ -306,7 +270,7 @@ Test(analyzer_hostile, overlapping_tables_are_refused)
 	char path[PATH_MAX], e[LW_ERR_MAX];
 	fab_init(&f, 4, 4, 16, 4);
 	f.hdr->modules.offset = f.hdr->stacks.offset;
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	struct lw_snapshot s;
 	cr_assert_eq(lw_snapshot_open(&s, path, e, sizeof e), -1);
@@ -362,9 +326,9 @@ Test(analyzer_hostile, forged_segment_of_a_root_process_is_refused, .timeout = 6
 	unlink(path);
 
 	/* a name and a header that disagree: leakwatch.<root pid> saying it is another pid */
-	write_forgery(name, 2147483, path, sizeof path);
+	write_forgery(name, lw_dead_pid(), path, sizeof path);
 	cr_assert_eq(lw_snapshot_open(&s, path, e, sizeof e), -1);
-	cr_assert(strstr(e, "header says pid 2147483, the file name says"), "%s", e);
+	cr_assert(strstr(e, lw_pidfmt("header says pid %d, the file name says")), "%s", e);
 	lw_snapshot_free(&s);
 	expect_refusal((const char *[]){ "report", me, NULL }, "the file name says");
 }
@@ -374,15 +338,15 @@ Test(analyzer_hostile, foreign_segment_of_a_gone_process, .timeout = 60)
 	if (getuid() != 0)
 		cr_skip_test("needs root to give a file to another uid");
 	char path[PATH_MAX], out[16384], err[8192], e[LW_ERR_MAX];
-	write_dead_segment(2147483, path, sizeof path);
+	write_dead_segment(lw_dead_pid(), path, sizeof path);
 	cr_assert_eq(chown(path, 65534, 65534), 0);
 
 	/* nothing vouches for it: report refuses, even for root */
 	struct lw_snapshot s;
 	cr_assert_eq(lw_snapshot_open(&s, path, e, sizeof e), -1);
-	cr_assert(strstr(e, "owned by uid 65534 and process 2147483 is gone"), "%s", e);
+	cr_assert(strstr(e, lw_pidfmt("owned by uid 65534 and process %d is gone")), "%s", e);
 	lw_snapshot_free(&s);
-	expect_refusal((const char *[]){ "report", "2147483", NULL }, "is gone");
+	expect_refusal((const char *[]){ "report", lw_dead_pid_str(), NULL }, "is gone");
 
 	/* ...but root's clean removes it: a regular segment file whose process is gone */
 	int rc = lw((const char *[]){ "clean", NULL }, 20, out, sizeof out, err, sizeof err);
@@ -422,12 +386,12 @@ Test(analyzer_hostile, clean_never_follows_a_symlink, .timeout = 60)
 Test(analyzer_hostile, segment_replaced_before_removal_is_kept)
 {
 	char path[PATH_MAX], e[LW_ERR_MAX];
-	write_dead_segment(2147483, path, sizeof path);
+	write_dead_segment(lw_dead_pid(), path, sizeof path);
 	struct lw_snapshot s;
 	cr_assert_eq(lw_snapshot_open(&s, path, e, sizeof e), 0, "%s", e);
 	/* someone puts another file under the name after it was judged */
 	cr_assert_eq(unlink(path), 0);
-	write_dead_segment(2147483, path, sizeof path);
+	write_dead_segment(lw_dead_pid(), path, sizeof path);
 	cr_assert_eq(lw_segment_remove(&s), -1);
 	cr_assert_eq(errno, ESTALE);
 	struct stat st;
@@ -447,7 +411,7 @@ Test(analyzer_hostile, missing_stack_is_unknown_and_counted)
 	fab_handle(&f, 5, LW_ORIGIN_SOCKET, 1, 1);
 	fab_handle(&f, 6, LW_ORIGIN_SOCKET, 3, 1);     /* stack 3 was never written */
 	fab_handle(&f, 7, LW_ORIGIN_SOCKET, 1000, 1);  /* beyond the table */
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 
 	struct lw_snapshot s;
@@ -525,7 +489,7 @@ Test(analyzer_hostile, stack_written_during_the_snapshot_is_found, .timeout = 12
 	struct fab f;
 	fab_init(&f, RACE_STACKS, 4, RACE_FDS, 4);
 	f.size = LW_HEADER_SIZE; /* header only: the tables are holes, like a fresh segment */
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	uint64_t size = f.hdr->total_size;
 	fab_free(&f);
 	cr_assert_eq(truncate(path, (off_t)size), 0);

@@ -2,24 +2,14 @@
 /* Tests for analyzer/render.c (and report.c): text layout and well-formed JSON. */
 #include <criterion/criterion.h>
 
-#include "test_analyzer_util.h"
+#include "lib/analyzer.h"
 #include "json.h"
 
 #define SEC 1000000000ull
 
-static char dir[64];
+static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	fab_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	fab_rmdir(dir);
-}
-
-TestSuite(analyzer_render, .init = setup, .fini = teardown);
+TestSuite(analyzer_render, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 /* ---- a strict little JSON checker (RFC 8259 grammar, no semantics) ---- */
 
@@ -204,21 +194,10 @@ static void report_fixture(struct lw_report *r, int all, uint64_t older_than)
 	b->ns = end - 10 * SEC;
 
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	struct lw_report_opts o = { .older_than_ns = older_than, .all = all, .format = LW_FMT_TEXT };
 	cr_assert_eq(lw_report_build(r, path, &o, err, sizeof err), 0, "%s", err);
-}
-
-static char *render(struct lw_report *r, int json)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	int rc = json ? lw_render_json(m, r) : lw_render_text(m, r);
-	cr_assert_eq(rc, 0);
-	fclose(m);
-	return buf;
 }
 
 Test(analyzer_render, json_report)
@@ -226,7 +205,7 @@ Test(analyzer_render, json_report)
 	struct lw_report r;
 	report_fixture(&r, 0, 0);
 	cr_assert_eq(r.live, LW_LIVE_EXITED);
-	char *j = render(&r, 1);
+	char *j = render_report(&r, 1, NULL);
 	cr_assert(json_valid(j), "invalid JSON: %s", j);
 	cr_assert(strstr(j, "\"leakwatch\":1,"), "%s", j);
 	cr_assert(strstr(j, "\"state\":\"exited\",\"exit_status\":3"), "%s", j);
@@ -247,7 +226,7 @@ Test(analyzer_render, json_report)
 	lw_report_free(&r);
 
 	report_fixture(&r, 1, 0);
-	j = render(&r, 1);
+	j = render_report(&r, 1, NULL);
 	cr_assert(json_valid(j), "invalid JSON: %s", j);
 	cr_assert(strstr(j, "\"inherited\":true"), "%s", j);
 	cr_assert(strstr(j, "\"stale_fds\":[]"), "%s", j);
@@ -259,8 +238,8 @@ Test(analyzer_render, text_report)
 {
 	struct lw_report r;
 	report_fixture(&r, 0, 0);
-	char *t = render(&r, 0);
-	cr_assert(strstr(t, "leakwatch: pid 2147483 (./api \"--name=x\\y\"??[31mred \xff) exited with status 3, ran "), "%s", t);
+	char *t = render_report(&r, 0, NULL);
+	cr_assert(strstr(t, lw_pidfmt("leakwatch: pid %d (./api \"--name=x\\y\"??[31mred \xff) exited with status 3, ran ")), "%s", t);
 	cr_assert_null(strchr(t, '\x1b'), "escape sequences from the target must not reach the terminal");
 	cr_assert(strstr(t, "5 open sockets tracked"), "%s", t);
 	cr_assert(strstr(t, "SOCKETS    3  TCP -> 127.0.0.1:5432         age 2m00s..5h59m\n"), "%s", t);
@@ -275,7 +254,7 @@ Test(analyzer_render, text_report)
 	lw_report_free(&r);
 
 	report_fixture(&r, 1, 1000 * SEC);
-	t = render(&r, 0);
+	t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "SOCKETS    2  TCP -> 127.0.0.1:5432"), "older-than filter: %s", t);
 	cr_assert(strstr(t, "INHERITED"), "%s", t);
 	cr_assert(strstr(t, "before leakwatch loaded"), "%s", t);
@@ -289,15 +268,15 @@ Test(analyzer_render, empty_report_says_so)
 	struct fab f;
 	char path[PATH_MAX], err[LW_ERR_MAX];
 	fab_init(&f, 4, 4, 16, 4);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	struct lw_report r;
 	struct lw_report_opts o = { 0 };
 	cr_assert_eq(lw_report_build(&r, path, &o, err, sizeof err), 0, "%s", err);
-	char *t = render(&r, 0);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "no open sockets created under leakwatch"), "%s", t);
 	free(t);
-	t = render(&r, 1);
+	t = render_report(&r, 1, NULL);
 	cr_assert(json_valid(t), "%s", t);
 	cr_assert(strstr(t, "\"groups\":[]"), "%s", t);
 	free(t);

@@ -12,40 +12,20 @@
  */
 #include <criterion/criterion.h>
 
-#include "test_analyzer_util.h"
-#include "tjson.h"
+#include "lib/analyzer.h"
+#include "lib/json.h"
 
 #define SEC 1000000000ull
 #define START (1000 * SEC)   /* fab: start_monotonic_ns is 1 s; these are relative to it */
 
-static char dir[64];
+static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	fab_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	fab_rmdir(dir);
-}
-
-TestSuite(analyzer_render_truth, .init = setup, .fini = teardown, .timeout = 60);
-
-static char *render(struct lw_report *r, int json)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	cr_assert_eq(json ? lw_render_json(m, r) : lw_render_text(m, r), 0);
-	fclose(m);
-	return buf;
-}
+TestSuite(analyzer_render_truth, .init = suite_dir_setup, .fini = suite_dir_teardown, .timeout = 60);
 
 static void report_of(struct fab *f, struct lw_report *r, enum lw_kind kind)
 {
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(f, dir, fab_segname(), path, sizeof path);
 	struct lw_report_opts o = { .kind = kind };
 	cr_assert_eq(lw_report_build(r, path, &o, err, sizeof err), 0, "%s", err);
 }
@@ -70,11 +50,11 @@ Test(analyzer_render_truth, killed_process_ran_at_least)
 	cr_assert_eq(r.now_ns, START + 20 * SEC, "the end is the last activity");
 	cr_assert(lw_snapshot_end_lower_bound(&r.snap, r.live));
 
-	char *t = render(&r, 0);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, ") dead, ran at least 20s, "), "%s", t);
 	cr_assert(strstr(t, "SOCKETS    1  TCP -> 127.0.0.1:5432  age at least 18s\n"), "%s", t);
 	free(t);
-	t = render(&r, 1);
+	t = render_report(&r, 1, NULL);
 	struct tj *j = tj_parse(t);
 	cr_assert_not_null(j, "%s", t);
 	cr_assert_eq(tj_get(j, "end_time_lower_bound")->type, TJ_BOOL);
@@ -94,7 +74,7 @@ Test(analyzer_render_truth, killed_process_ran_at_least)
 	report_of(&f, &r, LW_KIND_ALL);
 	fab_free(&f);
 	cr_assert_eq(r.now_ns, START + 25 * SEC);
-	t = render(&r, 0);
+	t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, ") dead, ran at least 25s, "), "%s", t);
 	cr_assert(strstr(t, "  age at least 0ms\n"), "%s", t);
 	free(t);
@@ -109,10 +89,10 @@ Test(analyzer_render_truth, killed_process_ran_at_least)
 	report_of(&f, &r, LW_KIND_SOCKETS);
 	fab_free(&f);
 	cr_assert_not(lw_snapshot_end_lower_bound(&r.snap, r.live));
-	t = render(&r, 0);
+	t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, ") exited, ran 30s, "), "%s", t);
 	free(t);
-	t = render(&r, 1);
+	t = render_report(&r, 1, NULL);
 	cr_assert(strstr(t, "\"uptime_s\":30.000,\"end_time_lower_bound\":false,"), "%s", t);
 	free(t);
 	lw_report_free(&r);
@@ -143,7 +123,7 @@ Test(analyzer_render_truth, live_blocks_are_not_leaked_yet)
 	struct lw_report r;
 	cr_assert_eq(lw_report_build(&r, path, &o, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(r.live, LW_LIVE_ALIVE);
-	char *t = render(&r, 1);
+	char *t = render_report(&r, 1, NULL);
 	struct tj *j = tj_parse(t);
 	cr_assert_not_null(j, "%s", t);
 	struct tj *h = tj_get(j, "heap");
@@ -164,7 +144,7 @@ Test(analyzer_render_truth, live_blocks_are_not_leaked_yet)
 	fab_write(&f, dir, "leakwatch.self", path, sizeof path);
 	fab_free(&f);
 	cr_assert_eq(lw_report_build(&r, path, &o, err, sizeof err), 0, "%s", err);
-	t = render(&r, 1);
+	t = render_report(&r, 1, NULL);
 	j = tj_parse(t);
 	h = tj_get(j, "heap");
 	cr_assert_eq(tj_num(h, "leaked_blocks", -1), 3);
@@ -192,7 +172,7 @@ Test(analyzer_render_truth, few_samples_are_counted_in_text)
 	struct lw_report r;
 	report_of(&f, &r, LW_KIND_HEAP);
 	fab_free(&f);
-	char *t = render(&r, 0);
+	char *t = render_report(&r, 0, NULL);
 	const char *one = strstr(t, " live (est. from 1 sample)  (allocated ");
 	cr_assert_not_null(one, "a one-sample estimate says so: %s", t);
 	cr_assert(strstr(t, " ~2 blocks  ~810.0 KiB live (est. from 1 sample)  (allocated ~810.0 KiB total)"), "%s", t);

@@ -7,19 +7,21 @@
 #include <criterion/criterion.h>
 #include <pwd.h>
 
-#include "test_analyzer_util.h"
+#include <glob.h>
+
+#include "lib/analyzer.h"
 
 static char dir[64];
 
 static void setup(void)
 {
-	fab_tmpdir(dir, sizeof dir);
+	lw_tmpdir(dir, sizeof dir);
 	setenv("LEAKWATCH_DIR", dir, 1);
 }
 
 static void teardown(void)
 {
-	fab_rmdir(dir);
+	lw_rmdir(dir);
 	unsetenv("LEAKWATCH_DIR");
 }
 
@@ -27,7 +29,7 @@ static int snap_err(const struct fab *f, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	struct lw_snapshot s;
-	fab_write(f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(f, dir, fab_segname(), path, sizeof path);
 	int rc = lw_snapshot_open(&s, path, err, errlen);
 	lw_snapshot_free(&s);
 	return rc;
@@ -51,10 +53,10 @@ Test(analyzer_segment, valid_snapshot)
 	half->seq = 1; /* being filled: must be skipped, not counted busy */
 
 	char path[PATH_MAX], err[LW_ERR_MAX] = "";
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	struct lw_snapshot s;
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
-	cr_assert_eq(s.hdr.pid, 2147483);
+	cr_assert_eq(s.hdr.pid, lw_dead_pid());
 	cr_assert_str_eq(s.hdr.cmdline, "fake --serve");
 	cr_assert_eq(s.counters[LW_CTR_SOCK_OPENED], 5);
 	cr_assert_eq(s.counters[LW_CTR_DROP_UNWIND], 2);
@@ -86,7 +88,7 @@ Test(analyzer_segment, busy_slot_is_counted_not_waited_for)
 	fab_handle(&f, 3, LW_ORIGIN_SOCKET, 0, 1);
 	fab_handle(&f, 4, LW_ORIGIN_SOCKET, 0, 1)->seq = 7; /* a writer died inside */
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	struct lw_snapshot s;
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(s.nhandles, 1);
@@ -104,7 +106,7 @@ Test(analyzer_segment, badclose_ring_wraps_oldest_first)
 		fab_badclose(&f, 10 + i, 0);
 	cr_assert_eq(f.hdr->badcloses.used, 5);
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	struct lw_snapshot s;
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(s.nbadcloses, 3);
@@ -134,7 +136,7 @@ Test(analyzer_segment, bigger_writer_entries_use_writer_stride)
 	h->state = LW_H_OPEN;
 	h->inode = 4242;
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	struct lw_snapshot s;
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(s.nhandles, 1);
@@ -264,8 +266,8 @@ Test(analyzer_segment, discover_lists_and_resolves)
 	cr_assert_eq(lw_segment_resolve("./some/file", path, sizeof path, err, sizeof err), 0);
 	cr_assert_str_eq(path, "./some/file");
 
-	cr_assert_eq(lw_segment_resolve("2147483", path, sizeof path, err, sizeof err), -1);
-	cr_assert_str_eq(err, "no process 2147483 and no segment for it");
+	cr_assert_eq(lw_segment_resolve(lw_dead_pid_str(), path, sizeof path, err, sizeof err), -1);
+	cr_assert_str_eq(err, lw_pidfmt("no process %d and no segment for it"));
 
 	char me[32];
 	snprintf(me, sizeof me, "%d", (int)getpid());
@@ -290,7 +292,7 @@ Test(analyzer_segment, liveness_uses_start_time)
 	s.state = LW_STATE_EXECED;
 	cr_assert_eq(lw_snapshot_live(&s), LW_LIVE_EXECED);
 	s.state = LW_STATE_RUNNING;
-	s.hdr.pid = 2147483;
+	s.hdr.pid = lw_dead_pid();
 	cr_assert_eq(lw_snapshot_live(&s), LW_LIVE_DEAD);
 }
 
@@ -331,7 +333,7 @@ Test(analyzer_segment, cli_bad_targets)
 	char path[PATH_MAX], me[32];
 	struct fab f;
 
-	expect_usage_fail((const char *[]){ "report", "2147483", NULL }, "no process 2147483 and no segment");
+	expect_usage_fail((const char *[]){ "report", lw_dead_pid_str(), NULL }, lw_pidfmt("no process %d and no segment"));
 	snprintf(me, sizeof me, "%d", (int)getpid());
 	expect_usage_fail((const char *[]){ "report", me, NULL }, "is running but is not traced");
 	expect_usage_fail((const char *[]){ "report", "/etc/passwd", NULL }, "not a leakwatch segment");
@@ -360,19 +362,19 @@ Test(analyzer_segment, cli_valid_segment_and_ps)
 	struct fab f;
 	fab_init(&f, 4, 4, 16, 4);
 	fab_handle(&f, 5, LW_ORIGIN_SOCKET, 0, 1);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	snprintf(path, sizeof path, "%s/leakwatch.9", dir);
 	close(open(path, O_CREAT | O_WRONLY, 0600));
 
-	int rc = cli_run((const char *[]){ "report", "2147483", NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
+	int rc = cli_run((const char *[]){ "report", lw_dead_pid_str(), NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
 	cr_assert_eq(rc, 0, "stderr: %s", err);
-	cr_assert(strstr(out, "pid 2147483 (fake --serve) dead"), "%s", out);
+	cr_assert(strstr(out, lw_pidfmt("pid %d (fake --serve) dead")), "%s", out);
 
 	rc = cli_run((const char *[]){ "ps", NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
 	cr_assert_eq(rc, 0, "stderr: %s", err);
 	cr_assert(strstr(out, "PID"), "%s", out);
-	cr_assert(strstr(out, "2147483  dead"), "%s", out);
+	cr_assert(strstr(out, lw_pidfmt("%d  dead")), "%s", out);
 	/* a broken file is listed with its reason, not fatal */
 	cr_assert(strstr(out, "invalid"), "%s", out);
 	cr_assert(strstr(out, "truncated"), "%s", out);
@@ -404,12 +406,8 @@ Test(analyzer_segment, cli_run_exec_failure_and_status)
 {
 	char out[16384], err[8192];
 	/* Any loadable library stands in for the shim: nothing writes segments. */
-	const char *shims[] = { "/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6" };
-	const char *shim = NULL;
-	for (size_t i = 0; i < 2 && !shim; i++)
-		if (access(shims[i], R_OK) == 0)
-			shim = shims[i];
-	if (!shim)
+	const char *shim = loaded_lib_path("libm.so.6");
+	if (!shim || access(shim, R_OK) != 0)
 		cr_skip_test("no libm to stand in for the shim");
 	setenv("LEAKWATCH_SHIM", shim, 1);
 
@@ -446,7 +444,9 @@ Test(analyzer_segment, cli_run_exec_failure_and_status)
 	char e[LW_ERR_MAX];
 	cr_expect_eq(lw_segments_list(dir, &refs, e, sizeof e), 0);
 	free(refs);
-	char cmd[PATH_MAX + 64];
-	snprintf(cmd, sizeof cmd, "ls -d %s/leakwatch-run.* >/dev/null 2>&1", dir);
-	cr_expect_neq(system(cmd), 0, "leftover run directory in %s", dir);
+	char pattern[PATH_MAX + 64];
+	glob_t g;
+	snprintf(pattern, sizeof pattern, "%s/leakwatch-run.*", dir);
+	cr_expect_neq(glob(pattern, GLOB_NOSORT, NULL, &g), 0, "leftover run directory in %s", dir);
+	globfree(&g);
 }

@@ -9,7 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 
-#include "test_analyzer_util.h"
+#include "lib/analyzer.h"
 
 TestSuite(analyzer_sockdiag, .timeout = 60);
 

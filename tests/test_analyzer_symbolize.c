@@ -15,6 +15,7 @@
 #include "heapgroups.h"
 #include "symbolize.h"
 #include "snapshot.h"
+#include "lib/fixtures.h"
 
 static volatile uint64_t captured_ra;
 static int call_line_plain, call_line_inner, call_line_outer;
@@ -49,38 +50,13 @@ __attribute__((noinline, noclone)) static void inline_outer(void)
 	asm volatile("" ::: "memory");
 }
 
-struct main_range {
-	uint64_t base, start, end;
-};
-
-static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	struct main_range *r = arg;
-	(void)size;
-	/* the first object is the main program */
-	r->base = info->dlpi_addr;
-	r->start = UINT64_MAX;
-	r->end = 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type != PT_LOAD)
-			continue;
-		uint64_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-		if (lo < r->start)
-			r->start = lo;
-		if (hi > r->end)
-			r->end = hi;
-	}
-	return 1;
-}
-
 static struct lw_module mods[4];
 static struct lw_snapshot snap;
 
 static void setup(void)
 {
-	struct main_range r;
-	dl_iterate_phdr(phdr_cb, &r);
+	struct obj_range r;
+	loaded_object(NULL, &r);
 	memset(&snap, 0, sizeof snap);
 	memset(mods, 0, sizeof mods);
 	ssize_t n = readlink("/proc/self/exe", snap.hdr.exe, sizeof snap.hdr.exe - 1);

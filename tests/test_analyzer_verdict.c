@@ -6,27 +6,17 @@
  */
 #include <criterion/criterion.h>
 
-#include "test_analyzer_util.h"
-#include "tjson.h"
+#include "lib/analyzer.h"
+#include "lib/json.h"
 
 #define SEC 1000000000ull
 #define MIN (60 * SEC)
 #define NOW (100000 * SEC)
 #define IDLE_FOR (5 * MIN)
 
-static char dir[64];
+static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	fab_tmpdir(dir, sizeof dir);
-}
-
-static void teardown(void)
-{
-	fab_rmdir(dir);
-}
-
-TestSuite(analyzer_verdict, .init = setup, .fini = teardown);
+TestSuite(analyzer_verdict, .init = suite_dir_setup, .fini = suite_dir_teardown);
 
 static void snap_of(struct fab *f, const char *name, struct lw_snapshot *s)
 {
@@ -424,23 +414,13 @@ Test(analyzer_verdict, deterministic_order)
 
 /* ---- through the report: text and JSON ---------------------------------- */
 
-static char *render(struct lw_report *r, int json)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	cr_assert_eq(json ? lw_render_json(m, r) : lw_render_text(m, r), 0);
-	fclose(m);
-	return buf;
-}
-
 static void pool_report(struct lw_report *r)
 {
 	struct fab f;
 	struct lw_sockdiag d;
 	char path[PATH_MAX], err[LW_ERR_MAX];
 	pool_fab(&f, &d, 0);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	struct lw_report_opts o = { .format = LW_FMT_TEXT, .kind = LW_KIND_SOCKETS };
 	cr_assert_eq(lw_report_build(r, path, &o, err, sizeof err), 0, "%s", err);
@@ -456,7 +436,7 @@ Test(analyzer_verdict, text_leads_with_last_used_for_suspects)
 {
 	struct lw_report r;
 	pool_report(&r);
-	char *t = render(&r, 0);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "sockets by verdict (idle > 5m00s, grouped by creation stack): 97 leak suspect, 3 pool\n"), "%s", t);
 	const char *sus = strstr(t, "LEAK SUSPECT  97  TCP -> 127.0.0.1:5432  age 6h00m, idle > 5m00s (97/97)   ESTABLISHED 97\n");
 	const char *pool = strstr(t, "POOL           3  TCP -> 127.0.0.1:5432  age 6h00m, last I/O 400ms ago   ESTABLISHED 3\n");
@@ -478,7 +458,7 @@ Test(analyzer_verdict, json_verdict_evidence_and_last_use)
 {
 	struct lw_report r;
 	pool_report(&r);
-	char *t = render(&r, 1);
+	char *t = render_report(&r, 1, NULL);
 	struct tj *j = tj_parse(t);
 	cr_assert_not_null(j, "invalid JSON: %s", t);
 	cr_assert_str_eq(tj_str(j, "group_by"), "open");
@@ -525,7 +505,7 @@ Test(analyzer_verdict, ended_images_keep_run_semantics)
 	fab_stack(&f, 2, fr, 1);
 	fab_use(tcp_to(&f, 3, 1, 10 * SEC, 5432), 2, NOW - SEC);
 	tcp_to(&f, 4, 1, 10 * SEC, 5432);
-	fab_write(&f, dir, "leakwatch.2147483", path, sizeof path);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	fab_free(&f);
 	struct lw_report r;
 	struct lw_report_opts o = { .kind = LW_KIND_SOCKETS };
@@ -533,12 +513,12 @@ Test(analyzer_verdict, ended_images_keep_run_semantics)
 	cr_assert_eq(r.grouping.ngroups, 1);
 	cr_assert_eq(r.grouping.groups[0].verdict, LW_V_LEFT_OPEN);
 	cr_assert_eq(r.grouping.nleaked, 2);
-	char *t = render(&r, 0);
+	char *t = render_report(&r, 0, NULL);
 	cr_assert(strstr(t, "SOCKETS    2  TCP -> 127.0.0.1:5432  age 10s\n"), "%s", t);
 	cr_assert(strstr(t, "  last used at 0x1000  (1/2)\n"), "last-use shown at exit too: %s", t);
 	cr_assert_null(strstr(t, "evidence"), "%s", t);
 	free(t);
-	t = render(&r, 1);
+	t = render_report(&r, 1, NULL);
 	cr_assert(strstr(t, "\"verdict\":\"left_open\""), "%s", t);
 	free(t);
 	lw_report_free(&r);

@@ -6,7 +6,7 @@
  */
 #include <criterion/criterion.h>
 
-#include "test_analyzer_util.h"
+#include "lib/analyzer.h"
 
 static const struct lw_command_spec *const specs[] = {
 	&lw_ps_spec, &lw_clean_spec, &lw_report_spec, &lw_top_spec, &lw_run_spec,

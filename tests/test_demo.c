@@ -20,8 +20,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define DEMO(name) LW_BUILD_DIR "/demo/" name
 #define POOL 6
@@ -76,21 +76,9 @@ static pid_t spawn(char *const argv[], char *const env_extra[], const char *log)
 {
 	char path[400];
 	snprintf(path, sizeof path, "%s/%s", tmpdir, log);
-	pid_t pid = fork();
+	struct spawn_opts o = { .path = argv[0], .env = env_extra, .log_path = path, .new_pgrp = true };
+	pid_t pid = spawn_bg(argv, &o);
 	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		setpgid(0, 0);
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int nul = open("/dev/null", O_RDONLY);
-		dup2(nul, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		for (int i = 0; env_extra && env_extra[i]; i++)
-			putenv(env_extra[i]);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	setpgid(pid, pid); /* also here: no race with the kill in teardown */
 	groups[ngroups++] = pid;
 	return pid;
 }

@@ -20,8 +20,8 @@
 #include "segdir.h"
 #include "snapshot.h"
 #include "symbolize.h"
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 /* A traced child with pipes to its stdin and stdout. */
 struct child {
@@ -34,25 +34,15 @@ struct child {
 
 static void child_start(struct child *c, char *const argv[])
 {
-	int ip[2], op[2];
+	char envdir[96], preload[4096];
 	strcpy(c->dir, "/tmp/lw-live-XXXXXX");
 	cr_assert_not_null(mkdtemp(c->dir));
-	cr_assert_eq(pipe2(ip, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(op, O_CLOEXEC), 0);
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", c->dir);
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lw_shim());
 	c->len = 0;
-	c->pid = fork();
-	if (c->pid == 0) {
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		setenv("LEAKWATCH_DIR", c->dir, 1);
-		setenv("LD_PRELOAD", lw_shim(), 1);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(ip[0]);
-	close(op[1]);
-	c->in = ip[1];
-	c->out = op[0];
+	c->buf[0] = '\0';
+	c->pid = spawn_piped(NULL, argv, (char *[]){ envdir, preload, NULL }, &c->in, &c->out);
+	cr_assert_gt(c->pid, 0);
 }
 
 /* child_wait_line - read stdout until a line containing `what` (10 s). */
@@ -77,9 +67,7 @@ static void child_stop(struct child *c)
 	waitpid(c->pid, NULL, 0);
 	close(c->in);
 	close(c->out);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", c->dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(rm_rf(c->dir), 0);
 }
 
 /* ---- concurrency: readers against 4 writing threads ------------------------- */
@@ -149,9 +137,7 @@ Test(live, concurrent_reads_see_no_torn_entries, .timeout = 120)
 
 static int have(const char *prog)
 {
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);
-	return system(cmd) == 0;
+	return have_program(prog);
 }
 
 static void run_clean(const char *const *cmd, int expect_status)
@@ -182,7 +168,7 @@ static void run_clean(const char *const *cmd, int expect_status)
 	cmd_result_free(&r);
 }
 
-Test(real, python_opens_and_closes_sockets, .timeout = 120)
+Test(live_real, python_opens_and_closes_sockets, .timeout = 120)
 {
 	if (!have("python3"))
 		cr_skip_test("python3 not installed");
@@ -221,7 +207,7 @@ static void *http_serve(void *arg)
 	return NULL;
 }
 
-Test(real, curl_against_local_listener, .timeout = 120)
+Test(live_real, curl_against_local_listener, .timeout = 120)
 {
 	if (!have("curl"))
 		cr_skip_test("curl not installed");
@@ -241,7 +227,7 @@ Test(real, curl_against_local_listener, .timeout = 120)
 	close(http_fd);
 }
 
-Test(real, shell_running_many_commands, .timeout = 120)
+Test(live_real, shell_running_many_commands, .timeout = 120)
 {
 	const char *cmd[] = { "sh", "-c",
 		"i=0; while [ $i -lt 40 ]; do /bin/true; ls / >/dev/null; echo $i | cat >/dev/null; "
@@ -250,7 +236,7 @@ Test(real, shell_running_many_commands, .timeout = 120)
 	run_clean(cmd, 3);
 }
 
-Test(real, python_keeping_ten_sockets_is_seen_live, .timeout = 120)
+Test(live_real, python_keeping_ten_sockets_is_seen_live, .timeout = 120)
 {
 	if (!have("python3"))
 		cr_skip_test("python3 not installed");

@@ -16,8 +16,8 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 static struct tj *g_schema;
 
@@ -222,9 +222,8 @@ static void run_and_check(const char *fixture)
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	expect_valid("ps", r.out, "ps");
 	cmd_result_free(&r);
-	char rm[PATH_MAX * 2 + 16];
-	snprintf(rm, sizeof rm, "rm -rf '%s' '%s'", dir, tmp);
-	cr_assert_eq(system(rm), 0);
+	cr_assert_eq(rm_rf(dir), 0);
+	cr_assert_eq(rm_rf(tmp), 0);
 }
 
 Test(report_schema, run_report_and_ps_of_a_socket_leak) { run_and_check("leak_basic"); }

@@ -15,8 +15,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 
@@ -35,9 +35,7 @@ static void teardown(void)
 {
 	if (mounted)
 		umount2(mnt, MNT_DETACH);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-	if (system(cmd) != 0) {
+	if (rm_rf(tmp) != 0) {
 		/* leftovers in /tmp are harmless */
 	}
 }
@@ -47,28 +45,20 @@ TestSuite(run_exit, .init = setup, .fini = teardown, .timeout = 120);
 /* `leakwatch run OPTS... -- CMD...` with extra environment entries; r filled. */
 static void lw_run(struct cmd_result *r, char *const env[], const char *const *opts, const char *const *cmd)
 {
-	const char *argv[64];
-	int n = 0;
-	argv[n++] = lw_bin();
-	argv[n++] = "run";
-	for (int i = 0; opts && opts[i] && n < 30; i++)
-		argv[n++] = opts[i];
-	argv[n++] = "--";
-	for (int i = 0; cmd[i] && n < 62; i++)
-		argv[n++] = cmd[i];
-	argv[n] = NULL;
-	run_cmd(r, (char *const *)argv, env, 100);
+	lw_run_timed(r, env, opts, cmd, 100);
 }
 
 /* A statically linked program that exits 0, built for the test (NULL: no static libc). */
 static const char *static_prog(void)
 {
 	static char path[128];
-	char cmd[512];
 	snprintf(path, sizeof path, "%s/static-true", tmp);
-	snprintf(cmd, sizeof cmd, "printf 'int main(void){return 0;}\\n' | cc -static -x c -o '%s' - 2>/dev/null",
-		 path);
-	if (system(cmd) != 0 || access(path, X_OK) != 0)
+	struct spawn_opts o = { .stdin_text = "int main(void){return 0;}\n", .timeout_s = 120 };
+	struct cmd_result r;
+	run_opts(&r, (char *[]){ "cc", "-static", "-x", "c", "-o", path, "-", NULL }, &o);
+	int built = r.status == 0;
+	cmd_result_free(&r);
+	if (!built || access(path, X_OK) != 0)
 		return NULL;
 	return path;
 }

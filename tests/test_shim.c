@@ -15,29 +15,20 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "lib/fixtures.h"
+#include "lib/shimseg.h"
 
 static char dir[64];
 
 static void setup(void)
 {
-	strcpy(dir, "/tmp/lw-shim-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	memset(&g_cfg, 0, sizeof g_cfg);
-	strcpy(g_cfg.dir, dir);
-	g_cfg.stack_depth = 32;
-	g_cfg.max_fds = 4096;
-	g_cfg.max_stacks = 256;
-	cr_assert_eq(segment_create(NULL), 0, "segment_create failed");
+	cr_assert_eq(shimseg_create(dir, sizeof dir, "shim-test", 4096, 256, 0), 0, "segment_create failed");
 	segment_mark_state(LW_STATE_RUNNING);
 }
 
 static void teardown(void)
 {
-	char path[sizeof g_seg.path];
-	strcpy(path, g_seg.path);
-	segment_detach(&g_seg);
-	unlink(path);
-	rmdir(dir);
+	shimseg_destroy(dir);
 }
 
 TestSuite(shim, .init = setup, .fini = teardown);
@@ -292,15 +283,7 @@ Test(shim, reader_never_sees_torn_slot)
 
 static void heap_setup(uint32_t mode, uint32_t slots)
 {
-	strcpy(dir, "/tmp/lw-shim-heap.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	memset(&g_cfg, 0, sizeof g_cfg);
-	strcpy(g_cfg.dir, dir);
-	g_cfg.stack_depth = 32;
-	g_cfg.max_fds = 256;
-	g_cfg.max_stacks = 256;
-	g_cfg.max_allocs = slots;
-	cr_assert_eq(segment_create(NULL), 0);
+	cr_assert_eq(shimseg_create(dir, sizeof dir, "shim-heap", 256, 256, slots), 0);
 	heap_init(mode, 4096);
 }
 
@@ -426,14 +409,9 @@ Test(shim_heap, off_mode_records_nothing)
  * must see the stack, and must not allocate the hole under the counters. */
 Test(shim_sparse, stack_slot_across_a_hole)
 {
-	strcpy(dir, "/dev/shm/lw-shim-sparse.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	memset(&g_cfg, 0, sizeof g_cfg);
-	strcpy(g_cfg.dir, dir);
-	g_cfg.stack_depth = 32;
-	g_cfg.max_fds = 64;
-	g_cfg.max_stacks = 4096;
-	cr_assert_eq(segment_create(NULL), 0);
+	if (tmpfs_dir(dir, sizeof dir, "shim-sparse") != 0)
+		cr_skip_test("no tmpfs to mount and /dev/shm is not one");
+	cr_assert_eq(shimseg_create(dir, sizeof dir, NULL, 64, 4096, 0), 0);
 	segment_mark_state(LW_STATE_RUNNING);
 
 	/* the first slot whose counters start on the next page */
@@ -469,4 +447,5 @@ Test(shim_sparse, stack_slot_across_a_hole)
 	cr_assert_eq(stat(path, &after), 0);
 	cr_assert_eq(after.st_blocks, before.st_blocks, "reading allocated holes");
 	teardown();
+	tmpfs_dir_release(dir);
 }

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "shim.h"
-#include "tutil.h"
+#include "lib/testlib.h"
 
 static struct shim_config defaults(void)
 {

@@ -12,19 +12,13 @@
 #include <unistd.h>
 
 #include "events.h"
+#include "lib/shimseg.h"
 
 static char dir[64];
 
 static void setup(void)
 {
-	strcpy(dir, "/tmp/lw-shim-events.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	memset(&g_cfg, 0, sizeof g_cfg);
-	strcpy(g_cfg.dir, dir);
-	g_cfg.stack_depth = 32;
-	g_cfg.max_fds = 4096;
-	g_cfg.max_stacks = 256;
-	cr_assert_eq(segment_create(NULL), 0, "segment_create failed");
+	cr_assert_eq(shimseg_create(dir, sizeof dir, "shim-events", 4096, 256, 0), 0, "segment_create failed");
 	segment_mark_state(LW_STATE_RUNNING);
 	atomic_store(&g_ready, 1);
 }
@@ -32,11 +26,7 @@ static void setup(void)
 static void teardown(void)
 {
 	atomic_store(&g_ready, 0);
-	char path[sizeof g_seg.path];
-	strcpy(path, g_seg.path);
-	segment_detach(&g_seg);
-	unlink(path);
-	rmdir(dir);
+	shimseg_destroy(dir);
 }
 
 TestSuite(shim_events, .init = setup, .fini = teardown);

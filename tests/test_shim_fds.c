@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 #define FDREUSE_SRC "tests/fixtures/fdreuse.c"
@@ -58,9 +58,7 @@ static void compare_native_traced(const char *mode)
 				 mode, heap[i]);
 		free(traced);
 	}
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(rm_rf(dir), 0);
 	free(native);
 }
 

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/spawn.h"
+
 static const char *const forbidden[] = {
 	"open", "open64", "openat", "openat64", "creat", "close", "close_range", "closefrom",
 	"read", "pread", "pread64", "readv", "write", "writev", "pwrite", "pwrite64",
@@ -34,12 +36,13 @@ static int is_forbidden(const char *sym)
 
 Test(shim_link, recorder_calls_no_libc_fd_functions, .timeout = 60)
 {
-	FILE *p = popen("nm -u '" LW_BUILD_DIR "/libshimrec.a' 2>&1", "r");
-	cr_assert_not_null(p);
+	struct cmd_result r;
+	run_cmd(&r, (char *[]){ "nm", "-u", LW_BUILD_DIR "/libshimrec.a", NULL }, NULL, 60);
 	char line[512], object[256] = "?", bad[4096] = "";
 	size_t syms = 0, objects = 0;
-	while (fgets(line, sizeof line, p)) {
-		line[strcspn(line, "\n")] = '\0';
+	for (char *next = r.out, *eol; *next; next = *eol ? eol + 1 : eol) {
+		eol = next + strcspn(next, "\n");
+		snprintf(line, sizeof line, "%.*s", (int)(eol - next), next);
 		size_t n = strlen(line);
 		if (n > 3 && strcmp(line + n - 3, ".o:") == 0) {
 			snprintf(object, sizeof object, "%.*s", (int)(n - 1), line);
@@ -60,7 +63,8 @@ Test(shim_link, recorder_calls_no_libc_fd_functions, .timeout = 60)
 			strcat(bad, "; ");
 		}
 	}
-	int st = pclose(p);
+	int st = r.status;
+	cmd_result_free(&r);
 	cr_assert_eq(st, 0, "nm failed (status %d)", st);
 	cr_assert_geq(objects, 5, "nm listed %zu objects", objects);
 	cr_assert_gt(syms, 0);

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tutil.h"
+#include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 #define EXTRA_MAX 2048
@@ -39,9 +39,7 @@ static void traced_env_init(struct traced_env *t, const char *heap)
 
 static void traced_env_done(struct traced_env *t)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(rm_rf(t->dir), 0);
 }
 
 static void measure(char *const env[], long *thread_depth, long *alt_depth)

@@ -332,6 +332,33 @@ _Static_assert(__builtin_offsetof(struct lw_stack, sock_opened) % 64 == 0,
 	       "lw_stack counters on their own cache line");
 
 /*
+ * lw_layout - the table placement drawn above, in one place: the five tables
+ * follow the header in that order, each at a 64-byte aligned offset, with
+ * the given capacities and this build's entry sizes.  Fills offset,
+ * capacity and entry_size of h's table descriptors (`used` is left alone)
+ * and returns the segment size, 64-byte aligned.  The shim sizes its
+ * segment with it; tests that fabricate segments use it too.
+ */
+static inline uint64_t lw_layout(struct lw_header *h, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
+				 uint32_t nbadcloses, uint32_t nallocs)
+{
+	struct lw_table *t[5] = { &h->stacks, &h->modules, &h->handles, &h->badcloses, &h->heap };
+	const uint32_t caps[5] = { nstacks, nmodules, nhandles, nbadcloses, nallocs };
+	const uint32_t sizes[5] = { sizeof(struct lw_stack), sizeof(struct lw_module), sizeof(struct lw_handle),
+				    sizeof(struct lw_badclose), sizeof(struct lw_alloc) };
+	uint64_t off = LW_HEADER_SIZE;
+
+	for (int i = 0; i < 5; i++) {
+		off = (off + 63u) & ~63ull;
+		t[i]->offset = off;
+		t[i]->capacity = caps[i];
+		t[i]->entry_size = sizes[i];
+		off += (uint64_t)caps[i] * sizes[i];
+	}
+	return (off + 63u) & ~63ull;
+}
+
+/*
  * lw_seq_read - copy one seqlock-protected slot consistently.
  * Returns 1 with `out` filled when a stable even sequence was seen around the
  * copy, 0 when the slot stayed busy for LW_READ_RETRIES attempts.  Never

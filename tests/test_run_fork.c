@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 #define SRC "tests/fixtures/forksig.c"
@@ -50,7 +50,7 @@ static void assert_top(struct tj *stack, const char *func, const char *marker)
 
 /* Before the fix the child's atfork handler unmapped the parent's segment
  * under the frame the handler had interrupted: children died of SIGSEGV. */
-Test(fork, fork_in_signal_handler_children_survive, .timeout = 180)
+Test(run_fork, fork_in_signal_handler_children_survive, .timeout = 180)
 {
 	struct forkrep fr;
 	const char *opts[] = { "--heap", "full", NULL };
@@ -69,7 +69,7 @@ Test(fork, fork_in_signal_handler_children_survive, .timeout = 180)
 /* siglongjmp out of a handler that interrupted the recorder: the thread
  * records again afterwards (the guard is not stuck) and no slot stays
  * locked (no busy slot in the offline snapshot). */
-Test(fork, siglongjmp_out_of_the_shim_loses_nothing, .timeout = 120)
+Test(run_fork, siglongjmp_out_of_the_shim_loses_nothing, .timeout = 120)
 {
 	struct forkrep fr;
 	const char *opts[] = { "--heap", "full", NULL };
@@ -109,7 +109,7 @@ Test(fork, siglongjmp_out_of_the_shim_loses_nothing, .timeout = 120)
 
 /* accept-fork-close: the parent closes the child's socket as soon as fork()
  * returns; each child must still own a record of it. */
-Test(fork, child_keeps_socket_the_parent_closes_right_after_fork, .timeout = 120)
+Test(run_fork, child_keeps_socket_the_parent_closes_right_after_fork, .timeout = 120)
 {
 	struct forkrep fr;
 	const char *opts[] = { "--all", NULL };
@@ -141,7 +141,7 @@ Test(fork, child_keeps_socket_the_parent_closes_right_after_fork, .timeout = 120
 }
 
 /* glibc's closefrom() uses the close_range system call directly. */
-Test(fork, closefrom_closes_what_it_closes)
+Test(run_fork, closefrom_closes_what_it_closes)
 {
 	struct forkrep fr;
 	const char *cmd[] = { FIX("forksig"), "closefrom", NULL };
@@ -150,7 +150,7 @@ Test(fork, closefrom_closes_what_it_closes)
 	fork_free(&fr);
 }
 
-Test(fork, double_close_through_close_range)
+Test(run_fork, double_close_through_close_range)
 {
 	struct forkrep fr;
 	const char *cmd[] = { FIX("forksig"), "closerange2", NULL };

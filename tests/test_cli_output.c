@@ -12,7 +12,7 @@
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
 
-#include "test_analyzer_util.h"
+#include "lib/analyzer.h"
 
 static char dir[64];
 static char seg[PATH_MAX];
@@ -20,13 +20,13 @@ static char mnt[128];
 
 static void setup(void)
 {
-	fab_tmpdir(dir, sizeof dir);
+	lw_tmpdir(dir, sizeof dir);
 	struct fab f;
 	fab_init(&f, 4, 4, 16, 4);
 	uint64_t fr[2] = { 0x1000, 0x2000 };
 	fab_stack(&f, 1, fr, 2);
 	fab_handle(&f, 5, LW_ORIGIN_SOCKET, 1, 1);
-	fab_write(&f, dir, "leakwatch.2147483", seg, sizeof seg);
+	fab_write(&f, dir, fab_segname(), seg, sizeof seg);
 	fab_free(&f);
 	mnt[0] = '\0';
 }
@@ -37,58 +37,34 @@ static void teardown(void)
 		umount2(mnt, MNT_DETACH);
 		rmdir(mnt);
 	}
-	fab_rmdir(dir);
+	lw_rmdir(dir);
 }
 
-TestSuite(analyzer_output, .init = setup, .fini = teardown);
+TestSuite(cli_output, .init = setup, .fini = teardown);
 
 /*
  * report - `leakwatch report SEG --output target [more]` under `mask`, with
- * an alarm so a hang fails instead of blocking.  Returns the exit status (-1:
+ * a deadline so a hang fails instead of blocking.  Returns the exit status (-1:
  * killed); stdout/stderr captured.
  */
 static int report(const char *target, mode_t mask, const char *format, char *out, size_t outlen, char *err,
 		  size_t errlen)
 {
-	char fo[PATH_MAX], fe[PATH_MAX];
-	snprintf(fo, sizeof fo, "%s/.stdout", dir);
-	snprintf(fe, sizeof fe, "%s/.stderr", dir);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int o = open(fo, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(fe, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(o, 1);
-		dup2(e, 2);
-		umask(mask);
-		alarm(20);
-		execl(LW_BUILD_DIR "/leakwatch", "leakwatch", "report", seg, "--format", format, "--output", target,
-		      (char *)NULL);
-		_exit(127);
-	}
-	int status;
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	const char *files[2] = { fo, fe };
-	char *bufs[2] = { out, err };
-	size_t lens[2] = { outlen, errlen };
-	for (int i = 0; i < 2; i++) {
-		int fd = open(files[i], O_RDONLY);
-		ssize_t r = fd >= 0 ? read(fd, bufs[i], lens[i] - 1) : 0;
-		bufs[i][r > 0 ? r : 0] = '\0';
-		if (fd >= 0)
-			close(fd);
-		unlink(files[i]);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	struct spawn_opts o = { .set_umask = true, .umask = mask, .timeout_s = 20 };
+	return cli_run_opts((const char *[]){ "report", seg, "--format", format, "--output", target, NULL }, &o, out,
+			    outlen, err, errlen);
 }
 
-static char *slurp(const char *path)
+/* file_text - the file at path (which must exist), valid for two more calls */
+static char *file_text(const char *path)
 {
-	static char buf[65536];
-	int fd = open(path, O_RDONLY);
-	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	return buf;
+	static char *kept[2];
+	static unsigned next;
+	char **slot = &kept[next++ % 2];
+	free(*slot);
+	*slot = slurp(path);
+	cr_assert_not_null(*slot, "%s: %s", path, strerror(errno));
+	return *slot;
 }
 
 /* no ".NAME.xxxxxx" temporary file left in d */
@@ -103,7 +79,7 @@ static void expect_no_temp(const char *d)
 	closedir(dd);
 }
 
-Test(analyzer_output, new_file_gets_0666_minus_umask)
+Test(cli_output, new_file_gets_0666_minus_umask)
 {
 	char path[PATH_MAX], out[4096], err[4096];
 	struct stat st;
@@ -116,13 +92,13 @@ Test(analyzer_output, new_file_gets_0666_minus_umask)
 		cr_assert(S_ISREG(st.st_mode));
 		cr_assert_eq(st.st_mode & 07777, 0666 & ~masks[i], "umask %03o: mode %04o", masks[i],
 			     st.st_mode & 07777);
-		cr_assert(strstr(slurp(path), "\"pid\":2147483"), "%s", slurp(path));
+		cr_assert(strstr(file_text(path), lw_pidfmt("\"pid\":%d")), "%s", file_text(path));
 		cr_assert_str_eq(out, "", "nothing on stdout");
 	}
 	expect_no_temp(dir);
 }
 
-Test(analyzer_output, existing_file_keeps_its_mode_and_owner)
+Test(cli_output, existing_file_keeps_its_mode_and_owner)
 {
 	char path[PATH_MAX], out[4096], err[4096];
 	struct stat st;
@@ -141,7 +117,7 @@ Test(analyzer_output, existing_file_keeps_its_mode_and_owner)
 		cr_assert_eq(st.st_uid, 65534);
 		cr_assert_eq(st.st_gid, 65534);
 	}
-	cr_assert(strstr(slurp(path), "pid 2147483"), "%s", slurp(path));
+	cr_assert(strstr(file_text(path), lw_pidfmt("pid %d")), "%s", file_text(path));
 	expect_no_temp(dir);
 
 	/* and under umask 077 a 0644 file stays 0644 */
@@ -152,7 +128,7 @@ Test(analyzer_output, existing_file_keeps_its_mode_and_owner)
 	cr_assert_eq(st.st_mode & 07777, 0644, "mode %04o", st.st_mode & 07777);
 }
 
-Test(analyzer_output, symlink_is_followed_not_replaced)
+Test(cli_output, symlink_is_followed_not_replaced)
 {
 	char target[PATH_MAX], link[PATH_MAX], dangling[PATH_MAX], out[4096], err[4096];
 	struct stat st;
@@ -168,7 +144,7 @@ Test(analyzer_output, symlink_is_followed_not_replaced)
 	cr_assert_eq(lstat(target, &st), 0);
 	cr_assert(S_ISREG(st.st_mode));
 	cr_assert_eq(st.st_mode & 07777, 0640);
-	cr_assert(strstr(slurp(target), "pid 2147483"), "%s", slurp(target));
+	cr_assert(strstr(file_text(target), lw_pidfmt("pid %d")), "%s", file_text(target));
 
 	/* a dangling link: its target is created */
 	snprintf(dangling, sizeof dangling, "%s/dangling", dir);
@@ -178,11 +154,11 @@ Test(analyzer_output, symlink_is_followed_not_replaced)
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert_eq(lstat(dangling, &st), 0);
 	cr_assert(S_ISLNK(st.st_mode));
-	cr_assert(strstr(slurp(target), "pid 2147483"));
+	cr_assert(strstr(file_text(target), lw_pidfmt("pid %d")));
 	expect_no_temp(dir);
 }
 
-Test(analyzer_output, char_device_is_written_in_place)
+Test(cli_output, char_device_is_written_in_place)
 {
 	if (getuid() != 0)
 		cr_skip_test("needs root for mknod");
@@ -210,7 +186,7 @@ Test(analyzer_output, char_device_is_written_in_place)
 	cr_assert(S_ISLNK(st.st_mode));
 }
 
-Test(analyzer_output, full_device_is_a_one_line_error)
+Test(cli_output, full_device_is_a_one_line_error)
 {
 	if (getuid() != 0)
 		cr_skip_test("needs root for mknod");
@@ -229,7 +205,7 @@ Test(analyzer_output, full_device_is_a_one_line_error)
 	expect_no_temp(dir);
 }
 
-Test(analyzer_output, fifo_with_and_without_reader, .timeout = 60)
+Test(cli_output, fifo_with_and_without_reader, .timeout = 60)
 {
 	char fifo[PATH_MAX], out[4096], err[4096];
 	struct stat st;
@@ -253,14 +229,14 @@ Test(analyzer_output, fifo_with_and_without_reader, .timeout = 60)
 	ssize_t n = read(rd, buf, sizeof buf - 1);
 	cr_assert_gt(n, 0);
 	buf[n] = '\0';
-	cr_assert(strstr(buf, "\"pid\":2147483"), "%s", buf);
+	cr_assert(strstr(buf, lw_pidfmt("\"pid\":%d")), "%s", buf);
 	close(rd);
 	cr_assert_eq(lstat(fifo, &st), 0);
 	cr_assert(S_ISFIFO(st.st_mode), "still a FIFO");
 	expect_no_temp(dir);
 }
 
-Test(analyzer_output, directory_socket_and_missing_dir_are_refused)
+Test(cli_output, directory_socket_and_missing_dir_are_refused)
 {
 	char path[PATH_MAX], out[4096], err[4096];
 	int rc = report(dir, 022, "json", out, sizeof out, err, sizeof err);
@@ -291,12 +267,12 @@ Test(analyzer_output, directory_socket_and_missing_dir_are_refused)
 	expect_no_temp(dir);
 }
 
-Test(analyzer_output, dash_means_stdout)
+Test(cli_output, dash_means_stdout)
 {
 	char out[16384], err[4096];
 	int rc = report("-", 022, "json", out, sizeof out, err, sizeof err);
 	cr_assert_eq(rc, 0, "%s", err);
-	cr_assert(strstr(out, "\"pid\":2147483"), "%s", out);
+	cr_assert(strstr(out, lw_pidfmt("\"pid\":%d")), "%s", out);
 	struct stat st;
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/-", dir);
@@ -304,7 +280,7 @@ Test(analyzer_output, dash_means_stdout)
 	cr_assert_neq(lstat("-", &st), 0, "no file named '-' here either");
 }
 
-Test(analyzer_output, full_filesystem_leaves_old_file_untouched, .timeout = 60)
+Test(cli_output, full_filesystem_leaves_old_file_untouched, .timeout = 60)
 {
 	if (getuid() != 0)
 		cr_skip_test("needs root to mount a small tmpfs");
@@ -333,7 +309,7 @@ Test(analyzer_output, full_filesystem_leaves_old_file_untouched, .timeout = 60)
 	cr_assert_eq(rc, 2, "exit %d, stderr '%s'", rc, err);
 	cr_assert_eq(count_lines(err), 1, "%s", err);
 	cr_assert(strstr(err, "No space left on device"), "%s", err);
-	cr_assert_str_eq(slurp(path), "previous report\n", "the old file is untouched");
+	cr_assert_str_eq(file_text(path), "previous report\n", "the old file is untouched");
 	struct stat st;
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_mode & 07777, 0640);

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define POOL_SRC "tests/fixtures/pool.c"
 
@@ -26,25 +26,15 @@ struct live {
 
 static void live_start(struct live *l, const char *mode)
 {
-	int ip[2], op[2];
+	char envdir[96];
 	strcpy(l->dir, "/tmp/lw-verdict-XXXXXX");
 	cr_assert_not_null(mkdtemp(l->dir));
-	cr_assert_eq(pipe2(ip, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(op, O_CLOEXEC), 0);
-	l->pid = fork();
-	if (l->pid == 0) {
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		setenv("LEAKWATCH_DIR", l->dir, 1);
-		setenv("LEAKWATCH_HEAP", "off", 1);
-		setenv("LD_PRELOAD", lw_shim(), 1);
-		execl(LW_BUILD_DIR "/fixtures/pool", "pool", mode, (char *)NULL);
-		_exit(127);
-	}
-	close(ip[0]);
-	close(op[1]);
-	l->in = ip[1];
-	l->out = op[0];
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", l->dir);
+	char preload[4096];
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lw_shim());
+	l->pid = spawn_piped(LW_BUILD_DIR "/fixtures/pool", (char *[]){ "pool", (char *)mode, NULL },
+			     (char *[]){ envdir, "LEAKWATCH_HEAP=off", preload, NULL }, &l->in, &l->out);
+	cr_assert_gt(l->pid, 0);
 	char buf[128] = "";
 	struct pollfd p = { l->out, POLLIN, 0 };
 	cr_assert_gt(poll(&p, 1, 20000), 0, "fixture did not start");
@@ -58,9 +48,7 @@ static void live_stop(struct live *l)
 	int st;
 	waitpid(l->pid, &st, 0);
 	close(l->out);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", l->dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(rm_rf(l->dir), 0);
 }
 
 static void sleep_ms(int ms)
@@ -136,7 +124,7 @@ static size_t count_verdict(struct tj *j, const char *verdict)
 	return n;
 }
 
-Test(verdict, pool_with_periodic_io, .timeout = 60)
+Test(live_verdict, pool_with_periodic_io, .timeout = 60)
 {
 	struct live l;
 	live_start(&l, "pool");
@@ -155,7 +143,7 @@ Test(verdict, pool_with_periodic_io, .timeout = 60)
 	live_stop(&l);
 }
 
-Test(verdict, opened_used_never_closed, .timeout = 60)
+Test(live_verdict, opened_used_never_closed, .timeout = 60)
 {
 	struct live l;
 	live_start(&l, "leak");
@@ -173,7 +161,7 @@ Test(verdict, opened_used_never_closed, .timeout = 60)
 	live_stop(&l);
 }
 
-Test(verdict, close_wait_peer_hung_up, .timeout = 60)
+Test(live_verdict, close_wait_peer_hung_up, .timeout = 60)
 {
 	struct live l;
 	live_start(&l, "closewait");
@@ -189,7 +177,7 @@ Test(verdict, close_wait_peer_hung_up, .timeout = 60)
 	live_stop(&l);
 }
 
-Test(verdict, growing_group, .timeout = 60)
+Test(live_verdict, growing_group, .timeout = 60)
 {
 	struct live l;
 	live_start(&l, "growing");
@@ -216,7 +204,7 @@ Test(verdict, growing_group, .timeout = 60)
 
 /* The pool opened every connection at start-up; a handler checked two out and
  * never returned them.  Only the last-use stack can name it. */
-Test(verdict, pool_checkout_never_returned_named_by_last_use, .timeout = 60)
+Test(live_verdict, pool_checkout_never_returned_named_by_last_use, .timeout = 60)
 {
 	struct live l;
 	live_start(&l, "checkout");

@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include <glob.h>
+
+#include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 
@@ -80,7 +82,7 @@ static void assert_endpoint(struct tj *group, int port)
 
 /* ---- leak_basic ------------------------------------------------------------ */
 
-Test(integration, leaked_connections_named_at_their_line)
+Test(run_sockets, leaked_connections_named_at_their_line)
 {
 	struct runrep rr;
 	const char *opts[] = { "--fail-on-leak", NULL };
@@ -113,7 +115,7 @@ Test(integration, leaked_connections_named_at_their_line)
 	runrep_free(&rr);
 }
 
-Test(integration, no_leak_exits_zero)
+Test(run_sockets, no_leak_exits_zero)
 {
 	struct runrep rr;
 	const char *opts[] = { "--fail-on-leak", NULL };
@@ -125,7 +127,7 @@ Test(integration, no_leak_exits_zero)
 	runrep_free(&rr);
 }
 
-Test(integration, older_than_filters_young_sockets)
+Test(run_sockets, older_than_filters_young_sockets)
 {
 	struct runrep rr;
 	const char *opts[] = { "--fail-on-leak", "--older-than", "1h", NULL };
@@ -136,7 +138,7 @@ Test(integration, older_than_filters_young_sockets)
 	runrep_free(&rr);
 }
 
-Test(integration, without_fail_on_leak_exits_zero)
+Test(run_sockets, without_fail_on_leak_exits_zero)
 {
 	struct runrep rr;
 	const char *cmd[] = { FIX("leak_basic"), "2", "0", NULL };
@@ -162,7 +164,7 @@ static int printed_fd(struct runrep *rr)
 	return atoi(p + 3);
 }
 
-Test(integration, dup2_onto_open_socket)
+Test(run_sockets, dup2_onto_open_socket)
 {
 	struct runrep rr;
 	const char *cmd[] = { FIX("fdsem"), "dup2", NULL };
@@ -176,7 +178,7 @@ Test(integration, dup2_onto_open_socket)
 	runrep_free(&rr);
 }
 
-Test(integration, fcntl_dupfd)
+Test(run_sockets, fcntl_dupfd)
 {
 	struct runrep rr;
 	const char *cmd[] = { FIX("fdsem"), "fdupfd", NULL };
@@ -190,7 +192,7 @@ Test(integration, fcntl_dupfd)
 	runrep_free(&rr);
 }
 
-Test(integration, socketpair_both_ends)
+Test(run_sockets, socketpair_both_ends)
 {
 	struct runrep rr;
 	const char *cmd[] = { FIX("fdsem"), "socketpair", NULL };
@@ -205,7 +207,7 @@ Test(integration, socketpair_both_ends)
 	runrep_free(&rr);
 }
 
-Test(integration, scm_rights_received_socket)
+Test(run_sockets, scm_rights_received_socket)
 {
 	struct runrep rr;
 	const char *cmd[] = { FIX("fdsem"), "scm", NULL };
@@ -218,7 +220,7 @@ Test(integration, scm_rights_received_socket)
 	runrep_free(&rr);
 }
 
-Test(integration, double_close_reported_with_both_stacks)
+Test(run_sockets, double_close_reported_with_both_stacks)
 {
 	struct runrep rr;
 	const char *cmd[] = { FIX("fdsem"), "double", NULL };
@@ -237,7 +239,7 @@ Test(integration, double_close_reported_with_both_stacks)
 	runrep_free(&rr);
 }
 
-Test(integration, close_range_closes_everything)
+Test(run_sockets, close_range_closes_everything)
 {
 	struct runrep rr;
 	const char *cmd[] = { FIX("fdsem"), "close_range", NULL };
@@ -247,7 +249,7 @@ Test(integration, close_range_closes_everything)
 	runrep_free(&rr);
 }
 
-Test(integration, fork_child_gets_own_segment_with_inherited_entries)
+Test(run_sockets, fork_child_gets_own_segment_with_inherited_entries)
 {
 	struct runrep rr;
 	const char *opts[] = { "--all", NULL };
@@ -280,7 +282,7 @@ Test(integration, fork_child_gets_own_segment_with_inherited_entries)
 	runrep_free(&rr);
 }
 
-Test(integration, exec_marks_old_image_and_new_image_inherits)
+Test(run_sockets, exec_marks_old_image_and_new_image_inherits)
 {
 	struct runrep rr;
 	const char *opts[] = { "--all", NULL };
@@ -339,19 +341,19 @@ static void spawn_case(const char *mode)
 	runrep_free(&rr);
 }
 
-Test(integration, posix_spawn_child_leaves_parent_alone)
+Test(run_sockets, posix_spawn_child_leaves_parent_alone)
 {
 	spawn_case("spawn");
 }
 
-Test(integration, vfork_child_leaves_parent_alone)
+Test(run_sockets, vfork_child_leaves_parent_alone)
 {
 	spawn_case("vfork");
 }
 
 /* ---- ps ------------------------------------------------------------------------- */
 
-Test(integration, ps_lists_exited_process)
+Test(run_sockets, ps_lists_exited_process)
 {
 	char dir[] = "/tmp/lw-ps-XXXXXX";
 	cr_assert_not_null(mkdtemp(dir));
@@ -391,18 +393,17 @@ Test(integration, ps_lists_exited_process)
 	cr_assert_eq(tj_get(e, "error")->type, TJ_NULL);
 	tj_free(j);
 	cmd_result_free(&r);
-	char cmdline[256];
-	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
-	cr_assert_eq(system(cmdline), 0);
+	cr_assert_eq(rm_rf(dir), 0);
 }
 
 /* Reading a segment must not allocate its holes: a read fault on a shared
  * mapping of a tmpfs hole allocates a page, and a full /dev/shm kills the
  * traced program with SIGBUS. */
-Test(integration, report_does_not_make_segment_resident)
+Test(run_sockets, report_does_not_make_segment_resident)
 {
-	char dir[] = "/dev/shm/lw-sparse-XXXXXX";
-	cr_assert_not_null(mkdtemp(dir));
+	char dir[64];
+	if (tmpfs_dir(dir, sizeof dir, "sparse") != 0)
+		cr_skip_test("no tmpfs to mount and /dev/shm is not one");
 	char envdir[128], envpre[512];
 	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", dir);
 	snprintf(envpre, sizeof envpre, "LD_PRELOAD=%s", lw_shim());
@@ -416,11 +417,11 @@ Test(integration, report_does_not_make_segment_resident)
 	char seg[256];
 	snprintf(seg, sizeof seg, "%s/leakwatch.", dir);
 	char cmdline[512];
-	snprintf(cmdline, sizeof cmdline, "ls %s/leakwatch.* | head -1", dir);
-	FILE *p = popen(cmdline, "r");
-	cr_assert(fgets(seg, sizeof seg, p));
-	pclose(p);
-	seg[strcspn(seg, "\n")] = '\0';
+	snprintf(cmdline, sizeof cmdline, "%s/leakwatch.*", dir);
+	glob_t g;
+	cr_assert_eq(glob(cmdline, 0, NULL, &g), 0, "no segment in %s", dir);
+	snprintf(seg, sizeof seg, "%s", g.gl_pathv[0]);
+	globfree(&g);
 	struct stat before, after;
 	cr_assert_eq(stat(seg, &before), 0);
 	cr_assert_lt((uint64_t)before.st_blocks * 512, (uint64_t)before.st_size / 8, "the shim keeps it sparse");
@@ -431,14 +432,13 @@ Test(integration, report_does_not_make_segment_resident)
 	cr_assert_eq(stat(seg, &after), 0);
 	cr_assert_eq(after.st_blocks, before.st_blocks, "report allocated %ld KiB of holes",
 		     (long)(after.st_blocks - before.st_blocks) / 2);
-	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
-	cr_assert_eq(system(cmdline), 0);
+	tmpfs_dir_release(dir);
 }
 
 /* An object dlopen()ed after start, and dlclose()d before exit: its frames
  * still symbolize (module table rescanned on the loader's counters, entries
  * kept when unloaded). */
-Test(integration, dlopened_object_symbolized_after_dlclose)
+Test(run_sockets, dlopened_object_symbolized_after_dlclose)
 {
 	struct runrep rr;
 	const char *cmd[] = { FIX("dlopen"), FIX("libplugin.so"), "close", NULL };
@@ -466,7 +466,7 @@ Test(integration, dlopened_object_symbolized_after_dlclose)
 /* Signal handlers that call hooked functions (dup, close) while the shim is
  * busy in the interrupted thread: no crash, no deadlock, no record lost or
  * left behind; what the handler did inside the shim passes through. */
-Test(integration, signal_handlers_interrupting_the_shim, .timeout = 120)
+Test(run_sockets, signal_handlers_interrupting_the_shim, .timeout = 120)
 {
 	struct runrep rr;
 	const char *opts[] = { "--heap", "full", NULL };
@@ -491,7 +491,7 @@ Test(integration, signal_handlers_interrupting_the_shim, .timeout = 120)
 }
 
 /* clean removes what belongs to processes that are gone, never a live one. */
-Test(integration, clean_removes_only_finished_segments, .timeout = 60)
+Test(run_sockets, clean_removes_only_finished_segments, .timeout = 60)
 {
 	char dir[] = "/tmp/lw-clean-XXXXXX";
 	cr_assert_not_null(mkdtemp(dir));
@@ -507,21 +507,9 @@ Test(integration, clean_removes_only_finished_segments, .timeout = 60)
 
 	/* a live traced process: threads waits on its stdin */
 	int ip[2], op[2];
-	cr_assert_eq(pipe(ip), 0);
-	cr_assert_eq(pipe(op), 0);
-	pid_t live = fork();
-	if (live == 0) {
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		close(ip[1]);
-		close(op[0]);
-		putenv(envdir);
-		putenv(envpre);
-		execl(FIX("threads"), "threads", "1", "10", "1", (char *)NULL);
-		_exit(127);
-	}
-	close(ip[0]);
-	close(op[1]);
+	pid_t live = spawn_piped(FIX("threads"), (char *[]){ "threads", "1", "10", "1", NULL },
+				 (char *[]){ envdir, envpre, NULL }, &ip[1], &op[0]);
+	cr_assert_gt(live, 0);
 	char buf[16];
 	cr_assert_gt(read(op[0], buf, sizeof buf), 0, "live fixture started");
 
@@ -544,16 +532,14 @@ Test(integration, clean_removes_only_finished_segments, .timeout = 60)
 	close(ip[1]); /* ends the fixture */
 	waitpid(live, NULL, 0);
 	close(op[0]);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(rm_rf(dir), 0);
 }
 
 /* fork while another thread holds the loader lock (inside dl_iterate_phdr):
  * glibc leaves it held in the child, so a child that unwinds or scans
  * modules would hang.  The children must finish; their sockets are recorded
  * without stacks. */
-Test(integration, fork_while_loader_lock_held_does_not_hang, .timeout = 120)
+Test(run_sockets, fork_while_loader_lock_held_does_not_hang, .timeout = 120)
 {
 	struct runrep rr;
 	const char *opts[] = { "--heap", "full", NULL };

@@ -8,8 +8,8 @@
 #include <poll.h>
 #include <signal.h>
 
-#include "test_analyzer_util.h"
-#include "tjson.h"
+#include "lib/analyzer.h"
+#include "lib/json.h"
 
 /* build/fixtures/threads 1 10 3 under the shim: 3 leaked UDP sockets, waits on stdin. */
 struct fixture {
@@ -21,33 +21,24 @@ struct fixture {
 
 static void fixture_start(struct fixture *x)
 {
-	int ip[2], op[2];
-	fab_tmpdir(x->dir, sizeof x->dir);
-	cr_assert_eq(pipe2(ip, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(op, O_CLOEXEC), 0);
-	x->pid = fork();
-	if (x->pid == 0) {
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		setenv("LEAKWATCH_DIR", x->dir, 1);
-		setenv("LD_PRELOAD", LW_BUILD_DIR "/libleakwatch.so", 1);
-		execl(LW_BUILD_DIR "/fixtures/threads", "threads", "1", "10", "3", (char *)NULL);
-		_exit(127);
-	}
-	close(ip[0]);
-	close(op[1]);
-	x->in = ip[1];
+	int out;
+	char envdir[96];
+	lw_tmpdir(x->dir, sizeof x->dir);
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", x->dir);
+	x->pid = spawn_piped(LW_BUILD_DIR "/fixtures/threads", (char *[]){ "threads", "1", "10", "3", NULL },
+			     (char *[]){ envdir, "LD_PRELOAD=" LW_BUILD_DIR "/libleakwatch.so", NULL }, &x->in, &out);
+	cr_assert_gt(x->pid, 0);
 	char buf[256] = "";
 	size_t len = 0;
-	struct pollfd p = { op[0], POLLIN, 0 };
+	struct pollfd p = { out, POLLIN, 0 };
 	while (!strstr(buf, "ready")) {
 		cr_assert_gt(poll(&p, 1, 20000), 0, "fixture did not start");
-		ssize_t n = read(op[0], buf + len, sizeof buf - 1 - len);
+		ssize_t n = read(out, buf + len, sizeof buf - 1 - len);
 		cr_assert_gt(n, 0, "fixture died: %s", buf);
 		len += (size_t)n;
 		buf[len] = '\0';
 	}
-	close(op[0]);
+	close(out);
 	snprintf(x->spid, sizeof x->spid, "%d", x->pid);
 	setenv("LEAKWATCH_DIR", x->dir, 1);   /* for the leakwatch runs below */
 	/* Older than the --idle-for 100ms the tests use. */
@@ -62,7 +53,7 @@ static void fixture_stop(struct fixture *x)
 		waitpid(x->pid, NULL, 0);
 	}
 	close(x->in);
-	fab_rmdir(x->dir);
+	lw_rmdir(x->dir);
 }
 
 static size_t count_of(const char *s, const char *what)
@@ -73,9 +64,9 @@ static size_t count_of(const char *s, const char *what)
 	return n;
 }
 
-TestSuite(analyzer_top, .timeout = 60);
+TestSuite(live_top, .timeout = 60);
 
-Test(analyzer_top, plain_snapshots_of_a_live_process)
+Test(live_top, plain_snapshots_of_a_live_process)
 {
 	struct fixture x;
 	fixture_start(&x);
@@ -119,7 +110,7 @@ Test(analyzer_top, plain_snapshots_of_a_live_process)
 	fixture_stop(&x);
 }
 
-Test(analyzer_top, report_interval_idle_for_and_by)
+Test(live_top, report_interval_idle_for_and_by)
 {
 	struct fixture x;
 	fixture_start(&x);
@@ -157,11 +148,11 @@ Test(analyzer_top, report_interval_idle_for_and_by)
 	fixture_stop(&x);
 }
 
-Test(analyzer_top, usage_errors_exit_2_with_one_line)
+Test(live_top, usage_errors_exit_2_with_one_line)
 {
 	static char out[4096], err[4096];
 	const char *const cases[][8] = {
-		{ "top", "2147483", NULL },
+		{ "top", lw_dead_pid_str(), NULL },
 		{ "top", NULL },
 		{ "top", "1", "--count", "0", NULL },
 		{ "top", "1", "--by", "stack", NULL },

@@ -1,48 +1,32 @@
-/*
- * A small strict JSON reader for the tests: parses `leakwatch --format json`
- * output into a tree so assertions can name fields instead of grepping text.
- * Rejects malformed input (returns NULL), which makes every parse an
- * assertion that the analyzer's JSON is well formed.
- */
-#ifndef TESTS_TJSON_H
-#define TESTS_TJSON_H
+/* SPDX-License-Identifier: MIT */
+/* json.c — the tests' one JSON parser (see json.h). */
+#include "json.h"
 
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum tj_type { TJ_NULL, TJ_BOOL, TJ_NUM, TJ_STR, TJ_ARR, TJ_OBJ };
-
-struct tj {
-	enum tj_type type;
-	double num;           /* TJ_NUM, TJ_BOOL (0/1) */
-	char *str;            /* TJ_STR */
-	char **keys;          /* TJ_OBJ */
-	struct tj **items;    /* TJ_ARR, TJ_OBJ values */
-	size_t n;
-};
 
 struct tj_parser {
 	const char *p;
 	int depth;
 };
 
-static inline struct tj *tj_value(struct tj_parser *ps);
+static struct tj *tj_value(struct tj_parser *ps);
 
-static inline void tj_ws(struct tj_parser *ps)
+static void tj_ws(struct tj_parser *ps)
 {
 	while (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\t' || *ps->p == '\r')
 		ps->p++;
 }
 
-static inline struct tj *tj_new(enum tj_type t)
+static struct tj *tj_new(enum tj_type t)
 {
 	struct tj *v = calloc(1, sizeof *v);
 	v->type = t;
 	return v;
 }
 
-static inline void tj_free(struct tj *v)
+void tj_free(struct tj *v)
 {
 	if (!v)
 		return;
@@ -57,7 +41,7 @@ static inline void tj_free(struct tj *v)
 	free(v);
 }
 
-static inline char *tj_string(struct tj_parser *ps)
+static char *tj_string(struct tj_parser *ps)
 {
 	if (*ps->p != '"')
 		return NULL;
@@ -114,7 +98,7 @@ static inline char *tj_string(struct tj_parser *ps)
 	return out;
 }
 
-static inline void tj_push(struct tj *v, char *key, struct tj *item)
+static void tj_push(struct tj *v, char *key, struct tj *item)
 {
 	v->items = realloc(v->items, (v->n + 1) * sizeof *v->items);
 	if (v->type == TJ_OBJ)
@@ -122,7 +106,7 @@ static inline void tj_push(struct tj *v, char *key, struct tj *item)
 	v->items[v->n++] = item;
 }
 
-static inline struct tj *tj_value(struct tj_parser *ps)
+static struct tj *tj_value(struct tj_parser *ps)
 {
 	tj_ws(ps);
 	if (++ps->depth > 64)
@@ -195,7 +179,7 @@ fail:
 }
 
 /* tj_parse - the whole text must be one JSON value (whitespace around ok). */
-static inline struct tj *tj_parse(const char *text)
+struct tj *tj_parse(const char *text)
 {
 	struct tj_parser ps = { text, 0 };
 	struct tj *v = tj_value(&ps);
@@ -209,7 +193,7 @@ static inline struct tj *tj_parse(const char *text)
 	return v;
 }
 
-static inline struct tj *tj_get(const struct tj *o, const char *key)
+struct tj *tj_get(const struct tj *o, const char *key)
 {
 	if (!o || o->type != TJ_OBJ)
 		return NULL;
@@ -219,26 +203,24 @@ static inline struct tj *tj_get(const struct tj *o, const char *key)
 	return NULL;
 }
 
-static inline struct tj *tj_at(const struct tj *a, size_t i)
+struct tj *tj_at(const struct tj *a, size_t i)
 {
 	return a && a->type == TJ_ARR && i < a->n ? a->items[i] : NULL;
 }
 
-static inline const char *tj_str(const struct tj *o, const char *key)
+const char *tj_str(const struct tj *o, const char *key)
 {
 	struct tj *v = tj_get(o, key);
 	return v && v->type == TJ_STR ? v->str : NULL;
 }
 
-static inline double tj_num(const struct tj *o, const char *key, double def)
+double tj_num(const struct tj *o, const char *key, double def)
 {
 	struct tj *v = tj_get(o, key);
 	return v && (v->type == TJ_NUM || v->type == TJ_BOOL) ? v->num : def;
 }
 
-static inline size_t tj_len(const struct tj *a)
+size_t tj_len(const struct tj *a)
 {
 	return a && (a->type == TJ_ARR || a->type == TJ_OBJ) ? a->n : 0;
 }
-
-#endif

@@ -20,8 +20,8 @@
 #include "segdir.h"
 #include "snapshot.h"
 #include "symbolize.h"
-#include "tjson.h"
-#include "tutil.h"
+#include "lib/json.h"
+#include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
 #define HEAP_SRC "tests/fixtures/heap_leak.c"
@@ -83,7 +83,7 @@ static struct tj *group_at(struct tj *heap, const char *func, int line)
 	return NULL;
 }
 
-Test(integration_heap, full_mode_exact_count_and_bytes, .timeout = 60)
+Test(run_heap, full_mode_exact_count_and_bytes, .timeout = 60)
 {
 	struct cmd_result r;
 	const char *opts[] = { "--heap", "full", "--fail-on-leak", NULL };
@@ -106,7 +106,7 @@ Test(integration_heap, full_mode_exact_count_and_bytes, .timeout = 60)
 	cmd_result_free(&r);
 }
 
-Test(integration_heap, every_entry_point_recorded_at_its_line, .timeout = 60)
+Test(run_heap, every_entry_point_recorded_at_its_line, .timeout = 60)
 {
 	static const struct { const char *mark; size_t size; } api[] = {
 		{ "heap.malloc", 101 }, { "heap.calloc", 102 }, { "heap.realloc", 103 },
@@ -133,7 +133,7 @@ Test(integration_heap, every_entry_point_recorded_at_its_line, .timeout = 60)
 	cmd_result_free(&r);
 }
 
-Test(integration_heap, failed_allocations_not_recorded, .timeout = 60)
+Test(run_heap, failed_allocations_not_recorded, .timeout = 60)
 {
 	struct cmd_result r;
 	const char *cmd[] = { FIX("heap_leak"), "failures", NULL };
@@ -148,7 +148,7 @@ Test(integration_heap, failed_allocations_not_recorded, .timeout = 60)
 	cmd_result_free(&r);
 }
 
-Test(integration_heap, cxx_new_demangled, .timeout = 60)
+Test(run_heap, cxx_new_demangled, .timeout = 60)
 {
 	struct cmd_result r;
 	const char *cmd[] = { FIX("heap_cxx"), "4", NULL };
@@ -203,7 +203,7 @@ static void paths_expect(struct tj *h)
 	cr_assert_eq(rec_groups, 10, "one stack per recursion depth");
 }
 
-Test(integration_heap, call_site_cache_matches_full_unwind, .timeout = 60)
+Test(run_heap, call_site_cache_matches_full_unwind, .timeout = 60)
 {
 	for (int cache = 1; cache >= 0; cache--) {
 		struct cmd_result r;
@@ -228,7 +228,7 @@ Test(integration_heap, call_site_cache_matches_full_unwind, .timeout = 60)
 #define SAMPLED_SIZE 16384
 #define SAMPLED_BOUND 0.20
 
-Test(integration_heap, sampled_estimate_within_bound, .timeout = 120)
+Test(run_heap, sampled_estimate_within_bound, .timeout = 120)
 {
 	struct cmd_result r;
 	const char *opts[] = { "--heap", "sampled", NULL };
@@ -255,25 +255,17 @@ Test(integration_heap, sampled_estimate_within_bound, .timeout = 120)
 
 /* ---- stress: 4 threads x 1M mixed operations, read live --------------------- */
 
-Test(integration_heap, stress_four_threads_exact_counts, .timeout = 180)
+Test(run_heap, stress_four_threads_exact_counts, .timeout = 180)
 {
 	char dir[] = "/tmp/lw-hstress-XXXXXX";
 	cr_assert_not_null(mkdtemp(dir));
 	int ip[2], op[2];
-	cr_assert_eq(pipe2(ip, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(op, O_CLOEXEC), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(ip[0], 0);
-		dup2(op[1], 1);
-		setenv("LEAKWATCH_DIR", dir, 1);
-		setenv("LEAKWATCH_HEAP", "full", 1);
-		setenv("LD_PRELOAD", lw_shim(), 1);
-		execl(FIX("heap_stress"), "heap_stress", "4", "1000000", "10", "wait", (char *)NULL);
-		_exit(127);
-	}
-	close(ip[0]);
-	close(op[1]);
+	char envdir[96], preload[4096];
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", dir);
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lw_shim());
+	pid_t pid = spawn_piped(FIX("heap_stress"), (char *[]){ "heap_stress", "4", "1000000", "10", "wait", NULL },
+				(char *[]){ envdir, "LEAKWATCH_HEAP=full", preload, NULL }, &ip[1], &op[0]);
+	cr_assert_gt(pid, 0);
 	char seg[128], err[LW_ERR_MAX], buf[64] = "";
 	snprintf(seg, sizeof seg, "%s/leakwatch.%d", dir, (int)pid);
 
@@ -322,9 +314,7 @@ Test(integration_heap, stress_four_threads_exact_counts, .timeout = 180)
 	waitpid(pid, NULL, 0);
 	close(ip[1]);
 	close(op[0]);
-	char cmdline[128];
-	snprintf(cmdline, sizeof cmdline, "rm -rf %s", dir);
-	cr_assert_eq(system(cmdline), 0);
+	cr_assert_eq(rm_rf(dir), 0);
 }
 
 /* ---- real programs in full mode ---------------------------------------------------- */
@@ -350,7 +340,7 @@ static void real_full(const char *const *cmd, int expect)
 	cmd_result_free(&r);
 }
 
-Test(real_heap, python_workload, .timeout = 180)
+Test(run_heap_real, python_workload, .timeout = 180)
 {
 	const char *cmd[] = { "python3", "-c",
 		"import json, collections\n"
@@ -361,7 +351,7 @@ Test(real_heap, python_workload, .timeout = 180)
 	real_full(cmd, 0);
 }
 
-Test(real_heap, sort_large_file, .timeout = 180)
+Test(run_heap_real, sort_large_file, .timeout = 180)
 {
 	char in[] = "/tmp/lw-sort-XXXXXX";
 	int fd = mkstemp(in);
@@ -374,7 +364,7 @@ Test(real_heap, sort_large_file, .timeout = 180)
 	unlink(in);
 }
 
-Test(real_heap, gcc_compiles_a_file, .timeout = 180)
+Test(run_heap_real, gcc_compiles_a_file, .timeout = 180)
 {
 	char src[] = "/tmp/lw-gcc-XXXXXX.c";
 	int fd = mkstemps(src, 2);
@@ -394,7 +384,7 @@ Test(real_heap, gcc_compiles_a_file, .timeout = 180)
 /* A child made by _Fork() runs no atfork handler and so has no segment of
  * its own: it must not write into the parent's heap table, which it still
  * maps. */
-Test(integration_heap, raw_fork_child_leaves_parent_table_alone, .timeout = 60)
+Test(run_heap, raw_fork_child_leaves_parent_table_alone, .timeout = 60)
 {
 	struct cmd_result r;
 	const char *opts[] = { "--heap", "full", NULL };
@@ -407,4 +397,76 @@ Test(integration_heap, raw_fork_child_leaves_parent_table_alone, .timeout = 60)
 	cr_assert_eq(tj_num(j, "leaked_heap_blocks", -1), 100, "the child's 500 blocks are not in the parent's table");
 	tj_free(j);
 	cmd_result_free(&r);
+}
+
+/* ---- --fail-on-leak per kind, through cli_run ------------------------------------ */
+
+TestSuite(run_heap_kinds, .init = suite_dir_setup, .fini = suite_dir_teardown);
+
+static const char *heap_leak_fixture(void)
+{
+	static const char path[] = LW_BUILD_DIR "/fixtures/heap_leak";
+	if (access(path, X_OK) != 0)
+		cr_skip_test("no heap_leak fixture (make test builds it)");
+	return path;
+}
+
+Test(run_heap_kinds, fail_on_leak_per_kind, .timeout = 60)
+{
+	const char *fx = heap_leak_fixture();
+	char out[65536], err[8192];
+	setenv("LEAKWATCH_HEAP", "full", 1);
+	unsetenv("LEAKWATCH_SHIM");
+
+	/* 5 leaked blocks: only heap-counting modes fail */
+	int rc = cli_run((const char *[]){ "run", "--fail-on-leak=heap", "--", fx, "basic", "5", "48", NULL },
+			 (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 1, "stderr %s\nout %s", err, out);
+	/* the report is on stderr: the command's stdout stays its own */
+	cr_assert(strstr(err, "leakwatch: 5 heap blocks (240 B) left allocated by the program\n"), "%s", err);
+	cr_assert_null(strstr(out, "leakwatch:"), "%s", out);
+	rc = cli_run((const char *[]){ "run", "--fail-on-leak=all", "--", fx, "basic", "5", "48", NULL }, (uid_t)-1,
+		     out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 1, "%s", err);
+	rc = cli_run((const char *[]){ "run", "--kind", "heap", "--fail-on-leak", "--", fx, "basic", "5", "48", NULL },
+		     (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 1, "bare --fail-on-leak with --kind heap counts heap: %s", err);
+	rc = cli_run((const char *[]){ "run", "--fail-on-leak", "--", fx, "basic", "5", "48", NULL }, (uid_t)-1, out,
+		     sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 1, "bare --fail-on-leak covers every kind --kind shows: %s", err);
+	rc = cli_run((const char *[]){ "run", "--fail-on-leak=sockets", "--", fx, "basic", "5", "48", NULL },
+		     (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "%s", err);
+	rc = cli_run((const char *[]){ "run", "--older-than", "1h", "--fail-on-leak=heap", "--", fx, "basic", "5",
+				       "48", NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "nothing is an hour old: %s", err);
+
+	/* no leak: churn frees everything; what libc keeps does not count */
+	rc = cli_run((const char *[]){ "run", "--fail-on-leak=heap", "--", "/bin/echo", "hello", NULL }, (uid_t)-1,
+		     out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "echo's stdout buffer is libc's: %s", err);
+	cr_assert_str_eq(out, "hello\n", "echo's output alone on stdout");
+	rc = cli_run((const char *[]){ "run", "--fail-on-leak=heap", "--", fx, "basic", "0", "48", NULL }, (uid_t)-1,
+		     out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "%s", err);
+
+	/* JSON totals and folded lines of the run */
+	/* --output -: the report on stdout, on request */
+	rc = cli_run((const char *[]){ "run", "--format", "json", "--output", "-", "--", fx, "basic", "7", "100", NULL },
+		     (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "%s", err);
+	struct tj *j = tj_parse(out);
+	cr_assert_not_null(j, "%.2000s", out);
+	cr_assert_eq(tj_num(j, "leaked", -1), 0);
+	cr_assert_eq(tj_num(j, "leaked_heap_blocks", -1), 7);
+	cr_assert_eq(tj_num(j, "leaked_heap_bytes", -1), 700);
+	cr_assert_eq(tj_num(j, "leaked_heap_estimated", 1), 0);
+	tj_free(j);
+
+	rc = cli_run((const char *[]){ "run", "--format", "folded", "--output", "-", "--", fx, "basic", "7", "100",
+				       NULL }, (uid_t)-1, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert(strncmp(out, "heap_leak;", 10) == 0, "%s", out);
+	cr_assert(strstr(out, ";main;make_leak 700\n"), "%s", out);
+	cr_assert_eq(count_lines(out), 1, "one program group: %s", out);
 }
