@@ -107,6 +107,14 @@ static void atfork_child(void)
 		heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
 		segment_mark_state(LW_STATE_RUNNING);
 		atomic_store(&g_ready, 1);
+	} else {
+		/* No segment of our own (no room: a small /dev/shm): this child
+		 * is not traced.  g_seg keeps naming the parent's mapping, made
+		 * private below, whose pid is not ours, so segment_active()
+		 * refuses every recording from now on, while a frame the fork
+		 * interrupted still finds the tables it was using (zeroed table
+		 * pointers there killed children with SIGSEGV). */
+		g_seg = parent;
 	}
 	/* The parent's mapping is shared; the child must never write to it. */
 	segment_privatize(&parent);

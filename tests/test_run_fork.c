@@ -5,6 +5,9 @@
  * through close_range().  Run under `leakwatch run`, checked from the report.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <sys/mount.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,4 +165,42 @@ Test(run_fork, double_close_through_close_range)
 	assert_top(tj_get(b, "stack"), "mode_closerange2", "forksig.cr_again");
 	assert_top(tj_get(b, "prev_close_stack"), "mode_closerange2", "forksig.cr_close");
 	fork_free(&fr);
+}
+
+/* A fork child that finds no room for its own segment (a small tmpfs: the
+ * parent's fits, the child's does not) is not traced, and a child forked
+ * by a signal handler that interrupted the shim still resumes that frame
+ * safely: before the fix its table pointers were zeroed and it died. */
+Test(run_fork, child_without_room_for_a_segment_survives, .timeout = 180)
+{
+	char mnt[] = "/tmp/lw-smallfs-XXXXXX";
+	cr_assert_not_null(mkdtemp(mnt));
+	if (geteuid() != 0 || mount("tmpfs", mnt, "tmpfs", 0, "size=44m") != 0) {
+		rmdir(mnt);
+		cr_skip_test("needs root to mount a small tmpfs");
+	}
+	char envdir[128], envpre[512];
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", mnt);
+	snprintf(envpre, sizeof envpre, "LD_PRELOAD=%s", lw_shim());
+	char *env[] = { envdir, envpre, "LEAKWATCH_HEAP=sampled", NULL };
+	char *argv[] = { FIX("forksig"), "fork", "200", NULL };
+	struct cmd_result r;
+	run_cmd(&r, argv, env, 120);
+	int segments = 0;
+	DIR *d = opendir(mnt);
+	for (struct dirent *e; d && (e = readdir(d));)
+		segments += strncmp(e->d_name, "leakwatch.", 10) == 0;
+	if (d)
+		closedir(d);
+	umount2(mnt, MNT_DETACH);
+	rmdir(mnt);
+	const char *line = strstr(r.out, "forksig:");
+	cr_assert_not_null(line, "fixture output missing (status %d): %s", r.status, r.err);
+	int kids = -1, died = -1;
+	cr_assert_eq(sscanf(line, "forksig: %d children, %d died", &kids, &died), 2);
+	cr_assert_eq(kids, 200);
+	cr_assert_eq(died, 0, "children killed: %s", r.err);
+	cr_assert_eq(r.status, 0);
+	cr_assert_eq(segments, 1, "the parent's segment fitted, no child's did");
+	cmd_result_free(&r);
 }
