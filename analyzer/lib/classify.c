@@ -279,7 +279,7 @@ int lw_group_same_key(const struct lw_group *a, const struct lw_group *b)
 	return lw_group_key_cmp(&ka, &kb) == 0;
 }
 
-/* Test seam (analyzer.h): element steps and comparisons of grouping and verdicts. */
+/* Test seam (testing.h): element steps and comparisons of grouping and verdicts. */
 unsigned long long lw_group_ops;
 
 static int u32_cmp(const void *a, const void *b)
