@@ -33,6 +33,25 @@ static inline void leave(void)
 	guard_clear();
 }
 
+/* enter_send - enter() for the send path, without segment_active()'s
+ * getpid system call (one per send was the largest cost of last-use
+ * tracking).  What that check keeps out is a vfork child, or a raw clone
+ * sharing our memory: a send there lands on the parent's record of the same
+ * fd number, which the child inherited — the same socket unless the child
+ * renumbered its descriptors before exec, and then only a last-use stamp is
+ * off.  Records are only ever created or removed through enter(). */
+static inline __attribute__((always_inline)) int enter_send(void)
+{
+	if (!atomic_load_explicit(&g_ready, memory_order_acquire) || !g_seg.hdr)
+		return 0;
+	if (guard_busy()) {
+		segment_counter_add(LW_CTR_DROP_REENTRANT, 1);
+		return 0;
+	}
+	guard_set();
+	return 1;
+}
+
 /* capture_new - the stack of a call that creates a record: refresh the
  * module table first (the creating code may sit in an object dlopen()ed
  * since the last look; later stacks of the same record mostly share its
@@ -190,7 +209,7 @@ void lw_ev_close_range(unsigned first, unsigned last, int flags)
 void lw_ev_send(int fd, uintptr_t ra, uintptr_t cfa)
 {
 	int saved = errno;
-	if (enter()) {
+	if (enter_send()) {
 		handle_used(fd, stack_capture_at(ra, cfa));
 		leave();
 	}
