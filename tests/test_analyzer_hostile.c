@@ -526,3 +526,50 @@ Test(analyzer_hostile, stack_written_during_the_snapshot_is_found, .timeout = 12
 	cr_assert_gt(snaps, 3, "snapshots taken while the writer ran (%u)", snaps);
 	cr_assert_gt(checked, 0);
 }
+
+/*
+ * libdw looks for separate debug info next to a module (the .gnu_debuglink
+ * name, in its directory and its .debug/) with a plain open(): in a
+ * directory anyone can write, a FIFO under that name would block the
+ * report forever.  There only the module's own file is read.
+ */
+Test(analyzer_hostile, debuglink_fifo_in_a_shared_directory_is_not_opened, .timeout = 60)
+{
+	char shared[PATH_MAX], prog[PATH_MAX + 16], dbg[PATH_MAX + 32], path[PATH_MAX], out[16384],
+		err[8192];
+	snprintf(shared, sizeof shared, "%s/shared", dir);
+	cr_assert_eq(mkdir(shared, 0777), 0);
+	cr_assert_eq(chmod(shared, 01777), 0); /* like /tmp */
+	snprintf(prog, sizeof prog, "%s/prog", shared);
+	snprintf(dbg, sizeof dbg, "%s/prog.debug", shared);
+	char link_opt[PATH_MAX + 80];
+	snprintf(link_opt, sizeof link_opt, "--add-gnu-debuglink=%s", dbg);
+	struct cmd_result r;
+	char *cp[] = { "cp", LW_BUILD_DIR "/fixtures/leak_basic", prog, NULL };
+	run_cmd(&r, cp, NULL, 20);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cmd_result_free(&r);
+	char *keep[] = { "objcopy", "--only-keep-debug", prog, dbg, NULL };
+	run_cmd(&r, keep, NULL, 20);
+	cr_assert_eq(r.status, 0, "objcopy: %s", r.err);
+	cmd_result_free(&r);
+	char *strip[] = { "objcopy", "--strip-debug", link_opt, prog, NULL };
+	run_cmd(&r, strip, NULL, 20);
+	cr_assert_eq(r.status, 0, "objcopy: %s", r.err);
+	cmd_result_free(&r);
+	cr_assert_eq(unlink(dbg), 0);
+	cr_assert_eq(mkfifo(dbg, 0666), 0);
+
+	struct fab f;
+	fab_init(&f, 4, 4, 16, 4);
+	uint64_t fr[1] = { 0x10001200 };
+	fab_stack(&f, 1, fr, 1);
+	fab_module(&f, prog, 0x10000000, 0x10000000, 0x10100000, 0);
+	fab_handle(&f, 5, LW_ORIGIN_SOCKET, 1, 1);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
+	fab_free(&f);
+
+	int rc = lw((const char *[]){ "report", path, NULL }, 20, out, sizeof out, err, sizeof err);
+	cr_assert_eq(rc, 0, "exit %d (-1: hung on the FIFO), stderr '%s'", rc, err);
+	cr_assert(strstr(out, "prog"), "the frame is shown by its module: %.2000s", out);
+}

@@ -16,6 +16,7 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,9 +56,49 @@ struct lw_symbolizer {
 	size_t capstrs;
 };
 
+/* dir_trusted - nobody but root and us can create a name in dir (an
+ * absent dir is fine: nothing can be found in it). */
+static int dir_trusted(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0)
+		return 1;
+	return (st.st_uid == 0 || st.st_uid == geteuid()) && !(st.st_mode & (S_IWGRP | S_IWOTH));
+}
+
+/*
+ * find_debuginfo - libdw's standard search for separate debug info (the
+ * build-id tree and the .gnu_debuglink name in the module's directory, its
+ * .debug/ and the global debug directory), but only for a module whose
+ * directory nobody else can write: the search opens every candidate with a
+ * plain open(), and a FIFO put under the debuglink name there would block
+ * the report forever.  Otherwise the module's own file is all there is.
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+			  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+			  char **debuginfo_file_name)
+{
+	if (file_name && file_name[0] == '/') {
+		char dir[PATH_MAX], sub[PATH_MAX + 8];
+		const char *slash = strrchr(file_name, '/');
+		size_t n = (size_t)(slash - file_name);
+		if (n >= sizeof dir)
+			return -1; /* cannot judge it: do not search */
+		if (n == 0)
+			n = 1; /* the root directory */
+		memcpy(dir, file_name, n);
+		dir[n] = '\0';
+		snprintf(sub, sizeof sub, "%s/.debug", dir);
+		if (!dir_trusted(dir) || !dir_trusted(sub))
+			return -1;
+	}
+	return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+					    debuglink_crc, debuginfo_file_name);
+}
+
 static const Dwfl_Callbacks offline_callbacks = {
 	.find_elf = dwfl_build_id_find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.find_debuginfo = find_debuginfo,
 	.section_address = dwfl_offline_section_address,
 };
 
