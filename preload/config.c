@@ -30,6 +30,7 @@ enum opt_type {
 	OPT_UINT,                       /* decimal in [lo, hi] */
 	OPT_PATH,                       /* a string shorter than LW_PATH_MAX */
 	OPT_HEAP,                       /* off | sampled | full */
+	OPT_SIZE,                       /* bytes (K, M, G suffixes) or N% of the filesystem */
 };
 
 struct opt {
@@ -39,11 +40,6 @@ struct opt {
 	uint64_t def, lo, hi;           /* def 0 for MAX_ALLOCS: by heap mode */
 	const char *help;
 };
-
-/* LEAKWATCH_MAX_ALLOCS by heap mode: full mode needs room for every live
- * block, sampled mode for few */
-#define ALLOCS_FULL    (1u << 20)
-#define ALLOCS_SAMPLED (1u << 16)
 
 #define FIELD(f) offsetof(struct shim_config, f), sizeof(((struct shim_config *)0)->f)
 
@@ -58,14 +54,16 @@ static const struct opt g_opts[] = {
 	  "heap tracking: off, sampled or full" },
 	{ "LEAKWATCH_SAMPLE_BYTES", OPT_UINT, FIELD(sample_bytes), 512 * 1024, 1, 1u << 30,
 	  "sampled mode: mean bytes allocated between two samples" },
-	{ "LEAKWATCH_MAX_ALLOCS", OPT_UINT, FIELD(max_allocs), 0, 1024, 1u << 28,
-	  "heap table slots, rounded up to a power of two; the default depends on LEAKWATCH_HEAP" },
+	{ "LEAKWATCH_MAX_ALLOCS", OPT_UINT, FIELD(max_allocs), 1u << 28, 1024, 1u << 30,
+	  "live heap blocks recorded at most (the table grows with the live set up to this)" },
 	{ "LEAKWATCH_STACK_DEPTH", OPT_UINT, FIELD(stack_depth), 32, 1, LW_STACK_MAX_FRAMES,
 	  "frames captured per stack" },
-	{ "LEAKWATCH_MAX_FDS", OPT_UINT, FIELD(max_fds), 65536, 64, 1u << 22,
-	  "handle table size; higher fds are counted as dropped" },
-	{ "LEAKWATCH_MAX_STACKS", OPT_UINT, FIELD(max_stacks), 16384, 64, 1u << 22,
-	  "distinct stacks stored" },
+	{ "LEAKWATCH_MAX_FDS", OPT_UINT, FIELD(max_fds), 1u << 30, 64, 1u << 30,
+	  "descriptors recorded: fd numbers from this one up are counted as dropped" },
+	{ "LEAKWATCH_MAX_STACKS", OPT_UINT, FIELD(max_stacks), 1u << 22, 64, 1u << 26,
+	  "distinct stacks stored at most (the table grows up to this)" },
+	{ "LEAKWATCH_BUDGET", OPT_SIZE, FIELD(budget), 25, 0, 0,
+	  "space for all segments of the directory: bytes (K, M, G) or N% of its filesystem; 0: no budget" },
 	{ "LEAKWATCH_STACK_CACHE", OPT_UINT, FIELD(site_cache), 1, 0, 1,
 	  "0 disables the call-site stack cache" },
 	{ "LEAKWATCH_KEEP_EMPTY", OPT_BOOL, FIELD(keep_empty), 0, 0, 1,
@@ -94,6 +92,39 @@ static int parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 		x = x * 10 + (uint64_t)(*v - '0');
 	}
 	if (x < lo || x > hi)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* parse_size - "N", "N[KMG]" (binary units) or "N%" (1..100): bytes into
+ * *out with *pct 0, or a percentage into *out with *pct 1. */
+static int parse_size(const char *v, uint64_t *out, uint32_t *pct)
+{
+	uint64_t x = 0;
+	const char *p = v;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (x > (1ull << 40))
+			return -1;
+		x = x * 10 + (uint64_t)(*p - '0');
+	}
+	if (p == v)
+		return -1;
+	*pct = 0;
+	switch (*p) {
+	case '\0': break;
+	case 'k': case 'K': x <<= 10; p++; break;
+	case 'm': case 'M': x <<= 20; p++; break;
+	case 'g': case 'G': x <<= 30; p++; break;
+	case '%':
+		if (x < 1 || x > 100)
+			return -1;
+		*pct = 1;
+		p++;
+		break;
+	default: return -1;
+	}
+	if (*p)
 		return -1;
 	*out = x;
 	return 0;
@@ -148,6 +179,17 @@ static int opt_apply(const struct opt *o, const char *v)
 			/* enum lw_heap_mode follows the words */
 			bad = parse_word(v, heap, &x) != 0;
 			break;
+		case OPT_SIZE: {
+			uint32_t pct = 0;
+			bad = parse_size(v, &x, &pct) != 0;
+			if (!bad && pct) {
+				g_cfg.budget_pct = (uint32_t)x;
+				x = 0;
+			} else if (!bad) {
+				g_cfg.budget_pct = 0;
+			}
+			break;
+		}
 		default:
 			bad = parse_uint(v, o->lo, o->hi, &x) != 0;
 			break;
@@ -155,6 +197,11 @@ static int opt_apply(const struct opt *o, const char *v)
 	}
 	if (bad)
 		x = o->def;
+	if (o->type == OPT_SIZE && (bad || !v || !*v)) {
+		/* the default is a share of the filesystem */
+		g_cfg.budget_pct = (uint32_t)o->def;
+		x = 0;
+	}
 	field_set(o, x);
 	return bad ? -1 : 0;
 }
@@ -172,6 +219,10 @@ static void opt_complain(const struct opt *o, const char *v)
 		break;
 	case OPT_HEAP:
 		shim_log("%s=%s: not off, sampled or full; using the default", o->name, v);
+		break;
+	case OPT_SIZE:
+		shim_log("%s=%s: not bytes (K, M, G) or a percentage 1%%..100%%; using %u%%", o->name, v,
+			 (unsigned)o->def);
 		break;
 	case OPT_PATH:
 		shim_log("%s: longer than %u bytes; using " LW_DEFAULT_DIR, o->name,
@@ -191,13 +242,8 @@ void config_parse(char *const *env)
 			opt_complain(o, v);
 		}
 	}
-	uint32_t n = g_cfg.max_allocs;
-	if (n == 0)
-		n = g_cfg.heap_mode == LW_HEAP_FULL ? ALLOCS_FULL : ALLOCS_SAMPLED;
-	uint32_t pow2 = 1024;
-	while (pow2 < n)
-		pow2 <<= 1;
-	g_cfg.max_allocs = g_cfg.heap_mode == LW_HEAP_OFF ? 0 : pow2;
+	if (g_cfg.heap_mode == LW_HEAP_OFF)
+		g_cfg.max_allocs = 0;
 }
 
 void config_load(void)

@@ -187,11 +187,11 @@ void lw_ev_close_range(unsigned first, unsigned last, int flags)
 		struct handle_prev prev;
 		int state = LW_H_FREE;
 		uint32_t stack = 0;
-		if (g_seg.hdr && first < g_seg.hdr->handles.capacity) {
+		const struct lw_handle *h = g_seg.hdr ? segment_entry(LW_T_HANDLES, first) : NULL;
+		if (h) {
 			struct lw_handle snap;
 			/* a stack only for a record to close or a bad close to report */
-			if (!lw_seq_read(&g_seg.handles[fd], &snap, sizeof snap) ||
-			    snap.state != LW_H_FREE)
+			if (!lw_seq_read(h, &snap, sizeof snap) || snap.state != LW_H_FREE)
 				stack = stack_capture();
 			state = handle_before_close(fd, stack, &prev);
 		}

@@ -22,20 +22,32 @@
 
 #include "shim.h"
 
-static struct lw_handle *slot_lock(int fd, uint32_t *seq_out)
+/* handle_at - fd's slot, NULL when its chunk does not exist (no record). */
+static inline struct lw_handle *handle_at(int fd)
 {
-	struct lw_header *hdr = g_seg.hdr;
-	if (!hdr || fd < 0)
+	return fd < 0 ? NULL : (struct lw_handle *)segment_entry(LW_T_HANDLES, (uint64_t)fd);
+}
+
+/* slot_lock_at - lock fd's slot; `grow`: make it exist first (a new record). */
+static struct lw_handle *slot_lock_at(int fd, uint32_t *seq_out, int grow)
+{
+	if (!g_seg.hdr || fd < 0)
 		return NULL;
-	if ((uint32_t)fd >= hdr->handles.capacity) {
-		segment_counter_add(LW_CTR_DROP_HANDLE_FULL, 1);
+	struct lw_handle *h = grow ? segment_entry_grow(LW_T_HANDLES, (uint64_t)fd) : handle_at(fd);
+	if (!h) {
+		if (grow)
+			segment_counter_add(LW_CTR_DROP_HANDLE_FULL, 1);
 		return NULL;
 	}
-	struct lw_handle *h = &g_seg.handles[fd];
 	if (seq_lock_spin(&h->seq, seq_out, LW_LIM_HANDLE_SPINS))
 		return h;
 	segment_counter_add(LW_CTR_DROP_BUSY, 1);
 	return NULL;
+}
+
+static struct lw_handle *slot_lock(int fd, uint32_t *seq_out)
+{
+	return slot_lock_at(fd, seq_out, 0);
 }
 
 /*
@@ -47,27 +59,50 @@ static struct lw_handle *slot_lock(int fd, uint32_t *seq_out)
  * Its seq is odd while a copy is half done (a fork by another thread, or a
  * handler that forks, in the middle of it).
  */
-static struct lw_handle *g_mirror;
-static uint32_t g_mirror_cap;
+static struct lw_handle *g_mirror[LW_CHUNKS_MAX];
+static int g_mirror_on;
 
 int handles_mirror_init(uint32_t capacity)
 {
-	if (g_mirror)
-		return 0;
-	void *p = prim_mmap(NULL, (size_t)capacity * sizeof(struct lw_handle), PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return -1;
-	g_mirror = p;
-	g_mirror_cap = capacity;
+	(void)capacity;
+	g_mirror_on = 1;
 	return 0;
+}
+
+/* mirror_at - fd's mirror slot; `make`: map its chunk (private, like the
+ * segment's, made on the first write into it). */
+static struct lw_handle *mirror_at(int fd, int make)
+{
+	uint64_t within;
+	uint32_t shift = g_seg.shift[LW_T_HANDLES];
+	if (!g_mirror_on || fd < 0 || !shift)
+		return NULL;
+	unsigned k = lw_chunk_of(shift, (uint64_t)fd, &within);
+	if (k >= LW_CHUNKS_MAX)
+		return NULL;
+	struct lw_handle *c = __atomic_load_n(&g_mirror[k], __ATOMIC_ACQUIRE);
+	if (!c && make) {
+		size_t len = lw_chunk_bytes(shift, k, sizeof(struct lw_handle));
+		void *m = prim_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			return NULL;
+		struct lw_handle *none = NULL;
+		if (__atomic_compare_exchange_n(&g_mirror[k], &none, (struct lw_handle *)m, 0,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			c = m;
+		} else {
+			prim_munmap(m, len);
+			c = none;
+		}
+	}
+	return c ? &c[within] : NULL;
 }
 
 static void mirror_store(int fd, const struct lw_handle *src)
 {
-	if (!g_mirror || fd < 0 || (uint32_t)fd >= g_mirror_cap)
+	struct lw_handle *m = mirror_at(fd, src != NULL);
+	if (!m)
 		return;
-	struct lw_handle *m = &g_mirror[fd];
 	uint32_t s = lw_seq_write_begin(&m->seq);
 	if (src)
 		memcpy((char *)m + sizeof m->seq, (const char *)src + sizeof src->seq,
@@ -77,9 +112,9 @@ static void mirror_store(int fd, const struct lw_handle *src)
 	lw_seq_write_end(&m->seq, s);
 }
 
-static void slot_unlock(struct lw_handle *h, uint32_t s)
+static void slot_unlock(int fd, struct lw_handle *h, uint32_t s)
 {
-	mirror_store((int)(h - g_seg.handles), h);
+	mirror_store(fd, h);
 	seq_unlock(&h->seq, s);
 }
 
@@ -97,9 +132,9 @@ static void note_high_water(int fd)
 
 static void stack_count(uint32_t id, int opened)
 {
-	if (id == 0 || id > g_seg.hdr->stacks.capacity)
+	struct lw_stack *s = stack_slot(id);
+	if (!s)
 		return;
-	struct lw_stack *s = &g_seg.stacks[id - 1];
 	atomic_fetch_add_explicit(opened ? &s->sock_opened : &s->sock_closed, 1, memory_order_relaxed);
 }
 
@@ -180,7 +215,7 @@ static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stac
 			      uint32_t replaced_by)
 {
 	uint32_t seq;
-	struct lw_handle *h = slot_lock(fd, &seq);
+	struct lw_handle *h = slot_lock_at(fd, &seq, 1);
 	if (!h)
 		return;
 	if (replaced_by && h->state == LW_H_OPEN)
@@ -193,7 +228,7 @@ static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stac
 	h->state = LW_H_OPEN;
 	h->generation = gen;
 	h->stack_id = stack_id;
-	slot_unlock(h, seq);
+	slot_unlock(fd, h, seq);
 	note_high_water(fd);
 	stack_count(stack_id, 1);
 	segment_counter_add(LW_CTR_SOCK_OPENED, 1);
@@ -225,8 +260,8 @@ void handle_dup(int oldfd, int newfd, uint32_t stack)
 
 	if (!hdr || oldfd < 0 || newfd < 0 || oldfd == newfd)
 		return;
-	if ((uint32_t)oldfd < hdr->handles.capacity &&
-	    lw_seq_read(&g_seg.handles[oldfd], &src, sizeof src) && src.state == LW_H_OPEN) {
+	const struct lw_handle *old = handle_at(oldfd);
+	if (old && lw_seq_read(old, &src, sizeof src) && src.state == LW_H_OPEN) {
 		src.origin = LW_ORIGIN_DUP;
 		src.dup_of = oldfd;
 		src.tid = prim_gettid();
@@ -239,13 +274,13 @@ void handle_dup(int oldfd, int newfd, uint32_t stack)
 	/* The source is not a tracked socket: the new fd number now names
 	 * something else, so an old record there is finished. */
 	uint32_t seq;
-	if ((uint32_t)newfd < hdr->handles.capacity && handle_is_open(newfd)) {
+	if (handle_is_open(newfd)) {
 		struct lw_handle *h = slot_lock(newfd, &seq);
 		if (!h)
 			return;
 		if (h->state == LW_H_OPEN)
 			record_close(h, stack);
-		slot_unlock(h, seq);
+		slot_unlock(newfd, h, seq);
 	}
 }
 
@@ -263,16 +298,14 @@ void handle_connected(int fd, const struct sockaddr *addr, socklen_t len, uint32
 		h->connect_stack_id = stack;
 		h->connect_ns = prim_now_ns();
 	}
-	slot_unlock(h, seq);
+	slot_unlock(fd, h, seq);
 	segment_counter_add(LW_CTR_EVENTS, 1);
 }
 
 int handle_is_open(int fd)
 {
-	struct lw_header *hdr = g_seg.hdr;
-	if (!hdr || fd < 0 || (uint32_t)fd >= hdr->handles.capacity)
-		return 0;
-	return __atomic_load_n(&g_seg.handles[fd].state, __ATOMIC_RELAXED) == LW_H_OPEN;
+	const struct lw_handle *h = g_seg.hdr ? handle_at(fd) : NULL;
+	return h && __atomic_load_n(&h->state, __ATOMIC_RELAXED) == LW_H_OPEN;
 }
 
 int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev)
@@ -281,9 +314,10 @@ int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev)
 	struct lw_handle snap;
 	uint32_t seq;
 
-	if (!hdr || fd < 0 || (uint32_t)fd >= hdr->handles.capacity)
+	const struct lw_handle *cur = hdr ? handle_at(fd) : NULL;
+	if (!cur)
 		return LW_H_FREE;
-	if (!lw_seq_read(&g_seg.handles[fd], &snap, sizeof snap)) {
+	if (!lw_seq_read(cur, &snap, sizeof snap)) {
 		/* a writer held it all along: still remove an open record first */
 		memset(&snap, 0, sizeof snap);
 		snap.state = LW_H_OPEN;
@@ -305,17 +339,19 @@ int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev)
 		record_close(h, stack);
 		segment_counter_add(LW_CTR_EVENTS, 1);
 	}
-	slot_unlock(h, seq);
+	slot_unlock(fd, h, seq);
 	return LW_H_OPEN;
 }
 
 void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev, uint32_t stack)
 {
 	struct lw_header *hdr = g_seg.hdr;
-	if (!hdr || hdr->badcloses.capacity == 0)
+	if (!hdr)
 		return;
 	uint32_t n = atomic_fetch_add_explicit(&hdr->badcloses.used, 1, memory_order_relaxed);
-	struct lw_badclose *b = &g_seg.badcloses[n % hdr->badcloses.capacity];
+	struct lw_badclose *b = segment_entry_grow(LW_T_BADCLOSES, n % LW_LIM_BADCLOSES);
+	if (!b)
+		return;
 	uint32_t s;
 	if (!seq_lock(&b->seq, &s)) {
 		segment_counter_add(LW_CTR_DROP_BUSY, 1);
@@ -369,7 +405,7 @@ void handle_close_range(unsigned first, unsigned last, uint32_t stack)
 			continue;
 		if (h->state == LW_H_OPEN)
 			record_close(h, stack);
-		slot_unlock(h, seq);
+		slot_unlock((int)fd, h, seq);
 	}
 }
 
@@ -412,12 +448,17 @@ void handle_scan_inherited(void)
  * mirror, or from the live table when the mirror's copy was half done. */
 static int fork_view(const struct shim_segment *parent, uint32_t fd, struct lw_handle *out)
 {
-	if (g_mirror && fd < g_mirror_cap &&
-	    !(atomic_load_explicit(&g_mirror[fd].seq, memory_order_relaxed) & 1u)) {
-		memcpy(out, &g_mirror[fd], sizeof *out);
+	const struct lw_handle *m = mirror_at((int)fd, 0);
+	if (m && !(atomic_load_explicit(&m->seq, memory_order_relaxed) & 1u)) {
+		memcpy(out, m, sizeof *out);
 		return 1;
 	}
-	return lw_seq_read(&parent->handles[fd], out, sizeof *out);
+	const struct lw_handle *h = segment_entry_in(parent, LW_T_HANDLES, fd);
+	if (!h) {
+		memset(out, 0, sizeof *out);
+		return 1;
+	}
+	return lw_seq_read(h, out, sizeof *out);
 }
 
 void handle_copy_from(const struct shim_segment *parent)
@@ -427,8 +468,6 @@ void handle_copy_from(const struct shim_segment *parent)
 		return;
 	uint32_t hw = atomic_load_explicit(&((struct lw_header *)ph)->handles.used,
 					   memory_order_acquire);
-	if (hw > ph->handles.capacity)
-		hw = ph->handles.capacity;
 	for (uint32_t fd = 0; fd < hw; fd++) {
 		struct lw_handle src;
 		struct lw_stack st;
@@ -442,8 +481,9 @@ void handle_copy_from(const struct shim_segment *parent)
 		if (prim_fstat((int)fd, &sb) != 0 || (uint64_t)sb.st_ino != src.inode)
 			continue;
 		uint32_t id = 0;
-		if (src.stack_id && src.stack_id <= ph->stacks.capacity &&
-		    lw_seq_read(&parent->stacks[src.stack_id - 1], &st, sizeof st) &&
+		const struct lw_stack *ps = src.stack_id ?
+			segment_entry_in(parent, LW_T_STACKS, (uint64_t)src.stack_id - 1) : NULL;
+		if (ps && lw_seq_read(ps, &st, sizeof st) &&
 		    atomic_load_explicit(&st.seq, memory_order_relaxed) == 2)
 			id = stack_intern(st.frames, st.depth);
 		src.origin = LW_ORIGIN_FORK;
@@ -463,7 +503,7 @@ void handle_bound(int fd)
 		return;
 	if (h->state == LW_H_OPEN)
 		addr_get(fd, &h->local, 0);
-	slot_unlock(h, seq);
+	slot_unlock(fd, h, seq);
 }
 
 void handle_used(int fd, uint32_t stack_id)
@@ -479,7 +519,8 @@ void handle_used(int fd, uint32_t stack_id)
 	/* not slot_unlock(): a fork child does not inherit last use, so the
 	 * mirror need not follow (this is the hot path of every send) */
 	seq_unlock(&h->seq, seq);
-	if (stack_id && stack_id <= g_seg.hdr->stacks.capacity)
-		atomic_fetch_add_explicit(&g_seg.stacks[stack_id - 1].uses, 1, memory_order_relaxed);
+	struct lw_stack *st = stack_slot(stack_id);
+	if (st)
+		atomic_fetch_add_explicit(&st->uses, 1, memory_order_relaxed);
 	segment_counter_add(LW_CTR_SEND_CALLS, 1);
 }

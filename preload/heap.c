@@ -113,10 +113,23 @@ void heap_init(uint32_t mode, uint64_t sample_bytes)
 		owner_claim();
 	struct lw_header *hdr = g_seg.hdr;
 	g_mode = LW_HEAP_OFF;
-	if (!hdr || hdr->heap.capacity == 0 || mode == LW_HEAP_OFF)
+	if (!hdr || mode == LW_HEAP_OFF)
 		return;
-	g_tab = (struct lw_alloc *)((char *)hdr + hdr->heap.offset);
-	g_mask = hdr->heap.capacity - 1;
+	/* interim: one table, sized at start (growth: heap table rewrite) */
+	uint64_t cap = mode == LW_HEAP_FULL ? (1u << 18) : (1u << 12), off;
+	struct lw_alloc *t = segment_extent_new(cap * sizeof(struct lw_alloc), &off);
+	if (!t) {
+		segment_mark_incomplete(LW_INCOMPLETE_HEAP);
+		return;
+	}
+	uint32_t s = lw_seq_write_begin(&hdr->heapdir.seq);
+	hdr->heapdir.cur_off = off;
+	hdr->heapdir.cur_cap = cap;
+	hdr->heapdir.gen++;
+	lw_seq_write_end(&hdr->heapdir.seq, s);
+	hdr->heap.capacity = (uint32_t)cap;
+	g_tab = t;
+	g_mask = cap - 1;
 	g_sample_bytes = sample_bytes ? sample_bytes : 1;
 	hdr->heap_mode = mode;
 	hdr->sample_bytes = mode == LW_HEAP_SAMPLED ? g_sample_bytes : 0;
@@ -176,8 +189,8 @@ static void batch_flush(void)
 		return;
 	for (unsigned i = 0; i < BATCH_SLOTS; i++) {
 		struct heap_batch_slot *b = &t_heap.slot[i];
-		if (b->stack_id && b->allocs && b->stack_id <= hdr->stacks.capacity) {
-			struct lw_stack *s = &g_seg.stacks[b->stack_id - 1];
+		struct lw_stack *s = b->allocs ? stack_slot(b->stack_id) : NULL;
+		if (s) {
 			atomic_fetch_add_explicit(&s->heap_allocs, b->allocs, memory_order_relaxed);
 			atomic_fetch_add_explicit(&s->heap_bytes, b->bytes, memory_order_relaxed);
 		}
@@ -202,8 +215,8 @@ static void batch_add(uint32_t stack_id, uint64_t size)
 {
 	struct heap_batch_slot *b = &t_heap.slot[stack_id % BATCH_SLOTS];
 	if (b->stack_id != stack_id) {
-		if (b->allocs && b->stack_id && b->stack_id <= g_seg.hdr->stacks.capacity) {
-			struct lw_stack *s = &g_seg.stacks[b->stack_id - 1];
+		struct lw_stack *s = b->allocs ? stack_slot(b->stack_id) : NULL;
+		if (s) {
 			atomic_fetch_add_explicit(&s->heap_allocs, b->allocs, memory_order_relaxed);
 			atomic_fetch_add_explicit(&s->heap_bytes, b->bytes, memory_order_relaxed);
 		}

@@ -148,7 +148,7 @@ void lifecycle_start(const struct lifecycle_entry *e)
 		goto out;
 	modules_refresh();
 	modules_scan();
-	(void)handles_mirror_init(g_seg.hdr->handles.capacity);
+	(void)handles_mirror_init(0);
 	handle_scan_inherited();
 	e->resolve_heap();
 	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);

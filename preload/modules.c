@@ -66,7 +66,9 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
 
 	/* Already recorded and still loaded? */
 	for (uint32_t i = 0; i < used; i++) {
-		struct lw_module *m = &g_seg.modules[i];
+		struct lw_module *m = segment_entry(LW_T_MODULES, i);
+		if (!m)
+			break;
 		/* the main program is recorded under the exe path, its dlpi_name is "" */
 		int same_name = (m->flags & LW_MODULE_MAIN) ? name[0] == '\0'
 							     : strncmp(m->path, name, LW_PATH_MAX - 1) == 0;
@@ -77,11 +79,11 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
 			return 0;
 		}
 	}
-	if (used >= hdr->modules.capacity) {
+	struct lw_module *m = segment_entry_grow(LW_T_MODULES, used);
+	if (!m) {
 		segment_counter_add(LW_CTR_DROP_MODULE_FULL, 1);
 		return 0;
 	}
-	struct lw_module *m = &g_seg.modules[used];
 	/* one scanner at a time (g_scanning): a single writer */
 	uint32_t seq = lw_seq_write_begin(&m->seq);
 	m->base = info->dlpi_addr;
@@ -126,12 +128,13 @@ static void modules_scan_once(void)
 	struct scan_ctx ctx = { .now = prim_now_ns() };
 	struct lw_header *hdr = g_seg.hdr;
 
-	memset(g_seen, 0, sizeof g_seen);
+	uint32_t before = atomic_load_explicit(&hdr->modules.used, memory_order_acquire);
+	memset(g_seen, 0, before < sizeof g_seen ? before : sizeof g_seen);
 	dl_iterate_phdr(scan_one, &ctx);
 	uint32_t used = atomic_load_explicit(&hdr->modules.used, memory_order_acquire);
 	for (uint32_t i = 0; i < used && i < sizeof g_seen; i++) {
-		struct lw_module *m = &g_seg.modules[i];
-		if (!g_seen[i] && !(m->flags & LW_MODULE_UNLOADED)) {
+		struct lw_module *m = segment_entry(LW_T_MODULES, i);
+		if (m && !g_seen[i] && !(m->flags & LW_MODULE_UNLOADED)) {
 			uint32_t s = lw_seq_write_begin(&m->seq);
 			m->flags |= LW_MODULE_UNLOADED;
 			m->unload_ns = ctx.now;
@@ -168,18 +171,20 @@ void modules_after_fork(const struct shim_segment *parent)
 	if (!g_seg.hdr || !parent->hdr)
 		return;
 	uint32_t used = atomic_load_explicit(&parent->hdr->modules.used, memory_order_acquire);
-	if (used > g_seg.hdr->modules.capacity)
-		used = g_seg.hdr->modules.capacity;
-	for (uint32_t i = 0; i < used; i++) {
+	uint32_t i = 0;
+	for (; i < used; i++) {
 		struct lw_module m;
-		if (!lw_seq_read(&parent->modules[i], &m, sizeof m))
+		const struct lw_module *pm = segment_entry_in(parent, LW_T_MODULES, i);
+		struct lw_module *cm = segment_entry_grow(LW_T_MODULES, i);
+		if (!cm)
+			break;
+		if (!pm || !lw_seq_read(pm, &m, sizeof m))
 			memset(&m, 0, sizeof m);
-		uint32_t s = lw_seq_write_begin(&g_seg.modules[i].seq);
-		memcpy((char *)&g_seg.modules[i] + sizeof m.seq, (char *)&m + sizeof m.seq,
-		       sizeof m - sizeof m.seq);
-		lw_seq_write_end(&g_seg.modules[i].seq, s);
+		uint32_t s = lw_seq_write_begin(&cm->seq);
+		memcpy((char *)cm + sizeof m.seq, (char *)&m + sizeof m.seq, sizeof m - sizeof m.seq);
+		lw_seq_write_end(&cm->seq, s);
 	}
-	atomic_store_explicit(&g_seg.hdr->modules.used, used, memory_order_release);
+	atomic_store_explicit(&g_seg.hdr->modules.used, i, memory_order_release);
 }
 
 /*

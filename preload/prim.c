@@ -76,6 +76,11 @@ int prim_fstatfs(int fd, struct statfs *st)
 	return (int)syscall(SYS_fstatfs, fd, st);
 }
 
+int prim_statfs(const char *path, struct statfs *st)
+{
+	return (int)syscall(SYS_statfs, path, st);
+}
+
 int prim_ftruncate(int fd, off_t len)
 {
 	return (int)syscall(SYS_ftruncate, fd, len);
@@ -84,6 +89,17 @@ int prim_ftruncate(int fd, off_t len)
 int prim_fallocate(int fd, off_t off, off_t len)
 {
 	return (int)syscall(SYS_fallocate, fd, 0, off, len);
+}
+
+void *prim_mremap_dup(void *addr, size_t len)
+{
+	/* old_size 0 on a shared mapping: a second mapping of the same pages */
+	return (void *)syscall(SYS_mremap, addr, (size_t)0, len, MREMAP_MAYMOVE);
+}
+
+int prim_sched_yield(void)
+{
+	return (int)syscall(SYS_sched_yield);
 }
 
 ssize_t prim_readlink(const char *path, char *buf, size_t n)

@@ -38,6 +38,7 @@ SHIM_HIDDEN int prim_fstat(int fd, struct stat *st);
 SHIM_HIDDEN int prim_stat(const char *path, struct stat *st);
 SHIM_HIDDEN int prim_lstat(const char *path, struct stat *st);
 SHIM_HIDDEN int prim_fstatfs(int fd, struct statfs *st);
+SHIM_HIDDEN int prim_statfs(const char *path, struct statfs *st);
 SHIM_HIDDEN int prim_ftruncate(int fd, off_t len);
 SHIM_HIDDEN int prim_fallocate(int fd, off_t off, off_t len);
 SHIM_HIDDEN ssize_t prim_readlink(const char *path, char *buf, size_t n);
@@ -59,6 +60,11 @@ SHIM_HIDDEN void *prim_mmap(void *addr, size_t len, int prot, int flags, int fd,
 SHIM_HIDDEN int prim_munmap(void *addr, size_t len);
 SHIM_HIDDEN int prim_mprotect(void *addr, size_t len, int prot);
 SHIM_HIDDEN int prim_madvise(void *addr, size_t len, int advice);
+/* prim_mremap_dup - a second mapping of the first len bytes of the shared
+ * file mapping at addr (mremap with old_size 0): how the shim maps more of
+ * its segment without opening a descriptor. */
+SHIM_HIDDEN void *prim_mremap_dup(void *addr, size_t len);
+SHIM_HIDDEN int prim_sched_yield(void);
 
 /* Identity.  The raw getpid also sees through vfork (glibc caches nothing). */
 SHIM_HIDDEN pid_t prim_gettid(void);

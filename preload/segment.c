@@ -13,6 +13,10 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
 #include "shim.h"
 
 SHIM_HIDDEN struct shim_segment g_seg;
@@ -131,12 +135,6 @@ static int archive_existing(const char *path, pid_t pid)
 	return -1;
 }
 
-/* fs_unit - the block unit of f_blocks/f_bavail (statvfs's f_frsize). */
-static uint64_t fs_unit(const struct statfs *f)
-{
-	return f->f_frsize ? (uint64_t)f->f_frsize : (uint64_t)f->f_bsize;
-}
-
 static void header_fill_identity(struct lw_header *h)
 {
 	char buf[LW_CMDLINE_MAX];
@@ -166,17 +164,239 @@ static void header_fill_identity(struct lw_header *h)
 	h->sample_bytes = 0;
 }
 
+/* ---- growth: the grow lock, reservations, new mappings ------------------------------------- */
+
+static _Atomic int g_grow_lock;
+
+int segment_grow_lock(sigset_t *old)
+{
+	/* every signal blocked while it is held: no handler can interrupt a
+	 * growth, leave it with siglongjmp or fork in the middle of it */
+	shim_signals_block(old);
+	for (unsigned i = 0; i < LW_LIM_GROW_SPINS; i++) {
+		int z = 0;
+		if (atomic_compare_exchange_weak_explicit(&g_grow_lock, &z, 1, memory_order_acquire,
+							  memory_order_relaxed))
+			return 1;
+		if (i % 64 == 63)
+			prim_sched_yield(); /* the holder is making a system call */
+		else
+			shim_cpu_relax();
+	}
+	shim_signals_restore(old);
+	return 0;
+}
+
+void segment_grow_unlock(const sigset_t *old)
+{
+	atomic_store_explicit(&g_grow_lock, 0, memory_order_release);
+	shim_signals_restore(old);
+}
+
+void segment_mark_incomplete(uint32_t bits)
+{
+	if (g_seg.hdr)
+		atomic_fetch_or_explicit(&g_seg.hdr->incomplete, bits, memory_order_relaxed);
+}
+
+/*
+ * reserve_mapped - allocate every page of [p, p + len), a shared mapping of
+ * the segment at file offset off, without touching it: MADV_POPULATE_WRITE
+ * (Linux 5.14) reports a full filesystem as an error where a store would
+ * raise SIGBUS; older kernels get fallocate() through a brief descriptor.
+ * On failure the pages it did allocate are given back.
+ */
+static int reserve_mapped(void *p, uint64_t off, uint64_t len)
+{
+	if (prim_madvise(p, len, MADV_POPULATE_WRITE) == 0)
+		return 0;
+	if (errno == EINVAL) {
+		int fd = prim_open(g_seg.path, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
+		if (fd >= 0) {
+			int r = prim_fallocate(fd, (off_t)off, (off_t)len);
+			prim_close(fd);
+			if (r == 0)
+				return 0;
+		}
+	}
+	(void)prim_madvise(p, len, MADV_REMOVE);
+	return -1;
+}
+
+/*
+ * map_new - map and reserve len bytes of new file space (grow lock held).
+ * The new mapping is made from the header's (mremap with old_size 0 maps
+ * the file again from offset 0; the part before `off` is dropped), so
+ * growing never opens a descriptor in the program's range.
+ */
+static void *map_new(uint64_t len, uint64_t *off_out)
+{
+	uint64_t off = g_seg.file_end;
+	if (off + len > g_seg.span || !budget_admit(len))
+		return NULL;
+	char *m = prim_mremap_dup(g_seg.hdr, off + len);
+	if (m == MAP_FAILED)
+		return NULL;
+	if (off)
+		prim_munmap(m, off);
+	m += off;
+	if (reserve_mapped(m, off, len) != 0) {
+		prim_munmap(m, len);
+		return NULL;
+	}
+	g_seg.file_end = off + len;
+	atomic_fetch_add_explicit(&g_seg.hdr->reserved_bytes, len, memory_order_relaxed);
+	*off_out = off;
+	return m;
+}
+
+static void refuse(uint32_t bits)
+{
+	segment_counter_add(LW_CTR_DROP_RESERVE, 1);
+	segment_mark_incomplete(bits);
+}
+
+/* chunk_make - publish chunk k of table t (grow lock held, chunks before it
+ * exist): reader-visible offset first, then the count (release), then the
+ * pointer the shim's own threads use. */
+static void *chunk_make(unsigned t, unsigned k, void *premapped, uint64_t off)
+{
+	struct lw_chunks *c = &g_seg.hdr->chunks[t];
+	c->off[k] = off;
+	atomic_store_explicit(&c->count, k + 1, memory_order_release);
+	struct lw_table *tab = &g_seg.hdr->stacks + t;
+	tab->capacity = (uint32_t)lw_chunk_first(g_seg.shift[t], k + 1);
+	__atomic_store_n(&g_seg.chunk[t][k], premapped, __ATOMIC_RELEASE);
+	return premapped;
+}
+
+void *segment_chunk_grow(unsigned t, unsigned k)
+{
+	void *c = segment_chunk(t, k);
+	if (c)
+		return c;
+	if (!g_seg.hdr || t >= LW_T_NUM || k >= LW_CHUNKS_MAX ||
+	    lw_chunk_first(g_seg.shift[t], k) >= g_seg.limit[t]) {
+		if (g_seg.hdr)
+			refuse(1u << t);
+		return NULL;
+	}
+	sigset_t old;
+	if (!segment_grow_lock(&old)) {
+		segment_counter_add(LW_CTR_DROP_BUSY, 1);
+		return NULL;
+	}
+	for (unsigned j = 0; j <= k; j++) {
+		if (segment_chunk(t, j))
+			continue;
+		uint64_t off, len = lw_chunk_bytes(g_seg.shift[t], j, g_seg.esize[t]);
+		void *m = map_new(len, &off);
+		if (!m) {
+			refuse(1u << t);
+			break;
+		}
+		chunk_make(t, j, m, off);
+	}
+	segment_grow_unlock(&old);
+	return segment_chunk(t, k);
+}
+
+void *segment_entry_grow(unsigned t, uint64_t idx)
+{
+	void *e = segment_entry(t, idx);
+	if (e || !g_seg.hdr)
+		return e;
+	uint64_t within;
+	unsigned k = lw_chunk_of(g_seg.shift[t], idx, &within);
+	if (idx >= g_seg.limit[t] || !segment_chunk_grow(t, k)) {
+		if (idx >= g_seg.limit[t])
+			refuse(1u << t);
+		return NULL;
+	}
+	return segment_entry(t, idx);
+}
+
+uint64_t segment_capacity(unsigned t)
+{
+	if (!g_seg.hdr)
+		return 0;
+	uint32_t n = atomic_load_explicit(&g_seg.hdr->chunks[t].count, memory_order_acquire);
+	return lw_chunk_first(g_seg.shift[t], n);
+}
+
+void *segment_extent_new(uint64_t bytes, uint64_t *off)
+{
+	if (!g_seg.hdr)
+		return NULL;
+	sigset_t old;
+	if (!segment_grow_lock(&old)) {
+		segment_counter_add(LW_CTR_DROP_BUSY, 1);
+		return NULL;
+	}
+	void *m = map_new((bytes + 4095u) & ~4095ull, off);
+	segment_grow_unlock(&old);
+	if (!m)
+		segment_counter_add(LW_CTR_DROP_RESERVE, 1);
+	return m;
+}
+
+void segment_extent_retire(void *p, uint64_t off, uint64_t bytes)
+{
+	(void)off;
+	bytes = (bytes + 4095u) & ~4095ull;
+	sigset_t old;
+	shim_signals_block(&old);
+	/* A second mapping of the pages, so that the range can be replaced by
+	 * zero pages first: a thread still probing it never faults the file
+	 * again.  Then the file's pages are released through the second one. */
+	void *dup = prim_mremap_dup(p, bytes);
+	void *z = prim_mmap(p, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (dup != MAP_FAILED) {
+		if (z != MAP_FAILED && prim_madvise(dup, bytes, MADV_REMOVE) == 0 && g_seg.hdr)
+			atomic_fetch_sub_explicit(&g_seg.hdr->reserved_bytes, bytes, memory_order_relaxed);
+		prim_munmap(dup, bytes);
+	}
+	shim_signals_restore(&old);
+}
+
+/* ---- creation ---------------------------------------------------------------------------------- */
+
+/* First-chunk sizes (entries = 1 << shift): what a process that records
+ * little needs, about 100 KiB with the header. */
+static const uint32_t g_shift[LW_T_NUM] = {
+	[LW_T_STACKS] = 6, [LW_T_MODULES] = 5, [LW_T_HANDLES] = 6, [LW_T_BADCLOSES] = 6,
+};
+
+static void tables_init(struct lw_header *h)
+{
+	const uint32_t esize[LW_T_NUM] = {
+		[LW_T_STACKS] = sizeof(struct lw_stack), [LW_T_MODULES] = sizeof(struct lw_module),
+		[LW_T_HANDLES] = sizeof(struct lw_handle), [LW_T_BADCLOSES] = sizeof(struct lw_badclose),
+	};
+	const uint64_t limit[LW_T_NUM] = {
+		[LW_T_STACKS] = g_cfg.max_stacks, [LW_T_MODULES] = LW_LIM_MODULES,
+		[LW_T_HANDLES] = g_cfg.max_fds, [LW_T_BADCLOSES] = LW_LIM_BADCLOSES,
+	};
+	for (unsigned t = 0; t < LW_T_NUM; t++) {
+		g_seg.shift[t] = g_shift[t];
+		g_seg.esize[t] = esize[t];
+		g_seg.limit[t] = limit[t];
+		h->chunks[t].shift = g_shift[t];
+		(&h->stacks)[t].entry_size = esize[t];
+	}
+	h->heap.entry_size = sizeof(struct lw_alloc);
+}
+
+/* The file's logical size: large and sparse (only reserved ranges hold
+ * pages); smaller where the filesystem limits file sizes. */
+static const uint64_t g_spans[] = { 1ull << 40, 1ull << 36, (1ull << 32) - 4096 };
+
 int segment_create(const struct shim_segment *parent)
 {
-	struct lw_header tmp;
-	struct statfs vfs;
-	uint64_t off;
 	pid_t pid = prim_getpid();
 	int fd;
 
-	memset(&tmp, 0, sizeof tmp);
-	off = lw_layout(&tmp, g_cfg.max_stacks, LW_LIM_MODULES, g_cfg.max_fds, LW_LIM_BADCLOSES, g_cfg.max_allocs);
-
+	atomic_store_explicit(&g_grow_lock, 0, memory_order_relaxed); /* a fork child's */
 	fmt_path(g_seg.path, sizeof g_seg.path, g_cfg.dir, pid, 0);
 	fd = prim_open(g_seg.path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == EEXIST && archive_existing(g_seg.path, pid) == 0)
@@ -185,59 +405,72 @@ int segment_create(const struct shim_segment *parent)
 		shim_log("cannot create %s: errno %d; not tracing", g_seg.path, errno);
 		return -1;
 	}
-	/*
-	 * The file is sparse, and touching a page of a full tmpfs raises SIGBUS
-	 * in the host.  Refuse to start unless the whole segment would fit now.
-	 */
-	memset(&vfs, 0, sizeof vfs);
-	if (prim_fstatfs(fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * fs_unit(&vfs) < off) {
-		shim_log("%s: filesystem too full for %lu bytes; not tracing", g_seg.path,
-			 (unsigned long)off);
+	uint64_t span = 0;
+	for (unsigned i = 0; i < sizeof g_spans / sizeof g_spans[0] && !span; i++)
+		if (prim_ftruncate(fd, (off_t)g_spans[i]) == 0)
+			span = g_spans[i];
+	/* The header and the first chunk of every table, reserved before
+	 * anything touches them; nothing is traced if they do not fit. */
+	uint64_t first = LW_HEADER_SIZE, len[LW_T_NUM], off[LW_T_NUM];
+	struct lw_header tmp;
+	memset(&tmp, 0, sizeof tmp);
+	tables_init(&tmp);
+	for (unsigned t = 0; t < LW_T_NUM; t++) {
+		len[t] = lw_chunk_bytes(g_seg.shift[t], 0, g_seg.esize[t]);
+		off[t] = first;
+		first += len[t];
+	}
+	uint64_t budget = budget_init();
+	if (!span || !budget_admit(first) || prim_fallocate(fd, 0, (off_t)first) != 0) {
+		shim_log("%s: cannot reserve %lu bytes (filesystem full or over LEAKWATCH_BUDGET); not tracing",
+			 g_seg.path, (unsigned long)first);
 		goto fail_unlink;
 	}
-	if (prim_ftruncate(fd, (off_t)off) != 0)
-		goto fail_unlink;
-	/*
-	 * On a small filesystem (under 1 GiB: a container's 64 MiB /dev/shm) other users can
-	 * fill it after we start, and our next new page would then be a SIGBUS
-	 * in the host.  There, reserve the whole segment now or do not trace.
-	 * On a large one the sparse file and the check above are enough.
-	 */
-	if ((uint64_t)vfs.f_blocks * fs_unit(&vfs) < LW_LIM_SMALL_FS_BYTES &&
-	    prim_fallocate(fd, 0, (off_t)off) != 0) {
-		shim_log("%s: cannot reserve %lu bytes on a small filesystem; not tracing", g_seg.path,
-			 (unsigned long)off);
-		goto fail_unlink;
-	}
-	void *map = prim_mmap(NULL, off, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *map = prim_mmap(NULL, LW_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
 		goto fail_unlink;
+	void *cm[LW_T_NUM];
+	for (unsigned t = 0; t < LW_T_NUM; t++) {
+		cm[t] = prim_mmap(NULL, len[t], PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off[t]);
+		if (cm[t] == MAP_FAILED) {
+			while (t-- > 0)
+				prim_munmap(cm[t], len[t]);
+			prim_munmap(map, LW_HEADER_SIZE);
+			goto fail_unlink;
+		}
+	}
 	prim_close(fd);
 
 	struct lw_header *h = map;
 	memcpy(&h->stacks, &tmp.stacks, sizeof tmp.stacks * 5);
+	for (unsigned t = 0; t < LW_T_NUM; t++)
+		h->chunks[t].shift = tmp.chunks[t].shift;
 	h->version = LW_VERSION;
 	h->compat_version = LW_COMPAT_VERSION;
 	h->header_size = LW_HEADER_SIZE;
-	h->total_size = off;
+	h->total_size = span;
 	header_fill_identity(h);
 	if (parent && parent->hdr)
 		h->parent_segment_pid = (uint32_t)parent->pid;
+	h->budget_bytes = budget;
+	atomic_store_explicit(&h->reserved_bytes, first, memory_order_relaxed);
 	atomic_store_explicit(&h->counters[LW_CTR_CONFIG_INVALID], g_cfg.invalid, memory_order_relaxed);
 	atomic_store_explicit(&h->state, LW_STATE_STARTING, memory_order_relaxed);
+
+	static uint64_t generation;
+	g_seg.size = LW_HEADER_SIZE;
+	g_seg.span = span;
+	g_seg.file_end = first;
+	g_seg.pid = pid;
+	g_seg.gen = ++generation + ((uint64_t)pid << 32);
+	g_seg.hdr = h; /* chunk_make writes through it; published below */
+	for (unsigned t = 0; t < LW_T_NUM; t++)
+		chunk_make(t, 0, cm[t], off[t]);
+	__atomic_store_n(&g_seg.hdr, NULL, __ATOMIC_RELAXED);
 	/* magic last: a reader that sees it sees a complete layout */
 	atomic_thread_fence(memory_order_release);
 	h->magic = LW_MAGIC;
-
-	static uint64_t generation;
-	g_seg.size = off;
-	g_seg.pid = pid;
-	g_seg.gen = ++generation + ((uint64_t)pid << 32);
-	g_seg.stacks = (struct lw_stack *)((char *)map + h->stacks.offset);
-	g_seg.modules = (struct lw_module *)((char *)map + h->modules.offset);
-	g_seg.handles = (struct lw_handle *)((char *)map + h->handles.offset);
-	g_seg.badcloses = (struct lw_badclose *)((char *)map + h->badcloses.offset);
-	/* hdr last: other threads test it before using the table pointers */
+	/* hdr last: other threads test it before using the tables */
 	__atomic_store_n(&g_seg.hdr, h, __ATOMIC_RELEASE);
 	return 0;
 
@@ -245,13 +478,18 @@ fail_unlink:
 	shim_log("cannot size or map %s: errno %d; not tracing", g_seg.path, errno);
 	prim_unlink(g_seg.path);
 	prim_close(fd);
+	memset(g_seg.chunk, 0, sizeof g_seg.chunk);
 	return -1;
 }
 
 void segment_detach(struct shim_segment *seg)
 {
-	if (seg->hdr)
+	if (seg->hdr) {
+		for (unsigned t = 0; t < LW_T_NUM; t++)
+			for (unsigned k = 0; k < LW_CHUNKS_MAX && seg->chunk[t][k]; k++)
+				prim_munmap(seg->chunk[t][k], lw_chunk_bytes(seg->shift[t], k, seg->esize[t]));
 		prim_munmap(seg->hdr, seg->size);
+	}
 	memset(seg, 0, sizeof *seg);
 }
 

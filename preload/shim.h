@@ -42,26 +42,33 @@
 struct shim_config {
 	char     dir[LW_PATH_MAX];  /* LEAKWATCH_DIR */
 	uint32_t stack_depth;       /* LEAKWATCH_STACK_DEPTH */
-	uint32_t max_fds;           /* LEAKWATCH_MAX_FDS: handle table capacity */
-	uint32_t max_stacks;        /* LEAKWATCH_MAX_STACKS: stack table capacity */
+	uint32_t max_fds;           /* LEAKWATCH_MAX_FDS: highest fd + 1 recorded */
+	uint32_t max_stacks;        /* LEAKWATCH_MAX_STACKS: distinct stacks stored */
 	uint32_t disabled;          /* LEAKWATCH_DISABLE */
 	uint32_t log;               /* LEAKWATCH_LOG: diagnostics on stderr */
 	uint32_t keep_empty;        /* LEAKWATCH_KEEP_EMPTY: keep segments that recorded nothing */
 	uint32_t heap_mode;         /* LEAKWATCH_HEAP (enum lw_heap_mode) */
 	uint64_t sample_bytes;      /* LEAKWATCH_SAMPLE_BYTES */
-	uint32_t max_allocs;        /* LEAKWATCH_MAX_ALLOCS: heap table slots (power of two) */
+	uint32_t max_allocs;        /* LEAKWATCH_MAX_ALLOCS: live heap blocks recorded at most */
+	uint64_t budget;            /* LEAKWATCH_BUDGET: bytes for all segments of the directory */
+	uint32_t budget_pct;        /* ...or a share of the filesystem, in percent */
 	uint32_t site_cache;        /* LEAKWATCH_STACK_CACHE: the call-site cache */
 	uint32_t invalid;           /* values rejected (logged; LW_CTR_CONFIG_INVALID) */
 };
 
-/* The one mapped segment of this process image. */
+/* The one mapped segment of this process image.  The header is mapped at
+ * creation; every chunk and heap table is its own mapping of the same file,
+ * made (and its pages reserved) when the table grows into it. */
 struct shim_segment {
 	struct lw_header    *hdr;   /* NULL when not tracing */
-	size_t               size;
-	struct lw_stack     *stacks;
-	struct lw_module    *modules;
-	struct lw_handle    *handles;
-	struct lw_badclose  *badcloses;
+	size_t               size;  /* bytes of the header mapping */
+	/* chunk k of table t, read with acquire (segment_chunk); NULL: not yet */
+	void                *chunk[LW_T_NUM][LW_CHUNKS_MAX];
+	uint32_t             shift[LW_T_NUM];
+	uint32_t             esize[LW_T_NUM];
+	uint64_t             limit[LW_T_NUM]; /* entries a table may hold (options) */
+	uint64_t             file_end;  /* next free file offset, page aligned (grow lock) */
+	uint64_t             span;      /* the file's logical size */
 	pid_t                pid;   /* the pid that owns hdr (fork/vfork detection) */
 	uint64_t             gen;   /* bumps with every segment this image creates; never 0 */
 	char                 path[LW_PATH_MAX + 32];
@@ -81,9 +88,10 @@ SHIM_HIDDEN void config_parse(char *const *env);
 SHIM_HIDDEN void shim_log(const char *fmt, ...);
 
 /* segment.c */
-/* segment_create - create, size and map leakwatch.<pid> for this image and
- * fill its header.  `parent` (may be NULL) is a segment to inherit from after
- * fork.  Returns 0, or -1 with tracing left off (g_seg.hdr == NULL). */
+/* segment_create - create leakwatch.<pid> for this image, reserve and map
+ * its header and the first chunk of every table, and fill the header.
+ * `parent` (may be NULL) is a segment to inherit from after fork.  Returns
+ * 0, or -1 with tracing left off (g_seg.hdr == NULL). */
 SHIM_HIDDEN int segment_create(const struct shim_segment *parent);
 /* segment_detach - unmap without changing state (fork child dropping the
  * parent's mapping). */
@@ -102,6 +110,79 @@ SHIM_HIDDEN void segment_counter_add(enum lw_counter c, uint64_t n);
  * on and the caller is the process that owns the segment (not a vfork child
  * or a raw clone sharing our memory). */
 SHIM_HIDDEN int segment_active(void);
+
+/*
+ * Growth.  Every page a table uses is reserved before anything touches it:
+ * a chunk or heap table that cannot be reserved (filesystem full, budget
+ * reached, address space) is refused, counted in LW_CTR_DROP_RESERVE, and
+ * its table is marked in hdr->incomplete.  Growth takes the segment's grow
+ * lock (bounded wait, never held across a return to the host) with every
+ * signal blocked, and never moves what exists: other threads and readers go
+ * on using the published chunks while a new one is made.
+ */
+/* segment_chunk - chunk k of table t, or NULL when it does not exist yet. */
+static inline void *segment_chunk(unsigned t, unsigned k)
+{
+	return k < LW_CHUNKS_MAX ? __atomic_load_n(&g_seg.chunk[t][k], __ATOMIC_ACQUIRE) : NULL;
+}
+/* segment_chunk_grow - make chunks up to and including k of table t exist
+ * (in order).  Returns chunk k, or NULL when it could not be made (counted;
+ * also when k is beyond the table's limit). */
+SHIM_HIDDEN void *segment_chunk_grow(unsigned t, unsigned k);
+/* segment_entry - entry idx of table t, or NULL when its chunk does not
+ * exist.  segment_entry_grow makes it exist first (NULL: counted refusal). */
+static inline void *segment_entry(unsigned t, uint64_t idx)
+{
+	uint64_t within;
+	unsigned k = lw_chunk_of(g_seg.shift[t], idx, &within);
+	char *c = (char *)segment_chunk(t, k);
+	return c ? c + within * g_seg.esize[t] : NULL;
+}
+SHIM_HIDDEN void *segment_entry_grow(unsigned t, uint64_t idx);
+/* segment_entry_in - segment_entry() in another segment (a fork child
+ * reading its parent's tables). */
+static inline void *segment_entry_in(const struct shim_segment *s, unsigned t, uint64_t idx)
+{
+	uint64_t within;
+	unsigned k = lw_chunk_of(s->shift[t], idx, &within);
+	char *c = k < LW_CHUNKS_MAX ? (char *)__atomic_load_n(&s->chunk[t][k], __ATOMIC_ACQUIRE) : NULL;
+	return c ? c + within * s->esize[t] : NULL;
+}
+/* stack_slot - the stack table entry of a stack id, NULL for 0 or an id
+ * beyond the published chunks. */
+static inline struct lw_stack *stack_slot(uint32_t id)
+{
+	return id ? (struct lw_stack *)segment_entry(LW_T_STACKS, (uint64_t)id - 1) : NULL;
+}
+/* segment_capacity - entries in the published chunks of table t. */
+SHIM_HIDDEN uint64_t segment_capacity(unsigned t);
+/* segment_extent_new - reserve and map `bytes` (rounded up to pages) of new
+ * file space, zero-filled, for a heap table; *off gets its file offset.
+ * NULL when refused (counted in LW_CTR_DROP_RESERVE; the caller marks the
+ * table incomplete).  The caller holds no lock of ours. */
+SHIM_HIDDEN void *segment_extent_new(uint64_t bytes, uint64_t *off);
+/* segment_extent_retire - give an extent's pages back.  The range stays
+ * mapped, as private zero pages, so a thread still probing it reads empty
+ * slots; the file range becomes a hole. */
+SHIM_HIDDEN void segment_extent_retire(void *p, uint64_t off, uint64_t bytes);
+/* segment_grow_lock / segment_grow_unlock - the grow lock, for a caller
+ * that publishes something of its own with a growth (the heap directory).
+ * lock: 1 when held (signals blocked into *old), 0 when it stayed busy. */
+SHIM_HIDDEN int segment_grow_lock(sigset_t *old);
+SHIM_HIDDEN void segment_grow_unlock(const sigset_t *old);
+/* segment_mark_incomplete - note that a table stopped growing (bits
+ * LW_INCOMPLETE_*). */
+SHIM_HIDDEN void segment_mark_incomplete(uint32_t bits);
+
+/* budget.c */
+/* budget_init - fix this image's budget for the directory (bytes, 0: none)
+ * from LEAKWATCH_BUDGET and the filesystem's size; stored in the header. */
+SHIM_HIDDEN uint64_t budget_init(void);
+/* budget_admit - may `bytes` more be reserved in the segment directory?
+ * 1 yes; 0 no, even after removing segments of this user's dead processes
+ * oldest first (counted in LW_CTR_RECLAIMED).  Never removes a segment of a
+ * live process, another user's file, or our own. */
+SHIM_HIDDEN int budget_admit(uint64_t bytes);
 
 /* stack.c */
 /* stack_capture - unwind the caller's stack (dropping the shim's own frames)
@@ -123,6 +204,10 @@ SHIM_HIDDEN int stack_unwind_disabled(void);
 /* stack_set_self_range - addresses in [lo, hi) belong to the shim and are
  * dropped from captured stacks. */
 SHIM_HIDDEN void stack_set_self_range(uintptr_t lo, uintptr_t hi);
+/* stack_side_call - fn(arg) on this thread's side stack (for work that
+ * needs more stack than a host thread may have left); `fail` when there is
+ * no side stack. */
+SHIM_HIDDEN uint32_t stack_side_call(uint32_t (*fn)(void *), void *arg, uint32_t fail);
 /* stack_on_side_stack - nonzero when sp lies in this thread's side stack,
  * the stack every unwind runs on (see stack.c).  Async-signal-safe. */
 SHIM_HIDDEN int stack_on_side_stack(uintptr_t sp);

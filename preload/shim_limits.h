@@ -13,17 +13,24 @@
 
 /* ---- segment layout ------------------------------------------------------------ */
 
-/* Loaded objects recorded per image (append-only, unloaded ones kept).  Real
- * programs load tens to a few hundred; 1024 slots cost 330 KiB of sparse file. */
-#define LW_LIM_MODULES          1024u
-/* Bad closes kept: a ring, the newest win; a program with more than this
- * many double closes has one bug repeated, not 1024 different ones. */
-#define LW_LIM_BADCLOSES        1024u
-/* Below this size a filesystem is "small" (a container's 64 MiB /dev/shm):
- * the segment is reserved up front there, or the shim does not trace. */
-#define LW_LIM_SMALL_FS_BYTES   (1ull << 30)
+/* Loaded objects recorded per image (append-only, unloaded ones kept; the
+ * table grows in chunks of 32, 64, ...).  Real programs load tens to a few
+ * hundred; a program that loads and unloads plugins forever stops here. */
+#define LW_LIM_MODULES          65536u
+/* Bad closes kept: a ring, the newest win (chunks 0..3 of 64, 128, 256 and
+ * 512 entries); a program with more than this many double closes has one
+ * bug repeated, not 960 different ones. */
+#define LW_LIM_BADCLOSES        960u
+/* Waiting for the grow lock: another thread is reserving pages (a system
+ * call of up to a few ms for a large heap table); spins, yielding the CPU
+ * every 64, before the event is dropped (counted as busy). */
+#define LW_LIM_GROW_SPINS       (1u << 20)
 /* leakwatch.<pid>.<n> names tried when archiving an earlier image's segment. */
 #define LW_LIM_ARCHIVE_NAMES    1000
+
+/* How long a directory scan of the budget (budget.c) is trusted, with the
+ * bytes admitted since added to its sum. */
+#define LW_LIM_BUDGET_RESCAN_NS (200ull * 1000 * 1000)
 
 /* ---- seqlock writers: bounded waits, never a block --------------------------------- */
 

@@ -235,6 +235,15 @@ static uint32_t on_side(uint32_t (*fn)(void *), void *arg)
 	return lw_call_on_stack(arg, fn, t_unw.hi);
 }
 
+uint32_t stack_side_call(uint32_t (*fn)(void *), void *arg, uint32_t fail)
+{
+	if (!HAVE_SIDE_STACK || stack_on_side_stack((uintptr_t)__builtin_frame_address(0)))
+		return fn(arg);
+	if (!side_area())
+		return fail;
+	return lw_call_on_stack(arg, fn, t_unw.hi);
+}
+
 /*
  * ---- the stack the program runs on, for the call-site cache
  *
@@ -385,27 +394,61 @@ uint32_t stack_intern(const uint64_t *frames, unsigned depth)
 	return stack_intern_hashed(frames, depth, frames_hash(frames, depth));
 }
 
-static uint32_t stack_intern_hashed(const uint64_t *frames, unsigned depth, uint64_t h)
-{
-	struct lw_header *hdr = g_seg.hdr;
-	if (!hdr || depth == 0)
-		return 0;
-	uint32_t cap = hdr->stacks.capacity;
-	uint32_t idx = (uint32_t)(h % cap);
+/*
+ * The stack table grows in chunks (segment.h); each chunk is a hash set of
+ * its own, filled to half before the next, twice as large, is made.  A
+ * lookup probes every chunk (few: the sizes double), an insert goes into
+ * the newest.  Entries never move, so ids stay valid and readers never see
+ * one torn by growth.  Two threads interning the same new stack while a
+ * chunk is being added may store it twice; the analyzer merges equal stacks.
+ */
+static struct {
+	uint64_t gen;                   /* g_seg.gen the counts belong to */
+	_Atomic uint32_t fill[LW_CHUNKS_MAX];
+} g_sfill;
 
-	for (uint32_t probe = 0; probe < PROBE_LIMIT && probe < cap; probe++) {
-		struct lw_stack *s = &g_seg.stacks[idx];
+static _Atomic uint32_t *chunk_fill(unsigned k)
+{
+	if (g_sfill.gen != g_seg.gen) { /* a new segment (fork child): alone here */
+		memset(&g_sfill, 0, sizeof g_sfill);
+		g_sfill.gen = g_seg.gen;
+	}
+	return &g_sfill.fill[k];
+}
+
+enum { PROBE_MISS, PROBE_FOUND, PROBE_FULL };
+
+/* probe_chunk - look for the stack in chunk k; with `insert`, claim the
+ * first empty slot for it.  *id gets the id when found or inserted. */
+static int probe_chunk(unsigned k, const uint64_t *frames, unsigned depth, uint64_t h, int insert,
+		       uint32_t *id)
+{
+	struct lw_stack *c = segment_chunk(LW_T_STACKS, k);
+	uint32_t shift = g_seg.shift[LW_T_STACKS];
+	uint64_t n = lw_chunk_entries(shift, k), first = lw_chunk_first(shift, k);
+	if (!c)
+		return PROBE_MISS;
+	uint64_t idx = h & (n - 1);
+	for (uint32_t probe = 0; probe < PROBE_LIMIT && probe < n; probe++, idx = (idx + 1) & (n - 1)) {
+		struct lw_stack *s = &c[idx];
 		uint32_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 
 		if (seq == 0) {
+			if (!insert)
+				return PROBE_MISS;
+			_Atomic uint32_t *fill = chunk_fill(k);
+			if (atomic_load_explicit(fill, memory_order_relaxed) >= n / 2)
+				return PROBE_FULL;
 			uint32_t zero;
 			if (seq_lock(&s->seq, &zero)) {
 				s->hash = h;
 				s->depth = (uint16_t)depth;
 				memcpy(s->frames, frames, depth * sizeof frames[0]);
 				seq_unlock(&s->seq, zero);
-				atomic_fetch_add_explicit(&hdr->stacks.used, 1, memory_order_relaxed);
-				return idx + 1;
+				atomic_fetch_add_explicit(fill, 1, memory_order_relaxed);
+				atomic_fetch_add_explicit(&g_seg.hdr->stacks.used, 1, memory_order_relaxed);
+				*id = (uint32_t)(first + idx + 1);
+				return PROBE_FOUND;
 			}
 			seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		}
@@ -414,9 +457,34 @@ static uint32_t stack_intern_hashed(const uint64_t *frames, unsigned depth, uint
 			seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		}
 		if (seq == 2 && s->hash == h && s->depth == depth &&
-		    memcmp(s->frames, frames, depth * sizeof frames[0]) == 0)
-			return idx + 1;
-		idx = idx + 1 == cap ? 0 : idx + 1;
+		    memcmp(s->frames, frames, depth * sizeof frames[0]) == 0) {
+			*id = (uint32_t)(first + idx + 1);
+			return PROBE_FOUND;
+		}
+	}
+	return insert ? PROBE_FULL : PROBE_MISS;
+}
+
+static uint32_t stack_intern_hashed(const uint64_t *frames, unsigned depth, uint64_t h)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	uint32_t id = 0;
+	if (!hdr || depth == 0)
+		return 0;
+	unsigned n = atomic_load_explicit(&hdr->chunks[LW_T_STACKS].count, memory_order_acquire);
+	if (n == 0)
+		return 0;
+	for (unsigned k = n - 1; k-- > 0;)
+		if (probe_chunk(k, frames, depth, h, 0, &id) == PROBE_FOUND)
+			return id;
+	for (unsigned k = n - 1; k < LW_CHUNKS_MAX; k++) {
+		if (k > n - 1 && !segment_chunk_grow(LW_T_STACKS, k))
+			break; /* refused: counted there, and as a drop below */
+		int r = probe_chunk(k, frames, depth, h, 1, &id);
+		if (r == PROBE_FOUND)
+			return id;
+		if (r == PROBE_MISS)
+			break;
 	}
 	segment_counter_add(LW_CTR_DROP_STACK_FULL, 1);
 	return 0;
@@ -642,9 +710,10 @@ uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa)
 	if (!stack_bounds(cfa, &lo, &hi))
 		return stack_capture(); /* an unknown stack: nothing may be re-read */
 	struct site_entry *e = site_find(a, ra, cfa);
-	if (e && g_seg.hdr && e->gen == g_seg.gen && e->id && e->id <= g_seg.hdr->stacks.capacity &&
+	const struct lw_stack *st;
+	if (e && g_seg.hdr && e->gen == g_seg.gen && (st = stack_slot(e->id)) != NULL &&
 	    e->span <= hi - cfa) {
-		const uint64_t *frames = g_seg.stacks[e->id - 1].frames;
+		const uint64_t *frames = st->frames;
 		unsigned i = 1;
 		for (; i < e->depth; i++)
 			if (*(const uint64_t *)(uintptr_t)(cfa + e->off[i]) != frames[i])

@@ -5,26 +5,45 @@
  *
  * One segment per traced process image: a regular file named
  * "leakwatch.<pid>" in $LEAKWATCH_DIR (default /dev/shm), created with
- * O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC and mode 0600, sized once with
- * ftruncate() and mapped MAP_SHARED.  Untouched pages are never allocated,
- * so table capacities can be generous.  Tables never grow; what does not fit
- * is counted in one of the LW_CTR_DROP_* counters.
+ * O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC and mode 0600.  The file's logical
+ * size is a large sparse span (total_size); only the ranges the tables
+ * occupy hold pages, and every one of them was reserved (the pages
+ * allocated, MADV_POPULATE_WRITE or fallocate) before the shim touched it,
+ * so a full filesystem refuses growth instead of killing the host with
+ * SIGBUS.  Readers must only read the ranges the header names.
  *
- * Layout (all offsets are from the start of the file, 64-byte aligned):
+ * Layout v2 (offsets from the start of the file, page aligned):
  *
  *   +--------------------------+ 0
- *   | struct lw_header         |  header_size bytes (LW_HEADER_SIZE today)
- *   +--------------------------+ stacks.offset
- *   | struct lw_stack[cap]     |  hash-consed call stacks, id = index + 1
- *   +--------------------------+ modules.offset
- *   | struct lw_module[cap]    |  loaded objects, append-only
- *   +--------------------------+ handles.offset
- *   | struct lw_handle[cap]    |  indexed by file descriptor number
- *   +--------------------------+ badcloses.offset
- *   | struct lw_badclose[cap]  |  ring of close() calls that failed EBADF
- *   +--------------------------+ heap.offset (cap may be 0)
- *   | struct lw_alloc[cap]     |  live heap blocks, hash set keyed by pointer
+ *   | struct lw_header         |  header_size bytes (LW_HEADER_SIZE)
+ *   +--------------------------+
+ *   | chunks and heap tables,  |  in the order they were created; ranges
+ *   | anywhere in the span     |  no longer named by the header (a heap
+ *   |                          |  table that was replaced) are holes
  *   +--------------------------+ total_size
+ *
+ * Tables that only ever grow are chunked (struct lw_chunks): chunk k holds
+ * 1 << (shift + k) entries, entry index i lives in chunk
+ * k = floor(log2((i >> shift) + 1)) at position i - (((1 << k) - 1) << shift)
+ * (lw_chunk_of below), and a chunk, once published, never moves.  Chunks
+ * are published in order: off[k] is written, then count = k + 1 (release).
+ *   stacks    hash-consed call stacks, id = index + 1; each chunk is an
+ *             open-addressed hash set of its own (the shim probes every
+ *             chunk when it interns); readers just scan all slots
+ *   modules   loaded objects, appended (used = entries written)
+ *   handles   indexed by file descriptor number (used = highest fd + 1)
+ *   badcloses ring of close() calls that failed EBADF (used = total
+ *             appended; the ring's size is its capacity when it wrapped)
+ * The heap table is a hash set that is replaced by a larger one as it
+ * fills (struct lw_heapdir): while `old` is named, its entries are being
+ * moved into `cur`, and a block lives in exactly one of the two, except for
+ * the instant of its move, when a reader may see it in both (keep one per
+ * ptr).  Read old first, then cur, then check that gen did not change.
+ *
+ * Version 1 (shims before growable segments) had no chunks: each table was
+ * one array at lw_table.offset with lw_table.capacity entries, the heap a
+ * power-of-two hash set there.  Readers of v2 still read v1 segments that
+ * way (version == 1).
  *
  * Versioning (modelled on perf_event_mmap_page):
  *   - `version` is the layout the writer produced; `compat_version` is the
@@ -83,8 +102,8 @@
 #include <string.h>
 
 #define LW_MAGIC            0x48435441574b414cULL /* "LAKWATCH" little-endian */
-#define LW_VERSION          1u
-#define LW_COMPAT_VERSION   1u
+#define LW_VERSION          2u
+#define LW_COMPAT_VERSION   2u   /* a v1 reader cannot read chunked tables */
 #define LW_HEADER_SIZE      8192u
 #define LW_SEGMENT_PREFIX   "leakwatch."
 #define LW_DEFAULT_DIR      "/dev/shm"
@@ -127,17 +146,51 @@ enum lw_counter {
 	LW_CTR_SOCK_INHERITED,      /* of LW_CTR_SOCK_OPENED: records of inherited/fork-copied fds */
 	LW_CTR_GUARD_RECOVERED,     /* a recording frame left by siglongjmp: guard and slot released */
 	LW_CTR_CONFIG_INVALID,      /* LEAKWATCH_* values the shim rejected (defaults used instead) */
+	LW_CTR_DROP_RESERVE,        /* a table could not grow: no space, or over the budget (see incomplete) */
+	LW_CTR_HEAP_GROWS,          /* heap table replaced by a larger one */
+	LW_CTR_RECLAIMED,           /* segments of dead processes this image removed to stay in the budget */
 	LW_CTR_NUM_DEFINED,
 	LW_CTR_MAX = 64             /* room in the header */
 };
 
-/* Table descriptor: where a table lives and how big its entries are. */
+/* Table descriptor: where a table lives and how big its entries are.
+ * v2: offset is 0 (the entries are in chunks, or in the heap directory) and
+ * capacity is the number of entries in the published chunks (heap: cur_cap). */
 struct lw_table {
-	uint64_t offset;            /* from start of segment, 64-byte aligned */
+	uint64_t offset;            /* v1: from start of segment, 64-byte aligned */
 	uint32_t capacity;          /* number of entries */
 	uint32_t entry_size;        /* sizeof(entry) as the writer compiled it */
 	_Atomic uint32_t used;      /* high-water mark / append cursor (table-specific) */
 	uint32_t reserved;
+};
+
+/* The chunked tables of v2, in the order of lw_header.chunks[]. */
+enum lw_table_id { LW_T_STACKS = 0, LW_T_MODULES, LW_T_HANDLES, LW_T_BADCLOSES, LW_T_NUM };
+#define LW_CHUNKS_MAX 24u           /* 1 << shift .. (2^24 - 1) << shift entries in all */
+
+/* lw_header.incomplete: a table that stopped growing (no space left on the
+ * filesystem, or the directory's budget reached); what did not fit is
+ * counted in LW_CTR_DROP_RESERVE and the per-table drop counters. */
+#define LW_INCOMPLETE_STACKS    (1u << LW_T_STACKS)
+#define LW_INCOMPLETE_MODULES   (1u << LW_T_MODULES)
+#define LW_INCOMPLETE_HANDLES   (1u << LW_T_HANDLES)
+#define LW_INCOMPLETE_BADCLOSES (1u << LW_T_BADCLOSES)
+#define LW_INCOMPLETE_HEAP      (1u << 4)
+
+struct lw_chunks {
+	_Atomic uint32_t count;         /* chunks published: off[0 .. count) are valid */
+	uint32_t shift;                 /* chunk k holds 1 << (shift + k) entries */
+	uint64_t off[LW_CHUNKS_MAX];    /* file offset of chunk k (page aligned) */
+};
+
+/* The heap hash set(s).  Written by the one thread that replaces the table,
+ * under seq (single writer); readers copy it with lw_seq_read(). */
+struct lw_heapdir {
+	_Atomic uint32_t seq;
+	uint32_t gen;                   /* bumps each time a new cur is published */
+	uint64_t cur_off, cur_cap;      /* inserts go here; cap slots, a multiple of 16 */
+	uint64_t old_off, old_cap;      /* 0: none; else being moved into cur */
+	uint64_t reserved[3];
 };
 
 /* Heap tracking modes (lw_header.heap_mode). */
@@ -191,7 +244,15 @@ struct lw_header {
 	 * process killed without running any exit path (SIGKILL) has no end
 	 * time; its uptime and ages are then "at least" up to this point. */
 	_Atomic uint64_t last_active_ns;
-	uint8_t  reserved[LW_HEADER_SIZE - 2208];
+
+	/* ---- v2: growable tables ---- */
+	struct lw_chunks chunks[LW_T_NUM];  /* stacks, modules, handles, badcloses */
+	struct lw_heapdir heapdir;
+	_Atomic uint32_t incomplete;    /* LW_INCOMPLETE_* bits: a table that could not grow */
+	uint32_t reserved0;
+	_Atomic uint64_t reserved_bytes;/* bytes of the file reserved for the tables now */
+	uint64_t budget_bytes;          /* the directory budget the shim enforced (0: none) */
+	uint8_t  reserved[LW_HEADER_SIZE - 2208 - LW_T_NUM * 200 - 64 - 24];
 };
 
 /*
@@ -305,10 +366,10 @@ struct lw_badclose {
 
 /*
  * A live heap block.  The heap table is an open-addressed hash set keyed by
- * ptr (index = hash(ptr) & (capacity - 1), linear probing, capacity a power
- * of two): ptr 0 is an empty slot, LW_ALLOC_TOMBSTONE a deleted one, any
- * other value a live block.  Readers simply scan every slot with
- * lw_seq_read() and keep those with ptr > LW_ALLOC_TOMBSTONE.
+ * ptr (linear probing; the index function is the shim's business): ptr 0 is
+ * an empty slot, LW_ALLOC_TOMBSTONE a deleted one, any other value a live
+ * block.  Readers simply scan every slot with lw_seq_read() and keep those
+ * with ptr > LW_ALLOC_TOMBSTONE (v2: of old, then cur; one per ptr).
  *
  * In LW_HEAP_SAMPLED mode only sampled blocks are here; hdr.sample_bytes is
  * the mean distance in bytes between samples (exponentially distributed), so
@@ -331,31 +392,33 @@ _Static_assert(sizeof(struct lw_stack) % 64 == 0, "lw_stack: whole cache lines")
 _Static_assert(__builtin_offsetof(struct lw_stack, sock_opened) % 64 == 0,
 	       "lw_stack counters on their own cache line");
 
-/*
- * lw_layout - the table placement drawn above, in one place: the five tables
- * follow the header in that order, each at a 64-byte aligned offset, with
- * the given capacities and this build's entry sizes.  Fills offset,
- * capacity and entry_size of h's table descriptors (`used` is left alone)
- * and returns the segment size, 64-byte aligned.  The shim sizes its
- * segment with it; tests that fabricate segments use it too.
- */
-static inline uint64_t lw_layout(struct lw_header *h, uint32_t nstacks, uint32_t nmodules, uint32_t nhandles,
-				 uint32_t nbadcloses, uint32_t nallocs)
-{
-	struct lw_table *t[5] = { &h->stacks, &h->modules, &h->handles, &h->badcloses, &h->heap };
-	const uint32_t caps[5] = { nstacks, nmodules, nhandles, nbadcloses, nallocs };
-	const uint32_t sizes[5] = { sizeof(struct lw_stack), sizeof(struct lw_module), sizeof(struct lw_handle),
-				    sizeof(struct lw_badclose), sizeof(struct lw_alloc) };
-	uint64_t off = LW_HEADER_SIZE;
+_Static_assert(sizeof(struct lw_chunks) == 200, "lw_chunks layout");
+_Static_assert(sizeof(struct lw_heapdir) == 64, "lw_heapdir layout");
 
-	for (int i = 0; i < 5; i++) {
-		off = (off + 63u) & ~63ull;
-		t[i]->offset = off;
-		t[i]->capacity = caps[i];
-		t[i]->entry_size = sizes[i];
-		off += (uint64_t)caps[i] * sizes[i];
-	}
-	return (off + 63u) & ~63ull;
+/* lw_chunk_entries - entries in chunk k of a table with this shift. */
+static inline uint64_t lw_chunk_entries(uint32_t shift, unsigned k)
+{
+	return 1ull << (shift + k);
+}
+
+/* lw_chunk_first - index of the first entry of chunk k. */
+static inline uint64_t lw_chunk_first(uint32_t shift, unsigned k)
+{
+	return ((1ull << k) - 1) << shift;
+}
+
+/* lw_chunk_of - the chunk holding entry idx, and idx's position in it. */
+static inline unsigned lw_chunk_of(uint32_t shift, uint64_t idx, uint64_t *within)
+{
+	unsigned k = 63u - (unsigned)__builtin_clzll((idx >> shift) + 1);
+	*within = idx - lw_chunk_first(shift, k);
+	return k;
+}
+
+/* lw_chunk_bytes - bytes a chunk occupies in the file (whole pages). */
+static inline uint64_t lw_chunk_bytes(uint32_t shift, unsigned k, uint32_t entry_size)
+{
+	return (lw_chunk_entries(shift, k) * entry_size + 4095u) & ~4095ull;
 }
 
 /*
