@@ -25,6 +25,7 @@
 
 static uint64_t g_budget;               /* bytes; 0: no budget */
 static uint64_t g_scan_ns, g_scan_sum;  /* the last scan, and bytes admitted since */
+static uint64_t g_pending;              /* reclaimed before the header existed */
 
 static uint64_t fs_unit(const struct statfs *f)
 {
@@ -206,12 +207,22 @@ static uint32_t scan_body(void *arg)
 		path_of(path, s->c[old].name);
 		if (prim_unlink(path) == 0) {
 			s->sum -= s->c[old].bytes < s->sum ? s->c[old].bytes : s->sum;
-			segment_counter_add(LW_CTR_RECLAIMED, 1);
+			if (g_seg.hdr)
+				segment_counter_add(LW_CTR_RECLAIMED, 1);
+			else
+				g_pending++;
 			shim_log("budget: removed %s (a dead process's segment)", path);
 		}
 		s->c[old] = s->c[--s->n];
 	}
 	return s->sum + s->need <= g_budget;
+}
+
+uint64_t budget_take_pending(void)
+{
+	uint64_t n = g_pending;
+	g_pending = 0;
+	return n;
 }
 
 int budget_admit(uint64_t bytes)

@@ -88,10 +88,48 @@ int segment_counters_empty(const _Atomic uint64_t *c)
 	       atomic_load(&c[LW_CTR_BAD_CLOSES]) == 0 && atomic_load(&c[LW_CTR_HEAP_ALLOCS]) == 0;
 }
 
+/* heap_any_live - is any heap block still recorded?  heap.c has the real
+ * answer; without it, assume so (a segment is only ever kept too often). */
+__attribute__((weak)) int heap_any_live(void)
+{
+	return 1;
+}
+
+/* own_open - an open record of a descriptor this image made itself (not
+ * one it inherited through exec or fork). */
+static int own_open(void)
+{
+	uint32_t hw = atomic_load_explicit(&g_seg.hdr->handles.used, memory_order_acquire);
+	for (uint32_t fd = 0; fd < hw; fd++) {
+		const struct lw_handle *h = segment_entry(LW_T_HANDLES, fd);
+		if (!h)
+			break;
+		if (__atomic_load_n(&h->state, __ATOMIC_RELAXED) == LW_H_OPEN &&
+		    h->origin != LW_ORIGIN_INHERITED && h->origin != LW_ORIGIN_FORK)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * At exit: a segment with nothing left in it is removed — nothing of its
+ * own still open, no bad close, no heap block still allocated.  That is
+ * every short-lived child of a fork-per-connection server that cleaned up
+ * after itself.  What it recorded along the way is gone with it; the
+ * totals are not worth a file per process.
+ */
 void segment_unlink_if_empty(void)
 {
-	if (g_seg.hdr && !g_cfg.keep_empty && segment_counters_empty(g_seg.hdr->counters))
-		prim_unlink(g_seg.path);
+	struct lw_header *h = g_seg.hdr;
+	if (!h || g_cfg.keep_empty)
+		return;
+	const _Atomic uint64_t *c = h->counters;
+	if (atomic_load(&c[LW_CTR_BAD_CLOSES]) || atomic_load(&h->incomplete) || own_open())
+		return;
+	uint64_t allocs = atomic_load(&c[LW_CTR_HEAP_ALLOCS]), frees = atomic_load(&c[LW_CTR_HEAP_FREES]);
+	if (allocs && (allocs > frees || heap_any_live()))
+		return;
+	prim_unlink(g_seg.path);
 }
 
 /* segment_file_is_empty - a finished segment that never recorded a socket,
@@ -333,7 +371,16 @@ void *segment_extent_new(uint64_t bytes, uint64_t *off)
 		segment_counter_add(LW_CTR_DROP_BUSY, 1);
 		return NULL;
 	}
-	void *m = map_new((bytes + 4095u) & ~4095ull, off);
+	uint64_t len = (bytes + 4095u) & ~4095ull;
+	unsigned slot = 0;
+	while (slot < LW_LIM_EXTENTS && g_seg.ext[slot].p)
+		slot++;
+	void *m = slot < LW_LIM_EXTENTS ? map_new(len, off) : NULL;
+	if (m) {
+		g_seg.ext[slot].off = *off;
+		g_seg.ext[slot].len = len;
+		__atomic_store_n(&g_seg.ext[slot].p, m, __ATOMIC_RELEASE);
+	}
 	segment_grow_unlock(&old);
 	if (!m)
 		segment_counter_add(LW_CTR_DROP_RESERVE, 1);
@@ -345,7 +392,11 @@ void segment_extent_retire(void *p, uint64_t off, uint64_t bytes)
 	(void)off;
 	bytes = (bytes + 4095u) & ~4095ull;
 	sigset_t old;
-	shim_signals_block(&old);
+	if (!segment_grow_lock(&old))
+		return; /* kept: costs pages, never correctness */
+	for (unsigned i = 0; i < LW_LIM_EXTENTS; i++)
+		if (g_seg.ext[i].p == p)
+			g_seg.ext[i].p = NULL;
 	/* A second mapping of the pages, so that the range can be replaced by
 	 * zero pages first: a thread still probing it never faults the file
 	 * again.  Then the file's pages are released through the second one. */
@@ -355,6 +406,28 @@ void segment_extent_retire(void *p, uint64_t off, uint64_t bytes)
 		if (z != MAP_FAILED && prim_madvise(dup, bytes, MADV_REMOVE) == 0 && g_seg.hdr)
 			atomic_fetch_sub_explicit(&g_seg.hdr->reserved_bytes, bytes, memory_order_relaxed);
 		prim_munmap(dup, bytes);
+	}
+	segment_grow_unlock(&old);
+}
+
+void segment_privatize(const struct shim_segment *parent)
+{
+	sigset_t old;
+	shim_signals_block(&old);
+	int fd = prim_open(parent->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (fd >= 0) {
+		const int prot = PROT_READ | PROT_WRITE, fl = MAP_PRIVATE | MAP_FIXED;
+		(void)prim_mmap(parent->hdr, parent->size, prot, fl, fd, 0);
+		for (unsigned t = 0; t < LW_T_NUM; t++)
+			for (unsigned k = 0; k < LW_CHUNKS_MAX && parent->chunk[t][k]; k++)
+				(void)prim_mmap(parent->chunk[t][k],
+						lw_chunk_bytes(parent->shift[t], k, parent->esize[t]), prot, fl, fd,
+						(off_t)parent->hdr->chunks[t].off[k]);
+		for (unsigned i = 0; i < LW_LIM_EXTENTS; i++)
+			if (parent->ext[i].p)
+				(void)prim_mmap(parent->ext[i].p, parent->ext[i].len, prot, fl, fd,
+						(off_t)parent->ext[i].off);
+		prim_close(fd);
 	}
 	shim_signals_restore(&old);
 }
@@ -424,7 +497,7 @@ int segment_create(const struct shim_segment *parent)
 	if (!span || !budget_admit(first) || prim_fallocate(fd, 0, (off_t)first) != 0) {
 		shim_log("%s: cannot reserve %lu bytes (filesystem full or over LEAKWATCH_BUDGET); not tracing",
 			 g_seg.path, (unsigned long)first);
-		goto fail_unlink;
+		goto fail_quiet;
 	}
 	void *map = prim_mmap(NULL, LW_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
@@ -455,6 +528,7 @@ int segment_create(const struct shim_segment *parent)
 	h->budget_bytes = budget;
 	atomic_store_explicit(&h->reserved_bytes, first, memory_order_relaxed);
 	atomic_store_explicit(&h->counters[LW_CTR_CONFIG_INVALID], g_cfg.invalid, memory_order_relaxed);
+	atomic_store_explicit(&h->counters[LW_CTR_RECLAIMED], budget_take_pending(), memory_order_relaxed);
 	atomic_store_explicit(&h->state, LW_STATE_STARTING, memory_order_relaxed);
 
 	static uint64_t generation;
@@ -476,6 +550,7 @@ int segment_create(const struct shim_segment *parent)
 
 fail_unlink:
 	shim_log("cannot size or map %s: errno %d; not tracing", g_seg.path, errno);
+fail_quiet:
 	prim_unlink(g_seg.path);
 	prim_close(fd);
 	memset(g_seg.chunk, 0, sizeof g_seg.chunk);

@@ -28,6 +28,9 @@
 /* leakwatch.<pid>.<n> names tried when archiving an earlier image's segment. */
 #define LW_LIM_ARCHIVE_NAMES    1000
 
+/* Extents (heap tables) mapped at once: the current table and the one being
+ * drained into it, with room to spare. */
+#define LW_LIM_EXTENTS          8u
 /* How long a directory scan of the budget (budget.c) is trusted, with the
  * bytes admitted since added to its sum. */
 #define LW_LIM_BUDGET_RESCAN_NS (200ull * 1000 * 1000)
