@@ -45,6 +45,14 @@ uint64_t budget_init(void)
 	return g_budget;
 }
 
+uint64_t budget_inherit(uint64_t bytes)
+{
+	/* a fork child: the same directory, already measured */
+	g_budget = bytes;
+	g_scan_ns = 0;
+	return g_budget;
+}
+
 /* A segment name: "leakwatch.<pid>" or "leakwatch.<pid>.<n>". */
 static int segment_name(const char *name)
 {
@@ -116,7 +124,10 @@ static int dead_image(const char *path, uint64_t *age)
 	if (state == LW_STATE_EXITED || state == LW_STATE_EXECED)
 		return 1;
 	/* running as far as the header knows: dead if its pid is gone or reused */
-	return h->pid > 0 && start_ticks(h->pid) != h->proc_start_ticks;
+	if (h->pid <= 0)
+		return 0;
+	uint64_t t = start_ticks(h->pid);
+	return t == 0 || !lw_start_ticks_match(h, t);
 }
 
 #define CANDIDATES 32

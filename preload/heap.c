@@ -116,8 +116,10 @@ void heap_init(uint32_t mode, uint64_t sample_bytes)
 	if (!hdr || mode == LW_HEAP_OFF)
 		return;
 	/* interim: one table, sized at start (growth: heap table rewrite) */
-	uint64_t cap = mode == LW_HEAP_FULL ? (1u << 18) : (1u << 12), off;
-	struct lw_alloc *t = segment_extent_new(cap * sizeof(struct lw_alloc), &off);
+	uint64_t cap = mode == LW_HEAP_FULL ? (1u << 18) : (1u << 8), off;
+	struct lw_alloc *t = segment_extent_initial(cap * sizeof(struct lw_alloc), &off);
+	if (!t)
+		t = segment_extent_new(cap * sizeof(struct lw_alloc), &off);
 	if (!t) {
 		segment_mark_incomplete(LW_INCOMPLETE_HEAP);
 		return;

@@ -95,7 +95,9 @@ static void atfork_child(void)
 		g_seg = parent;
 	}
 	/* The parent's mapping is shared; the child must never write to it. */
-	segment_privatize(&parent);
+	/* interrupted, or still named by g_seg (no segment of our own): keep
+	 * the parent's tables mapped, privately; else they simply go */
+	segment_privatize(&parent, was_in || g_seg.hdr == parent.hdr);
 	t_held_seq = was_held;
 	t_guard_sp = was_sp;
 	g_in_shim = was_in;

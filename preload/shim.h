@@ -70,6 +70,7 @@ struct shim_segment {
 	uint64_t             file_end;  /* next free file offset, page aligned (grow lock) */
 	/* extents in use (heap tables): what a fork child must make private */
 	struct shim_extent { void *p; uint64_t off, len; } ext[LW_LIM_EXTENTS];
+	int                  initial_ext;  /* ext[0] is the first heap table, not yet taken */
 	uint64_t             span;      /* the file's logical size */
 	pid_t                pid;   /* the pid that owns hdr (fork/vfork detection) */
 	uint64_t             gen;   /* bumps with every segment this image creates; never 0 */
@@ -164,6 +165,10 @@ SHIM_HIDDEN uint64_t segment_capacity(unsigned t);
  * NULL when refused (counted in LW_CTR_DROP_RESERVE; the caller marks the
  * table incomplete).  The caller holds no lock of ours. */
 SHIM_HIDDEN void *segment_extent_new(uint64_t bytes, uint64_t *off);
+/* segment_extent_initial - the first heap table, reserved and mapped with
+ * the segment (LW_LIM_HEAP_FIRST_* slots): returned once, when at least
+ * `bytes` long; NULL otherwise (then use segment_extent_new). */
+SHIM_HIDDEN void *segment_extent_initial(uint64_t bytes, uint64_t *off);
 /* segment_extent_retire - give an extent's pages back.  The range stays
  * mapped, as private zero pages, so a thread still probing it reads empty
  * slots; the file range becomes a hole. */
@@ -176,8 +181,9 @@ SHIM_HIDDEN void segment_grow_unlock(const sigset_t *old);
 /* segment_privatize - fork child: replace every mapping of the parent's
  * segment (header, chunks, extents) in place by a private copy-on-write
  * mapping of the same file range, so that a frame the fork interrupted keeps
- * valid pointers and its writes stay in the child. */
-SHIM_HIDDEN void segment_privatize(const struct shim_segment *parent);
+ * valid pointers and its writes stay in the child.  With `interrupted` 0
+ * (the forking thread was not inside the shim) the mappings are dropped. */
+SHIM_HIDDEN void segment_privatize(const struct shim_segment *parent, int interrupted);
 /* segment_mark_incomplete - note that a table stopped growing (bits
  * LW_INCOMPLETE_*). */
 SHIM_HIDDEN void segment_mark_incomplete(uint32_t bits);
@@ -186,6 +192,8 @@ SHIM_HIDDEN void segment_mark_incomplete(uint32_t bits);
 /* budget_init - fix this image's budget for the directory (bytes, 0: none)
  * from LEAKWATCH_BUDGET and the filesystem's size; stored in the header. */
 SHIM_HIDDEN uint64_t budget_init(void);
+/* budget_inherit - a fork child keeps its parent's budget (no statfs). */
+SHIM_HIDDEN uint64_t budget_inherit(uint64_t bytes);
 /* budget_admit - may `bytes` more be reserved in the segment directory?
  * 1 yes; 0 no, even after removing segments of this user's dead processes
  * oldest first (counted in LW_CTR_RECLAIMED).  Never removes a segment of a

@@ -28,6 +28,10 @@
 /* leakwatch.<pid>.<n> names tried when archiving an earlier image's segment. */
 #define LW_LIM_ARCHIVE_NAMES    1000
 
+/* The first heap table's slots, reserved with the segment: sampled mode
+ * records few blocks; full mode grows from here (about 1.5x per step). */
+#define LW_LIM_HEAP_FIRST_SAMPLED 256u
+#define LW_LIM_HEAP_FIRST_FULL    4096u
 /* Extents (heap tables) mapped at once: the current table and the one being
  * drained into it, with room to spare. */
 #define LW_LIM_EXTENTS          8u

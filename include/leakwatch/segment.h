@@ -153,6 +153,10 @@ enum lw_counter {
 	LW_CTR_MAX = 64             /* room in the header */
 };
 
+/* lw_header.flags */
+#define LW_HDR_START_TICKS_BOOTTIME 0x1u /* proc_start_ticks derived from CLOCK_BOOTTIME
+					    at creation (a fork child): see lw_start_ticks_match */
+
 /* Table descriptor: where a table lives and how big its entries are.
  * v2: offset is 0 (the entries are in chunks, or in the heap directory) and
  * capacity is the number of entries in the published chunks (heap: cur_cap). */
@@ -419,6 +423,22 @@ static inline unsigned lw_chunk_of(uint32_t shift, uint64_t idx, uint64_t *withi
 static inline uint64_t lw_chunk_bytes(uint32_t shift, unsigned k, uint32_t entry_size)
 {
 	return (lw_chunk_entries(shift, k) * entry_size + 4095u) & ~4095ull;
+}
+
+/*
+ * lw_start_ticks_match - is `ticks` (field 22 of /proc/PID/stat) the start
+ * time of the process that wrote h?  Exact, unless the shim derived it from
+ * CLOCK_BOOTTIME just after the fork (LW_HDR_START_TICKS_BOOTTIME): the
+ * kernel's value is then the same or one tick earlier.  0 in the header is
+ * unknown: any process with that pid matches.
+ */
+static inline int lw_start_ticks_match(const struct lw_header *h, uint64_t ticks)
+{
+	if (h->proc_start_ticks == 0)
+		return 1;
+	if (h->flags & LW_HDR_START_TICKS_BOOTTIME)
+		return ticks == h->proc_start_ticks || ticks + 1 == h->proc_start_ticks;
+	return ticks == h->proc_start_ticks;
 }
 
 /*
