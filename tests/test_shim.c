@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -33,6 +34,17 @@ static void teardown(void)
 
 TestSuite(shim, .init = setup, .fini = teardown);
 
+/* Entries of the segment's chunked tables (layout 2), NULL beyond the published chunks. */
+static struct lw_handle *handle_entry(int fd)
+{
+	return segment_entry(LW_T_HANDLES, (uint64_t)fd);
+}
+
+static struct lw_badclose *badclose_entry(uint32_t i)
+{
+	return segment_entry(LW_T_BADCLOSES, i);
+}
+
 Test(shim, header_identity)
 {
 	struct lw_header *h = g_seg.hdr;
@@ -46,8 +58,14 @@ Test(shim, header_identity)
 	cr_assert_eq(stat(g_seg.path, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600, "segment must be private (mode %o)", st.st_mode & 0777);
 	cr_assert_eq((uint64_t)st.st_size, h->total_size);
-	cr_assert_eq(h->handles.capacity, 4096);
-	cr_assert_eq(h->handles.offset % 64, 0);
+	/* layout 2: every table starts with one chunk, and grows up to its limit */
+	for (unsigned t = 0; t < LW_T_NUM; t++) {
+		cr_assert_geq(atomic_load(&h->chunks[t].count), 1, "table %u", t);
+		cr_assert_eq(h->chunks[t].off[0] % 4096, 0, "table %u", t);
+	}
+	cr_assert_eq(h->handles.capacity, lw_chunk_first(h->chunks[LW_T_HANDLES].shift,
+							 atomic_load(&h->chunks[LW_T_HANDLES].count)));
+	cr_assert_eq(g_seg.limit[LW_T_HANDLES], 4096);
 	cr_assert_eq(h->stacks.entry_size, sizeof(struct lw_stack));
 }
 
@@ -63,7 +81,7 @@ Test(shim, stack_dedup)
 	cr_assert_eq(stack_intern(a, 2), stack_intern(a, 2));
 	cr_assert_neq(stack_intern(a, 2), ia, "a prefix is a different stack");
 	cr_assert_eq(atomic_load(&g_seg.hdr->stacks.used), 3);
-	struct lw_stack *s = &g_seg.stacks[ia - 1];
+	struct lw_stack *s = stack_slot(ia);
 	cr_assert_eq(atomic_load(&s->seq), 2);
 	cr_assert_eq(s->depth, 3);
 	cr_assert_eq(s->frames[2], 0x3000);
@@ -72,7 +90,7 @@ Test(shim, stack_dedup)
 Test(shim, stack_table_full_counts_drop)
 {
 	uint64_t f[1];
-	uint32_t cap = g_seg.hdr->stacks.capacity, ok = 0;
+	uint32_t cap = (uint32_t)g_seg.limit[LW_T_STACKS], ok = 0;
 	for (uint32_t i = 0; i < cap + 10; i++) {
 		f[0] = 0x5000 + i * 16;
 		if (stack_intern(f, 1))
@@ -91,7 +109,7 @@ Test(shim, stack_capture_records_caller)
 {
 	uint32_t id = stack_capture();
 	cr_assert_neq(id, 0);
-	struct lw_stack *s = &g_seg.stacks[id - 1];
+	struct lw_stack *s = stack_slot(id);
 	cr_assert_geq(s->depth, 2);
 	cr_assert_leq(s->depth, 32);
 }
@@ -104,7 +122,7 @@ Test(shim, socket_open_close)
 	fstat(fd, &st);
 	handle_open_socket(fd, LW_ORIGIN_SOCKET, -1, 7);
 	struct lw_handle h;
-	cr_assert(lw_seq_read(&g_seg.handles[fd], &h, sizeof h));
+	cr_assert(lw_seq_read(handle_entry(fd), &h, sizeof h));
 	cr_assert_eq(h.state, LW_H_OPEN);
 	cr_assert_eq(h.origin, LW_ORIGIN_SOCKET);
 	cr_assert_eq(h.family, AF_INET);
@@ -120,7 +138,7 @@ Test(shim, socket_open_close)
 	cr_assert_eq(handle_before_close(fd, stack_capture(), &prev), LW_H_OPEN);
 	cr_assert_eq(prev.open_stack, 7);
 	cr_assert_not(handle_is_open(fd));
-	cr_assert(lw_seq_read(&g_seg.handles[fd], &h, sizeof h));
+	cr_assert(lw_seq_read(handle_entry(fd), &h, sizeof h));
 	cr_assert_eq(h.state, LW_H_CLOSED);
 	cr_assert_neq(h.close_stack_id, 0, "the close is recorded with its stack");
 	close(fd);
@@ -160,7 +178,7 @@ Test(shim, dup_onto_open_socket_closes_it)
 	cr_assert_eq(dup2(a, b), b);
 	handle_dup(a, b, stack_capture());
 	struct lw_handle h;
-	cr_assert(lw_seq_read(&g_seg.handles[b], &h, sizeof h));
+	cr_assert(lw_seq_read(handle_entry(b), &h, sizeof h));
 	cr_assert_eq(h.state, LW_H_OPEN);
 	cr_assert_eq(h.origin, LW_ORIGIN_DUP);
 	cr_assert_eq(h.dup_of, a);
@@ -195,7 +213,7 @@ Test(shim, bad_close_ring)
 			 stack_capture());
 	cr_assert_eq(atomic_load(&g_seg.hdr->badcloses.used), 2);
 	struct lw_badclose b;
-	cr_assert(lw_seq_read(&g_seg.badcloses[1], &b, sizeof b));
+	cr_assert(lw_seq_read(badclose_entry(1), &b, sizeof b));
 	cr_assert_eq(b.fd, 98);
 	cr_assert_eq(b.prev_state, LW_H_CLOSED);
 	cr_assert_eq(b.prev_open_stack_id, 3);
@@ -251,7 +269,7 @@ Test(shim, reader_never_sees_torn_slot)
 	uint64_t deadline = prim_now_ns() + 10000000000ull;
 	for (long i = 0; (seen4 < 2000 || seen6 < 2000) && prim_now_ns() < deadline; i++) {
 		struct lw_handle h;
-		if (!lw_seq_read(&g_seg.handles[writer_fd], &h, sizeof h)) {
+		if (!lw_seq_read(handle_entry(writer_fd), &h, sizeof h)) {
 			busy++;
 			continue;
 		}
@@ -293,14 +311,23 @@ static void heap_teardown(void)
 	teardown();
 }
 
+/* live_entries - live slots of the heap table(s) the heap directory names, read from the file. */
 static size_t live_entries(void)
 {
 	struct lw_header *h = g_seg.hdr;
-	const struct lw_alloc *tab = (const struct lw_alloc *)((char *)h + h->heap.offset);
+	const uint64_t off[2] = { h->heapdir.old_off, h->heapdir.cur_off };
+	const uint64_t cap[2] = { h->heapdir.old_cap, h->heapdir.cur_cap };
 	size_t n = 0;
-	for (uint32_t i = 0; i < h->heap.capacity; i++)
-		if (tab[i].ptr > LW_ALLOC_TOMBSTONE)
-			n++;
+	int fd = open(g_seg.path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	for (int t = 0; t < 2; t++)
+		for (uint64_t i = 0; i < cap[t]; i++) {
+			struct lw_alloc a;
+			cr_assert_eq(pread(fd, &a, sizeof a, (off_t)(off[t] + i * sizeof a)), (ssize_t)sizeof a);
+			if (a.ptr > LW_ALLOC_TOMBSTONE)
+				n++;
+		}
+	close(fd);
 	return n;
 }
 
@@ -333,8 +360,8 @@ Test(shim_heap, record_and_forget)
 	heap_thread_flush();
 	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_HEAP_ALLOCS]), 8,
 		     "a restore is not a new allocation");
-	cr_assert_eq(atomic_load(&g_seg.stacks[4].heap_allocs), 8);
-	cr_assert_eq(atomic_load(&g_seg.stacks[4].heap_bytes), 8 * 32);
+	cr_assert_eq(atomic_load(&stack_slot(5)->heap_allocs), 8);
+	cr_assert_eq(atomic_load(&stack_slot(5)->heap_bytes), 8 * 32);
 	heap_teardown();
 }
 
@@ -414,17 +441,17 @@ Test(shim_sparse, stack_slot_across_a_hole)
 	cr_assert_eq(shimseg_create(dir, sizeof dir, NULL, 64, 4096, 0), 0);
 	segment_mark_state(LW_STATE_RUNNING);
 
-	/* the first slot whose counters start on the next page */
+	/* the first slot whose counters start on the next page (file offsets of chunk 0) */
 	struct lw_header *h = g_seg.hdr;
-	uint32_t i = 0;
-	for (; i < h->stacks.capacity; i++) {
-		uint64_t off = h->stacks.offset + (uint64_t)i * h->stacks.entry_size;
+	uint32_t i = 0, n0 = (uint32_t)lw_chunk_entries(h->chunks[LW_T_STACKS].shift, 0);
+	for (; i < n0; i++) {
+		uint64_t off = h->chunks[LW_T_STACKS].off[0] + (uint64_t)i * h->stacks.entry_size;
 		if (off / 4096 != (off + offsetof(struct lw_stack, sock_opened)) / 4096 &&
 		    (off + offsetof(struct lw_stack, frames) + 16) / 4096 == off / 4096)
 			break;
 	}
-	cr_assert_lt(i, h->stacks.capacity);
-	struct lw_stack *s = &g_seg.stacks[i];
+	cr_assert_lt(i, n0);
+	struct lw_stack *s = stack_slot(i + 1);
 	s->hash = 42;
 	s->depth = 2;
 	s->frames[0] = 0x1234;
