@@ -332,12 +332,11 @@ void *segment_chunk_grow(unsigned t, unsigned k)
 	void *c = segment_chunk(t, k);
 	if (c)
 		return c;
+	/* a configured limit: the caller counts its own drop, nothing is
+	 * incomplete for lack of space */
 	if (!g_seg.hdr || t >= LW_T_NUM || k >= LW_CHUNKS_MAX ||
-	    lw_chunk_first(g_seg.shift[t], k) >= g_seg.limit[t]) {
-		if (g_seg.hdr)
-			refuse(1u << t);
+	    lw_chunk_first(g_seg.shift[t], k) >= g_seg.limit[t])
 		return NULL;
-	}
 	sigset_t old;
 	if (!segment_grow_lock(&old)) {
 		segment_counter_add(LW_CTR_DROP_BUSY, 1);
@@ -365,11 +364,8 @@ void *segment_entry_grow(unsigned t, uint64_t idx)
 		return e;
 	uint64_t within;
 	unsigned k = lw_chunk_of(g_seg.shift[t], idx, &within);
-	if (idx >= g_seg.limit[t] || !segment_chunk_grow(t, k)) {
-		if (idx >= g_seg.limit[t])
-			refuse(1u << t);
+	if (idx >= g_seg.limit[t] || !segment_chunk_grow(t, k))
 		return NULL;
-	}
 	return segment_entry(t, idx);
 }
 

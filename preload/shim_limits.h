@@ -17,10 +17,10 @@
  * table grows in chunks of 32, 64, ...).  Real programs load tens to a few
  * hundred; a program that loads and unloads plugins forever stops here. */
 #define LW_LIM_MODULES          65536u
-/* Bad closes kept: a ring, the newest win (chunks 0..3 of 64, 128, 256 and
- * 512 entries); a program with more than this many double closes has one
- * bug repeated, not 960 different ones. */
-#define LW_LIM_BADCLOSES        960u
+/* Bad closes kept: a ring of LW_BADCLOSE_RING (segment.h), the newest win;
+ * a program with more than that many double closes has one bug repeated,
+ * not 960 different ones. */
+#define LW_LIM_BADCLOSES        LW_BADCLOSE_RING
 /* Waiting for the grow lock: another thread is reserving pages (a system
  * call of up to a few ms for a large heap table); spins, yielding the CPU
  * every 64, before the event is dropped (counted as busy). */

@@ -26,14 +26,17 @@
  * 1 << (shift + k) entries, entry index i lives in chunk
  * k = floor(log2((i >> shift) + 1)) at position i - (((1 << k) - 1) << shift)
  * (lw_chunk_of below), and a chunk, once published, never moves.  Chunks
- * are published in order: off[k] is written, then count = k + 1 (release).
+ * are published in order: off[k] is written, then count = k + 1 (release);
+ * a reader loads count first (acquire), then the offsets below it.
  *   stacks    hash-consed call stacks, id = index + 1; each chunk is an
  *             open-addressed hash set of its own (the shim probes every
  *             chunk when it interns); readers just scan all slots
  *   modules   loaded objects, appended (used = entries written)
  *   handles   indexed by file descriptor number (used = highest fd + 1)
- *   badcloses ring of close() calls that failed EBADF (used = total
- *             appended; the ring's size is its capacity when it wrapped)
+ *   badcloses ring of close() calls that failed EBADF: entry n (the n-th
+ *             bad close, counting from 0) is at index n % LW_BADCLOSE_RING,
+ *             used = total appended; entries in a chunk that could not be
+ *             made are lost (counted as incomplete)
  * The heap table is a hash set that is replaced by a larger one as it
  * fills (struct lw_heapdir): while `old` is named, its entries are being
  * moved into `cur`, and a block lives in exactly one of the two, except for
@@ -170,6 +173,7 @@ struct lw_table {
 
 /* The chunked tables of v2, in the order of lw_header.chunks[]. */
 enum lw_table_id { LW_T_STACKS = 0, LW_T_MODULES, LW_T_HANDLES, LW_T_BADCLOSES, LW_T_NUM };
+#define LW_BADCLOSE_RING 960u     /* bad closes kept: the newest win */
 #define LW_CHUNKS_MAX 24u           /* 1 << shift .. (2^24 - 1) << shift entries in all */
 
 /* lw_header.incomplete: a table that stopped growing (no space left on the
