@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -35,6 +36,35 @@ static int self_range(struct dl_phdr_info *info, size_t size, void *arg)
 		}
 	}
 	return 0;
+}
+
+/* The owner token and the count of children sharing our memory (shim.h). */
+SHIM_HIDDEN volatile uint64_t *g_seg_owner;
+#if defined(__x86_64__)
+SHIM_HIDDEN _Atomic int g_shared_vm;
+#else
+SHIM_HIDDEN _Atomic int g_shared_vm = 1; /* no vfork hook (hooks.c): always ask getpid() */
+#endif
+
+/* owner_setup - map the token page; without MADV_WIPEONFORK (before Linux
+ * 4.14) there is none and segment_active() asks getpid() every time. */
+static void owner_setup(void)
+{
+	void *p = prim_mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	if (prim_madvise(p, 4096, MADV_WIPEONFORK) != 0) {
+		prim_munmap(p, 4096);
+		return;
+	}
+	g_seg_owner = p;
+}
+
+/* owner_claim - this image has just set up g_seg as its own. */
+static void owner_claim(void)
+{
+	if (g_seg_owner)
+		*g_seg_owner = 1;
 }
 
 /* set in the prepare handler: was the process threaded when it forked? */
@@ -76,11 +106,91 @@ static void segment_privatize(const struct shim_segment *parent)
 	shim_signals_restore(&old);
 }
 
+/* fork_inherit - a fork child that just created its segment: take over
+ * the parent's module table and open records, start recording. */
+static void fork_inherit(const struct shim_segment *parent)
+{
+	modules_after_fork(parent);
+	handle_copy_from(parent);
+	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
+	owner_claim();
+	segment_mark_state(LW_STATE_RUNNING);
+}
+
+/*
+ * ---- fork children create their segment when they first record
+ *
+ * Creating a segment costs a fork child more than the rest of a short
+ * child's life under the shim (a tmpfs file, its identity from /proc, the
+ * table copies: ~170 us against ~280 us for a whole fork-serve-exit round
+ * natively), and a child that records nothing of its own would remove it at
+ * exit anyway.  So in the default configuration a fork child starts
+ * *pending*: no segment, nothing recorded, its memory holding the parent's
+ * records as they were at the fork (the handle mirror, copied by fork).  Its
+ * first record of its own -- a socket it opens or receives, a bad close, a
+ * sampled heap block (lw_ev_alloc_pending) -- creates the segment
+ * (lifecycle_fork_segment) and copies into it the inherited records whose
+ * descriptors are still open on the same socket.  What happens to inherited
+ * sockets before that (sends, closes, dups) is not recorded.  A fork child
+ * of a pending image is pending from the same snapshot.
+ *
+ * LEAKWATCH_KEEP_EMPTY (what `leakwatch run` sets, to show every process)
+ * and a fork run by a signal handler that interrupted the recorder (that
+ * frame resumes in the child and expects g_seg) create it at the fork, as
+ * before.
+ */
+SHIM_HIDDEN _Atomic int g_fork_pending; /* 0 no, 1 pending, 2 being created */
+static struct shim_segment g_fork_parent; /* the snapshot's segment, mapped, never written
+					   * (without its path: see seg_forget) */
+static pid_t g_pending_pid;
+
+/* seg_forget - clear seg but for its path, which nothing reads without
+ * hdr: a fork child that writes only the first bytes copies one page of
+ * ours instead of two. */
+static void seg_forget(struct shim_segment *seg)
+{
+	memset(seg, 0, offsetof(struct shim_segment, path));
+	seg->path[0] = '\0';
+}
+
+int lifecycle_fork_segment(void)
+{
+	int want = 1;
+	if (!atomic_compare_exchange_strong(&g_fork_pending, &want, 2))
+		return 0; /* not pending, or another thread is creating it */
+	/* a vfork child of the pending image shares this memory: never ours */
+	if (prim_getpid() != g_pending_pid) {
+		atomic_store(&g_fork_pending, 1);
+		return 0;
+	}
+	/* no handler may fork or jump out half-way through */
+	sigset_t old;
+	shim_signals_block(&old);
+	struct shim_segment parent = g_fork_parent;
+	seg_forget(&g_seg);
+	int ok = segment_create(&parent) == 0;
+	if (ok) {
+		fork_inherit(&parent);
+		/* a fresh scan: the table copied is the parent's as it is now */
+		if (!stack_unwind_disabled())
+			modules_scan();
+		/* nothing refers to the parent's mapping any more: it only ever
+		 * served the copy (g_seg was never set to it in this image) */
+		prim_munmap(parent.hdr, parent.size);
+		seg_forget(&g_fork_parent);
+	}
+	atomic_store(&g_fork_pending, 0);
+	shim_signals_restore(&old);
+	return ok;
+}
+
 static void atfork_child(void)
 {
 	struct shim_segment parent = g_seg;
+	int pending = atomic_load(&g_fork_pending);
 
-	if (!parent.hdr)
+	prim_identity_reset();
+	if (!parent.hdr && !pending)
 		return;
 	int saved = errno;
 	/* fork() may run in a handler that interrupted the recorder: that
@@ -91,33 +201,48 @@ static void atfork_child(void)
 	atomic_store(&g_ready, 0);
 	g_in_shim = 1;
 	/* the parent's heap records stay in the parent's segment; blocks the
-	 * child inherited and frees pass through as never seen */
-	heap_init(LW_HEAP_OFF, 0);
+	 * child inherited and frees pass through as never seen (heap.c's own
+	 * owner token reads zero here unless the kernel lacks WIPEONFORK) */
+	if (!g_heap_owner || *g_heap_owner)
+		heap_init(LW_HEAP_OFF, 0);
 	heap_after_fork();
+	/* Another parent thread may have held the loader lock (which
+	 * dl_iterate_phdr takes) when fork ran; glibc does not reset it in the
+	 * child.  A threaded parent's child therefore records without stacks
+	 * until it execs. */
+	if (g_fork_threaded)
+		stack_disable_unwind();
+	if (pending || (!was_in && !g_cfg.keep_empty)) {
+		/* pending (see above).  A pending parent (or one whose other
+		 * thread was creating its segment at the fork) hands on its own
+		 * snapshot; its g_seg, if half set up, names a file that is not
+		 * ours and stays unused. */
+		if (!pending) {
+			memcpy(&g_fork_parent, &parent, offsetof(struct shim_segment, path));
+			g_fork_parent.path[0] = '\0';
+		}
+		seg_forget(&g_seg);
+		g_pending_pid = prim_getpid();
+		atomic_store(&g_fork_pending, 1);
+		atomic_store(&g_ready, 1);
+		goto out;
+	}
 	memset(&g_seg, 0, sizeof g_seg);
 	if (segment_create(&parent) == 0) {
-		modules_after_fork(&parent);
-		/* Another parent thread may have held the loader lock (which
-		 * dl_iterate_phdr takes) when fork ran; glibc does not
-		 * reset it in the child.  A threaded parent's child therefore
-		 * records without stacks until it execs. */
-		if (g_fork_threaded)
-			stack_disable_unwind();
-		handle_copy_from(&parent);
-		heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
-		segment_mark_state(LW_STATE_RUNNING);
+		fork_inherit(&parent);
 		atomic_store(&g_ready, 1);
 	} else {
 		/* No segment of our own (no room: a small /dev/shm): this child
 		 * is not traced.  g_seg keeps naming the parent's mapping, made
-		 * private below, whose pid is not ours, so segment_active()
-		 * refuses every recording from now on, while a frame the fork
-		 * interrupted still finds the tables it was using (zeroed table
-		 * pointers there killed children with SIGSEGV). */
+		 * private below, whose owner token reads zero here, so
+		 * segment_active() refuses every recording from now on, while a
+		 * frame the fork interrupted still finds the tables it was using
+		 * (zeroed table pointers there killed children with SIGSEGV). */
 		g_seg = parent;
 	}
 	/* The parent's mapping is shared; the child must never write to it. */
 	segment_privatize(&parent);
+out:
 	t_held_seq = was_held;
 	t_guard_sp = was_sp;
 	g_in_shim = was_in;
@@ -146,6 +271,8 @@ void lifecycle_start(const struct lifecycle_entry *e)
 	dl_iterate_phdr(self_range, (void *)(uintptr_t)e->self);
 	if (segment_create(NULL) != 0)
 		goto out;
+	owner_setup();
+	owner_claim();
 	modules_refresh();
 	modules_scan();
 	(void)handles_mirror_init(g_seg.hdr->handles.capacity);

@@ -147,9 +147,19 @@ int prim_madvise(void *addr, size_t len, int advice)
 	return (int)syscall(SYS_madvise, addr, len, advice);
 }
 
+static __thread pid_t t_tid __attribute__((tls_model("initial-exec")));
+
 pid_t prim_gettid(void)
 {
-	return (pid_t)syscall(SYS_gettid);
+	pid_t t = t_tid;
+	if (__builtin_expect(t == 0, 0))
+		t_tid = t = (pid_t)syscall(SYS_gettid);
+	return t;
+}
+
+void prim_identity_reset(void)
+{
+	t_tid = 0;
 }
 
 pid_t prim_getpid(void)

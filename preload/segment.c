@@ -16,9 +16,19 @@
 #include "shim.h"
 
 SHIM_HIDDEN struct shim_segment g_seg;
+/*
+ * Without a system call where that is certain (see shim.h, lw_owner_state):
+ * a child that shares our memory asks the kernel for its pid, a fork-like
+ * child without a segment of its own reads a wiped owner token.
+ */
 int segment_active(void)
 {
-	return g_seg.hdr != NULL && g_seg.pid == prim_getpid();
+	if (g_seg.hdr == NULL)
+		return 0;
+	int owner = lw_owner_state();
+	if (owner >= 0)
+		return owner;
+	return g_seg.pid == prim_getpid();
 }
 
 void segment_counter_add(enum lw_counter c, uint64_t n)

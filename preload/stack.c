@@ -518,6 +518,16 @@ uint32_t stack_capture(void)
 	return on_side(capture_body, NULL);
 }
 
+int stack_modules_known(uint32_t id)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	if (!id || !hdr || id > hdr->stacks.capacity)
+		return 1;
+	const struct lw_stack *s = &g_seg.stacks[id - 1];
+	unsigned depth = s->depth < LW_STACK_MAX_FRAMES ? s->depth : LW_STACK_MAX_FRAMES;
+	return modules_cover(s->frames, depth);
+}
+
 /*
  * ---- call-site cache: skip the unwind when the stack provably did not change
  *
