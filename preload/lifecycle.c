@@ -76,10 +76,18 @@ static void atfork_prepare(void)
 	 * existed; the number of tasks now is what matters (procfs gives a
 	 * task directory nlink of 2 + tasks) */
 	struct stat st;
-	if (__libc_single_threaded)
-		g_fork_threaded = 0;
-	else
-		g_fork_threaded = prim_stat("/proc/self/task", &st) != 0 || st.st_nlink > 3;
+	int threaded = !__libc_single_threaded &&
+		       (prim_stat("/proc/self/task", &st) != 0 || st.st_nlink > 3);
+	/* written only when it changes: a page the parent writes after each
+	 * fork is a copy-on-write fault while the child lives */
+	if (g_fork_threaded != threaded)
+		g_fork_threaded = threaded;
+	stack_before_fork();
+}
+
+static void atfork_parent(void)
+{
+	stack_after_fork();
 }
 
 /*
@@ -184,49 +192,67 @@ int lifecycle_fork_segment(void)
 	return ok;
 }
 
-static void atfork_child(void)
+/*
+ * fork_pend - the fork child starts pending (see above).  It writes as
+ * little as it can (each page it writes is a copy-on-write fault): no
+ * errno, guard or g_ready change.  A signal handler that records meanwhile
+ * finds either the parent's segment, which segment_active() refuses (the
+ * owner token reads zero here, or the pid differs), or, once
+ * g_fork_pending is set, the complete snapshot.  A pending parent (or one
+ * whose other thread was creating its segment at the fork) hands on its
+ * own snapshot; its g_seg, if half set up, names a file that is not ours
+ * and stays unused.
+ */
+static void fork_pend(int pending)
 {
-	struct shim_segment parent = g_seg;
-	int pending = atomic_load(&g_fork_pending);
-
-	prim_identity_reset();
-	if (!parent.hdr && !pending)
-		return;
-	int saved = errno;
-	/* fork() may run in a handler that interrupted the recorder: that
-	 * frame's guard is put back as it was when this returns */
-	int was_in = g_in_shim;
-	uintptr_t was_sp = t_guard_sp;
-	_Atomic uint32_t *was_held = t_held_seq;
-	atomic_store(&g_ready, 0);
-	g_in_shim = 1;
 	/* the parent's heap records stay in the parent's segment; blocks the
 	 * child inherited and frees pass through as never seen (heap.c's own
 	 * owner token reads zero here unless the kernel lacks WIPEONFORK) */
 	if (!g_heap_owner || *g_heap_owner)
 		heap_init(LW_HEAP_OFF, 0);
 	heap_after_fork();
+	if (!pending) {
+		memcpy(&g_fork_parent, &g_seg, offsetof(struct shim_segment, path));
+		g_fork_parent.path[0] = '\0';
+	}
+	seg_forget(&g_seg);
+	g_pending_pid = prim_getpid();
+	atomic_store(&g_fork_pending, 1);
+}
+
+static void atfork_child(void)
+{
+	int pending = atomic_load(&g_fork_pending);
+
+	stack_after_fork();
+	prim_identity_reset();
+	if (!g_seg.hdr && !pending)
+		return;
 	/* Another parent thread may have held the loader lock (which
 	 * dl_iterate_phdr takes) when fork ran; glibc does not reset it in the
 	 * child.  A threaded parent's child therefore records without stacks
 	 * until it execs. */
 	if (g_fork_threaded)
 		stack_disable_unwind();
-	if (pending || (!was_in && !g_cfg.keep_empty)) {
-		/* pending (see above).  A pending parent (or one whose other
-		 * thread was creating its segment at the fork) hands on its own
-		 * snapshot; its g_seg, if half set up, names a file that is not
-		 * ours and stays unused. */
-		if (!pending) {
-			memcpy(&g_fork_parent, &parent, offsetof(struct shim_segment, path));
-			g_fork_parent.path[0] = '\0';
-		}
-		seg_forget(&g_seg);
-		g_pending_pid = prim_getpid();
-		atomic_store(&g_fork_pending, 1);
-		atomic_store(&g_ready, 1);
-		goto out;
+	/* a fork run by a handler that interrupted the recorder resumes that
+	 * frame here, which expects g_seg: the eager path (a pending image's
+	 * frames hold no segment) */
+	if (pending || (!g_in_shim && !g_cfg.keep_empty)) {
+		fork_pend(pending);
+		return;
 	}
+
+	struct shim_segment parent = g_seg;
+	int saved = errno;
+	/* that frame's guard is put back as it was when this returns */
+	int was_in = g_in_shim;
+	uintptr_t was_sp = t_guard_sp;
+	_Atomic uint32_t *was_held = t_held_seq;
+	atomic_store(&g_ready, 0);
+	g_in_shim = 1;
+	if (!g_heap_owner || *g_heap_owner)
+		heap_init(LW_HEAP_OFF, 0);
+	heap_after_fork();
 	memset(&g_seg, 0, sizeof g_seg);
 	if (segment_create(&parent) == 0) {
 		fork_inherit(&parent);
@@ -242,7 +268,6 @@ static void atfork_child(void)
 	}
 	/* The parent's mapping is shared; the child must never write to it. */
 	segment_privatize(&parent);
-out:
 	t_held_seq = was_held;
 	t_guard_sp = was_sp;
 	g_in_shim = was_in;
@@ -279,7 +304,14 @@ void lifecycle_start(const struct lifecycle_entry *e)
 	handle_scan_inherited();
 	e->resolve_heap();
 	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
-	pthread_atfork(atfork_prepare, NULL, atfork_child);
+	/* The main thread's first sampling gap starts now rather than at its
+	 * first sampled-mode allocation (the same draw, heap_sample_slow): a
+	 * process that forks before it ever allocated would otherwise hand
+	 * every child a spent counter, and each child would draw its first gap
+	 * (log(), libm's pages faulted in) on its first malloc. */
+	if (heap_mode() == LW_HEAP_SAMPLED && t_heap_until_sample == 0)
+		(void)heap_sample_slow();
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	on_exit(on_exit_status, NULL);
 	segment_mark_state(LW_STATE_RUNNING);
 	atomic_store_explicit(&g_ready, 1, memory_order_release);

@@ -162,9 +162,17 @@ void prim_identity_reset(void)
 	t_tid = 0;
 }
 
+/* inline on x86-64: a fork child asks for its pid before it has run any
+ * other system call through libc, whose syscall() page it would fault in */
 pid_t prim_getpid(void)
 {
+#if defined(__x86_64__)
+	long r;
+	__asm__ volatile("syscall" : "=a"(r) : "0"((long)SYS_getpid) : "rcx", "r11", "memory");
+	return (pid_t)r;
+#else
 	return (pid_t)syscall(SYS_getpid);
+#endif
 }
 
 pid_t prim_getppid(void)

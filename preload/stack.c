@@ -102,6 +102,7 @@ struct unw_area {
 	struct tcache_entry cache[TCACHE_SLOTS];
 	struct site_entry sites[SITE_SLOTS];
 	unsigned site_next;
+	uint32_t site_calls, site_misses, site_cooldown; /* see SITE_WINDOW */
 };
 
 #define SIDE_AREA_SIZE (((sizeof(struct unw_area) + 4095u) & ~(size_t)4095u))
@@ -214,6 +215,8 @@ static struct unw_area *side_area(void)
 		prim_munmap(m, SIDE_MAP_SIZE);
 		return NULL;
 	}
+	/* see stack_before_fork (without WIPEONFORK: copied, as any memory) */
+	(void)prim_madvise(m + SIDE_GUARD, SIDE_STACK_SIZE + SIDE_AREA_SIZE, MADV_WIPEONFORK);
 	/* area last: a handler that sees it sees the stack bounds too */
 	t_unw.lo = (uintptr_t)m + SIDE_GUARD;
 	t_unw.hi = t_unw.lo + SIDE_STACK_SIZE;
@@ -221,6 +224,42 @@ static struct unw_area *side_area(void)
 	atomic_signal_fence(memory_order_seq_cst);
 	t_unw.area = (struct unw_area *)(uintptr_t)t_unw.hi;
 	return t_unw.area;
+}
+
+/*
+ * ---- fork
+ *
+ * A fork child starts with this thread's side stack and caches zeroed
+ * (MADV_WIPEONFORK): nothing of them is valid there (the caches name the
+ * parent's segment), and the parent's pages then stay its own -- without
+ * it every fork shared them copy-on-write, and the parent's next capture
+ * after each fork took a copy fault.  The exception is a fork run on the
+ * side stack itself (a handler that interrupted an unwind forks): the child
+ * resumes that frame, so for that one fork the pages are kept.
+ */
+static __thread int t_side_kept __attribute__((tls_model("initial-exec")));
+
+static void side_set_wipe(int wipe)
+{
+	if (t_unw.lo)
+		(void)prim_madvise((void *)t_unw.lo, SIDE_STACK_SIZE + SIDE_AREA_SIZE,
+				   wipe ? MADV_WIPEONFORK : MADV_KEEPONFORK);
+}
+
+void stack_before_fork(void)
+{
+	if (stack_on_side_stack((uintptr_t)__builtin_frame_address(0))) {
+		side_set_wipe(0);
+		t_side_kept = 1;
+	}
+}
+
+void stack_after_fork(void)
+{
+	if (__builtin_expect(t_side_kept, 0)) {
+		side_set_wipe(1);
+		t_side_kept = 0;
+	}
 }
 
 /* on_side - fn(arg) on this thread's side stack; 0 (counted) without one. */
@@ -629,25 +668,21 @@ static uint32_t site_fill_body(void *arg)
 #define SITE_MISS_MAX LW_LIM_SITE_MISS_MAX
 #define SITE_COOLDOWN LW_LIM_SITE_COOLDOWN
 
-static __thread struct {
-	uint32_t calls, misses, cooldown;
-} t_site_stats __attribute__((tls_model("initial-exec")));
-
 uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa)
 {
 	if (!g_cfg.site_cache || g_no_unwind || (ra >= g_self_lo && ra < g_self_hi))
 		return stack_capture();
-	if (t_site_stats.cooldown) {
-		t_site_stats.cooldown--;
-		return stack_capture();
-	}
-	if (++t_site_stats.calls >= SITE_WINDOW) {
-		t_site_stats.calls = 0;
-		t_site_stats.misses = 0;
-	}
 	struct unw_area *a = t_unw.area;
 	if (!a) /* first capture of this thread: maps the side stack */
 		return stack_capture();
+	if (a->site_cooldown) {
+		a->site_cooldown--;
+		return stack_capture();
+	}
+	if (++a->site_calls >= SITE_WINDOW) {
+		a->site_calls = 0;
+		a->site_misses = 0;
+	}
 	uintptr_t lo, hi;
 	if (!stack_bounds(cfa, &lo, &hi))
 		return stack_capture(); /* an unknown stack: nothing may be re-read */
@@ -662,9 +697,9 @@ uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa)
 		if (i == e->depth)
 			return e->id;
 	}
-	if (++t_site_stats.misses > SITE_MISS_MAX) {
-		t_site_stats.misses = 0;
-		t_site_stats.cooldown = SITE_COOLDOWN;
+	if (++a->site_misses > SITE_MISS_MAX) {
+		a->site_misses = 0;
+		a->site_cooldown = SITE_COOLDOWN;
 		return stack_capture();
 	}
 	struct site_fill_args fa = { e, ra, cfa };
