@@ -87,7 +87,7 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
-	stack_after_fork();
+	stack_after_fork(0);
 }
 
 /*
@@ -224,7 +224,7 @@ static void atfork_child(void)
 {
 	int pending = atomic_load(&g_fork_pending);
 
-	stack_after_fork();
+	stack_after_fork(1);
 	prim_identity_reset();
 	if (!g_seg.hdr && !pending)
 		return;

@@ -162,7 +162,7 @@ SHIM_HIDDEN int stack_unwind_disabled(void);
 /* stack_before_fork / stack_after_fork - around fork() in the forking
  * thread (prepare; parent and child): see "fork" in stack.c. */
 SHIM_HIDDEN void stack_before_fork(void);
-SHIM_HIDDEN void stack_after_fork(void);
+SHIM_HIDDEN void stack_after_fork(int child);
 /* stack_set_self_range - addresses in [lo, hi) belong to the shim and are
  * dropped from captured stacks. */
 SHIM_HIDDEN void stack_set_self_range(uintptr_t lo, uintptr_t hi);

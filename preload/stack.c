@@ -114,6 +114,7 @@ static __thread struct {
 	struct unw_area *area;          /* NULL until mapped */
 	uintptr_t lo, hi;               /* the side stack: [lo, hi), hi 16-aligned */
 	uint32_t state;
+	uint32_t dontfork;              /* the mapping is MADV_DONTFORK (see "fork") */
 	/* this thread's own stack, for the call-site cache (stack_bounds()) */
 	uint32_t bounds_state;
 	uintptr_t bounds_lo, bounds_hi;
@@ -215,8 +216,8 @@ static struct unw_area *side_area(void)
 		prim_munmap(m, SIDE_MAP_SIZE);
 		return NULL;
 	}
-	/* see stack_before_fork (without WIPEONFORK: copied, as any memory) */
-	(void)prim_madvise(m + SIDE_GUARD, SIDE_STACK_SIZE + SIDE_AREA_SIZE, MADV_WIPEONFORK);
+	/* see "fork" below */
+	t_unw.dontfork = g_seg_owner && prim_madvise(m, SIDE_MAP_SIZE, MADV_DONTFORK) == 0;
 	/* area last: a handler that sees it sees the stack bounds too */
 	t_unw.lo = (uintptr_t)m + SIDE_GUARD;
 	t_unw.hi = t_unw.lo + SIDE_STACK_SIZE;
@@ -229,36 +230,50 @@ static struct unw_area *side_area(void)
 /*
  * ---- fork
  *
- * A fork child starts with this thread's side stack and caches zeroed
- * (MADV_WIPEONFORK): nothing of them is valid there (the caches name the
- * parent's segment), and the parent's pages then stay its own -- without
- * it every fork shared them copy-on-write, and the parent's next capture
- * after each fork took a copy fault.  The exception is a fork run on the
- * side stack itself (a handler that interrupted an unwind forks): the child
- * resumes that frame, so for that one fork the pages are kept.
+ * Side stacks are MADV_DONTFORK: a fork child gets none (stack_after_fork
+ * forgets the forking thread's, and the child maps its own at its first
+ * capture).  Nothing in them is valid in a child (the caches name the
+ * parent's segment); copying their mappings cost every fork and exit two
+ * VMAs and their pages, and the parent's next capture after each fork a
+ * copy fault.  The exception is a fork run on the side stack itself (a
+ * handler that interrupted an unwind forks): the child resumes that frame,
+ * so for that one fork the mapping comes along.  Only where the owner
+ * tokens work (MADV_WIPEONFORK, g_seg_owner): a child made without our
+ * atfork handler (_Fork, a raw fork) then never records, so never touches
+ * the side stack it lacks.
  */
 static __thread int t_side_kept __attribute__((tls_model("initial-exec")));
 
-static void side_set_wipe(int wipe)
+static void side_set_fork(int keep)
 {
-	if (t_unw.lo)
-		(void)prim_madvise((void *)t_unw.lo, SIDE_STACK_SIZE + SIDE_AREA_SIZE,
-				   wipe ? MADV_WIPEONFORK : MADV_KEEPONFORK);
+	if (t_unw.lo && t_unw.dontfork)
+		(void)prim_madvise((char *)t_unw.lo - SIDE_GUARD, SIDE_MAP_SIZE,
+				   keep ? MADV_DOFORK : MADV_DONTFORK);
 }
 
 void stack_before_fork(void)
 {
 	if (stack_on_side_stack((uintptr_t)__builtin_frame_address(0))) {
-		side_set_wipe(0);
+		side_set_fork(1);
 		t_side_kept = 1;
 	}
 }
 
-void stack_after_fork(void)
+void stack_after_fork(int child)
 {
 	if (__builtin_expect(t_side_kept, 0)) {
-		side_set_wipe(1);
+		side_set_fork(0);
 		t_side_kept = 0;
+		return;
+	}
+	if (child && t_unw.dontfork && t_unw.state == SIDE_MAPPED) {
+		/* the mapping stayed in the parent; area first, as side_area
+		 * publishes it last */
+		t_unw.area = NULL;
+		atomic_signal_fence(memory_order_seq_cst);
+		t_unw.lo = t_unw.hi = 0;
+		t_unw.dontfork = 0;
+		t_unw.state = SIDE_NONE;
 	}
 }
 
