@@ -206,9 +206,10 @@ int lifecycle_fork_segment(void)
 static void fork_pend(int pending)
 {
 	/* the parent's heap records stay in the parent's segment; blocks the
-	 * child inherited and frees pass through as never seen (heap.c's own
-	 * owner token reads zero here unless the kernel lacks WIPEONFORK) */
-	if (!g_heap_owner || *g_heap_owner)
+	 * child inherited and frees pass through as never seen: heap.c's own
+	 * owner token reads zero here where ours works (both are WIPEONFORK
+	 * pages; reading it would only fault it in) */
+	if (!g_seg_owner)
 		heap_init(LW_HEAP_OFF, 0);
 	heap_after_fork();
 	if (!pending) {
