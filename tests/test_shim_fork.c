@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "leakwatch/segment.h"
+#include "lib/analyzer.h"
 #include "lib/testlib.h"
 
 #define FIX(name) LW_BUILD_DIR "/fixtures/" name
@@ -192,6 +193,16 @@ Test(shim_fork, first_own_socket_creates_segment_with_inherited_records, .timeou
 	cr_assert_eq(counter(rep, "sock_opened"), 3);
 	cr_assert_eq(atomic_load(&h.counters[LW_CTR_SOCK_INHERITED]), 2);
 	tj_free(rep);
+	/* the child's own record names the child's thread, not the parent's
+	 * (the shim caches thread ids) */
+	char p[128], err[256];
+	struct lw_snapshot snap;
+	seg_path(&f, own, p, sizeof p);
+	cr_assert_eq(lw_snapshot_open(&snap, p, err, sizeof err), 0, "%s", err);
+	const struct lw_snap_handle *sh = lw_snapshot_handle(&snap, b);
+	cr_assert_not_null(sh);
+	cr_assert_eq(sh->h.tid, own);
+	lw_snapshot_free(&snap);
 	forkown_free(&f);
 }
 
