@@ -149,17 +149,8 @@ static void fork_inherit(const struct shim_segment *parent)
  */
 SHIM_HIDDEN _Atomic int g_fork_pending; /* 0 no, 1 pending, 2 being created */
 static struct shim_segment g_fork_parent; /* the snapshot's segment, mapped, never written
-					   * (without its path: see seg_forget) */
+					   * (without its path) */
 static pid_t g_pending_pid;
-
-/* seg_forget - clear seg but for its path, which nothing reads without
- * hdr: a fork child that writes only the first bytes copies one page of
- * ours instead of two. */
-static void seg_forget(struct shim_segment *seg)
-{
-	memset(seg, 0, offsetof(struct shim_segment, path));
-	seg->path[0] = '\0';
-}
 
 int lifecycle_fork_segment(void)
 {
@@ -175,18 +166,17 @@ int lifecycle_fork_segment(void)
 	sigset_t old;
 	shim_signals_block(&old);
 	struct shim_segment parent = g_fork_parent;
-	seg_forget(&g_seg);
+	/* segment_create fills g_seg's table pointers before it publishes hdr;
+	 * until then they still name the parent's tables (see fork_pend) */
 	int ok = segment_create(&parent) == 0;
 	if (ok) {
 		fork_inherit(&parent);
 		/* a fresh scan: the table copied is the parent's as it is now */
 		if (!stack_unwind_disabled())
 			modules_scan();
-		/* nothing refers to the parent's mapping any more: it only ever
-		 * served the copy (g_seg was never set to it in this image) */
-		prim_munmap(parent.hdr, parent.size);
-		seg_forget(&g_fork_parent);
 	}
+	/* The parent's mapping stays, as in an eager child: a frame that read
+	 * a table pointer before the fork may still hold it. */
 	atomic_store(&g_fork_pending, 0);
 	shim_signals_restore(&old);
 	return ok;
@@ -198,10 +188,13 @@ int lifecycle_fork_segment(void)
  * errno, guard or g_ready change.  A signal handler that records meanwhile
  * finds either the parent's segment, which segment_active() refuses (the
  * owner token reads zero here, or the pid differs), or, once
- * g_fork_pending is set, the complete snapshot.  A pending parent (or one
- * whose other thread was creating its segment at the fork) hands on its
- * own snapshot; its g_seg, if half set up, names a file that is not ours
- * and stays unused.
+ * g_fork_pending is set, the complete snapshot.  Only hdr is cleared: the
+ * fork may have interrupted a hook between its read of g_seg.hdr and of a
+ * table pointer (handle_is_open runs unguarded), and that frame resumes
+ * here reading the parent's tables, still mapped, never written.  A
+ * pending parent (or one whose other thread was creating its segment at
+ * the fork) hands on its own snapshot; its g_seg, if half set up, names a
+ * file that is not ours and stays unused.
  */
 static void fork_pend(int pending)
 {
@@ -216,7 +209,7 @@ static void fork_pend(int pending)
 		memcpy(&g_fork_parent, &g_seg, offsetof(struct shim_segment, path));
 		g_fork_parent.path[0] = '\0';
 	}
-	seg_forget(&g_seg);
+	__atomic_store_n(&g_seg.hdr, NULL, __ATOMIC_RELEASE);
 	g_pending_pid = prim_getpid();
 	atomic_store(&g_fork_pending, 1);
 }

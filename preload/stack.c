@@ -235,9 +235,9 @@ static struct unw_area *side_area(void)
  * capture).  Nothing in them is valid in a child (the caches name the
  * parent's segment); copying their mappings cost every fork and exit two
  * VMAs and their pages, and the parent's next capture after each fork a
- * copy fault.  The exception is a fork run on the side stack itself (a
- * handler that interrupted an unwind forks): the child resumes that frame,
- * so for that one fork the mapping comes along.  Only where the owner
+ * copy fault.  The exception is a fork run by a handler that interrupted
+ * a recording frame (on the side stack or not): the child resumes that
+ * frame, so for that one fork the mapping comes along.  Only where the owner
  * tokens work (MADV_WIPEONFORK, g_seg_owner): a child made without our
  * atfork handler (_Fork, a raw fork) then never records, so never touches
  * the side stack it lacks.
@@ -253,7 +253,10 @@ static void side_set_fork(int keep)
 
 void stack_before_fork(void)
 {
-	if (stack_on_side_stack((uintptr_t)__builtin_frame_address(0))) {
+	/* on the side stack, or anywhere inside a recording frame (a handler
+	 * that interrupted it forks): that frame may hold a pointer into the
+	 * caches (stack_capture_at runs on the host stack) */
+	if (g_in_shim || stack_on_side_stack((uintptr_t)__builtin_frame_address(0))) {
 		side_set_fork(1);
 		t_side_kept = 1;
 	}
