@@ -1,20 +1,51 @@
 #!/bin/sh
 # leakwatch benchmarks: wall-time ratios against the same workload without
 # leakwatch, measured interleaved in the same run (median of ROUNDS).
-# Run through `make bench`.  Environment: BUILD (build dir), ROUNDS (default 7).
+# Run through `make bench`.  Environment: BUILD (build dir), ROUNDS (default 9).
 set -u
 B=${BUILD:-build}
 ROUNDS=${ROUNDS:-9}
 SHIM="$(cd "$B" && pwd)/libleakwatch.so"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/leakwatch-bench.XXXXXX") || exit 2
-trap 'rm -rf "$tmp"' EXIT INT TERM
-mkdir -p "$tmp/seg"
+# Segments go where they go by default, a tmpfs (/dev/shm) when there is
+# one: on a disk filesystem the first touch of each page reads the file.
+segroot=${TMPDIR:-/tmp}
+[ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && [ -w /dev/shm ] && segroot=/dev/shm
+segdir=$(mktemp -d "$segroot/leakwatch-bench-seg.XXXXXX") || exit 2
+trap 'rm -rf "$tmp" "$segdir"' EXIT INT TERM
+ln -s "$segdir" "$tmp/seg"
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 # pratio A B: median over rounds of A[i]/B[i] — each round's runs are
 # back to back, so a paired ratio cancels the machine's slow drifts.
 pratio() { paste "$1" "$2" | awk '{print $1 / $2}' | median | awk '{printf "%.2f", $1}'; }
+# one_cpu CMD...: run with every thread and child on one CPU (the last), so
+# that a figure is the CPU a request costs, not where the scheduler put the
+# threads that hand work to each other (on two CPUs such runs vary 2x)
+cpu=$(($(nproc 2>/dev/null || echo 1) - 1))
+one_cpu() { if command -v taskset >/dev/null 2>&1; then taskset -c "$cpu" "$@"; else "$@"; fi; }
+# pair NAME CMD...: ROUNDS interleaved runs of CMD without and with the shim
+# (default configuration: heap sampled), elapsed seconds in $tmp/NAME.base
+# and $tmp/NAME.lw
+pair() {
+	name=$1
+	shift
+	: >"$tmp/$name.base"; : >"$tmp/$name.lw"
+	i=0
+	while [ $i -lt "$ROUNDS" ]; do
+		one_cpu "$@" >>"$tmp/$name.base"
+		LEAKWATCH_DIR="$tmp/seg" LD_PRELOAD="$SHIM" one_cpu "$@" >>"$tmp/$name.lw"
+		rm -f "$tmp"/seg/*
+		i=$((i + 1))
+	done
+}
+# pair_print NAME LABEL TARGET: the medians and the paired ratio
+pair_print() {
+	printf '%-34s %8ss\n' "without leakwatch (median)" "$(median <"$tmp/$1.base")"
+	printf '%-34s %8ss  ratio %sx  (target <= %s)\n' "$2" "$(median <"$tmp/$1.lw")" \
+		"$(pratio "$tmp/$1.lw" "$tmp/$1.base")" "$3"
+}
 
 W="$B/bench/heap_workload"
 ARGS="2 2000000 4096"
@@ -72,6 +103,37 @@ rbase=$(median <"$tmp/rbase")
 rlw=$(median <"$tmp/rlw")
 printf '%-34s %8ss\n' "without leakwatch (median)" "$rbase"
 printf '%-34s %8ss  ratio %sx  (target <= 1.05x)\n' "with leakwatch (last-use tracking)" "$rlw" "$(pratio "$tmp/rlw" "$tmp/rbase")"
+echo
+
+# Connection churn: every socket, connect and close (and the listener's
+# accept and close) is recorded with its stack, addresses and inode.
+C="$B/bench/churn_workload"
+CARGS=10000
+echo "leakwatch socket churn benchmark: $C $CARGS ($CARGS socket+connect+close to a"
+echo "loopback listener whose thread accepts and closes), one CPU, $ROUNDS rounds"
+pair churn "$C" $CARGS
+pair_print churn "with leakwatch (socket churn)" 1.05x
+echo
+
+# A proxy over keepalive connections: four send-side calls per request, each
+# a last-use stack; the reads are not hooked.
+P="$B/bench/proxy_workload"
+PARGS="2 10000"
+echo "leakwatch proxy benchmark: $P $PARGS (2 client -> proxy -> upstream chains, 10000"
+echo "64-byte requests each over keepalive loopback connections), one CPU, $ROUNDS rounds"
+pair proxy "$P" $PARGS
+pair_print proxy "with leakwatch (last-use, proxy)" 1.05x
+echo
+
+# Fork per connection: the server accepts, forks a child that allocates a
+# few KiB, reads the request, sends the reply and _exits; the server waits.
+# The client is untraced.
+F="$B/bench/fork_workload"
+FARGS=1000
+echo "leakwatch fork benchmark: $F $FARGS ($FARGS accept + fork + child recv/send/malloc/_exit"
+echo "+ wait rounds, the client untraced), one CPU, $ROUNDS rounds"
+pair fork "$F" $FARGS
+pair_print fork "with leakwatch (fork per conn.)" 1.15x
 echo
 
 # Segment cost of live tracked blocks: resident bytes of the segment file

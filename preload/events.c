@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <string.h>
 
 #include "events.h"
@@ -13,7 +14,8 @@
  * for a nested call (a signal handler that interrupted the recorder: it is
  * counted and passes through), a shim not (or no longer) ready, or a caller
  * that does not own the segment (a vfork child shares our memory but not
- * our descriptors). */
+ * our descriptors; segment_active() tells without a system call unless
+ * such a child may be running). */
 static inline __attribute__((always_inline)) int enter(void)
 {
 	if (!atomic_load_explicit(&g_ready, memory_order_acquire))
@@ -28,68 +30,132 @@ static inline __attribute__((always_inline)) int enter(void)
 	return 1;
 }
 
-static inline void leave(void)
+/* enter_own - enter() for a call that records something of this image's
+ * own (a socket it opens, a bad close): in a fork child that has no
+ * segment yet (lifecycle.c) this creates it first. */
+static inline __attribute__((always_inline)) int enter_own(void)
 {
-	guard_clear();
-}
-
-/* enter_send - enter() for the send path, without segment_active()'s
- * getpid system call (one per send was the largest cost of last-use
- * tracking).  What that check keeps out is a vfork child, or a raw clone
- * sharing our memory: a send there lands on the parent's record of the same
- * fd number, which the child inherited — the same socket unless the child
- * renumbered its descriptors before exec, and then only a last-use stamp is
- * off.  Records are only ever created or removed through enter(). */
-static inline __attribute__((always_inline)) int enter_send(void)
-{
-	if (!atomic_load_explicit(&g_ready, memory_order_acquire) || !g_seg.hdr)
+	if (!atomic_load_explicit(&g_ready, memory_order_acquire))
 		return 0;
 	if (guard_busy()) {
 		segment_counter_add(LW_CTR_DROP_REENTRANT, 1);
 		return 0;
 	}
+	if (!segment_active()) {
+		if (__builtin_expect(!atomic_load_explicit(&g_fork_pending, memory_order_relaxed), 1))
+			return 0;
+		guard_set();
+		if (!lifecycle_fork_segment()) {
+			guard_clear();
+			return 0;
+		}
+		return 1;
+	}
 	guard_set();
 	return 1;
 }
 
-/* capture_new - the stack of a call that creates a record: refresh the
- * module table first (the creating code may sit in an object dlopen()ed
- * since the last look; later stacks of the same record mostly share its
- * modules, and the exit path refreshes once more). */
-static uint32_t capture_new(void)
+static inline void leave(void)
 {
-	modules_refresh();
-	return stack_capture();
+	guard_clear();
 }
 
-void lw_ev_socket_opened(int fd, uint16_t origin)
+/* capture_new - the stack of a call that creates a record, and a module
+ * table that covers it: the creating code may sit in an object dlopen()ed
+ * since the last look (later stacks of the same record mostly share its
+ * modules, and the exit path refreshes once more).  Asking the loader costs
+ * two system calls (signals are blocked around dl_iterate_phdr), so it is
+ * asked only when a frame lies outside every module recorded. */
+static uint32_t capture_new(uintptr_t ra, uintptr_t cfa)
 {
-	if (!enter())
+	uint32_t id = stack_capture_at(ra, cfa);
+	if (!stack_modules_known(id))
+		modules_refresh();
+	return id;
+}
+
+/* inet_protocol - what the kernel makes of protocol 0 for an IP socket of
+ * this type (SO_PROTOCOL); 0 where it is not certain. */
+static int inet_protocol(int type)
+{
+	if (type == SOCK_STREAM)
+		return IPPROTO_TCP;
+	if (type == SOCK_DGRAM)
+		return IPPROTO_UDP;
+	return 0;
+}
+
+/* known_new - what socket()/socketpair()'s arguments tell about the new
+ * socket; families other than AF_INET, AF_INET6 and AF_UNIX are asked. */
+static void known_new(struct handle_known *k, int domain, int type, int protocol, int fresh)
+{
+	memset(k, 0, sizeof *k);
+	k->like_fd = -1;
+	type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (domain == AF_INET || domain == AF_INET6) {
+		if (protocol == 0)
+			protocol = inet_protocol(type);
+		if (protocol == 0)
+			return;
+	} else if (domain != AF_UNIX) {
+		return;
+	}
+	k->family = domain;
+	k->type = type;
+	k->protocol = protocol;
+	k->fresh = fresh;
+}
+
+void lw_ev_socket_created(int fd, int domain, int type, int protocol, uintptr_t ra, uintptr_t cfa)
+{
+	if (!enter_own())
 		return;
 	int saved = errno;
-	handle_open_socket(fd, origin, -1, capture_new());
+	struct handle_known k;
+	known_new(&k, domain, type, protocol, HANDLE_FRESH);
+	handle_open_socket_known(fd, LW_ORIGIN_SOCKET, -1, capture_new(ra, cfa), &k);
 	errno = saved;
 	leave();
 }
 
-void lw_ev_socketpair_opened(const int sv[2])
+void lw_ev_accepted(int fd, int lfd, const struct sockaddr *addr, socklen_t cap, socklen_t len,
+		    uintptr_t ra, uintptr_t cfa)
 {
-	if (!enter())
+	if (!enter_own())
 		return;
 	int saved = errno;
-	uint32_t stack = capture_new();
-	handle_open_socket(sv[0], LW_ORIGIN_SOCKETPAIR, -1, stack);
-	handle_open_socket(sv[1], LW_ORIGIN_SOCKETPAIR, -1, stack);
+	struct handle_known k = { .like_fd = lfd };
+	/* the peer the call wrote, unless it was cut short */
+	if (addr && len > 0 && len <= cap) {
+		k.peer = addr;
+		k.peer_len = len;
+	}
+	handle_open_socket_known(fd, LW_ORIGIN_ACCEPT, -1, capture_new(ra, cfa), &k);
 	errno = saved;
 	leave();
 }
 
-void lw_ev_connected(int fd, const struct sockaddr *addr, socklen_t len)
+void lw_ev_socketpair_opened(const int sv[2], int domain, int type, int protocol, uintptr_t ra,
+			     uintptr_t cfa)
+{
+	if (!enter_own())
+		return;
+	int saved = errno;
+	uint32_t stack = capture_new(ra, cfa);
+	struct handle_known k;
+	known_new(&k, domain, type, protocol, HANDLE_PAIRED);
+	handle_open_socket_known(sv[0], LW_ORIGIN_SOCKETPAIR, -1, stack, &k);
+	handle_open_socket_known(sv[1], LW_ORIGIN_SOCKETPAIR, -1, stack, &k);
+	errno = saved;
+	leave();
+}
+
+void lw_ev_connected(int fd, const struct sockaddr *addr, socklen_t len, uintptr_t ra, uintptr_t cfa)
 {
 	if (!handle_is_open(fd) || !enter())
 		return;
 	int saved = errno;
-	handle_connected(fd, addr, len, stack_capture());
+	handle_connected(fd, addr, len, stack_capture_at(ra, cfa));
 	errno = saved;
 	leave();
 }
@@ -104,7 +170,7 @@ void lw_ev_bound(int fd)
 	leave();
 }
 
-void lw_ev_dup(int oldfd, int newfd)
+void lw_ev_dup(int oldfd, int newfd, uintptr_t ra, uintptr_t cfa)
 {
 	if (!enter())
 		return;
@@ -112,16 +178,16 @@ void lw_ev_dup(int oldfd, int newfd)
 	/* a stack only when a record changes: a tracked source (newfd gets a
 	 * copy) or a tracked target (its record is closed) */
 	if (oldfd != newfd && (handle_is_open(oldfd) || handle_is_open(newfd)))
-		handle_dup(oldfd, newfd, stack_capture());
+		handle_dup(oldfd, newfd, stack_capture_at(ra, cfa));
 	errno = saved;
 	leave();
 }
 
-void lw_ev_fds_received(const struct msghdr *msg)
+void lw_ev_fds_received(const struct msghdr *msg, uintptr_t ra, uintptr_t cfa)
 {
 	if (!msg || !msg->msg_control || msg->msg_controllen == 0)
 		return;
-	if (!enter())
+	if (!enter_own())
 		return;
 	int saved = errno;
 	uint32_t stack = 0;
@@ -133,7 +199,7 @@ void lw_ev_fds_received(const struct msghdr *msg)
 			int nfd;
 			memcpy(&nfd, CMSG_DATA(c) + i * sizeof(int), sizeof nfd);
 			if (!stack)
-				stack = capture_new();
+				stack = capture_new(ra, cfa);
 			/* records only if nfd is a socket */
 			handle_open_socket(nfd, LW_ORIGIN_SCM_RIGHTS, -1, stack);
 		}
@@ -147,7 +213,7 @@ void lw_ev_close_tracked(int fd, struct lw_close_note *n)
 	if (!enter())
 		return;
 	int saved = errno;
-	n->state = handle_before_close(fd, stack_capture(), &n->prev);
+	n->state = handle_before_close(fd, stack_capture_at(n->ra, n->cfa), &n->prev);
 	errno = saved;
 	leave();
 }
@@ -157,10 +223,10 @@ void lw_ev_close_failed(int fd, struct lw_close_note *n)
 	int saved = errno;
 	/* close(-1) is a common "nothing to close" idiom (dash does it for every
 	 * command); only a real descriptor number can be a double close. */
-	if (saved != EBADF || fd < 0 || !enter())
+	if (saved != EBADF || fd < 0 || !enter_own())
 		return;
 	/* one stack serves the stale record's close or the bad close */
-	uint32_t stack = stack_capture();
+	uint32_t stack = stack_capture_at(n->ra, n->cfa);
 	if (n->state < 0)
 		n->state = handle_before_close(fd, stack, &n->prev);
 	if (n->state == LW_H_OPEN) /* our record was stale: closed inside libc */
@@ -171,7 +237,7 @@ void lw_ev_close_failed(int fd, struct lw_close_note *n)
 	leave();
 }
 
-void lw_ev_close_range(unsigned first, unsigned last, int flags)
+void lw_ev_close_range(unsigned first, unsigned last, int flags, uintptr_t ra, uintptr_t cfa)
 {
 	/* CLOSE_RANGE_CLOEXEC only marks fds; nothing is closed now.  Flags we
 	 * do not know may make the call fail: then nothing is recorded. */
@@ -192,7 +258,7 @@ void lw_ev_close_range(unsigned first, unsigned last, int flags)
 			struct lw_handle snap;
 			/* a stack only for a record to close or a bad close to report */
 			if (!lw_seq_read(h, &snap, sizeof snap) || snap.state != LW_H_FREE)
-				stack = stack_capture();
+				stack = stack_capture_at(ra, cfa);
 			state = handle_before_close(fd, stack, &prev);
 		}
 		if (state == LW_H_OPEN) /* our record was stale: closed inside libc */
@@ -200,7 +266,7 @@ void lw_ev_close_range(unsigned first, unsigned last, int flags)
 		else if (state == LW_H_CLOSED)
 			handle_bad_close(fd, state, &prev, stack);
 	} else if (handle_any_open(first, last)) {
-		handle_close_range(first, last, stack_capture());
+		handle_close_range(first, last, stack_capture_at(ra, cfa));
 	}
 	errno = saved;
 	leave();
@@ -209,7 +275,7 @@ void lw_ev_close_range(unsigned first, unsigned last, int flags)
 void lw_ev_send(int fd, uintptr_t ra, uintptr_t cfa)
 {
 	int saved = errno;
-	if (enter_send()) {
+	if (enter()) {
 		handle_used(fd, stack_capture_at(ra, cfa));
 		leave();
 	}
@@ -285,6 +351,25 @@ void __attribute__((noinline)) lw_ev_alloc(void *p, size_t size, uintptr_t ra, u
 	heap_record_alloc(p, size, stack_capture_at(ra, cfa));
 	guard_clear();
 	errno = saved;
+}
+
+int lw_ev_alloc_pending(size_t size)
+{
+	if (g_cfg.heap_mode == LW_HEAP_OFF || guard_busy())
+		return 0;
+	/* the sampler as heap_should_sample() runs it, on the thread's own
+	 * count: the first crossing after the fork only starts a gap */
+	if (g_cfg.heap_mode == LW_HEAP_SAMPLED) {
+		t_heap_until_sample -= (int64_t)size;
+		if (t_heap_until_sample > 0 || !heap_sample_slow())
+			return 0;
+	}
+	int saved = errno;
+	guard_set();
+	int ok = lifecycle_fork_segment() && heap_mode() != LW_HEAP_OFF;
+	guard_clear();
+	errno = saved;
+	return ok;
 }
 
 void lw_ev_alloc_restore(void *p, const struct heap_old *old)

@@ -23,20 +23,40 @@
 
 /* ---- descriptors ------------------------------------------------------------ */
 
-/* lw_ev_socket_opened - fd (>= 0) came from socket/accept/accept4 (origin). */
-SHIM_HIDDEN void lw_ev_socket_opened(int fd, uint16_t origin);
+/*
+ * Every event that records a stack takes the hook's caller as ra/cfa
+ * (CALLER_RA()/CALLER_CFA() in the hook): the call-site cache
+ * (stack_capture_at) then re-checks a repeated caller chain instead of
+ * unwinding it again.  ra = cfa = 0: a full unwind.
+ */
+/* lw_ev_socket_created - socket(domain, type, protocol) returned fd (>= 0). */
+SHIM_HIDDEN void lw_ev_socket_created(int fd, int domain, int type, int protocol, uintptr_t ra,
+				      uintptr_t cfa);
+/* lw_ev_accepted - accept/accept4 on lfd returned fd (>= 0); addr (may be
+ * NULL) is the caller's buffer of cap bytes, len what the call wrote. */
+SHIM_HIDDEN void lw_ev_accepted(int fd, int lfd, const struct sockaddr *addr, socklen_t cap,
+				socklen_t len, uintptr_t ra, uintptr_t cfa);
+/* lw_ev_accept_borrows - may accept() on lfd be given a peer buffer the
+ * caller did not pass?  Yes for a tracked TCP or AF_UNIX listener. */
+static inline int lw_ev_accept_borrows(int lfd)
+{
+	return handle_is_open(lfd) && handle_names_peers(lfd);
+}
 /* lw_ev_socketpair_opened - both ends of a successful socketpair(). */
-SHIM_HIDDEN void lw_ev_socketpair_opened(const int sv[2]);
+SHIM_HIDDEN void lw_ev_socketpair_opened(const int sv[2], int domain, int type, int protocol,
+					 uintptr_t ra, uintptr_t cfa);
 /* lw_ev_connected - connect() succeeded or is in progress (EINPROGRESS). */
-SHIM_HIDDEN void lw_ev_connected(int fd, const struct sockaddr *addr, socklen_t len);
+SHIM_HIDDEN void lw_ev_connected(int fd, const struct sockaddr *addr, socklen_t len, uintptr_t ra,
+				 uintptr_t cfa);
 /* lw_ev_bound - bind() succeeded: the local address is known now. */
 SHIM_HIDDEN void lw_ev_bound(int fd);
 /* lw_ev_dup - newfd (>= 0) is now a copy of oldfd (dup*, F_DUPFD*). */
-SHIM_HIDDEN void lw_ev_dup(int oldfd, int newfd);
+SHIM_HIDDEN void lw_ev_dup(int oldfd, int newfd, uintptr_t ra, uintptr_t cfa);
 /* lw_ev_fds_received - recvmsg() returned msg: record SCM_RIGHTS sockets. */
-SHIM_HIDDEN void lw_ev_fds_received(const struct msghdr *msg);
+SHIM_HIDDEN void lw_ev_fds_received(const struct msghdr *msg, uintptr_t ra, uintptr_t cfa);
 /* lw_ev_close_range - before close_range(first, last, flags) / closefrom. */
-SHIM_HIDDEN void lw_ev_close_range(unsigned first, unsigned last, int flags);
+SHIM_HIDDEN void lw_ev_close_range(unsigned first, unsigned last, int flags, uintptr_t ra,
+				   uintptr_t cfa);
 
 /*
  * close() is two events around the real call: the record is removed before
@@ -48,16 +68,22 @@ SHIM_HIDDEN void lw_ev_close_range(unsigned first, unsigned last, int flags);
 struct lw_close_note {
 	int state;                      /* handle state before, -1 = not looked at */
 	struct handle_prev prev;
+	uintptr_t ra, cfa;              /* the hook's caller */
 };
 SHIM_HIDDEN void lw_ev_close_tracked(int fd, struct lw_close_note *n);
 
-/* lw_ev_close_before - untracked fds (files, pipes) pass with one load. */
-static inline void lw_ev_close_before(int fd, struct lw_close_note *n)
+/* lw_ev_close_before - untracked fds (files, pipes) pass with one load.
+ * Use LW_EV_CLOSE_BEFORE in the hook. */
+static inline __attribute__((always_inline)) void lw_ev_close_before(int fd, struct lw_close_note *n,
+								  uintptr_t ra, uintptr_t cfa)
 {
 	n->state = -1;
+	n->ra = ra;
+	n->cfa = cfa;
 	if (handle_is_open(fd))
 		lw_ev_close_tracked(fd, n);
 }
+#define LW_EV_CLOSE_BEFORE(fd, n) lw_ev_close_before((fd), (n), CALLER_RA(), CALLER_CFA())
 
 /* lw_ev_close_failed - the real close(fd) returned nonzero (errno as it
  * left it, preserved). */
@@ -90,10 +116,18 @@ SHIM_HIDDEN void lw_ev_longjmp(const struct __jmp_buf_tag *env);
 /* ---- heap ------------------------------------------------------------------------ */
 
 /* lw_ev_alloc_wanted - is an allocation of size recorded?  (Sampler, then
- * the guard; 0 when heap tracking is off.) */
+ * the guard; 0 when heap tracking is off.)  lw_ev_alloc_pending: the same
+ * for a fork child that has no segment yet, which one that is recorded
+ * creates (lifecycle.c). */
+SHIM_HIDDEN int lw_ev_alloc_pending(size_t size);
 static inline __attribute__((always_inline)) int lw_ev_alloc_wanted(size_t size)
 {
-	return heap_should_sample(size) && !guard_busy();
+	if (heap_should_sample(size))
+		return !guard_busy();
+	/* a fork child without its segment yet: a block it samples creates it */
+	if (__builtin_expect(atomic_load_explicit(&g_fork_pending, memory_order_relaxed) != 0, 0))
+		return lw_ev_alloc_pending(size);
+	return 0;
 }
 
 /* lw_ev_alloc - record block p (after lw_ev_alloc_wanted said yes). */

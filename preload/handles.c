@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -177,23 +178,68 @@ static void retire_stale(struct lw_handle *h)
 	}
 }
 
+/* known_unbound - the address a new socket has before any bind or
+ * connect, as getsockname() gives it; 0 for families not handled here. */
+static int known_unbound(int family, struct lw_addr *a)
+{
+	socklen_t len;
+	switch (family) {
+	case AF_INET: len = sizeof(struct sockaddr_in); break;
+	case AF_INET6: len = sizeof(struct sockaddr_in6); break;
+	case AF_UNIX: len = sizeof(sa_family_t); break;
+	default: return 0;
+	}
+	memset(a->data, 0, len);
+	sa_family_t f = (sa_family_t)family;
+	memcpy(a->data, &f, sizeof f);
+	a->len = (uint16_t)len;
+	return 1;
+}
+
 /*
- * fill_socket - populate identity fields from the kernel.  The socket
- * options below are not interposed, so this never recurses into the hooks.
+ * fill_socket - populate identity fields from the kernel, except those the
+ * caller already knows (k, may be NULL: see struct handle_known).  The
+ * socket options below are not interposed, so this never recurses into the
+ * hooks.
  */
-static int fill_socket(int fd, struct lw_handle *out)
+static int fill_socket(int fd, struct lw_handle *out, const struct handle_known *k)
 {
 	struct stat st;
+	struct lw_handle like;
 	int v;
 
 	if (prim_fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
 		return -1;
 	out->inode = (uint64_t)st.st_ino;
-	out->family = prim_getsockopt_int(fd, SOL_SOCKET, SO_DOMAIN, &v) == 0 ? (uint16_t)v : 0;
-	out->type = prim_getsockopt_int(fd, SOL_SOCKET, SO_TYPE, &v) == 0 ? (uint16_t)v : 0;
-	out->protocol = prim_getsockopt_int(fd, SOL_SOCKET, SO_PROTOCOL, &v) == 0 ? v : 0;
+	if (k && k->family > 0) {
+		out->family = (uint16_t)k->family;
+		out->type = (uint16_t)k->type;
+		out->protocol = k->protocol;
+	} else if (k && k->like_fd >= 0 && handle_at(k->like_fd) &&
+		   lw_seq_read(handle_at(k->like_fd), &like, sizeof like) && like.state == LW_H_OPEN &&
+		   like.family != 0) {
+		out->family = like.family;
+		out->type = like.type;
+		out->protocol = like.protocol;
+	} else {
+		out->family = prim_getsockopt_int(fd, SOL_SOCKET, SO_DOMAIN, &v) == 0 ? (uint16_t)v : 0;
+		out->type = prim_getsockopt_int(fd, SOL_SOCKET, SO_TYPE, &v) == 0 ? (uint16_t)v : 0;
+		out->protocol = prim_getsockopt_int(fd, SOL_SOCKET, SO_PROTOCOL, &v) == 0 ? v : 0;
+	}
+	/* a socket() or socketpair() end: unbound, and connected only to its
+	 * unbound twin */
+	if (k && k->fresh && known_unbound(out->family, &out->local)) {
+		if (k->fresh == HANDLE_PAIRED)
+			(void)known_unbound(out->family, &out->peer);
+		else
+			out->peer.len = 0;
+		return 0;
+	}
 	addr_get(fd, &out->local, 0);
-	addr_get(fd, &out->peer, 1);
+	if (k && k->peer && k->peer_len > 0)
+		addr_set(&out->peer, k->peer, k->peer_len);
+	else
+		addr_get(fd, &out->peer, 1);
 	return 0;
 }
 
@@ -239,10 +285,18 @@ static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stac
 
 void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id)
 {
+	handle_open_socket_known(fd, origin, dup_of, stack_id, NULL);
+}
+
+void handle_open_socket_known(int fd, uint16_t origin, int dup_of, uint32_t stack_id,
+			      const struct handle_known *k)
+{
 	struct lw_handle tmp;
 
+	if (!g_seg.hdr)
+		return;
 	memset(&tmp, 0, sizeof tmp);
-	if (fill_socket(fd, &tmp) != 0)
+	if (fill_socket(fd, &tmp, k) != 0)
 		return;
 	tmp.origin = origin;
 	tmp.dup_of = dup_of;
@@ -306,6 +360,16 @@ int handle_is_open(int fd)
 {
 	const struct lw_handle *h = g_seg.hdr ? handle_at(fd) : NULL;
 	return h && __atomic_load_n(&h->state, __ATOMIC_RELAXED) == LW_H_OPEN;
+}
+
+int handle_names_peers(int fd)
+{
+	struct lw_handle h;
+	const struct lw_handle *slot = g_seg.hdr ? handle_at(fd) : NULL;
+	if (!slot || !lw_seq_read(slot, &h, sizeof h) || h.state != LW_H_OPEN)
+		return 0;
+	return h.family == AF_UNIX ||
+	       ((h.family == AF_INET || h.family == AF_INET6) && h.protocol == IPPROTO_TCP);
 }
 
 int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev)

@@ -16,10 +16,12 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -38,7 +40,14 @@ void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn
 	X(write) X(writev) X(send) X(sendto) X(sendmsg) X(sendmmsg)          \
 	X(execve) X(execv) X(execvp) X(execvpe) X(fexecve) X(execveat)       \
 	X(exit) X(_exit) X(_Exit)                                            \
-	X(siglongjmp) X(longjmp) X(_longjmp) X(__longjmp_chk)
+	X(siglongjmp) X(longjmp) X(_longjmp) X(__longjmp_chk)                \
+	LW_HOOKS_CLONE(X)
+
+#if defined(__x86_64__)
+#define LW_HOOKS_CLONE(X) X(clone)
+#else
+#define LW_HOOKS_CLONE(X)
+#endif
 
 /* The pointers take their types from libc's own prototypes. */
 #define REAL_DECL(name) static __typeof__(name) *real_##name;
@@ -74,7 +83,7 @@ EXPORT int socket(int domain, int type, int protocol)
 	REAL_OR_ENOSYS(socket);
 	int fd = real_socket(domain, type, protocol);
 	if (fd >= 0)
-		lw_ev_socket_opened(fd, LW_ORIGIN_SOCKET);
+		lw_ev_socket_created(fd, domain, type, protocol, CALLER_RA(), CALLER_CFA());
 	return fd;
 }
 
@@ -83,27 +92,41 @@ EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 	REAL_OR_ENOSYS(socketpair);
 	int r = real_socketpair(domain, type, protocol, sv);
 	if (r == 0)
-		lw_ev_socketpair_opened(sv);
+		lw_ev_socketpair_opened(sv, domain, type, protocol, CALLER_RA(), CALLER_CFA());
 	return r;
 }
+
+/*
+ * The record needs the peer address; a caller that does not ask for it
+ * (addr NULL) gets the call made with a buffer of ours, which saves the
+ * getpeername() system call.  Only for listeners whose accept() cannot fail
+ * on that account (the kernel fails accept() with ECONNABORTED when it
+ * cannot name the peer: lw_ev_accept_borrows).
+ */
+#define ACCEPT_HOOK(name, ...)                                                             \
+	{                                                                                  \
+		REAL_OR_ENOSYS(name);                                                      \
+		struct sockaddr_storage own;                                               \
+		socklen_t own_len = sizeof own;                                            \
+		struct sockaddr *sa = addr.__sockaddr__;                                   \
+		socklen_t cap = sa && len ? *len : 0, *lenp = len;                         \
+		if (!sa && lw_ev_accept_borrows(fd)) {                                     \
+			sa = (struct sockaddr *)&own;                                      \
+			lenp = &own_len;                                                   \
+			cap = own_len;                                                     \
+		}                                                                          \
+		int r = real_##name(fd, sa, lenp, ##__VA_ARGS__);                          \
+		if (r >= 0)                                                                \
+			lw_ev_accepted(r, fd, sa, cap, sa && lenp ? *lenp : 0, CALLER_RA(),  \
+				       CALLER_CFA());                                      \
+		return r;                                                                  \
+	}
 
 EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *len)
-{
-	REAL_OR_ENOSYS(accept);
-	int r = real_accept(fd, addr, len);
-	if (r >= 0)
-		lw_ev_socket_opened(r, LW_ORIGIN_ACCEPT);
-	return r;
-}
+ACCEPT_HOOK(accept)
 
 EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
-{
-	REAL_OR_ENOSYS(accept4);
-	int r = real_accept4(fd, addr, len, flags);
-	if (r >= 0)
-		lw_ev_socket_opened(r, LW_ORIGIN_ACCEPT);
-	return r;
-}
+ACCEPT_HOOK(accept4, flags)
 
 EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
@@ -112,7 +135,7 @@ EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 	/* A non-blocking connect that is under way counts: the socket already
 	 * has its peer, and that is what a leak report needs. */
 	if (r == 0 || errno == EINPROGRESS)
-		lw_ev_connected(fd, addr.__sockaddr__, len);
+		lw_ev_connected(fd, addr.__sockaddr__, len, CALLER_RA(), CALLER_CFA());
 	return r;
 }
 
@@ -131,7 +154,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	REAL_OR_ENOSYS(recvmsg);
 	ssize_t r = real_recvmsg(fd, msg, flags);
 	if (r >= 0)
-		lw_ev_fds_received(msg);
+		lw_ev_fds_received(msg, CALLER_RA(), CALLER_CFA());
 	return r;
 }
 
@@ -141,7 +164,7 @@ EXPORT int close(int fd)
 {
 	struct lw_close_note note;
 	REAL_OR_ENOSYS(close);
-	lw_ev_close_before(fd, &note);
+	LW_EV_CLOSE_BEFORE(fd, &note);
 	int r = real_close(fd);
 	if (__builtin_expect(r != 0, 0))
 		lw_ev_close_failed(fd, &note);
@@ -151,7 +174,7 @@ EXPORT int close(int fd)
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	REAL_OR_ENOSYS(close_range);
-	lw_ev_close_range(first, last, flags);
+	lw_ev_close_range(first, last, flags, CALLER_RA(), CALLER_CFA());
 	return real_close_range(first, last, flags);
 }
 
@@ -164,7 +187,7 @@ EXPORT void closefrom(int lowfd)
 		return;
 	}
 	if (lowfd >= 0)
-		lw_ev_close_range((unsigned)lowfd, ~0u, 0);
+		lw_ev_close_range((unsigned)lowfd, ~0u, 0, CALLER_RA(), CALLER_CFA());
 	real_closefrom(lowfd);
 }
 
@@ -182,7 +205,7 @@ EXPORT void closefrom(int lowfd)
 		REAL_OR_ENOSYS(name);                                                  \
 		int r = real_##name args;                                              \
 		if (r >= 0)                                                            \
-			lw_ev_dup(oldfd, r);                                           \
+			lw_ev_dup(oldfd, r, CALLER_RA(), CALLER_CFA());                \
 		return r;                                                              \
 	}
 LW_DUP_HOOKS(DUP_HOOK)
@@ -199,7 +222,7 @@ LW_DUP_HOOKS(DUP_HOOK)
 		REAL_OR_ENOSYS(name);                                                  \
 		int r = real_##name(fd, cmd, arg);                                     \
 		if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))              \
-			lw_ev_dup(fd, r);                                              \
+			lw_ev_dup(fd, r, CALLER_RA(), CALLER_CFA());                   \
 		return r;                                                              \
 	}
 FCNTL_HOOK(fcntl)
@@ -333,6 +356,112 @@ LONGJMP_HOOK(__longjmp_chk)
 EXIT_HOOK(exit, 0)
 EXIT_HOOK(_exit, 1)
 EXIT_HOOK(_Exit, 1)
+
+/* ---- children that share our memory: vfork, clone(CLONE_VM) ------------------
+ *
+ * Until it execs or exits, such a child runs in our memory with its own
+ * descriptors: a hook there must not record (segment_active()).  These
+ * hooks keep g_seg_owner's companion count, g_shared_vm (shim.h), up while
+ * one may be running, so that everyone else records without asking the
+ * kernel who they are. */
+
+#if defined(__x86_64__)
+#define LW_STR_(x) #x
+#define LW_STR(x) LW_STR_(x)
+#ifdef __CET__
+#define LW_HOOK_ENDBR "endbr64\n\t"
+#else
+#define LW_HOOK_ENDBR ""
+#endif
+
+/* lw_vfork_failed - the vfork system call failed with err: errno, -1. */
+SHIM_HIDDEN int lw_vfork_failed(int err);
+__attribute__((used)) int lw_vfork_failed(int err)
+{
+	errno = err;
+	return -1;
+}
+
+/*
+ * vfork cannot be a C function: the child returns first, on the parent's
+ * stack, and would leave a C frame's return address clobbered for the
+ * parent.  So, as glibc's own: the return address is popped into a register
+ * the system call keeps (rdi), and pushed back by each side.  The count
+ * goes up before the child exists; the parent, which the kernel resumes
+ * only once the child has exec'd or exited, takes it down.  With a shadow
+ * stack in use the child returns by an indirect jump, leaving the shared
+ * shadow stack to the parent (glibc does the same; rdsspq is a no-op
+ * without CET and leaves rsi zero).
+ */
+__asm__(".text\n\t"
+	".p2align 4\n\t"
+	".globl vfork\n\t"
+	".type vfork, @function\n\t"
+	".globl __vfork\n\t"
+	".type __vfork, @function\n\t"
+	".hidden g_shared_vm\n"
+	"vfork:\n"
+	"__vfork:\n\t"
+	".cfi_startproc\n\t"
+	LW_HOOK_ENDBR
+	"lock incl g_shared_vm(%rip)\n\t"
+	"popq %rdi\n\t"
+	".cfi_adjust_cfa_offset -8\n\t"
+	".cfi_register %rip, %rdi\n\t"
+	"movl $" LW_STR(__NR_vfork) ", %eax\n\t"
+	"syscall\n\t"
+	"pushq %rdi\n\t"
+	".cfi_adjust_cfa_offset 8\n\t"
+	".cfi_rel_offset %rip, 0\n\t"
+	"testl %eax, %eax\n\t"
+	"jz 1f\n\t"
+	"lock decl g_shared_vm(%rip)\n\t"
+	"cmpq $-4095, %rax\n\t"
+	"jae 2f\n\t"
+	"ret\n"
+	"1:\n\t"
+	"xorl %esi, %esi\n\t"
+	"rdsspq %rsi\n\t"
+	"testq %rsi, %rsi\n\t"
+	"je 3f\n\t"
+	"popq %rdi\n\t"
+	"jmp *%rdi\n"
+	"3:\n\t"
+	"ret\n"
+	"2:\n\t"
+	"movl %eax, %edi\n\t"
+	"negl %edi\n\t"
+	"jmp lw_vfork_failed\n\t"
+	".cfi_endproc\n\t"
+	".size vfork, .-vfork\n\t"
+	".size __vfork, .-__vfork\n");
+
+/* glibc's clone: the child runs fn on its own stack and never returns
+ * here, so this one can be C.  The optional arguments are passed on as
+ * glibc reads them, whatever the flags. */
+EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	void *ptid = va_arg(ap, void *);
+	void *tls = va_arg(ap, void *);
+	void *ctid = va_arg(ap, void *);
+	va_end(ap);
+	REAL_OR_ENOSYS(clone);
+	/* a thread is still us; a CLONE_VM child without CLONE_VFORK may
+	 * outlive any call: the count stays up for good */
+	int shared = (flags & CLONE_VM) && !(flags & CLONE_THREAD);
+	if (shared)
+		atomic_fetch_add(&g_shared_vm, 1);
+	int r = real_clone(fn, stack, flags, arg, ptid, tls, ctid);
+	if (shared && (flags & CLONE_VFORK)) {
+		int e = errno;
+		atomic_fetch_sub(&g_shared_vm, 1);
+		errno = e;
+	}
+	return r;
+}
+#endif
 
 /* ---- start-up and shutdown (lifecycle.c) --------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -37,6 +38,35 @@ static int self_range(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+/* The owner token and the count of children sharing our memory (shim.h). */
+SHIM_HIDDEN volatile uint64_t *g_seg_owner;
+#if defined(__x86_64__)
+SHIM_HIDDEN _Atomic int g_shared_vm;
+#else
+SHIM_HIDDEN _Atomic int g_shared_vm = 1; /* no vfork hook (hooks.c): always ask getpid() */
+#endif
+
+/* owner_setup - map the token page; without MADV_WIPEONFORK (before Linux
+ * 4.14) there is none and segment_active() asks getpid() every time. */
+static void owner_setup(void)
+{
+	void *p = prim_mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	if (prim_madvise(p, 4096, MADV_WIPEONFORK) != 0) {
+		prim_munmap(p, 4096);
+		return;
+	}
+	g_seg_owner = p;
+}
+
+/* owner_claim - this image has just set up g_seg as its own. */
+static void owner_claim(void)
+{
+	if (g_seg_owner)
+		*g_seg_owner = 1;
+}
+
 /* set in the prepare handler: was the process threaded when it forked? */
 static int g_fork_threaded;
 
@@ -46,57 +76,173 @@ static void atfork_prepare(void)
 	 * existed; the number of tasks now is what matters (procfs gives a
 	 * task directory nlink of 2 + tasks) */
 	struct stat st;
-	if (__libc_single_threaded)
-		g_fork_threaded = 0;
-	else
-		g_fork_threaded = prim_stat("/proc/self/task", &st) != 0 || st.st_nlink > 3;
+	int threaded = !__libc_single_threaded &&
+		       (prim_stat("/proc/self/task", &st) != 0 || st.st_nlink > 3);
+	/* written only when it changes: a page the parent writes after each
+	 * fork is a copy-on-write fault while the child lives */
+	if (g_fork_threaded != threaded)
+		g_fork_threaded = threaded;
+	stack_before_fork();
+}
+
+static void atfork_parent(void)
+{
+	stack_after_fork(0);
+}
+
+/* fork_inherit - a fork child that just created its segment: take over
+ * the parent's module table and open records, start recording. */
+static void fork_inherit(const struct shim_segment *parent)
+{
+	modules_after_fork(parent);
+	handle_copy_from(parent);
+	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
+	owner_claim();
+	segment_mark_state(LW_STATE_RUNNING);
+}
+
+/*
+ * ---- fork children create their segment when they first record
+ *
+ * Creating a segment costs a fork child more than the rest of a short
+ * child's life under the shim (a tmpfs file, its identity from /proc, the
+ * table copies: ~170 us against ~280 us for a whole fork-serve-exit round
+ * natively), and a child that records nothing of its own would remove it at
+ * exit anyway.  So in the default configuration a fork child starts
+ * *pending*: no segment, nothing recorded, its memory holding the parent's
+ * records as they were at the fork (the handle mirror, copied by fork).  Its
+ * first record of its own -- a socket it opens or receives, a bad close, a
+ * sampled heap block (lw_ev_alloc_pending) -- creates the segment
+ * (lifecycle_fork_segment) and copies into it the inherited records whose
+ * descriptors are still open on the same socket.  What happens to inherited
+ * sockets before that (sends, closes, dups) is not recorded.  A fork child
+ * of a pending image is pending from the same snapshot.
+ *
+ * LEAKWATCH_KEEP_EMPTY (what `leakwatch run` sets, to show every process)
+ * and a fork run by a signal handler that interrupted the recorder (that
+ * frame resumes in the child and expects g_seg) create it at the fork, as
+ * before.
+ */
+SHIM_HIDDEN _Atomic int g_fork_pending; /* 0 no, 1 pending, 2 being created */
+static struct shim_segment g_fork_parent; /* the snapshot's segment, mapped, never written
+					   * (without its path) */
+static pid_t g_pending_pid;
+
+int lifecycle_fork_segment(void)
+{
+	int want = 1;
+	if (!atomic_compare_exchange_strong(&g_fork_pending, &want, 2))
+		return 0; /* not pending, or another thread is creating it */
+	/* a vfork child of the pending image shares this memory: never ours */
+	if (prim_getpid() != g_pending_pid) {
+		atomic_store(&g_fork_pending, 1);
+		return 0;
+	}
+	/* no handler may fork or jump out half-way through */
+	sigset_t old;
+	shim_signals_block(&old);
+	static struct shim_segment parent; /* large; g_fork_pending == 2: ours alone */
+	parent = g_fork_parent;
+	/* segment_create fills g_seg's table pointers before it publishes hdr;
+	 * until then they still name the parent's tables (see fork_pend) */
+	int ok = segment_create(&parent) == 0;
+	if (ok) {
+		fork_inherit(&parent);
+		/* a fresh scan: the table copied is the parent's as it is now */
+		if (!stack_unwind_disabled())
+			modules_scan();
+	}
+	/* The parent's mapping stays, as in an eager child: a frame that read
+	 * a table pointer before the fork may still hold it. */
+	atomic_store(&g_fork_pending, 0);
+	shim_signals_restore(&old);
+	return ok;
+}
+
+/*
+ * fork_pend - the fork child starts pending (see above).  It writes as
+ * little as it can (each page it writes is a copy-on-write fault): no
+ * errno, guard or g_ready change.  A signal handler that records meanwhile
+ * finds either the parent's segment, which segment_active() refuses (the
+ * owner token reads zero here, or the pid differs), or, once
+ * g_fork_pending is set, the complete snapshot.  Only hdr is cleared: the
+ * fork may have interrupted a hook between its read of g_seg.hdr and of a
+ * table pointer (handle_is_open runs unguarded), and that frame resumes
+ * here reading the parent's tables, still mapped, never written.  A
+ * pending parent (or one whose other thread was creating its segment at
+ * the fork) hands on its own snapshot; its g_seg, if half set up, names a
+ * file that is not ours and stays unused.
+ */
+static void fork_pend(int pending)
+{
+	/* the parent's heap records stay in the parent's segment; blocks the
+	 * child inherited and frees pass through as never seen: heap.c's own
+	 * owner token reads zero here where ours works (both are WIPEONFORK
+	 * pages; reading it would only fault it in) */
+	if (!g_seg_owner)
+		heap_init(LW_HEAP_OFF, 0);
+	heap_after_fork();
+	if (!pending) {
+		memcpy(&g_fork_parent, &g_seg, offsetof(struct shim_segment, path));
+		g_fork_parent.path[0] = '\0';
+	}
+	__atomic_store_n(&g_seg.hdr, NULL, __ATOMIC_RELEASE);
+	g_pending_pid = prim_getpid();
+	atomic_store(&g_fork_pending, 1);
 }
 
 static void atfork_child(void)
 {
+	int pending = atomic_load(&g_fork_pending);
+
+	segment_note_fork();
+	stack_after_fork(1);
+	prim_identity_reset();
+	if (!g_seg.hdr && !pending)
+		return;
+	/* Another parent thread may have held the loader lock (which
+	 * dl_iterate_phdr takes) when fork ran; glibc does not reset it in the
+	 * child.  A threaded parent's child therefore records without stacks
+	 * until it execs. */
+	if (g_fork_threaded)
+		stack_disable_unwind();
+	/* a fork run by a handler that interrupted the recorder resumes that
+	 * frame here, which expects g_seg: the eager path (a pending image's
+	 * frames hold no segment) */
+	if (pending || (!g_in_shim && !g_cfg.keep_empty)) {
+		fork_pend(pending);
+		return;
+	}
+
 	/* static: large, and this child has one thread now */
 	static struct shim_segment parent;
 	parent = g_seg;
-
-	if (!parent.hdr)
-		return;
 	int saved = errno;
-	/* fork() may run in a handler that interrupted the recorder: that
-	 * frame's guard is put back as it was when this returns */
+	/* that frame's guard is put back as it was when this returns */
 	int was_in = g_in_shim;
 	uintptr_t was_sp = t_guard_sp;
 	_Atomic uint32_t *was_held = t_held_seq;
 	atomic_store(&g_ready, 0);
 	g_in_shim = 1;
-	/* the parent's heap records stay in the parent's segment; blocks the
-	 * child inherited and frees pass through as never seen */
-	heap_init(LW_HEAP_OFF, 0);
+	if (!g_heap_owner || *g_heap_owner)
+		heap_init(LW_HEAP_OFF, 0);
 	heap_after_fork();
 	memset(&g_seg, 0, sizeof g_seg);
 	if (segment_create(&parent) == 0) {
-		modules_after_fork(&parent);
-		/* Another parent thread may have held the loader lock (which
-		 * dl_iterate_phdr takes) when fork ran; glibc does not
-		 * reset it in the child.  A threaded parent's child therefore
-		 * records without stacks until it execs. */
-		if (g_fork_threaded)
-			stack_disable_unwind();
-		handle_copy_from(&parent);
-		heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
-		segment_mark_state(LW_STATE_RUNNING);
+		fork_inherit(&parent);
 		atomic_store(&g_ready, 1);
 	} else {
 		/* No segment of our own (no room: a small /dev/shm): this child
 		 * is not traced.  g_seg keeps naming the parent's mapping, made
-		 * private below, whose pid is not ours, so segment_active()
-		 * refuses every recording from now on, while a frame the fork
-		 * interrupted still finds the tables it was using (zeroed table
-		 * pointers there killed children with SIGSEGV). */
+		 * private below, whose owner token reads zero here, so
+		 * segment_active() refuses every recording from now on, while a
+		 * frame the fork interrupted still finds the tables it was using
+		 * (zeroed table pointers there killed children with SIGSEGV). */
 		g_seg = parent;
 	}
-	/* The parent's mapping is shared; the child must never write to it. */
-	/* interrupted, or still named by g_seg (no segment of our own): keep
-	 * the parent's tables mapped, privately; else they simply go */
+	/* The parent's mappings are shared; the child must never write to
+	 * them.  Interrupted, or still named by g_seg (no segment of our own):
+	 * keep them mapped, privately; else they simply go. */
 	segment_privatize(&parent, was_in || g_seg.hdr == parent.hdr);
 	t_held_seq = was_held;
 	t_guard_sp = was_sp;
@@ -126,13 +272,22 @@ void lifecycle_start(const struct lifecycle_entry *e)
 	dl_iterate_phdr(self_range, (void *)(uintptr_t)e->self);
 	if (segment_create(NULL) != 0)
 		goto out;
+	owner_setup();
+	owner_claim();
 	modules_refresh();
 	modules_scan();
 	(void)handles_mirror_init(0);
 	handle_scan_inherited();
 	e->resolve_heap();
 	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
-	pthread_atfork(atfork_prepare, NULL, atfork_child);
+	/* The main thread's first sampling gap starts now rather than at its
+	 * first sampled-mode allocation (the same draw, heap_sample_slow): a
+	 * process that forks before it ever allocated would otherwise hand
+	 * every child a spent counter, and each child would draw its first gap
+	 * (log(), libm's pages faulted in) on its first malloc. */
+	if (heap_mode() == LW_HEAP_SAMPLED && t_heap_until_sample == 0)
+		(void)heap_sample_slow();
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	on_exit(on_exit_status, NULL);
 	segment_mark_state(LW_STATE_RUNNING);
 	atomic_store_explicit(&g_ready, 1, memory_order_release);

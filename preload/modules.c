@@ -187,6 +187,34 @@ void modules_after_fork(const struct shim_segment *parent)
 	atomic_store_explicit(&g_seg.hdr->modules.used, i, memory_order_release);
 }
 
+static int module_has(const struct lw_module *m, uint64_t pc)
+{
+	/* a return address may sit just past its object's last byte */
+	return !(m->flags & LW_MODULE_UNLOADED) && pc >= m->start && pc <= m->end;
+}
+
+int modules_cover(const uint64_t *pcs, unsigned n)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	if (!hdr)
+		return 1;
+	uint32_t used = atomic_load_explicit(&hdr->modules.used, memory_order_acquire);
+	uint32_t last = 0;
+	for (unsigned f = 0; f < n; f++) {
+		/* neighbouring frames mostly share an object */
+		const struct lw_module *m = segment_entry(LW_T_MODULES, last);
+		if (last < used && m && module_has(m, pcs[f]))
+			continue;
+		uint32_t i = 0;
+		while (i < used && (m = segment_entry(LW_T_MODULES, i)) != NULL && !module_has(m, pcs[f]))
+			i++;
+		if (i == used || !m)
+			return 0;
+		last = i;
+	}
+	return 1;
+}
+
 /*
  * Objects loaded by dlopen() after start must be in the module table for
  * their frames to be symbolized.  Hooking dlopen() would change the caller

@@ -163,14 +163,32 @@ int prim_madvise(void *addr, size_t len, int advice)
 	return (int)syscall(SYS_madvise, addr, len, advice);
 }
 
+static __thread pid_t t_tid __attribute__((tls_model("initial-exec")));
+
 pid_t prim_gettid(void)
 {
-	return (pid_t)syscall(SYS_gettid);
+	pid_t t = t_tid;
+	if (__builtin_expect(t == 0, 0))
+		t_tid = t = (pid_t)syscall(SYS_gettid);
+	return t;
 }
 
+void prim_identity_reset(void)
+{
+	t_tid = 0;
+}
+
+/* inline on x86-64: a fork child asks for its pid before it has run any
+ * other system call through libc, whose syscall() page it would fault in */
 pid_t prim_getpid(void)
 {
+#if defined(__x86_64__)
+	long r;
+	__asm__ volatile("syscall" : "=a"(r) : "0"((long)SYS_getpid) : "rcx", "r11", "memory");
+	return (pid_t)r;
+#else
 	return (pid_t)syscall(SYS_getpid);
+#endif
 }
 
 pid_t prim_getppid(void)

@@ -66,8 +66,13 @@ SHIM_HIDDEN int prim_madvise(void *addr, size_t len, int advice);
 SHIM_HIDDEN void *prim_mremap_dup(void *addr, size_t len);
 SHIM_HIDDEN int prim_sched_yield(void);
 
-/* Identity.  The raw getpid also sees through vfork (glibc caches nothing). */
+/* Identity.  The raw getpid also sees through vfork (glibc caches nothing).
+ * prim_gettid asks the kernel once per thread and keeps the answer in TLS;
+ * a fork child (atfork handler) drops it with prim_identity_reset().  A
+ * child sharing our TLS (vfork) reads the parent thread's tid, and records
+ * nothing. */
 SHIM_HIDDEN pid_t prim_gettid(void);
+SHIM_HIDDEN void prim_identity_reset(void);
 SHIM_HIDDEN pid_t prim_getpid(void);
 SHIM_HIDDEN pid_t prim_getppid(void);
 SHIM_HIDDEN uid_t prim_geteuid(void);

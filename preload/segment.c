@@ -21,9 +21,19 @@
 #include "shim.h"
 
 SHIM_HIDDEN struct shim_segment g_seg;
+/*
+ * Without a system call where that is certain (see shim.h, lw_owner_state):
+ * a child that shares our memory asks the kernel for its pid, a fork-like
+ * child without a segment of its own reads a wiped owner token.
+ */
 int segment_active(void)
 {
-	return g_seg.hdr != NULL && g_seg.pid == prim_getpid();
+	if (g_seg.hdr == NULL)
+		return 0;
+	int owner = lw_owner_state();
+	if (owner >= 0)
+		return owner;
+	return g_seg.pid == prim_getpid();
 }
 
 void segment_counter_add(enum lw_counter c, uint64_t n)
@@ -174,6 +184,14 @@ static int archive_existing(const char *path, pid_t pid)
 	return -1;
 }
 
+/* CLOCK_BOOTTIME in the fork child's atfork handler (0: not a fork child). */
+static uint64_t g_fork_boot_ns;
+
+void segment_note_fork(void)
+{
+	g_fork_boot_ns = prim_clock_ns(CLOCK_BOOTTIME);
+}
+
 static void header_fill_identity(struct lw_header *h, const struct lw_header *parent)
 {
 	char buf[LW_CMDLINE_MAX];
@@ -182,13 +200,13 @@ static void header_fill_identity(struct lw_header *h, const struct lw_header *pa
 	h->pid = (int32_t)prim_getpid();
 	h->ppid = (int32_t)prim_getppid();
 	h->uid = (uint32_t)prim_geteuid();
-	if (parent) {
-		/* Just forked: the kernel's start time (boot-time clock ticks)
-		 * is now or a tick ago, and reading /proc/self/stat in a fresh
-		 * child costs ~30 us, the price of the fork itself. */
-		unsigned long hz = getauxval(AT_CLKTCK);
-		uint64_t bt = prim_clock_ns(CLOCK_BOOTTIME);
-		h->proc_start_ticks = hz ? bt / (1000000000ull / hz) : 0;
+	unsigned long hz = getauxval(AT_CLKTCK);
+	if (parent && g_fork_boot_ns && hz) {
+		/* A fork child: the kernel's start time (boot-time clock ticks)
+		 * is the tick of the fork's boot-time reading or the one before,
+		 * and reading /proc/self/stat in a fresh child costs ~30 us, the
+		 * price of the fork itself. */
+		h->proc_start_ticks = g_fork_boot_ns / (1000000000ull / hz);
 		h->flags |= LW_HDR_START_TICKS_BOOTTIME;
 	} else {
 		h->proc_start_ticks = proc_start_ticks();
@@ -576,6 +594,11 @@ int segment_create(const struct shim_segment *parent)
 	if (heap_len)
 		g_seg.ext[0] = (struct shim_extent){ map + heap_off, heap_off, heap_len };
 	g_seg.initial_ext = heap_len ? 1 : 0;
+	/* a fork child made lazily still names its parent's chunks here: none
+	 * of them is ours (every reader of a chunk pointer checks for NULL) */
+	for (unsigned t = 0; t < LW_T_NUM; t++)
+		for (unsigned k = 1; k < LW_CHUNKS_MAX; k++)
+			__atomic_store_n(&g_seg.chunk[t][k], NULL, __ATOMIC_RELAXED);
 	g_seg.hdr = h; /* chunk_make writes through it; published below */
 	for (unsigned t = 0; t < LW_T_NUM; t++)
 		chunk_make(t, 0, map + off[t], off[t]);

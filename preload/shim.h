@@ -96,6 +96,9 @@ SHIM_HIDDEN void shim_log(const char *fmt, ...);
  * `parent` (may be NULL) is a segment to inherit from after fork.  Returns
  * 0, or -1 with tracing left off (g_seg.hdr == NULL). */
 SHIM_HIDDEN int segment_create(const struct shim_segment *parent);
+/* segment_note_fork - fork child, first thing: note the time of the fork
+ * (the child's start time, for its header, maybe created later). */
+SHIM_HIDDEN void segment_note_fork(void);
 /* segment_detach - unmap without changing state (fork child dropping the
  * parent's mapping). */
 SHIM_HIDDEN void segment_detach(struct shim_segment *seg);
@@ -112,7 +115,9 @@ SHIM_HIDDEN void segment_unlink_if_empty(void);
 SHIM_HIDDEN void segment_counter_add(enum lw_counter c, uint64_t n);
 /* segment_active - nonzero when this thread may record into g_seg: tracing is
  * on and the caller is the process that owns the segment (not a vfork child
- * or a raw clone sharing our memory). */
+ * or a clone sharing our memory, not a fork-like child that set up no
+ * segment of its own).  No system call unless a child sharing our memory
+ * may be running (lw_owner_state). */
 SHIM_HIDDEN int segment_active(void);
 
 /*
@@ -203,6 +208,39 @@ SHIM_HIDDEN int budget_admit(uint64_t bytes);
  * was being created (counted into its header then). */
 SHIM_HIDDEN uint64_t budget_take_pending(void);
 
+/*
+ * Who owns the segment, without asking the kernel (lifecycle.c).
+ *
+ * g_seg_owner is a private page marked MADV_WIPEONFORK, set to nonzero by
+ * the image that created g_seg: it reads zero in every child that got a
+ * copy of our memory (fork, _Fork, a raw fork or clone) until that child
+ * sets up a segment of its own.  It cannot tell a child that *shares* our
+ * memory (vfork, clone with CLONE_VM): for those, g_shared_vm counts the
+ * ones that may be running — raised by the vfork and clone hooks (hooks.c)
+ * before the child exists and lowered by the parent once a CLONE_VFORK
+ * child has exec'd or exited; a CLONE_VM child without CLONE_VFORK raises
+ * it for good.  While it is nonzero, segment_active() asks getpid().
+ * Not seen: a child of a raw clone/vfork system call that shares our memory
+ * and calls a hooked libc function before it execs (glibc's posix_spawn
+ * child calls none).  g_seg_owner is NULL where the kernel lacks
+ * MADV_WIPEONFORK (before Linux 4.14), and g_shared_vm starts at 1 where no
+ * vfork hook exists: then every check asks getpid(), as before.
+ */
+SHIM_HIDDEN extern volatile uint64_t *g_seg_owner;
+SHIM_HIDDEN extern _Atomic int g_shared_vm;
+
+/* lw_owner_state - 1: this image owns g_seg; 0: it certainly does not (a
+ * fork-like child that has no segment of its own); -1: ask getpid(). */
+static inline int lw_owner_state(void)
+{
+	const volatile uint64_t *o = g_seg_owner;
+	if (!o)
+		return -1;
+	if (!*o)
+		return 0;
+	return atomic_load_explicit(&g_shared_vm, memory_order_acquire) ? -1 : 1;
+}
+
 /* stack.c */
 /* stack_capture - unwind the caller's stack (dropping the shim's own frames)
  * and intern it.  Returns the stack id, or 0 when unwinding failed or the
@@ -212,6 +250,10 @@ SHIM_HIDDEN uint32_t stack_capture(void);
  * return address and stack pointer after return (cfa): a repeated call from
  * an unchanged caller chain skips the unwind. */
 SHIM_HIDDEN uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa);
+/* stack_modules_known - nonzero when every frame of stack `id` lies in a
+ * module of the table that is not flagged unloaded (or id is 0: no frames
+ * to symbolize). */
+SHIM_HIDDEN int stack_modules_known(uint32_t id);
 /* stack_intern - store `frames` once in the stack table.  Returns the id of
  * the existing or new slot, or 0 when the table is full (counted). */
 SHIM_HIDDEN uint32_t stack_intern(const uint64_t *frames, unsigned depth);
@@ -220,6 +262,10 @@ SHIM_HIDDEN uint32_t stack_intern(const uint64_t *frames, unsigned depth);
  * frames registered at run time, take locks another thread may have held). */
 SHIM_HIDDEN void stack_disable_unwind(void);
 SHIM_HIDDEN int stack_unwind_disabled(void);
+/* stack_before_fork / stack_after_fork - around fork() in the forking
+ * thread (prepare; parent and child): see "fork" in stack.c. */
+SHIM_HIDDEN void stack_before_fork(void);
+SHIM_HIDDEN void stack_after_fork(int child);
 /* stack_set_self_range - addresses in [lo, hi) belong to the shim and are
  * dropped from captured stacks. */
 SHIM_HIDDEN void stack_set_self_range(uintptr_t lo, uintptr_t hi);
@@ -241,12 +287,33 @@ SHIM_HIDDEN void modules_refresh(void);
 /* modules_after_fork - fork child: reset scan state and copy the parent's
  * table into the new segment (no dl_iterate_phdr: see modules.c). */
 SHIM_HIDDEN void modules_after_fork(const struct shim_segment *parent);
+/* modules_cover - nonzero when each of the n addresses lies in a module of
+ * the table not flagged unloaded (read without the slots' seqlocks: a
+ * scan racing with it can make it answer 0, never crash). */
+SHIM_HIDDEN int modules_cover(const uint64_t *pcs, unsigned n);
 
 /* handles.c */
 /* Recording of descriptor events into the handle table.  All take the fd as
  * returned by the real call and are no-ops for fds outside the table
  * (counted as drops).  Stack ids come from the caller (events.c). */
 SHIM_HIDDEN void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id);
+/* What the hook of a new socket already knows, so that the record is
+ * filled without asking the kernel (each question is a system call). */
+enum { HANDLE_FRESH = 1, HANDLE_PAIRED = 2 };
+struct handle_known {
+	int family, type, protocol;     /* family > 0: known (type without SOCK_NONBLOCK/CLOEXEC) */
+	int like_fd;                    /* >= 0: shares family, type, protocol with this fd's
+					 * open record (accept: the listener) */
+	int fresh;                      /* HANDLE_FRESH: from socket(), no address yet;
+					 * HANDLE_PAIRED: a socketpair() end (AF_INET, AF_INET6,
+					 * AF_UNIX: other families are asked) */
+	const struct sockaddr *peer;    /* the peer address the call returned (accept), or NULL */
+	socklen_t peer_len;
+};
+/* handle_open_socket_known - handle_open_socket() with what k says known
+ * (k may be NULL). */
+SHIM_HIDDEN void handle_open_socket_known(int fd, uint16_t origin, int dup_of, uint32_t stack_id,
+					  const struct handle_known *k);
 /* handle_dup - newfd is a copy of oldfd: a tracked oldfd gives newfd an open
  * record (origin DUP; a record open at newfd is closed with `stack`); an
  * untracked one retires newfd's record. */
@@ -259,6 +326,9 @@ SHIM_HIDDEN void handle_bound(int fd);
 SHIM_HIDDEN void handle_used(int fd, uint32_t stack_id);
 /* handle_is_open - nonzero when the table holds an open record for fd. */
 SHIM_HIDDEN int handle_is_open(int fd);
+/* handle_names_peers - fd's open record is a TCP (AF_INET, AF_INET6) or
+ * AF_UNIX socket, whose accepted connections the kernel can always name. */
+SHIM_HIDDEN int handle_names_peers(int fd);
 /* handle_any_open - nonzero when some fd in [first, last] is open. */
 SHIM_HIDDEN int handle_any_open(unsigned first, unsigned last);
 
@@ -388,6 +458,15 @@ SHIM_HIDDEN void lifecycle_start(const struct lifecycle_entry *e);
 /* lifecycle_stop - the destructor: flush, mark the image exited, drop an
  * empty segment. */
 SHIM_HIDDEN void lifecycle_stop(void);
+/* g_fork_pending - nonzero in a fork child that has no segment yet and
+ * creates one at its first record of its own (see lifecycle.c). */
+SHIM_HIDDEN extern _Atomic int g_fork_pending;
+/* lifecycle_fork_segment - pending fork child: create the segment now,
+ * with the inherited records.  Call with the guard set.  1 when g_seg is
+ * this image's own now; 0 when not pending, not the pending process itself
+ * (a vfork child of it), another thread is creating it, or there is no
+ * room (then the image stays untraced). */
+SHIM_HIDDEN int lifecycle_fork_segment(void);
 
 
 /*

@@ -102,6 +102,7 @@ struct unw_area {
 	struct tcache_entry cache[TCACHE_SLOTS];
 	struct site_entry sites[SITE_SLOTS];
 	unsigned site_next;
+	uint32_t site_calls, site_misses, site_cooldown; /* see SITE_WINDOW */
 };
 
 #define SIDE_AREA_SIZE (((sizeof(struct unw_area) + 4095u) & ~(size_t)4095u))
@@ -113,6 +114,7 @@ static __thread struct {
 	struct unw_area *area;          /* NULL until mapped */
 	uintptr_t lo, hi;               /* the side stack: [lo, hi), hi 16-aligned */
 	uint32_t state;
+	uint32_t dontfork;              /* the mapping is MADV_DONTFORK (see "fork") */
 	/* this thread's own stack, for the call-site cache (stack_bounds()) */
 	uint32_t bounds_state;
 	uintptr_t bounds_lo, bounds_hi;
@@ -214,6 +216,8 @@ static struct unw_area *side_area(void)
 		prim_munmap(m, SIDE_MAP_SIZE);
 		return NULL;
 	}
+	/* see "fork" below */
+	t_unw.dontfork = g_seg_owner && prim_madvise(m, SIDE_MAP_SIZE, MADV_DONTFORK) == 0;
 	/* area last: a handler that sees it sees the stack bounds too */
 	t_unw.lo = (uintptr_t)m + SIDE_GUARD;
 	t_unw.hi = t_unw.lo + SIDE_STACK_SIZE;
@@ -221,6 +225,59 @@ static struct unw_area *side_area(void)
 	atomic_signal_fence(memory_order_seq_cst);
 	t_unw.area = (struct unw_area *)(uintptr_t)t_unw.hi;
 	return t_unw.area;
+}
+
+/*
+ * ---- fork
+ *
+ * Side stacks are MADV_DONTFORK: a fork child gets none (stack_after_fork
+ * forgets the forking thread's, and the child maps its own at its first
+ * capture).  Nothing in them is valid in a child (the caches name the
+ * parent's segment); copying their mappings cost every fork and exit two
+ * VMAs and their pages, and the parent's next capture after each fork a
+ * copy fault.  The exception is a fork run by a handler that interrupted
+ * a recording frame (on the side stack or not): the child resumes that
+ * frame, so for that one fork the mapping comes along.  Only where the owner
+ * tokens work (MADV_WIPEONFORK, g_seg_owner): a child made without our
+ * atfork handler (_Fork, a raw fork) then never records, so never touches
+ * the side stack it lacks.
+ */
+static __thread int t_side_kept __attribute__((tls_model("initial-exec")));
+
+static void side_set_fork(int keep)
+{
+	if (t_unw.lo && t_unw.dontfork)
+		(void)prim_madvise((char *)t_unw.lo - SIDE_GUARD, SIDE_MAP_SIZE,
+				   keep ? MADV_DOFORK : MADV_DONTFORK);
+}
+
+void stack_before_fork(void)
+{
+	/* on the side stack, or anywhere inside a recording frame (a handler
+	 * that interrupted it forks): that frame may hold a pointer into the
+	 * caches (stack_capture_at runs on the host stack) */
+	if (g_in_shim || stack_on_side_stack((uintptr_t)__builtin_frame_address(0))) {
+		side_set_fork(1);
+		t_side_kept = 1;
+	}
+}
+
+void stack_after_fork(int child)
+{
+	if (__builtin_expect(t_side_kept, 0)) {
+		side_set_fork(0);
+		t_side_kept = 0;
+		return;
+	}
+	if (child && t_unw.dontfork && t_unw.state == SIDE_MAPPED) {
+		/* the mapping stayed in the parent; area first, as side_area
+		 * publishes it last */
+		t_unw.area = NULL;
+		atomic_signal_fence(memory_order_seq_cst);
+		t_unw.lo = t_unw.hi = 0;
+		t_unw.dontfork = 0;
+		t_unw.state = SIDE_NONE;
+	}
 }
 
 /* on_side - fn(arg) on this thread's side stack; 0 (counted) without one. */
@@ -589,6 +646,15 @@ uint32_t stack_capture(void)
 	return on_side(capture_body, NULL);
 }
 
+int stack_modules_known(uint32_t id)
+{
+	const struct lw_stack *s = g_seg.hdr ? stack_slot(id) : NULL;
+	if (!s)
+		return 1;
+	unsigned depth = s->depth < LW_STACK_MAX_FRAMES ? s->depth : LW_STACK_MAX_FRAMES;
+	return modules_cover(s->frames, depth);
+}
+
 /*
  * ---- call-site cache: skip the unwind when the stack provably did not change
  *
@@ -690,25 +756,21 @@ static uint32_t site_fill_body(void *arg)
 #define SITE_MISS_MAX LW_LIM_SITE_MISS_MAX
 #define SITE_COOLDOWN LW_LIM_SITE_COOLDOWN
 
-static __thread struct {
-	uint32_t calls, misses, cooldown;
-} t_site_stats __attribute__((tls_model("initial-exec")));
-
 uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa)
 {
 	if (!g_cfg.site_cache || g_no_unwind || (ra >= g_self_lo && ra < g_self_hi))
 		return stack_capture();
-	if (t_site_stats.cooldown) {
-		t_site_stats.cooldown--;
-		return stack_capture();
-	}
-	if (++t_site_stats.calls >= SITE_WINDOW) {
-		t_site_stats.calls = 0;
-		t_site_stats.misses = 0;
-	}
 	struct unw_area *a = t_unw.area;
 	if (!a) /* first capture of this thread: maps the side stack */
 		return stack_capture();
+	if (a->site_cooldown) {
+		a->site_cooldown--;
+		return stack_capture();
+	}
+	if (++a->site_calls >= SITE_WINDOW) {
+		a->site_calls = 0;
+		a->site_misses = 0;
+	}
 	uintptr_t lo, hi;
 	if (!stack_bounds(cfa, &lo, &hi))
 		return stack_capture(); /* an unknown stack: nothing may be re-read */
@@ -724,9 +786,9 @@ uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa)
 		if (i == e->depth)
 			return e->id;
 	}
-	if (++t_site_stats.misses > SITE_MISS_MAX) {
-		t_site_stats.misses = 0;
-		t_site_stats.cooldown = SITE_COOLDOWN;
+	if (++a->site_misses > SITE_MISS_MAX) {
+		a->site_misses = 0;
+		a->site_cooldown = SITE_COOLDOWN;
 		return stack_capture();
 	}
 	struct site_fill_args fa = { e, ra, cfa };

@@ -1,7 +1,8 @@
 /*
  * The fork and signal paths of the shim, attacked with the forksig fixture:
- * fork() in a signal handler that interrupted the shim, siglongjmp() out of
- * such a handler, the accept-fork-close race, closefrom() and a double close
+ * fork() in a signal handler that interrupted the shim (also on its unwinder
+ * stack), siglongjmp() out of such a handler, the accept-fork-close race,
+ * closefrom() and a double close
  * through close_range().  Run under `leakwatch run`, checked from the report.
  */
 #include <criterion/criterion.h>
@@ -66,6 +67,24 @@ Test(run_fork, fork_in_signal_handler_children_survive, .timeout = 180)
 	cr_assert_eq(kids, 300);
 	cr_assert_eq(died, 0, "children killed: %s", fr.res.err);
 	cr_assert_eq(tj_num(tj_get(fr.json, "run"), "exit_status", -1), 0);
+	fork_free(&fr);
+}
+
+/* fork() in a handler that interrupted an unwind, on the shim's side
+ * stack: the child resumes that unwind, so it must get the stack as it was
+ * (fork children otherwise get side stacks wiped: MADV_WIPEONFORK). */
+Test(run_fork, fork_on_the_unwinder_stack_children_survive, .timeout = 120)
+{
+	struct forkrep fr;
+	const char *opts[] = { "--heap", "full", NULL };
+	const char *cmd[] = { FIX("forksig"), "sidefork", "50", NULL };
+	fork_run(&fr, opts, cmd);
+	const char *line = strstr(fr.res.out, "forksig:");
+	cr_assert_not_null(line, "fixture output missing; stderr: %s", fr.res.err);
+	int kids = -1, died = -1;
+	cr_assert_eq(sscanf(line, "forksig: %d side forks, %d died", &kids, &died), 2);
+	cr_assert_eq(kids, 50);
+	cr_assert_eq(died, 0, "children killed: %s", fr.res.err);
 	fork_free(&fr);
 }
 

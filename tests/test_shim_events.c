@@ -2,7 +2,8 @@
  * The recorder's events (preload/events.c) own the recorder steps: they
  * capture the stacks that handles.c stores, keep errno, record nothing
  * while the shim is not ready or the thread is already recording, and a
- * close records its bad close after the real call failed.
+ * close records its bad close after the real call failed.  (ra, cfa = 0:
+ * no call-site cache, a full unwind.)
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -42,7 +43,7 @@ static struct lw_handle slot(int fd)
 static int traced_close(int fd)
 {
 	struct lw_close_note n;
-	lw_ev_close_before(fd, &n);
+	lw_ev_close_before(fd, &n, 0, 0);
 	int r = close(fd);
 	if (r != 0)
 		lw_ev_close_failed(fd, &n);
@@ -54,7 +55,7 @@ Test(shim_events, open_close_double_close_with_stacks)
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	cr_assert_geq(fd, 0);
 	errno = 1234;
-	lw_ev_socket_opened(fd, LW_ORIGIN_SOCKET);
+	lw_ev_socket_created(fd, AF_INET, SOCK_STREAM, 0, 0, 0);
 	cr_assert_eq(errno, 1234, "errno kept");
 	struct lw_handle h = slot(fd);
 	cr_assert_eq(h.state, LW_H_OPEN);
@@ -85,24 +86,24 @@ Test(shim_events, open_close_double_close_with_stacks)
 Test(shim_events, dup_and_close_range)
 {
 	int a = socket(AF_UNIX, SOCK_STREAM, 0);
-	lw_ev_socket_opened(a, LW_ORIGIN_SOCKET);
+	lw_ev_socket_created(a, AF_UNIX, SOCK_STREAM, 0, 0, 0);
 	int b = dup(a);
-	lw_ev_dup(a, b);
+	lw_ev_dup(a, b, 0, 0);
 	struct lw_handle h = slot(b);
 	cr_assert_eq(h.state, LW_H_OPEN);
 	cr_assert_eq(h.origin, LW_ORIGIN_DUP);
 	cr_assert_neq(h.stack_id, 0, "the dup has its stack");
 
-	lw_ev_close_range((unsigned)a, (unsigned)b, CLOSE_RANGE_CLOEXEC);
+	lw_ev_close_range((unsigned)a, (unsigned)b, CLOSE_RANGE_CLOEXEC, 0, 0);
 	cr_assert(handle_is_open(a) && handle_is_open(b), "CLOEXEC closes nothing now");
-	lw_ev_close_range((unsigned)a, (unsigned)b, 0);
+	lw_ev_close_range((unsigned)a, (unsigned)b, 0, 0, 0);
 	cr_assert_not(handle_is_open(a));
 	cr_assert_not(handle_is_open(b));
 	cr_assert_neq(slot(b).close_stack_id, 0, "closed with a stack");
 	close(a);
 	close(b);
 	/* close_range(fd, fd) of a descriptor seen closed: a double close */
-	lw_ev_close_range((unsigned)a, (unsigned)a, 0);
+	lw_ev_close_range((unsigned)a, (unsigned)a, 0, 0, 0);
 	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_BAD_CLOSES]), 1);
 }
 
@@ -110,15 +111,15 @@ Test(shim_events, nothing_recorded_when_not_ready_or_nested)
 {
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	atomic_store(&g_ready, 0);
-	lw_ev_socket_opened(fd, LW_ORIGIN_SOCKET);
+	lw_ev_socket_created(fd, AF_INET, SOCK_DGRAM, 0, 0, 0);
 	cr_assert_not(handle_is_open(fd), "not ready: not recorded");
 	atomic_store(&g_ready, 1);
 	guard_set();
-	lw_ev_socket_opened(fd, LW_ORIGIN_SOCKET);
+	lw_ev_socket_created(fd, AF_INET, SOCK_DGRAM, 0, 0, 0);
 	guard_clear();
 	cr_assert_not(handle_is_open(fd), "nested: not recorded");
 	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_DROP_REENTRANT]), 1);
-	lw_ev_socket_opened(fd, LW_ORIGIN_SOCKET);
+	lw_ev_socket_created(fd, AF_INET, SOCK_DGRAM, 0, 0, 0);
 	cr_assert(handle_is_open(fd));
 	close(fd);
 }

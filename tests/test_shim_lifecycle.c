@@ -1,8 +1,9 @@
 /*
  * The shim's lifecycle (preload/lifecycle.c), run in the test process as
  * the constructor would run it: start creates a RUNNING segment from the
- * environment, a fork child gets its own segment naming its parent, and
- * stop marks the image exited and drops a segment that recorded nothing.
+ * environment, a fork child gets its own segment naming its parent (at its
+ * first record of its own), and stop marks the image exited and drops a
+ * segment that recorded nothing.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -58,9 +59,15 @@ Test(shim_lifecycle, start_fork_stop, .timeout = 60)
 	pid_t child = fork();
 	cr_assert_geq(child, 0);
 	if (child == 0) {
-		/* the atfork handler gave this child its own segment */
-		int ok = g_seg.hdr && g_seg.pid == getpid() && strcmp(g_seg.path, path) != 0 &&
-			 g_seg.hdr->parent_segment_pid == (uint32_t)getppid() && atomic_load(&g_ready);
+		/* the atfork handler left this child pending: no segment until it
+		 * records something of its own, which creates it */
+		int ok = !g_seg.hdr && atomic_load(&g_fork_pending) == 1 && atomic_load(&g_ready);
+		guard_set();
+		ok = ok && lifecycle_fork_segment();
+		guard_clear();
+		ok = ok && g_seg.hdr && g_seg.pid == getpid() && strcmp(g_seg.path, path) != 0 &&
+		     g_seg.hdr->parent_segment_pid == (uint32_t)getppid() && atomic_load(&g_ready) &&
+		     atomic_load(&g_fork_pending) == 0;
 		_exit(ok ? 0 : 1);
 	}
 	int st;
