@@ -96,3 +96,29 @@ echo "entry size: 32 B per heap table slot; resident cost depends on how the tab
 seg_cost 4096
 seg_cost 65536
 seg_cost 65536 262144
+
+# ---- report of a big heap (analyzer side) -------------------------------------------
+# `leakwatch report` of a layout 2 segment holding 1M live heap blocks (full
+# mode) from 64 allocation stacks, fabricated by bench/fab_heap_segment (a
+# 1 TiB sparse span, a 2M-slot heap table filled as the shim fills it), on
+# /dev/shm when it is a tmpfs.  Median of 5 runs of each report.
+echo
+FAB="$B/bench/fab_heap_segment"
+rdir="$tmp"
+[ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && rdir=$(mktemp -d /dev/shm/leakwatch-bench.XXXXXX)
+trap 'rm -rf "$tmp" "$rdir"' EXIT INT TERM
+rseg="$rdir/leakwatch-bench-1m"
+"$FAB" "$rseg" 1000000 64 >/dev/null || exit 2
+report_time() { # $@: report options; prints the median wall time in seconds
+	: >"$tmp/rt"
+	for _ in 1 2 3 4 5; do
+		t0=$(date +%s%N)
+		"$B/leakwatch" report "$rseg" "$@" >/dev/null || echo "leakwatch report failed" >&2
+		t1=$(date +%s%N)
+		awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", (b - a) / 1e9}' >>"$tmp/rt"
+	done
+	median <"$tmp/rt"
+}
+echo "report of 1M live blocks: $(report_time --kind heap) s (target < 1 s; report SEG --kind heap, 64 stacks)"
+echo "report of 1M live blocks: $(report_time) s (target < 1 s; report SEG, the default report)"
+rm -f "$rseg"

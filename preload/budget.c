@@ -25,6 +25,7 @@
 
 static uint64_t g_budget;               /* bytes; 0: no budget */
 static uint64_t g_scan_ns, g_scan_sum;  /* the last scan, and bytes admitted since */
+static uint64_t g_pending;              /* reclaimed before the header existed */
 
 static uint64_t fs_unit(const struct statfs *f)
 {
@@ -40,6 +41,14 @@ uint64_t budget_init(void)
 		if (prim_statfs(g_cfg.dir, &f) == 0)
 			g_budget = (uint64_t)f.f_blocks * fs_unit(&f) / 100 * g_cfg.budget_pct;
 	}
+	g_scan_ns = 0;
+	return g_budget;
+}
+
+uint64_t budget_inherit(uint64_t bytes)
+{
+	/* a fork child: the same directory, already measured */
+	g_budget = bytes;
 	g_scan_ns = 0;
 	return g_budget;
 }
@@ -115,7 +124,10 @@ static int dead_image(const char *path, uint64_t *age)
 	if (state == LW_STATE_EXITED || state == LW_STATE_EXECED)
 		return 1;
 	/* running as far as the header knows: dead if its pid is gone or reused */
-	return h->pid > 0 && start_ticks(h->pid) != h->proc_start_ticks;
+	if (h->pid <= 0)
+		return 0;
+	uint64_t t = start_ticks(h->pid);
+	return t == 0 || !lw_start_ticks_match(h, t);
 }
 
 #define CANDIDATES 32
@@ -206,12 +218,22 @@ static uint32_t scan_body(void *arg)
 		path_of(path, s->c[old].name);
 		if (prim_unlink(path) == 0) {
 			s->sum -= s->c[old].bytes < s->sum ? s->c[old].bytes : s->sum;
-			segment_counter_add(LW_CTR_RECLAIMED, 1);
+			if (g_seg.hdr)
+				segment_counter_add(LW_CTR_RECLAIMED, 1);
+			else
+				g_pending++;
 			shim_log("budget: removed %s (a dead process's segment)", path);
 		}
 		s->c[old] = s->c[--s->n];
 	}
 	return s->sum + s->need <= g_budget;
+}
+
+uint64_t budget_take_pending(void)
+{
+	uint64_t n = g_pending;
+	g_pending = 0;
+	return n;
 }
 
 int budget_admit(uint64_t bytes)

@@ -349,7 +349,7 @@ void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev, ui
 	if (!hdr)
 		return;
 	uint32_t n = atomic_fetch_add_explicit(&hdr->badcloses.used, 1, memory_order_relaxed);
-	struct lw_badclose *b = segment_entry_grow(LW_T_BADCLOSES, n % LW_LIM_BADCLOSES);
+	struct lw_badclose *b = segment_entry_grow(LW_T_BADCLOSES, n % LW_BADCLOSE_RING);
 	if (!b)
 		return;
 	uint32_t s;

@@ -1088,6 +1088,24 @@ static void heap_check(void)
 		heap_grow(WHY_SHRINK, 0);
 }
 
+/* table_any_live - a slot of t that holds a block, or is being written */
+static int table_any_live(const struct tab_ref *t)
+{
+	for (uint64_t i = 0; t->slot && i < t->cap; i++)
+		if (slot_ptr(&t->slot[i]) > TOMB || (atomic_load_explicit(&t->slot[i].seq, memory_order_relaxed) & 1u))
+			return 1;
+	return 0;
+}
+
+int heap_any_live(void)
+{
+	if (g_mode == LW_HEAP_OFF)
+		return 0;
+	/* the shared live count lags the threads' batches: look */
+	const struct heap_view *v = view_refresh();
+	return !v || table_any_live(&v->cur) || table_any_live(&v->old);
+}
+
 void heap_exit_settle(void)
 {
 	if (g_mode == LW_HEAP_OFF || atomic_load_explicit(&g_heap.old, memory_order_relaxed) < 0)
@@ -1125,46 +1143,15 @@ static void owner_claim(void)
 	*g_heap_owner = 1;
 }
 
-/*
- * tables_drop - forget the tables.  In a fork child they are the parent's,
- * shared: they stay mapped (a frame the fork interrupted, in a signal
- * handler, may still be inside one) but privately, so nothing written here
- * reaches the parent.  In the image that made them (tests), unmapped.
- */
-static void tables_drop(void)
-{
-	int c = atomic_load_explicit(&g_heap.cur, memory_order_relaxed);
-	int o = atomic_load_explicit(&g_heap.old, memory_order_relaxed);
-	int idx[2] = { g_tabs[c].ref.slot ? c : -1, o >= 0 && o != c ? o : -1 };
-	int child = g_seg.pid != 0 && g_seg.pid != prim_getpid();
-	sigset_t ss;
-	shim_signals_block(&ss);
-	int fd = child && g_seg.path[0] ? prim_open(g_seg.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0) : -1;
-	for (int k = 0; k < 2; k++) {
-		if (idx[k] < 0)
-			continue;
-		struct tab_desc *d = &g_tabs[idx[k]];
-		size_t len = (d->ref.cap * sizeof(struct lw_alloc) + 4095u) & ~(size_t)4095u;
-		if (!child)
-			prim_munmap(d->ref.slot, len);
-		else if (fd < 0 || prim_mmap(d->ref.slot, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
-					     fd, (off_t)d->off) == MAP_FAILED)
-			(void)prim_mmap(d->ref.slot, len, PROT_READ | PROT_WRITE,
-					MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-	}
-	if (fd >= 0)
-		prim_close(fd);
-	shim_signals_restore(&ss);
-}
-
 void heap_init(uint32_t mode, uint64_t sample_bytes)
 {
 	pthread_once(&g_key_once, key_create);
 	if (mode != LW_HEAP_OFF)
 		owner_claim();
 	struct lw_header *hdr = g_seg.hdr;
+	/* The tables of an earlier set-up stay mapped: the segment's (a fork
+	 * child drops or privatizes its parent's: segment_privatize). */
 	g_mode = LW_HEAP_OFF;
-	tables_drop();
 	/* everything but the epoch, which only moves on: views taken from an
 	 * earlier set-up (a fork child's thread, a test) go stale */
 	uint32_t epoch = atomic_load_explicit(&g_heap.epoch, memory_order_relaxed);
@@ -1174,12 +1161,15 @@ void heap_init(uint32_t mode, uint64_t sample_bytes)
 	atomic_store_explicit(&g_heap.epoch, epoch + 1, memory_order_relaxed);
 	if (!hdr || mode == LW_HEAP_OFF)
 		return;
-	uint64_t cap = mode == LW_HEAP_FULL ? LW_LIM_HEAP_MIN_FULL : LW_LIM_HEAP_MIN_SAMPLED, off;
+	uint64_t cap = mode == LW_HEAP_FULL ? LW_LIM_HEAP_FIRST_FULL : LW_LIM_HEAP_FIRST_SAMPLED, off;
 	g_heap.max_live = g_cfg.max_allocs ? g_cfg.max_allocs : (1u << 28);
 	g_heap.cap_min = cap;
 	g_heap.cap_max = UINT64_MAX;
 	g_heap.cap_max = slots_for(g_heap.max_live);
-	struct lw_alloc *t = segment_extent_new(cap * sizeof(struct lw_alloc), &off);
+	/* the first table was reserved with the segment */
+	struct lw_alloc *t = segment_extent_initial(cap * sizeof(struct lw_alloc), &off);
+	if (!t)
+		t = segment_extent_new(cap * sizeof(struct lw_alloc), &off);
 	if (!t) {
 		segment_mark_incomplete(LW_INCOMPLETE_HEAP);
 		return;

@@ -52,33 +52,11 @@ static void atfork_prepare(void)
 		g_fork_threaded = prim_stat("/proc/self/task", &st) != 0 || st.st_nlink > 3;
 }
 
-/*
- * segment_privatize - fork child: make the parent's segment private to us
- * in place.  It must stay mapped: fork() may have run in a signal handler
- * that interrupted the shim, and the interrupted frame, which this child
- * resumes, holds pointers into it.  Replaced by a copy-on-write mapping of
- * the same file, it reads as before and whatever that frame still writes
- * stays in the child.  If the file cannot be opened (no descriptor left),
- * the shared mapping stays: never unmapped under a live frame.  The brief
- * descriptor is ours alone: this process has one thread now and signals
- * are blocked.
- */
-static void segment_privatize(const struct shim_segment *parent)
-{
-	sigset_t old;
-	shim_signals_block(&old);
-	int fd = prim_open(parent->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
-	if (fd >= 0) {
-		(void)prim_mmap(parent->hdr, parent->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
-				fd, 0);
-		prim_close(fd);
-	}
-	shim_signals_restore(&old);
-}
-
 static void atfork_child(void)
 {
-	struct shim_segment parent = g_seg;
+	/* static: large, and this child has one thread now */
+	static struct shim_segment parent;
+	parent = g_seg;
 
 	if (!parent.hdr)
 		return;
@@ -117,7 +95,9 @@ static void atfork_child(void)
 		g_seg = parent;
 	}
 	/* The parent's mapping is shared; the child must never write to it. */
-	segment_privatize(&parent);
+	/* interrupted, or still named by g_seg (no segment of our own): keep
+	 * the parent's tables mapped, privately; else they simply go */
+	segment_privatize(&parent, was_in || g_seg.hdr == parent.hdr);
 	t_held_seq = was_held;
 	t_guard_sp = was_sp;
 	g_in_shim = was_in;

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -88,10 +89,48 @@ int segment_counters_empty(const _Atomic uint64_t *c)
 	       atomic_load(&c[LW_CTR_BAD_CLOSES]) == 0 && atomic_load(&c[LW_CTR_HEAP_ALLOCS]) == 0;
 }
 
+/* heap_any_live - is any heap block still recorded?  heap.c has the real
+ * answer; without it, assume so (a segment is only ever kept too often). */
+__attribute__((weak)) int heap_any_live(void)
+{
+	return 1;
+}
+
+/* own_open - an open record of a descriptor this image made itself (not
+ * one it inherited through exec or fork). */
+static int own_open(void)
+{
+	uint32_t hw = atomic_load_explicit(&g_seg.hdr->handles.used, memory_order_acquire);
+	for (uint32_t fd = 0; fd < hw; fd++) {
+		const struct lw_handle *h = segment_entry(LW_T_HANDLES, fd);
+		if (!h)
+			break;
+		if (__atomic_load_n(&h->state, __ATOMIC_RELAXED) == LW_H_OPEN &&
+		    h->origin != LW_ORIGIN_INHERITED && h->origin != LW_ORIGIN_FORK)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * At exit: a segment with nothing left in it is removed — nothing of its
+ * own still open, no bad close, no heap block still allocated.  That is
+ * every short-lived child of a fork-per-connection server that cleaned up
+ * after itself.  What it recorded along the way is gone with it; the
+ * totals are not worth a file per process.
+ */
 void segment_unlink_if_empty(void)
 {
-	if (g_seg.hdr && !g_cfg.keep_empty && segment_counters_empty(g_seg.hdr->counters))
-		prim_unlink(g_seg.path);
+	struct lw_header *h = g_seg.hdr;
+	if (!h || g_cfg.keep_empty)
+		return;
+	const _Atomic uint64_t *c = h->counters;
+	if (atomic_load(&c[LW_CTR_BAD_CLOSES]) || atomic_load(&h->incomplete) || own_open())
+		return;
+	uint64_t allocs = atomic_load(&c[LW_CTR_HEAP_ALLOCS]), frees = atomic_load(&c[LW_CTR_HEAP_FREES]);
+	if (allocs && (allocs > frees || heap_any_live()))
+		return;
+	prim_unlink(g_seg.path);
 }
 
 /* segment_file_is_empty - a finished segment that never recorded a socket,
@@ -135,7 +174,7 @@ static int archive_existing(const char *path, pid_t pid)
 	return -1;
 }
 
-static void header_fill_identity(struct lw_header *h)
+static void header_fill_identity(struct lw_header *h, const struct lw_header *parent)
 {
 	char buf[LW_CMDLINE_MAX];
 	ssize_t n;
@@ -143,10 +182,31 @@ static void header_fill_identity(struct lw_header *h)
 	h->pid = (int32_t)prim_getpid();
 	h->ppid = (int32_t)prim_getppid();
 	h->uid = (uint32_t)prim_geteuid();
-	h->proc_start_ticks = proc_start_ticks();
+	if (parent) {
+		/* Just forked: the kernel's start time (boot-time clock ticks)
+		 * is now or a tick ago, and reading /proc/self/stat in a fresh
+		 * child costs ~30 us, the price of the fork itself. */
+		unsigned long hz = getauxval(AT_CLKTCK);
+		uint64_t bt = prim_clock_ns(CLOCK_BOOTTIME);
+		h->proc_start_ticks = hz ? bt / (1000000000ull / hz) : 0;
+		h->flags |= LW_HDR_START_TICKS_BOOTTIME;
+	} else {
+		h->proc_start_ticks = proc_start_ticks();
+	}
 	/* Take the pair back to back so wall = realtime + (t - monotonic). */
 	h->start_realtime_ns = prim_realtime_ns();
 	h->start_monotonic_ns = prim_now_ns();
+	h->stack_depth = g_cfg.stack_depth;
+	h->heap_mode = LW_HEAP_OFF;
+	h->sample_bytes = 0;
+	if (parent) {
+		/* a fork child runs its parent's program with its arguments */
+		memcpy(h->exe, parent->exe, sizeof h->exe);
+		memcpy(h->cmdline, parent->cmdline, sizeof h->cmdline);
+		h->exe[sizeof h->exe - 1] = '\0';
+		h->cmdline[sizeof h->cmdline - 1] = '\0';
+		return;
+	}
 	n = prim_readlink("/proc/self/exe", h->exe, sizeof h->exe - 1);
 	h->exe[n > 0 ? n : 0] = '\0';
 	n = read_small_file("/proc/self/cmdline", buf, sizeof buf);
@@ -159,9 +219,6 @@ static void header_fill_identity(struct lw_header *h)
 		buf[n] = '\0';
 		memcpy(h->cmdline, buf, (size_t)n + 1);
 	}
-	h->stack_depth = g_cfg.stack_depth;
-	h->heap_mode = LW_HEAP_OFF;
-	h->sample_bytes = 0;
 }
 
 /* ---- growth: the grow lock, reservations, new mappings ------------------------------------- */
@@ -275,12 +332,11 @@ void *segment_chunk_grow(unsigned t, unsigned k)
 	void *c = segment_chunk(t, k);
 	if (c)
 		return c;
+	/* a configured limit: the caller counts its own drop, nothing is
+	 * incomplete for lack of space */
 	if (!g_seg.hdr || t >= LW_T_NUM || k >= LW_CHUNKS_MAX ||
-	    lw_chunk_first(g_seg.shift[t], k) >= g_seg.limit[t]) {
-		if (g_seg.hdr)
-			refuse(1u << t);
+	    lw_chunk_first(g_seg.shift[t], k) >= g_seg.limit[t])
 		return NULL;
-	}
 	sigset_t old;
 	if (!segment_grow_lock(&old)) {
 		segment_counter_add(LW_CTR_DROP_BUSY, 1);
@@ -308,11 +364,8 @@ void *segment_entry_grow(unsigned t, uint64_t idx)
 		return e;
 	uint64_t within;
 	unsigned k = lw_chunk_of(g_seg.shift[t], idx, &within);
-	if (idx >= g_seg.limit[t] || !segment_chunk_grow(t, k)) {
-		if (idx >= g_seg.limit[t])
-			refuse(1u << t);
+	if (idx >= g_seg.limit[t] || !segment_chunk_grow(t, k))
 		return NULL;
-	}
 	return segment_entry(t, idx);
 }
 
@@ -333,7 +386,16 @@ void *segment_extent_new(uint64_t bytes, uint64_t *off)
 		segment_counter_add(LW_CTR_DROP_BUSY, 1);
 		return NULL;
 	}
-	void *m = map_new((bytes + 4095u) & ~4095ull, off);
+	uint64_t len = (bytes + 4095u) & ~4095ull;
+	unsigned slot = 0;
+	while (slot < LW_LIM_EXTENTS && g_seg.ext[slot].p)
+		slot++;
+	void *m = slot < LW_LIM_EXTENTS ? map_new(len, off) : NULL;
+	if (m) {
+		g_seg.ext[slot].off = *off;
+		g_seg.ext[slot].len = len;
+		__atomic_store_n(&g_seg.ext[slot].p, m, __ATOMIC_RELEASE);
+	}
 	segment_grow_unlock(&old);
 	if (!m)
 		segment_counter_add(LW_CTR_DROP_RESERVE, 1);
@@ -345,7 +407,11 @@ void segment_extent_retire(void *p, uint64_t off, uint64_t bytes)
 	(void)off;
 	bytes = (bytes + 4095u) & ~4095ull;
 	sigset_t old;
-	shim_signals_block(&old);
+	if (!segment_grow_lock(&old))
+		return; /* kept: costs pages, never correctness */
+	for (unsigned i = 0; i < LW_LIM_EXTENTS; i++)
+		if (g_seg.ext[i].p == p)
+			g_seg.ext[i].p = NULL;
 	/* A second mapping of the pages, so that the range can be replaced by
 	 * zero pages first: a thread still probing it never faults the file
 	 * again.  Then the file's pages are released through the second one. */
@@ -356,6 +422,42 @@ void segment_extent_retire(void *p, uint64_t off, uint64_t bytes)
 			atomic_fetch_sub_explicit(&g_seg.hdr->reserved_bytes, bytes, memory_order_relaxed);
 		prim_munmap(dup, bytes);
 	}
+	segment_grow_unlock(&old);
+}
+
+/* in_first - p lies in the segment's first mapping (header, chunks 0, the
+ * first heap table): remapped or unmapped with it. */
+static int in_first(const struct shim_segment *s, const void *p)
+{
+	return (const char *)p >= (const char *)s->hdr && (const char *)p < (const char *)s->hdr + s->size;
+}
+
+void segment_privatize(const struct shim_segment *parent, int interrupted)
+{
+	sigset_t old;
+	shim_signals_block(&old);
+	if (!interrupted) {
+		/* no frame of ours was interrupted by this fork: nothing points
+		 * into the parent's tables any more, they can simply go */
+		segment_detach((struct shim_segment *)parent);
+		shim_signals_restore(&old);
+		return;
+	}
+	int fd = prim_open(parent->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (fd >= 0) {
+		const int prot = PROT_READ | PROT_WRITE, fl = MAP_PRIVATE | MAP_FIXED;
+		(void)prim_mmap(parent->hdr, parent->size, prot, fl, fd, 0);
+		for (unsigned t = 0; t < LW_T_NUM; t++)
+			for (unsigned k = 1; k < LW_CHUNKS_MAX && parent->chunk[t][k]; k++)
+				(void)prim_mmap(parent->chunk[t][k],
+						lw_chunk_bytes(parent->shift[t], k, parent->esize[t]), prot, fl, fd,
+						(off_t)parent->hdr->chunks[t].off[k]);
+		for (unsigned i = 0; i < LW_LIM_EXTENTS; i++)
+			if (parent->ext[i].p && !in_first(parent, parent->ext[i].p))
+				(void)prim_mmap(parent->ext[i].p, parent->ext[i].len, prot, fl, fd,
+						(off_t)parent->ext[i].off);
+		prim_close(fd);
+	}
 	shim_signals_restore(&old);
 }
 
@@ -364,9 +466,10 @@ void segment_extent_retire(void *p, uint64_t off, uint64_t bytes)
 /* First-chunk sizes (entries = 1 << shift): what a process that records
  * little needs, about 100 KiB with the header. */
 static const uint32_t g_shift[LW_T_NUM] = {
-	[LW_T_STACKS] = 6, [LW_T_MODULES] = 5, [LW_T_HANDLES] = 6, [LW_T_BADCLOSES] = 6,
+	[LW_T_STACKS] = 4, [LW_T_MODULES] = 5, [LW_T_HANDLES] = 4, [LW_T_BADCLOSES] = 4,
 };
 
+/* tables_init - g_seg's table geometry, and h's descriptors (h may be NULL). */
 static void tables_init(struct lw_header *h)
 {
 	const uint32_t esize[LW_T_NUM] = {
@@ -381,15 +484,29 @@ static void tables_init(struct lw_header *h)
 		g_seg.shift[t] = g_shift[t];
 		g_seg.esize[t] = esize[t];
 		g_seg.limit[t] = limit[t];
-		h->chunks[t].shift = g_shift[t];
-		(&h->stacks)[t].entry_size = esize[t];
+		if (h) {
+			h->chunks[t].shift = g_shift[t];
+			(&h->stacks)[t].entry_size = esize[t];
+		}
 	}
-	h->heap.entry_size = sizeof(struct lw_alloc);
+	if (h)
+		h->heap.entry_size = sizeof(struct lw_alloc);
 }
 
 /* The file's logical size: large and sparse (only reserved ranges hold
  * pages); smaller where the filesystem limits file sizes. */
 static const uint64_t g_spans[] = { 1ull << 40, 1ull << 36, (1ull << 32) - 4096 };
+
+/* The first heap table's bytes, reserved with the segment (heap.c takes it
+ * with segment_extent_initial): 0 with heap tracking off. */
+static uint64_t initial_heap_bytes(void)
+{
+	switch (g_cfg.heap_mode) {
+	case LW_HEAP_SAMPLED: return (uint64_t)LW_LIM_HEAP_FIRST_SAMPLED * sizeof(struct lw_alloc);
+	case LW_HEAP_FULL: return (uint64_t)LW_LIM_HEAP_FIRST_FULL * sizeof(struct lw_alloc);
+	default: return 0;
+	}
+}
 
 int segment_create(const struct shim_segment *parent)
 {
@@ -405,67 +522,63 @@ int segment_create(const struct shim_segment *parent)
 		shim_log("cannot create %s: errno %d; not tracing", g_seg.path, errno);
 		return -1;
 	}
-	uint64_t span = 0;
+	/* a fork child keeps its parent's span and budget: same filesystem */
+	uint64_t span = parent && parent->span ? parent->span : 0;
+	if (span && prim_ftruncate(fd, (off_t)span) != 0)
+		span = 0;
 	for (unsigned i = 0; i < sizeof g_spans / sizeof g_spans[0] && !span; i++)
 		if (prim_ftruncate(fd, (off_t)g_spans[i]) == 0)
 			span = g_spans[i];
-	/* The header and the first chunk of every table, reserved before
-	 * anything touches them; nothing is traced if they do not fit. */
-	uint64_t first = LW_HEADER_SIZE, len[LW_T_NUM], off[LW_T_NUM];
-	struct lw_header tmp;
-	memset(&tmp, 0, sizeof tmp);
-	tables_init(&tmp);
+	/* The header, the first chunk of every table and the first heap table:
+	 * one range, reserved before anything touches it, one mapping.  Nothing
+	 * is traced if it does not fit. */
+	uint64_t first = LW_HEADER_SIZE, off[LW_T_NUM];
+	tables_init(NULL);
 	for (unsigned t = 0; t < LW_T_NUM; t++) {
-		len[t] = lw_chunk_bytes(g_seg.shift[t], 0, g_seg.esize[t]);
 		off[t] = first;
-		first += len[t];
+		first += lw_chunk_bytes(g_seg.shift[t], 0, g_seg.esize[t]);
 	}
-	uint64_t budget = budget_init();
+	uint64_t heap_off = first, heap_len = (initial_heap_bytes() + 4095u) & ~4095ull;
+	first += heap_len;
+	uint64_t budget = parent && parent->hdr ? budget_inherit(parent->hdr->budget_bytes) : budget_init();
 	if (!span || !budget_admit(first) || prim_fallocate(fd, 0, (off_t)first) != 0) {
 		shim_log("%s: cannot reserve %lu bytes (filesystem full or over LEAKWATCH_BUDGET); not tracing",
 			 g_seg.path, (unsigned long)first);
-		goto fail_unlink;
+		goto fail_quiet;
 	}
-	void *map = prim_mmap(NULL, LW_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	char *map = prim_mmap(NULL, first, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
 		goto fail_unlink;
-	void *cm[LW_T_NUM];
-	for (unsigned t = 0; t < LW_T_NUM; t++) {
-		cm[t] = prim_mmap(NULL, len[t], PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off[t]);
-		if (cm[t] == MAP_FAILED) {
-			while (t-- > 0)
-				prim_munmap(cm[t], len[t]);
-			prim_munmap(map, LW_HEADER_SIZE);
-			goto fail_unlink;
-		}
-	}
 	prim_close(fd);
 
-	struct lw_header *h = map;
-	memcpy(&h->stacks, &tmp.stacks, sizeof tmp.stacks * 5);
-	for (unsigned t = 0; t < LW_T_NUM; t++)
-		h->chunks[t].shift = tmp.chunks[t].shift;
+	struct lw_header *h = (struct lw_header *)map;
+	tables_init(h);
 	h->version = LW_VERSION;
 	h->compat_version = LW_COMPAT_VERSION;
 	h->header_size = LW_HEADER_SIZE;
 	h->total_size = span;
-	header_fill_identity(h);
+	header_fill_identity(h, parent && parent->hdr ? parent->hdr : NULL);
 	if (parent && parent->hdr)
 		h->parent_segment_pid = (uint32_t)parent->pid;
 	h->budget_bytes = budget;
 	atomic_store_explicit(&h->reserved_bytes, first, memory_order_relaxed);
 	atomic_store_explicit(&h->counters[LW_CTR_CONFIG_INVALID], g_cfg.invalid, memory_order_relaxed);
+	atomic_store_explicit(&h->counters[LW_CTR_RECLAIMED], budget_take_pending(), memory_order_relaxed);
 	atomic_store_explicit(&h->state, LW_STATE_STARTING, memory_order_relaxed);
 
 	static uint64_t generation;
-	g_seg.size = LW_HEADER_SIZE;
+	g_seg.size = first;
 	g_seg.span = span;
 	g_seg.file_end = first;
 	g_seg.pid = pid;
 	g_seg.gen = ++generation + ((uint64_t)pid << 32);
+	memset(g_seg.ext, 0, sizeof g_seg.ext);
+	if (heap_len)
+		g_seg.ext[0] = (struct shim_extent){ map + heap_off, heap_off, heap_len };
+	g_seg.initial_ext = heap_len ? 1 : 0;
 	g_seg.hdr = h; /* chunk_make writes through it; published below */
 	for (unsigned t = 0; t < LW_T_NUM; t++)
-		chunk_make(t, 0, cm[t], off[t]);
+		chunk_make(t, 0, map + off[t], off[t]);
 	__atomic_store_n(&g_seg.hdr, NULL, __ATOMIC_RELAXED);
 	/* magic last: a reader that sees it sees a complete layout */
 	atomic_thread_fence(memory_order_release);
@@ -476,18 +589,33 @@ int segment_create(const struct shim_segment *parent)
 
 fail_unlink:
 	shim_log("cannot size or map %s: errno %d; not tracing", g_seg.path, errno);
+fail_quiet:
 	prim_unlink(g_seg.path);
 	prim_close(fd);
 	memset(g_seg.chunk, 0, sizeof g_seg.chunk);
 	return -1;
 }
 
+void *segment_extent_initial(uint64_t bytes, uint64_t *off)
+{
+	/* once, and only if it is the size asked for */
+	if (!g_seg.initial_ext || !g_seg.ext[0].p || g_seg.ext[0].len < bytes)
+		return NULL;
+	g_seg.initial_ext = 0;
+	*off = g_seg.ext[0].off;
+	return g_seg.ext[0].p;
+}
+
 void segment_detach(struct shim_segment *seg)
 {
 	if (seg->hdr) {
 		for (unsigned t = 0; t < LW_T_NUM; t++)
-			for (unsigned k = 0; k < LW_CHUNKS_MAX && seg->chunk[t][k]; k++)
+			for (unsigned k = 1; k < LW_CHUNKS_MAX && seg->chunk[t][k]; k++)
 				prim_munmap(seg->chunk[t][k], lw_chunk_bytes(seg->shift[t], k, seg->esize[t]));
+		for (unsigned i = 0; i < LW_LIM_EXTENTS; i++)
+			if (seg->ext[i].p && ((char *)seg->ext[i].p < (char *)seg->hdr ||
+					      (char *)seg->ext[i].p >= (char *)seg->hdr + seg->size))
+				prim_munmap(seg->ext[i].p, seg->ext[i].len);
 		prim_munmap(seg->hdr, seg->size);
 	}
 	memset(seg, 0, sizeof *seg);

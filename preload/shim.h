@@ -68,6 +68,9 @@ struct shim_segment {
 	uint32_t             esize[LW_T_NUM];
 	uint64_t             limit[LW_T_NUM]; /* entries a table may hold (options) */
 	uint64_t             file_end;  /* next free file offset, page aligned (grow lock) */
+	/* extents in use (heap tables): what a fork child must make private */
+	struct shim_extent { void *p; uint64_t off, len; } ext[LW_LIM_EXTENTS];
+	int                  initial_ext;  /* ext[0] is the first heap table, not yet taken */
 	uint64_t             span;      /* the file's logical size */
 	pid_t                pid;   /* the pid that owns hdr (fork/vfork detection) */
 	uint64_t             gen;   /* bumps with every segment this image creates; never 0 */
@@ -101,8 +104,9 @@ SHIM_HIDDEN void segment_mark_state(uint32_t state);
 /* segment_counters_empty - nothing of its own was recorded (no socket it
  * opened itself, no bad close, no heap block). */
 SHIM_HIDDEN int segment_counters_empty(const _Atomic uint64_t *counters);
-/* segment_unlink_if_empty - at exit: remove a segment with nothing in it
- * (unless LEAKWATCH_KEEP_EMPTY). */
+/* segment_unlink_if_empty - at exit: remove a segment with nothing left in
+ * it: no descriptor of its own open, no bad close, no live heap block, no
+ * incomplete table (unless LEAKWATCH_KEEP_EMPTY). */
 SHIM_HIDDEN void segment_unlink_if_empty(void);
 /* segment_counter_add - relaxed add to a header counter. */
 SHIM_HIDDEN void segment_counter_add(enum lw_counter c, uint64_t n);
@@ -161,6 +165,10 @@ SHIM_HIDDEN uint64_t segment_capacity(unsigned t);
  * NULL when refused (counted in LW_CTR_DROP_RESERVE; the caller marks the
  * table incomplete).  The caller holds no lock of ours. */
 SHIM_HIDDEN void *segment_extent_new(uint64_t bytes, uint64_t *off);
+/* segment_extent_initial - the first heap table, reserved and mapped with
+ * the segment (LW_LIM_HEAP_FIRST_* slots): returned once, when at least
+ * `bytes` long; NULL otherwise (then use segment_extent_new). */
+SHIM_HIDDEN void *segment_extent_initial(uint64_t bytes, uint64_t *off);
 /* segment_extent_retire - give an extent's pages back.  The range stays
  * mapped, as private zero pages, so a thread still probing it reads empty
  * slots; the file range becomes a hole. */
@@ -170,6 +178,12 @@ SHIM_HIDDEN void segment_extent_retire(void *p, uint64_t off, uint64_t bytes);
  * lock: 1 when held (signals blocked into *old), 0 when it stayed busy. */
 SHIM_HIDDEN int segment_grow_lock(sigset_t *old);
 SHIM_HIDDEN void segment_grow_unlock(const sigset_t *old);
+/* segment_privatize - fork child: replace every mapping of the parent's
+ * segment (header, chunks, extents) in place by a private copy-on-write
+ * mapping of the same file range, so that a frame the fork interrupted keeps
+ * valid pointers and its writes stay in the child.  With `interrupted` 0
+ * (the forking thread was not inside the shim) the mappings are dropped. */
+SHIM_HIDDEN void segment_privatize(const struct shim_segment *parent, int interrupted);
 /* segment_mark_incomplete - note that a table stopped growing (bits
  * LW_INCOMPLETE_*). */
 SHIM_HIDDEN void segment_mark_incomplete(uint32_t bits);
@@ -178,11 +192,16 @@ SHIM_HIDDEN void segment_mark_incomplete(uint32_t bits);
 /* budget_init - fix this image's budget for the directory (bytes, 0: none)
  * from LEAKWATCH_BUDGET and the filesystem's size; stored in the header. */
 SHIM_HIDDEN uint64_t budget_init(void);
+/* budget_inherit - a fork child keeps its parent's budget (no statfs). */
+SHIM_HIDDEN uint64_t budget_inherit(uint64_t bytes);
 /* budget_admit - may `bytes` more be reserved in the segment directory?
  * 1 yes; 0 no, even after removing segments of this user's dead processes
  * oldest first (counted in LW_CTR_RECLAIMED).  Never removes a segment of a
  * live process, another user's file, or our own. */
 SHIM_HIDDEN int budget_admit(uint64_t bytes);
+/* budget_take_pending - segments reclaimed while this image's own segment
+ * was being created (counted into its header then). */
+SHIM_HIDDEN uint64_t budget_take_pending(void);
 
 /* stack.c */
 /* stack_capture - unwind the caller's stack (dropping the shim's own frames)
@@ -272,10 +291,11 @@ SHIM_HIDDEN int handles_mirror_init(uint32_t capacity);
 
 /* heap.c */
 /* heap_init - enable heap recording into a new heap table of g_seg (mode
- * from enum lw_heap_mode); the table grows with the live count up to
- * LEAKWATCH_MAX_ALLOCS.  Before it, and with mode OFF, every call below is
- * a cheap no-op.  Tables of an earlier call are dropped: unmapped, or in a
- * fork child (they are the parent's) made private to the child. */
+ * from enum lw_heap_mode; the first table is the one reserved with the
+ * segment); the table grows with the live count up to LEAKWATCH_MAX_ALLOCS.
+ * Before it, and with mode OFF, every call below is a cheap no-op.  The
+ * tables of an earlier call are forgotten, not unmapped (they are the
+ * segment's: segment_detach, segment_privatize). */
 SHIM_HIDDEN void heap_init(uint32_t mode, uint64_t sample_bytes);
 /* heap_exit_settle - at exit: finish moving the heap table into its
  * replacement, if a growth is in progress, so that the segment left behind
@@ -347,6 +367,9 @@ struct heap_old {
 	uint32_t stack;
 	uint64_t size, ns;
 };
+/* heap_any_live - nonzero when the heap table holds a live block (exit
+ * path: decides whether the segment is kept). */
+SHIM_HIDDEN int heap_any_live(void);
 /* heap_after_fork - fork child: drop the forking thread's batched totals. */
 SHIM_HIDDEN void heap_after_fork(void);
 /* heap_thread_flush - push this thread's batched totals to the segment. */

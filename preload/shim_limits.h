@@ -17,10 +17,10 @@
  * table grows in chunks of 32, 64, ...).  Real programs load tens to a few
  * hundred; a program that loads and unloads plugins forever stops here. */
 #define LW_LIM_MODULES          65536u
-/* Bad closes kept: a ring, the newest win (chunks 0..3 of 64, 128, 256 and
- * 512 entries); a program with more than this many double closes has one
- * bug repeated, not 960 different ones. */
-#define LW_LIM_BADCLOSES        960u
+/* Bad closes kept: a ring of LW_BADCLOSE_RING (segment.h), the newest win;
+ * a program with more than that many double closes has one bug repeated,
+ * not 960 different ones. */
+#define LW_LIM_BADCLOSES        LW_BADCLOSE_RING
 /* Waiting for the grow lock: another thread is reserving pages (a system
  * call of up to a few ms for a large heap table); spins, yielding the CPU
  * every 64, before the event is dropped (counted as busy). */
@@ -28,6 +28,13 @@
 /* leakwatch.<pid>.<n> names tried when archiving an earlier image's segment. */
 #define LW_LIM_ARCHIVE_NAMES    1000
 
+/* The first heap table's slots, reserved with the segment: sampled mode
+ * records few blocks; full mode grows from here (about 1.5x per step). */
+#define LW_LIM_HEAP_FIRST_SAMPLED 256u
+#define LW_LIM_HEAP_FIRST_FULL    4096u
+/* Extents (heap tables) mapped at once: the current table and the one being
+ * drained into it, with room to spare. */
+#define LW_LIM_EXTENTS          8u
 /* How long a directory scan of the budget (budget.c) is trusted, with the
  * bytes admitted since added to its sum. */
 #define LW_LIM_BUDGET_RESCAN_NS (200ull * 1000 * 1000)
@@ -78,11 +85,8 @@
 #define LW_LIM_HEAP_RESCAN      65536u
 /* ---- heap table growth (heap.c) ------------------------------------------------------ */
 
-/* First capacity (slots, 32 bytes each): full mode records every block, so
- * it starts at 128 KiB; sampled mode holds few blocks: 32 KiB.  Tables
- * never shrink below it. */
-#define LW_LIM_HEAP_MIN_FULL    4096u
-#define LW_LIM_HEAP_MIN_SAMPLED 1024u
+/* (The first table's size, LW_LIM_HEAP_FIRST_*, above: tables never
+ * shrink below it.) */
 /* Tables up to this many slots (2 MiB) are kept sparse, 4 slots per live
  * block: short probe runs make malloc/free cheaper, and the memory is
  * small; larger ones hold 15/8 slots per block (60 bytes: the issue's 64

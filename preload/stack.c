@@ -439,6 +439,9 @@ static int probe_chunk(unsigned k, const uint64_t *frames, unsigned depth, uint6
 			_Atomic uint32_t *fill = chunk_fill(k);
 			if (atomic_load_explicit(fill, memory_order_relaxed) >= n / 2)
 				return PROBE_FULL;
+			if (atomic_load_explicit(&g_seg.hdr->stacks.used, memory_order_relaxed) >=
+			    g_seg.limit[LW_T_STACKS])
+				return PROBE_MISS; /* LEAKWATCH_MAX_STACKS: counted by the caller */
 			uint32_t zero;
 			if (seq_lock(&s->seq, &zero)) {
 				s->hash = h;

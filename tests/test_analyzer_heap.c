@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <math.h>
+#include <sys/mman.h>
 
 #include "lib/analyzer.h"
 #include "lib/json.h"
@@ -89,9 +90,10 @@ Test(analyzer_heap, snapshot_uses_writer_stride)
 	struct fab f;
 	struct lw_snapshot s;
 	char path[PATH_MAX], err[LW_ERR_MAX];
-	heap_fab(&f, 32, LW_HEAP_FULL, 0);
-	f.hdr->heap.entry_size = 48;
-	f.hdr->heap.capacity = 16;   /* 16 x 48 fits in the 32 x 32 bytes laid out */
+	struct fab_spec sp = { .n = { 16, 4, 16, 4 }, .nallocs = 16, .heap_mode = LW_HEAP_FULL, .heap_es = 48 };
+	fab_init_spec(&f, &sp);
+	f.hdr->state = LW_STATE_EXITED;
+	f.hdr->end_monotonic_ns = END;
 	fab_alloc(&f, 0, 0x1000, 1, END, 0);
 	fab_alloc(&f, 15, 0x2000, 2, END, 0);
 	fab_write(&f, dir, fab_segname(), path, sizeof path);
@@ -127,7 +129,7 @@ Test(analyzer_heap, snapshot_heap_off_and_bad_descriptors)
 	lw_snapshot_free(&s);
 
 	heap_fab(&f, 8, LW_HEAP_FULL, 0);
-	f.hdr->heap.capacity = 1000;
+	f.hdr->heapdir.cur_cap = 1000;
 	fab_write(&f, dir, "c", path, sizeof path);
 	fab_free(&f);
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), -1);
@@ -141,7 +143,7 @@ Test(analyzer_heap, snapshot_heap_off_and_bad_descriptors)
 	cr_assert(strstr(err, "heap table entries are 16 bytes"), "%s", err);
 
 	heap_fab(&f, 8, LW_HEAP_FULL, 0);
-	f.hdr->heap.offset += 4;
+	f.hdr->heapdir.cur_off += 4;
 	fab_write(&f, dir, "e", path, sizeof path);
 	fab_free(&f);
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), -1);
@@ -152,6 +154,157 @@ Test(analyzer_heap, snapshot_heap_off_and_bad_descriptors)
 	fab_free(&f);
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), -1);
 	cr_assert_str_eq(err, "unknown heap mode 7");
+}
+
+/* ---- v2: the heap directory while the shim replaces its table ------------------------ */
+
+static int has_ptr(const struct lw_snapshot *s, uint64_t ptr, uint64_t size)
+{
+	int n = 0;
+	for (size_t i = 0; i < s->nallocs; i++)
+		n += s->allocs[i].ptr == ptr && (!size || s->allocs[i].size == size);
+	return n;
+}
+
+/* Old first, then cur, one record per block: the instant of a move shows a block twice. */
+Test(analyzer_heap, v2_block_in_both_tables_is_counted_once)
+{
+	struct fab f;
+	struct lw_snapshot s;
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	heap_fab(&f, 64, LW_HEAP_FULL, 0);
+	fab_heap_old(&f, 32);
+	fab_alloc_old(&f, 1, 0xa000, 10, END, 0);
+	fab_alloc_old(&f, 2, 0xa010, 10, END, 0);
+	fab_alloc_old(&f, 5, 0xb000, 1, END, 0);   /* being moved: also in cur */
+	fab_alloc(&f, 9, 0xb000, 2, END, 0);
+	fab_alloc(&f, 40, 0xc000, 30, END, 0);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
+	fab_free(&f);
+	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(s.nallocs, 4);
+	cr_assert_eq(has_ptr(&s, 0xa000, 10) + has_ptr(&s, 0xa010, 10) + has_ptr(&s, 0xc000, 30), 3);
+	cr_assert_eq(has_ptr(&s, 0xb000, 0), 1, "once");
+	cr_assert_eq(has_ptr(&s, 0xb000, 2), 1, "as the current table has it");
+	cr_assert_eq(s.heap_unsettled, 0);
+	lw_snapshot_free(&s);
+}
+
+/* The file the hook below changes, as the shim would, mapped shared. */
+static struct {
+	unsigned char *map;
+	size_t len;
+	uint64_t spare_off;             /* room for a new table */
+	uint32_t spare_cap;
+	unsigned calls, replace_every;  /* replace on the first call, or on every call */
+} g_mig;
+
+/*
+ * The shim publishing a larger table and moving every block of the current
+ * one into it, between the reader's read of the replaced table and of the
+ * current one: the reader, about to read a table that is now empty, must
+ * notice (gen changed) and read the heap again.
+ */
+static void migrate_hook(void)
+{
+	if (g_mig.calls++ && !g_mig.replace_every)
+		return;
+	struct lw_header *h = (struct lw_header *)(void *)g_mig.map;
+	struct lw_heapdir *d = &h->heapdir;
+	uint64_t from = d->cur_off, n = d->cur_cap, to = g_mig.spare_off, cap = g_mig.spare_cap;
+	uint32_t q = lw_seq_write_begin(&d->seq);
+	d->old_off = from;
+	d->old_cap = n;
+	d->cur_off = to;
+	d->cur_cap = cap;
+	d->gen++;
+	lw_seq_write_end(&d->seq, q);
+	struct lw_alloc *src = (struct lw_alloc *)(void *)(g_mig.map + from);
+	struct lw_alloc *dst = (struct lw_alloc *)(void *)(g_mig.map + to);
+	memset(dst, 0, cap * sizeof *dst);
+	for (uint64_t i = 0, k = 0; i < n; i++)
+		if (src[i].ptr > LW_ALLOC_TOMBSTONE) {
+			dst[k++] = src[i];
+			src[i].ptr = LW_ALLOC_TOMBSTONE;
+		}
+	/* the next replacement goes back into the table just emptied */
+	g_mig.spare_off = from;
+	g_mig.spare_cap = (uint32_t)n;
+}
+
+static void migration_segment(char *path, size_t len)
+{
+	struct fab f;
+	heap_fab(&f, 64, LW_HEAP_FULL, 0);
+	for (int i = 0; i < 20; i++)
+		fab_alloc(&f, (size_t)i * 3, 0x100000 + (uint64_t)i * 16, 16, END, 0);
+	fab_heap_old(&f, 64); /* the room the shim will move into */
+	g_mig.spare_off = f.hdr->heapdir.old_off;
+	g_mig.spare_cap = 64;
+	f.hdr->heapdir.old_off = f.hdr->heapdir.old_cap = 0;
+	fab_write(&f, dir, fab_segname(), path, len);
+	g_mig.len = f.size;
+	fab_free(&f);
+	int fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	g_mig.map = mmap(NULL, g_mig.len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(g_mig.map, MAP_FAILED);
+	close(fd);
+	g_mig.calls = 0;
+}
+
+Test(analyzer_heap, v2_table_replaced_during_the_read_is_read_again)
+{
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	struct lw_snapshot s;
+	migration_segment(path, sizeof path);
+	g_mig.replace_every = 0;
+	lw_snapshot_heap_read_hook = migrate_hook;
+	int rc = lw_snapshot_open(&s, path, err, sizeof err);
+	lw_snapshot_heap_read_hook = NULL;
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(g_mig.calls, 2, "read once, the table replaced, read again");
+	cr_assert_eq(s.nallocs, 20, "every block, wherever it was moved: %zu", s.nallocs);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(has_ptr(&s, 0x100000 + (uint64_t)i * 16, 16), 1, "block %d", i);
+	cr_assert_eq(s.heap_unsettled, 0);
+	lw_snapshot_free(&s);
+	munmap(g_mig.map, g_mig.len);
+}
+
+Test(analyzer_heap, v2_table_that_keeps_changing_is_not_waited_for)
+{
+	char path[PATH_MAX], err[LW_ERR_MAX], out[16384], e2[8192];
+	struct lw_snapshot s;
+	migration_segment(path, sizeof path);
+	g_mig.replace_every = 1;
+	lw_snapshot_heap_read_hook = migrate_hook;
+	int rc = lw_snapshot_open(&s, path, err, sizeof err);
+	lw_snapshot_heap_read_hook = NULL;
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(g_mig.calls, 4, "a bounded number of tries (%u)", g_mig.calls);
+	cr_assert_eq(s.heap_unsettled, 1);
+	lw_snapshot_free(&s);
+	munmap(g_mig.map, g_mig.len);
+
+	/* a directory left odd (a writer killed inside it) is never waited for either */
+	struct fab f;
+	heap_fab(&f, 64, LW_HEAP_FULL, 0);
+	fab_alloc(&f, 3, 0x5000, 16, END, 0);
+	f.hdr->heapdir.seq = 3;
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
+	fab_free(&f);
+	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(s.heap_unsettled, 1);
+	cr_assert_eq(s.nallocs, 0);
+	lw_snapshot_free(&s);
+	rc = cli_run((const char *[]){ "report", path, NULL }, (uid_t)-1, out, sizeof out, e2, sizeof e2);
+	cr_assert_eq(rc, 0, "stderr: %s", e2);
+	cr_assert(strstr(out, "BUSY       heap table was being replaced"), "%s", out);
+	rc = cli_run((const char *[]){ "report", path, "--format", "json", NULL }, (uid_t)-1, out, sizeof out, e2,
+		     sizeof e2);
+	cr_assert_eq(rc, 0, "stderr: %s", e2);
+	cr_assert(strstr(out, "\"heap_unsettled\":true"), "%s", out);
 }
 
 /* ---- grouping ---------------------------------------------------------------- */

@@ -49,7 +49,7 @@ Test(analyzer_segment, valid_snapshot)
 	fab_handle(&f, 5, LW_ORIGIN_SOCKET, 3, 100);
 	fab_handle(&f, 9, LW_ORIGIN_ACCEPT, 3, 200)->state = LW_H_CLOSED;
 	fab_handle(&f, 12, LW_ORIGIN_INHERITED, 0, 0);
-	struct lw_stack *half = fab_slot(&f, &f.hdr->stacks, 6);
+	struct lw_stack *half = fab_slot(&f, LW_T_STACKS, 6);
 	half->seq = 1; /* being filled: must be skipped, not counted busy */
 
 	char path[PATH_MAX], err[LW_ERR_MAX] = "";
@@ -98,51 +98,141 @@ Test(analyzer_segment, busy_slot_is_counted_not_waited_for)
 	fab_free(&f);
 }
 
+/* A ring that wrapped: the last `capacity` appends, oldest first, across chunks. */
 Test(analyzer_segment, badclose_ring_wraps_oldest_first)
 {
 	struct fab f;
-	fab_init(&f, 4, 4, 16, 3);
-	for (int i = 0; i < 5; i++)
+	fab_init(&f, 4, 4, 16, 48); /* chunks of 16 and 32 bad closes */
+	cr_assert_eq(f.hdr->chunks[LW_T_BADCLOSES].count, 2);
+	cr_assert_eq(f.hdr->badcloses.capacity, 48);
+	for (int i = 0; i < 50; i++)
 		fab_badclose(&f, 10 + i, 0);
-	cr_assert_eq(f.hdr->badcloses.used, 5);
 	char path[PATH_MAX], err[LW_ERR_MAX];
 	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	struct lw_snapshot s;
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
-	cr_assert_eq(s.nbadcloses, 3);
-	cr_assert_eq(s.badcloses[0].fd, 12);
-	cr_assert_eq(s.badcloses[1].fd, 13);
-	cr_assert_eq(s.badcloses[2].fd, 14);
+	cr_assert_eq(s.nbadcloses, 48);
+	for (int i = 0; i < 48; i++)
+		cr_assert_eq(s.badcloses[i].fd, 12 + i, "entry %d: fd %d", i, s.badcloses[i].fd);
+	lw_snapshot_free(&s);
+	fab_free(&f);
+
+	/* not wrapped: the `used` first entries, in order */
+	fab_init(&f, 4, 4, 16, 48);
+	for (int i = 0; i < 20; i++)
+		fab_badclose(&f, 10 + i, 0);
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
+	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(s.nbadcloses, 20);
+	cr_assert_eq(s.badcloses[0].fd, 10);
+	cr_assert_eq(s.badcloses[19].fd, 29);
 	lw_snapshot_free(&s);
 	fab_free(&f);
 }
 
 Test(analyzer_segment, bigger_writer_entries_use_writer_stride)
 {
-	/* A future shim with larger handle entries: read with its stride. */
+	/* A future shim with larger handle entries: read with its stride (both layouts). */
+	for (int v1 = 0; v1 <= 1; v1++) {
+		struct fab_spec sp = { .n = { 4, 4, 40, 4 }, .es = { [LW_T_HANDLES] = sizeof(struct lw_handle) + 64 },
+				       .v1 = v1 };
+		struct fab f;
+		fab_init_spec(&f, &sp);
+		for (int fd = 2; fd < 40; fd += 35) {
+			struct lw_handle *h = fab_slot(&f, LW_T_HANDLES, (size_t)fd);
+			h->seq = 2;
+			h->state = LW_H_OPEN;
+			h->inode = 4200 + (uint64_t)fd;
+		}
+		f.hdr->handles.used = 40;
+		char path[PATH_MAX], err[LW_ERR_MAX];
+		fab_write(&f, dir, fab_segname(), path, sizeof path);
+		struct lw_snapshot s;
+		cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
+		cr_assert_eq(s.layout, v1 ? 1u : 2u);
+		cr_assert_eq(s.nhandles, 2, "layout %d", v1 ? 1 : 2);
+		cr_assert_eq(s.handles[0].fd, 2);
+		cr_assert_eq(s.handles[0].h.inode, 4202);
+		cr_assert_eq(s.handles[1].fd, 37, "fd 37 is in the second chunk");
+		cr_assert_eq(s.handles[1].h.inode, 4237);
+		lw_snapshot_free(&s);
+		fab_free(&f);
+	}
+}
+
+/* v2: only fds below handles.used (the highest fd + 1 the shim recorded) are read. */
+Test(analyzer_segment, handles_beyond_used_are_not_read)
+{
 	struct fab f;
-	fab_init(&f, 4, 4, 0, 4);
-	f.hdr->handles.capacity = 4;
-	f.hdr->handles.entry_size = sizeof(struct lw_handle) + 64;
-	f.hdr->handles.offset = f.size;
-	size_t nsize = f.size + 4 * f.hdr->handles.entry_size;
-	f.mem = realloc(f.mem, nsize);
-	memset(f.mem + f.size, 0, nsize - f.size);
-	f.size = nsize;
-	f.hdr = (struct lw_header *)(void *)f.mem;
-	f.hdr->total_size = nsize;
-	struct lw_handle *h = fab_slot(&f, &f.hdr->handles, 2);
-	h->seq = 2;
-	h->state = LW_H_OPEN;
-	h->inode = 4242;
+	fab_init(&f, 4, 4, 64, 4);
+	fab_handle(&f, 3, LW_ORIGIN_SOCKET, 0, 1);
+	fab_handle(&f, 40, LW_ORIGIN_SOCKET, 0, 1);
+	f.hdr->handles.used = 4;
 	char path[PATH_MAX], err[LW_ERR_MAX];
 	fab_write(&f, dir, fab_segname(), path, sizeof path);
 	struct lw_snapshot s;
 	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(s.nhandles, 1);
-	cr_assert_eq(s.handles[0].fd, 2);
-	cr_assert_eq(s.handles[0].h.inode, 4242);
+	cr_assert_eq(s.handles[0].fd, 3);
 	lw_snapshot_free(&s);
+	fab_free(&f);
+}
+
+/*
+ * Layout 1 (shims before growable segments) is still read: every table at
+ * lw_table.offset, the heap a plain hash set there, the ring sized by its
+ * capacity.
+ */
+Test(analyzer_segment, layout_v1_segment_is_read)
+{
+	struct fab f;
+	fab_init_v1(&f, 8, 4, 32, 3, 64, LW_HEAP_FULL, 0);
+	cr_assert_eq(f.hdr->version, 1);
+	cr_assert_eq(f.hdr->chunks[LW_T_STACKS].count, 0, "no chunks in layout 1");
+	uint64_t fr[2] = { 0x1000, 0x2000 };
+	fab_stack(&f, 5, fr, 2);
+	fab_module(&f, "/usr/lib/libv1.so", 0x7f0000000000, 0x7f0000000000, 0x7f0000100000, 0);
+	fab_handle(&f, 31, LW_ORIGIN_SOCKET, 5, 100);
+	f.hdr->handles.used = 0; /* v1 shims scanned by capacity: used is not trusted */
+	for (int i = 0; i < 5; i++)
+		fab_badclose(&f, 10 + i, 5);
+	fab_alloc(&f, 63, 0x5000, 48, 10, 5);
+	char path[PATH_MAX], err[LW_ERR_MAX];
+	fab_write(&f, dir, fab_segname(), path, sizeof path);
+	struct lw_snapshot s;
+	cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(s.layout, 1);
+	cr_assert_eq(s.incomplete, 0);
+	cr_assert_eq(s.nstacks, 1);
+	cr_assert_eq(s.stacks[0].id, 5);
+	cr_assert_eq(s.nmodules, 1);
+	cr_assert_str_eq(s.modules[0].path, "/usr/lib/libv1.so");
+	cr_assert_eq(s.nhandles, 1);
+	cr_assert_eq(s.handles[0].fd, 31);
+	cr_assert_eq(s.nbadcloses, 3);
+	cr_assert_eq(s.badcloses[0].fd, 12);
+	cr_assert_eq(s.badcloses[2].fd, 14);
+	cr_assert_eq(s.nallocs, 1);
+	cr_assert_eq(s.allocs[0].ptr, 0x5000);
+	lw_snapshot_free(&s);
+
+	char out[16384], e2[8192];
+	int rc = cli_run((const char *[]){ "report", path, NULL }, (uid_t)-1, out, sizeof out, e2, sizeof e2);
+	cr_assert_eq(rc, 0, "stderr: %s", e2);
+	cr_assert(strstr(out, "1 open socket tracked") && strstr(out, "1 live heap block recorded"), "%s", out);
+	cr_assert_null(strstr(out, "INCOMPLETE"), "%s", out);
+
+	/* layout 1's own bounds still hold */
+	f.hdr->handles.capacity = 1000000;
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert(strstr(err, "handle table"), "%s", err);
+	f.hdr->handles.capacity = 32;
+	f.hdr->modules.offset = 64; /* inside the header */
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert(strstr(err, "module table"), "%s", err);
+	f.hdr->modules.offset = f.hdr->stacks.offset;
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert_str_eq(err, "stack and module tables overlap");
 	fab_free(&f);
 }
 
@@ -158,16 +248,16 @@ Test(analyzer_segment, rejects_bad_headers)
 	fab_free(&f);
 
 	fab_init(&f, 4, 4, 16, 4);
-	f.hdr->version = 3;
-	f.hdr->compat_version = 2;
+	f.hdr->version = 4;
+	f.hdr->compat_version = 3;
 	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
-	cr_assert_str_eq(err, "newer layout (version 3, this leakwatch reads up to 1)");
+	cr_assert_str_eq(err, "newer layout (version 4, this leakwatch reads up to 2)");
 	fab_free(&f);
 
 	/* newer writer that older readers can still read: accepted */
 	fab_init(&f, 4, 4, 16, 4);
-	f.hdr->version = 2;
-	f.hdr->compat_version = 1;
+	f.hdr->version = 3;
+	f.hdr->compat_version = 2;
 	cr_assert_eq(snap_err(&f, err, sizeof err), 0, "%s", err);
 	fab_free(&f);
 
@@ -178,9 +268,9 @@ Test(analyzer_segment, rejects_bad_headers)
 	fab_free(&f);
 
 	fab_init(&f, 4, 4, 16, 4);
-	f.hdr->handles.capacity = 1000000;
+	f.hdr->chunks[LW_T_HANDLES].count = LW_CHUNKS_MAX + 1;
 	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
-	cr_assert(strstr(err, "handle table"), "%s", err);
+	cr_assert_str_eq(err, "handle table claims 25 chunks (at most 24)");
 	fab_free(&f);
 
 	fab_init(&f, 4, 4, 16, 4);
@@ -190,9 +280,12 @@ Test(analyzer_segment, rejects_bad_headers)
 	fab_free(&f);
 
 	fab_init(&f, 4, 4, 16, 4);
-	f.hdr->modules.offset = 64; /* inside the header */
+	f.hdr->chunks[LW_T_MODULES].off[0] = 64; /* inside the header, and not on a page */
 	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
-	cr_assert(strstr(err, "module table"), "%s", err);
+	cr_assert_str_eq(err, "module table chunk 0 is misaligned");
+	f.hdr->chunks[LW_T_MODULES].off[0] = 4096;
+	cr_assert_eq(snap_err(&f, err, sizeof err), -1);
+	cr_assert_str_eq(err, "module table chunk 0 offset 4096 is outside the file");
 	fab_free(&f);
 
 	fab_init(&f, 4, 4, 16, 4);

@@ -72,16 +72,18 @@ Test(readme_config, defaults_match_the_option_table)
 							   : "off");
 }
 
-/* LEAKWATCH_MAX_ALLOCS depends on the heap mode: README says 2^20 (full),
- * 2^16 (sampled). */
-Test(readme_config, max_allocs_by_heap_mode)
+/* LEAKWATCH_MAX_ALLOCS is a cap on live blocks in either mode (2^28); the
+ * budget's default is a share of the filesystem. */
+Test(readme_config, caps_and_budget)
 {
-	char *full[] = { "LEAKWATCH_HEAP=full", NULL }, *sampled[] = { "LEAKWATCH_HEAP=sampled", NULL };
+	char *none[] = { NULL };
 	char v[64];
+	config_parse(none);
 	cr_assert_not_null(readme_default("LEAKWATCH_MAX_ALLOCS", v, sizeof v));
-	cr_assert_str_eq(v, "2^20", "README row changed: update this test with it");
-	config_parse(full);
-	cr_expect_eq(g_cfg.max_allocs, 1u << 20);
-	config_parse(sampled);
-	cr_expect_eq(g_cfg.max_allocs, 1u << 16);
+	cr_assert_str_eq(v, "2^28", "README row changed: update this test with it");
+	cr_expect_eq(g_cfg.max_allocs, 1u << 28);
+	cr_assert_not_null(readme_default("LEAKWATCH_BUDGET", v, sizeof v));
+	char want[16];
+	snprintf(want, sizeof want, "%u%%", g_cfg.budget_pct);
+	cr_expect_str_eq(v, want);
 }

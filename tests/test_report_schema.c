@@ -18,6 +18,7 @@
 
 #include "lib/json.h"
 #include "lib/testlib.h"
+#include "lib/analyzer.h"
 
 static struct tj *g_schema;
 
@@ -228,3 +229,51 @@ static void run_and_check(const char *fixture)
 
 Test(report_schema, run_report_and_ps_of_a_socket_leak) { run_and_check("leak_basic"); }
 Test(report_schema, run_report_and_ps_of_a_heap_leak) { run_and_check("heap_leak"); }
+
+/*
+ * What the fixtures do not produce: a v2 segment whose tables stopped
+ * growing and whose heap table was being replaced, and a layout 1 segment —
+ * their report and ps documents must match the schema too (the incomplete
+ * object, null fields of layout 1).
+ */
+Test(report_schema, report_and_ps_of_incomplete_and_v1_segments)
+{
+	char tmp[] = "/tmp/lw-schema-XXXXXX", path[PATH_MAX], env_dir[PATH_MAX + 32];
+	cr_assert_not_null(mkdtemp(tmp));
+	snprintf(env_dir, sizeof env_dir, "LEAKWATCH_DIR=%s", tmp);
+	char *env[] = { env_dir, NULL };
+	struct fab f;
+	fab_init_heap(&f, 16, 4, 16, 4, 64, LW_HEAP_FULL, 0);
+	f.hdr->incomplete = LW_INCOMPLETE_HEAP | LW_INCOMPLETE_HANDLES | LW_INCOMPLETE_BADCLOSES;
+	f.hdr->counters[LW_CTR_DROP_RESERVE] = 3;
+	f.hdr->budget_bytes = 1 << 20;
+	f.hdr->heapdir.seq = 1; /* never settles */
+	fab_handle(&f, 5, LW_ORIGIN_SOCKET, 0, 1);
+	char v1name[64];
+	snprintf(v1name, sizeof v1name, "%s.1", fab_segname());
+	fab_write(&f, tmp, fab_segname(), path, sizeof path);
+	fab_free(&f);
+	fab_init_v1(&f, 16, 4, 16, 4, 64, LW_HEAP_FULL, 0);
+	fab_alloc(&f, 1, 0x1000, 8, 1, 0);
+	fab_write(&f, tmp, v1name, path, sizeof path);
+	fab_free(&f);
+	const char *const segs[] = { fab_segname(), v1name };
+	struct cmd_result r;
+	for (size_t i = 0; i < 2; i++) {
+		char seg[PATH_MAX * 2];
+		snprintf(seg, sizeof seg, "%s/%s", tmp, segs[i]);
+		char *argv[] = { (char *)lw_bin(), "report", seg, "--format", "json", NULL };
+		run_cmd(&r, argv, env, 60);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		cr_assert(strstr(r.out, i == 0 ? "\"incomplete\":{" : "\"incomplete\":null"), "%s", r.out);
+		expect_valid("report", r.out, seg);
+		cmd_result_free(&r);
+	}
+	char *ps[] = { (char *)lw_bin(), "ps", "--format", "json", NULL };
+	run_cmd(&r, ps, env, 60);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"incomplete\":{\"tables\":[\"heap\",\"handle\",\"bad-close\"]"), "%s", r.out);
+	expect_valid("ps", r.out, "ps");
+	cmd_result_free(&r);
+	cr_assert_eq(rm_rf(tmp), 0);
+}

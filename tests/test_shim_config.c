@@ -33,7 +33,7 @@ Test(shim_config, valid_values_are_taken)
 	cr_assert_eq(g_cfg.stack_depth, 7);
 	cr_assert_eq(g_cfg.max_fds, 128);
 	cr_assert_eq(g_cfg.sample_bytes, 1000);
-	cr_assert_eq(g_cfg.max_allocs, 4096, "rounded up to a power of two");
+	cr_assert_eq(g_cfg.max_allocs, 3000, "a cap on live blocks, taken as given");
 	cr_assert_eq(g_cfg.keep_empty, 1);
 	cr_assert_eq(g_cfg.disabled, 0);
 	cr_assert_eq(g_cfg.site_cache, 0);
@@ -65,6 +65,29 @@ Test(shim_config, invalid_values_give_defaults_and_are_counted)
 	cr_assert_eq(g_cfg.sample_bytes, def.sample_bytes, "empty is unset");
 	cr_assert_eq(g_cfg.max_allocs, def.max_allocs);
 	cr_assert_eq(g_cfg.invalid, 7, "an empty value is not an invalid one");
+}
+
+/* LEAKWATCH_BUDGET: bytes with binary suffixes, a share in percent, or 0. */
+Test(shim_config, budget_sizes_and_shares)
+{
+	struct shim_config def = defaults();
+	cr_assert_eq(def.budget, 0);
+	cr_assert_eq(def.budget_pct, 25, "default: a quarter of the filesystem");
+	const struct { const char *v; uint64_t bytes; uint32_t pct; int bad; } cases[] = {
+		{ "LEAKWATCH_BUDGET=4096", 4096, 0, 0 },   { "LEAKWATCH_BUDGET=64K", 64u << 10, 0, 0 },
+		{ "LEAKWATCH_BUDGET=3m", 3u << 20, 0, 0 }, { "LEAKWATCH_BUDGET=2G", 2ull << 30, 0, 0 },
+		{ "LEAKWATCH_BUDGET=10%", 0, 10, 0 },      { "LEAKWATCH_BUDGET=0", 0, 0, 0 },
+		{ "LEAKWATCH_BUDGET=0%", 0, 25, 1 },       { "LEAKWATCH_BUDGET=101%", 0, 25, 1 },
+		{ "LEAKWATCH_BUDGET=12T", 0, 25, 1 },      { "LEAKWATCH_BUDGET=-1", 0, 25, 1 },
+		{ "LEAKWATCH_BUDGET=5MB", 0, 25, 1 },      { "LEAKWATCH_BUDGET=K", 0, 25, 1 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *env[] = { (char *)cases[i].v, NULL };
+		config_parse(env);
+		cr_expect_eq(g_cfg.budget, cases[i].bytes, "%s: bytes %lu", cases[i].v, (unsigned long)g_cfg.budget);
+		cr_expect_eq(g_cfg.budget_pct, cases[i].pct, "%s: pct %u", cases[i].v, g_cfg.budget_pct);
+		cr_expect_eq(g_cfg.invalid, (uint32_t)cases[i].bad, "%s", cases[i].v);
+	}
 }
 
 /* run /bin/true traced with env; its stderr and its segment's counter */

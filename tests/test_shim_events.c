@@ -34,7 +34,7 @@ TestSuite(shim_events, .init = setup, .fini = teardown);
 static struct lw_handle slot(int fd)
 {
 	struct lw_handle h;
-	cr_assert(lw_seq_read(&g_seg.handles[fd], &h, sizeof h));
+	cr_assert(lw_seq_read(segment_entry(LW_T_HANDLES, (uint64_t)fd), &h, sizeof h));
 	return h;
 }
 
@@ -70,7 +70,7 @@ Test(shim_events, open_close_double_close_with_stacks)
 	cr_assert_eq(errno, EBADF, "the real close's errno is what the caller sees");
 	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_BAD_CLOSES]), 1);
 	struct lw_badclose b;
-	cr_assert(lw_seq_read(&g_seg.badcloses[0], &b, sizeof b));
+	cr_assert(lw_seq_read(segment_entry(LW_T_BADCLOSES, 0), &b, sizeof b));
 	cr_assert_eq(b.fd, fd);
 	cr_assert_eq(b.prev_state, LW_H_CLOSED);
 	cr_assert_eq(b.prev_open_stack_id, h.stack_id);

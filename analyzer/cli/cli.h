@@ -21,6 +21,9 @@ enum lw_exit {
 	LW_EXIT_USAGE = LW_EXIT_ERROR,  /* usage error: the same status, named for the reader */
 	LW_EXIT_UNTRACED = 3,           /* run: something was not traced (fail closed) */
 };
+/* A segment whose tables stopped growing ("incomplete": filesystem full or
+ * LEAKWATCH_BUDGET reached) changes no exit status by itself: report, ps and
+ * run say so in one line each, and what was recorded is judged as usual. */
 
 /*
  * lw_usage_error - the one usage-error line on stderr:

@@ -25,6 +25,13 @@
  *   else         the command's own status, 128 + signal when a signal
  *                killed it (as a shell reports it)
  *
+ * A segment whose tables stopped growing (filesystem full, LEAKWATCH_BUDGET:
+ * "incomplete") does not change the status by itself: it is traced, only
+ * not everything fit, and the report, the summary ("leakwatch: incomplete:
+ * pid N ...") and the JSON ("incomplete") say so.  What was recorded still
+ * counts: --fail-on-leak fails on the leaks that fit.  (Failing closed here
+ * would make a full /dev/shm fail every CI job that has no leak at all.)
+ *
  * Not detected: a fork child whose segment could not be created, and a
  * child started with posix_spawn/vfork (no hook sees it) that runs a static
  * binary.  Both leave nothing behind that names them.
@@ -533,7 +540,8 @@ static void untraced_after_run(struct untraced_list *l, const struct lw_segref *
 	for (int i = 0; i < n; i++) {
 		main_seen |= refs[i].pid == pid;
 		struct lw_snapshot s;
-		if (lw_snapshot_open(&s, refs[i].path, err, sizeof err) < 0) {
+		/* the state is all this needs: the tables are read once, by the report */
+		if (lw_snapshot_open_flags(&s, refs[i].path, LW_SNAP_HEADER_ONLY, err, sizeof err) < 0) {
 			lw_snapshot_free(&s);
 			continue;   /* reported as a segment error */
 		}
@@ -754,6 +762,11 @@ int lw_run_main(int argc, char **argv)
 	size_t nerrors = 0;
 	struct seg_error { char path[PATH_MAX]; char msg[LW_ERR_MAX]; } *errors =
 		n ? calloc((size_t)n, sizeof *errors) : NULL;
+	/* "incomplete: pid N (cmd): ..." for the summary: tables that stopped growing */
+	char *inc_notes = NULL;
+	size_t inc_len = 0;
+	int any_incomplete = 0;
+	FILE *inc = json || folded ? NULL : open_memstream(&inc_notes, &inc_len);
 	for (int i = 0; i < n; i++) {
 		struct lw_report r;
 		if (lw_report_build(&r, refs[i].path, &ro, err, sizeof err) < 0) {
@@ -766,10 +779,19 @@ int lw_run_main(int argc, char **argv)
 			continue;
 		}
 		/* Children and earlier images that recorded nothing (a shell's
-		 * subprocesses) would bury the report: shown with --all only. */
-		if (!o.all && !(refs[i].pid == pid && !refs[i].archived) && lw_report_is_empty(&r)) {
+		 * subprocesses) would bury the report: shown with --all only.  One
+		 * that recorded nothing because its tables could not grow is shown. */
+		int incomplete = lw_snapshot_is_incomplete(&r.snap);
+		if (!o.all && !(refs[i].pid == pid && !refs[i].archived) && lw_report_is_empty(&r) && !incomplete) {
 			lw_report_free(&r);
 			continue;
+		}
+		any_incomplete |= incomplete;
+		char line[256];
+		if (inc && lw_present_incomplete(&r.snap, line, sizeof line)) {
+			fprintf(inc, "leakwatch: incomplete: pid %d (", r.snap.hdr.pid);
+			lw_present_put_safe(inc, lw_present_command(&r.snap));
+			fprintf(inc, "): %s\n", line);
 		}
 		/* An exec'd image's sockets either died with exec (CLOEXEC) or live on in
 		 * the next image as inherited ones: counting them here would double count. */
@@ -825,6 +847,7 @@ int lw_run_main(int argc, char **argv)
 		}
 		lw_json_end_array(&j);
 		untraced_json(&j, &untraced);
+		lw_json_bool(&j, "incomplete", any_incomplete);
 		lw_json_end_object(&j);
 		fputc('\n', out);
 	} else {
@@ -844,6 +867,12 @@ int lw_run_main(int argc, char **argv)
 				heap_estimated ? "~" : "", lw_bytes_format(heap_bytes, b, sizeof b), est, older, dur);
 		else if (show_heap && !show_socks && n > 0)
 			fprintf(out, "leakwatch: heap tracking was off: no heap data\n");
+	}
+	if (inc) {
+		fclose(inc);
+		if (inc_len)
+			fputs(inc_notes, out);
+		free(inc_notes);
 	}
 	free(errors);
 	free(refs);

@@ -27,7 +27,9 @@ static const char help_intro[] =
 	"  clean               remove segments of processes that are gone (exited, exec'd,\n"
 	"                      killed); never a live one [--older-than DUR] [--dry-run]\n"
 	"  ps                  list traced processes: PID, STATE, SOCKETS, HEAP BLOCKS\n"
-	"                      (live blocks; \"smp\": samples in sampled mode), COMMAND, SEGMENT\n"
+	"                      (live blocks; \"smp\": samples in sampled mode), SIZE (space\n"
+	"                      the segment holds), COMMAND, SEGMENT; then a line for each\n"
+	"                      segment whose tables could not grow (incomplete)\n"
 	"  report PID|SEGMENT  open sockets grouped by where they were opened, with age,\n"
 	"                      peer and TCP state; untracked sockets; double closes;\n"
 	"                      live heap blocks grouped by allocation stack\n"
@@ -95,7 +97,9 @@ static const char help_after[] =
 	"       shim had no room for its segment, or a traced process exec'd a program\n"
 	"       that left no segment\n"
 	"  else CMD's own status; 128 + the signal when a signal killed it\n"
-	"  (1, 2 and 3 can also be CMD's own status: stderr and the JSON tell them apart)\n";
+	"  (1, 2 and 3 can also be CMD's own status: stderr and the JSON tell them apart)\n"
+	"  A segment whose tables could not grow (\"incomplete\": filesystem full or\n"
+	"  LEAKWATCH_BUDGET reached) changes no status by itself: the report says so.\n";
 
 static const struct lw_command_spec *const commands[] = {
 	&lw_ps_spec, &lw_clean_spec, &lw_report_spec, &lw_top_spec, &lw_run_spec,

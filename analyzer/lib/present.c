@@ -125,3 +125,50 @@ const char *lw_present_command(const struct lw_snapshot *s)
 {
 	return s->hdr.cmdline[0] ? s->hdr.cmdline : s->hdr.exe;
 }
+
+/* The tables of hdr.incomplete, in the order a reader cares about them. */
+static const struct { uint32_t bit; const char *name; } incomplete_tables[] = {
+	{ LW_INCOMPLETE_HEAP, "heap" },       { LW_INCOMPLETE_STACKS, "stack" },
+	{ LW_INCOMPLETE_HANDLES, "handle" },  { LW_INCOMPLETE_MODULES, "module" },
+	{ LW_INCOMPLETE_BADCLOSES, "bad-close" },
+};
+
+size_t lw_present_incomplete_tables(const struct lw_snapshot *s, const char **names, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof incomplete_tables / sizeof incomplete_tables[0] && n < max; i++)
+		if (s->incomplete & incomplete_tables[i].bit)
+			names[n++] = incomplete_tables[i].name;
+	return n;
+}
+
+const char *lw_present_incomplete_reason(const struct lw_snapshot *s, char *buf, size_t len)
+{
+	char b[32];
+	if (s->hdr.budget_bytes && s->layout >= 2)
+		snprintf(buf, len, "filesystem full or LEAKWATCH_BUDGET (%s) reached",
+			 lw_bytes_format((double)s->hdr.budget_bytes, b, sizeof b));
+	else
+		snprintf(buf, len, "filesystem full or LEAKWATCH_BUDGET reached");
+	return buf;
+}
+
+int lw_present_incomplete(const struct lw_snapshot *s, char *buf, size_t len)
+{
+	if (!lw_snapshot_is_incomplete(s)) {
+		if (len)
+			buf[0] = '\0';
+		return 0;
+	}
+	const char *names[8];
+	size_t n = lw_present_incomplete_tables(s, names, 8), k = 0;
+	char what[128] = "", why[96];
+	for (size_t i = 0; i < n; i++)
+		k += (size_t)snprintf(what + k, sizeof what - k, "%s%s", i == 0 ? "" : i + 1 == n ? " and " : ", ",
+				      names[i]);
+	uint64_t dropped = s->counters[LW_CTR_DROP_RESERVE];
+	snprintf(buf, len, "%s%s could not grow: %s; %llu event%s dropped", n ? what : "a table",
+		 n > 1 ? " tables" : n ? " table" : "", lw_present_incomplete_reason(s, why, sizeof why),
+		 (unsigned long long)dropped, dropped == 1 ? "" : "s");
+	return 1;
+}

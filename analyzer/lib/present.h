@@ -78,4 +78,21 @@ void lw_present_heap_totals(const struct lw_heap *h, double *blocks, double *byt
 /* lw_present_command - the recorded command line, else the exe path (never NULL). */
 const char *lw_present_command(const struct lw_snapshot *s);
 
+/*
+ * lw_present_incomplete - when a table of the segment stopped growing
+ * (lw_snapshot_is_incomplete), the one line that says so: "heap table could
+ * not grow: filesystem full or LEAKWATCH_BUDGET reached; 3 events dropped"
+ * (the events are LW_CTR_DROP_RESERVE: refused growths).  Returns 1 with the
+ * line in buf, or 0 (buf empty) for a complete segment.
+ */
+int lw_present_incomplete(const struct lw_snapshot *s, char *buf, size_t len);
+
+/* lw_present_incomplete_tables - names of the tables hdr.incomplete marks ("heap",
+ * "stack", "handle", "module", "bad-close"), at most max; their count. */
+size_t lw_present_incomplete_tables(const struct lw_snapshot *s, const char **names, size_t max);
+
+/* lw_present_incomplete_reason - why a table could not grow, as far as the
+ * segment tells ("filesystem full or LEAKWATCH_BUDGET (64.0 MiB) reached").  Returns buf. */
+const char *lw_present_incomplete_reason(const struct lw_snapshot *s, char *buf, size_t len);
+
 #endif /* LEAKWATCH_PRESENT_H */

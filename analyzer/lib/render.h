@@ -34,4 +34,11 @@ int lw_render_folded(FILE *out, struct lw_report *r, const char *root);
  */
 void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *r);
 
+/*
+ * lw_render_json_incomplete - member `key`: null for a complete segment,
+ * else {"tables": [...], "reason": "...", "dropped": N, "budget_bytes": N|null}
+ * (docs/report-format.md; `report`, `run` and `ps` share it).
+ */
+void lw_render_json_incomplete(struct lw_json *j, const char *key, const struct lw_snapshot *s);
+
 #endif /* LEAKWATCH_RENDER_H */

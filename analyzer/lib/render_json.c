@@ -172,11 +172,12 @@ static void json_counters(struct lw_json *j, const struct lw_snapshot *s)
 		{ LW_CTR_STALE_CLOSES, "stale_closes" }, { LW_CTR_HEAP_ALLOCS, "heap_allocs" },
 		{ LW_CTR_HEAP_FREES, "heap_frees" }, { LW_CTR_HEAP_UNTRACKED_FREES, "heap_untracked_frees" },
 		{ LW_CTR_GUARD_RECOVERED, "guard_recovered" }, { LW_CTR_CONFIG_INVALID, "config_invalid" },
+		{ LW_CTR_HEAP_GROWS, "heap_grows" }, { LW_CTR_RECLAIMED, "reclaimed" },
 	}, drops[] = {
 		{ LW_CTR_DROP_HANDLE_FULL, "handle_full" }, { LW_CTR_DROP_STACK_FULL, "stack_full" },
 		{ LW_CTR_DROP_MODULE_FULL, "module_full" }, { LW_CTR_DROP_UNWIND, "unwind" },
 		{ LW_CTR_DROP_BUSY, "busy" }, { LW_CTR_DROP_REENTRANT, "reentrant" },
-		{ LW_CTR_DROP_HEAP_FULL, "heap_full" },
+		{ LW_CTR_DROP_HEAP_FULL, "heap_full" }, { LW_CTR_DROP_RESERVE, "reserve" },
 	};
 	lw_json_begin_object(j, "counters");
 	for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
@@ -185,6 +186,29 @@ static void json_counters(struct lw_json *j, const struct lw_snapshot *s)
 	for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
 		lw_json_uint(j, drops[i].name, s->counters[drops[i].c]);
 	lw_json_end_object(j);
+	lw_json_end_object(j);
+}
+
+void lw_render_json_incomplete(struct lw_json *j, const char *key, const struct lw_snapshot *s)
+{
+	const char *names[8];
+	char why[96];
+	if (!lw_snapshot_is_incomplete(s)) {
+		lw_json_null(j, key);
+		return;
+	}
+	size_t n = lw_present_incomplete_tables(s, names, 8);
+	lw_json_begin_object(j, key);
+	lw_json_begin_array(j, "tables");
+	for (size_t i = 0; i < n; i++)
+		lw_json_str(j, NULL, names[i]);
+	lw_json_end_array(j);
+	lw_json_str(j, "reason", lw_present_incomplete_reason(s, why, sizeof why));
+	lw_json_uint(j, "dropped", s->counters[LW_CTR_DROP_RESERVE]);
+	if (s->hdr.budget_bytes && s->layout >= 2)
+		lw_json_uint(j, "budget_bytes", s->hdr.budget_bytes);
+	else
+		lw_json_null(j, "budget_bytes");
 	lw_json_end_object(j);
 }
 
@@ -301,6 +325,14 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 	json_counters(j, s);
 	lw_json_uint(j, "busy_slots", s->busy);
 	lw_json_uint(j, "missing_stacks", s->missing_stacks);
+	lw_json_bool(j, "heap_unsettled", s->heap_unsettled);
+	lw_render_json_incomplete(j, "incomplete", s);
+	lw_json_uint(j, "layout", s->layout);
+	lw_json_uint(j, "file_bytes", s->file_bytes);
+	if (s->layout >= 2)
+		lw_json_uint(j, "reserved_bytes", s->hdr.reserved_bytes);
+	else
+		lw_json_null(j, "reserved_bytes");
 	lw_json_uint(j, "open_tracked", lw_snapshot_open_count(s));
 	lw_json_begin_object(j, "kernel_view");
 	lw_json_bool(j, "available", r->join.fd_ok);

@@ -278,6 +278,9 @@ static void text_drops(FILE *out, const struct lw_report *r)
 	if (r->snap.busy)
 		fprintf(out, "BUSY       %zu slot(s) skipped: a writer held them during the snapshot\n",
 			r->snap.busy);
+	if (r->snap.heap_unsettled && lw_kind_heap(r->opts.kind))
+		fprintf(out, "BUSY       heap table was being replaced during the snapshot: some blocks may be "
+			"missing (report again)\n");
 	if (r->snap.missing_stacks)
 		fprintf(out, "MISSING    %zu stack reference(s) not in the stack table (no stack recorded)\n",
 			r->snap.missing_stacks);
@@ -312,6 +315,10 @@ static void text_summary(FILE *out, const struct lw_report *r)
 		fprintf(out, ", %zu live heap block%s recorded%s", s->nallocs, s->nallocs == 1 ? "" : "s",
 			r->heap.estimated ? " (sampled)" : "");
 	fputc('\n', out);
+	/* right under the summary: it qualifies every number below */
+	char inc[256];
+	if (lw_present_incomplete(s, inc, sizeof inc))
+		fprintf(out, "INCOMPLETE %s\n", inc);
 	if (lw_kind_heap(r->opts.kind) && !socks && r->heap.mode == LW_HEAP_OFF)
 		fprintf(out, "note: heap tracking was off in this process: no heap data\n");
 	if (r->join.pid > 0 && !r->join.fd_ok)

@@ -53,6 +53,10 @@ struct lw_snapshot {
 	struct timespec mtime;          /* file mtime: end time of a killed process */
 	uint32_t file_uid;
 	uint64_t file_dev, file_ino;    /* the file read (lw_segment_remove checks them) */
+	uint64_t file_bytes;            /* space the file holds (st_blocks * 512), not its sparse
+	                                   logical size */
+	uint32_t layout;                /* segment layout read: 1 (fixed tables) or 2 (chunked) */
+	uint32_t incomplete;            /* hdr.incomplete, read once (LW_INCOMPLETE_*; 0 in v1) */
 
 	struct lw_snap_stack *stacks;   /* sorted by id */
 	size_t nstacks;
@@ -62,16 +66,22 @@ struct lw_snapshot {
 	size_t nhandles;
 	struct lw_badclose *badcloses;  /* valid ring entries, oldest first */
 	size_t nbadcloses;
-	struct lw_snap_alloc *allocs;   /* live heap blocks, in table order */
+	struct lw_snap_alloc *allocs;   /* live heap blocks, in table order (v2: the table being
+	                                   replaced first, then the current one; one per ptr) */
 	size_t nallocs;
 	size_t busy;                    /* slots skipped: writer stayed inside */
+	int heap_unsettled;             /* v2: the heap table was replaced (or its directory stayed
+	                                   busy) during every read of it: blocks may be missing */
 	size_t missing_stacks;          /* references (by handles, bad closes, heap blocks) to a
 	                                   stack id the stack table does not hold: shown as an
 	                                   unknown stack */
 };
 
 /*
- * lw_snapshot_open - open, validate and copy the segment at `path`.
+ * lw_snapshot_open - open, validate and copy the segment at `path`: layout 2
+ * (chunked tables and the heap directory, read only over the ranges the
+ * header names, whatever the file's logical size) or layout 1 (one array
+ * per table).
  * Returns 0 with *s filled (free with lw_snapshot_free) or -1 with a message
  * in err ("truncated", "not a leakwatch segment", "owned by uid N", "not a
  * regular file", "truncated while being read", ...) and *s left empty (safe
@@ -88,6 +98,10 @@ int lw_snapshot_open(struct lw_snapshot *s, const char *path, char *err, size_t 
 /* lw_snapshot_open_flags: also accept a gone process's segment of any owner
  * (`clean` as root deciding on removal; nothing in it is shown). */
 #define LW_SNAP_GONE_ANY_OWNER 0x1u
+/* ...read the header and validate the layout, but copy no table (`clean`,
+ * which needs only identity and state: a segment may hold millions of heap
+ * blocks). */
+#define LW_SNAP_HEADER_ONLY    0x2u
 
 /* lw_snapshot_open_flags - lw_snapshot_open with LW_SNAP_* flags. */
 int lw_snapshot_open_flags(struct lw_snapshot *s, const char *path, unsigned flags, char *err, size_t errlen);
@@ -103,5 +117,12 @@ const struct lw_snap_handle *lw_snapshot_handle(const struct lw_snapshot *s, int
 
 /* lw_snapshot_open_count - number of OPEN handles in the snapshot. */
 size_t lw_snapshot_open_count(const struct lw_snapshot *s);
+
+/*
+ * lw_snapshot_is_incomplete - 1 when a table of the segment stopped growing
+ * (hdr.incomplete has a bit, or LW_CTR_DROP_RESERVE counted a refused
+ * reservation): what did not fit was not recorded.  0 otherwise.
+ */
+int lw_snapshot_is_incomplete(const struct lw_snapshot *s);
 
 #endif /* LEAKWATCH_SNAPSHOT_H */

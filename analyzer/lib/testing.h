@@ -27,4 +27,13 @@ void lw_join_set_sockdiag(struct lw_join *j, struct lw_sockdiag *d);
 /* lw_sockdiag_load_proc - the /proc/PID/net fallback alone (tests, comparison). 0 or -1. */
 int lw_sockdiag_load_proc(struct lw_sockdiag *d, int pid);
 
+/*
+ * lw_snapshot_heap_read_hook - test seam (snapshot.c): called during every
+ * read of a v2 segment's heap, after the replaced table (if any) was read
+ * and before the current one is: tests make the shim's replacement of its
+ * table happen exactly there, where blocks moving out of the current table
+ * would be missed.  NULL: nothing is called.
+ */
+extern void (*lw_snapshot_heap_read_hook)(void);
+
 #endif /* LEAKWATCH_TESTING_H */

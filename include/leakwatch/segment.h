@@ -26,14 +26,17 @@
  * 1 << (shift + k) entries, entry index i lives in chunk
  * k = floor(log2((i >> shift) + 1)) at position i - (((1 << k) - 1) << shift)
  * (lw_chunk_of below), and a chunk, once published, never moves.  Chunks
- * are published in order: off[k] is written, then count = k + 1 (release).
+ * are published in order: off[k] is written, then count = k + 1 (release);
+ * a reader loads count first (acquire), then the offsets below it.
  *   stacks    hash-consed call stacks, id = index + 1; each chunk is an
  *             open-addressed hash set of its own (the shim probes every
  *             chunk when it interns); readers just scan all slots
  *   modules   loaded objects, appended (used = entries written)
  *   handles   indexed by file descriptor number (used = highest fd + 1)
- *   badcloses ring of close() calls that failed EBADF (used = total
- *             appended; the ring's size is its capacity when it wrapped)
+ *   badcloses ring of close() calls that failed EBADF: entry n (the n-th
+ *             bad close, counting from 0) is at index n % LW_BADCLOSE_RING,
+ *             used = total appended; entries in a chunk that could not be
+ *             made are lost (counted as incomplete)
  * The heap table is a hash set that is replaced by a larger one as it
  * fills (struct lw_heapdir): while `old` is named, its entries are being
  * moved into `cur`, and a block lives in exactly one of the two, except for
@@ -153,6 +156,10 @@ enum lw_counter {
 	LW_CTR_MAX = 64             /* room in the header */
 };
 
+/* lw_header.flags */
+#define LW_HDR_START_TICKS_BOOTTIME 0x1u /* proc_start_ticks derived from CLOCK_BOOTTIME
+					    at creation (a fork child): see lw_start_ticks_match */
+
 /* Table descriptor: where a table lives and how big its entries are.
  * v2: offset is 0 (the entries are in chunks, or in the heap directory) and
  * capacity is the number of entries in the published chunks (heap: cur_cap). */
@@ -166,6 +173,7 @@ struct lw_table {
 
 /* The chunked tables of v2, in the order of lw_header.chunks[]. */
 enum lw_table_id { LW_T_STACKS = 0, LW_T_MODULES, LW_T_HANDLES, LW_T_BADCLOSES, LW_T_NUM };
+#define LW_BADCLOSE_RING 960u     /* bad closes kept: the newest win */
 #define LW_CHUNKS_MAX 24u           /* 1 << shift .. (2^24 - 1) << shift entries in all */
 
 /* lw_header.incomplete: a table that stopped growing (no space left on the
@@ -419,6 +427,22 @@ static inline unsigned lw_chunk_of(uint32_t shift, uint64_t idx, uint64_t *withi
 static inline uint64_t lw_chunk_bytes(uint32_t shift, unsigned k, uint32_t entry_size)
 {
 	return (lw_chunk_entries(shift, k) * entry_size + 4095u) & ~4095ull;
+}
+
+/*
+ * lw_start_ticks_match - is `ticks` (field 22 of /proc/PID/stat) the start
+ * time of the process that wrote h?  Exact, unless the shim derived it from
+ * CLOCK_BOOTTIME just after the fork (LW_HDR_START_TICKS_BOOTTIME): the
+ * kernel's value is then the same or one tick earlier.  0 in the header is
+ * unknown: any process with that pid matches.
+ */
+static inline int lw_start_ticks_match(const struct lw_header *h, uint64_t ticks)
+{
+	if (h->proc_start_ticks == 0)
+		return 1;
+	if (h->flags & LW_HDR_START_TICKS_BOOTTIME)
+		return ticks == h->proc_start_ticks || ticks + 1 == h->proc_start_ticks;
+	return ticks == h->proc_start_ticks;
 }
 
 /*
