@@ -302,6 +302,7 @@ void lifecycle_stop(void)
 	if (atomic_load(&g_ready) && segment_active()) {
 		g_in_shim = 1;
 		heap_thread_flush();
+		heap_exit_settle(); /* one heap table left behind, not two */
 		modules_refresh(); /* frames in objects dlopen()ed since the last event */
 		g_in_shim = 0;
 		if (atomic_load(&g_seg.hdr->state) == LW_STATE_RUNNING)

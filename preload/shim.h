@@ -360,10 +360,17 @@ SHIM_HIDDEN void handle_copy_from(const struct shim_segment *parent);
 SHIM_HIDDEN int handles_mirror_init(uint32_t capacity);
 
 /* heap.c */
-/* heap_init - enable heap recording into g_seg's heap table (mode from
- * enum lw_heap_mode).  Before it, and with mode OFF, every call below is a
- * cheap no-op. */
+/* heap_init - enable heap recording into a new heap table of g_seg (mode
+ * from enum lw_heap_mode; the first table is the one reserved with the
+ * segment); the table grows with the live count up to LEAKWATCH_MAX_ALLOCS.
+ * Before it, and with mode OFF, every call below is a cheap no-op.  The
+ * tables of an earlier call are forgotten, not unmapped (they are the
+ * segment's: segment_detach, segment_privatize). */
 SHIM_HIDDEN void heap_init(uint32_t mode, uint64_t sample_bytes);
+/* heap_exit_settle - at exit: finish moving the heap table into its
+ * replacement, if a growth is in progress, so that the segment left behind
+ * holds one table (waits for a growth another thread is making). */
+SHIM_HIDDEN void heap_exit_settle(void);
 
 /* The hot-path state, read inline by the hooks (heap.c owns it). */
 SHIM_HIDDEN extern uint32_t g_heap_mode;
@@ -417,7 +424,9 @@ static inline int heap_maybe_recorded(const void *ptr)
 				    memory_order_relaxed) != 0;
 }
 
-/* heap_record_alloc - insert a live block; table full -> counted drop. */
+/* heap_record_alloc - insert a live block (growing the table when it
+ * fills); no room and no growth possible, or LEAKWATCH_MAX_ALLOCS live
+ * blocks already -> counted drop. */
 SHIM_HIDDEN void heap_record_alloc(void *ptr, size_t size, uint32_t stack_id);
 /* heap_record_free - remove ptr's record (call before the real free).
  * Returns 1 and the old record's fields when it was recorded, else 0. */

@@ -47,16 +47,29 @@
 /* A heap slot is contended by a free racing a probe of another insert; it is
  * on the malloc/free hot path, so give up sooner (the insert probes on). */
 #define LW_LIM_HEAP_SPINS       10000u
+/* ...but a slot that an insert's probe path or a free must see finished
+ * (heap.c: wait_even) may be held by a preempted thread: after a short
+ * spin, the wait yields the CPU for up to this long before the event is
+ * dropped (counted as busy). */
+#define LW_LIM_HEAP_WAIT_NS     (50ull * 1000 * 1000)
 /* Waiting for another thread to finish filling a stack slot (write-once);
  * after that the same stack may be stored twice, which the analyzer merges. */
 #define LW_LIM_STACK_FILL_SPINS 4096u
 
 /* ---- open-addressing probe limits ----------------------------------------------- */
 
-/* Heap table: linear probes per insert or lookup.  The index keeps nearby
- * blocks in nearby slots, so chains stay short until the table is nearly
- * full; past this an insert is dropped (counted) rather than slow malloc. */
+/* Heap table: an insert that probes this many slots asks for a larger
+ * table (at the 4/5 fill that triggers growth, linear probing rarely goes
+ * this far); while one is coming it may probe up to PROBES_MAX, and a
+ * lookup follows the longest run an insert used.  When the table cannot
+ * grow, an insert stops at PROBES (dropped, counted) rather than slow
+ * malloc down. */
 #define LW_LIM_HEAP_PROBES      64u
+#define LW_LIM_HEAP_PROBES_MAX  1024u
+/* Slots a free reads behind the one it empties (to tell a needed tombstone
+ * from one nobody's probe path crosses), and tombstones before it that it
+ * turns back into empty slots. */
+#define LW_LIM_HEAP_SCAN        64u
 /* Stack table: probes per intern, on the slow path of a new stack only. */
 #define LW_LIM_STACK_PROBES     128u
 
@@ -70,6 +83,41 @@
 /* Recorded blocks between two checks of the loader's counters (dlopen()ed
  * objects must reach the module table); a check per 64K costs nothing. */
 #define LW_LIM_HEAP_RESCAN      65536u
+/* ---- heap table growth (heap.c) ------------------------------------------------------ */
+
+/* (The first table's size, LW_LIM_HEAP_FIRST_*, above: tables never
+ * shrink below it.) */
+/* Tables up to this many slots (2 MiB) are kept sparse, 4 slots per live
+ * block: short probe runs make malloc/free cheaper, and the memory is
+ * small; larger ones hold 15/8 slots per block (60 bytes: the issue's 64
+ * per block from 100K blocks on). */
+#define LW_LIM_HEAP_SPARSE      65536u
+/* Migration into a new table: a thread's every MIG_EVERY-th heap call
+ * moves MIG_STEP slots (tens of microseconds; blocking signals for it costs
+ * about half a microsecond, so batches are not smaller).  The old table
+ * drains after old capacity / 32 heap calls. */
+#define LW_LIM_HEAP_MIG_STEP    1024u
+#define LW_LIM_HEAP_MIG_EVERY   32u
+/* A slot of the old table that stays locked this long (its thread stopped
+ * inside an insert or free: a preempted one resumes within milliseconds)
+ * is given up on (counted as busy); the migration waits for it until then. */
+#define LW_LIM_HEAP_STUCK_NS    (2ull * 1000 * 1000 * 1000)
+/* Replacements that do not grow the table (shrinking, rebuilding one full
+ * of tombstones or with unlucky probe runs): each leaves an address range
+ * of zero pages behind (see heap.c), so an image makes at most this many;
+ * growths are bounded by LEAKWATCH_MAX_ALLOCS. */
+#define LW_LIM_HEAP_REBUILDS    64u
+/* An insert that found no room waits this long at most for the growth
+ * another thread is making (reserving a large table takes a while). */
+#define LW_LIM_HEAP_GROW_WAIT_NS (2ull * 1000 * 1000 * 1000)
+/* After a refused growth (filesystem full, budget reached) the next try
+ * waits this long; inserts that find no room meanwhile are dropped. */
+#define LW_LIM_HEAP_RETRY_NS    (100ull * 1000 * 1000)
+/* Per-thread live and fill count changes pushed to the shared counts in
+ * batches of this size: the live cap and the growth trigger are exact to
+ * within this much per thread. */
+#define LW_LIM_HEAP_COUNT_FLUSH 32
+
 /* The counting filter in front of the heap table in sampled mode (one byte
  * each, 16 KiB: stays in cache; a free of a never-sampled block reads it). */
 #define LW_HEAP_FILTER_SIZE     (1u << 14)
