@@ -22,7 +22,7 @@
  * bytes) per live block as it grows.  Tables of up to LW_LIM_HEAP_SPARSE
  * slots (2 MiB) get 4 slots per block and are replaced at 2/5: probe runs
  * stay short where that costs little memory.  A table shrinks again when
- * the live count falls below 1/8 of its slots.
+ * the live count falls below 1/4 of its slots (sparse: 1/8).
  *
  * Deletions.  A freed slot becomes empty instead of a tombstone when no
  * block behind it in the probe run has its home at or before it (the scan
@@ -951,7 +951,7 @@ static int replace(uint64_t cap)
 
 enum grow_why {
 	WHY_FILL,                       /* live + tombstones reached 4/5 of the slots */
-	WHY_SHRINK,                     /* live fell below 1/8 of the slots */
+	WHY_SHRINK,                     /* live fell below 1/4 of the slots (sparse: 1/8) */
 	WHY_PROBES,                     /* an insert probed LW_LIM_HEAP_PROBES slots */
 	WHY_FULL,                       /* an insert found no slot: must grow before it retries */
 };
@@ -1007,9 +1007,7 @@ static int grow_decide(enum grow_why why, uint64_t *want)
 			return 0;
 		break;
 	case WHY_PROBES:
-		if (w < cap)
-			w = cap;
-		grows = w >= cap + cap / 8;
+		/* at the size for the live count, with a new seed */
 		break;
 	case WHY_FULL:
 		/* (full at a low load: an address pattern the seed clusters) */
@@ -1083,7 +1081,7 @@ static void heap_check(void)
 	int64_t live = atomic_load_explicit(&g_heap.live, memory_order_relaxed);
 	if (fill_high((uint64_t)(fill > 0 ? fill : 0), cap))
 		heap_grow(WHY_FILL, 0);
-	else if (cap > g_heap.cap_min && (uint64_t)(live > 0 ? live : 0) * 8 < cap &&
+	else if (cap > g_heap.cap_min && (uint64_t)(live > 0 ? live : 0) * (cap <= LW_LIM_HEAP_SPARSE ? 8 : 4) < cap &&
 		 g_heap.rebuilds < LW_LIM_HEAP_REBUILDS)
 		heap_grow(WHY_SHRINK, 0);
 }
