@@ -73,7 +73,6 @@
 #include <math.h>
 #include <sys/mman.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 
