@@ -5,8 +5,8 @@
  * live blocks with a new one of a mixed size (16 B .. 4 KiB, small ones
  * most often), writing its first bytes.  Prints the elapsed seconds.
  * Usage: heap_workload [THREADS=2] [ITERS=2000000] [RING=4096] [keep]
- *   keep: leave the ring allocated at exit (to measure the segment cost of
- *   live tracked blocks)
+ *   keep: fill the ring first, and leave it allocated at exit (to measure
+ *   the segment cost of THREADS x RING live tracked blocks)
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -71,6 +71,8 @@ static void (*const entry[5])(struct ctx *) = { f5, f4, f3, f2, f2 };
 static void *worker(void *arg)
 {
 	struct ctx c = { calloc((size_t)ring_size, sizeof(void *)), (uintptr_t)arg * 0x9e3779b97f4a7c15ull };
+	for (int k = 0; keep && k < ring_size; k++)
+		c.ring[k] = malloc(mixed_size(rnd(&c) >> 16));
 	for (long i = 0; i < iters; i++) {
 		/* depth 8..12 below the worker: entry point varies with i */
 		entry[i % 5](&c);

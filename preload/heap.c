@@ -22,15 +22,19 @@
  * bytes) per live block as it grows.  Tables of up to LW_LIM_HEAP_SPARSE
  * slots (2 MiB) get 4 slots per block and are replaced at 2/5: probe runs
  * stay short where that costs little memory.  A table shrinks again when
- * the live count falls below 1/8 of its slots.
+ * the live count falls below 1/4 of its slots (sparse: 1/8).
  *
  * Deletions.  A freed slot becomes empty instead of a tombstone when no
  * block behind it in the probe run has its home at or before it (the scan
  * reads a few slots), and tombstones directly before a new empty slot
- * become empty too.  Without that, churn at a steady live count turns every
- * empty slot into a tombstone within about one pass over the table (inserts
- * land on empty homes, frees leave tombstones), and the table would have to
- * be rebuilt over and over.  Making a slot empty can cut the probe path of
+ * become empty too.  Without that, churn at a steady live count can turn
+ * every empty slot into a tombstone within about one pass over the table
+ * (inserts land on empty homes, frees leave tombstones), and the table
+ * would have to be rebuilt over and over.  The scan costs a free more than
+ * anything else here (it reads the next slots, often another cache line),
+ * so frees only do it while a table's tombstones exceed a share of it
+ * (heap_check: "tidy"); many programs reuse freed addresses enough that it
+ * stays off.  Making a slot empty can cut the probe path of
  * an insert that is claiming a slot behind it at the same moment, so an
  * insert that claimed a slot away from its home re-reads its path (waiting
  * out slots that are being written) and starts over if it finds an empty
@@ -69,7 +73,6 @@
 #include <math.h>
 #include <sys/mman.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -112,6 +115,7 @@ struct tab_desc {
 	struct tab_ref ref;
 	uint64_t off;                   /* file offset of the table */
 	_Atomic uint32_t maxd;          /* longest probe distance an insert used */
+	_Atomic uint32_t tidy;          /* frees make slots empty where they can (see heap_check) */
 	_Atomic int64_t fill __attribute__((aligned(64))); /* non-empty slots (batched) */
 } __attribute__((aligned(64)));
 
@@ -629,7 +633,7 @@ static inline int tab_remove(const struct tab_ref *t, uint64_t p, int is_old, st
 		out->size = a->size;
 		out->ns = a->ns;
 		int empty = 0;
-		if (!is_old) {
+		if (!is_old && atomic_load_explicit(&g_tabs[t->idx & (NTABS - 1)].tidy, memory_order_relaxed)) {
 			storeload_fence();
 			empty = empty_ok(t, i);
 		}
@@ -932,6 +936,7 @@ static int replace(uint64_t cap)
 	nt->ref.idx = (uint32_t)n;
 	nt->off = off;
 	atomic_store_explicit(&nt->maxd, 0, memory_order_relaxed);
+	atomic_store_explicit(&nt->tidy, 0, memory_order_relaxed);
 	atomic_store_explicit(&nt->fill, 0, memory_order_relaxed);
 	/* readers first (they read old, then cur: every block is in one of
 	 * them from now on), then our own threads, then the migration */
@@ -951,7 +956,7 @@ static int replace(uint64_t cap)
 
 enum grow_why {
 	WHY_FILL,                       /* live + tombstones reached 4/5 of the slots */
-	WHY_SHRINK,                     /* live fell below 1/8 of the slots */
+	WHY_SHRINK,                     /* live fell below 1/4 of the slots (sparse: 1/8) */
 	WHY_PROBES,                     /* an insert probed LW_LIM_HEAP_PROBES slots */
 	WHY_FULL,                       /* an insert found no slot: must grow before it retries */
 };
@@ -1007,9 +1012,7 @@ static int grow_decide(enum grow_why why, uint64_t *want)
 			return 0;
 		break;
 	case WHY_PROBES:
-		if (w < cap)
-			w = cap;
-		grows = w >= cap + cap / 8;
+		/* at the size for the live count, with a new seed */
 		break;
 	case WHY_FULL:
 		/* (full at a low load: an address pattern the seed clusters) */
@@ -1081,9 +1084,21 @@ static void heap_check(void)
 	uint64_t cap = cur->ref.cap;
 	int64_t fill = atomic_load_explicit(&cur->fill, memory_order_relaxed);
 	int64_t live = atomic_load_explicit(&g_heap.live, memory_order_relaxed);
+	/* Tombstones (fill - live) are cheap until there are many: a free that
+	 * makes its slot empty reads the slots behind it, which costs malloc/free
+	 * more than anything else here.  So frees tidy up only while deleted
+	 * slots exceed a share of the table (1/16 when sparse, 3/16 when dense:
+	 * about what remains necessary at those loads), down to half of it. */
+	struct tab_desc *d = (struct tab_desc *)cur;
+	int64_t tombs = fill - live, unit = (int64_t)(cap <= LW_LIM_HEAP_SPARSE ? cap / 16 : cap * 3 / 16);
+	uint32_t tidy = atomic_load_explicit(&d->tidy, memory_order_relaxed);
+	if (!tidy && tombs > unit)
+		atomic_store_explicit(&d->tidy, 1, memory_order_relaxed);
+	else if (tidy && tombs * 2 < unit)
+		atomic_store_explicit(&d->tidy, 0, memory_order_relaxed);
 	if (fill_high((uint64_t)(fill > 0 ? fill : 0), cap))
 		heap_grow(WHY_FILL, 0);
-	else if (cap > g_heap.cap_min && (uint64_t)(live > 0 ? live : 0) * 8 < cap &&
+	else if (cap > g_heap.cap_min && (uint64_t)(live > 0 ? live : 0) * (cap <= LW_LIM_HEAP_SPARSE ? 8 : 4) < cap &&
 		 g_heap.rebuilds < LW_LIM_HEAP_REBUILDS)
 		heap_grow(WHY_SHRINK, 0);
 }

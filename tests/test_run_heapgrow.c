@@ -2,7 +2,8 @@
  * The heap table grows with the program, end to end: the heap_many fixture
  * under the preloaded shim in full mode, its segment read back from the
  * file (tests/lib/heapdir: the reader protocol of segment.h over pread).
- *   - 4M live blocks are all recorded, with their exact bytes;
+ *   - 4M live blocks are all recorded, with their exact bytes, and
+ *     `leakwatch report` says so;
  *   - from 100K live blocks on, the segment costs at most 64 resident bytes
  *     per live block;
  *   - on a tmpfs too small for the table to grow, the program runs to its
@@ -128,6 +129,27 @@ Test(run_heapgrow, four_million_live_blocks_recorded_exactly, .timeout = 300)
 	cr_assert_gt(heapdir_counter(&s, LW_CTR_HEAP_GROWS), 0);
 	cr_assert_eq(s.hdr.heap.capacity, s.dir.cur_cap);
 	heapdir_free(&s);
+
+	/* and the report says so: one group at the fixture's malloc line */
+	struct cmd_result r;
+	run_cmd(&r, (char *[]){ (char *)lw_bin(), "report", seg, "--kind", "heap", "--format", "json", NULL }, NULL, 120);
+	cr_assert_eq(r.status, 0, "report: %s", r.err);
+	struct tj *j = tj_parse(r.out);
+	cr_assert_not_null(j, "report JSON: %.300s", r.out);
+	struct tj *groups = tj_get(tj_get(j, "heap"), "groups");
+	double count = -1, bytes = -1;
+	for (size_t i = 0; i < tj_len(groups); i++) {
+		struct tj *g = tj_at(groups, i);
+		struct tj *f = tj_at(tj_get(g, "stack"), 0);
+		if (f && tj_str(f, "function") && !strcmp(tj_str(f, "function"), "worker")) {
+			count = tj_num(g, "count", -1);
+			bytes = tj_num(g, "bytes", -1);
+		}
+	}
+	cr_assert_eq(count, (double)want_n, "reported %.0f blocks", count);
+	cr_assert_eq(bytes, (double)want_b, "reported %.0f bytes", bytes);
+	tj_free(j);
+	cmd_result_free(&r);
 }
 
 /* The segment file's allocated blocks (header, tables, everything) per
