@@ -161,7 +161,8 @@ int heapdir_read(const char *path, struct hd_snap *s)
 			continue;
 		}
 		s->dir = d;
-		qsort(acc.v, acc.n, sizeof *acc.v, by_ptr);
+		if (acc.n)
+			qsort(acc.v, acc.n, sizeof *acc.v, by_ptr);
 		size_t w = 0;
 		for (size_t i = 0; i < acc.n; i++) {
 			if (w && acc.v[w - 1].ptr == acc.v[i].ptr) {
