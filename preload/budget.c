@@ -127,7 +127,10 @@ static int dead_image(const char *path, uint64_t *age)
 	if (h->pid <= 0)
 		return 0;
 	uint64_t t = start_ticks(h->pid);
-	return t == 0 || !lw_start_ticks_match(h, t);
+	if (t == 0)
+		return 1; /* no such process */
+	/* a start time the shim could not read: alive while the pid is */
+	return h->proc_start_ticks != 0 && !lw_start_ticks_match(h, t);
 }
 
 #define CANDIDATES 32

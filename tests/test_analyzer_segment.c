@@ -543,3 +543,38 @@ Test(analyzer_segment, cli_run_exec_failure_and_status)
 	cr_expect_neq(glob(pattern, GLOB_NOSORT, NULL, &g), 0, "leftover run directory in %s", dir);
 	globfree(&g);
 }
+
+/* A fork child's header has its start time from CLOCK_BOOTTIME, taken just
+ * after the fork (LW_HDR_START_TICKS_BOOTTIME): the kernel's is the same tick
+ * or the one before.  One tick later is the same live process; without the
+ * flag, or two ticks off, it is another process (the pid was reused). */
+Test(analyzer_segment, fork_child_start_time_within_a_tick_is_alive)
+{
+	uint64_t ticks = 0;
+	cr_assert_eq(lw_proc_start_ticks(getpid(), &ticks), 0);
+	const struct { uint64_t ticks; uint32_t flags; enum lw_live want; } cases[] = {
+		{ ticks, 0, LW_LIVE_ALIVE },
+		{ ticks + 1, LW_HDR_START_TICKS_BOOTTIME, LW_LIVE_ALIVE },
+		{ ticks, LW_HDR_START_TICKS_BOOTTIME, LW_LIVE_ALIVE },
+		{ ticks + 1, 0, LW_LIVE_DEAD },
+		{ ticks + 2, LW_HDR_START_TICKS_BOOTTIME, LW_LIVE_DEAD },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct fab f;
+		fab_init(&f, 8, 4, 32, 4);
+		f.hdr->pid = getpid();
+		f.hdr->proc_start_ticks = cases[i].ticks;
+		f.hdr->flags = cases[i].flags;
+		f.hdr->state = LW_STATE_RUNNING;
+		char name[64], path[PATH_MAX], err[LW_ERR_MAX] = "";
+		snprintf(name, sizeof name, "leakwatch.%d", (int)getpid());
+		fab_write(&f, dir, name, path, sizeof path);
+		struct lw_snapshot s;
+		cr_assert_eq(lw_snapshot_open(&s, path, err, sizeof err), 0, "%s", err);
+		cr_expect_eq(lw_snapshot_live(&s), cases[i].want, "case %zu: ticks %+ld flags %u", i,
+			     (long)(cases[i].ticks - ticks), cases[i].flags);
+		lw_snapshot_free(&s);
+		fab_free(&f);
+		unlink(path);
+	}
+}

@@ -50,7 +50,7 @@ static int process_runs(const struct lw_snapshot *s)
 	if (lw_proc_start_ticks(s->hdr.pid, &ticks) != 0)
 		return 0;
 	/* a header that never learnt its start time cannot tell a reused pid from its own */
-	return s->hdr.proc_start_ticks == 0 || ticks == s->hdr.proc_start_ticks;
+	return s->hdr.proc_start_ticks == 0 || lw_start_ticks_match(&s->hdr, ticks);
 }
 
 /* last_seen_ns - CLOCK_REALTIME of the latest sign of life: the file's mtime (tmpfs

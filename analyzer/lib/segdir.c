@@ -204,7 +204,7 @@ enum lw_live lw_snapshot_live(const struct lw_snapshot *s)
 		return LW_LIVE_EXECED;
 	uint64_t ticks;
 	if (s->hdr.pid <= 0 || lw_proc_start_ticks(s->hdr.pid, &ticks) < 0 ||
-	    ticks != s->hdr.proc_start_ticks)
+	    !lw_start_ticks_match(&s->hdr, ticks))
 		return LW_LIVE_DEAD;
 	return s->state == LW_STATE_DISABLED ? LW_LIVE_DISABLED : LW_LIVE_ALIVE;
 }

@@ -1080,7 +1080,7 @@ static int trust_check(const struct lw_snapshot *s, const char *path, uint32_t f
 		return 0;
 	uint64_t ticks;
 	uint32_t ruid, euid;
-	if (lw_proc_start_ticks(s->hdr.pid, &ticks) == 0 && ticks == s->hdr.proc_start_ticks &&
+	if (lw_proc_start_ticks(s->hdr.pid, &ticks) == 0 && lw_start_ticks_match(&s->hdr, ticks) &&
 	    lw_proc_uids(s->hdr.pid, &ruid, &euid) == 0) {
 		if (file_uid != ruid && file_uid != euid)
 			return fail(err, errlen, "owned by uid %u, but process %d runs as uid %u (refused)",

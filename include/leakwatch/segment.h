@@ -433,13 +433,10 @@ static inline uint64_t lw_chunk_bytes(uint32_t shift, unsigned k, uint32_t entry
  * lw_start_ticks_match - is `ticks` (field 22 of /proc/PID/stat) the start
  * time of the process that wrote h?  Exact, unless the shim derived it from
  * CLOCK_BOOTTIME just after the fork (LW_HDR_START_TICKS_BOOTTIME): the
- * kernel's value is then the same or one tick earlier.  0 in the header is
- * unknown: any process with that pid matches.
+ * kernel's value is then the same or one tick earlier.
  */
 static inline int lw_start_ticks_match(const struct lw_header *h, uint64_t ticks)
 {
-	if (h->proc_start_ticks == 0)
-		return 1;
 	if (h->flags & LW_HDR_START_TICKS_BOOTTIME)
 		return ticks == h->proc_start_ticks || ticks + 1 == h->proc_start_ticks;
 	return ticks == h->proc_start_ticks;
