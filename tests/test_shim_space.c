@@ -371,3 +371,30 @@ Test(shim_space, full_shm_kills_nothing_and_says_so, .timeout = 200)
 	cr_expect(strstr(r.err, "incomplete"), "run says the record is incomplete: %s", r.err);
 	cmd_result_free(&r);
 }
+
+/* Growth runs inside the program's calls: on a thread with a 16 KiB stack,
+ * the heap table's replacements and migration and the handle table's new
+ * chunks fit in what that thread has left (the directory scan of the budget
+ * runs on the side stack). */
+Test(shim_space, growth_on_a_16k_thread_stack)
+{
+	mount_small("64m");
+	const char *argv[] = { FIX("spacejob"), "tiny", NULL };
+	for (int full = 0; full < 2; full++) {
+		struct cmd_result r;
+		pid_t pid;
+		run_traced(&r, argv,
+			   (const char *[]){ full ? "LEAKWATCH_HEAP=full" : "LEAKWATCH_HEAP=sampled",
+					     "LEAKWATCH_KEEP_EMPTY=1", NULL },
+			   &pid);
+		cr_assert_eq(r.status, 0, "heap %s: status %d: %s", full ? "full" : "sampled", r.status, r.err);
+		cr_assert_str_eq(r.out, "tiny ok\n");
+		struct lw_header h;
+		cr_assert_eq(read_header(mnt, pid, &h), 0);
+		cr_expect_eq(h.counters[LW_CTR_SOCK_OPENED], 300);
+		cr_expect_geq(h.handles.capacity, 300, "the handle table grew on the small thread");
+		if (full)
+			cr_expect_gt(h.counters[LW_CTR_HEAP_GROWS], 0, "the heap table grew on the small thread");
+		cmd_result_free(&r);
+	}
+}
