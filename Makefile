@@ -216,7 +216,7 @@ ifeq ($(DB),postgres)
 endif
 	$(Q)BUILD=$(BUILD) DB=$(DB) sh demo/run.sh
 
-$(BUILD)/bench/%: bench/%.c | deps
+$(BUILD)/bench/%: bench/%.c bench/bench.h | deps
 	@mkdir -p $(@D)
 	$(Q)$(CC) -O2 -g -pthread -Wall -Werror -o $@ $<
 

@@ -21,21 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define MSG 64
 
 static int requests;
-
-static int recv_full(int fd, char *buf, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
 
 static void fail(const char *what)
 {

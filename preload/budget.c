@@ -16,7 +16,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -72,31 +71,6 @@ static int segment_name(const char *name)
 	return digits > 0;
 }
 
-/* start_ticks - field 22 of /proc/<pid>/stat, 0 when there is no such process. */
-static uint64_t start_ticks(int pid)
-{
-	char path[32], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	int fd = prim_open(path, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	ssize_t n = prim_read(fd, buf, sizeof buf - 1);
-	prim_close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	for (int field = 2; *++p && field < 22;)
-		if (*p == ' ')
-			field++;
-	uint64_t v = 0;
-	while (*p >= '0' && *p <= '9')
-		v = v * 10 + (uint64_t)(*p++ - '0');
-	return v;
-}
-
 /* The part of a header the scan needs: everything up to last_active_ns. */
 #define PEEK_BYTES (offsetof(struct lw_header, last_active_ns) + sizeof(uint64_t))
 
@@ -126,7 +100,7 @@ static int dead_image(const char *path, uint64_t *age)
 	/* running as far as the header knows: dead if its pid is gone or reused */
 	if (h->pid <= 0)
 		return 0;
-	uint64_t t = start_ticks(h->pid);
+	uint64_t t = segment_proc_start_ticks(h->pid);
 	if (t == 0)
 		return 1; /* no such process */
 	/* a start time the shim could not read: alive while the pid is */

@@ -877,16 +877,23 @@ static void migrate_some(void)
  * insert waits for the lock and finishes the migration itself: cur must
  * keep room for what old still holds.
  */
+/* migrate_all - finish the migration in progress, under the heap's grow
+ * lock with every signal blocked (waits for the lock). */
+static void migrate_all(void)
+{
+	sigset_t ss;
+	shim_signals_block(&ss);
+	if (grow_lock_wait()) {
+		migrate_run(UINT64_MAX, 1);
+		grow_unlock();
+	}
+	shim_signals_restore(&ss);
+}
+
 static void __attribute__((noinline)) migrate_tick(const struct heap_view *v, int insert)
 {
 	if (insert && (uint64_t)atomic_load_explicit(&g_heap.live, memory_order_relaxed) * 4 >= v->cur.cap * 3) {
-		sigset_t ss;
-		shim_signals_block(&ss);
-		if (grow_lock_wait()) {
-			migrate_run(UINT64_MAX, 1);
-			grow_unlock();
-		}
-		shim_signals_restore(&ss);
+		migrate_all();
 		return;
 	}
 	if (++t_heap.mig_tick >= LW_LIM_HEAP_MIG_EVERY) {
@@ -1125,13 +1132,7 @@ void heap_exit_settle(void)
 {
 	if (g_mode == LW_HEAP_OFF || atomic_load_explicit(&g_heap.old, memory_order_relaxed) < 0)
 		return;
-	sigset_t ss;
-	shim_signals_block(&ss);
-	if (grow_lock_wait()) {
-		migrate_run(UINT64_MAX, 1);
-		grow_unlock();
-	}
-	shim_signals_restore(&ss);
+	migrate_all();
 }
 
 /* ---- set-up ------------------------------------------------------------------------------------------- */

@@ -72,12 +72,14 @@ static ssize_t read_small_file(const char *path, char *buf, size_t cap)
 	return total;
 }
 
-/* proc_start_ticks - field 22 of /proc/self/stat, counted after the last ')'
- * because the command name may itself contain spaces and parentheses. */
-static uint64_t proc_start_ticks(void)
+uint64_t segment_proc_start_ticks(int pid)
 {
-	char buf[1024];
-	if (read_small_file("/proc/self/stat", buf, sizeof buf) <= 0)
+	char path[32], buf[1024];
+	if (pid > 0)
+		snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	else
+		snprintf(path, sizeof path, "/proc/self/stat");
+	if (read_small_file(path, buf, sizeof buf) <= 0)
 		return 0;
 	char *p = strrchr(buf, ')');
 	if (!p)
@@ -209,7 +211,7 @@ static void header_fill_identity(struct lw_header *h, const struct lw_header *pa
 		h->proc_start_ticks = g_fork_boot_ns / (1000000000ull / hz);
 		h->flags |= LW_HDR_START_TICKS_BOOTTIME;
 	} else {
-		h->proc_start_ticks = proc_start_ticks();
+		h->proc_start_ticks = segment_proc_start_ticks(0);
 	}
 	/* Take the pair back to back so wall = realtime + (t - monotonic). */
 	h->start_realtime_ns = prim_realtime_ns();

@@ -96,6 +96,10 @@ SHIM_HIDDEN void shim_log(const char *fmt, ...);
  * `parent` (may be NULL) is a segment to inherit from after fork.  Returns
  * 0, or -1 with tracing left off (g_seg.hdr == NULL). */
 SHIM_HIDDEN int segment_create(const struct shim_segment *parent);
+/* segment_proc_start_ticks - field 22 of /proc/PID/stat (pid 0: ours),
+ * counted after the last ')' because the command name may itself contain
+ * spaces and parentheses; 0 when there is no such process. */
+SHIM_HIDDEN uint64_t segment_proc_start_ticks(int pid);
 /* segment_note_fork - fork child, first thing: note the time of the fork
  * (the child's start time, for its header, maybe created later). */
 SHIM_HIDDEN void segment_note_fork(void);

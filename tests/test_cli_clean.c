@@ -12,19 +12,7 @@
 
 static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	suite_dir_setup();
-	setenv("LEAKWATCH_DIR", suite_dir, 1);
-}
-
-static void teardown(void)
-{
-	unsetenv("LEAKWATCH_DIR");
-	suite_dir_teardown();
-}
-
-TestSuite(cli_clean, .init = setup, .fini = teardown);
+TestSuite(cli_clean, .init = suite_segdir_setup, .fini = suite_segdir_teardown);
 
 /* A gone process's v2 segment: a 1 TiB span holding a few pages. */
 static void gone_segment(char *path, size_t len)

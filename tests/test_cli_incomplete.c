@@ -12,19 +12,7 @@
 
 static const char *const dir = suite_dir; /* the suite's private directory */
 
-static void setup(void)
-{
-	suite_dir_setup();
-	setenv("LEAKWATCH_DIR", suite_dir, 1);
-}
-
-static void teardown(void)
-{
-	unsetenv("LEAKWATCH_DIR");
-	suite_dir_teardown();
-}
-
-TestSuite(cli_incomplete, .init = setup, .fini = teardown);
+TestSuite(cli_incomplete, .init = suite_segdir_setup, .fini = suite_segdir_teardown);
 
 /* An exited image whose heap and stack tables stopped growing under a 64 MiB budget. */
 static void incomplete_segment(char *path, size_t len)

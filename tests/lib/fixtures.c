@@ -238,6 +238,18 @@ void suite_dir_teardown(void)
 	lw_rmdir(suite_dir);
 }
 
+void suite_segdir_setup(void)
+{
+	suite_dir_setup();
+	setenv("LEAKWATCH_DIR", suite_dir, 1);
+}
+
+void suite_segdir_teardown(void)
+{
+	unsetenv("LEAKWATCH_DIR");
+	suite_dir_teardown();
+}
+
 int rm_rf(const char *path)
 {
 	struct cmd_result r;

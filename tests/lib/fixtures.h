@@ -56,6 +56,10 @@ void lw_rmdir(const char *dir);
 extern char suite_dir[64];
 void suite_dir_setup(void);
 void suite_dir_teardown(void);
+/* suite_segdir_setup / _teardown - the same, with LEAKWATCH_DIR naming it
+ * (the analyzer looks for segments there) while the test runs. */
+void suite_segdir_setup(void);
+void suite_segdir_teardown(void);
 
 /*
  * tmpfs_dir - a fresh directory on a tmpfs of our own, for tests whose
