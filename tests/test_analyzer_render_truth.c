@@ -11,12 +11,34 @@
  *   - a sampled estimate from few samples shows its sample count in text.
  */
 #include <criterion/criterion.h>
+#include <time.h>
 
 #include "lib/analyzer.h"
 #include "lib/json.h"
 
 #define SEC 1000000000ull
-#define START (1000 * SEC)   /* fab: start_monotonic_ns is 1 s; these are relative to it */
+/* The fabricated process started 40 s ago on this machine's monotonic clock
+ * (the times below are relative to it, and a dead process's end is never
+ * taken to be later than now: a fixed start would fail on a machine up for
+ * less than start + 30 s). */
+static uint64_t start_ns(void)
+{
+	static uint64_t start;
+	if (!start) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
+		if (now < 41 * SEC) { /* a machine up for less than that: wait */
+			uint64_t wait = 41 * SEC - now;
+			struct timespec w = { (time_t)(wait / SEC), (long)(wait % SEC) };
+			nanosleep(&w, NULL);
+			now = 41 * SEC;
+		}
+		start = now - 40 * SEC;
+	}
+	return start;
+}
+#define START start_ns()
 
 static const char *const dir = suite_dir; /* the suite's private directory */
 
