@@ -452,17 +452,10 @@ static int in_first(const struct shim_segment *s, const void *p)
 	return (const char *)p >= (const char *)s->hdr && (const char *)p < (const char *)s->hdr + s->size;
 }
 
-void segment_privatize(const struct shim_segment *parent, int interrupted)
+void segment_privatize(const struct shim_segment *parent)
 {
 	sigset_t old;
 	shim_signals_block(&old);
-	if (!interrupted) {
-		/* no frame of ours was interrupted by this fork: nothing points
-		 * into the parent's tables any more, they can simply go */
-		segment_detach((struct shim_segment *)parent);
-		shim_signals_restore(&old);
-		return;
-	}
 	int fd = prim_open(parent->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
 	if (fd >= 0) {
 		const int prot = PROT_READ | PROT_WRITE, fl = MAP_PRIVATE | MAP_FIXED;

@@ -190,9 +190,8 @@ SHIM_HIDDEN void segment_grow_unlock(const sigset_t *old);
 /* segment_privatize - fork child: replace every mapping of the parent's
  * segment (header, chunks, extents) in place by a private copy-on-write
  * mapping of the same file range, so that a frame the fork interrupted keeps
- * valid pointers and its writes stay in the child.  With `interrupted` 0
- * (the forking thread was not inside the shim) the mappings are dropped. */
-SHIM_HIDDEN void segment_privatize(const struct shim_segment *parent, int interrupted);
+ * valid pointers and its writes stay in the child. */
+SHIM_HIDDEN void segment_privatize(const struct shim_segment *parent);
 /* segment_mark_incomplete - note that a table stopped growing (bits
  * LW_INCOMPLETE_*). */
 SHIM_HIDDEN void segment_mark_incomplete(uint32_t bits);
