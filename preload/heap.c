@@ -70,7 +70,6 @@
  * when the table cannot grow, are dropped and counted (LW_CTR_DROP_HEAP_FULL);
  * a refused growth also marks the heap incomplete.
  */
-#include <math.h>
 #include <sys/mman.h>
 #include <errno.h>
 #include <pthread.h>
@@ -1224,6 +1223,25 @@ static uint64_t rng_next(void)
 }
 
 /*
+ * neg_log - -ln(u) for u in (0, 1], to ~1e-12, without libm: libm would be
+ * one more library mapped into every traced process (five mappings that
+ * every fork copies and every child unmaps).  u = m * 2^e with m in
+ * [sqrt(1/2), sqrt(2)); ln m = 2 atanh(t), t = (m - 1) / (m + 1), |t| < 0.172.
+ */
+static double neg_log(double u)
+{
+	int e = 0;
+	while (u < 0.7071067811865476) {
+		u *= 2.0;
+		e--;
+	}
+	double t = (u - 1.0) / (u + 1.0), t2 = t * t, sum = 0.0;
+	for (int k = 19; k >= 1; k -= 2)
+		sum = sum * t2 + 1.0 / k;
+	return -(2.0 * t * sum + (double)e * 0.6931471805599453);
+}
+
+/*
  * Exponentially distributed gaps (as tcmalloc does): the decision for a
  * block depends only on the bytes allocated before it, with no period for a
  * periodic allocation pattern to line up with.
@@ -1231,7 +1249,7 @@ static uint64_t rng_next(void)
 static int64_t next_gap(void)
 {
 	double u = (double)((rng_next() >> 11) + 1) * (1.0 / 9007199254740993.0); /* (0,1] */
-	double gap = -log(u) * (double)g_sample_bytes;
+	double gap = neg_log(u) * (double)g_sample_bytes;
 	if (gap > 9e18)
 		gap = 9e18;
 	return (int64_t)gap + 1;

@@ -124,11 +124,14 @@ static void fork_inherit(const struct shim_segment *parent)
  * before.
  */
 SHIM_HIDDEN _Atomic int g_fork_pending; /* 0 no, 1 pending, 2 being created */
-static struct shim_segment g_fork_parent; /* the snapshot's segment, mapped, never written
-					   * (without its path) */
+/* The snapshot's segment, mapped, never written: g_seg as the fork left it
+ * (fork_pend clears only its hdr, kept here; the rest stays untouched until
+ * the segment is created).  One pointer rather than a copy of g_seg: each
+ * page a fork child writes is a copy-on-write fault. */
+static struct lw_header *g_fork_parent_hdr;
 static pid_t g_pending_pid;
 
-int lifecycle_fork_segment(void)
+int lifecycle_fork_segment(const int *fresh, unsigned nfresh)
 {
 	int want = 1;
 	if (!atomic_compare_exchange_strong(&g_fork_pending, &want, 2))
@@ -142,12 +145,14 @@ int lifecycle_fork_segment(void)
 	sigset_t old;
 	shim_signals_block(&old);
 	static struct shim_segment parent; /* large; g_fork_pending == 2: ours alone */
-	parent = g_fork_parent;
+	parent = g_seg;
+	parent.hdr = g_fork_parent_hdr;
+	parent.path[0] = '\0';
 	/* segment_create fills g_seg's table pointers before it publishes hdr;
 	 * until then they still name the parent's tables (see fork_pend) */
 	int ok = segment_create(&parent) == 0;
 	if (ok) {
-		fork_inherit(&parent);
+		fork_inherit(&parent, fresh, nfresh);
 		/* a fresh scan: the table copied is the parent's as it is now */
 		if (!stack_unwind_disabled())
 			modules_scan();
@@ -182,10 +187,12 @@ static void fork_pend(int pending)
 	if (!g_seg_owner)
 		heap_init(LW_HEAP_OFF, 0);
 	heap_after_fork();
-	if (!pending) {
-		memcpy(&g_fork_parent, &g_seg, offsetof(struct shim_segment, path));
-		g_fork_parent.path[0] = '\0';
-	}
+	if (!pending)
+		g_fork_parent_hdr = g_seg.hdr;
+	else if (pending == 2)
+		/* another thread of the pending parent was creating its segment
+		 * (g_seg half rewritten): this child inherits no records */
+		g_fork_parent_hdr = NULL;
 	__atomic_store_n(&g_seg.hdr, NULL, __ATOMIC_RELEASE);
 	g_pending_pid = prim_getpid();
 	atomic_store(&g_fork_pending, 1);
@@ -287,7 +294,7 @@ void lifecycle_start(const struct lifecycle_entry *e)
 	 * first sampled-mode allocation (the same draw, heap_sample_slow): a
 	 * process that forks before it ever allocated would otherwise hand
 	 * every child a spent counter, and each child would draw its first gap
-	 * (log(), libm's pages faulted in) on its first malloc. */
+	 * (neg_log()) on its first malloc. */
 	if (heap_mode() == LW_HEAP_SAMPLED && t_heap_until_sample == 0)
 		(void)heap_sample_slow();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);

@@ -191,6 +191,26 @@ pid_t prim_getpid(void)
 #endif
 }
 
+/* the same for the clock a fork child reads first (segment_note_fork): the
+ * vDSO's code and the shim's PLT would be two more pages faulted in */
+uint64_t prim_boottime_ns_raw(void)
+{
+	struct timespec ts = { 0, 0 };
+#if defined(__x86_64__)
+	long r;
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "0"((long)SYS_clock_gettime), "D"((long)CLOCK_BOOTTIME), "S"(&ts)
+			 : "rcx", "r11", "memory");
+	if (r != 0)
+		return 0;
+#else
+	if (syscall(SYS_clock_gettime, CLOCK_BOOTTIME, &ts) != 0)
+		return 0;
+#endif
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 pid_t prim_getppid(void)
 {
 	return (pid_t)syscall(SYS_getppid);

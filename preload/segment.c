@@ -191,7 +191,7 @@ static uint64_t g_fork_boot_ns;
 
 void segment_note_fork(void)
 {
-	g_fork_boot_ns = prim_clock_ns(CLOCK_BOOTTIME);
+	g_fork_boot_ns = prim_boottime_ns_raw();
 }
 
 static void header_fill_identity(struct lw_header *h, const struct lw_header *parent)
