@@ -32,8 +32,9 @@ static inline __attribute__((always_inline)) int enter(void)
 
 /* enter_own - enter() for a call that records something of this image's
  * own (a socket it opens, a bad close): in a fork child that has no
- * segment yet (lifecycle.c) this creates it first. */
-static inline __attribute__((always_inline)) int enter_own(void)
+ * segment yet (lifecycle.c) this creates it first, without the inherited
+ * records at fresh[0..nfresh), the descriptors the call just made. */
+static inline __attribute__((always_inline)) int enter_own_fds(const int *fresh, unsigned nfresh)
 {
 	if (!atomic_load_explicit(&g_ready, memory_order_acquire))
 		return 0;
@@ -45,7 +46,7 @@ static inline __attribute__((always_inline)) int enter_own(void)
 		if (__builtin_expect(!atomic_load_explicit(&g_fork_pending, memory_order_relaxed), 1))
 			return 0;
 		guard_set();
-		if (!lifecycle_fork_segment()) {
+		if (!lifecycle_fork_segment(fresh, nfresh)) {
 			guard_clear();
 			return 0;
 		}
@@ -53,6 +54,11 @@ static inline __attribute__((always_inline)) int enter_own(void)
 	}
 	guard_set();
 	return 1;
+}
+
+static inline __attribute__((always_inline)) int enter_own(void)
+{
+	return enter_own_fds(NULL, 0);
 }
 
 static inline void leave(void)
@@ -66,11 +72,31 @@ static inline void leave(void)
  * modules, and the exit path refreshes once more).  Asking the loader costs
  * two system calls (signals are blocked around dl_iterate_phdr), so it is
  * asked only when a frame lies outside every module recorded. */
+/* The stacks this thread last found covered, and at which module epoch:
+ * a server's few creation stacks skip the walk over frames and modules. */
+#define KNOWN_SLOTS 4
+static __thread struct {
+	uint64_t gen;                   /* the segment the id belongs to */
+	uint32_t id, epoch;
+} t_known[KNOWN_SLOTS] __attribute__((tls_model("initial-exec")));
+static __thread unsigned t_known_next __attribute__((tls_model("initial-exec")));
+
 static uint32_t capture_new(uintptr_t ra, uintptr_t cfa)
 {
 	uint32_t id = stack_capture_at(ra, cfa);
-	if (!stack_modules_known(id))
+	uint32_t epoch = atomic_load_explicit(&g_modules_epoch, memory_order_acquire);
+	for (unsigned i = 0; i < KNOWN_SLOTS; i++)
+		if (t_known[i].id == id && t_known[i].epoch == epoch && t_known[i].gen == g_seg.gen &&
+		    id != 0)
+			return id;
+	if (!stack_modules_known(id)) {
 		modules_refresh();
+		return id;
+	}
+	unsigned v = t_known_next++ % KNOWN_SLOTS;
+	t_known[v].gen = g_seg.gen;
+	t_known[v].id = id;
+	t_known[v].epoch = epoch;
 	return id;
 }
 
@@ -91,6 +117,7 @@ static void known_new(struct handle_known *k, int domain, int type, int protocol
 {
 	memset(k, 0, sizeof *k);
 	k->like_fd = -1;
+	k->new_socket = 1;
 	type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (domain == AF_INET || domain == AF_INET6) {
 		if (protocol == 0)
@@ -108,7 +135,7 @@ static void known_new(struct handle_known *k, int domain, int type, int protocol
 
 void lw_ev_socket_created(int fd, int domain, int type, int protocol, uintptr_t ra, uintptr_t cfa)
 {
-	if (!enter_own())
+	if (!enter_own_fds(&fd, 1))
 		return;
 	int saved = errno;
 	struct handle_known k;
@@ -121,10 +148,10 @@ void lw_ev_socket_created(int fd, int domain, int type, int protocol, uintptr_t 
 void lw_ev_accepted(int fd, int lfd, const struct sockaddr *addr, socklen_t cap, socklen_t len,
 		    uintptr_t ra, uintptr_t cfa)
 {
-	if (!enter_own())
+	if (!enter_own_fds(&fd, 1))
 		return;
 	int saved = errno;
-	struct handle_known k = { .like_fd = lfd };
+	struct handle_known k = { .like_fd = lfd, .new_socket = 1 };
 	/* the peer the call wrote, unless it was cut short */
 	if (addr && len > 0 && len <= cap) {
 		k.peer = addr;
@@ -138,7 +165,7 @@ void lw_ev_accepted(int fd, int lfd, const struct sockaddr *addr, socklen_t cap,
 void lw_ev_socketpair_opened(const int sv[2], int domain, int type, int protocol, uintptr_t ra,
 			     uintptr_t cfa)
 {
-	if (!enter_own())
+	if (!enter_own_fds(sv, 2))
 		return;
 	int saved = errno;
 	uint32_t stack = capture_new(ra, cfa);
@@ -187,7 +214,18 @@ void lw_ev_fds_received(const struct msghdr *msg, uintptr_t ra, uintptr_t cfa)
 {
 	if (!msg || !msg->msg_control || msg->msg_controllen == 0)
 		return;
-	if (!enter_own())
+	/* the first descriptors received: a pending fork child's creation
+	 * leaves their numbers' inherited records out */
+	int fresh[8];
+	unsigned nfresh = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n && nfresh < 8; i++)
+			memcpy(&fresh[nfresh++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+	}
+	if (!enter_own_fds(fresh, nfresh))
 		return;
 	int saved = errno;
 	uint32_t stack = 0;
@@ -367,7 +405,7 @@ int lw_ev_alloc_pending(size_t size)
 	}
 	int saved = errno;
 	guard_set();
-	int ok = lifecycle_fork_segment() && heap_mode() != LW_HEAP_OFF;
+	int ok = lifecycle_fork_segment(NULL, 0) && heap_mode() != LW_HEAP_OFF;
 	guard_clear();
 	errno = saved;
 	return ok;

@@ -119,6 +119,20 @@ static void slot_unlock(int fd, struct lw_handle *h, uint32_t s)
 	seq_unlock(&h->seq, s);
 }
 
+/* slot_unlock_closed - slot_unlock() after a close: a fork child reads
+ * nothing but the state of a record that is not open, so the mirror gets
+ * only that. */
+static void slot_unlock_closed(int fd, struct lw_handle *h, uint32_t s)
+{
+	struct lw_handle *m = mirror_at(fd, 0);
+	if (m) {
+		uint32_t ms = lw_seq_write_begin(&m->seq);
+		m->state = h->state;
+		lw_seq_write_end(&m->seq, ms);
+	}
+	seq_unlock(&h->seq, s);
+}
+
 /* handles.used is a high-water mark of fd + 1 so readers scan only that far. */
 static void note_high_water(int fd)
 {
@@ -178,6 +192,22 @@ static void retire_stale(struct lw_handle *h)
 	}
 }
 
+/* addr_is_unbound - an IP address with neither address nor port (what
+ * known_unbound() records for a new socket). */
+static int addr_is_unbound(const struct lw_addr *a)
+{
+	static const uint8_t zero[LW_ADDR_MAX];
+	sa_family_t f;
+	if (a->len < sizeof f)
+		return 0;
+	memcpy(&f, a->data, sizeof f);
+	if (f == AF_INET && a->len >= sizeof(struct sockaddr_in))
+		return memcmp(a->data + sizeof f, zero, sizeof(struct sockaddr_in) - sizeof f) == 0;
+	if (f == AF_INET6 && a->len >= sizeof(struct sockaddr_in6))
+		return memcmp(a->data + sizeof f, zero, sizeof(struct sockaddr_in6) - sizeof f) == 0;
+	return 0;
+}
+
 /* known_unbound - the address a new socket has before any bind or
  * connect, as getsockname() gives it; 0 for families not handled here. */
 static int known_unbound(int family, struct lw_addr *a)
@@ -208,9 +238,17 @@ static int fill_socket(int fd, struct lw_handle *out, const struct handle_known 
 	struct lw_handle like;
 	int v;
 
-	if (prim_fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
-		return -1;
-	out->inode = (uint64_t)st.st_ino;
+	int have_like = 0;
+
+	/* A descriptor socket() or accept() just returned is a socket: its
+	 * inode is left for the analyzer to read from /proc/PID/fd (0 here). */
+	if (k && k->new_socket) {
+		out->inode = 0;
+	} else {
+		if (prim_fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+			return -1;
+		out->inode = (uint64_t)st.st_ino;
+	}
 	if (k && k->family > 0) {
 		out->family = (uint16_t)k->family;
 		out->type = (uint16_t)k->type;
@@ -221,6 +259,7 @@ static int fill_socket(int fd, struct lw_handle *out, const struct handle_known 
 		out->family = like.family;
 		out->type = like.type;
 		out->protocol = like.protocol;
+		have_like = 1;
 	} else {
 		out->family = prim_getsockopt_int(fd, SOL_SOCKET, SO_DOMAIN, &v) == 0 ? (uint16_t)v : 0;
 		out->type = prim_getsockopt_int(fd, SOL_SOCKET, SO_TYPE, &v) == 0 ? (uint16_t)v : 0;
@@ -235,7 +274,12 @@ static int fill_socket(int fd, struct lw_handle *out, const struct handle_known 
 			out->peer.len = 0;
 		return 0;
 	}
-	addr_get(fd, &out->local, 0);
+	/* An accepted socket is recorded with its listener's address (the
+	 * listener's as bound: 0.0.0.0:8080 stays the wildcard). */
+	if (have_like && like.local.len > 0)
+		out->local = like.local;
+	else
+		addr_get(fd, &out->local, 0);
 	if (k && k->peer && k->peer_len > 0)
 		addr_set(&out->peer, k->peer, k->peer_len);
 	else
@@ -248,7 +292,7 @@ static void record_close(struct lw_handle *h, uint32_t stack)
 {
 	h->state = LW_H_CLOSED;
 	h->close_stack_id = stack;
-	h->close_ns = prim_now_ns();
+	h->close_ns = prim_event_ns();
 	h->close_tid = prim_gettid();
 	stack_count(h->stack_id, 0);
 	segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
@@ -278,9 +322,13 @@ static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stac
 	note_high_water(fd);
 	stack_count(stack_id, 1);
 	segment_counter_add(LW_CTR_SOCK_OPENED, 1);
-	if (src->origin == LW_ORIGIN_INHERITED || src->origin == LW_ORIGIN_FORK)
+	if (src->origin == LW_ORIGIN_INHERITED || src->origin == LW_ORIGIN_FORK) {
+		/* src->open_ns is the parent's: the event is now */
 		segment_counter_add(LW_CTR_SOCK_INHERITED, 1);
-	segment_counter_add(LW_CTR_EVENTS, 1);
+		segment_counter_add(LW_CTR_EVENTS, 1);
+	} else {
+		segment_event_at(src->open_ns);
+	}
 }
 
 void handle_open_socket(int fd, uint16_t origin, int dup_of, uint32_t stack_id)
@@ -301,7 +349,7 @@ void handle_open_socket_known(int fd, uint16_t origin, int dup_of, uint32_t stac
 	tmp.origin = origin;
 	tmp.dup_of = dup_of;
 	tmp.tid = prim_gettid();
-	tmp.open_ns = prim_now_ns();
+	tmp.open_ns = prim_event_ns();
 	if (tmp.peer.len)
 		tmp.connect_ns = tmp.open_ns;
 	handle_write_open(fd, &tmp, stack_id, 0);
@@ -319,7 +367,7 @@ void handle_dup(int oldfd, int newfd, uint32_t stack)
 		src.origin = LW_ORIGIN_DUP;
 		src.dup_of = oldfd;
 		src.tid = prim_gettid();
-		src.open_ns = prim_now_ns();
+		src.open_ns = prim_event_ns();
 		src.last_use_stack_id = 0;
 		src.last_use_ns = 0;
 		handle_write_open(newfd, &src, stack, stack);
@@ -347,10 +395,19 @@ void handle_connected(int fd, const struct sockaddr *addr, socklen_t len, uint32
 	if (!h)
 		return;
 	if (h->state == LW_H_OPEN) {
+		/* An IP socket that was not bound gets its address from
+		 * connect(): the record says "unknown" (len 0) rather than
+		 * ask (a system call per connect); the kernel tells it while
+		 * the socket lives (sock_diag).  A bound one keeps its own. */
+		if ((h->family == AF_INET || h->family == AF_INET6) && addr_is_unbound(&h->local))
+			h->local.len = 0;
 		addr_set(&h->peer, addr, len);
-		addr_get(fd, &h->local, 0);
+		uint64_t now = prim_event_ns();
 		h->connect_stack_id = stack;
-		h->connect_ns = prim_now_ns();
+		h->connect_ns = now;
+		slot_unlock(fd, h, seq);
+		segment_event_at(now);
+		return;
 	}
 	slot_unlock(fd, h, seq);
 	segment_counter_add(LW_CTR_EVENTS, 1);
@@ -366,7 +423,9 @@ int handle_names_peers(int fd)
 {
 	struct lw_handle h;
 	const struct lw_handle *slot = g_seg.hdr ? handle_at(fd) : NULL;
-	if (!slot || !lw_seq_read(slot, &h, sizeof h) || h.state != LW_H_OPEN)
+	/* state, family and protocol: the head of the record is enough */
+	if (!slot || !lw_seq_read(slot, &h, offsetof(struct lw_handle, stack_id)) ||
+	    h.state != LW_H_OPEN)
 		return 0;
 	return h.family == AF_UNIX ||
 	       ((h.family == AF_INET || h.family == AF_INET6) && h.protocol == IPPROTO_TCP);
@@ -381,7 +440,8 @@ int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev)
 	const struct lw_handle *cur = hdr ? handle_at(fd) : NULL;
 	if (!cur)
 		return LW_H_FREE;
-	if (!lw_seq_read(cur, &snap, sizeof snap)) {
+	/* what prev needs ends with close_ns: read the record that far */
+	if (!lw_seq_read(cur, &snap, offsetof(struct lw_handle, dup_of))) {
 		/* a writer held it all along: still remove an open record first */
 		memset(&snap, 0, sizeof snap);
 		snap.state = LW_H_OPEN;
@@ -401,9 +461,9 @@ int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev)
 		return LW_H_OPEN;
 	if (h->state == LW_H_OPEN) {
 		record_close(h, stack);
-		segment_counter_add(LW_CTR_EVENTS, 1);
+		segment_event_at(h->close_ns);
 	}
-	slot_unlock(fd, h, seq);
+	slot_unlock_closed(fd, h, seq);
 	return LW_H_OPEN;
 }
 
@@ -424,7 +484,7 @@ void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev, ui
 	b->fd = fd;
 	b->tid = prim_gettid();
 	b->stack_id = stack;
-	b->ns = prim_now_ns();
+	b->ns = prim_event_ns();
 	b->prev_state = (uint16_t)prev_state;
 	b->prev_origin = prev->origin;
 	b->prev_open_stack_id = prev_state == LW_H_FREE ? 0 : prev->open_stack;
@@ -525,7 +585,7 @@ static int fork_view(const struct shim_segment *parent, uint32_t fd, struct lw_h
 	return lw_seq_read(h, out, sizeof *out);
 }
 
-void handle_copy_from(const struct shim_segment *parent)
+void handle_copy_from(const struct shim_segment *parent, const int *skip, unsigned nskip)
 {
 	const struct lw_header *ph = parent->hdr;
 	if (!ph || !g_seg.hdr)
@@ -540,10 +600,20 @@ void handle_copy_from(const struct shim_segment *parent)
 		mirror_store((int)fd, NULL);
 		if (!ok || src.state != LW_H_OPEN)
 			continue;
-		/* A socket the parent closed with a raw syscall must not be copied. */
-		struct stat sb;
-		if (prim_fstat((int)fd, &sb) != 0 || (uint64_t)sb.st_ino != src.inode)
+		/* A number the creating call just returned was closed in this
+		 * child before: a socket there now is not the parent's. */
+		int fresh = 0;
+		for (unsigned i = 0; i < nskip; i++)
+			fresh |= skip[i] == (int)fd;
+		if (fresh)
 			continue;
+		/* A socket the parent closed with a raw syscall must not be copied
+		 * (a record without an inode: one that is no socket now). */
+		struct stat sb;
+		if (prim_fstat((int)fd, &sb) != 0 || !S_ISSOCK(sb.st_mode) ||
+		    (src.inode != 0 && (uint64_t)sb.st_ino != src.inode))
+			continue;
+		src.inode = (uint64_t)sb.st_ino;
 		uint32_t id = 0;
 		const struct lw_stack *ps = src.stack_id ?
 			segment_entry_in(parent, LW_T_STACKS, (uint64_t)src.stack_id - 1) : NULL;
@@ -578,7 +648,7 @@ void handle_used(int fd, uint32_t stack_id)
 		return;
 	if (h->state == LW_H_OPEN) {
 		h->last_use_stack_id = stack_id;
-		h->last_use_ns = prim_now_ns();
+		h->last_use_ns = prim_event_ns();
 	}
 	/* not slot_unlock(): a fork child does not inherit last use, so the
 	 * mirror need not follow (this is the hot path of every send) */

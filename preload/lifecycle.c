@@ -92,10 +92,10 @@ static void atfork_parent(void)
 
 /* fork_inherit - a fork child that just created its segment: take over
  * the parent's module table and open records, start recording. */
-static void fork_inherit(const struct shim_segment *parent)
+static void fork_inherit(const struct shim_segment *parent, const int *fresh, unsigned nfresh)
 {
 	modules_after_fork(parent);
-	handle_copy_from(parent);
+	handle_copy_from(parent, fresh, nfresh);
 	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
 	owner_claim();
 	segment_mark_state(LW_STATE_RUNNING);
@@ -174,9 +174,9 @@ int lifecycle_fork_segment(const int *fresh, unsigned nfresh)
  * fork may have interrupted a hook between its read of g_seg.hdr and of a
  * table pointer (handle_is_open runs unguarded), and that frame resumes
  * here reading the parent's tables, still mapped, never written.  A
- * pending parent (or one whose other thread was creating its segment at
- * the fork) hands on its own snapshot; its g_seg, if half set up, names a
- * file that is not ours and stays unused.
+ * pending parent hands on its own snapshot; one whose other thread was
+ * creating its segment at the fork has g_seg half rewritten, and its child
+ * starts with nothing inherited.
  */
 static void fork_pend(int pending)
 {
@@ -236,7 +236,7 @@ static void atfork_child(void)
 	heap_after_fork();
 	memset(&g_seg, 0, sizeof g_seg);
 	if (segment_create(&parent) == 0) {
-		fork_inherit(&parent);
+		fork_inherit(&parent, NULL, 0);
 		atomic_store(&g_ready, 1);
 	} else {
 		/* No segment of our own (no room: a small /dev/shm): this child

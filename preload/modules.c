@@ -123,6 +123,8 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
 static atomic_flag g_scanning = ATOMIC_FLAG_INIT;
 static _Atomic int g_rescan;
 
+_Atomic uint32_t g_modules_epoch;
+
 static void modules_scan_once(void)
 {
 	struct scan_ctx ctx = { .now = prim_now_ns() };
@@ -154,6 +156,7 @@ void modules_scan(void)
 			return; /* the thread inside will see g_rescan */
 		atomic_store(&g_rescan, 0);
 		modules_scan_once();
+		atomic_fetch_add_explicit(&g_modules_epoch, 1, memory_order_release);
 		atomic_flag_clear_explicit(&g_scanning, memory_order_release);
 	}
 }
@@ -185,6 +188,7 @@ void modules_after_fork(const struct shim_segment *parent)
 		lw_seq_write_end(&cm->seq, s);
 	}
 	atomic_store_explicit(&g_seg.hdr->modules.used, i, memory_order_release);
+	atomic_fetch_add_explicit(&g_modules_epoch, 1, memory_order_release);
 }
 
 static int module_has(const struct lw_module *m, uint64_t pc)

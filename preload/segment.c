@@ -46,7 +46,16 @@ void segment_counter_add(enum lw_counter c, uint64_t n)
 	 * thread), move the last-activity time: the only clock a SIGKILLed
 	 * process leaves behind. */
 	if (c == LW_CTR_EVENTS || c == LW_CTR_HEAP_ALLOCS || c == LW_CTR_HEAP_FREES)
-		atomic_store_explicit(&h->last_active_ns, prim_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&h->last_active_ns, prim_event_ns(), memory_order_relaxed);
+}
+
+void segment_event_at(uint64_t now_ns)
+{
+	struct lw_header *h = g_seg.hdr;
+	if (!h)
+		return;
+	atomic_fetch_add_explicit(&h->counters[LW_CTR_EVENTS], 1, memory_order_relaxed);
+	atomic_store_explicit(&h->last_active_ns, now_ns, memory_order_relaxed);
 }
 
 /* fmt_path - "<dir>/leakwatch.<pid>[.<n>]" without stdio's allocating paths. */

@@ -117,6 +117,10 @@ SHIM_HIDDEN int segment_counters_empty(const _Atomic uint64_t *counters);
 SHIM_HIDDEN void segment_unlink_if_empty(void);
 /* segment_counter_add - relaxed add to a header counter. */
 SHIM_HIDDEN void segment_counter_add(enum lw_counter c, uint64_t n);
+/* segment_event_at - count one socket event that happened at now_ns (a
+ * CLOCK_MONOTONIC time the caller already read): LW_CTR_EVENTS and the
+ * last-activity time, without a second clock read. */
+SHIM_HIDDEN void segment_event_at(uint64_t now_ns);
 /* segment_active - nonzero when this thread may record into g_seg: tracing is
  * on and the caller is the process that owns the segment (not a vfork child
  * or a clone sharing our memory, not a fork-like child that set up no
@@ -294,6 +298,10 @@ SHIM_HIDDEN void modules_after_fork(const struct shim_segment *parent);
  * the table not flagged unloaded (read without the slots' seqlocks: a
  * scan racing with it can make it answer 0, never crash). */
 SHIM_HIDDEN int modules_cover(const uint64_t *pcs, unsigned n);
+/* g_modules_epoch - bumped after every change the module table can have
+ * seen (each scan, and the fork child's copy): a stack found covered at one
+ * epoch stays covered until it moves. */
+SHIM_HIDDEN extern _Atomic uint32_t g_modules_epoch;
 
 /* handles.c */
 /* Recording of descriptor events into the handle table.  All take the fd as
@@ -312,6 +320,9 @@ struct handle_known {
 					 * AF_UNIX: other families are asked) */
 	const struct sockaddr *peer;    /* the peer address the call returned (accept), or NULL */
 	socklen_t peer_len;
+	int new_socket;                 /* the call made fd a socket (socket, socketpair, accept):
+					 * no fstat() to prove it, and no inode (the analyzer
+					 * takes it from /proc/PID/fd) */
 };
 /* handle_open_socket_known - handle_open_socket() with what k says known
  * (k may be NULL). */
@@ -355,8 +366,9 @@ SHIM_HIDDEN void handle_close_range(unsigned first, unsigned last, uint32_t stac
 SHIM_HIDDEN void handle_scan_inherited(void);
 /* handle_copy_from - fork child: copy the parent's open records as they
  * were at the fork (from the private mirror, see handles_mirror_init),
- * marked LW_ORIGIN_FORK, re-interning their stacks into our own table. */
-SHIM_HIDDEN void handle_copy_from(const struct shim_segment *parent);
+ * marked LW_ORIGIN_FORK, re-interning their stacks into our own table;
+ * never those at the fds in skip[0..nskip). */
+SHIM_HIDDEN void handle_copy_from(const struct shim_segment *parent, const int *skip, unsigned nskip);
 /* handles_mirror_init - set up the private copy of the handle table that a
  * fork child inherits as a snapshot.  0, or -1 (children then copy from the
  * live table). */
@@ -477,8 +489,10 @@ SHIM_HIDDEN extern _Atomic int g_fork_pending;
  * with the inherited records.  Call with the guard set.  1 when g_seg is
  * this image's own now; 0 when not pending, not the pending process itself
  * (a vfork child of it), another thread is creating it, or there is no
- * room (then the image stays untraced). */
-SHIM_HIDDEN int lifecycle_fork_segment(void);
+ * room (then the image stays untraced).  fresh[0..nfresh): descriptors the
+ * call that creates it has just made (their numbers' inherited records are
+ * finished: closed while the child had no segment, as no record shows). */
+SHIM_HIDDEN int lifecycle_fork_segment(const int *fresh, unsigned nfresh);
 
 
 /*

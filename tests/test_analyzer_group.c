@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests for analyzer/group.c and procjoin.c. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 
 #include "lib/analyzer.h"
@@ -281,4 +282,72 @@ Test(analyzer_group, join_with_proc)
 	close(afd);
 	close(ufd);
 	close(stale_fd);
+}
+
+/* Records of sockets from socket(), accept() and socketpair() carry no inode
+ * (the shim does not fstat them): the join believes one while a socket is
+ * behind its fd, takes that socket's inode for the kernel's view, and calls
+ * it stale when the fd is gone or names something that is no socket. */
+Test(analyzer_group, join_records_without_inode)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sin;
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+	cr_assert_eq(listen(lfd, 4), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	int cfd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(cfd, (struct sockaddr *)&sin, sizeof sin), 0);
+	int afd = accept(lfd, NULL, NULL);
+	int file_fd = open("/dev/null", O_RDONLY); /* a socket record's number, now a file */
+	int gone_fd = dup(cfd);
+	cr_assert(afd >= 0 && file_fd >= 0 && gone_fd >= 0);
+	close(gone_fd);                            /* closed behind the shim's back */
+	cr_assert(lfd < 64 && cfd < 64 && afd < 64 && file_fd < 64 && gone_fd < 64);
+
+	struct fab f;
+	struct lw_snapshot s;
+	fab_init(&f, 4, 4, 64, 4);
+	fab_handle(&f, lfd, LW_ORIGIN_SOCKET, 0, 1)->inode = 0;
+	fab_handle(&f, cfd, LW_ORIGIN_SOCKET, 0, 1)->inode = 0;
+	fab_handle(&f, afd, LW_ORIGIN_ACCEPT, 0, 1)->inode = 0;
+	fab_handle(&f, file_fd, LW_ORIGIN_SOCKET, 0, 1)->inode = 0;
+	fab_handle(&f, gone_fd, LW_ORIGIN_SOCKET, 0, 1)->inode = 0;
+	snap_load(&f, &s);
+
+	struct lw_join j;
+	cr_assert_eq(lw_join_proc(&j, &s, getpid()), 0);
+	cr_assert(j.fd_ok);
+	cr_assert_eq(j.nstale, 2, "the file and the closed fd");
+	for (size_t i = 0; i < s.nhandles; i++) {
+		int fd = s.handles[i].fd;
+		int sock = fd == lfd || fd == cfd || fd == afd;
+		cr_assert_eq(lw_join_valid(&j, &s, i), sock, "fd %d", fd);
+		if (sock)
+			cr_assert_eq(lw_join_inode(&j, &s, i), fd_inode(fd), "fd %d takes /proc's inode", fd);
+	}
+	for (size_t i = 0; i < j.nuntracked; i++)
+		cr_assert(j.untracked[i].fd != lfd && j.untracked[i].fd != cfd && j.untracked[i].fd != afd,
+			  "fd %d: recorded, not untracked", j.untracked[i].fd);
+
+	/* the kernel's view reaches the groups through the adopted inode */
+	struct lw_grouping g;
+	cr_assert_eq(lw_group_build(&g, &s, &j, 10, 0, 0), 0);
+	cr_assert_eq(g.nsockets, 3);
+	size_t listen_n = 0, est_n = 0;
+	for (size_t k = 0; k < g.ngroups; k++)
+		for (size_t m = 0; m < g.groups[k].nstates; m++) {
+			listen_n += strcmp(g.groups[k].states[m].name, "LISTEN") == 0 ? g.groups[k].states[m].n : 0;
+			est_n += strcmp(g.groups[k].states[m].name, "ESTABLISHED") == 0 ? g.groups[k].states[m].n : 0;
+		}
+	cr_assert_eq(listen_n, 1);
+	cr_assert_eq(est_n, 2);
+	lw_grouping_free(&g);
+	lw_join_free(&j);
+	lw_snapshot_free(&s);
+	fab_free(&f);
+	close(lfd);
+	close(cfd);
+	close(afd);
+	close(file_fd);
 }

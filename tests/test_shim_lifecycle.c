@@ -63,7 +63,7 @@ Test(shim_lifecycle, start_fork_stop, .timeout = 60)
 		 * records something of its own, which creates it */
 		int ok = !g_seg.hdr && atomic_load(&g_fork_pending) == 1 && atomic_load(&g_ready);
 		guard_set();
-		ok = ok && lifecycle_fork_segment();
+		ok = ok && lifecycle_fork_segment(NULL, 0);
 		guard_clear();
 		ok = ok && g_seg.hdr && g_seg.pid == getpid() && strcmp(g_seg.path, path) != 0 &&
 		     g_seg.hdr->parent_segment_pid == (uint32_t)getppid() && atomic_load(&g_ready) &&

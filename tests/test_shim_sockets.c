@@ -3,7 +3,9 @@
  * (socket()'s and socketpair()'s arguments, the listener's record, the peer
  * address accept() returned, a peer buffer the shim lends accept()) says
  * exactly what the kernel says of that descriptor: family, type, protocol,
- * local and peer address.  The sockkinds fixture prints the kernel's view
+ * local and peer address (except the local address connect() chose for an
+ * IP socket that was not bound: unknown, see handle_connected).  The
+ * sockkinds fixture prints the kernel's view
  * of each descriptor it leaves open; the segment must agree field by field.
  */
 #include <criterion/criterion.h>
@@ -72,7 +74,15 @@ Test(shim_sockets, records_say_what_the_kernel_says, .timeout = 60)
 		if (strlen(peer) > 2 * LW_ADDR_MAX)
 			peer[2 * LW_ADDR_MAX] = '\0';
 		addr_hex(&h->local, got, sizeof got);
-		cr_expect_str_eq(got, local, "fd %d (%s) local address", fd, line);
+		/* an IP socket connect() gave its address (it was not bound)
+		 * is recorded with the local address unknown: the shim does not
+		 * ask (a system call per connect); every other address is exact */
+		int connected_unbound = (fam == AF_INET || fam == AF_INET6) &&
+					h->origin == LW_ORIGIN_SOCKET && h->peer.len > 0;
+		if (connected_unbound)
+			cr_expect_str_eq(got, "-", "fd %d (%s) local address: not taken", fd, line);
+		else
+			cr_expect_str_eq(got, local, "fd %d (%s) local address", fd, line);
 		addr_hex(&h->peer, got, sizeof got);
 		cr_expect_str_eq(got, peer, "fd %d (%s) peer address", fd, line);
 		accepted += h->origin == LW_ORIGIN_ACCEPT;

@@ -486,13 +486,13 @@ int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct
 		memset(m, 0, sizeof *m);
 		m->fd = s->handles[i].fd;
 		m->origin = h->origin;
-		m->inode = h->inode;
+		m->inode = lw_join_inode(j, s, i);
 		m->age_ns = age;
 		m->stack_id = stack_id;
 		m->last_use_stack_id = use_id;
 		m->last_use_ns = h->last_use_ns;
 		lw_addr_format(&h->peer, m->peer, sizeof m->peer);
-		const struct lw_sockinfo *k = lw_join_sockinfo(j, h->inode);
+		const struct lw_sockinfo *k = lw_join_sockinfo(j, m->inode);
 		if (k) {
 			m->has_kernel = 1;
 			m->k = *k;

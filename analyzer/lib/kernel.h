@@ -85,6 +85,8 @@ struct lw_join {
 	int fd_ok;                      /* /proc/PID/fd was read */
 	int fd_errno;                   /* why not, when !fd_ok (EACCES, ENOENT...) */
 	unsigned char *valid;           /* per snapshot handle: 1 = kernel agrees */
+	uint64_t *inode;                /* per snapshot handle: its socket inode (the record's,
+					 * or /proc's for a record made without one) */
 	size_t nstale;                  /* OPEN entries whose fd no longer matches */
 	struct lw_untracked *untracked; /* socket fds the shim never recorded */
 	size_t nuntracked;
@@ -108,6 +110,14 @@ void lw_join_free(struct lw_join *j);
  * it is OPEN and (no kernel view or the kernel shows the same inode there).
  */
 int lw_join_valid(const struct lw_join *j, const struct lw_snapshot *s, size_t i);
+
+/*
+ * lw_join_inode - the socket inode of snapshot handle i: the one the shim
+ * recorded, or for a record made without one (inode 0: sockets from
+ * socket(), accept(), socketpair()) the one /proc/PID/fd shows there now;
+ * 0 when neither is known.
+ */
+uint64_t lw_join_inode(const struct lw_join *j, const struct lw_snapshot *s, size_t i);
 
 /*
  * lw_join_sockinfo - the kernel's view of a socket inode, or NULL when

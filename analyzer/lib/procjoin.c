@@ -6,7 +6,12 @@
  * sees it (fclose of a socket FILE, resolver sockets), and the fd number may
  * since have been reused.  So an OPEN entry is believed only while
  * /proc/PID/fd/N still names the same socket inode; sockets the kernel shows
- * that the shim never recorded are listed as untracked.  The kernel's view of
+ * that the shim never recorded are listed as untracked.  Records of sockets
+ * the hook knew were new (socket(), accept(), socketpair()) carry no inode:
+ * asking for it would cost the traced call an fstat().  Such a record is
+ * believed while a socket is behind its fd, and takes that socket's inode;
+ * what this cannot tell apart is a socket closed where no hook sees it and
+ * replaced, on the same number, by another socket no hook saw created.  The kernel's view of
  * each socket (state, queues, tcp_info) comes from sockdiag.c, loaded once
  * per join on first lookup.
  */
@@ -73,12 +78,20 @@ int lw_join_proc(struct lw_join *j, const struct lw_snapshot *s, int pid)
 	j->fd_errno = ENOENT;
 	if (s->nhandles) {
 		j->valid = calloc(s->nhandles, 1);
-		if (!j->valid)
+		j->inode = calloc(s->nhandles, sizeof *j->inode);
+		if (!j->valid || !j->inode) {
+			free(j->valid);
+			free(j->inode);
+			j->valid = NULL;
+			j->inode = NULL;
 			return -1;
+		}
 	}
 	/* Without a kernel view the segment is all we have: trust OPEN entries. */
-	for (size_t i = 0; i < s->nhandles; i++)
+	for (size_t i = 0; i < s->nhandles; i++) {
 		j->valid[i] = s->handles[i].h.state == LW_H_OPEN;
+		j->inode[i] = s->handles[i].h.inode;
+	}
 	if (pid <= 0)
 		return 0;
 
@@ -92,16 +105,19 @@ int lw_join_proc(struct lw_join *j, const struct lw_snapshot *s, int pid)
 	j->fd_ok = 1;
 	j->fd_errno = 0;
 
-	/* Tracked entries: valid only if the same socket inode is still behind the fd. */
+	/* Tracked entries: valid only if the same socket inode is still behind
+	 * the fd (any socket, for a record made without its inode). */
 	for (size_t i = 0; i < s->nhandles; i++) {
 		if (s->handles[i].h.state != LW_H_OPEN)
 			continue;
-		uint64_t ino = 0;
+		uint64_t ino = 0, want = s->handles[i].h.inode;
 		if (fd_socket_inode(pid, s->handles[i].fd, &ino) < 0 || ino == 0 ||
-		    ino != s->handles[i].h.inode) {
+		    (want != 0 && ino != want)) {
 			j->valid[i] = 0;
 			j->nstale++;
+			continue;
 		}
+		j->inode[i] = ino;
 	}
 
 	size_t cap = 0;
@@ -117,7 +133,8 @@ int lw_join_proc(struct lw_join *j, const struct lw_snapshot *s, int pid)
 		if (fd_socket_inode(pid, (int)fd, &ino) < 0 || ino == 0)
 			continue;
 		const struct lw_snap_handle *h = lw_snapshot_handle(s, (int)fd);
-		if (h && h->h.state == LW_H_OPEN && h->h.inode == ino)
+		if (h && h->h.state == LW_H_OPEN &&
+		    (h->h.inode == ino || (h->h.inode == 0 && j->valid[h - s->handles])))
 			continue;
 		if (untracked_add(j, &cap, (int)fd, ino) < 0) {
 			closedir(d);
@@ -134,6 +151,7 @@ void lw_join_free(struct lw_join *j)
 {
 	free(j->valid);
 	free(j->untracked);
+	free(j->inode);
 	lw_sockdiag_free(&j->diag);
 	memset(j, 0, sizeof *j);
 }
@@ -145,6 +163,15 @@ int lw_join_valid(const struct lw_join *j, const struct lw_snapshot *s, size_t i
 	if (!j || !j->valid)
 		return 1;
 	return j->valid[i];
+}
+
+uint64_t lw_join_inode(const struct lw_join *j, const struct lw_snapshot *s, size_t i)
+{
+	if (i >= s->nhandles)
+		return 0;
+	if (!j || !j->inode)
+		return s->handles[i].h.inode;
+	return j->inode[i];
 }
 
 const struct lw_sockinfo *lw_join_sockinfo(struct lw_join *j, uint64_t inode)

@@ -93,7 +93,10 @@
  * Counters in the header and in stack slots are updated with relaxed atomic
  * adds and read without the seqlock: they are monotonic totals.
  *
- * Times are CLOCK_MONOTONIC nanoseconds unless named *_realtime_*.  The header
+ * Times are CLOCK_MONOTONIC nanoseconds unless named *_realtime_*; the times
+ * of descriptor events (open, connect, last use, close, bad close) and
+ * last_active_ns are read at the coarse resolution of that clock
+ * (CLOCK_MONOTONIC_COARSE: one scheduler tick, up to a tick behind).  The header
  * holds a (realtime, monotonic) pair taken together at start so wall-clock
  * times can be derived: wall = start_realtime_ns + (t - start_monotonic_ns).
  */
@@ -338,7 +341,10 @@ struct lw_handle {
 	int32_t  protocol;
 	uint32_t stack_id;              /* where it was created (0 = unknown, e.g. inherited) */
 	int32_t  tid;                   /* creating thread */
-	uint64_t inode;                 /* st_ino from fstat(): matches /proc/PID/fd and sock_diag */
+	uint64_t inode;                 /* st_ino from fstat(): matches /proc/PID/fd and sock_diag;
+					 * 0 for sockets the hook saw made (socket, accept,
+					 * socketpair: not asked, an fstat per call): readers take
+					 * it from /proc/PID/fd while the process lives */
 	uint64_t open_ns;
 	uint64_t generation;            /* bumps on every open of this fd number */
 	uint32_t connect_stack_id;      /* last successful/in-progress connect() */
@@ -350,8 +356,11 @@ struct lw_handle {
 	uint64_t close_ns;
 	int32_t  dup_of;                /* origin DUP: the source fd; SCM_RIGHTS: -1 */
 	uint32_t reserved0;
-	struct lw_addr local;
-	struct lw_addr peer;
+	struct lw_addr local;           /* as bound (bind, socket: unbound), the listener's for
+					 * an accepted socket (0.0.0.0:80 stays the wildcard);
+					 * len 0 once connect() chose an unbound IP socket's
+					 * address (not asked: sock_diag has it) */
+	struct lw_addr peer;            /* as connect() was given it, or accept() returned */
 	uint64_t reserved[4];
 };
 
