@@ -43,7 +43,7 @@ static inline __attribute__((always_inline)) int enter_own_fds(const int *fresh,
 		return 0;
 	}
 	if (!segment_active()) {
-		if (__builtin_expect(!atomic_load_explicit(&g_fork_pending, memory_order_relaxed), 1))
+		if (__builtin_expect(!atomic_load_explicit(&g_fork.pending, memory_order_relaxed), 1))
 			return 0;
 		guard_set();
 		if (!lifecycle_fork_segment(fresh, nfresh)) {

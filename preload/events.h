@@ -125,7 +125,7 @@ static inline __attribute__((always_inline)) int lw_ev_alloc_wanted(size_t size)
 	if (heap_should_sample(size))
 		return !guard_busy();
 	/* a fork child without its segment yet: a block it samples creates it */
-	if (__builtin_expect(atomic_load_explicit(&g_fork_pending, memory_order_relaxed) != 0, 0))
+	if (__builtin_expect(atomic_load_explicit(&g_fork.pending, memory_order_relaxed) != 0, 0))
 		return lw_ev_alloc_pending(size);
 	return 0;
 }

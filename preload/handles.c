@@ -62,6 +62,10 @@ static struct lw_handle *slot_lock(int fd, uint32_t *seq_out)
  */
 static struct lw_handle *g_mirror[LW_CHUNKS_MAX];
 static int g_mirror_on;
+/* Chunk 0 (a small process's whole table) lives here rather than in a
+ * mapping of its own: one mapping fewer for every fork to copy. */
+#define MIRROR0_SHIFT 4u
+static struct lw_handle g_mirror0[1u << MIRROR0_SHIFT];
 
 int handles_mirror_init(uint32_t capacity)
 {
@@ -82,7 +86,12 @@ static struct lw_handle *mirror_at(int fd, int make)
 	if (k >= LW_CHUNKS_MAX)
 		return NULL;
 	struct lw_handle *c = __atomic_load_n(&g_mirror[k], __ATOMIC_ACQUIRE);
-	if (!c && make) {
+	if (!c && make && k == 0 && shift == MIRROR0_SHIFT) {
+		struct lw_handle *none = NULL;
+		(void)__atomic_compare_exchange_n(&g_mirror[0], &none, g_mirror0, 0, __ATOMIC_ACQ_REL,
+						  __ATOMIC_ACQUIRE);
+		c = __atomic_load_n(&g_mirror[0], __ATOMIC_ACQUIRE);
+	} else if (!c && make) {
 		size_t len = lw_chunk_bytes(shift, k, sizeof(struct lw_handle));
 		void *m = prim_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (m == MAP_FAILED)

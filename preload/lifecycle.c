@@ -123,30 +123,23 @@ static void fork_inherit(const struct shim_segment *parent, const int *fresh, un
  * frame resumes in the child and expects g_seg) create it at the fork, as
  * before.
  */
-SHIM_HIDDEN _Atomic int g_fork_pending; /* 0 no, 1 pending, 2 being created */
-/* The snapshot's segment, mapped, never written: g_seg as the fork left it
- * (fork_pend clears only its hdr, kept here; the rest stays untouched until
- * the segment is created).  One pointer rather than a copy of g_seg: each
- * page a fork child writes is a copy-on-write fault. */
-static struct lw_header *g_fork_parent_hdr;
-static pid_t g_pending_pid;
 
 int lifecycle_fork_segment(const int *fresh, unsigned nfresh)
 {
 	int want = 1;
-	if (!atomic_compare_exchange_strong(&g_fork_pending, &want, 2))
+	if (!atomic_compare_exchange_strong(&g_fork.pending, &want, 2))
 		return 0; /* not pending, or another thread is creating it */
 	/* a vfork child of the pending image shares this memory: never ours */
-	if (prim_getpid() != g_pending_pid) {
-		atomic_store(&g_fork_pending, 1);
+	if (prim_getpid() != g_fork.pending_pid) {
+		atomic_store(&g_fork.pending, 1);
 		return 0;
 	}
 	/* no handler may fork or jump out half-way through */
 	sigset_t old;
 	shim_signals_block(&old);
-	static struct shim_segment parent; /* large; g_fork_pending == 2: ours alone */
+	static struct shim_segment parent; /* large; g_fork.pending == 2: ours alone */
 	parent = g_seg;
-	parent.hdr = g_fork_parent_hdr;
+	parent.hdr = g_fork.parent_hdr;
 	parent.path[0] = '\0';
 	/* segment_create fills g_seg's table pointers before it publishes hdr;
 	 * until then they still name the parent's tables (see fork_pend) */
@@ -159,7 +152,7 @@ int lifecycle_fork_segment(const int *fresh, unsigned nfresh)
 	}
 	/* The parent's mapping stays, as in an eager child: a frame that read
 	 * a table pointer before the fork may still hold it. */
-	atomic_store(&g_fork_pending, 0);
+	atomic_store(&g_fork.pending, 0);
 	shim_signals_restore(&old);
 	return ok;
 }
@@ -170,7 +163,7 @@ int lifecycle_fork_segment(const int *fresh, unsigned nfresh)
  * errno, guard or g_ready change.  A signal handler that records meanwhile
  * finds either the parent's segment, which segment_active() refuses (the
  * owner token reads zero here, or the pid differs), or, once
- * g_fork_pending is set, the complete snapshot.  Only hdr is cleared: the
+ * g_fork.pending is set, the complete snapshot.  Only hdr is cleared: the
  * fork may have interrupted a hook between its read of g_seg.hdr and of a
  * table pointer (handle_is_open runs unguarded), and that frame resumes
  * here reading the parent's tables, still mapped, never written.  A
@@ -188,19 +181,19 @@ static void fork_pend(int pending)
 		heap_init(LW_HEAP_OFF, 0);
 	heap_after_fork();
 	if (!pending)
-		g_fork_parent_hdr = g_seg.hdr;
+		g_fork.parent_hdr = g_seg.hdr;
 	else if (pending == 2)
 		/* another thread of the pending parent was creating its segment
 		 * (g_seg half rewritten): this child inherits no records */
-		g_fork_parent_hdr = NULL;
+		g_fork.parent_hdr = NULL;
 	__atomic_store_n(&g_seg.hdr, NULL, __ATOMIC_RELEASE);
-	g_pending_pid = prim_getpid();
-	atomic_store(&g_fork_pending, 1);
+	g_fork.pending_pid = prim_getpid();
+	atomic_store(&g_fork.pending, 1);
 }
 
 static void atfork_child(void)
 {
-	int pending = atomic_load(&g_fork_pending);
+	int pending = atomic_load(&g_fork.pending);
 
 	segment_note_fork();
 	stack_after_fork(1);

@@ -21,6 +21,10 @@
 #include "shim.h"
 
 SHIM_HIDDEN struct shim_segment g_seg;
+/* Defined next to g_seg on purpose: a fork child writes both before it
+ * records anything (g_seg.hdr and this), and every page it writes is a
+ * copy-on-write fault (tests/test_shim_link.c checks they share a page). */
+SHIM_HIDDEN struct shim_forkstate g_fork;
 /*
  * Without a system call where that is certain (see shim.h, lw_owner_state):
  * a child that shares our memory asks the kernel for its pid, a fork-like
@@ -195,12 +199,10 @@ static int archive_existing(const char *path, pid_t pid)
 	return -1;
 }
 
-/* CLOCK_BOOTTIME in the fork child's atfork handler (0: not a fork child). */
-static uint64_t g_fork_boot_ns;
 
 void segment_note_fork(void)
 {
-	g_fork_boot_ns = prim_boottime_ns_raw();
+	g_fork.boot_ns = prim_boottime_ns_raw();
 }
 
 static void header_fill_identity(struct lw_header *h, const struct lw_header *parent)
@@ -212,12 +214,12 @@ static void header_fill_identity(struct lw_header *h, const struct lw_header *pa
 	h->ppid = (int32_t)prim_getppid();
 	h->uid = (uint32_t)prim_geteuid();
 	unsigned long hz = getauxval(AT_CLKTCK);
-	if (parent && g_fork_boot_ns && hz) {
+	if (parent && g_fork.boot_ns && hz) {
 		/* A fork child: the kernel's start time (boot-time clock ticks)
 		 * is the tick of the fork's boot-time reading or the one before,
 		 * and reading /proc/self/stat in a fresh child costs ~30 us, the
 		 * price of the fork itself. */
-		h->proc_start_ticks = g_fork_boot_ns / (1000000000ull / hz);
+		h->proc_start_ticks = g_fork.boot_ns / (1000000000ull / hz);
 		h->flags |= LW_HDR_START_TICKS_BOOTTIME;
 	} else {
 		h->proc_start_ticks = segment_proc_start_ticks(0);

@@ -482,9 +482,18 @@ SHIM_HIDDEN void lifecycle_start(const struct lifecycle_entry *e);
 /* lifecycle_stop - the destructor: flush, mark the image exited, drop an
  * empty segment. */
 SHIM_HIDDEN void lifecycle_stop(void);
-/* g_fork_pending - nonzero in a fork child that has no segment yet and
- * creates one at its first record of its own (see lifecycle.c). */
-SHIM_HIDDEN extern _Atomic int g_fork_pending;
+/* g_fork - fork child state; pending is nonzero in a fork child that has
+ * no segment yet and creates one at its first record of its own (see
+ * lifecycle.c). */
+struct shim_forkstate {
+	_Atomic int pending;            /* 0 no, 1 pending, 2 being created */
+	pid_t pending_pid;              /* the pending image's own pid (a vfork child of it
+					 * shares this memory and is never it) */
+	struct lw_header *parent_hdr;   /* the snapshot's segment: g_seg as the fork left
+					 * it but for hdr, kept here; mapped, never written */
+	uint64_t boot_ns;               /* CLOCK_BOOTTIME at the fork (0: not a fork child) */
+};
+SHIM_HIDDEN extern struct shim_forkstate g_fork;
 /* lifecycle_fork_segment - pending fork child: create the segment now,
  * with the inherited records.  Call with the guard set.  1 when g_seg is
  * this image's own now; 0 when not pending, not the pending process itself

@@ -61,13 +61,13 @@ Test(shim_lifecycle, start_fork_stop, .timeout = 60)
 	if (child == 0) {
 		/* the atfork handler left this child pending: no segment until it
 		 * records something of its own, which creates it */
-		int ok = !g_seg.hdr && atomic_load(&g_fork_pending) == 1 && atomic_load(&g_ready);
+		int ok = !g_seg.hdr && atomic_load(&g_fork.pending) == 1 && atomic_load(&g_ready);
 		guard_set();
 		ok = ok && lifecycle_fork_segment(NULL, 0);
 		guard_clear();
 		ok = ok && g_seg.hdr && g_seg.pid == getpid() && strcmp(g_seg.path, path) != 0 &&
 		     g_seg.hdr->parent_segment_pid == (uint32_t)getppid() && atomic_load(&g_ready) &&
-		     atomic_load(&g_fork_pending) == 0;
+		     atomic_load(&g_fork.pending) == 0;
 		_exit(ok ? 0 : 1);
 	}
 	int st;

@@ -70,3 +70,56 @@ Test(shim_link, recorder_calls_no_libc_fd_functions, .timeout = 60)
 	cr_assert_gt(syms, 0);
 	cr_assert_str_empty(bad, "the recorder bypasses prim.h: %s", bad);
 }
+
+/* The shim maps no library of its own into the program (each one is five
+ * mappings that every fork copies and every child unmaps): libgcc's
+ * unwinder is linked in, and none of its symbols is exported, so the
+ * program's own exceptions keep using the program's unwinder. */
+Test(shim_link, shim_needs_only_libc_and_exports_no_unwinder, .timeout = 60)
+{
+	struct cmd_result r;
+	run_cmd(&r, (char *[]){ "readelf", "-dW", LW_BUILD_DIR "/libleakwatch.so", NULL }, NULL, 60);
+	cr_assert_eq(r.status, 0, "readelf: %s", r.err);
+	int needed = 0;
+	for (char *p = strstr(r.out, "(NEEDED)"); p; p = strstr(p + 1, "(NEEDED)")) {
+		needed++;
+		char lib[128] = "";
+		const char *b = strchr(p, '[');
+		cr_assert_not_null(b);
+		sscanf(b + 1, "%127[^]]", lib);
+		cr_assert(strncmp(lib, "libc.so", 7) == 0 || strncmp(lib, "ld-linux", 8) == 0,
+			  "libleakwatch.so needs %s", lib);
+	}
+	cr_assert_geq(needed, 1);
+	cmd_result_free(&r);
+
+	run_cmd(&r, (char *[]){ "nm", "-D", "--defined-only", LW_BUILD_DIR "/libleakwatch.so", NULL }, NULL, 60);
+	cr_assert_eq(r.status, 0, "nm: %s", r.err);
+	cr_assert_null(strstr(r.out, "_Unwind_"), "exports the unwinder:\n%s", r.out);
+	cr_assert_null(strstr(r.out, "__register_frame"), "exports the unwinder:\n%s", r.out);
+	cr_assert_not_null(strstr(r.out, " T socket\n"), "the hooks are exported:\n%s", r.out);
+	cmd_result_free(&r);
+}
+
+/* A fork child writes g_seg.hdr and g_fork before anything else: on one
+ * page they cost it one copy-on-write fault. */
+Test(shim_link, fork_child_state_shares_a_page_with_the_segment, .timeout = 60)
+{
+	struct cmd_result r;
+	run_cmd(&r, (char *[]){ "nm", "-S", LW_BUILD_DIR "/libleakwatch.so", NULL }, NULL, 60);
+	cr_assert_eq(r.status, 0, "nm: %s", r.err);
+	unsigned long long seg = 0, fork = 0, fork_size = 0, v, sz;
+	char type[8], sym[256];
+	for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n")) {
+		if (sscanf(line, "%llx %llx %7s %255s", &v, &sz, type, sym) != 4)
+			continue;
+		if (strcmp(sym, "g_seg") == 0)
+			seg = v;
+		else if (strcmp(sym, "g_fork") == 0)
+			fork = v, fork_size = sz;
+	}
+	cmd_result_free(&r);
+	cr_assert(seg && fork && fork_size, "g_seg %llx g_fork %llx", seg, fork);
+	cr_assert_eq(seg / 4096, fork / 4096, "g_seg at %llx, g_fork at %llx", seg, fork);
+	cr_assert_eq(seg / 4096, (fork + fork_size - 1) / 4096);
+}
