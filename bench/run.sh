@@ -1,10 +1,13 @@
 #!/bin/sh
 # leakwatch benchmarks: wall-time ratios against the same workload without
 # leakwatch, measured interleaved in the same run (median of ROUNDS).
-# Run through `make bench`.  Environment: BUILD (build dir), ROUNDS (default 9).
+# Run through `make bench`.  Environment: BUILD (build dir), ROUNDS (default
+# 9), PAIR_ROUNDS (default 21: the short one-CPU workloads below, whose
+# rounds vary by +-3%).
 set -u
 B=${BUILD:-build}
 ROUNDS=${ROUNDS:-9}
+PAIR_ROUNDS=${PAIR_ROUNDS:-21}
 SHIM="$(cd "$B" && pwd)/libleakwatch.so"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/leakwatch-bench.XXXXXX") || exit 2
 # Segments go where they go by default, a tmpfs (/dev/shm) when there is
@@ -27,15 +30,24 @@ cpu=$(($(nproc 2>/dev/null || echo 1) - 1))
 one_cpu() { if command -v taskset >/dev/null 2>&1; then taskset -c "$cpu" "$@"; else "$@"; fi; }
 # pair NAME CMD...: ROUNDS interleaved runs of CMD without and with the shim
 # (default configuration: heap sampled), elapsed seconds in $tmp/NAME.base
-# and $tmp/NAME.lw
+# and $tmp/NAME.lw.  The order alternates from round to round (without
+# first, then with first): a run leaves state behind that slows the next
+# (socket churn leaves 10,000 TIME_WAIT sockets, which the next run's port
+# searches walk), and with a fixed order that cost falls on one side
+# (measured: second/first of two native churn runs, median 1.01).
 pair() {
 	name=$1
 	shift
 	: >"$tmp/$name.base"; : >"$tmp/$name.lw"
 	i=0
-	while [ $i -lt "$ROUNDS" ]; do
-		one_cpu "$@" >>"$tmp/$name.base"
-		LEAKWATCH_DIR="$tmp/seg" LD_PRELOAD="$SHIM" one_cpu "$@" >>"$tmp/$name.lw"
+	while [ $i -lt "$PAIR_ROUNDS" ]; do
+		if [ $((i % 2)) -eq 0 ]; then
+			one_cpu "$@" >>"$tmp/$name.base"
+			LEAKWATCH_DIR="$tmp/seg" LD_PRELOAD="$SHIM" one_cpu "$@" >>"$tmp/$name.lw"
+		else
+			LEAKWATCH_DIR="$tmp/seg" LD_PRELOAD="$SHIM" one_cpu "$@" >>"$tmp/$name.lw"
+			one_cpu "$@" >>"$tmp/$name.base"
+		fi
 		rm -f "$tmp"/seg/*
 		i=$((i + 1))
 	done
@@ -85,24 +97,15 @@ else
 fi
 
 # Round trips over loopback: every write/send lands on a tracked socket and
-# records a last-use stack.  Default shim configuration (heap sampled).
+# records a last-use stack.  Default shim configuration (heap sampled).  On
+# one CPU, like the other socket workloads: on two, where the scheduler
+# puts the two ends of each connection moves rounds by 2x.
 R="$B/bench/rtt_workload"
 RARGS="2 40000"
-echo
 echo "leakwatch round-trip benchmark: $R $RARGS (2 connections, 40000 64-byte"
-echo "request/response round trips each over loopback), $ROUNDS rounds"
-: >"$tmp/rbase"; : >"$tmp/rlw"
-i=0
-while [ $i -lt "$ROUNDS" ]; do
-	"$R" $RARGS >>"$tmp/rbase"
-	LEAKWATCH_DIR="$tmp/seg" LD_PRELOAD="$SHIM" "$R" $RARGS >>"$tmp/rlw"
-	rm -f "$tmp"/seg/*
-	i=$((i + 1))
-done
-rbase=$(median <"$tmp/rbase")
-rlw=$(median <"$tmp/rlw")
-printf '%-34s %8ss\n' "without leakwatch (median)" "$rbase"
-printf '%-34s %8ss  ratio %sx  (target <= 1.05x)\n' "with leakwatch (last-use tracking)" "$rlw" "$(pratio "$tmp/rlw" "$tmp/rbase")"
+echo "request/response round trips each over loopback), one CPU, $PAIR_ROUNDS rounds (order alternating)"
+pair rtt "$R" $RARGS
+pair_print rtt "with leakwatch (last-use tracking)" 1.05x
 echo
 
 # Connection churn: every socket, connect and close (and the listener's
@@ -110,7 +113,7 @@ echo
 C="$B/bench/churn_workload"
 CARGS=10000
 echo "leakwatch socket churn benchmark: $C $CARGS ($CARGS socket+connect+close to a"
-echo "loopback listener whose thread accepts and closes), one CPU, $ROUNDS rounds"
+echo "loopback listener whose thread accepts and closes), one CPU, $PAIR_ROUNDS rounds (order alternating)"
 pair churn "$C" $CARGS
 pair_print churn "with leakwatch (socket churn)" 1.05x
 echo
@@ -120,7 +123,7 @@ echo
 P="$B/bench/proxy_workload"
 PARGS="2 10000"
 echo "leakwatch proxy benchmark: $P $PARGS (2 client -> proxy -> upstream chains, 10000"
-echo "64-byte requests each over keepalive loopback connections), one CPU, $ROUNDS rounds"
+echo "64-byte requests each over keepalive loopback connections), one CPU, $PAIR_ROUNDS rounds (order alternating)"
 pair proxy "$P" $PARGS
 pair_print proxy "with leakwatch (last-use, proxy)" 1.05x
 echo
@@ -131,7 +134,7 @@ echo
 F="$B/bench/fork_workload"
 FARGS=1000
 echo "leakwatch fork benchmark: $F $FARGS ($FARGS accept + fork + child recv/send/malloc/_exit"
-echo "+ wait rounds, the client untraced), one CPU, $ROUNDS rounds"
+echo "+ wait rounds, the client untraced), one CPU, $PAIR_ROUNDS rounds (order alternating)"
 pair fork "$F" $FARGS
 pair_print fork "with leakwatch (fork per conn.)" 1.15x
 echo
