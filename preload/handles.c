@@ -59,19 +59,47 @@ static struct lw_handle *slot_lock(int fd, uint32_t *seq_out)
  * private mapping, which fork() copies as it was at the instant of the fork.
  * Its seq is odd while a copy is half done (a fork by another thread, or a
  * handler that forks, in the middle of it).
+ *
+ * A process that never forks never needs it, and on a socket-churning one
+ * it is an eighth of the shim's instructions: it starts at the first fork
+ * (handles_before_fork), with a copy of every open record, and follows
+ * every change from then on.
  */
 static struct lw_handle *g_mirror[LW_CHUNKS_MAX];
-static int g_mirror_on;
+static _Atomic int g_mirror_on;  /* writers mirror their changes */
+static int g_mirror_ready;       /* the mirror holds every open record: a child may trust it */
 /* Chunk 0 (a small process's whole table) lives here rather than in a
  * mapping of its own: one mapping fewer for every fork to copy. */
 #define MIRROR0_SHIFT 4u
 static struct lw_handle g_mirror0[1u << MIRROR0_SHIFT];
 
-int handles_mirror_init(uint32_t capacity)
+static void mirror_store(int fd, const struct lw_handle *src);
+
+void handles_before_fork(void)
 {
-	(void)capacity;
-	g_mirror_on = 1;
-	return 0;
+	if (g_mirror_ready || !g_seg.hdr)
+		return;
+	/* From here on every writer mirrors its change (under its slot's
+	 * lock); the copy below takes each open slot's lock too, so a change
+	 * and the copy of the same slot never cross.  A slot that stays busy
+	 * is mirrored by its writer when it lets go. */
+	atomic_store(&g_mirror_on, 1);
+	uint32_t hw = atomic_load_explicit(&g_seg.hdr->handles.used, memory_order_acquire);
+	for (uint32_t fd = 0; fd < hw; fd++) {
+		struct lw_handle *h = handle_at((int)fd);
+		if (!h || __atomic_load_n(&h->state, __ATOMIC_RELAXED) != LW_H_OPEN)
+			continue;
+		uint32_t seq;
+		if (!seq_lock_spin(&h->seq, &seq, LW_LIM_HANDLE_SPINS))
+			continue;
+		if (h->state == LW_H_OPEN)
+			mirror_store((int)fd, h);
+		seq_unlock(&h->seq, seq);
+	}
+	/* a fork from a handler that interrupted the copy finds it not ready
+	 * and copies from the live table, as a fork before the mirror did */
+	atomic_signal_fence(memory_order_seq_cst);
+	g_mirror_ready = 1;
 }
 
 /* mirror_at - fd's mirror slot; `make`: map its chunk (private, like the
@@ -80,7 +108,7 @@ static struct lw_handle *mirror_at(int fd, int make)
 {
 	uint64_t within;
 	uint32_t shift = g_seg.shift[LW_T_HANDLES];
-	if (!g_mirror_on || fd < 0 || !shift)
+	if (!atomic_load_explicit(&g_mirror_on, memory_order_relaxed) || fd < 0 || !shift)
 		return NULL;
 	unsigned k = lw_chunk_of(shift, (uint64_t)fd, &within);
 	if (k >= LW_CHUNKS_MAX)
@@ -581,7 +609,7 @@ void handle_scan_inherited(void)
  * mirror, or from the live table when the mirror's copy was half done. */
 static int fork_view(const struct shim_segment *parent, uint32_t fd, struct lw_handle *out)
 {
-	const struct lw_handle *m = mirror_at((int)fd, 0);
+	const struct lw_handle *m = g_mirror_ready ? mirror_at((int)fd, 0) : NULL;
 	if (m && !(atomic_load_explicit(&m->seq, memory_order_relaxed) & 1u)) {
 		memcpy(out, m, sizeof *out);
 		return 1;

@@ -82,6 +82,7 @@ static void atfork_prepare(void)
 	 * fork is a copy-on-write fault while the child lives */
 	if (g_fork_threaded != threaded)
 		g_fork_threaded = threaded;
+	handles_before_fork();
 	stack_before_fork();
 }
 
@@ -279,7 +280,6 @@ void lifecycle_start(const struct lifecycle_entry *e)
 	owner_claim();
 	modules_refresh();
 	modules_scan();
-	(void)handles_mirror_init(0);
 	handle_scan_inherited();
 	e->resolve_heap();
 	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);

@@ -369,10 +369,10 @@ SHIM_HIDDEN void handle_scan_inherited(void);
  * marked LW_ORIGIN_FORK, re-interning their stacks into our own table;
  * never those at the fds in skip[0..nskip). */
 SHIM_HIDDEN void handle_copy_from(const struct shim_segment *parent, const int *skip, unsigned nskip);
-/* handles_mirror_init - set up the private copy of the handle table that a
- * fork child inherits as a snapshot.  0, or -1 (children then copy from the
- * live table). */
-SHIM_HIDDEN int handles_mirror_init(uint32_t capacity);
+/* handles_before_fork - the fork about to happen is this image's first:
+ * start the private copy of the handle table that a fork child inherits as
+ * a snapshot (until it is complete, children copy from the live table). */
+SHIM_HIDDEN void handles_before_fork(void);
 
 /* heap.c */
 /* heap_init - enable heap recording into a new heap table of g_seg (mode
