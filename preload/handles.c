@@ -136,6 +136,20 @@ static struct lw_handle *mirror_at(int fd, int make)
 	return c ? &c[within] : NULL;
 }
 
+/* payload_copy - every field of src but seq into dst, the addresses only as
+ * far as their lengths (a record is 384 bytes, an IPv4 one uses 150 of
+ * them; bytes past an address's len are never read).  reserved stays as
+ * dst has it (zero). */
+static inline void payload_copy(struct lw_handle *dst, const struct lw_handle *src)
+{
+	const size_t head = offsetof(struct lw_handle, local) - sizeof src->seq;
+	memcpy((char *)dst + sizeof dst->seq, (const char *)src + sizeof src->seq, head);
+	size_t ll = src->local.len <= LW_ADDR_MAX ? src->local.len : LW_ADDR_MAX;
+	size_t pl = src->peer.len <= LW_ADDR_MAX ? src->peer.len : LW_ADDR_MAX;
+	memcpy(&dst->local, &src->local, offsetof(struct lw_addr, data) + ll);
+	memcpy(&dst->peer, &src->peer, offsetof(struct lw_addr, data) + pl);
+}
+
 static void mirror_store(int fd, const struct lw_handle *src)
 {
 	struct lw_handle *m = mirror_at(fd, src != NULL);
@@ -143,8 +157,7 @@ static void mirror_store(int fd, const struct lw_handle *src)
 		return;
 	uint32_t s = lw_seq_write_begin(&m->seq);
 	if (src)
-		memcpy((char *)m + sizeof m->seq, (const char *)src + sizeof src->seq,
-		       sizeof *m - sizeof m->seq);
+		payload_copy(m, src);
 	else
 		memset((char *)m + sizeof m->seq, 0, sizeof *m - sizeof m->seq);
 	lw_seq_write_end(&m->seq, s);
@@ -350,8 +363,7 @@ static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stac
 	else
 		retire_stale(h);
 	uint64_t gen = h->generation + 1;
-	memcpy((char *)h + sizeof h->seq, (const char *)src + sizeof src->seq,
-	       sizeof *h - sizeof h->seq);
+	payload_copy(h, src);
 	h->state = LW_H_OPEN;
 	h->generation = gen;
 	h->stack_id = stack_id;
@@ -380,7 +392,10 @@ void handle_open_socket_known(int fd, uint16_t origin, int dup_of, uint32_t stac
 
 	if (!g_seg.hdr)
 		return;
-	memset(&tmp, 0, sizeof tmp);
+	/* everything payload_copy() reads: the head and the address lengths */
+	memset(&tmp, 0, offsetof(struct lw_handle, local));
+	tmp.local.len = tmp.local.reserved = 0;
+	tmp.peer.len = tmp.peer.reserved = 0;
 	if (fill_socket(fd, &tmp, k) != 0)
 		return;
 	tmp.origin = origin;
