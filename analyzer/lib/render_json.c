@@ -276,6 +276,45 @@ static void json_bad_close(struct lw_json *j, struct lw_report *r, const struct 
 	lw_json_end_object(j);
 }
 
+/* "fd_usage": every descriptor of a live process by kind, against
+ * RLIMIT_NOFILE; null for a process that is gone. */
+static void json_fd_usage(struct lw_json *j, const struct lw_report *r)
+{
+	const struct lw_fdusage *u = &r->fds;
+	if (!u->ok) {
+		lw_json_null(j, "fd_usage");
+		return;
+	}
+	lw_json_begin_object(j, "fd_usage");
+	lw_json_uint(j, "open", u->open);
+	if (u->limit_ok && u->soft != LW_FD_UNLIMITED)
+		lw_json_uint(j, "soft_limit", u->soft);
+	else
+		lw_json_null(j, "soft_limit");
+	if (u->limit_ok && u->hard != LW_FD_UNLIMITED)
+		lw_json_uint(j, "hard_limit", u->hard);
+	else
+		lw_json_null(j, "hard_limit");
+	lw_json_begin_object(j, "by_kind");
+	for (int k = 0; k < LW_FDK_N; k++)
+		if (u->by_kind[k])
+			lw_json_uint(j, lw_fdk_name((enum lw_fdk)k), u->by_kind[k]);
+	lw_json_end_object(j);
+	if (r->have_prev && r->prev_fds.ok) {
+		uint64_t iv = r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0;
+		lw_json_int(j, "growth", (long long)u->open - (long long)r->prev_fds.open);
+		uint64_t eta = lw_fdusage_eta_ns(&r->prev_fds, u, iv);
+		if (eta)
+			lw_json_seconds(j, "exhaustion_in_s", eta == 1 ? 0 : eta);
+		else
+			lw_json_null(j, "exhaustion_in_s");
+	} else {
+		lw_json_null(j, "growth");
+		lw_json_null(j, "exhaustion_in_s");
+	}
+	lw_json_end_object(j);
+}
+
 static void json_sockets(struct lw_json *j, struct lw_report *r)
 {
 	const struct lw_snapshot *s = &r->snap;
@@ -354,8 +393,10 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 		lw_json_seconds(j, "interval_s", r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0);
 	else
 		lw_json_null(j, "interval_s");
-	if (lw_kind_sockets(r->opts.kind))
+	if (lw_kind_sockets(r->opts.kind)) {
+		json_fd_usage(j, r);
 		json_sockets(j, r);
+	}
 	if (lw_kind_heap(r->opts.kind))
 		json_heap(j, r);
 	lw_json_end_object(j);

@@ -290,6 +290,47 @@ static void text_drops(FILE *out, const struct lw_report *r)
 			(unsigned long long)r->snap.counters[LW_CTR_CONFIG_INVALID]);
 }
 
+/*
+ * DESCRIPTORS: what the process holds against its soft RLIMIT_NOFILE, by
+ * kind, and with --interval the growth and when the limit would be reached
+ * at that rate ("Too many open files").
+ */
+static void text_descriptors(FILE *out, const struct lw_report *r)
+{
+	const struct lw_fdusage *u = &r->fds;
+	if (!u->ok)
+		return;
+	fprintf(out, "DESCRIPTORS %llu open", (unsigned long long)u->open);
+	if (u->limit_ok && u->soft != LW_FD_UNLIMITED)
+		fprintf(out, " of %llu allowed (soft RLIMIT_NOFILE, %.0f%%)", (unsigned long long)u->soft,
+			u->soft ? 100.0 * (double)u->open / (double)u->soft : 100.0);
+	else if (u->limit_ok)
+		fprintf(out, " (RLIMIT_NOFILE unlimited)");
+	const char *sep = ": ";
+	for (int k = 0; k < LW_FDK_N; k++)
+		if (u->by_kind[k]) {
+			fprintf(out, "%s%s %llu", sep, lw_fdk_name((enum lw_fdk)k),
+				(unsigned long long)u->by_kind[k]);
+			sep = ", ";
+		}
+	if (r->have_prev && r->prev_fds.ok) {
+		char d[32], e[32];
+		uint64_t iv = r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0;
+		lw_duration_format(iv, d, sizeof d);
+		long long growth = (long long)u->open - (long long)r->prev_fds.open;
+		if (growth == 0)
+			fprintf(out, "; no change in %s", d);
+		else
+			fprintf(out, "; %+lld in %s", growth, d);
+		uint64_t eta = lw_fdusage_eta_ns(&r->prev_fds, u, iv);
+		if (eta == 1)
+			fprintf(out, ": at the limit");
+		else if (eta)
+			fprintf(out, ": the limit in about %s at this rate", lw_duration_format(eta, e, sizeof e));
+	}
+	fputc('\n', out);
+}
+
 static void text_summary(FILE *out, const struct lw_report *r)
 {
 	const struct lw_snapshot *s = &r->snap;
@@ -319,6 +360,8 @@ static void text_summary(FILE *out, const struct lw_report *r)
 	char inc[256];
 	if (lw_present_incomplete(s, inc, sizeof inc))
 		fprintf(out, "INCOMPLETE %s\n", inc);
+	if (socks)
+		text_descriptors(out, r);
 	if (lw_kind_heap(r->opts.kind) && !socks && r->heap.mode == LW_HEAP_OFF)
 		fprintf(out, "note: heap tracking was off in this process: no heap data\n");
 	if (r->join.pid > 0 && !r->join.fd_ok)

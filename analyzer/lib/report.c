@@ -116,6 +116,7 @@ static int report_first_snapshot(struct lw_report *r, const char *path, char *er
 	}
 	/* Validity of the first snapshot's entries is enough: no kernel dump for it. */
 	r->prev_join.diag_loaded = 1;
+	lw_fdusage_read(&r->prev_fds, r->prev.hdr.pid);
 	r->have_prev = 1;
 	sleep_ns(r->opts.interval_ns);
 	return 0;
@@ -138,6 +139,7 @@ int lw_report_build(struct lw_report *r, const char *path, const struct lw_repor
 	r->now_ns = lw_snapshot_now(&r->snap, r->live);
 	/* Only a live image has a kernel view; a reused pid would describe a stranger. */
 	int pid = (r->live == LW_LIVE_ALIVE || r->live == LW_LIVE_DISABLED) ? r->snap.hdr.pid : 0;
+	lw_fdusage_read(&r->fds, pid);
 	if (lw_join_proc(&r->join, &r->snap, pid) < 0 || lw_report_classify(r) < 0) {
 		snprintf(err, errlen, "out of memory");
 		lw_report_free(r);

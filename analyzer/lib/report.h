@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include "classify.h"
+#include "fdusage.h"
 #include "heapgroups.h"
 #include "kernel.h"
 #include "segdir.h"
@@ -46,6 +47,9 @@ struct lw_report {
 	struct lw_snapshot prev;
 	struct lw_join prev_join;
 	uint64_t prev_now_ns;
+	/* every descriptor of a live process by kind, against RLIMIT_NOFILE
+	 * (!fds.ok otherwise); prev_fds at the first snapshot (--interval) */
+	struct lw_fdusage fds, prev_fds;
 };
 
 /*
