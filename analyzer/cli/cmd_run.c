@@ -182,7 +182,7 @@ static const struct lw_option run_options_table[] = {
 	LW_OPT_KIND_(struct run_options, kind),
 	LW_OPT_OLDER_THAN(struct run_options, older_than_ns),
 	{ "fail-on-leak", LW_OPT_CUSTOM, LW_ARG_OPTIONAL, 0, "KIND",
-	  "exit 1 (or --error-exitcode N) when anything --kind\nshows was left behind: a socket created under leakwatch\n"
+	  "exit 1 (or --error-exitcode N) when anything --kind\nshows was left behind: a socket, file, pipe... made under leakwatch\n"
 	  "still open, or a heap block the program allocated still\nlive at exit; --fail-on-leak=KIND: only for that kind\n"
 	  "(sockets, heap or all; --kind must show it: interpreters\nsuch as python3 keep memory until exit, use =sockets)",
 	  0, 0, 0, "unknown kind for --fail-on-leak '*' (heap, sockets or all)", fail_set },
@@ -706,7 +706,7 @@ int lw_run_main(int argc, char **argv)
 
 	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
 				     .kind = o.kind };
-	size_t leaked = 0;
+	size_t leaked = 0, leaked_fds = 0; /* sockets; other descriptors */
 	double heap_blocks = 0, heap_bytes = 0;
 	size_t heap_samples = 0;        /* table entries behind heap_blocks (sampled mode) */
 	int heap_tracked = 0, heap_estimated = 0;
@@ -797,6 +797,7 @@ int lw_run_main(int argc, char **argv)
 		 * the next image as inherited ones: counting them here would double count. */
 		if (r.live != LW_LIVE_EXECED) {
 			leaked += r.grouping.nleaked;
+			leaked_fds += r.fds.nleaked;
 			heap_blocks += r.heap.blocks[LW_HEAP_PROGRAM];
 			heap_bytes += r.heap.bytes[LW_HEAP_PROGRAM];
 			for (size_t k = 0; k < r.heap.ngroups; k++)
@@ -826,10 +827,13 @@ int lw_run_main(int argc, char **argv)
 			fprintf(stderr, "leakwatch: heap tracking was off, nothing to fold (try --kind sockets)\n");
 	} else if (json) {
 		lw_json_end_array(&j);
-		if (show_socks)
+		if (show_socks) {
 			lw_json_uint(&j, "leaked", leaked);
-		else
+			lw_json_uint(&j, "leaked_fds", leaked_fds);
+		} else {
 			lw_json_null(&j, "leaked");
+			lw_json_null(&j, "leaked_fds");
+		}
 		if (show_heap && heap_tracked) {
 			lw_json_count(&j, "leaked_heap_blocks", heap_blocks);
 			lw_json_count(&j, "leaked_heap_bytes", heap_bytes);
@@ -858,6 +862,10 @@ int lw_run_main(int argc, char **argv)
 		if (show_socks)
 			fprintf(out, "leakwatch: %zu socket%s left open%s%s%s\n", leaked, leaked == 1 ? "" : "s", older,
 				dur, untraced.total ? " by the traced processes" : "");
+		/* only when there are some: a sockets-only run reads as it always did */
+		if (show_socks && leaked_fds)
+			fprintf(out, "leakwatch: %zu other descriptor%s (files, pipes, ...) left open%s%s\n", leaked_fds,
+				leaked_fds == 1 ? "" : "s", older, dur);
 		char est[48] = "";
 		if (heap_estimated && heap_samples > 0 && heap_samples < LW_HEAP_FEW_SAMPLES)
 			snprintf(est, sizeof est, " (est. from %zu sample%s)", heap_samples, heap_samples == 1 ? "" : "s");
@@ -906,7 +914,7 @@ int lw_run_main(int argc, char **argv)
 		fail_heap = lw_kind_heap(o.fail_kind);
 	}
 	/* round(): a sampled estimate is > 0 exactly when a sample was left. */
-	if ((fail_socks && leaked > 0) || (fail_heap && round(heap_blocks) > 0))
+	if ((fail_socks && leaked + leaked_fds > 0) || (fail_heap && round(heap_blocks) > 0))
 		return o.error_exitcode ? o.error_exitcode : LW_EXIT_LEAK;
 	/* Fail closed: "0 sockets left open" means nothing when nothing was looked at. */
 	if (nuntraced > 0)

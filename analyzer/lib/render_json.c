@@ -276,12 +276,54 @@ static void json_bad_close(struct lw_json *j, struct lw_report *r, const struct 
 	lw_json_end_object(j);
 }
 
+static void json_fd_group(struct lw_json *j, struct lw_report *r, const struct lw_fd_group *g)
+{
+	char fl[160];
+	lw_json_begin_object(j, NULL);
+	lw_json_str(j, "kind", lw_fd_kind_name(lw_fd_group_kind(g)));
+	lw_json_str(j, "recorded_kind", lw_fd_kind_name(g->kind));
+	lw_json_uint(j, "count", g->count);
+	lw_json_str(j, "origin", lw_origin_name(g->origin));
+	lw_json_begin_array(j, "origins");
+	for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
+		if (g->origin_mask & (1u << o))
+			lw_json_str(j, NULL, lw_origin_name(o));
+	lw_json_end_array(j);
+	lw_json_seconds(j, "age_min_s", g->age_min_ns);
+	lw_json_seconds(j, "age_max_s", g->age_max_ns);
+	lw_json_uint(j, "paths_total", g->npaths);
+	lw_json_begin_array(j, "members");
+	for (size_t i = 0; i < g->count; i++) {
+		const struct lw_fd_member *m = &g->members[i];
+		lw_json_begin_object(j, NULL);
+		lw_json_int(j, "fd", m->fd);
+		lw_json_str(j, "kind", lw_fd_kind_name(m->now_kind));
+		lw_json_str(j, "path", m->path[0] ? m->path : NULL);
+		lw_json_bool(j, "path_truncated", m->path_truncated);
+		lw_json_str(j, "now", m->now);
+		lw_json_str(j, "flags", lw_fd_oflags_format(g->kind, m->oflags, fl, sizeof fl)[0] ? fl : NULL);
+		lw_json_str(j, "origin", lw_origin_name(m->origin));
+		lw_json_seconds(j, "age_s", m->age_ns);
+		lw_json_end_object(j);
+	}
+	lw_json_end_array(j);
+	lw_json_bool(j, "inherited", g->inherited);
+	lw_json_uint(j, "stack_id", g->stack_id);
+	json_stack(j, "stack", r, g->stack_id);
+	lw_json_str(j, "verdict", lw_report_ended(r) ? "left_open" : "open");
+	lw_json_end_object(j);
+}
+
 static void json_sockets(struct lw_json *j, struct lw_report *r)
 {
 	const struct lw_snapshot *s = &r->snap;
 	lw_json_begin_array(j, "groups");
 	for (size_t i = 0; i < r->grouping.ngroups; i++)
 		json_group(j, r, &r->grouping.groups[i]);
+	lw_json_end_array(j);
+	lw_json_begin_array(j, "descriptors");
+	for (size_t i = 0; i < r->fds.ngroups; i++)
+		json_fd_group(j, r, &r->fds.groups[i]);
 	lw_json_end_array(j);
 	lw_json_begin_array(j, "untracked");
 	for (size_t i = 0; i < r->join.nuntracked; i++) {
@@ -334,6 +376,7 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 	else
 		lw_json_null(j, "reserved_bytes");
 	lw_json_uint(j, "open_tracked", lw_snapshot_open_count(s));
+	lw_json_uint(j, "open_fds_tracked", lw_snapshot_open_fds(s));
 	lw_json_begin_object(j, "kernel_view");
 	lw_json_bool(j, "available", r->join.fd_ok);
 	lw_json_str(j, "error", r->join.fd_ok || r->join.pid <= 0 ? NULL : strerror(r->join.fd_errno));

@@ -88,6 +88,9 @@ int lw_report_classify(struct lw_report *r)
 	}
 	int rc = lw_verdict_apply(&r->grouping, &vo);
 	lw_grouping_free(&prev);
+	lw_fd_grouping_free(&r->fds);
+	if (rc == 0 && lw_fd_group_build(&r->fds, &r->snap, &r->join, r->now_ns, o->older_than_ns, o->all) < 0)
+		rc = -1;
 	return rc;
 }
 
@@ -165,6 +168,7 @@ void lw_report_free(struct lw_report *r)
 	r->sym = NULL;
 	lw_heap_free(&r->heap);
 	lw_grouping_free(&r->grouping);
+	lw_fd_grouping_free(&r->fds);
 	lw_join_free(&r->join);
 	lw_snapshot_free(&r->snap);
 	lw_join_free(&r->prev_join);

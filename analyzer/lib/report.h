@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include "classify.h"
+#include "fdgroups.h"
 #include "heapgroups.h"
 #include "kernel.h"
 #include "segdir.h"
@@ -38,6 +39,7 @@ struct lw_report {
 	uint64_t now_ns;
 	struct lw_join join;
 	struct lw_grouping grouping;
+	struct lw_fd_grouping fds;      /* other kinds of descriptor (with the sockets' --kind) */
 	struct lw_heap heap;            /* empty unless the kind includes heap and heap_mode != off */
 	struct lw_symbolizer *sym;      /* NULL: no symbolization (libdw failed) */
 	struct lw_report_opts opts;
