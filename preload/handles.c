@@ -247,7 +247,7 @@ static void retire_stale(struct lw_handle *h)
 	if (h->state == LW_H_OPEN) {
 		stack_count(h->stack_id, 0);
 		segment_counter_add(LW_CTR_STALE_CLOSES, 1);
-		segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
+		segment_counter_add(h->kind == LW_FD_SOCKET ? LW_CTR_SOCK_CLOSED : LW_CTR_FD_CLOSED, 1);
 	}
 }
 
@@ -354,7 +354,7 @@ static void record_close(struct lw_handle *h, uint32_t stack)
 	h->close_ns = prim_event_ns();
 	h->close_tid = prim_gettid();
 	stack_count(h->stack_id, 0);
-	segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
+	segment_counter_add(h->kind == LW_FD_SOCKET ? LW_CTR_SOCK_CLOSED : LW_CTR_FD_CLOSED, 1);
 }
 
 /* handle_write_open - publish a new open record for fd.  A record still
@@ -379,10 +379,12 @@ static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stac
 	slot_unlock(fd, h, seq);
 	note_high_water(fd);
 	stack_count(stack_id, 1);
-	segment_counter_add(LW_CTR_SOCK_OPENED, 1);
+	int sock = src->kind == LW_FD_SOCKET;
+	segment_counter_add(sock ? LW_CTR_SOCK_OPENED : LW_CTR_FD_OPENED, 1);
 	if (src->origin == LW_ORIGIN_INHERITED || src->origin == LW_ORIGIN_FORK) {
 		/* src->open_ns is the parent's: the event is now */
-		segment_counter_add(LW_CTR_SOCK_INHERITED, 1);
+		if (sock)
+			segment_counter_add(LW_CTR_SOCK_INHERITED, 1);
 		segment_counter_add(LW_CTR_EVENTS, 1);
 	} else {
 		segment_event_at(src->open_ns);

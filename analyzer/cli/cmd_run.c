@@ -184,8 +184,8 @@ static const struct lw_option run_options_table[] = {
 	{ "fail-on-leak", LW_OPT_CUSTOM, LW_ARG_OPTIONAL, 0, "KIND",
 	  "exit 1 (or --error-exitcode N) when anything --kind\nshows was left behind: a socket, file, pipe... made under leakwatch\n"
 	  "still open, or a heap block the program allocated still\nlive at exit; --fail-on-leak=KIND: only for that kind\n"
-	  "(sockets, heap or all; --kind must show it: interpreters\nsuch as python3 keep memory until exit, use =sockets)",
-	  0, 0, 0, "unknown kind for --fail-on-leak '*' (heap, sockets or all)", fail_set },
+	  "(sockets, fds, heap or all; --kind must show it: interpreters\nsuch as python3 keep memory until exit, use =sockets)",
+	  0, 0, 0, "unknown kind for --fail-on-leak '*' (heap, sockets, fds or all)", fail_set },
 	{ "error-exitcode", LW_OPT_INT, LW_ARG_REQUIRED, offsetof(struct run_options, error_exitcode), "N",
 	  "the status for leaks found (1 to 255, default 1);\nimplies --fail-on-leak", 1, 255, 0, "bad --error-exitcode '*' (1 to 255)", NULL },
 	{ "heap", LW_OPT_CUSTOM, LW_ARG_REQUIRED, 0, "MODE",
@@ -214,7 +214,8 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 		o->fail = FAIL_DEFAULT;
 	/* Failing on a kind the report hides would fail a CI job with no reason shown. */
 	if (o->fail == FAIL_KIND && ((lw_kind_sockets(o->fail_kind) && !lw_kind_sockets(o->kind)) ||
-				     (lw_kind_heap(o->fail_kind) && !lw_kind_heap(o->kind)))) {
+				     (lw_kind_heap(o->fail_kind) && !lw_kind_heap(o->kind)) ||
+				     (lw_kind_fds(o->fail_kind) && !lw_kind_fds(o->kind)))) {
 		lw_usage_error("run", "--fail-on-leak kind is not shown by --kind '%s'", lw_kind_name(o->fail_kind));
 		return -1;
 	}
@@ -821,19 +822,20 @@ int lw_run_main(int argc, char **argv)
 		}
 		lw_report_free(&r);
 	}
-	int show_socks = lw_kind_sockets(o.kind), show_heap = lw_kind_heap(o.kind);
+	int show_socks = lw_kind_sockets(o.kind), show_heap = lw_kind_heap(o.kind), show_fds = lw_kind_fds(o.kind);
 	if (folded) {
 		if (o.kind != LW_KIND_SOCKETS && !heap_tracked && n > 0)
 			fprintf(stderr, "leakwatch: heap tracking was off, nothing to fold (try --kind sockets)\n");
 	} else if (json) {
 		lw_json_end_array(&j);
-		if (show_socks) {
+		if (show_socks)
 			lw_json_uint(&j, "leaked", leaked);
-			lw_json_uint(&j, "leaked_fds", leaked_fds);
-		} else {
+		else
 			lw_json_null(&j, "leaked");
+		if (show_fds)
+			lw_json_uint(&j, "leaked_fds", leaked_fds);
+		else
 			lw_json_null(&j, "leaked_fds");
-		}
 		if (show_heap && heap_tracked) {
 			lw_json_count(&j, "leaked_heap_blocks", heap_blocks);
 			lw_json_count(&j, "leaked_heap_bytes", heap_bytes);
@@ -863,7 +865,7 @@ int lw_run_main(int argc, char **argv)
 			fprintf(out, "leakwatch: %zu socket%s left open%s%s%s\n", leaked, leaked == 1 ? "" : "s", older,
 				dur, untraced.total ? " by the traced processes" : "");
 		/* only when there are some: a sockets-only run reads as it always did */
-		if (show_socks && leaked_fds)
+		if (show_fds && (leaked_fds || !show_socks))
 			fprintf(out, "leakwatch: %zu other descriptor%s (files, pipes, ...) left open%s%s\n", leaked_fds,
 				leaked_fds == 1 ? "" : "s", older, dur);
 		char est[48] = "";
@@ -904,17 +906,19 @@ int lw_run_main(int argc, char **argv)
 		dir_remove(dir);
 	if (out_rc != 0)
 		return LW_EXIT_ERROR;
-	int fail_socks = 0, fail_heap = 0;
+	int fail_socks = 0, fail_heap = 0, fail_fds = 0;
 	/* Bare --fail-on-leak fails on every kind the report shows (--kind). */
 	if (o.fail == FAIL_DEFAULT) {
 		fail_socks = lw_kind_sockets(o.kind);
 		fail_heap = lw_kind_heap(o.kind);
+		fail_fds = lw_kind_fds(o.kind);
 	} else if (o.fail == FAIL_KIND) {
 		fail_socks = lw_kind_sockets(o.fail_kind);
 		fail_heap = lw_kind_heap(o.fail_kind);
+		fail_fds = lw_kind_fds(o.fail_kind);
 	}
 	/* round(): a sampled estimate is > 0 exactly when a sample was left. */
-	if ((fail_socks && leaked + leaked_fds > 0) || (fail_heap && round(heap_blocks) > 0))
+	if ((fail_socks && leaked > 0) || (fail_fds && leaked_fds > 0) || (fail_heap && round(heap_blocks) > 0))
 		return o.error_exitcode ? o.error_exitcode : LW_EXIT_LEAK;
 	/* Fail closed: "0 sockets left open" means nothing when nothing was looked at. */
 	if (nuntraced > 0)

@@ -173,6 +173,7 @@ static void json_counters(struct lw_json *j, const struct lw_snapshot *s)
 		{ LW_CTR_HEAP_FREES, "heap_frees" }, { LW_CTR_HEAP_UNTRACKED_FREES, "heap_untracked_frees" },
 		{ LW_CTR_GUARD_RECOVERED, "guard_recovered" }, { LW_CTR_CONFIG_INVALID, "config_invalid" },
 		{ LW_CTR_HEAP_GROWS, "heap_grows" }, { LW_CTR_RECLAIMED, "reclaimed" },
+		{ LW_CTR_FD_OPENED, "fd_opened" }, { LW_CTR_FD_CLOSED, "fd_closed" },
 	}, drops[] = {
 		{ LW_CTR_DROP_HANDLE_FULL, "handle_full" }, { LW_CTR_DROP_STACK_FULL, "stack_full" },
 		{ LW_CTR_DROP_MODULE_FULL, "module_full" }, { LW_CTR_DROP_UNWIND, "unwind" },
@@ -321,10 +322,7 @@ static void json_sockets(struct lw_json *j, struct lw_report *r)
 	for (size_t i = 0; i < r->grouping.ngroups; i++)
 		json_group(j, r, &r->grouping.groups[i]);
 	lw_json_end_array(j);
-	lw_json_begin_array(j, "descriptors");
-	for (size_t i = 0; i < r->fds.ngroups; i++)
-		json_fd_group(j, r, &r->fds.groups[i]);
-	lw_json_end_array(j);
+
 	lw_json_begin_array(j, "untracked");
 	for (size_t i = 0; i < r->join.nuntracked; i++) {
 		lw_json_begin_object(j, NULL);
@@ -399,6 +397,12 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 		lw_json_null(j, "interval_s");
 	if (lw_kind_sockets(r->opts.kind))
 		json_sockets(j, r);
+	if (lw_kind_fds(r->opts.kind)) {
+		lw_json_begin_array(j, "descriptors");
+		for (size_t i = 0; i < r->fds.ngroups; i++)
+			json_fd_group(j, r, &r->fds.groups[i]);
+		lw_json_end_array(j);
+	}
 	if (lw_kind_heap(r->opts.kind))
 		json_heap(j, r);
 	lw_json_end_object(j);

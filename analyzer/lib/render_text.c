@@ -387,7 +387,7 @@ static void text_summary(FILE *out, const struct lw_report *r)
 	if (socks) {
 		fprintf(out, ", %zu open socket%s tracked", lw_snapshot_open_count(s),
 			lw_snapshot_open_count(s) == 1 ? "" : "s");
-		size_t nfds = lw_snapshot_open_fds(s);
+		size_t nfds = lw_kind_fds(r->opts.kind) ? lw_snapshot_open_fds(s) : 0;
 		if (nfds)
 			fprintf(out, ", %zu other descriptor%s", nfds, nfds == 1 ? "" : "s");
 		if (r->join.fd_ok)
@@ -395,6 +395,9 @@ static void text_summary(FILE *out, const struct lw_report *r)
 		if (r->join.nstale)
 			fprintf(out, ", %zu stale", r->join.nstale);
 	}
+	if (!socks && lw_kind_fds(r->opts.kind))
+		fprintf(out, ", %zu open descriptor%s tracked (files, pipes, ...)", lw_snapshot_open_fds(s),
+			lw_snapshot_open_fds(s) == 1 ? "" : "s");
 	if (heap)
 		fprintf(out, ", %zu live heap block%s recorded%s", s->nallocs, s->nallocs == 1 ? "" : "s",
 			r->heap.estimated ? " (sampled)" : "");
@@ -559,7 +562,8 @@ static void text_sockets(FILE *out, struct lw_report *r, const char *cwd)
 	}
 	for (size_t i = 0; i < g->ngroups; i++)
 		text_group(out, r, &g->groups[i], cw, dw, cwd);
-	text_fds_groups(out, r, cwd);
+	if (lw_kind_fds(r->opts.kind))
+		text_fds_groups(out, r, cwd);
 
 	if (r->join.nuntracked) {
 		fprintf(out, "UNTRACKED  %zu socket%s the shim never saw:", r->join.nuntracked,
@@ -592,6 +596,8 @@ int lw_render_text(FILE *out, struct lw_report *r)
 	text_summary(out, r);
 	if (lw_kind_sockets(r->opts.kind))
 		text_sockets(out, r, cwd);
+	else if (lw_kind_fds(r->opts.kind))
+		text_fds_groups(out, r, cwd);
 	if (lw_kind_heap(r->opts.kind) && r->heap.mode != LW_HEAP_OFF)
 		text_heap(out, r, cwd);
 	text_drops(out, r);

@@ -24,6 +24,8 @@ int lw_kind_parse(const char *s, enum lw_kind *k)
 		*k = LW_KIND_SOCKETS;
 	else if (strcmp(s, "heap") == 0)
 		*k = LW_KIND_HEAP;
+	else if (strcmp(s, "fds") == 0 || strcmp(s, "files") == 0)
+		*k = LW_KIND_FDS;
 	else
 		return -1;
 	return 0;
@@ -31,17 +33,22 @@ int lw_kind_parse(const char *s, enum lw_kind *k)
 
 const char *lw_kind_name(enum lw_kind k)
 {
-	return k == LW_KIND_SOCKETS ? "sockets" : k == LW_KIND_HEAP ? "heap" : "all";
+	return k == LW_KIND_SOCKETS ? "sockets" : k == LW_KIND_HEAP ? "heap" : k == LW_KIND_FDS ? "fds" : "all";
 }
 
 int lw_kind_sockets(enum lw_kind k)
 {
-	return k != LW_KIND_HEAP;
+	return k == LW_KIND_ALL || k == LW_KIND_SOCKETS;
 }
 
 int lw_kind_heap(enum lw_kind k)
 {
-	return k != LW_KIND_SOCKETS;
+	return k == LW_KIND_ALL || k == LW_KIND_HEAP;
+}
+
+int lw_kind_fds(enum lw_kind k)
+{
+	return k == LW_KIND_ALL || k == LW_KIND_FDS;
 }
 
 int lw_format_parse(const char *s, enum lw_format *f)
@@ -89,7 +96,7 @@ int lw_report_classify(struct lw_report *r)
 	int rc = lw_verdict_apply(&r->grouping, &vo);
 	lw_grouping_free(&prev);
 	lw_fd_grouping_free(&r->fds);
-	if (rc == 0 && lw_fd_group_build(&r->fds, &r->snap, &r->join, r->now_ns, o->older_than_ns, o->all) < 0)
+	if (rc == 0 && lw_kind_fds(o->kind) && lw_fd_group_build(&r->fds, &r->snap, &r->join, r->now_ns, o->older_than_ns, o->all) < 0)
 		rc = -1;
 	return rc;
 }

@@ -19,7 +19,7 @@
 enum lw_format { LW_FMT_TEXT = 0, LW_FMT_JSON, LW_FMT_FOLDED };
 
 /* What a report covers (--kind).  Zero is "all" so a zeroed lw_report_opts shows everything. */
-enum lw_kind { LW_KIND_ALL = 0, LW_KIND_SOCKETS, LW_KIND_HEAP };
+enum lw_kind { LW_KIND_ALL = 0, LW_KIND_SOCKETS, LW_KIND_HEAP, LW_KIND_FDS };
 
 struct lw_report_opts {
 	uint64_t older_than_ns;         /* only sockets and heap blocks at least this old */
@@ -59,8 +59,10 @@ int lw_kind_parse(const char *s, enum lw_kind *k);
 /* lw_kind_name - "all", "sockets", "heap". */
 const char *lw_kind_name(enum lw_kind k);
 
-/* lw_kind_sockets / lw_kind_heap - 1 when the kind covers sockets / heap blocks. */
+/* lw_kind_sockets / lw_kind_heap / lw_kind_fds - 1 when the kind covers
+ * sockets / heap blocks / other descriptors (files, pipes, ...). */
 int lw_kind_sockets(enum lw_kind k);
+int lw_kind_fds(enum lw_kind k);
 int lw_kind_heap(enum lw_kind k);
 
 /*

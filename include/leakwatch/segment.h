@@ -133,8 +133,8 @@ enum lw_state {
 /* Header counters (lw_header.counters[]). */
 enum lw_counter {
 	LW_CTR_EVENTS = 0,          /* hooked calls that changed the tables */
-	LW_CTR_SOCK_OPENED,         /* handles recorded (any origin) */
-	LW_CTR_SOCK_CLOSED,         /* handles removed */
+	LW_CTR_SOCK_OPENED,         /* socket handles recorded (any origin) */
+	LW_CTR_SOCK_CLOSED,         /* socket handles removed */
 	LW_CTR_BAD_CLOSES,          /* close() on an fd that was not open (EBADF) */
 	LW_CTR_STALE_CLOSES,        /* a record found stale (fd reused without a hook seeing it) */
 	LW_CTR_DROP_HANDLE_FULL,    /* fd >= handle table capacity */
@@ -155,6 +155,9 @@ enum lw_counter {
 	LW_CTR_DROP_RESERVE,        /* a table could not grow: no space, or over the budget (see incomplete) */
 	LW_CTR_HEAP_GROWS,          /* heap table replaced by a larger one */
 	LW_CTR_RECLAIMED,           /* segments of dead processes this image removed to stay in the budget */
+	LW_CTR_FD_OPENED,           /* handles of other kinds (files, pipes, ...) recorded, any origin
+				     * (inherited and fork-copied ones too: they stay out of SOCK_INHERITED) */
+	LW_CTR_FD_CLOSED,           /* ...and removed */
 	LW_CTR_NUM_DEFINED,
 	LW_CTR_MAX = 64             /* room in the header */
 };
