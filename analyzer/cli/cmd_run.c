@@ -824,7 +824,7 @@ int lw_run_main(int argc, char **argv)
 	}
 	int show_socks = lw_kind_sockets(o.kind), show_heap = lw_kind_heap(o.kind), show_fds = lw_kind_fds(o.kind);
 	if (folded) {
-		if (o.kind != LW_KIND_SOCKETS && !heap_tracked && n > 0)
+		if (lw_kind_heap(o.kind) && !heap_tracked && n > 0)
 			fprintf(stderr, "leakwatch: heap tracking was off, nothing to fold (try --kind sockets)\n");
 	} else if (json) {
 		lw_json_end_array(&j);

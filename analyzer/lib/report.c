@@ -24,7 +24,7 @@ int lw_kind_parse(const char *s, enum lw_kind *k)
 		*k = LW_KIND_SOCKETS;
 	else if (strcmp(s, "heap") == 0)
 		*k = LW_KIND_HEAP;
-	else if (strcmp(s, "fds") == 0 || strcmp(s, "files") == 0)
+	else if (strcmp(s, "fds") == 0)
 		*k = LW_KIND_FDS;
 	else
 		return -1;

@@ -51,7 +51,8 @@ struct lw_report {
 };
 
 /*
- * lw_kind_parse - "all", "sockets" (or "socket"), "heap".  Returns 0 with *k
+ * lw_kind_parse - "all", "sockets" (or "socket"), "heap", "fds" (descriptors other than
+ * sockets: files, pipes, ...).  Returns 0 with *k
  * set, or -1 (k untouched).
  */
 int lw_kind_parse(const char *s, enum lw_kind *k);
