@@ -116,6 +116,14 @@ echo "leakwatch socket churn benchmark: $C $CARGS ($CARGS socket+connect+close t
 echo "loopback listener whose thread accepts and closes), one CPU, $PAIR_ROUNDS rounds (order alternating)"
 pair churn "$C" $CARGS
 pair_print churn "with leakwatch (socket churn)" 1.05x
+
+# Files: open+fstat+close of one small file; every open and close is recorded
+# (kind, path, creation stack), the fstat is not hooked.
+O="$B/bench/open_workload"
+OARGS=200000
+echo "leakwatch file open benchmark: $O $OARGS ($OARGS open+fstat+close of a small file), $PAIR_ROUNDS rounds"
+pair open "$O" $OARGS
+pair_print open "with leakwatch (file open/close)" 1.10x
 echo
 
 # A proxy over keepalive connections: four send-side calls per request, each

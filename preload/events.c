@@ -177,9 +177,31 @@ void lw_ev_socketpair_opened(const int sv[2], int domain, int type, int protocol
 	leave();
 }
 
+void lw_ev_fd_created(int fd, const struct handle_fd *d, uintptr_t ra, uintptr_t cfa)
+{
+	if (!enter_own_fds(&fd, 1))
+		return;
+	int saved = errno;
+	handle_open_fd(fd, d, capture_new(ra, cfa));
+	errno = saved;
+	leave();
+}
+
+void lw_ev_fds_created(const int fds[2], const struct handle_fd *d, uintptr_t ra, uintptr_t cfa)
+{
+	if (!enter_own_fds(fds, 2))
+		return;
+	int saved = errno;
+	uint32_t stack = capture_new(ra, cfa);
+	handle_open_fd(fds[0], d, stack);
+	handle_open_fd(fds[1], d, stack);
+	errno = saved;
+	leave();
+}
+
 void lw_ev_connected(int fd, const struct sockaddr *addr, socklen_t len, uintptr_t ra, uintptr_t cfa)
 {
-	if (!handle_is_open(fd) || !enter())
+	if (!handle_is_open_socket(fd) || !enter())
 		return;
 	int saved = errno;
 	handle_connected(fd, addr, len, stack_capture_at(ra, cfa));
@@ -189,7 +211,7 @@ void lw_ev_connected(int fd, const struct sockaddr *addr, socklen_t len, uintptr
 
 void lw_ev_bound(int fd)
 {
-	if (!handle_is_open(fd) || !enter())
+	if (!handle_is_open_socket(fd) || !enter())
 		return;
 	int saved = errno;
 	handle_bound(fd);
@@ -238,8 +260,8 @@ void lw_ev_fds_received(const struct msghdr *msg, uintptr_t ra, uintptr_t cfa)
 			memcpy(&nfd, CMSG_DATA(c) + i * sizeof(int), sizeof nfd);
 			if (!stack)
 				stack = capture_new(ra, cfa);
-			/* records only if nfd is a socket */
-			handle_open_socket(nfd, LW_ORIGIN_SCM_RIGHTS, -1, stack);
+			/* any kind: one fstat() says which (SCM_RIGHTS is rare) */
+			handle_open_received(nfd, LW_ORIGIN_SCM_RIGHTS, stack);
 		}
 	}
 	errno = saved;

@@ -54,6 +54,12 @@ SHIM_HIDDEN void lw_ev_bound(int fd);
 SHIM_HIDDEN void lw_ev_dup(int oldfd, int newfd, uintptr_t ra, uintptr_t cfa);
 /* lw_ev_fds_received - recvmsg() returned msg: record SCM_RIGHTS sockets. */
 SHIM_HIDDEN void lw_ev_fds_received(const struct msghdr *msg, uintptr_t ra, uintptr_t cfa);
+/* lw_ev_fd_created - a hooked call made fd (>= 0), a descriptor of
+ * another kind than a socket, as d describes it (d->path is read now). */
+SHIM_HIDDEN void lw_ev_fd_created(int fd, const struct handle_fd *d, uintptr_t ra, uintptr_t cfa);
+/* lw_ev_fds_created - both ends of a pipe (pipe, pipe2). */
+SHIM_HIDDEN void lw_ev_fds_created(const int fds[2], const struct handle_fd *d, uintptr_t ra,
+				   uintptr_t cfa);
 /* lw_ev_close_range - before close_range(first, last, flags) / closefrom. */
 SHIM_HIDDEN void lw_ev_close_range(unsigned first, unsigned last, int flags, uintptr_t ra,
 				   uintptr_t cfa);
@@ -85,6 +91,17 @@ static inline __attribute__((always_inline)) void lw_ev_close_before(int fd, str
 }
 #define LW_EV_CLOSE_BEFORE(fd, n) lw_ev_close_before((fd), (n), CALLER_RA(), CALLER_CFA())
 
+/* lw_ev_close_inside - before a libc call that closes fd where no close()
+ * hook sees it (fclose, pclose, closedir, freopen): the record goes now,
+ * and a failure of that call is not a bad close (it may fail after
+ * closing).  fd < 0 (a FILE without a descriptor) passes. */
+static inline __attribute__((always_inline)) void lw_ev_close_inside(int fd, uintptr_t ra, uintptr_t cfa)
+{
+	struct lw_close_note n;
+	lw_ev_close_before(fd, &n, ra, cfa);
+}
+#define LW_EV_CLOSE_INSIDE(fd) lw_ev_close_inside((fd), CALLER_RA(), CALLER_CFA())
+
 /* lw_ev_close_failed - the real close(fd) returned nonzero (errno as it
  * left it, preserved). */
 SHIM_HIDDEN void lw_ev_close_failed(int fd, struct lw_close_note *n);
@@ -95,7 +112,7 @@ SHIM_HIDDEN void lw_ev_close_failed(int fd, struct lw_close_note *n);
 SHIM_HIDDEN void lw_ev_send(int fd, uintptr_t ra, uintptr_t cfa);
 #define LW_EV_SEND(fd, r)                                                     \
 	do {                                                                  \
-		if ((r) >= 0 && handle_is_open(fd))                           \
+		if ((r) >= 0 && handle_is_open_socket(fd))                    \
 			lw_ev_send((fd), CALLER_RA(), CALLER_CFA());          \
 	} while (0)
 

@@ -3,7 +3,10 @@
  * The handle table: one slot per file descriptor number, written under the
  * slot's sequence counter (see the reader protocol in segment.h).
  *
- * Only sockets are recorded.  Descriptor numbers are unique among open fds,
+ * Every kind of descriptor is recorded (enum lw_fd_kind): sockets with
+ * their addresses, the others with the path their call was given, and
+ * neither asks the kernel anything (no fstat: the call says what it made).
+ * Descriptor numbers are unique among open fds,
  * so two threads rarely write one slot; when they do (a close racing a dup2
  * onto the same number) the CAS on seq serialises them and a writer that
  * cannot get in within a bounded number of spins drops its event and counts
@@ -137,13 +140,19 @@ static struct lw_handle *mirror_at(int fd, int make)
 }
 
 /* payload_copy - every field of src but seq into dst, the addresses only as
- * far as their lengths (a record is 384 bytes, an IPv4 one uses 150 of
+ * far as their lengths (a record is 360 bytes, an IPv4 one uses 130 of
  * them; bytes past an address's len are never read).  reserved stays as
  * dst has it (zero). */
 static inline void payload_copy(struct lw_handle *dst, const struct lw_handle *src)
 {
 	const size_t head = offsetof(struct lw_handle, local) - sizeof src->seq;
 	memcpy((char *)dst + sizeof dst->seq, (const char *)src + sizeof src->seq, head);
+	if (src->kind != LW_FD_SOCKET) {
+		/* the path overlays the addresses: as far as its length */
+		size_t n = src->path.len <= LW_FDPATH_MAX ? src->path.len : LW_FDPATH_MAX;
+		memcpy(&dst->path, &src->path, offsetof(struct lw_fdpath, data) + n);
+		return;
+	}
 	size_t ll = src->local.len <= LW_ADDR_MAX ? src->local.len : LW_ADDR_MAX;
 	size_t pl = src->peer.len <= LW_ADDR_MAX ? src->peer.len : LW_ADDR_MAX;
 	memcpy(&dst->local, &src->local, offsetof(struct lw_addr, data) + ll);
@@ -238,7 +247,7 @@ static void retire_stale(struct lw_handle *h)
 	if (h->state == LW_H_OPEN) {
 		stack_count(h->stack_id, 0);
 		segment_counter_add(LW_CTR_STALE_CLOSES, 1);
-		segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
+		segment_counter_add(h->kind == LW_FD_SOCKET ? LW_CTR_SOCK_CLOSED : LW_CTR_FD_CLOSED, 1);
 	}
 }
 
@@ -345,7 +354,7 @@ static void record_close(struct lw_handle *h, uint32_t stack)
 	h->close_ns = prim_event_ns();
 	h->close_tid = prim_gettid();
 	stack_count(h->stack_id, 0);
-	segment_counter_add(LW_CTR_SOCK_CLOSED, 1);
+	segment_counter_add(h->kind == LW_FD_SOCKET ? LW_CTR_SOCK_CLOSED : LW_CTR_FD_CLOSED, 1);
 }
 
 /* handle_write_open - publish a new open record for fd.  A record still
@@ -370,10 +379,12 @@ static void handle_write_open(int fd, const struct lw_handle *src, uint32_t stac
 	slot_unlock(fd, h, seq);
 	note_high_water(fd);
 	stack_count(stack_id, 1);
-	segment_counter_add(LW_CTR_SOCK_OPENED, 1);
+	int sock = src->kind == LW_FD_SOCKET;
+	segment_counter_add(sock ? LW_CTR_SOCK_OPENED : LW_CTR_FD_OPENED, 1);
 	if (src->origin == LW_ORIGIN_INHERITED || src->origin == LW_ORIGIN_FORK) {
 		/* src->open_ns is the parent's: the event is now */
-		segment_counter_add(LW_CTR_SOCK_INHERITED, 1);
+		if (sock)
+			segment_counter_add(LW_CTR_SOCK_INHERITED, 1);
 		segment_counter_add(LW_CTR_EVENTS, 1);
 	} else {
 		segment_event_at(src->open_ns);
@@ -405,6 +416,61 @@ void handle_open_socket_known(int fd, uint16_t origin, int dup_of, uint32_t stac
 	if (tmp.peer.len)
 		tmp.connect_ns = tmp.open_ns;
 	handle_write_open(fd, &tmp, stack_id, 0);
+}
+
+void handle_open_fd(int fd, const struct handle_fd *d, uint32_t stack_id)
+{
+	struct lw_handle tmp;
+
+	if (!g_seg.hdr)
+		return;
+	/* everything payload_copy() reads: the head and the path */
+	memset(&tmp, 0, offsetof(struct lw_handle, local));
+	tmp.kind = (uint16_t)d->kind;
+	tmp.oflags = d->oflags;
+	tmp.origin = d->origin ? d->origin : LW_ORIGIN_OPEN;
+	tmp.dup_of = -1;
+	tmp.tid = prim_gettid();
+	tmp.open_ns = prim_event_ns();
+	size_t n = 0;
+	if (d->path) {
+		/* strnlen would be the libc's: bounded by hand */
+		while (n < LW_FDPATH_MAX && d->path[n])
+			n++;
+		if (n == LW_FDPATH_MAX && d->path[n])
+			tmp.kflags |= LW_HK_PATH_TRUNCATED;
+		memcpy(tmp.path.data, d->path, n);
+	}
+	tmp.path.len = (uint16_t)n;
+	tmp.path.reserved = 0;
+	handle_write_open(fd, &tmp, stack_id, 0);
+}
+
+/* kind_of_mode - what fstat() tells of a descriptor the shim did not see
+ * made (received, inherited): anonymous inodes have no file type. */
+static int kind_of_mode(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFSOCK: return LW_FD_SOCKET;
+	case S_IFDIR: return LW_FD_DIR;
+	case S_IFIFO: return LW_FD_PIPE;
+	case 0: return LW_FD_OTHER;
+	default: return LW_FD_FILE;
+	}
+}
+
+void handle_open_received(int fd, uint16_t origin, uint32_t stack_id)
+{
+	struct stat st;
+	if (!g_seg.hdr || prim_fstat(fd, &st) != 0)
+		return;
+	int kind = kind_of_mode(st.st_mode);
+	if (kind == LW_FD_SOCKET) {
+		handle_open_socket(fd, origin, -1, stack_id);
+		return;
+	}
+	struct handle_fd d = { .kind = kind, .origin = origin };
+	handle_open_fd(fd, &d, stack_id);
 }
 
 void handle_dup(int oldfd, int newfd, uint32_t stack)
@@ -446,7 +512,7 @@ void handle_connected(int fd, const struct sockaddr *addr, socklen_t len, uint32
 	struct lw_handle *h = slot_lock(fd, &seq);
 	if (!h)
 		return;
-	if (h->state == LW_H_OPEN) {
+	if (h->state == LW_H_OPEN && h->kind == LW_FD_SOCKET) {
 		/* An IP socket that was not bound gets its address from
 		 * connect(): the record says "unknown" (len 0) rather than
 		 * ask (a system call per connect); the kernel tells it while
@@ -469,6 +535,13 @@ int handle_is_open(int fd)
 {
 	const struct lw_handle *h = g_seg.hdr ? handle_at(fd) : NULL;
 	return h && __atomic_load_n(&h->state, __ATOMIC_RELAXED) == LW_H_OPEN;
+}
+
+int handle_is_open_socket(int fd)
+{
+	const struct lw_handle *h = g_seg.hdr ? handle_at(fd) : NULL;
+	return h && __atomic_load_n(&h->state, __ATOMIC_RELAXED) == LW_H_OPEN &&
+	       __atomic_load_n(&h->kind, __ATOMIC_RELAXED) == LW_FD_SOCKET;
 }
 
 int handle_names_peers(int fd)
@@ -637,6 +710,23 @@ static int fork_view(const struct shim_segment *parent, uint32_t fd, struct lw_h
 	return lw_seq_read(h, out, sizeof *out);
 }
 
+/* fork_kind_matches - may a record of this kind describe a descriptor of
+ * mode m?  The kind came from the call, so a file opened without
+ * O_DIRECTORY may be anything but a socket. */
+static int fork_kind_matches(unsigned kind, mode_t m)
+{
+	int now = kind_of_mode(m);
+	switch (kind) {
+	case LW_FD_SOCKET: return now == LW_FD_SOCKET;
+	case LW_FD_DIR: return now == LW_FD_DIR;
+	case LW_FD_PIPE:
+	case LW_FD_FIFO: return now == LW_FD_PIPE;
+	case LW_FD_FILE: return now != LW_FD_SOCKET && now != LW_FD_OTHER;
+	case LW_FD_MEMFD: return now == LW_FD_FILE;
+	default: return now == LW_FD_OTHER;
+	}
+}
+
 void handle_copy_from(const struct shim_segment *parent, const int *skip, unsigned nskip)
 {
 	const struct lw_header *ph = parent->hdr;
@@ -660,12 +750,14 @@ void handle_copy_from(const struct shim_segment *parent, const int *skip, unsign
 		if (fresh)
 			continue;
 		/* A socket the parent closed with a raw syscall must not be copied
-		 * (a record without an inode: one that is no socket now). */
+		 * (a record without an inode: one that is no socket now).  Other
+		 * kinds: the descriptor there must be of a compatible type. */
 		struct stat sb;
-		if (prim_fstat((int)fd, &sb) != 0 || !S_ISSOCK(sb.st_mode) ||
-		    (src.inode != 0 && (uint64_t)sb.st_ino != src.inode))
+		if (prim_fstat((int)fd, &sb) != 0 || !fork_kind_matches(src.kind, sb.st_mode) ||
+		    (src.kind == LW_FD_SOCKET && src.inode != 0 && (uint64_t)sb.st_ino != src.inode))
 			continue;
-		src.inode = (uint64_t)sb.st_ino;
+		if (src.kind == LW_FD_SOCKET)
+			src.inode = (uint64_t)sb.st_ino;
 		uint32_t id = 0;
 		const struct lw_stack *ps = src.stack_id ?
 			segment_entry_in(parent, LW_T_STACKS, (uint64_t)src.stack_id - 1) : NULL;
@@ -687,7 +779,7 @@ void handle_bound(int fd)
 	struct lw_handle *h = slot_lock(fd, &seq);
 	if (!h)
 		return;
-	if (h->state == LW_H_OPEN)
+	if (h->state == LW_H_OPEN && h->kind == LW_FD_SOCKET)
 		addr_get(fd, &h->local, 0);
 	slot_unlock(fd, h, seq);
 }
@@ -698,7 +790,7 @@ void handle_used(int fd, uint32_t stack_id)
 	struct lw_handle *h = slot_lock(fd, &seq);
 	if (!h)
 		return;
-	if (h->state == LW_H_OPEN) {
+	if (h->state == LW_H_OPEN && h->kind == LW_FD_SOCKET) {
 		h->last_use_stack_id = stack_id;
 		h->last_use_ns = prim_event_ns();
 	}

@@ -13,15 +13,25 @@
  * The constructor and destructor are two stubs: the lifecycle is in
  * lifecycle.c, inside the recorder library the unit tests link.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/fanotify.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/pidfd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -31,12 +41,27 @@
 
 /* glibc has no prototype for the fortified longjmp */
 void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn));
+/* ...nor, without _FORTIFY_SOURCE, for the fortified opens (what a caller
+ * compiled with it calls when the flags are not a constant) */
+int __open_2(const char *path, int flags);
+int __open64_2(const char *path, int flags);
+int __openat_2(int dirfd, const char *path, int flags);
+int __openat64_2(int dirfd, const char *path, int flags);
 
 /* Every libc function a hook here forwards to. */
 #define LW_HOOKS(X)                                                          \
 	X(socket) X(socketpair) X(connect) X(bind) X(accept) X(accept4)      \
 	X(close) X(close_range) X(closefrom)                                 \
 	X(dup) X(dup2) X(dup3) X(fcntl) X(fcntl64) X(recvmsg)                \
+	X(open) X(open64) X(openat) X(openat64) X(creat) X(creat64)          \
+	X(__open_2) X(__open64_2) X(__openat_2) X(__openat64_2)              \
+	X(pipe) X(pipe2) X(eventfd) X(epoll_create) X(epoll_create1)         \
+	X(timerfd_create) X(signalfd) X(inotify_init) X(inotify_init1)       \
+	X(fanotify_init) X(memfd_create) X(pidfd_open)                       \
+	X(mkstemp) X(mkstemp64) X(mkostemp) X(mkostemp64)                    \
+	X(mkstemps) X(mkstemps64) X(mkostemps) X(mkostemps64)                \
+	X(tmpfile) X(tmpfile64) X(fopen) X(fopen64) X(freopen) X(freopen64)  \
+	X(popen) X(opendir) X(fclose) X(pclose) X(closedir)                  \
 	X(write) X(writev) X(send) X(sendto) X(sendmsg) X(sendmmsg)          \
 	X(execve) X(execv) X(execvp) X(execvpe) X(fexecve) X(execveat)       \
 	X(exit) X(_exit) X(_Exit)                                            \
@@ -156,6 +181,262 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	if (r >= 0)
 		lw_ev_fds_received(msg, CALLER_RA(), CALLER_CFA());
 	return r;
+}
+
+/* ---- every other kind of descriptor --------------------------------------------
+ *
+ * The call tells what it made (no fstat: that would be a system call of
+ * ours on every open); the record takes the path as the caller gave it.
+ * stdio and dirent open and close inside libc, where the open and close
+ * hooks never see it, so their own entry points are hooked, and their
+ * closes remove the record before the real call (it closes the fd). */
+
+#define REAL_OR_NULL(name)                                                         \
+	do {                                                                       \
+		if (!REAL(name)) {                                                 \
+			errno = ENOSYS;                                            \
+			return NULL;                                               \
+		}                                                                  \
+	} while (0)
+
+/* The record of a new descriptor of kind k made from path with flags. */
+#define FD_NEW(fd, k, flags, p)                                                    \
+	do {                                                                       \
+		struct handle_fd d_ = { .kind = (k), .oflags = (flags), .path = (p) }; \
+		lw_ev_fd_created((fd), &d_, CALLER_RA(), CALLER_CFA());            \
+	} while (0)
+
+static inline int open_kind(int flags)
+{
+	return (flags & O_DIRECTORY) ? LW_FD_DIR : LW_FD_FILE;
+}
+
+/* open's mode argument is there only when the flags need it; like glibc,
+ * it is read then and passed on. */
+#define OPEN_HOOK(name, params, args, flags)                                       \
+	EXPORT int name params                                                     \
+	{                                                                          \
+		mode_t mode = 0;                                                   \
+		if (__OPEN_NEEDS_MODE(flags)) {                                    \
+			va_list ap;                                                \
+			va_start(ap, flags);                                       \
+			mode = va_arg(ap, mode_t);                                 \
+			va_end(ap);                                                \
+		}                                                                  \
+		REAL_OR_ENOSYS(name);                                              \
+		int r = real_##name args;                                          \
+		if (r >= 0)                                                        \
+			FD_NEW(r, open_kind(flags), flags, path);                  \
+		return r;                                                          \
+	}
+OPEN_HOOK(open, (const char *path, int flags, ...), (path, flags, mode), flags)
+OPEN_HOOK(open64, (const char *path, int flags, ...), (path, flags, mode), flags)
+OPEN_HOOK(openat, (int dirfd, const char *path, int flags, ...), (dirfd, path, flags, mode), flags)
+OPEN_HOOK(openat64, (int dirfd, const char *path, int flags, ...), (dirfd, path, flags, mode), flags)
+
+/* Fixed-argument makers: (return, name, params, args, success, record) */
+#define LW_FD_HOOKS(X)                                                                     \
+	X(creat, (const char *path, mode_t mode), (path, mode),                            \
+	  FD_NEW(r, LW_FD_FILE, O_CREAT | O_WRONLY | O_TRUNC, path))                       \
+	X(creat64, (const char *path, mode_t mode), (path, mode),                          \
+	  FD_NEW(r, LW_FD_FILE, O_CREAT | O_WRONLY | O_TRUNC, path))                       \
+	X(__open_2, (const char *path, int flags), (path, flags),                          \
+	  FD_NEW(r, open_kind(flags), flags, path))                                        \
+	X(__open64_2, (const char *path, int flags), (path, flags),                        \
+	  FD_NEW(r, open_kind(flags), flags, path))                                        \
+	X(__openat_2, (int dirfd, const char *path, int flags), (dirfd, path, flags),      \
+	  FD_NEW(r, open_kind(flags), flags, path))                                        \
+	X(__openat64_2, (int dirfd, const char *path, int flags), (dirfd, path, flags),    \
+	  FD_NEW(r, open_kind(flags), flags, path))                                        \
+	X(eventfd, (unsigned int count, int flags), (count, flags),                        \
+	  FD_NEW(r, LW_FD_EVENTFD, flags, NULL))                                           \
+	X(epoll_create, (int size), (size), FD_NEW(r, LW_FD_EPOLL, 0, NULL))               \
+	X(epoll_create1, (int flags), (flags), FD_NEW(r, LW_FD_EPOLL, flags, NULL))        \
+	X(timerfd_create, (__clockid_t clk, int flags), (clk, flags),                      \
+	  FD_NEW(r, LW_FD_TIMERFD, flags, NULL))                                           \
+	X(inotify_init, (void), (), FD_NEW(r, LW_FD_INOTIFY, 0, NULL))                     \
+	X(inotify_init1, (int flags), (flags), FD_NEW(r, LW_FD_INOTIFY, flags, NULL))      \
+	X(fanotify_init, (unsigned int flags, unsigned int event_flags), (flags, event_flags), \
+	  FD_NEW(r, LW_FD_FANOTIFY, (int)flags, NULL))                                     \
+	X(memfd_create, (const char *name, unsigned int flags), (name, flags),             \
+	  FD_NEW(r, LW_FD_MEMFD, (int)flags, name))                                        \
+	X(pidfd_open, (pid_t pid, unsigned int flags), (pid, flags),                       \
+	  FD_NEW(r, LW_FD_PIDFD, (int)flags, NULL))                                        \
+	X(mkstemp, (char *tmpl), (tmpl), FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL, tmpl)) \
+	X(mkstemp64, (char *tmpl), (tmpl), FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL, tmpl)) \
+	X(mkostemp, (char *tmpl, int flags), (tmpl, flags),                                \
+	  FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL | flags, tmpl))                  \
+	X(mkostemp64, (char *tmpl, int flags), (tmpl, flags),                              \
+	  FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL | flags, tmpl))                  \
+	X(mkstemps, (char *tmpl, int sfx), (tmpl, sfx),                                    \
+	  FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL, tmpl))                          \
+	X(mkstemps64, (char *tmpl, int sfx), (tmpl, sfx),                                  \
+	  FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL, tmpl))                          \
+	X(mkostemps, (char *tmpl, int sfx, int flags), (tmpl, sfx, flags),                 \
+	  FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL | flags, tmpl))                  \
+	X(mkostemps64, (char *tmpl, int sfx, int flags), (tmpl, sfx, flags),               \
+	  FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL | flags, tmpl))
+
+#define FD_HOOK(name, params, args, record)                                                \
+	EXPORT int name params                                                             \
+	{                                                                                  \
+		REAL_OR_ENOSYS(name);                                                      \
+		int r = real_##name args;                                                  \
+		if (r >= 0)                                                                \
+			record;                                                            \
+		return r;                                                                  \
+	}
+LW_FD_HOOKS(FD_HOOK)
+
+/* signalfd(fd, ...) with an fd of its own only changes its mask */
+EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
+{
+	REAL_OR_ENOSYS(signalfd);
+	int r = real_signalfd(fd, mask, flags);
+	if (r >= 0 && fd == -1)
+		FD_NEW(r, LW_FD_SIGNALFD, flags, NULL);
+	return r;
+}
+
+#define PIPE_HOOK(name, params, args, flags)                                               \
+	EXPORT int name params                                                             \
+	{                                                                                  \
+		REAL_OR_ENOSYS(name);                                                      \
+		int r = real_##name args;                                                  \
+		if (r == 0) {                                                              \
+			struct handle_fd d_ = { .kind = LW_FD_PIPE, .oflags = (flags) };   \
+			lw_ev_fds_created(fds, &d_, CALLER_RA(), CALLER_CFA());            \
+		}                                                                          \
+		return r;                                                                  \
+	}
+PIPE_HOOK(pipe, (int fds[2]), (fds), 0)
+PIPE_HOOK(pipe2, (int fds[2], int flags), (fds, flags), flags)
+
+/* fopen's mode as open flags (what glibc passes to open) */
+static int fopen_flags(const char *mode)
+{
+	int acc = O_RDONLY, f = 0;
+	if (!mode)
+		return 0;
+	switch (mode[0]) {
+	case 'w': acc = O_WRONLY; f = O_CREAT | O_TRUNC; break;
+	case 'a': acc = O_WRONLY; f = O_CREAT | O_APPEND; break;
+	default: break;
+	}
+	for (const char *p = mode + 1; *p && p < mode + 7; p++) {
+		if (*p == '+')
+			acc = O_RDWR;
+		else if (*p == 'e')
+			f |= O_CLOEXEC;
+		else if (*p == 'x')
+			f |= O_EXCL;
+	}
+	return acc | f;
+}
+
+/* fd_of - the descriptor under a FILE, errno kept (fileno fails with EBADF
+ * on a stream without one: fmemopen, fopencookie). */
+static int fd_of(FILE *fp)
+{
+	int e = errno;
+	int fd = fp ? fileno(fp) : -1;
+	errno = e;
+	return fd;
+}
+
+#define FOPEN_HOOK(name)                                                                   \
+	EXPORT FILE *name(const char *path, const char *mode)                              \
+	{                                                                                  \
+		REAL_OR_NULL(name);                                                        \
+		FILE *f = real_##name(path, mode);                                         \
+		int fd = fd_of(f);                                                         \
+		if (fd >= 0)                                                               \
+			FD_NEW(fd, LW_FD_FILE, fopen_flags(mode), path);                   \
+		return f;                                                                  \
+	}
+FOPEN_HOOK(fopen)
+FOPEN_HOOK(fopen64)
+
+/* freopen closes the stream's descriptor inside libc, then opens path
+ * (path NULL: the same file again, on the same number; its record stays). */
+#define FREOPEN_HOOK(name)                                                                 \
+	EXPORT FILE *name(const char *path, const char *mode, FILE *fp)                    \
+	{                                                                                  \
+		REAL_OR_NULL(name);                                                        \
+		if (path)                                                                  \
+			LW_EV_CLOSE_INSIDE(fd_of(fp));                                     \
+		FILE *f = real_##name(path, mode, fp);                                     \
+		int fd = path ? fd_of(f) : -1;                                             \
+		if (fd >= 0)                                                               \
+			FD_NEW(fd, LW_FD_FILE, fopen_flags(mode), path);                   \
+		return f;                                                                  \
+	}
+FREOPEN_HOOK(freopen)
+FREOPEN_HOOK(freopen64)
+
+#define TMPFILE_HOOK(name)                                                                 \
+	EXPORT FILE *name(void)                                                            \
+	{                                                                                  \
+		REAL_OR_NULL(name);                                                        \
+		FILE *f = real_##name();                                                   \
+		int fd = fd_of(f);                                                         \
+		if (fd >= 0)                                                               \
+			FD_NEW(fd, LW_FD_FILE, O_RDWR | O_TMPFILE, NULL);                  \
+		return f;                                                                  \
+	}
+TMPFILE_HOOK(tmpfile)
+TMPFILE_HOOK(tmpfile64)
+
+/* popen: our end of the pipe; the record's path is the command */
+EXPORT FILE *popen(const char *command, const char *mode)
+{
+	REAL_OR_NULL(popen);
+	FILE *f = real_popen(command, mode);
+	int fd = fd_of(f);
+	if (fd >= 0)
+		FD_NEW(fd, LW_FD_PIPE, fopen_flags(mode), command);
+	return f;
+}
+
+/* dir_fd - dirfd() of d, errno kept; -1 for NULL (glibc's closedir fails
+ * it with EINVAL, dirfd would crash) */
+static int dir_fd(DIR *d)
+{
+	int e = errno;
+	int fd = d ? dirfd(d) : -1;
+	errno = e;
+	return fd;
+}
+
+EXPORT DIR *opendir(const char *path)
+{
+	REAL_OR_NULL(opendir);
+	DIR *d = real_opendir(path);
+	int fd = dir_fd(d);
+	if (fd >= 0)
+		FD_NEW(fd, LW_FD_DIR, O_RDONLY | O_DIRECTORY, path);
+	return d;
+}
+
+EXPORT int fclose(FILE *fp)
+{
+	REAL_OR_ENOSYS(fclose);
+	LW_EV_CLOSE_INSIDE(fd_of(fp));
+	return real_fclose(fp);
+}
+
+EXPORT int pclose(FILE *fp)
+{
+	REAL_OR_ENOSYS(pclose);
+	LW_EV_CLOSE_INSIDE(fd_of(fp));
+	return real_pclose(fp);
+}
+
+EXPORT int closedir(DIR *d)
+{
+	REAL_OR_ENOSYS(closedir);
+	LW_EV_CLOSE_INSIDE(dir_fd(d));
+	return real_closedir(d);
 }
 
 /* ---- close ------------------------------------------------------------------ */

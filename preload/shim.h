@@ -328,6 +328,19 @@ struct handle_known {
  * (k may be NULL). */
 SHIM_HIDDEN void handle_open_socket_known(int fd, uint16_t origin, int dup_of, uint32_t stack_id,
 					  const struct handle_known *k);
+/* What the hook of a new non-socket descriptor knows (struct lw_handle). */
+struct handle_fd {
+	int kind;                       /* enum lw_fd_kind, not LW_FD_SOCKET */
+	int oflags;                     /* the call's flags */
+	const char *path;               /* NULL: none; longer than LW_FDPATH_MAX: truncated */
+	uint16_t origin;                /* 0: LW_ORIGIN_OPEN */
+};
+/* handle_open_fd - record fd (>= 0, just made by a hooked call) as d says.
+ * No system call. */
+SHIM_HIDDEN void handle_open_fd(int fd, const struct handle_fd *d, uint32_t stack_id);
+/* handle_open_received - record fd of any kind that came in with `origin`
+ * (SCM_RIGHTS): one fstat() tells its kind. */
+SHIM_HIDDEN void handle_open_received(int fd, uint16_t origin, uint32_t stack_id);
 /* handle_dup - newfd is a copy of oldfd: a tracked oldfd gives newfd an open
  * record (origin DUP; a record open at newfd is closed with `stack`); an
  * untracked one retires newfd's record. */
@@ -340,6 +353,8 @@ SHIM_HIDDEN void handle_bound(int fd);
 SHIM_HIDDEN void handle_used(int fd, uint32_t stack_id);
 /* handle_is_open - nonzero when the table holds an open record for fd. */
 SHIM_HIDDEN int handle_is_open(int fd);
+/* handle_is_open_socket - ...and that record is a socket's. */
+SHIM_HIDDEN int handle_is_open_socket(int fd);
 /* handle_names_peers - fd's open record is a TCP (AF_INET, AF_INET6) or
  * AF_UNIX socket, whose accepted connections the kernel can always name. */
 SHIM_HIDDEN int handle_names_peers(int fd);

@@ -78,7 +78,7 @@ int lw_cmd_report(int argc, char **argv)
 		lw_render_json(stdout, &r);
 		fputc('\n', stdout);
 	} else if (o.format == LW_FMT_FOLDED) {
-		if (o.kind != LW_KIND_SOCKETS && r.snap.hdr.heap_mode == LW_HEAP_OFF)
+		if (lw_kind_heap(o.kind) && r.snap.hdr.heap_mode == LW_HEAP_OFF)
 			fprintf(stderr, "leakwatch: pid %d: heap tracking was off, nothing to fold (try --kind sockets)\n",
 				r.snap.hdr.pid);
 		lw_render_folded(stdout, &r, NULL);

@@ -182,10 +182,10 @@ static const struct lw_option run_options_table[] = {
 	LW_OPT_KIND_(struct run_options, kind),
 	LW_OPT_OLDER_THAN(struct run_options, older_than_ns),
 	{ "fail-on-leak", LW_OPT_CUSTOM, LW_ARG_OPTIONAL, 0, "KIND",
-	  "exit 1 (or --error-exitcode N) when anything --kind\nshows was left behind: a socket created under leakwatch\n"
+	  "exit 1 (or --error-exitcode N) when anything --kind\nshows was left behind: a socket, file, pipe... made under leakwatch\n"
 	  "still open, or a heap block the program allocated still\nlive at exit; --fail-on-leak=KIND: only for that kind\n"
-	  "(sockets, heap or all; --kind must show it: interpreters\nsuch as python3 keep memory until exit, use =sockets)",
-	  0, 0, 0, "unknown kind for --fail-on-leak '*' (heap, sockets or all)", fail_set },
+	  "(sockets, fds, heap or all; --kind must show it: interpreters\nsuch as python3 keep memory until exit, use =sockets)",
+	  0, 0, 0, "unknown kind for --fail-on-leak '*' (heap, sockets, fds or all)", fail_set },
 	{ "error-exitcode", LW_OPT_INT, LW_ARG_REQUIRED, offsetof(struct run_options, error_exitcode), "N",
 	  "the status for leaks found (1 to 255, default 1);\nimplies --fail-on-leak", 1, 255, 0, "bad --error-exitcode '*' (1 to 255)", NULL },
 	{ "heap", LW_OPT_CUSTOM, LW_ARG_REQUIRED, 0, "MODE",
@@ -214,7 +214,8 @@ static int options_parse(struct run_options *o, int argc, char **argv)
 		o->fail = FAIL_DEFAULT;
 	/* Failing on a kind the report hides would fail a CI job with no reason shown. */
 	if (o->fail == FAIL_KIND && ((lw_kind_sockets(o->fail_kind) && !lw_kind_sockets(o->kind)) ||
-				     (lw_kind_heap(o->fail_kind) && !lw_kind_heap(o->kind)))) {
+				     (lw_kind_heap(o->fail_kind) && !lw_kind_heap(o->kind)) ||
+				     (lw_kind_fds(o->fail_kind) && !lw_kind_fds(o->kind)))) {
 		lw_usage_error("run", "--fail-on-leak kind is not shown by --kind '%s'", lw_kind_name(o->fail_kind));
 		return -1;
 	}
@@ -706,7 +707,7 @@ int lw_run_main(int argc, char **argv)
 
 	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
 				     .kind = o.kind };
-	size_t leaked = 0;
+	size_t leaked = 0, leaked_fds = 0; /* sockets; other descriptors */
 	double heap_blocks = 0, heap_bytes = 0;
 	size_t heap_samples = 0;        /* table entries behind heap_blocks (sampled mode) */
 	int heap_tracked = 0, heap_estimated = 0;
@@ -797,6 +798,7 @@ int lw_run_main(int argc, char **argv)
 		 * the next image as inherited ones: counting them here would double count. */
 		if (r.live != LW_LIVE_EXECED) {
 			leaked += r.grouping.nleaked;
+			leaked_fds += r.fds.nleaked;
 			heap_blocks += r.heap.blocks[LW_HEAP_PROGRAM];
 			heap_bytes += r.heap.bytes[LW_HEAP_PROGRAM];
 			for (size_t k = 0; k < r.heap.ngroups; k++)
@@ -820,9 +822,9 @@ int lw_run_main(int argc, char **argv)
 		}
 		lw_report_free(&r);
 	}
-	int show_socks = lw_kind_sockets(o.kind), show_heap = lw_kind_heap(o.kind);
+	int show_socks = lw_kind_sockets(o.kind), show_heap = lw_kind_heap(o.kind), show_fds = lw_kind_fds(o.kind);
 	if (folded) {
-		if (o.kind != LW_KIND_SOCKETS && !heap_tracked && n > 0)
+		if (lw_kind_heap(o.kind) && !heap_tracked && n > 0)
 			fprintf(stderr, "leakwatch: heap tracking was off, nothing to fold (try --kind sockets)\n");
 	} else if (json) {
 		lw_json_end_array(&j);
@@ -830,6 +832,10 @@ int lw_run_main(int argc, char **argv)
 			lw_json_uint(&j, "leaked", leaked);
 		else
 			lw_json_null(&j, "leaked");
+		if (show_fds)
+			lw_json_uint(&j, "leaked_fds", leaked_fds);
+		else
+			lw_json_null(&j, "leaked_fds");
 		if (show_heap && heap_tracked) {
 			lw_json_count(&j, "leaked_heap_blocks", heap_blocks);
 			lw_json_count(&j, "leaked_heap_bytes", heap_bytes);
@@ -858,6 +864,10 @@ int lw_run_main(int argc, char **argv)
 		if (show_socks)
 			fprintf(out, "leakwatch: %zu socket%s left open%s%s%s\n", leaked, leaked == 1 ? "" : "s", older,
 				dur, untraced.total ? " by the traced processes" : "");
+		/* only when there are some: a sockets-only run reads as it always did */
+		if (show_fds && (leaked_fds || !show_socks))
+			fprintf(out, "leakwatch: %zu other descriptor%s (files, pipes, ...) left open%s%s\n", leaked_fds,
+				leaked_fds == 1 ? "" : "s", older, dur);
 		char est[48] = "";
 		if (heap_estimated && heap_samples > 0 && heap_samples < LW_HEAP_FEW_SAMPLES)
 			snprintf(est, sizeof est, " (est. from %zu sample%s)", heap_samples, heap_samples == 1 ? "" : "s");
@@ -896,17 +906,19 @@ int lw_run_main(int argc, char **argv)
 		dir_remove(dir);
 	if (out_rc != 0)
 		return LW_EXIT_ERROR;
-	int fail_socks = 0, fail_heap = 0;
+	int fail_socks = 0, fail_heap = 0, fail_fds = 0;
 	/* Bare --fail-on-leak fails on every kind the report shows (--kind). */
 	if (o.fail == FAIL_DEFAULT) {
 		fail_socks = lw_kind_sockets(o.kind);
 		fail_heap = lw_kind_heap(o.kind);
+		fail_fds = lw_kind_fds(o.kind);
 	} else if (o.fail == FAIL_KIND) {
 		fail_socks = lw_kind_sockets(o.fail_kind);
 		fail_heap = lw_kind_heap(o.fail_kind);
+		fail_fds = lw_kind_fds(o.fail_kind);
 	}
 	/* round(): a sampled estimate is > 0 exactly when a sample was left. */
-	if ((fail_socks && leaked > 0) || (fail_heap && round(heap_blocks) > 0))
+	if ((fail_socks && leaked > 0) || (fail_fds && leaked_fds > 0) || (fail_heap && round(heap_blocks) > 0))
 		return o.error_exitcode ? o.error_exitcode : LW_EXIT_LEAK;
 	/* Fail closed: "0 sockets left open" means nothing when nothing was looked at. */
 	if (nuntraced > 0)

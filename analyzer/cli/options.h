@@ -77,8 +77,8 @@ struct lw_command_spec {
 	  0, 0, 0, "unknown grouping '*' (open or use)", NULL }
 #define LW_OPT_KIND_(T, field) \
 	{ "kind", LW_OPT_KIND, LW_ARG_REQUIRED, offsetof(T, field), "KIND", \
-	  "heap, sockets or all (default): what to report", \
-	  0, 0, 0, "unknown kind '*' (heap, sockets or all)", NULL }
+	  "heap, sockets, fds (files, pipes, ...) or all (default):\nwhat to report", \
+	  0, 0, 0, "unknown kind '*' (heap, sockets, fds or all)", NULL }
 #define LW_OPT_FORMAT_ALL(T, field, help) \
 	{ "format", LW_OPT_FORMAT, LW_ARG_REQUIRED, offsetof(T, field), "FMT", help, 0, 0, \
 	  LW_FMT_BIT(LW_FMT_TEXT) | LW_FMT_BIT(LW_FMT_JSON) | LW_FMT_BIT(LW_FMT_FOLDED), \

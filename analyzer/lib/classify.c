@@ -463,6 +463,9 @@ int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct
 		if (!lw_join_valid(j, s, i))
 			continue;
 		const struct lw_handle *h = &s->handles[i].h;
+		/* other kinds of descriptor are grouped by fdgroups.c */
+		if (h->kind != LW_FD_SOCKET)
+			continue;
 		int inh = is_inherited(h->origin);
 		if (inh && !include_inherited)
 			continue;

@@ -87,6 +87,11 @@ struct lw_join {
 	unsigned char *valid;           /* per snapshot handle: 1 = kernel agrees */
 	uint64_t *inode;                /* per snapshot handle: its socket inode (the record's,
 					 * or /proc's for a record made without one) */
+	char **link;                    /* per snapshot handle of another kind than a socket:
+					 * what /proc/PID/fd/N names now (malloc'd; NULL unknown) */
+	size_t nlink;                   /* entries of link[] and now_kind[] */
+	unsigned char *now_kind;        /* ...and the enum lw_fd_kind that tells (a file
+					 * opened without O_DIRECTORY may be a directory, a FIFO) */
 	size_t nstale;                  /* OPEN entries whose fd no longer matches */
 	struct lw_untracked *untracked; /* socket fds the shim never recorded */
 	size_t nuntracked;

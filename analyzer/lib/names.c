@@ -93,6 +93,7 @@ const char *lw_origin_name(unsigned origin)
 		[LW_ORIGIN_SCM_RIGHTS] = "scm_rights",
 		[LW_ORIGIN_INHERITED] = "inherited",
 		[LW_ORIGIN_FORK] = "fork",
+		[LW_ORIGIN_OPEN] = "open",
 	};
 	return origin < LW_ORIGIN_MAX ? names[origin] : "unknown";
 }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kernel.h"
@@ -47,6 +48,68 @@ static int fd_socket_inode(int pid, int fd, uint64_t *ino)
 	link[n] = '\0';
 	*ino = link_socket_inode(link);
 	return 0;
+}
+
+/* The kind a /proc/PID/fd link names (enum lw_fd_kind); paths are files
+ * until stat says otherwise. */
+static int link_kind(const char *link, const char *fdpath)
+{
+	static const struct { const char *prefix; int kind; } anon[] = {
+		{ "socket:[", LW_FD_SOCKET }, { "pipe:[", LW_FD_PIPE },
+		{ "anon_inode:[eventfd]", LW_FD_EVENTFD }, { "anon_inode:[eventpoll]", LW_FD_EPOLL },
+		{ "anon_inode:[timerfd]", LW_FD_TIMERFD }, { "anon_inode:[signalfd]", LW_FD_SIGNALFD },
+		{ "anon_inode:inotify", LW_FD_INOTIFY }, { "anon_inode:[fanotify]", LW_FD_FANOTIFY },
+		{ "anon_inode:[pidfd]", LW_FD_PIDFD }, { "pidfd:", LW_FD_PIDFD },
+		{ "anon_inode:[userfaultfd]", LW_FD_USERFAULTFD }, { "/memfd:", LW_FD_MEMFD },
+	};
+	for (size_t i = 0; i < sizeof anon / sizeof anon[0]; i++)
+		if (strncmp(link, anon[i].prefix, strlen(anon[i].prefix)) == 0)
+			return anon[i].kind;
+	if (link[0] != '/')
+		return LW_FD_OTHER;
+	struct stat st;
+	if (stat(fdpath, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return LW_FD_DIR;
+		if (S_ISFIFO(st.st_mode))
+			return LW_FD_FIFO;
+	}
+	return LW_FD_FILE;
+}
+
+/* kind_agrees - may a record of kind `rec` describe what the link is now?
+ * The shim takes the kind from the call: open() without O_DIRECTORY may
+ * have opened a directory or a FIFO, SCM_RIGHTS only knows "other". */
+static int kind_agrees(unsigned rec, int now)
+{
+	if (now == LW_FD_SOCKET)
+		return 0;
+	switch (rec) {
+	case LW_FD_FILE: return now == LW_FD_FILE || now == LW_FD_DIR || now == LW_FD_FIFO ||
+				now == LW_FD_MEMFD;
+	case LW_FD_DIR: return now == LW_FD_DIR;
+	case LW_FD_PIPE:
+	case LW_FD_FIFO: return now == LW_FD_PIPE || now == LW_FD_FIFO;
+	case LW_FD_OTHER: return 1;
+	default: return (int)rec == now;
+	}
+}
+
+/* join_fd - the kernel's word on non-socket record i: valid, its link. */
+static int join_fd(struct lw_join *j, const struct lw_snapshot *s, size_t i)
+{
+	char path[64], link[PATH_MAX];
+	snprintf(path, sizeof path, "/proc/%d/fd/%d", j->pid, s->handles[i].fd);
+	ssize_t n = readlink(path, link, sizeof link - 1);
+	if (n < 0)
+		return 0;
+	link[n] = '\0';
+	int now = link_kind(link, path);
+	if (!kind_agrees(s->handles[i].h.kind, now))
+		return 0;
+	j->now_kind[i] = (unsigned char)now;
+	j->link[i] = strdup(link);
+	return j->link[i] ? 1 : -1;
 }
 
 static int untracked_add(struct lw_join *j, size_t *cap, int fd, uint64_t ino)
@@ -76,14 +139,14 @@ int lw_join_proc(struct lw_join *j, const struct lw_snapshot *s, int pid)
 	memset(j, 0, sizeof *j);
 	j->pid = pid;
 	j->fd_errno = ENOENT;
+	j->nlink = s->nhandles;
 	if (s->nhandles) {
 		j->valid = calloc(s->nhandles, 1);
 		j->inode = calloc(s->nhandles, sizeof *j->inode);
-		if (!j->valid || !j->inode) {
-			free(j->valid);
-			free(j->inode);
-			j->valid = NULL;
-			j->inode = NULL;
+		j->link = calloc(s->nhandles, sizeof *j->link);
+		j->now_kind = calloc(s->nhandles, 1);
+		if (!j->valid || !j->inode || !j->link || !j->now_kind) {
+			lw_join_free(j);
 			return -1;
 		}
 	}
@@ -110,6 +173,18 @@ int lw_join_proc(struct lw_join *j, const struct lw_snapshot *s, int pid)
 	for (size_t i = 0; i < s->nhandles; i++) {
 		if (s->handles[i].h.state != LW_H_OPEN)
 			continue;
+		if (s->handles[i].h.kind != LW_FD_SOCKET) {
+			int ok = join_fd(j, s, i);
+			if (ok < 0) {
+				closedir(d);
+				return -1;
+			}
+			if (!ok) {
+				j->valid[i] = 0;
+				j->nstale++;
+			}
+			continue;
+		}
 		uint64_t ino = 0, want = s->handles[i].h.inode;
 		if (fd_socket_inode(pid, s->handles[i].fd, &ino) < 0 || ino == 0 ||
 		    (want != 0 && ino != want)) {
@@ -133,7 +208,7 @@ int lw_join_proc(struct lw_join *j, const struct lw_snapshot *s, int pid)
 		if (fd_socket_inode(pid, (int)fd, &ino) < 0 || ino == 0)
 			continue;
 		const struct lw_snap_handle *h = lw_snapshot_handle(s, (int)fd);
-		if (h && h->h.state == LW_H_OPEN &&
+		if (h && h->h.state == LW_H_OPEN && h->h.kind == LW_FD_SOCKET &&
 		    (h->h.inode == ino || (h->h.inode == 0 && j->valid[h - s->handles])))
 			continue;
 		if (untracked_add(j, &cap, (int)fd, ino) < 0) {
@@ -149,6 +224,11 @@ int lw_join_proc(struct lw_join *j, const struct lw_snapshot *s, int pid)
 
 void lw_join_free(struct lw_join *j)
 {
+	/* link[] is as long as valid[]: the snapshot's handle count, unknown here */
+	for (size_t i = 0; j->link && i < j->nlink; i++)
+		free(j->link[i]);
+	free(j->link);
+	free(j->now_kind);
 	free(j->valid);
 	free(j->untracked);
 	free(j->inode);

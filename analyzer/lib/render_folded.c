@@ -59,6 +59,15 @@ int lw_render_folded(FILE *out, struct lw_report *r, const char *root)
 		}
 		return ferror(out) ? -1 : 0;
 	}
+	if (r->opts.kind == LW_KIND_FDS) {
+		/* weight: descriptors open, as for sockets */
+		for (size_t i = 0; i < r->fds.ngroups; i++) {
+			const struct lw_fd_group *g = &r->fds.groups[i];
+			folded_line(out, r, root, g->inherited ? 0 : g->stack_id,
+				    g->inherited ? "[inherited]" : "[unknown]", (unsigned long long)g->count);
+		}
+		return ferror(out) ? -1 : 0;
+	}
 	for (size_t i = 0; i < r->heap.ngroups; i++) {
 		const struct lw_heap_group *g = &r->heap.groups[i];
 		if (!lw_present_heap_group_shown(r, g))

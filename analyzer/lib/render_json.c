@@ -173,6 +173,7 @@ static void json_counters(struct lw_json *j, const struct lw_snapshot *s)
 		{ LW_CTR_HEAP_FREES, "heap_frees" }, { LW_CTR_HEAP_UNTRACKED_FREES, "heap_untracked_frees" },
 		{ LW_CTR_GUARD_RECOVERED, "guard_recovered" }, { LW_CTR_CONFIG_INVALID, "config_invalid" },
 		{ LW_CTR_HEAP_GROWS, "heap_grows" }, { LW_CTR_RECLAIMED, "reclaimed" },
+		{ LW_CTR_FD_OPENED, "fd_opened" }, { LW_CTR_FD_CLOSED, "fd_closed" },
 	}, drops[] = {
 		{ LW_CTR_DROP_HANDLE_FULL, "handle_full" }, { LW_CTR_DROP_STACK_FULL, "stack_full" },
 		{ LW_CTR_DROP_MODULE_FULL, "module_full" }, { LW_CTR_DROP_UNWIND, "unwind" },
@@ -280,7 +281,7 @@ static void json_bad_close(struct lw_json *j, struct lw_report *r, const struct 
  * RLIMIT_NOFILE; null for a process that is gone. */
 static void json_fd_usage(struct lw_json *j, const struct lw_report *r)
 {
-	const struct lw_fdusage *u = &r->fds;
+	const struct lw_fdusage *u = &r->fd_usage;
 	if (!u->ok) {
 		lw_json_null(j, "fd_usage");
 		return;
@@ -300,10 +301,10 @@ static void json_fd_usage(struct lw_json *j, const struct lw_report *r)
 		if (u->by_kind[k])
 			lw_json_uint(j, lw_fdk_name((enum lw_fdk)k), u->by_kind[k]);
 	lw_json_end_object(j);
-	if (r->have_prev && r->prev_fds.ok) {
+	if (r->have_prev && r->prev_fd_usage.ok) {
 		uint64_t iv = r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0;
-		lw_json_int(j, "growth", (long long)u->open - (long long)r->prev_fds.open);
-		uint64_t eta = lw_fdusage_eta_ns(&r->prev_fds, u, iv);
+		lw_json_int(j, "growth", (long long)u->open - (long long)r->prev_fd_usage.open);
+		uint64_t eta = lw_fdusage_eta_ns(&r->prev_fd_usage, u, iv);
 		if (eta)
 			lw_json_seconds(j, "exhaustion_in_s", eta == 1 ? 0 : eta);
 		else
@@ -315,6 +316,44 @@ static void json_fd_usage(struct lw_json *j, const struct lw_report *r)
 	lw_json_end_object(j);
 }
 
+static void json_fd_group(struct lw_json *j, struct lw_report *r, const struct lw_fd_group *g)
+{
+	char fl[160];
+	lw_json_begin_object(j, NULL);
+	lw_json_str(j, "kind", lw_fd_kind_name(lw_fd_group_kind(g)));
+	lw_json_str(j, "recorded_kind", lw_fd_kind_name(g->kind));
+	lw_json_uint(j, "count", g->count);
+	lw_json_str(j, "origin", lw_origin_name(g->origin));
+	lw_json_begin_array(j, "origins");
+	for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
+		if (g->origin_mask & (1u << o))
+			lw_json_str(j, NULL, lw_origin_name(o));
+	lw_json_end_array(j);
+	lw_json_seconds(j, "age_min_s", g->age_min_ns);
+	lw_json_seconds(j, "age_max_s", g->age_max_ns);
+	lw_json_uint(j, "paths_total", g->npaths);
+	lw_json_begin_array(j, "members");
+	for (size_t i = 0; i < g->count; i++) {
+		const struct lw_fd_member *m = &g->members[i];
+		lw_json_begin_object(j, NULL);
+		lw_json_int(j, "fd", m->fd);
+		lw_json_str(j, "kind", lw_fd_kind_name(m->now_kind));
+		lw_json_str(j, "path", m->path[0] ? m->path : NULL);
+		lw_json_bool(j, "path_truncated", m->path_truncated);
+		lw_json_str(j, "now", m->now);
+		lw_json_str(j, "flags", lw_fd_oflags_format(g->kind, m->oflags, fl, sizeof fl)[0] ? fl : NULL);
+		lw_json_str(j, "origin", lw_origin_name(m->origin));
+		lw_json_seconds(j, "age_s", m->age_ns);
+		lw_json_end_object(j);
+	}
+	lw_json_end_array(j);
+	lw_json_bool(j, "inherited", g->inherited);
+	lw_json_uint(j, "stack_id", g->stack_id);
+	json_stack(j, "stack", r, g->stack_id);
+	lw_json_str(j, "verdict", lw_report_ended(r) ? "left_open" : "open");
+	lw_json_end_object(j);
+}
+
 static void json_sockets(struct lw_json *j, struct lw_report *r)
 {
 	const struct lw_snapshot *s = &r->snap;
@@ -322,6 +361,7 @@ static void json_sockets(struct lw_json *j, struct lw_report *r)
 	for (size_t i = 0; i < r->grouping.ngroups; i++)
 		json_group(j, r, &r->grouping.groups[i]);
 	lw_json_end_array(j);
+
 	lw_json_begin_array(j, "untracked");
 	for (size_t i = 0; i < r->join.nuntracked; i++) {
 		lw_json_begin_object(j, NULL);
@@ -373,6 +413,7 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 	else
 		lw_json_null(j, "reserved_bytes");
 	lw_json_uint(j, "open_tracked", lw_snapshot_open_count(s));
+	lw_json_uint(j, "open_fds_tracked", lw_snapshot_open_fds(s));
 	lw_json_begin_object(j, "kernel_view");
 	lw_json_bool(j, "available", r->join.fd_ok);
 	lw_json_str(j, "error", r->join.fd_ok || r->join.pid <= 0 ? NULL : strerror(r->join.fd_errno));
@@ -393,9 +434,15 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 		lw_json_seconds(j, "interval_s", r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0);
 	else
 		lw_json_null(j, "interval_s");
-	if (lw_kind_sockets(r->opts.kind)) {
+	if (lw_kind_sockets(r->opts.kind) || lw_kind_fds(r->opts.kind))
 		json_fd_usage(j, r);
+	if (lw_kind_sockets(r->opts.kind))
 		json_sockets(j, r);
+	if (lw_kind_fds(r->opts.kind)) {
+		lw_json_begin_array(j, "descriptors");
+		for (size_t i = 0; i < r->fds.ngroups; i++)
+			json_fd_group(j, r, &r->fds.groups[i]);
+		lw_json_end_array(j);
 	}
 	if (lw_kind_heap(r->opts.kind))
 		json_heap(j, r);

@@ -237,6 +237,87 @@ static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g,
 	}
 }
 
+/* ---- other kinds of descriptor (fdgroups.c) ---- */
+
+/* What a group is, for its head line: "/var/log/app.log (file)",
+ * "pipe", "2 paths: /tmp/a ... (file)". */
+static void fd_group_desc(const struct lw_fd_group *g, char *buf, size_t len)
+{
+	const char *kind = lw_fd_kind_name(lw_fd_group_kind(g));
+	const struct lw_fd_member *m = &g->members[0];
+	if (g->npaths == 0)
+		snprintf(buf, len, "%s", kind);
+	else if (g->npaths == 1)
+		snprintf(buf, len, "%s%s (%s)", m->path, m->path_truncated ? "..." : "", kind);
+	else
+		snprintf(buf, len, "%zu paths: %s%s ... (%s)", g->npaths, m->path, m->path_truncated ? "..." : "",
+			 kind);
+}
+
+static void text_fd_group(FILE *out, struct lw_report *r, const struct lw_fd_group *g, int cw, int dw,
+			  const char *cwd)
+{
+	char desc[LW_FDPATH_MAX + 96], a1[32], a2[32], fl[160];
+	fd_group_desc(g, desc, sizeof desc);
+	lw_duration_format(g->age_min_ns, a1, sizeof a1);
+	lw_duration_format(g->age_max_ns, a2, sizeof a2);
+	fprintf(out, "%-9s  %*zu  ", g->inherited ? "INHERITED" : "FILES", cw, g->count);
+	lw_present_put_safe(out, desc);
+	fprintf(out, "%*s  age %s%s", dw > (int)strlen(desc) ? dw - (int)strlen(desc) : 0, "",
+		lw_present_at_least(r) ? "at least " : "", a1);
+	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
+		fprintf(out, "..%s", a2);
+	fputc('\n', out);
+	if (g->origin_mask & ~(1u << LW_ORIGIN_OPEN)) {
+		fputs("  via       ", out);
+		for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
+			if (g->origin_mask & (1u << o))
+				fprintf(out, " %s", lw_origin_name(o));
+		fputc('\n', out);
+	}
+	const size_t shown = 16;
+	fputs("  fds        ", out);
+	for (size_t i = 0; i < g->count && i < shown; i++)
+		fprintf(out, "%s%d", i ? " " : "", g->members[i].fd);
+	if (g->count > shown)
+		fprintf(out, " ... (%zu more)", g->count - shown);
+	fputc('\n', out);
+	const struct lw_fd_member *m = &g->members[0];
+	if (lw_fd_oflags_format(g->kind, m->oflags, fl, sizeof fl)[0])
+		fprintf(out, "  flags      %s\n", fl);
+	/* what the kernel names it now, when that says more than the call did */
+	if (m->now && strcmp(m->now, m->path) != 0) {
+		fputs("  now        ", out);
+		lw_present_put_safe(out, m->now);
+		if (g->count > 1)
+			fprintf(out, "  (fd %d)", m->fd);
+		fputc('\n', out);
+	}
+	if (g->inherited)
+		fputs("  opened       before leakwatch loaded (inherited across exec or fork)\n", out);
+	else
+		text_stack_w(out, r, g->stack_id, "opened at", 12, cwd);
+}
+
+static void text_fds_groups(FILE *out, struct lw_report *r, const char *cwd)
+{
+	const struct lw_fd_grouping *g = &r->fds;
+	int cw = 1, dw = 0;
+	for (size_t i = 0; i < g->ngroups; i++) {
+		char desc[LW_FDPATH_MAX + 96], num[32];
+		fd_group_desc(&g->groups[i], desc, sizeof desc);
+		int n = snprintf(num, sizeof num, "%zu", g->groups[i].count);
+		if (n > cw)
+			cw = n;
+		if ((int)strlen(desc) > dw)
+			dw = (int)strlen(desc);
+	}
+	if (dw > 48)
+		dw = 48;
+	for (size_t i = 0; i < g->ngroups; i++)
+		text_fd_group(out, r, &g->groups[i], cw, dw, cwd);
+}
+
 static void text_badclose(FILE *out, struct lw_report *r, const struct lw_badclose *b, const char *cwd)
 {
 	char age[32];
@@ -297,7 +378,7 @@ static void text_drops(FILE *out, const struct lw_report *r)
  */
 static void text_descriptors(FILE *out, const struct lw_report *r)
 {
-	const struct lw_fdusage *u = &r->fds;
+	const struct lw_fdusage *u = &r->fd_usage;
 	if (!u->ok)
 		return;
 	fprintf(out, "DESCRIPTORS %llu open", (unsigned long long)u->open);
@@ -313,16 +394,16 @@ static void text_descriptors(FILE *out, const struct lw_report *r)
 				(unsigned long long)u->by_kind[k]);
 			sep = ", ";
 		}
-	if (r->have_prev && r->prev_fds.ok) {
+	if (r->have_prev && r->prev_fd_usage.ok) {
 		char d[32], e[32];
 		uint64_t iv = r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0;
 		lw_duration_format(iv, d, sizeof d);
-		long long growth = (long long)u->open - (long long)r->prev_fds.open;
+		long long growth = (long long)u->open - (long long)r->prev_fd_usage.open;
 		if (growth == 0)
 			fprintf(out, "; no change in %s", d);
 		else
 			fprintf(out, "; %+lld in %s", growth, d);
-		uint64_t eta = lw_fdusage_eta_ns(&r->prev_fds, u, iv);
+		uint64_t eta = lw_fdusage_eta_ns(&r->prev_fd_usage, u, iv);
 		if (eta == 1)
 			fprintf(out, ": at the limit");
 		else if (eta)
@@ -347,11 +428,17 @@ static void text_summary(FILE *out, const struct lw_report *r)
 	if (socks) {
 		fprintf(out, ", %zu open socket%s tracked", lw_snapshot_open_count(s),
 			lw_snapshot_open_count(s) == 1 ? "" : "s");
+		size_t nfds = lw_kind_fds(r->opts.kind) ? lw_snapshot_open_fds(s) : 0;
+		if (nfds)
+			fprintf(out, ", %zu other descriptor%s", nfds, nfds == 1 ? "" : "s");
 		if (r->join.fd_ok)
 			fprintf(out, ", %zu untracked", r->join.nuntracked);
 		if (r->join.nstale)
 			fprintf(out, ", %zu stale", r->join.nstale);
 	}
+	if (!socks && lw_kind_fds(r->opts.kind))
+		fprintf(out, ", %zu open descriptor%s tracked (files, pipes, ...)", lw_snapshot_open_fds(s),
+			lw_snapshot_open_fds(s) == 1 ? "" : "s");
 	if (heap)
 		fprintf(out, ", %zu live heap block%s recorded%s", s->nallocs, s->nallocs == 1 ? "" : "s",
 			r->heap.estimated ? " (sampled)" : "");
@@ -360,7 +447,7 @@ static void text_summary(FILE *out, const struct lw_report *r)
 	char inc[256];
 	if (lw_present_incomplete(s, inc, sizeof inc))
 		fprintf(out, "INCOMPLETE %s\n", inc);
-	if (socks)
+	if (socks || lw_kind_fds(r->opts.kind))
 		text_descriptors(out, r);
 	if (lw_kind_heap(r->opts.kind) && !socks && r->heap.mode == LW_HEAP_OFF)
 		fprintf(out, "note: heap tracking was off in this process: no heap data\n");
@@ -518,6 +605,8 @@ static void text_sockets(FILE *out, struct lw_report *r, const char *cwd)
 	}
 	for (size_t i = 0; i < g->ngroups; i++)
 		text_group(out, r, &g->groups[i], cw, dw, cwd);
+	if (lw_kind_fds(r->opts.kind))
+		text_fds_groups(out, r, cwd);
 
 	if (r->join.nuntracked) {
 		fprintf(out, "UNTRACKED  %zu socket%s the shim never saw:", r->join.nuntracked,
@@ -550,6 +639,8 @@ int lw_render_text(FILE *out, struct lw_report *r)
 	text_summary(out, r);
 	if (lw_kind_sockets(r->opts.kind))
 		text_sockets(out, r, cwd);
+	else if (lw_kind_fds(r->opts.kind))
+		text_fds_groups(out, r, cwd);
 	if (lw_kind_heap(r->opts.kind) && r->heap.mode != LW_HEAP_OFF)
 		text_heap(out, r, cwd);
 	text_drops(out, r);

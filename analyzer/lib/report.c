@@ -24,6 +24,8 @@ int lw_kind_parse(const char *s, enum lw_kind *k)
 		*k = LW_KIND_SOCKETS;
 	else if (strcmp(s, "heap") == 0)
 		*k = LW_KIND_HEAP;
+	else if (strcmp(s, "fds") == 0)
+		*k = LW_KIND_FDS;
 	else
 		return -1;
 	return 0;
@@ -31,17 +33,22 @@ int lw_kind_parse(const char *s, enum lw_kind *k)
 
 const char *lw_kind_name(enum lw_kind k)
 {
-	return k == LW_KIND_SOCKETS ? "sockets" : k == LW_KIND_HEAP ? "heap" : "all";
+	return k == LW_KIND_SOCKETS ? "sockets" : k == LW_KIND_HEAP ? "heap" : k == LW_KIND_FDS ? "fds" : "all";
 }
 
 int lw_kind_sockets(enum lw_kind k)
 {
-	return k != LW_KIND_HEAP;
+	return k == LW_KIND_ALL || k == LW_KIND_SOCKETS;
 }
 
 int lw_kind_heap(enum lw_kind k)
 {
-	return k != LW_KIND_SOCKETS;
+	return k == LW_KIND_ALL || k == LW_KIND_HEAP;
+}
+
+int lw_kind_fds(enum lw_kind k)
+{
+	return k == LW_KIND_ALL || k == LW_KIND_FDS;
 }
 
 int lw_format_parse(const char *s, enum lw_format *f)
@@ -88,6 +95,9 @@ int lw_report_classify(struct lw_report *r)
 	}
 	int rc = lw_verdict_apply(&r->grouping, &vo);
 	lw_grouping_free(&prev);
+	lw_fd_grouping_free(&r->fds);
+	if (rc == 0 && lw_kind_fds(o->kind) && lw_fd_group_build(&r->fds, &r->snap, &r->join, r->now_ns, o->older_than_ns, o->all) < 0)
+		rc = -1;
 	return rc;
 }
 
@@ -116,7 +126,7 @@ static int report_first_snapshot(struct lw_report *r, const char *path, char *er
 	}
 	/* Validity of the first snapshot's entries is enough: no kernel dump for it. */
 	r->prev_join.diag_loaded = 1;
-	lw_fdusage_read(&r->prev_fds, r->prev.hdr.pid);
+	lw_fdusage_read(&r->prev_fd_usage, r->prev.hdr.pid);
 	r->have_prev = 1;
 	sleep_ns(r->opts.interval_ns);
 	return 0;
@@ -139,7 +149,7 @@ int lw_report_build(struct lw_report *r, const char *path, const struct lw_repor
 	r->now_ns = lw_snapshot_now(&r->snap, r->live);
 	/* Only a live image has a kernel view; a reused pid would describe a stranger. */
 	int pid = (r->live == LW_LIVE_ALIVE || r->live == LW_LIVE_DISABLED) ? r->snap.hdr.pid : 0;
-	lw_fdusage_read(&r->fds, pid);
+	lw_fdusage_read(&r->fd_usage, pid);
 	if (lw_join_proc(&r->join, &r->snap, pid) < 0 || lw_report_classify(r) < 0) {
 		snprintf(err, errlen, "out of memory");
 		lw_report_free(r);
@@ -167,6 +177,7 @@ void lw_report_free(struct lw_report *r)
 	r->sym = NULL;
 	lw_heap_free(&r->heap);
 	lw_grouping_free(&r->grouping);
+	lw_fd_grouping_free(&r->fds);
 	lw_join_free(&r->join);
 	lw_snapshot_free(&r->snap);
 	lw_join_free(&r->prev_join);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "classify.h"
 #include "fdusage.h"
+#include "fdgroups.h"
 #include "heapgroups.h"
 #include "kernel.h"
 #include "segdir.h"
@@ -19,7 +20,7 @@
 enum lw_format { LW_FMT_TEXT = 0, LW_FMT_JSON, LW_FMT_FOLDED };
 
 /* What a report covers (--kind).  Zero is "all" so a zeroed lw_report_opts shows everything. */
-enum lw_kind { LW_KIND_ALL = 0, LW_KIND_SOCKETS, LW_KIND_HEAP };
+enum lw_kind { LW_KIND_ALL = 0, LW_KIND_SOCKETS, LW_KIND_HEAP, LW_KIND_FDS };
 
 struct lw_report_opts {
 	uint64_t older_than_ns;         /* only sockets and heap blocks at least this old */
@@ -39,6 +40,7 @@ struct lw_report {
 	uint64_t now_ns;
 	struct lw_join join;
 	struct lw_grouping grouping;
+	struct lw_fd_grouping fds;      /* other kinds of descriptor (with the sockets' --kind) */
 	struct lw_heap heap;            /* empty unless the kind includes heap and heap_mode != off */
 	struct lw_symbolizer *sym;      /* NULL: no symbolization (libdw failed) */
 	struct lw_report_opts opts;
@@ -48,12 +50,13 @@ struct lw_report {
 	struct lw_join prev_join;
 	uint64_t prev_now_ns;
 	/* every descriptor of a live process by kind, against RLIMIT_NOFILE
-	 * (!fds.ok otherwise); prev_fds at the first snapshot (--interval) */
-	struct lw_fdusage fds, prev_fds;
+	 * (!fd_usage.ok otherwise); prev_fd_usage at the first snapshot (--interval) */
+	struct lw_fdusage fd_usage, prev_fd_usage;
 };
 
 /*
- * lw_kind_parse - "all", "sockets" (or "socket"), "heap".  Returns 0 with *k
+ * lw_kind_parse - "all", "sockets" (or "socket"), "heap", "fds" (descriptors other than
+ * sockets: files, pipes, ...).  Returns 0 with *k
  * set, or -1 (k untouched).
  */
 int lw_kind_parse(const char *s, enum lw_kind *k);
@@ -61,8 +64,10 @@ int lw_kind_parse(const char *s, enum lw_kind *k);
 /* lw_kind_name - "all", "sockets", "heap". */
 const char *lw_kind_name(enum lw_kind k);
 
-/* lw_kind_sockets / lw_kind_heap - 1 when the kind covers sockets / heap blocks. */
+/* lw_kind_sockets / lw_kind_heap / lw_kind_fds - 1 when the kind covers
+ * sockets / heap blocks / other descriptors (files, pipes, ...). */
 int lw_kind_sockets(enum lw_kind k);
+int lw_kind_fds(enum lw_kind k);
 int lw_kind_heap(enum lw_kind k);
 
 /*

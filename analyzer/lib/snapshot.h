@@ -115,8 +115,11 @@ const struct lw_snap_stack *lw_snapshot_stack(const struct lw_snapshot *s, uint3
 /* lw_snapshot_handle - the OPEN/CLOSED handle copied for fd, or NULL. */
 const struct lw_snap_handle *lw_snapshot_handle(const struct lw_snapshot *s, int fd);
 
-/* lw_snapshot_open_count - number of OPEN handles in the snapshot. */
+/* lw_snapshot_open_count - number of OPEN socket handles in the snapshot. */
 size_t lw_snapshot_open_count(const struct lw_snapshot *s);
+
+/* lw_snapshot_open_fds - number of OPEN handles of other kinds (files, pipes, ...). */
+size_t lw_snapshot_open_fds(const struct lw_snapshot *s);
 
 /*
  * lw_snapshot_is_incomplete - 1 when a table of the segment stopped growing

@@ -133,8 +133,8 @@ enum lw_state {
 /* Header counters (lw_header.counters[]). */
 enum lw_counter {
 	LW_CTR_EVENTS = 0,          /* hooked calls that changed the tables */
-	LW_CTR_SOCK_OPENED,         /* handles recorded (any origin) */
-	LW_CTR_SOCK_CLOSED,         /* handles removed */
+	LW_CTR_SOCK_OPENED,         /* socket handles recorded (any origin) */
+	LW_CTR_SOCK_CLOSED,         /* socket handles removed */
 	LW_CTR_BAD_CLOSES,          /* close() on an fd that was not open (EBADF) */
 	LW_CTR_STALE_CLOSES,        /* a record found stale (fd reused without a hook seeing it) */
 	LW_CTR_DROP_HANDLE_FULL,    /* fd >= handle table capacity */
@@ -155,6 +155,9 @@ enum lw_counter {
 	LW_CTR_DROP_RESERVE,        /* a table could not grow: no space, or over the budget (see incomplete) */
 	LW_CTR_HEAP_GROWS,          /* heap table replaced by a larger one */
 	LW_CTR_RECLAIMED,           /* segments of dead processes this image removed to stay in the budget */
+	LW_CTR_FD_OPENED,           /* handles of other kinds (files, pipes, ...) recorded, any origin
+				     * (inherited and fork-copied ones too: they stay out of SOCK_INHERITED) */
+	LW_CTR_FD_CLOSED,           /* ...and removed */
 	LW_CTR_NUM_DEFINED,
 	LW_CTR_MAX = 64             /* room in the header */
 };
@@ -322,7 +325,51 @@ enum lw_origin {
 	LW_ORIGIN_SCM_RIGHTS,           /* received with recvmsg(SCM_RIGHTS) */
 	LW_ORIGIN_INHERITED,            /* already open when the shim loaded (exec, spawn) */
 	LW_ORIGIN_FORK,                 /* copied from the parent's segment by fork() */
+	LW_ORIGIN_OPEN,                 /* any other call that made a descriptor: open family,
+					 * fopen, opendir, mkstemp, tmpfile, popen, pipe,
+					 * eventfd, epoll_create, ... (lw_handle.kind says which) */
 	LW_ORIGIN_MAX
+};
+
+/*
+ * What a descriptor is (lw_handle.kind), as the call that made it says: no
+ * system call is made to ask (an open() of a FIFO or a directory without
+ * O_DIRECTORY is recorded as LW_FD_FILE; readers ask /proc/PID/fd for what
+ * it is now).  Sockets are 0, so records of shims that only knew sockets
+ * (the field was reserved0, zero) read as sockets.
+ */
+enum lw_fd_kind {
+	LW_FD_SOCKET = 0,
+	LW_FD_FILE,                     /* open, openat, creat, fopen, mkstemp, tmpfile, ... */
+	LW_FD_DIR,                      /* opendir, open(O_DIRECTORY) */
+	LW_FD_PIPE,                     /* pipe, pipe2, popen */
+	LW_FD_FIFO,                     /* a named pipe (only from a received/inherited fd) */
+	LW_FD_EVENTFD,
+	LW_FD_EPOLL,
+	LW_FD_TIMERFD,
+	LW_FD_SIGNALFD,
+	LW_FD_INOTIFY,
+	LW_FD_FANOTIFY,
+	LW_FD_MEMFD,
+	LW_FD_PIDFD,
+	LW_FD_USERFAULTFD,
+	LW_FD_OTHER,                    /* received over SCM_RIGHTS: not a file the shim can name */
+	LW_FD_KIND_MAX
+};
+
+/* lw_handle.kflags */
+#define LW_HK_PATH_TRUNCATED 0x1u   /* path.data holds the first LW_FDPATH_MAX bytes only */
+
+#define LW_FDPATH_MAX       228u    /* 2 * sizeof(struct lw_addr) - 4 */
+
+/* The path a non-socket descriptor was made with, where the call gave one:
+ * open/openat/creat/fopen/freopen/opendir: the path as given (relative to
+ * the caller's cwd or dirfd: not resolved); mkstemp family: the name the
+ * call chose; memfd_create: the name; popen: the command. */
+struct lw_fdpath {
+	uint16_t len;                   /* bytes valid in data, no NUL; 0 = none */
+	uint16_t reserved;
+	char     data[LW_FDPATH_MAX];
 };
 
 struct lw_addr {
@@ -331,14 +378,20 @@ struct lw_addr {
 	uint8_t  data[LW_ADDR_MAX];     /* a struct sockaddr_* as the kernel returned it */
 };
 
-/* One file descriptor.  Index = fd number. */
+/* One file descriptor.  Index = fd number.  Every kind is recorded (see
+ * enum lw_fd_kind); what a field means for a kind other than a socket is
+ * said next to it. */
 struct lw_handle {
 	_Atomic uint32_t seq;
 	uint16_t state;                 /* enum lw_handle_state */
 	uint16_t origin;                /* enum lw_origin */
-	uint16_t family;                /* AF_* */
-	uint16_t type;                  /* SOCK_* without SOCK_NONBLOCK/SOCK_CLOEXEC */
-	int32_t  protocol;
+	uint16_t family;                /* AF_* (0 for other kinds) */
+	uint16_t type;                  /* SOCK_* without SOCK_NONBLOCK/SOCK_CLOEXEC (0: other kinds) */
+	union {
+		int32_t protocol;       /* kind LW_FD_SOCKET */
+		int32_t oflags;         /* other kinds: the flags the call was given (open's
+					 * O_*; pipe2, eventfd, epoll_create1, ...: theirs) */
+	};
 	uint32_t stack_id;              /* where it was created (0 = unknown, e.g. inherited) */
 	int32_t  tid;                   /* creating thread */
 	uint64_t inode;                 /* st_ino from fstat(): matches /proc/PID/fd and sock_diag;
@@ -355,14 +408,26 @@ struct lw_handle {
 	int32_t  close_tid;
 	uint64_t close_ns;
 	int32_t  dup_of;                /* origin DUP: the source fd; SCM_RIGHTS: -1 */
-	uint32_t reserved0;
-	struct lw_addr local;           /* as bound (bind, socket: unbound), the listener's for
-					 * an accepted socket (0.0.0.0:80 stays the wildcard);
-					 * len 0 once connect() chose an unbound IP socket's
-					 * address (not asked: sock_diag has it) */
-	struct lw_addr peer;            /* as connect() was given it, or accept() returned */
+	uint16_t kind;                  /* enum lw_fd_kind (was reserved: 0 = socket) */
+	uint16_t kflags;                /* LW_HK_* */
+	/* The reader rule: kind == LW_FD_SOCKET reads local and peer; any
+	 * other kind reads path (and never local/peer).  Layout 2 was not
+	 * released before this union was made, so no version bump: a segment
+	 * whose records are all sockets is byte for byte what it was. */
+	union {
+		struct {
+			struct lw_addr local;   /* as bound (bind, socket: unbound), the listener's
+						 * for an accepted socket (0.0.0.0:80 stays the
+						 * wildcard); len 0 once connect() chose an unbound
+						 * IP socket's address (not asked: sock_diag has it) */
+			struct lw_addr peer;    /* as connect() was given it, or accept() returned */
+		};
+		struct lw_fdpath path;          /* kind != LW_FD_SOCKET */
+	};
 	uint64_t reserved[4];
 };
+_Static_assert(sizeof(struct lw_fdpath) == 2 * sizeof(struct lw_addr), "lw_fdpath overlays local+peer");
+_Static_assert(sizeof(struct lw_handle) == 360, "lw_handle: the size of layout 2");
 
 /* close() that failed with EBADF — a double close or a close of a stranger's fd. */
 struct lw_badclose {
