@@ -77,7 +77,7 @@ Test(live_top, plain_snapshots_of_a_live_process)
 	cr_assert_eq(count_of(out, "leakwatch top  pid "), 2, "two snapshots: %s", out);
 	cr_assert(strstr(out, "  snapshot 1\n") && strstr(out, "  snapshot 2\n"), "%s", out);
 	cr_assert_eq(count_of(out, "\nevery 200ms  idle > 100ms  by open  sort count  kind all\n"), 2, "%s", out);
-	cr_assert_eq(count_of(out, "sockets 3 in 1 groups: suspect 3, pool 0, active 0, new 0, listening 0"), 2, "%s", out);
+	cr_assert_eq(count_of(out, "sockets 3 in 1 groups: suspect 3, pool 0, active 0, new 0, watched 0, listening 0"), 2, "%s", out);
 	/* one row per snapshot: 3 never-used UDP sockets older than 100ms, named by the fixture line */
 	char want[64];
 	snprintf(want, sizeof want, "opened worker threads.c:%d", 31);

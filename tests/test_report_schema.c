@@ -277,3 +277,42 @@ Test(report_schema, report_and_ps_of_incomplete_and_v1_segments)
 	cmd_result_free(&r);
 	cr_assert_eq(rm_rf(tmp), 0);
 }
+
+/*
+ * A live process with watch evidence (tests/fixtures/watched.c): the
+ * watch_view object, group.watch objects and the "watched" verdict must
+ * match the schema too.  --idle-for 10ms after 100ms: idle enough to judge.
+ */
+Test(report_schema, live_report_with_watch_evidence)
+{
+	char tmp[] = "/tmp/lw-schema-XXXXXX", env_dir[PATH_MAX + 32], preload[4096], buf[256] = "", spid[16];
+	cr_assert_not_null(mkdtemp(tmp));
+	snprintf(env_dir, sizeof env_dir, "LEAKWATCH_DIR=%s", tmp);
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s", lw_shim());
+	int in, out;
+	pid_t pid = spawn_piped(LW_BUILD_DIR "/fixtures/watched", (char *[]){ "watched", NULL },
+				(char *[]){ env_dir, "LEAKWATCH_HEAP=off", preload, NULL }, &in, &out);
+	cr_assert_gt(pid, 0);
+	struct pollfd p = { out, POLLIN, 0 };
+	cr_assert_gt(poll(&p, 1, 30000), 0, "fixture did not start");
+	cr_assert_gt(read(out, buf, sizeof buf - 1), 0);
+	cr_assert(strncmp(buf, "ready", 5) == 0, "%s", buf);
+	struct timespec ts = { 0, 100000000L };
+	nanosleep(&ts, NULL);
+	snprintf(spid, sizeof spid, "%d", (int)pid);
+	char *env[] = { env_dir, NULL };
+	char *argv[] = { (char *)lw_bin(), "report", spid, "--format", "json", "--idle-for", "10ms", NULL };
+	struct cmd_result r;
+	run_cmd(&r, argv, env, 60);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"watch_view\":{"), "%s", r.out);
+	cr_assert(strstr(r.out, "\"verdict\":\"watched\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"blocked_threads\":[{"), "%s", r.out);
+	expect_valid("report", r.out, "watched");
+	cmd_result_free(&r);
+	close(in);
+	int st;
+	waitpid(pid, &st, 0);
+	close(out);
+	cr_assert_eq(rm_rf(tmp), 0);
+}

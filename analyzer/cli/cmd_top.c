@@ -97,7 +97,8 @@ static void curses_end(void)
 static void group_key(const struct lw_group *g, char *buf, size_t len)
 {
 	/* The part of a split group, not the verdict: NEW turning into POOL keeps its history. */
-	char part = g->verdict == LW_V_LEAK_SUSPECT ? 'S' : g->verdict == LW_V_LISTENING ? 'L' : 'R';
+	char part = g->verdict == LW_V_LEAK_SUSPECT ? 'S' : g->verdict == LW_V_LISTENING ? 'L'
+		  : g->verdict == LW_V_WATCHED ? 'W' : 'R';
 	snprintf(buf, len, "%d|%c|%d|%u|%u|%u|%u|%d|%s", g->by, part, g->inherited, g->stack_id,
 		 g->split || g->by == LW_BY_USE ? g->use_stack_id : 0, g->family, g->type, g->role, g->endpoint);
 }
@@ -360,9 +361,9 @@ static void header_lines(struct top_state *t, struct lw_report *r, char *l1, siz
 		 sort_names[t->sort], lw_kind_name(t->kind));
 	size_t nv[LW_V_LISTENING + 1];
 	lw_present_verdict_counts(&r->grouping, nv);
-	int k = snprintf(l2, n2, "sockets %zu in %zu groups: suspect %zu, pool %zu, active %zu, new %zu, listening %zu",
-			 r->grouping.nsockets, r->grouping.ngroups, nv[LW_V_LEAK_SUSPECT], nv[LW_V_POOL],
-			 nv[LW_V_ACTIVE], nv[LW_V_NEW], nv[LW_V_LISTENING]);
+	int k = snprintf(l2, n2, "sockets %zu in %zu groups: suspect %zu, pool %zu, active %zu, new %zu, watched %zu, "
+			 "listening %zu", r->grouping.nsockets, r->grouping.ngroups, nv[LW_V_LEAK_SUSPECT],
+			 nv[LW_V_POOL], nv[LW_V_ACTIVE], nv[LW_V_NEW], nv[LW_V_WATCHED], nv[LW_V_LISTENING]);
 	if (k < 0 || (size_t)k >= n2)
 		return;
 	if (r->heap.mode == LW_HEAP_OFF) {

@@ -32,14 +32,24 @@
  *               socket created by socket(), bound, with no peer.
  *   close_wait  the kernel says CLOSE_WAIT: the peer hung up, the program
  *               never closed.
- *   suspect     not listening, and (close_wait or idle >= IDLE_FOR).
+ *   watched     the kernel shows the program waiting on it at report time
+ *               (live processes; watch.c): it is in an armed epoll set of the
+ *               process, or a thread is blocked reading, accepting or polling
+ *               on it.
+ *   suspect     not listening, and (close_wait or (idle >= IDLE_FOR and not
+ *               watched)).
  *   young       age < IDLE_FOR.
  *
  * Each key group is partitioned into L (listening members), S (suspect
- * members) and R (the rest: used within IDLE_FOR, or too young to be idle).
- * Each non-empty part becomes one group with one verdict:
+ * members), W (idle >= IDLE_FOR but watched, not CLOSE_WAIT) and R (the
+ * rest: used within IDLE_FOR, or too young to be idle).  Each non-empty
+ * part becomes one group with one verdict:
  *
  *   L -> LISTENING.
+ *   W -> WATCHED: idle, but the program still waits on every member (an
+ *        event loop's idle clients, a worker's channel, a thread-per-
+ *        connection server's idle client).  Not a leak: the program will
+ *        notice the peer's next byte or hang-up.
  *   S -> LEAK SUSPECT, with reasons: "idle" (members idle >= IDLE_FOR),
  *        "close_wait", and "growing" when the key group keeps growing
  *        (below).  When R is not empty too — a pool whose healthy members
@@ -65,6 +75,12 @@
  *   without: at least 3 idle members whose ages span at least IDLE_FOR —
  *     they were opened over time and none of them came back into use (a
  *     pool opened at start-up has one age and is not "growing").
+ *
+ * The pool rules are unchanged by W: the pool split still needs healthy (R)
+ * members.  Known false negative: a connection checked out of a pool and
+ * never returned that stays registered in an event loop's epoll set is
+ * WATCHED.  CLOSE_WAIT stays suspect however watched: the program was told
+ * of the hang-up and kept the socket.
  *
  * A process image that has ended (run, or a report on a dead segment) has
  * no kernel view and no future: every group is LEFT OPEN (a leak, as `run`
@@ -195,7 +211,7 @@ static int group_add_peer(struct lw_group *g, const char *peer)
 
 static const int verdict_rank[] = {
 	[LW_V_LEFT_OPEN] = 0, [LW_V_LEAK_SUSPECT] = 0, [LW_V_POOL] = 1, [LW_V_ACTIVE] = 2,
-	[LW_V_NEW] = 3, [LW_V_LISTENING] = 4,
+	[LW_V_WATCHED] = 3, [LW_V_NEW] = 4, [LW_V_LISTENING] = 5,
 };
 
 static int u64cmp(uint64_t a, uint64_t b)
@@ -500,6 +516,9 @@ int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct
 			m->has_kernel = 1;
 			m->k = *k;
 		}
+		const struct lw_watch *w = lw_join_watch(j, m->inode);
+		if (w)
+			m->watch = *w;
 		order[n++] = e;
 		g->nsockets++;
 		if (!inh)
@@ -560,6 +579,7 @@ const char *lw_verdict_name(enum lw_verdict v)
 	case LW_V_POOL: return "pool";
 	case LW_V_ACTIVE: return "active";
 	case LW_V_NEW: return "new";
+	case LW_V_WATCHED: return "watched";
 	case LW_V_LISTENING: return "listening";
 	}
 	return "unknown";
@@ -573,6 +593,7 @@ const char *lw_verdict_title(enum lw_verdict v)
 	case LW_V_POOL: return "POOL";
 	case LW_V_ACTIVE: return "ACTIVE";
 	case LW_V_NEW: return "NEW";
+	case LW_V_WATCHED: return "WATCHED";
 	case LW_V_LISTENING: return "LISTENING";
 	}
 	return "?";
@@ -581,7 +602,12 @@ const char *lw_verdict_title(enum lw_verdict v)
 #define TCP_ST_CLOSE_WAIT 8
 #define TCP_ST_LISTEN 10
 
-enum part { PART_R = 0, PART_S, PART_L };
+enum part { PART_R = 0, PART_S, PART_L, PART_W, PART_N };
+
+int lw_member_watched(const struct lw_member *m)
+{
+	return m->watch.inode != 0 && (m->watch.epoll_fd >= 0 || m->watch.tid > 0);
+}
 
 static void member_judge(struct lw_member *m, const struct lw_verdict_opts *o)
 {
@@ -624,8 +650,10 @@ static enum part member_part(const struct lw_member *m, const struct lw_group *g
 {
 	if (member_listening(m, g))
 		return PART_L;
-	if (member_close_wait(m) || m->idle_ns >= o->idle_for_ns)
+	if (member_close_wait(m))
 		return PART_S;
+	if (m->idle_ns >= o->idle_for_ns)
+		return lw_member_watched(m) ? PART_W : PART_S;
 	return PART_R;
 }
 
@@ -649,6 +677,11 @@ static void evidence_members(struct lw_evidence *ev, const struct lw_group *g, c
 				ev->idle_max_ns = m->idle_ns;
 		}
 		ev->close_wait += member_close_wait(m);
+		if (lw_member_watched(m)) {
+			ev->watched++;
+			ev->watched_epoll += m->watch.epoll_fd >= 0;
+			ev->watched_thread += m->watch.tid > 0;
+		}
 		ev->young += m->age_ns < o->idle_for_ns;
 		if (m->idle_source == LW_IDLE_KERNEL)
 			ev->idle_kernel++;
@@ -874,7 +907,7 @@ static int judge_group(struct outv *out, struct lw_group *g, const struct lw_ver
 	enum part *parts = malloc((g->count ? g->count : 1) * sizeof *parts);
 	if (!parts)
 		return -1;
-	size_t np[3] = { 0, 0, 0 };
+	size_t np[PART_N] = { 0 };
 	for (size_t i = 0; i < g->count; i++, lw_group_ops++) {
 		member_judge(&g->members[i], o);
 		parts[i] = member_part(&g->members[i], g, o);
@@ -883,9 +916,9 @@ static int judge_group(struct outv *out, struct lw_group *g, const struct lw_ver
 	struct lw_evidence key_ev;
 	memset(&key_ev, 0, sizeof key_ev);
 	evidence_growth(&key_ev, g, parts, o, prev);
-	size_t nonlisten = np[PART_R] + np[PART_S];
+	size_t nonlisten = np[PART_R] + np[PART_S] + np[PART_W];
 
-	int nparts = (np[PART_R] > 0) + (np[PART_S] > 0) + (np[PART_L] > 0);
+	int nparts = (np[PART_R] > 0) + (np[PART_S] > 0) + (np[PART_L] > 0) + (np[PART_W] > 0);
 	size_t first = out->n;
 	int rc = 0;
 	if (nparts <= 1) {
@@ -897,7 +930,7 @@ static int judge_group(struct outv *out, struct lw_group *g, const struct lw_ver
 		*dst = *g;
 		memset(g, 0, sizeof *g);
 	} else {
-		for (int p = PART_R; p <= PART_L && rc == 0; p++) {
+		for (int p = PART_R; p < PART_N && rc == 0; p++) {
 			if (!np[p])
 				continue;
 			/* The pool split: suspects next to healthy members, one group per last-use stack. */
@@ -939,12 +972,10 @@ static int judge_group(struct outv *out, struct lw_group *g, const struct lw_ver
 		struct lw_group *d = &out->v[k];
 		struct lw_evidence ev = key_ev;
 		evidence_members(&ev, d, o);
-		enum part p = PART_R;
-		if (d->count && member_listening(&d->members[0], d))
-			p = PART_L;
-		else if (d->count && (member_close_wait(&d->members[0]) || d->members[0].idle_ns >= o->idle_for_ns))
-			p = PART_S;
-		if (p == PART_L) {
+		enum part p = d->count ? member_part(&d->members[0], d, o) : PART_R;
+		if (p == PART_W) {
+			d->verdict = LW_V_WATCHED;
+		} else if (p == PART_L) {
 			d->verdict = LW_V_LISTENING;
 		} else if (p == PART_S) {
 			d->verdict = LW_V_LEAK_SUSPECT;

@@ -27,6 +27,7 @@ enum lw_verdict {
 	LW_V_POOL,
 	LW_V_ACTIVE,
 	LW_V_NEW,
+	LW_V_WATCHED,                   /* idle, but the program waits on every member (watch.c) */
 	LW_V_LISTENING,
 };
 
@@ -45,6 +46,7 @@ struct lw_member {
 	uint64_t last_use_ns;           /* 0: never used */
 	int has_kernel;                 /* k is valid */
 	struct lw_sockinfo k;
+	struct lw_watch watch;          /* who waits on it (watch.c); inode 0: nobody seen */
 	/* lw_verdict_apply() */
 	uint64_t idle_ns;               /* time since the last I/O known (<= age) */
 	enum lw_idle_source idle_source;
@@ -66,6 +68,9 @@ struct lw_evidence {
 	size_t idle_kernel, idle_shim, idle_age; /* members by source of their idle time */
 	uint64_t idle_min_ns, idle_max_ns;
 	size_t kernel_known;            /* members the kernel described */
+	size_t watched;                 /* members the program waits on (in an epoll set or a
+	                                   thread blocked on them): watched_epoll + _thread, once each */
+	size_t watched_epoll, watched_thread;
 	uint64_t rqueue, wqueue;        /* sums over members (bytes) */
 	unsigned reasons;               /* LW_REASON_* (leak suspects) */
 	int growing;                    /* the key group keeps growing */
@@ -209,10 +214,15 @@ struct lw_verdict_opts {
  */
 int lw_verdict_apply(struct lw_grouping *g, const struct lw_verdict_opts *o);
 
-/* lw_verdict_name - JSON word: "leak_suspect", "pool", "active", "new", "listening", "left_open". */
+/* lw_member_watched - 1 when the kernel shows the program waiting on m (watch.c). */
+int lw_member_watched(const struct lw_member *m);
+
+/* lw_verdict_name - JSON word: "leak_suspect", "pool", "active", "new", "watched", "listening",
+ * "left_open". */
 const char *lw_verdict_name(enum lw_verdict v);
 
-/* lw_verdict_title - text tag: "LEAK SUSPECT", "POOL", "ACTIVE", "NEW", "LISTENING", "SOCKETS". */
+/* lw_verdict_title - text tag: "LEAK SUSPECT", "POOL", "ACTIVE", "NEW", "WATCHED", "LISTENING",
+ * "SOCKETS". */
 const char *lw_verdict_title(enum lw_verdict v);
 
 #endif /* LEAKWATCH_CLASSIFY_H */

@@ -3,7 +3,8 @@
  * kernel.h — the kernel's view of a traced process, which the shim's tables
  * are checked against: sock_diag (sockdiag.c: states, queues, tcp_info,
  * unix peers; /proc/PID/net fallback) and the /proc/PID/fd join
- * (procjoin.c: which recorded handles are still true, untracked sockets).
+ * (procjoin.c: which recorded handles are still true, untracked sockets),
+ * and who still waits on a socket (watch.c: epoll sets, blocked threads).
  */
 #ifndef LEAKWATCH_KERNEL_H
 #define LEAKWATCH_KERNEL_H
@@ -73,6 +74,118 @@ void lw_sockdiag_free(struct lw_sockdiag *d);
 /* lw_sockdiag_source_name - "sock_diag", "proc", "none". */
 const char *lw_sockdiag_source_name(int source);
 
+/* ---- watch.c ---- */
+
+/* What a thread is blocked in, as far as it concerns a descriptor. */
+enum lw_wait_call {
+	LW_WAIT_NONE = 0,
+	LW_WAIT_READ,                   /* read, readv, pread64, recvfrom, recvmsg, recvmmsg on fd */
+	LW_WAIT_ACCEPT,                 /* accept, accept4 on fd */
+	LW_WAIT_POLL,                   /* poll, ppoll: fds in a pollfd array in its memory */
+	LW_WAIT_EPOLL,                  /* epoll_wait, epoll_pwait, epoll_pwait2 on an epoll fd */
+	LW_WAIT_SELECT,                 /* select, pselect6: not attributed (fd_set bitmaps) */
+};
+
+/* One line of /proc/PID/task/TID/syscall of a thread blocked in a system call. */
+struct lw_task_syscall {
+	long nr;
+	uint64_t args[6];
+	uint64_t sp, pc;
+};
+
+/*
+ * lw_watch_parse_syscall - parse a /proc/PID/task/TID/syscall text:
+ * "NR 0xA1 ... 0xA6 0xSP 0xPC".  Returns 1 with sc filled for a thread
+ * blocked in system call NR, 0 for "running" or "-1 0xSP 0xPC" (blocked
+ * outside a system call), -1 for anything else (truncated, garbage,
+ * numbers out of range): ignored by the caller.
+ */
+int lw_watch_parse_syscall(const char *text, struct lw_task_syscall *sc);
+
+/*
+ * lw_watch_syscall_kind - what system call nr (of the host architecture:
+ * <sys/syscall.h>) waits on: LW_WAIT_NONE for every call not listed above.
+ */
+enum lw_wait_call lw_watch_syscall_kind(long nr);
+
+/* One registration in an epoll set: a "tfd:" line of /proc/PID/fdinfo/EPFD. */
+struct lw_epoll_item {
+	int tfd;                        /* fd number in the process that registered it */
+	uint32_t events;                /* the interest mask (EPOLLIN...; private bits included) */
+	uint64_t ino;                   /* inode of the watched file; 0: not shown (old kernels) */
+};
+
+/*
+ * lw_watch_parse_epoll - the "tfd:" lines of an eventpoll fdinfo text
+ * ("tfd: %8d events: %8x data: %16llx  pos:%lli ino:%lx sdev:%x"); other
+ * lines, and malformed or truncated "tfd:" lines, are skipped.  Writes at
+ * most max items to out and returns how many well-formed items the text
+ * holds (which may exceed max).
+ */
+size_t lw_watch_parse_epoll(const char *text, struct lw_epoll_item *out, size_t max);
+
+/* lw_watch_epoll_armed - 1 when an item can report anything: an interest bit
+ * besides EPOLLET/EPOLLONESHOT/EPOLLWAKEUP/EPOLLEXCLUSIVE (a fired
+ * EPOLLONESHOT item that was never re-armed has none). */
+int lw_watch_epoll_armed(uint32_t events);
+
+/* The kernel's evidence that the program still waits on one socket. */
+struct lw_watch {
+	uint64_t inode;
+	int epoll_fd;                   /* the lowest epoll fd whose set holds it armed; -1: none */
+	int epoll_tid;                  /* a thread waiting in epoll_wait on epoll_fd; 0: none seen */
+	int tid;                        /* a thread blocked on the socket itself; 0: none */
+	uint8_t call;                   /* enum lw_wait_call of tid (READ, ACCEPT, POLL) */
+};
+
+#define LW_WATCH_MAX_UNATTRIBUTED 8
+
+/* Watch evidence of one process, by socket inode. */
+struct lw_watchset {
+	struct lw_watch *v;
+	size_t n, cap;
+	int sorted;
+	int loaded;                     /* gathered from /proc (or installed by a test) */
+	size_t nepoll;                  /* epoll instances whose fdinfo was read */
+	int epoll_errno;                /* the first fdinfo that could not be read (0: none) */
+	size_t nthreads;                /* threads whose syscall was read */
+	int task_errno;                 /* the first thread whose syscall could not be read (0: none) */
+	/* threads blocked in poll or select whose descriptors are not known */
+	int unattributed[LW_WATCH_MAX_UNATTRIBUTED];
+	uint8_t unattributed_call[LW_WATCH_MAX_UNATTRIBUTED];
+	size_t nunattributed;           /* all of them (the arrays keep the first ones) */
+};
+
+/*
+ * lw_watch_load - gather pid's evidence: every epoll set of the process
+ * (/proc/PID/fd links "anon_inode:[eventpoll]", their fdinfo), matched to
+ * the process's sockets by inode (by tfd when the kernel shows no inode),
+ * and every thread blocked on a socket (/proc/PID/task/TID/syscall; poll
+ * arrays read with process_vm_readv and believed only when the thread's
+ * syscall line is unchanged afterwards).  What cannot be read is noted in
+ * epoll_errno / task_errno and skipped.  Returns 0 with w filled and sorted
+ * (free with lw_watch_free), or -1 on allocation failure (w empty).
+ */
+int lw_watch_load(struct lw_watchset *w, int pid);
+
+/* lw_watch_add - merge x into w (the lowest epoll fd, the first thread win); 0 or -1 (no memory). */
+int lw_watch_add(struct lw_watchset *w, const struct lw_watch *x);
+
+/* lw_watch_sort - sort by inode so lookups bisect. */
+void lw_watch_sort(struct lw_watchset *w);
+
+/* lw_watch_find - the evidence about inode, or NULL (w may be NULL). */
+const struct lw_watch *lw_watch_find(const struct lw_watchset *w, uint64_t inode);
+
+/* lw_watch_free - release; safe on a zeroed set. */
+void lw_watch_free(struct lw_watchset *w);
+
+/* lw_wait_call_name - "reading", "in accept", "in poll", "in epoll_wait", "in select", "". */
+const char *lw_wait_call_name(int call);
+
+/* lw_wait_call_word - JSON word: "read", "accept", "poll", "epoll_wait", "select", "none". */
+const char *lw_wait_call_word(int call);
+
 /* ---- procjoin.c ---- */
 
 struct lw_untracked {
@@ -98,6 +211,9 @@ struct lw_join {
 	/* lw_join_sockinfo() cache: the kernel's view of every socket, by inode */
 	int diag_loaded;
 	struct lw_sockdiag diag;
+	/* lw_join_watch() cache: who waits on which socket (watch.c) */
+	int watch_loaded;
+	struct lw_watchset watch;
 };
 
 /*
@@ -138,5 +254,13 @@ const struct lw_sockinfo *lw_join_sockinfo(struct lw_join *j, uint64_t inode);
  * when unknown: lw_join_sockinfo()->state_name.
  */
 const char *sockstate_lookup(struct lw_join *j, uint64_t inode);
+
+/*
+ * lw_join_watch - the kernel's evidence that the program waits on a socket
+ * inode, or NULL when there is none.  Gathers it once (lw_watch_load for the
+ * join's pid) on first use; only for a live process whose /proc/PID/fd was
+ * read, unless evidence was installed with lw_join_set_watch().
+ */
+const struct lw_watch *lw_join_watch(struct lw_join *j, uint64_t inode);
 
 #endif /* LEAKWATCH_KERNEL_H */

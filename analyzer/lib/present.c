@@ -112,6 +112,50 @@ void lw_present_verdict_counts(const struct lw_grouping *g, size_t *nv)
 		nv[g->groups[i].verdict] += g->groups[i].count;
 }
 
+/* Insert v into the ascending set v[0..*n) of at most LW_PRESENT_WATCH_MAX; *more when full. */
+static void watch_set_add(int *set, size_t *n, int *more, int v)
+{
+	size_t i = 0;
+	while (i < *n && set[i] < v)
+		i++;
+	if (i < *n && set[i] == v)
+		return;
+	if (*n == LW_PRESENT_WATCH_MAX) {
+		*more = 1;
+		return;
+	}
+	memmove(set + i + 1, set + i, (*n - i) * sizeof *set);
+	set[i] = v;
+	(*n)++;
+}
+
+void lw_present_watch(const struct lw_group *g, struct lw_watch_summary *s)
+{
+	memset(s, 0, sizeof *s);
+	for (size_t i = 0; i < g->count; i++) {
+		const struct lw_member *m = &g->members[i];
+		if (!lw_member_watched(m))
+			continue;
+		if (m->watch.epoll_fd >= 0)
+			watch_set_add(s->epoll_fds, &s->nepoll_fds, &s->more_epoll_fds, m->watch.epoll_fd);
+		if (m->watch.epoll_fd >= 0 && m->watch.epoll_tid > 0)
+			watch_set_add(s->waiters, &s->nwaiters, &s->more_waiters, m->watch.epoll_tid);
+		if (m->watch.tid > 0) {
+			size_t k = 0;
+			while (k < s->nblocked && s->blocked[k].tid != m->watch.tid)
+				k++;
+			if (k < s->nblocked)
+				continue;
+			if (s->nblocked == LW_PRESENT_WATCH_MAX) {
+				s->more_blocked = 1;
+				continue;
+			}
+			s->blocked[s->nblocked].tid = m->watch.tid;
+			s->blocked[s->nblocked++].call = m->watch.call;
+		}
+	}
+}
+
 void lw_present_heap_totals(const struct lw_heap *h, double *blocks, double *bytes)
 {
 	*blocks = *bytes = 0;

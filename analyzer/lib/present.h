@@ -72,6 +72,23 @@ int lw_present_use_first(const struct lw_group *g);
 /* lw_present_verdict_counts - sockets per verdict over the grouping, nv[LW_V_LISTENING + 1]. */
 void lw_present_verdict_counts(const struct lw_grouping *g, size_t *nv);
 
+/* Who waits on a group's members (watch.c evidence), distinct values capped. */
+#define LW_PRESENT_WATCH_MAX 8
+struct lw_watch_summary {
+	int epoll_fds[LW_PRESENT_WATCH_MAX];    /* distinct epoll fds holding members, ascending */
+	size_t nepoll_fds;
+	int more_epoll_fds;                     /* more than LW_PRESENT_WATCH_MAX */
+	int waiters[LW_PRESENT_WATCH_MAX];      /* threads in epoll_wait on those sets */
+	size_t nwaiters;
+	int more_waiters;
+	struct { int tid; uint8_t call; } blocked[LW_PRESENT_WATCH_MAX]; /* threads blocked on members */
+	size_t nblocked;
+	int more_blocked;
+};
+
+/* lw_present_watch - summarize the watch evidence of g's members into s. */
+void lw_present_watch(const struct lw_group *g, struct lw_watch_summary *s);
+
 /* lw_present_heap_totals - live blocks and bytes over every class. */
 void lw_present_heap_totals(const struct lw_heap *h, double *blocks, double *bytes);
 

@@ -233,6 +233,7 @@ void lw_join_free(struct lw_join *j)
 	free(j->untracked);
 	free(j->inode);
 	lw_sockdiag_free(&j->diag);
+	lw_watch_free(&j->watch);
 	memset(j, 0, sizeof *j);
 }
 

@@ -98,6 +98,7 @@ static void json_evidence(struct lw_json *j, const struct lw_group *g)
 	lw_json_uint(j, "age", e->idle_age);
 	lw_json_end_object(j);
 	lw_json_uint(j, "kernel_known", e->kernel_known);
+	lw_json_uint(j, "watched", e->watched);
 	lw_json_uint(j, "recv_queue", e->rqueue);
 	lw_json_uint(j, "send_queue", e->wqueue);
 	lw_json_begin_array(j, "reasons");
@@ -111,6 +112,68 @@ static void json_evidence(struct lw_json *j, const struct lw_group *g)
 	lw_json_uint(j, "stack_opened", e->stack_opened);
 	lw_json_uint(j, "stack_closed", e->stack_closed);
 	json_growth(j, g);
+	lw_json_end_object(j);
+}
+
+/* Who waits on the members (watch.c); null without a watch view (process gone, /proc unreadable). */
+static void json_watch(struct lw_json *j, const struct lw_report *r, const struct lw_group *g)
+{
+	const struct lw_evidence *e = &g->ev;
+	if (!r->join.watch.loaded || g->verdict == LW_V_LEFT_OPEN) {
+		lw_json_null(j, "watch");
+		return;
+	}
+	struct lw_watch_summary ws;
+	lw_present_watch(g, &ws);
+	lw_json_begin_object(j, "watch");
+	lw_json_uint(j, "watched", e->watched);
+	lw_json_uint(j, "in_epoll", e->watched_epoll);
+	lw_json_uint(j, "blocked", e->watched_thread);
+	lw_json_begin_array(j, "epoll_fds");
+	for (size_t i = 0; i < ws.nepoll_fds; i++)
+		lw_json_int(j, NULL, ws.epoll_fds[i]);
+	lw_json_end_array(j);
+	lw_json_begin_array(j, "waiting_threads");
+	for (size_t i = 0; i < ws.nwaiters; i++)
+		lw_json_int(j, NULL, ws.waiters[i]);
+	lw_json_end_array(j);
+	lw_json_begin_array(j, "blocked_threads");
+	for (size_t i = 0; i < ws.nblocked; i++) {
+		lw_json_begin_object(j, NULL);
+		lw_json_int(j, "tid", ws.blocked[i].tid);
+		lw_json_str(j, "call", lw_wait_call_word(ws.blocked[i].call));
+		lw_json_end_object(j);
+	}
+	lw_json_end_array(j);
+	lw_json_begin_array(j, "fds");
+	for (size_t i = 0; i < g->count; i++)
+		if (lw_member_watched(&g->members[i]))
+			lw_json_int(j, NULL, g->members[i].fd);
+	lw_json_end_array(j);
+	lw_json_end_object(j);
+}
+
+static void json_watch_view(struct lw_json *j, const struct lw_report *r)
+{
+	const struct lw_watchset *w = &r->join.watch;
+	if (!w->loaded) {
+		lw_json_null(j, "watch_view");
+		return;
+	}
+	lw_json_begin_object(j, "watch_view");
+	lw_json_uint(j, "epoll_sets", w->nepoll);
+	lw_json_str(j, "epoll_error", w->epoll_errno ? strerror(w->epoll_errno) : NULL);
+	lw_json_uint(j, "threads", w->nthreads);
+	lw_json_str(j, "threads_error", w->task_errno ? strerror(w->task_errno) : NULL);
+	lw_json_begin_array(j, "unattributed");
+	for (size_t i = 0; i < w->nunattributed && i < LW_WATCH_MAX_UNATTRIBUTED; i++) {
+		lw_json_begin_object(j, NULL);
+		lw_json_int(j, "tid", w->unattributed[i]);
+		lw_json_str(j, "call", lw_wait_call_word(w->unattributed_call[i]));
+		lw_json_end_object(j);
+	}
+	lw_json_end_array(j);
+	lw_json_uint(j, "unattributed_total", w->nunattributed);
 	lw_json_end_object(j);
 }
 
@@ -157,6 +220,7 @@ static void json_group(struct lw_json *j, struct lw_report *r, const struct lw_g
 	json_stack(j, "stack", r, g->stack_id);
 	lw_json_str(j, "verdict", lw_verdict_name(g->verdict));
 	json_evidence(j, g);
+	json_watch(j, r, g);
 	lw_json_uint(j, "last_use_stack_id", g->use_stack_id);
 	json_stack(j, "last_use_stack", r, g->use_stack_id);
 	json_share(j, "last_use_share", g->use_share, g->count);
@@ -426,6 +490,7 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 	} else {
 		lw_json_null(j, "sock_diag");
 	}
+	json_watch_view(j, r);
 	lw_json_seconds(j, "older_than_s", r->opts.older_than_ns);
 	lw_json_str(j, "kind", lw_kind_name(r->opts.kind));
 	lw_json_str(j, "group_by", lw_group_by_name(r->opts.by));

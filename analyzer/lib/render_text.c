@@ -170,9 +170,58 @@ static void text_evidence(FILE *out, const struct lw_group *g)
 	fputc('\n', out);
 }
 
+/* "7", "7, 9", "7, 9, ..." */
+static void text_int_list(FILE *out, const int *v, size_t n, int more)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s%d", i ? ", " : "", v[i]);
+	if (more)
+		fputs(", ...", out);
+}
+
+/*
+ * Who waits on the members (watch.c), under a live group when the watch
+ * view was read: "3 of 3 by epoll fd 7 (thread 4242 waiting); 1 of 3 by
+ * thread 4243 blocked reading"; for a leak suspect nobody waits on, says so.
+ */
+static void text_watch(FILE *out, const struct lw_report *r, const struct lw_group *g)
+{
+	const struct lw_evidence *e = &g->ev;
+	if (!r->join.watch.loaded || g->verdict == LW_V_LISTENING || g->verdict == LW_V_LEFT_OPEN)
+		return;
+	if (!e->watched) {
+		if (g->verdict == LW_V_LEAK_SUSPECT)
+			fprintf(out, "  watched     0 of %zu: in no epoll set, no thread blocked on %s\n", g->count,
+				g->count == 1 ? "it" : "them");
+		return;
+	}
+	struct lw_watch_summary ws;
+	lw_present_watch(g, &ws);
+	fputs("  watched    ", out);
+	if (e->watched_epoll) {
+		fprintf(out, " %zu of %zu by epoll fd%s ", e->watched_epoll, g->count, ws.nepoll_fds > 1 ? "s" : "");
+		text_int_list(out, ws.epoll_fds, ws.nepoll_fds, ws.more_epoll_fds);
+		if (ws.nwaiters) {
+			fprintf(out, " (thread%s ", ws.nwaiters > 1 ? "s" : "");
+			text_int_list(out, ws.waiters, ws.nwaiters, ws.more_waiters);
+			fputs(" waiting)", out);
+		}
+	}
+	if (e->watched_thread) {
+		fprintf(out, "%s %zu of %zu by ", e->watched_epoll ? ";" : "", e->watched_thread, g->count);
+		for (size_t i = 0; i < ws.nblocked && i < 3; i++)
+			fprintf(out, "%sthread %d blocked %s", i ? ", " : "", ws.blocked[i].tid,
+				lw_wait_call_name(ws.blocked[i].call));
+		if (ws.nblocked > 3 || ws.more_blocked)
+			fputs(", ...", out);
+	}
+	fputc('\n', out);
+}
+
 static const char *const verdict_words[] = {
 	[LW_V_LEFT_OPEN] = "left open", [LW_V_LEAK_SUSPECT] = "leak suspect", [LW_V_POOL] = "pool",
-	[LW_V_ACTIVE] = "active", [LW_V_NEW] = "new", [LW_V_LISTENING] = "listening",
+	[LW_V_ACTIVE] = "active", [LW_V_NEW] = "new", [LW_V_WATCHED] = "watched",
+	[LW_V_LISTENING] = "listening",
 };
 
 static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g, int cw, int dw,
@@ -204,8 +253,10 @@ static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g,
 	for (size_t i = 0; i < g->nstates; i++)
 		fprintf(out, "%s%s %zu", i ? ", " : "   ", g->states[i].name, g->states[i].n);
 	fputc('\n', out);
-	if (live)
+	if (live) {
 		text_evidence(out, g);
+		text_watch(out, r, g);
+	}
 	if (g->origin_mask & ~((1u << LW_ORIGIN_SOCKET) | (1u << LW_ORIGIN_ACCEPT))) {
 		fputs("  via       ", out);
 		for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
@@ -412,6 +463,30 @@ static void text_descriptors(FILE *out, const struct lw_report *r)
 	fputc('\n', out);
 }
 
+/* What the watch view could not see (watch.c): only when there are sockets to judge. */
+static void text_watch_notes(FILE *out, const struct lw_report *r)
+{
+	const struct lw_watchset *w = &r->join.watch;
+	if (!w->loaded || !lw_kind_sockets(r->opts.kind) || r->grouping.ngroups == 0)
+		return;
+	if (w->epoll_errno)
+		fprintf(out, "note: cannot read /proc/%d/fdinfo of an epoll set (%s): sockets it watches look unwatched\n",
+			r->join.pid, strerror(w->epoll_errno));
+	if (w->task_errno)
+		fprintf(out, "note: cannot read /proc/%d/task/*/syscall (%s): threads blocked on sockets not seen\n",
+			r->join.pid, strerror(w->task_errno));
+	if (w->nunattributed) {
+		fprintf(out, "note: thread%s", w->nunattributed > 1 ? "s" : "");
+		for (size_t i = 0; i < w->nunattributed && i < LW_WATCH_MAX_UNATTRIBUTED; i++)
+			fprintf(out, "%s %d (%s)", i ? "," : "", w->unattributed[i],
+				lw_wait_call_name(w->unattributed_call[i]));
+		if (w->nunattributed > LW_WATCH_MAX_UNATTRIBUTED)
+			fputs(", ...", out);
+		fprintf(out, " blocked on descriptors not read: sockets %s waits on look unwatched\n",
+			w->nunattributed > 1 ? "they" : "it");
+	}
+}
+
 static void text_summary(FILE *out, const struct lw_report *r)
 {
 	const struct lw_snapshot *s = &r->snap;
@@ -468,6 +543,7 @@ static void text_summary(FILE *out, const struct lw_report *r)
 	else if (r->live == LW_LIVE_EXITED)
 		fprintf(out, "note: %s below were still %s at exit\n", what, open_word);
 notes_done:
+	text_watch_notes(out, r);
 	if (!r->sym)
 		fprintf(out, "note: symbolization unavailable (libdw); frames shown as module+offset\n");
 }

@@ -127,6 +127,7 @@ static int report_first_snapshot(struct lw_report *r, const char *path, char *er
 	/* Validity of the first snapshot's entries is enough: no kernel dump for it. */
 	r->prev_join.diag_loaded = 1;
 	lw_fdusage_read(&r->prev_fd_usage, r->prev.hdr.pid);
+	r->prev_join.watch_loaded = 1;
 	r->have_prev = 1;
 	sleep_ns(r->opts.interval_ns);
 	return 0;

@@ -24,6 +24,12 @@ extern unsigned long long lw_group_ops;
  */
 void lw_join_set_sockdiag(struct lw_join *j, struct lw_sockdiag *d);
 
+/*
+ * lw_join_set_watch - use w as the watch evidence (taking ownership; w is
+ * zeroed) instead of reading /proc: tests feed fabricated evidence this way.
+ */
+void lw_join_set_watch(struct lw_join *j, struct lw_watchset *w);
+
 /* lw_sockdiag_load_proc - the /proc/PID/net fallback alone (tests, comparison). 0 or -1. */
 int lw_sockdiag_load_proc(struct lw_sockdiag *d, int pid);
 
