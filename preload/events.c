@@ -283,7 +283,10 @@ void lw_ev_close_failed(int fd, struct lw_close_note *n)
 	int saved = errno;
 	/* close(-1) is a common "nothing to close" idiom (dash does it for every
 	 * command); only a real descriptor number can be a double close. */
-	if (saved != EBADF || fd < 0 || !enter_own())
+	/* a pending fork child saw none of its numbers closed: a failing
+	 * close there is never one to report, and creates no segment */
+	if (saved != EBADF || fd < 0 || atomic_load_explicit(&g_fork.pending, memory_order_relaxed) ||
+	    !enter_own())
 		return;
 	/* one stack serves the stale record's close or the bad close */
 	uint32_t stack = stack_capture_at(n->ra, n->cfa);

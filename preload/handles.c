@@ -597,6 +597,13 @@ void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev, ui
 	struct lw_header *hdr = g_seg.hdr;
 	if (!hdr)
 		return;
+	/* Like valgrind: a close of a number never seen open (nor closed) is
+	 * no double close: the defensive close loops of daemons and shells.
+	 * Counted, not reported. */
+	if (prev_state == LW_H_FREE) {
+		segment_counter_add(LW_CTR_UNSEEN_CLOSES, 1);
+		return;
+	}
 	uint32_t n = atomic_fetch_add_explicit(&hdr->badcloses.used, 1, memory_order_relaxed);
 	struct lw_badclose *b = segment_entry_grow(LW_T_BADCLOSES, n % LW_BADCLOSE_RING);
 	if (!b)

@@ -226,3 +226,34 @@ Test(run_fork, child_without_room_for_a_segment_survives, .timeout = 180)
 	cr_assert_eq(segments, 1, "the parent's segment fitted, no child's did");
 	cmd_result_free(&r);
 }
+
+/* Bad closes as valgrind --track-fds reports them: a double close of a
+ * descriptor the shim saw closed, with both closes' stacks; a close loop
+ * over numbers never opened is counted (unseen_closes), never reported. */
+Test(run_fork, close_loop_is_quiet_double_closes_are_reported, .timeout = 60)
+{
+	struct forkrep fr;
+	const char *opts[] = { NULL };
+	const char *cmd[] = { FIX("closeloop"), NULL };
+	fork_run(&fr, opts, cmd);
+	cr_assert_not_null(strstr(fr.res.out, "closeloop: done"), "%s", fr.res.err);
+	struct tj *procs = tj_get(fr.json, "processes");
+	cr_assert_eq(tj_len(procs), 1);
+	struct tj *p = tj_at(procs, 0);
+	struct tj *bad = tj_get(p, "bad_closes");
+	cr_assert_eq(tj_len(bad), 2, "exactly the two double closes, not the loop's 1021");
+	const char *marks[2][2] = { { "closeloop.pipe_second", "closeloop.pipe_first" },
+				    { "closeloop.sock_second", "closeloop.sock_first" } };
+	for (int i = 0; i < 2; i++) {
+		struct tj *b = tj_at(bad, (size_t)i);
+		cr_assert_str_eq(tj_str(b, "kind"), "double_close");
+		struct tj *st = tj_get(b, "stack"), *prev = tj_get(b, "prev_close_stack");
+		cr_assert_eq((int)tj_num(tj_at(st, 0), "line", -1),
+			     marker_line("tests/fixtures/closeloop.c", marks[i][0]));
+		cr_assert_eq((int)tj_num(tj_at(prev, 0), "line", -1),
+			     marker_line("tests/fixtures/closeloop.c", marks[i][1]));
+	}
+	cr_assert_geq(tj_num(tj_get(p, "counters"), "unseen_closes", -1), 1000);
+	cr_assert_eq(tj_num(tj_get(p, "counters"), "bad_closes", -1), 2);
+	fork_free(&fr);
+}

@@ -197,22 +197,28 @@ Test(shim, dup_of_untracked_fd_retires_target)
 	close(s);
 }
 
+/* A failing close of a number the shim never saw open or closed (a close
+ * loop) is counted, not reported (issue 11: as valgrind --track-fds); one
+ * of a descriptor it saw closed is a double close, in the ring. */
 Test(shim, bad_close_ring)
 {
+	uint64_t unseen = atomic_load(&g_seg.hdr->counters[LW_CTR_UNSEEN_CLOSES]);
 	handle_bad_close(99, LW_H_FREE, &(struct handle_prev){ 0 }, stack_capture());
+	cr_assert_eq(atomic_load(&g_seg.hdr->badcloses.used), 0, "never seen: not a bad close");
+	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_UNSEEN_CLOSES]), unseen + 1);
 	handle_bad_close(98, LW_H_CLOSED,
 			 &(struct handle_prev){ .open_stack = 3, .open_ns = 10, .close_stack = 4,
 						.close_ns = 20, .origin = LW_ORIGIN_SOCKET },
 			 stack_capture());
-	cr_assert_eq(atomic_load(&g_seg.hdr->badcloses.used), 2);
+	cr_assert_eq(atomic_load(&g_seg.hdr->badcloses.used), 1);
 	struct lw_badclose b;
-	cr_assert(lw_seq_read(segment_entry(LW_T_BADCLOSES, 1), &b, sizeof b));
+	cr_assert(lw_seq_read(segment_entry(LW_T_BADCLOSES, 0), &b, sizeof b));
 	cr_assert_eq(b.fd, 98);
 	cr_assert_eq(b.prev_state, LW_H_CLOSED);
 	cr_assert_eq(b.prev_open_stack_id, 3);
 	cr_assert_eq(b.prev_close_stack_id, 4);
 	cr_assert_neq(b.stack_id, 0);
-	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_BAD_CLOSES]), 2);
+	cr_assert_eq(atomic_load(&g_seg.hdr->counters[LW_CTR_BAD_CLOSES]), 1);
 }
 
 Test(shim, close_range_removes_records)

@@ -238,6 +238,7 @@ static void json_counters(struct lw_json *j, const struct lw_snapshot *s)
 		{ LW_CTR_GUARD_RECOVERED, "guard_recovered" }, { LW_CTR_CONFIG_INVALID, "config_invalid" },
 		{ LW_CTR_HEAP_GROWS, "heap_grows" }, { LW_CTR_RECLAIMED, "reclaimed" },
 		{ LW_CTR_FD_OPENED, "fd_opened" }, { LW_CTR_FD_CLOSED, "fd_closed" },
+		{ LW_CTR_UNSEEN_CLOSES, "unseen_closes" },
 	}, drops[] = {
 		{ LW_CTR_DROP_HANDLE_FULL, "handle_full" }, { LW_CTR_DROP_STACK_FULL, "stack_full" },
 		{ LW_CTR_DROP_MODULE_FULL, "module_full" }, { LW_CTR_DROP_UNWIND, "unwind" },

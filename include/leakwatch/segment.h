@@ -158,6 +158,9 @@ enum lw_counter {
 	LW_CTR_FD_OPENED,           /* handles of other kinds (files, pipes, ...) recorded, any origin
 				     * (inherited and fork-copied ones too: they stay out of SOCK_INHERITED) */
 	LW_CTR_FD_CLOSED,           /* ...and removed */
+	LW_CTR_UNSEEN_CLOSES,       /* close() failing with EBADF on a number the shim never saw
+				     * open nor closed (a close loop): not a bad close, as for
+				     * valgrind --track-fds */
 	LW_CTR_NUM_DEFINED,
 	LW_CTR_MAX = 64             /* room in the header */
 };
