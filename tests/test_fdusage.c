@@ -204,3 +204,82 @@ Test(fdusage, report_shows_descriptors_against_the_limit, .timeout = 60)
 	cmd_result_free(&r);
 	kid_stop(&k);
 }
+
+/* Verdicts of descriptor groups (fdgroups.c), from two real snapshots of
+ * the fixture taken around a growth the test makes: the loop's group grows
+ * (LEAK SUSPECT), the start-up files do not (open). */
+Test(fdusage, growing_file_group_is_a_leak_suspect, .timeout = 60)
+{
+	struct kid k;
+	kid_start(&k);
+	char seg[128], err[LW_ERR_MAX];
+	snprintf(seg, sizeof seg, "%s/leakwatch.%d", k.dir, (int)k.pid);
+	cr_assert_eq(write(k.in, "open 2\n", 7), 7);
+	cr_assert(kid_wait(&k, "opened 5"), "%s", k.buf);
+	struct lw_report_opts o = { .kind = LW_KIND_FDS };
+	struct lw_report a, b;
+	cr_assert_eq(lw_report_build(&a, seg, &o, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(write(k.in, "open 5\n", 7), 7);
+	cr_assert(kid_wait(&k, "opened 10"), "%s", k.buf);
+	cr_assert_eq(lw_report_build(&b, seg, &o, err, sizeof err), 0, "%s", err);
+
+	lw_fd_group_judge(&b.fds, &a.fds, &b.snap, &a.snap, 4 * SEC, 300 * SEC, 0);
+	int loop = 0, startup = 0;
+	for (size_t i = 0; i < b.fds.ngroups; i++) {
+		const struct lw_fd_group *g = &b.fds.groups[i];
+		if (g->kind != LW_FD_FILE)
+			continue;
+		cr_assert(g->have_growth);
+		if (g->count == 7) { /* the loop's: 2, then 5 more */
+			loop = 1;
+			cr_assert_eq(g->count_start, 2);
+			cr_assert_eq(g->opened, 5);
+			cr_assert_eq(g->closed, 0);
+			cr_assert_eq(g->verdict, LW_FDV_LEAK_SUSPECT);
+		} else if (g->count == 3) { /* opened at start, before "ready" */
+			startup = 1;
+			cr_assert_eq(g->count_start, 3);
+			cr_assert_eq(g->verdict, LW_FDV_OPEN, "held, not growing");
+		}
+	}
+	cr_assert(loop && startup, "groups: %zu", b.fds.ngroups);
+	/* without --interval: 7 members of one age span (< --idle-for) is no growth */
+	lw_fd_group_judge(&b.fds, NULL, &b.snap, NULL, 0, 300 * SEC, 0);
+	for (size_t i = 0; i < b.fds.ngroups; i++)
+		cr_assert_eq(b.fds.groups[i].verdict, LW_FDV_OPEN);
+	/* ended: everything left open */
+	lw_fd_group_judge(&b.fds, NULL, &b.snap, NULL, 0, 300 * SEC, 1);
+	for (size_t i = 0; i < b.fds.ngroups; i++)
+		cr_assert_eq(b.fds.groups[i].verdict, LW_FDV_LEFT_OPEN);
+	lw_report_free(&a);
+	lw_report_free(&b);
+	kid_stop(&k);
+}
+
+/* Without --interval: files opened one by one over more than --idle-for
+ * and none given back read as growing, in the text report. */
+Test(fdusage, files_opened_over_time_are_reported_growing, .timeout = 60)
+{
+	struct kid k;
+	kid_start(&k);
+	for (int i = 0; i < 3; i++) {
+		char want[32];
+		snprintf(want, sizeof want, "opened %d", 4 + i);
+		cr_assert_eq(write(k.in, "open 1\n", 7), 7);
+		cr_assert(kid_wait(&k, want), "%s", k.buf);
+		usleep(150000); /* ages that differ: the span the rule looks at, not a synchronisation */
+	}
+	char pid[16], envdir[128];
+	snprintf(pid, sizeof pid, "%d", (int)k.pid);
+	snprintf(envdir, sizeof envdir, "LEAKWATCH_DIR=%s", k.dir);
+	struct cmd_result r;
+	run_cmd(&r, (char *[]){ LW_BUILD_DIR "/leakwatch", "report", pid, "--kind", "fds", "--idle-for", "250ms", NULL },
+		(char *[]){ envdir, NULL }, 60);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	cr_assert_not_null(strstr(r.out, "  verdict    LEAK SUSPECT, growing: 3 opened over "), "%s", r.out);
+	/* the three start-up files share one age: no verdict line for them */
+	const char *first = strstr(r.out, "verdict");
+	cr_assert_null(strstr(first + 1, "verdict"), "one suspect group only:\n%s", r.out);
+	cmd_result_free(&r);
+	kid_stop(&k);
+}

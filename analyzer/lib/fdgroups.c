@@ -227,3 +227,69 @@ void lw_fd_grouping_free(struct lw_fd_grouping *g)
 	free(g->groups);
 	memset(g, 0, sizeof *g);
 }
+
+const char *lw_fd_verdict_name(int v)
+{
+	switch (v) {
+	case LW_FDV_LEAK_SUSPECT: return "leak_suspect";
+	case LW_FDV_LEFT_OPEN: return "left_open";
+	default: return "open";
+	}
+}
+
+static const struct lw_fd_group *fd_group_find(const struct lw_fd_grouping *g, const struct lw_fd_group *like)
+{
+	for (size_t i = 0; g && i < g->ngroups; i++)
+		if (g->groups[i].inherited == like->inherited && g->groups[i].kind == like->kind &&
+		    g->groups[i].stack_id == like->stack_id)
+			return &g->groups[i];
+	return NULL;
+}
+
+/*
+ * The rules (the README copies them):
+ *   ended                       -> LEFT OPEN
+ *   inherited                   -> OPEN (made before leakwatch loaded: no stack to blame)
+ *   --interval: more members now than at the first snapshot, and the
+ *     creation stack opened more than it closed in between -> LEAK SUSPECT
+ *   without --interval: at least 3 members whose ages span at least
+ *     --idle-for (opened over time, none given back)       -> LEAK SUSPECT
+ *   otherwise                   -> OPEN
+ * A set opened at start-up has one age: not growing.  Known false
+ * positive without --interval: a cache that opens files over time and
+ * keeps them on purpose (--interval tells it apart once it stops growing).
+ */
+void lw_fd_group_judge(struct lw_fd_grouping *g, const struct lw_fd_grouping *prev,
+		       const struct lw_snapshot *snap, const struct lw_snapshot *prev_snap,
+		       uint64_t interval_ns, uint64_t idle_for_ns, int ended)
+{
+	for (size_t i = 0; i < g->ngroups; i++) {
+		struct lw_fd_group *grp = &g->groups[i];
+		grp->verdict = LW_FDV_OPEN;
+		if (ended) {
+			grp->verdict = LW_FDV_LEFT_OPEN;
+			continue;
+		}
+		if (grp->inherited)
+			continue;
+		if (prev) {
+			const struct lw_fd_group *pg = fd_group_find(prev, grp);
+			const struct lw_snap_stack *st = grp->stack_id ? lw_snapshot_stack(snap, grp->stack_id) : NULL;
+			const struct lw_snap_stack *ps = grp->stack_id && prev_snap ? lw_snapshot_stack(prev_snap, grp->stack_id)
+									      : NULL;
+			grp->have_growth = 1;
+			grp->interval_ns = interval_ns;
+			grp->count_start = pg ? pg->count : 0;
+			if (st) {
+				uint64_t o0 = ps ? ps->sock_opened : 0, c0 = ps ? ps->sock_closed : 0;
+				grp->opened = st->sock_opened >= o0 ? st->sock_opened - o0 : 0;
+				grp->closed = st->sock_closed >= c0 ? st->sock_closed - c0 : 0;
+			}
+			if (grp->count > grp->count_start && grp->opened > grp->closed)
+				grp->verdict = LW_FDV_LEAK_SUSPECT;
+			continue;
+		}
+		if (grp->count >= 3 && grp->age_max_ns - grp->age_min_ns >= idle_for_ns)
+			grp->verdict = LW_FDV_LEAK_SUSPECT;
+	}
+}

@@ -39,6 +39,22 @@ struct lw_fd_group {
 	uint64_t age_min_ns, age_max_ns;
 	size_t npaths;                  /* distinct recorded paths among members (0: none) */
 	struct lw_fd_member *members;   /* count entries, in fd order */
+	/* lw_fd_group_judge() */
+	int verdict;                    /* enum lw_fd_verdict */
+	int have_growth;                /* --interval: the fields below are set */
+	size_t count_start;             /* members of the same key at the first snapshot */
+	uint64_t opened, closed;        /* the creation stack's opens and closes in between */
+	uint64_t interval_ns;
+};
+
+/* What a live process's group of descriptors looks like (sockets have
+ * classify.c's richer verdicts: files have no idle time to judge by). */
+enum lw_fd_verdict {
+	LW_FDV_OPEN = 0,                /* held: not growing (a log file, a config, an epoll set) */
+	LW_FDV_LEAK_SUSPECT,            /* growing: more open than at the first snapshot
+					 * (--interval), or without --interval at least 3
+					 * members opened over at least --idle-for */
+	LW_FDV_LEFT_OPEN,               /* the process has ended: everything left is a leak */
 };
 
 struct lw_fd_grouping {
@@ -57,6 +73,19 @@ struct lw_fd_grouping {
  */
 int lw_fd_group_build(struct lw_fd_grouping *g, const struct lw_snapshot *s, const struct lw_join *j,
 		      uint64_t now_ns, uint64_t older_than_ns, int include_inherited);
+
+/*
+ * lw_fd_group_judge - give each group of g its verdict.  prev: the grouping
+ * of the first snapshot (--interval), or NULL; snap (and prev_snap with
+ * prev): the snapshots, for the creation stacks' open and close totals.
+ * ended: the process is gone (every group LEFT OPEN).
+ */
+void lw_fd_group_judge(struct lw_fd_grouping *g, const struct lw_fd_grouping *prev,
+		       const struct lw_snapshot *snap, const struct lw_snapshot *prev_snap,
+		       uint64_t interval_ns, uint64_t idle_for_ns, int ended);
+
+/* lw_fd_verdict_name - "open", "leak_suspect", "left_open" (JSON). */
+const char *lw_fd_verdict_name(int v);
 
 /* lw_fd_grouping_free - release; safe on a zeroed one. */
 void lw_fd_grouping_free(struct lw_fd_grouping *g);

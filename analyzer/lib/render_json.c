@@ -415,7 +415,18 @@ static void json_fd_group(struct lw_json *j, struct lw_report *r, const struct l
 	lw_json_bool(j, "inherited", g->inherited);
 	lw_json_uint(j, "stack_id", g->stack_id);
 	json_stack(j, "stack", r, g->stack_id);
-	lw_json_str(j, "verdict", lw_report_ended(r) ? "left_open" : "open");
+	lw_json_str(j, "verdict", lw_fd_verdict_name(g->verdict));
+	if (g->have_growth) {
+		lw_json_begin_object(j, "growth");
+		lw_json_seconds(j, "interval_s", g->interval_ns);
+		lw_json_uint(j, "count_start", g->count_start);
+		lw_json_uint(j, "count_end", g->count);
+		lw_json_uint(j, "opened", g->opened);
+		lw_json_uint(j, "closed", g->closed);
+		lw_json_end_object(j);
+	} else {
+		lw_json_null(j, "growth");
+	}
 	lw_json_end_object(j);
 }
 

@@ -319,6 +319,16 @@ static void text_fd_group(FILE *out, struct lw_report *r, const struct lw_fd_gro
 	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
 		fprintf(out, "..%s", a2);
 	fputc('\n', out);
+	if (g->verdict == LW_FDV_LEAK_SUSPECT) {
+		char iv[32], span[32];
+		if (g->have_growth)
+			fprintf(out, "  verdict    LEAK SUSPECT, growing: %zu -> %zu open over %s (opened %llu, closed %llu)\n",
+				g->count_start, g->count, lw_duration_format(g->interval_ns, iv, sizeof iv),
+				(unsigned long long)g->opened, (unsigned long long)g->closed);
+		else
+			fprintf(out, "  verdict    LEAK SUSPECT, growing: %zu opened over %s, none given back\n", g->count,
+				lw_duration_format(g->age_max_ns - g->age_min_ns, span, sizeof span));
+	}
 	if (g->origin_mask & ~(1u << LW_ORIGIN_OPEN)) {
 		fputs("  via       ", out);
 		for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)

@@ -96,8 +96,19 @@ int lw_report_classify(struct lw_report *r)
 	int rc = lw_verdict_apply(&r->grouping, &vo);
 	lw_grouping_free(&prev);
 	lw_fd_grouping_free(&r->fds);
-	if (rc == 0 && lw_kind_fds(o->kind) && lw_fd_group_build(&r->fds, &r->snap, &r->join, r->now_ns, o->older_than_ns, o->all) < 0)
-		rc = -1;
+	if (rc == 0 && lw_kind_fds(o->kind)) {
+		if (lw_fd_group_build(&r->fds, &r->snap, &r->join, r->now_ns, o->older_than_ns, o->all) < 0)
+			return -1;
+		struct lw_fd_grouping pf;
+		memset(&pf, 0, sizeof pf);
+		int with_prev = vo.prev != NULL;
+		if (with_prev && lw_fd_group_build(&pf, &r->prev, &r->prev_join, r->prev_now_ns, o->older_than_ns,
+						   o->all) < 0)
+			return -1;
+		lw_fd_group_judge(&r->fds, with_prev ? &pf : NULL, &r->snap, with_prev ? &r->prev : NULL,
+				  vo.interval_ns, vo.idle_for_ns, vo.ended);
+		lw_fd_grouping_free(&pf);
+	}
 	return rc;
 }
 
