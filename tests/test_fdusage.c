@@ -160,10 +160,13 @@ Test(fdusage, live_process_by_kind_and_growth, .timeout = 60)
 	cr_assert_eq(b.by_kind[LW_FDK_FILE], a.by_kind[LW_FDK_FILE] + 40);
 	/* +40 in 4 s (a stated interval): 10/s, (256 - open) / 10 seconds left */
 	cr_assert_eq(lw_fdusage_eta_ns(&a, &b, 4 * SEC), (256 - b.open) * SEC / 10);
+	lw_fdusage_free(&a);
+	lw_fdusage_free(&b);
 	kid_stop(&k);
 	struct lw_fdusage gone;
 	lw_fdusage_read(&gone, k.pid);
 	cr_assert(!gone.ok);
+	lw_fdusage_free(&gone);
 }
 
 /* The report's DESCRIPTORS line and fd_usage object: with --interval over
@@ -181,12 +184,21 @@ Test(fdusage, report_shows_descriptors_against_the_limit, .timeout = 60)
 	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
 	struct lw_fdusage u;
 	lw_fdusage_read(&u, k.pid);
+	lw_fdusage_free(&u);
 	char want[128];
 	snprintf(want, sizeof want, "DESCRIPTORS %llu open of 256 allowed (soft RLIMIT_NOFILE, %.0f%%): socket 1, file ",
 		 (unsigned long long)u.open, 100.0 * (double)u.open / 256.0);
 	cr_assert_not_null(strstr(r.out, want), "want '%s' in:\n%s", want, r.out);
 	cr_assert_not_null(strstr(r.out, "eventfd 1, epoll 1"), "%s", r.out);
 	cr_assert_not_null(strstr(r.out, "; no change in "), "%s", r.out);
+	/* the fixture made its socket, pipe, eventfd, epoll, dir and files
+	 * under the shim; stdin and stdout (the test's pipes) it did not */
+	const char *nsm = strstr(r.out, "; not seen made: ");
+	cr_assert_not_null(nsm, "%s", r.out);
+	char seen[256];
+	snprintf(seen, sizeof seen, "%.*s", (int)strcspn(nsm, "\n"), nsm);
+	cr_assert_not_null(strstr(seen, "pipe "), "%s", seen);
+	cr_assert_null(strstr(seen, "socket"), "%s", seen);
 	cmd_result_free(&r);
 
 	run_cmd(&r, (char *[]){ LW_BUILD_DIR "/leakwatch", "report", pid, "--format", "json", NULL },
@@ -200,6 +212,10 @@ Test(fdusage, report_shows_descriptors_against_the_limit, .timeout = 60)
 	cr_assert_eq(tj_num(fu, "soft_limit", -1), 256);
 	cr_assert_eq(tj_num(tj_get(fu, "by_kind"), "socket", -1), 1);
 	cr_assert_eq(tj_get(fu, "growth")->type, TJ_NULL, "no --interval: no growth");
+	struct tj *ub = tj_get(fu, "untracked_by_kind");
+	cr_assert_geq(tj_num(ub, "pipe", -1), 2, "stdin and stdout: %s", r.out);
+	cr_assert_eq(tj_num(ub, "socket", -1), -1, "the fixture's socket is recorded");
+	cr_assert_eq(tj_num(ub, "eventfd", -1), -1);
 	tj_free(j);
 	cmd_result_free(&r);
 	kid_stop(&k);

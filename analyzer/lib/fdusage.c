@@ -141,6 +141,7 @@ void lw_fdusage_read(struct lw_fdusage *u, int pid)
 	u->ok = 1;
 	u->err = 0;
 	struct dirent *de;
+	size_t cap = 0;
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
@@ -156,11 +157,45 @@ void lw_fdusage_read(struct lw_fdusage *u, int pid)
 		 * it never opens the target) */
 		if (link[0] == '/' && strncmp(link, "/memfd:", 7) != 0 && stat(path, &st) == 0)
 			mode = (unsigned)st.st_mode;
-		u->by_kind[lw_fdk_of_link(link, mode)]++;
+		enum lw_fdk kind = lw_fdk_of_link(link, mode);
+		u->by_kind[kind]++;
 		u->open++;
+		if (u->nfds == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct lw_fdusage_fd *nf = realloc(u->fds, ncap * sizeof *nf);
+			if (!nf)
+				continue; /* counted, not listed: no untracked counts then */
+			u->fds = nf;
+			cap = ncap;
+		}
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+		u->fds[u->nfds].fd = *end || fd < 0 || fd > INT32_MAX ? -1 : (int)fd;
+		u->fds[u->nfds++].kind = kind;
 	}
 	closedir(d);
 	read_limits(u, pid);
+}
+
+void lw_fdusage_untracked(struct lw_fdusage *u, int (*tracked)(int fd, void *arg), void *arg)
+{
+	if (!u->ok || u->nfds != u->open)
+		return; /* a list cut short by memory: no counts rather than wrong ones */
+	memset(u->untracked_by_kind, 0, sizeof u->untracked_by_kind);
+	u->untracked = 0;
+	for (size_t i = 0; i < u->nfds; i++)
+		if (u->fds[i].fd < 0 || !tracked(u->fds[i].fd, arg)) {
+			u->untracked_by_kind[u->fds[i].kind < LW_FDK_N ? u->fds[i].kind : LW_FDK_OTHER]++;
+			u->untracked++;
+		}
+	u->have_untracked = 1;
+}
+
+void lw_fdusage_free(struct lw_fdusage *u)
+{
+	free(u->fds);
+	u->fds = NULL;
+	u->nfds = 0;
 }
 
 uint64_t lw_fdusage_eta_ns(const struct lw_fdusage *before, const struct lw_fdusage *now,

@@ -28,6 +28,15 @@ struct lw_fdusage {
 	uint64_t by_kind[LW_FDK_N];
 	int limit_ok;                   /* /proc/PID/limits gave "Max open files" */
 	uint64_t soft, hard;            /* LW_FD_UNLIMITED: unlimited */
+	/* every descriptor read, and which kind (lw_fdusage_untracked) */
+	struct lw_fdusage_fd {
+		int fd;
+		unsigned kind;          /* enum lw_fdk */
+	} *fds;
+	size_t nfds;
+	int have_untracked;             /* untracked_by_kind was filled */
+	uint64_t untracked;             /* descriptors no valid record of the shim names */
+	uint64_t untracked_by_kind[LW_FDK_N];
 };
 
 /* lw_fdk_name - "socket", "file", "dir", "pipe", ... (stable: JSON keys). */
@@ -49,8 +58,16 @@ enum lw_fdk lw_fdk_of_link(const char *link, unsigned mode);
 int lw_fdusage_parse_limits(const char *text, uint64_t *soft, uint64_t *hard);
 
 /* lw_fdusage_read - fill u for a live process (pid > 0).  Never fails:
- * what cannot be read is marked (!ok, !limit_ok). */
+ * what cannot be read is marked (!ok, !limit_ok; no memory: no fds list,
+ * counts still right).  Free with lw_fdusage_free. */
 void lw_fdusage_read(struct lw_fdusage *u, int pid);
+
+/* lw_fdusage_untracked - count, by kind, the descriptors read for which
+ * tracked(fd, arg) says no valid record of the shim exists. */
+void lw_fdusage_untracked(struct lw_fdusage *u, int (*tracked)(int fd, void *arg), void *arg);
+
+/* lw_fdusage_free - release; safe on a zeroed one. */
+void lw_fdusage_free(struct lw_fdusage *u);
 
 /*
  * lw_fdusage_eta_ns - at the growth from `before` to `now` over interval_ns,

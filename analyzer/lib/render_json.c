@@ -366,6 +366,15 @@ static void json_fd_usage(struct lw_json *j, const struct lw_report *r)
 		if (u->by_kind[k])
 			lw_json_uint(j, lw_fdk_name((enum lw_fdk)k), u->by_kind[k]);
 	lw_json_end_object(j);
+	if (u->have_untracked) {
+		lw_json_begin_object(j, "untracked_by_kind");
+		for (int k = 0; k < LW_FDK_N; k++)
+			if (u->untracked_by_kind[k])
+				lw_json_uint(j, lw_fdk_name((enum lw_fdk)k), u->untracked_by_kind[k]);
+		lw_json_end_object(j);
+	} else {
+		lw_json_null(j, "untracked_by_kind");
+	}
 	if (r->have_prev && r->prev_fd_usage.ok) {
 		uint64_t iv = r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0;
 		lw_json_int(j, "growth", (long long)u->open - (long long)r->prev_fd_usage.open);

@@ -455,6 +455,17 @@ static void text_descriptors(FILE *out, const struct lw_report *r)
 				(unsigned long long)u->by_kind[k]);
 			sep = ", ";
 		}
+	if (u->have_untracked && u->untracked) {
+		/* what the shim never saw made: before it loaded, or by a call
+		 * no hook sees (a raw system call, inside libc) */
+		sep = "; not seen made: ";
+		for (int k = 0; k < LW_FDK_N; k++)
+			if (u->untracked_by_kind[k]) {
+				fprintf(out, "%s%s %llu", sep, lw_fdk_name((enum lw_fdk)k),
+					(unsigned long long)u->untracked_by_kind[k]);
+				sep = ", ";
+			}
+	}
 	if (r->have_prev && r->prev_fd_usage.ok) {
 		char d[32], e[32];
 		uint64_t iv = r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0;

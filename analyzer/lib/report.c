@@ -144,6 +144,14 @@ static int report_first_snapshot(struct lw_report *r, const char *path, char *er
 	return 0;
 }
 
+/* a valid OPEN record of the shim names fd (lw_fdusage_untracked) */
+static int fd_tracked(int fd, void *arg)
+{
+	const struct lw_report *r = arg;
+	const struct lw_snap_handle *h = lw_snapshot_handle(&r->snap, fd);
+	return h && lw_join_valid(&r->join, &r->snap, (size_t)(h - r->snap.handles));
+}
+
 int lw_report_build(struct lw_report *r, const char *path, const struct lw_report_opts *o,
 		    char *err, size_t errlen)
 {
@@ -167,6 +175,7 @@ int lw_report_build(struct lw_report *r, const char *path, const struct lw_repor
 		lw_report_free(r);
 		return -1;
 	}
+	lw_fdusage_untracked(&r->fd_usage, fd_tracked, r);
 	/* Without libdw the report is still useful: frames render as module+0xOFF. */
 	char symerr[LW_ERR_MAX];
 	r->sym = lw_symbolizer_new(&r->snap, symerr, sizeof symerr);
@@ -194,6 +203,8 @@ void lw_report_free(struct lw_report *r)
 	lw_snapshot_free(&r->snap);
 	lw_join_free(&r->prev_join);
 	lw_snapshot_free(&r->prev);
+	lw_fdusage_free(&r->fd_usage);
+	lw_fdusage_free(&r->prev_fd_usage);
 	r->have_prev = 0;
 }
 
