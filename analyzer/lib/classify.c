@@ -679,8 +679,12 @@ static void evidence_members(struct lw_evidence *ev, const struct lw_group *g, c
 		ev->close_wait += member_close_wait(m);
 		if (lw_member_watched(m)) {
 			ev->watched++;
-			ev->watched_epoll += m->watch.epoll_fd >= 0;
-			ev->watched_thread += m->watch.tid > 0;
+			if (m->watch.peer_pid > 0) {
+				ev->watched_peer++;
+			} else {
+				ev->watched_epoll += m->watch.epoll_fd >= 0;
+				ev->watched_thread += m->watch.tid > 0;
+			}
 		}
 		ev->young += m->age_ns < o->idle_for_ns;
 		if (m->idle_source == LW_IDLE_KERNEL)

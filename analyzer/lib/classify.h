@@ -71,6 +71,7 @@ struct lw_evidence {
 	size_t watched;                 /* members the program waits on (in an epoll set or a
 	                                   thread blocked on them): watched_epoll + _thread, once each */
 	size_t watched_epoll, watched_thread;
+	size_t watched_peer;            /* ...of those, by the other end's process (kernel.h: peer_pid) */
 	uint64_t rqueue, wqueue;        /* sums over members (bytes) */
 	unsigned reasons;               /* LW_REASON_* (leak suspects) */
 	int growing;                    /* the key group keeps growing */

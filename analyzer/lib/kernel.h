@@ -136,6 +136,9 @@ struct lw_watch {
 	int epoll_tid;                  /* a thread waiting in epoll_wait on epoll_fd; 0: none seen */
 	int tid;                        /* a thread blocked on the socket itself; 0: none */
 	uint8_t call;                   /* enum lw_wait_call of tid (READ, ACCEPT, POLL) */
+	int peer_pid;                   /* > 0: the evidence is of the other end of a unix
+					 * socket, held and waited on by this process (a fork
+					 * child's or parent's channel: nginx's workers) */
 };
 
 #define LW_WATCH_MAX_UNATTRIBUTED 8
@@ -214,6 +217,12 @@ struct lw_join {
 	/* lw_join_watch() cache: who waits on which socket (watch.c) */
 	int watch_loaded;
 	struct lw_watchset watch;
+	/* ...and in the related processes (children, parent) that may hold
+	 * the other end of a unix socket, loaded on first need */
+	int related_loaded;
+	size_t nrelated;
+	struct lw_related { int pid; struct lw_watchset w; } *related;
+	struct lw_watch peer_scratch;   /* what lw_join_watch returns for a peer's evidence */
 };
 
 /*

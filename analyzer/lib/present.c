@@ -136,6 +136,10 @@ void lw_present_watch(const struct lw_group *g, struct lw_watch_summary *s)
 		const struct lw_member *m = &g->members[i];
 		if (!lw_member_watched(m))
 			continue;
+		if (m->watch.peer_pid > 0) {
+			watch_set_add(s->peer_pids, &s->npeer_pids, &s->more_peer_pids, m->watch.peer_pid);
+			continue;
+		}
 		if (m->watch.epoll_fd >= 0)
 			watch_set_add(s->epoll_fds, &s->nepoll_fds, &s->more_epoll_fds, m->watch.epoll_fd);
 		if (m->watch.epoll_fd >= 0 && m->watch.epoll_tid > 0)

@@ -84,6 +84,9 @@ struct lw_watch_summary {
 	struct { int tid; uint8_t call; } blocked[LW_PRESENT_WATCH_MAX]; /* threads blocked on members */
 	size_t nblocked;
 	int more_blocked;
+	int peer_pids[LW_PRESENT_WATCH_MAX];    /* processes waiting on the other ends, ascending */
+	size_t npeer_pids;
+	int more_peer_pids;
 };
 
 /* lw_present_watch - summarize the watch evidence of g's members into s. */

@@ -234,6 +234,9 @@ void lw_join_free(struct lw_join *j)
 	free(j->inode);
 	lw_sockdiag_free(&j->diag);
 	lw_watch_free(&j->watch);
+	for (size_t i = 0; i < j->nrelated; i++)
+		lw_watch_free(&j->related[i].w);
+	free(j->related);
 	memset(j, 0, sizeof *j);
 }
 

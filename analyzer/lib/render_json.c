@@ -129,6 +129,7 @@ static void json_watch(struct lw_json *j, const struct lw_report *r, const struc
 	lw_json_uint(j, "watched", e->watched);
 	lw_json_uint(j, "in_epoll", e->watched_epoll);
 	lw_json_uint(j, "blocked", e->watched_thread);
+	lw_json_uint(j, "by_peer", e->watched_peer);
 	lw_json_begin_array(j, "epoll_fds");
 	for (size_t i = 0; i < ws.nepoll_fds; i++)
 		lw_json_int(j, NULL, ws.epoll_fds[i]);
@@ -144,6 +145,10 @@ static void json_watch(struct lw_json *j, const struct lw_report *r, const struc
 		lw_json_str(j, "call", lw_wait_call_word(ws.blocked[i].call));
 		lw_json_end_object(j);
 	}
+	lw_json_end_array(j);
+	lw_json_begin_array(j, "peer_pids");
+	for (size_t i = 0; i < ws.npeer_pids; i++)
+		lw_json_int(j, NULL, ws.peer_pids[i]);
 	lw_json_end_array(j);
 	lw_json_begin_array(j, "fds");
 	for (size_t i = 0; i < g->count; i++)

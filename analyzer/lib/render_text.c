@@ -215,6 +215,12 @@ static void text_watch(FILE *out, const struct lw_report *r, const struct lw_gro
 		if (ws.nblocked > 3 || ws.more_blocked)
 			fputs(", ...", out);
 	}
+	if (e->watched_peer) {
+		fprintf(out, "%s %zu of %zu waited on in related process%s ", e->watched_epoll || e->watched_thread ? ";" : "",
+			e->watched_peer, g->count, ws.npeer_pids > 1 ? "es" : "");
+		text_int_list(out, ws.peer_pids, ws.npeer_pids, ws.more_peer_pids);
+		fputs(" (a child or the parent: the same socket or its other end)", out);
+	}
 	fputc('\n', out);
 }
 

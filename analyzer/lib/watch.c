@@ -41,10 +41,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -699,6 +701,80 @@ int lw_watch_load(struct lw_watchset *w, int pid)
 
 /* ==== the join's cache ===================================================== */
 
+/* The processes that may hold the other end of the target's unix
+ * sockets: its children (/proc/PID/task/TID/children) and its parent. */
+static void related_load(struct lw_join *j)
+{
+	j->related_loaded = 1;
+	int pids[64];
+	size_t n = 0;
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task", j->pid);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL && n < 63) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char cp[160];
+		snprintf(cp, sizeof cp, "/proc/%d/task/%.16s/children", j->pid, de->d_name);
+		char *text = slurp(cp, 4096);
+		for (char *p = text; p && *p && n < 63;) {
+			char *end;
+			long v = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (v > 0 && v <= INT32_MAX)
+				pids[n++] = (int)v;
+			p = end;
+		}
+		free(text);
+	}
+	if (d)
+		closedir(d);
+	snprintf(path, sizeof path, "/proc/%d/stat", j->pid);
+	char *st = slurp(path, 4096);
+	const char *rp = st ? strrchr(st, ')') : NULL;
+	int ppid = 0;
+	if (rp && sscanf(rp + 1, " %*c %d", &ppid) == 1 && ppid > 1)
+		pids[n++] = ppid;
+	free(st);
+	if (!n)
+		return;
+	j->related = calloc(n, sizeof *j->related);
+	if (!j->related)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		j->related[j->nrelated].pid = pids[i];
+		/* another user's process, or one gone meanwhile: no evidence from it */
+		if (lw_watch_load(&j->related[j->nrelated].w, pids[i]) == 0)
+			j->nrelated++;
+	}
+}
+
+/* peer_watch - evidence that a related process waits on the unix socket
+ * `inode` itself (shared with a fork child: the same socket in both) or on
+ * its other end: the target's copy may sit idle on purpose, as a master's
+ * channels to workers that watch theirs do. */
+static const struct lw_watch *peer_watch(struct lw_join *j, uint64_t inode)
+{
+	const struct lw_sockinfo *k = lw_join_sockinfo(j, inode);
+	if (!k || k->family != AF_UNIX)
+		return NULL;
+	if (!j->related_loaded)
+		related_load(j);
+	for (size_t i = 0; i < 2 * j->nrelated; i++) {
+		uint64_t want = i < j->nrelated ? inode : k->peer_inode;
+		const struct lw_watch *w = want ? lw_watch_find(&j->related[i % j->nrelated].w, want) : NULL;
+		if (w && (w->epoll_fd >= 0 || w->tid > 0)) {
+			j->peer_scratch = *w;
+			j->peer_scratch.inode = inode;
+			j->peer_scratch.peer_pid = j->related[i % j->nrelated].pid;
+			return &j->peer_scratch;
+		}
+	}
+	return NULL;
+}
+
 const struct lw_watch *lw_join_watch(struct lw_join *j, uint64_t inode)
 {
 	if (!j)
@@ -711,7 +787,10 @@ const struct lw_watch *lw_join_watch(struct lw_join *j, uint64_t inode)
 		if (lw_watch_load(&j->watch, j->pid) < 0)
 			memset(&j->watch, 0, sizeof j->watch);
 	}
-	return lw_watch_find(&j->watch, inode);
+	const struct lw_watch *w = lw_watch_find(&j->watch, inode);
+	if (w)
+		return w;
+	return peer_watch(j, inode);
 }
 
 void lw_join_set_watch(struct lw_join *j, struct lw_watchset *w)
