@@ -218,6 +218,21 @@ Test(fdusage, report_shows_descriptors_against_the_limit, .timeout = 60)
 	cr_assert_eq(tj_num(ub, "eventfd", -1), -1);
 	tj_free(j);
 	cmd_result_free(&r);
+
+	/* ps: the descriptors other than sockets the fixture made (its pipe's
+	 * two ends, the eventfd, the epoll set, the directory, three files) */
+	run_cmd(&r, (char *[]){ LW_BUILD_DIR "/leakwatch", "ps", "--format", "json", NULL }, (char *[]){ envdir, NULL }, 60);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	j = tj_parse(r.out);
+	cr_assert_not_null(j, "%s", r.out);
+	cr_assert_eq(tj_len(j), 1, "%s", r.out);
+	cr_assert_eq(tj_num(tj_at(j, 0), "fds", -1), 8, "%s", r.out);
+	cr_assert_eq(tj_num(tj_at(j, 0), "sockets", -1), 1, "%s", r.out);
+	tj_free(j);
+	cmd_result_free(&r);
+	run_cmd(&r, (char *[]){ LW_BUILD_DIR "/leakwatch", "ps", NULL }, (char *[]){ envdir, NULL }, 60);
+	cr_assert_not_null(strstr(r.out, "SOCKETS      FDS  HEAP BLOCKS"), "%s", r.out);
+	cmd_result_free(&r);
 	kid_stop(&k);
 }
 

@@ -37,12 +37,13 @@ static void ps_command(const struct lw_snapshot *s, char *out, size_t len)
 
 /*
  * ps [--format text|json]: one line per segment, or a JSON array of
- * {"pid","state","sockets","heap_mode","heap_records","size_bytes",
+ * {"pid","state","sockets","fds","heap_mode","heap_records","size_bytes",
  *  "incomplete","command","segment","error"} objects (error: why the file
  * could not be read, else null; heap_records: live blocks in full mode,
  * samples in sampled mode; size_bytes: the space the file holds, from
  * st_blocks — a layout 2 segment is a sparse file of 1 TiB whose st_size
- * says nothing).  Text: a SIZE column, and one line after the table for
+ * says nothing; fds: open descriptors other than sockets recorded).  Text:
+ * a FDS column (those descriptors), a SIZE column, and one line after the table for
  * each segment whose tables stopped growing.
  */
 /* Defaults of `ps`; each field is one option. */
@@ -75,8 +76,8 @@ int lw_cmd_ps(int argc, char **argv)
 	if (json)
 		lw_json_begin_array(&j, NULL);
 	else
-		printf("%7s  %-8s  %7s  %11s  %9s  %-40s  %s\n", "PID", "STATE", "SOCKETS", "HEAP BLOCKS", "SIZE",
-		       "COMMAND", "SEGMENT");
+		printf("%7s  %-8s  %7s  %7s  %11s  %9s  %-40s  %s\n", "PID", "STATE", "SOCKETS", "FDS", "HEAP BLOCKS",
+		       "SIZE", "COMMAND", "SEGMENT");
 	/* the lines about incomplete segments, printed after the table */
 	char *notes = NULL;
 	size_t notes_len = 0;
@@ -95,12 +96,14 @@ int lw_cmd_ps(int argc, char **argv)
 			lw_json_str(&j, "state", ok ? lw_live_name(lw_snapshot_live(&s)) : "invalid");
 			if (ok) {
 				lw_json_uint(&j, "sockets", lw_snapshot_open_count(&s));
+				lw_json_uint(&j, "fds", lw_snapshot_open_fds(&s));
 				lw_json_str(&j, "heap_mode", lw_heap_mode_name(s.hdr.heap_mode));
 				lw_json_uint(&j, "heap_records", s.nallocs);
 				lw_json_uint(&j, "size_bytes", bytes);
 				lw_render_json_incomplete(&j, "incomplete", &s);
 			} else {
 				lw_json_null(&j, "sockets");
+				lw_json_null(&j, "fds");
 				lw_json_null(&j, "heap_mode");
 				lw_json_null(&j, "heap_records");
 				lw_json_uint(&j, "size_bytes", bytes);
@@ -111,8 +114,8 @@ int lw_cmd_ps(int argc, char **argv)
 			lw_json_str(&j, "error", ok ? NULL : err);
 			lw_json_end_object(&j);
 		} else if (!ok) {
-			printf("%7d  %-8s  %7s  %11s  %9s  %-40s  %s\n", refs[i].pid, "invalid", "-", "-", size, err,
-			       refs[i].path);
+			printf("%7d  %-8s  %7s  %7s  %11s  %9s  %-40s  %s\n", refs[i].pid, "invalid", "-", "-", "-", size,
+			       err, refs[i].path);
 		} else {
 			char shown[41];
 			snprintf(shown, sizeof shown, "%.40s", cmd);
@@ -125,9 +128,9 @@ int lw_cmd_ps(int argc, char **argv)
 				snprintf(heap, sizeof heap, "%zu smp", s.nallocs);
 			else
 				snprintf(heap, sizeof heap, "%zu", s.nallocs);
-			printf("%7d  %-8s  %7zu  %11s  %9s  %-40s  %s\n", s.hdr.pid,
-			       lw_live_name(lw_snapshot_live(&s)), lw_snapshot_open_count(&s), heap, size, shown,
-			       refs[i].path);
+			printf("%7d  %-8s  %7zu  %7zu  %11s  %9s  %-40s  %s\n", s.hdr.pid,
+			       lw_live_name(lw_snapshot_live(&s)), lw_snapshot_open_count(&s), lw_snapshot_open_fds(&s), heap,
+			       size, shown, refs[i].path);
 			char inc[256];
 			if (nf && lw_present_incomplete(&s, inc, sizeof inc))
 				fprintf(nf, "incomplete: pid %d (%s): %s\n", s.hdr.pid, shown, inc);

@@ -26,7 +26,7 @@ static const char help_intro[] =
 	"commands:\n"
 	"  clean               remove segments of processes that are gone (exited, exec'd,\n"
 	"                      killed); never a live one [--older-than DUR] [--dry-run]\n"
-	"  ps                  list traced processes: PID, STATE, SOCKETS, HEAP BLOCKS\n"
+	"  ps                  list traced processes: PID, STATE, SOCKETS, FDS, HEAP BLOCKS\n"
 	"                      (live blocks; \"smp\": samples in sampled mode), SIZE (space\n"
 	"                      the segment holds), COMMAND, SEGMENT; then a line for each\n"
 	"                      segment whose tables could not grow (incomplete)\n"
