@@ -255,3 +255,84 @@ Test(run_fdkinds, same_leaked_set_and_lines_as_valgrind, .timeout = 120)
 	cmd_result_free(&r);
 	cmd_result_free(&v);
 }
+
+/* A forked client/server and a descriptor received over SCM_RIGHTS
+ * (tests/fixtures/fdpass.c): the parent's leaks, the accepted socket and
+ * the received file, are the ones valgrind --track-fds=yes lists for that
+ * process, at the same lines; the client that closed everything leaks
+ * nothing. */
+Test(run_fdkinds, forked_server_and_scm_rights_like_valgrind, .timeout = 120)
+{
+	const char *src = "tests/fixtures/fdpass.c";
+	int accept_line = marker_line(src, "fdpass.accept"), recv_line = marker_line(src, "fdpass.recvmsg");
+	cr_assert(accept_line && recv_line);
+
+	struct cmd_result r;
+	const char *cmd[] = { FIX("fdpass"), NULL };
+	char *text = run_report(&r, NULL, NULL, cmd);
+	cr_assert_not_null(text, "no report; stderr: %s", r.err);
+	int ppid = 0, conn = -1, got = -1;
+	cr_assert_eq(sscanf(strstr(r.out, "pid ") ? strstr(r.out, "pid ") : "", "pid %d accepted %d received %d", &ppid,
+			    &conn, &got),
+		     3, "%s", r.out);
+	struct tj *json = tj_parse(text);
+	free(text);
+	cr_assert_not_null(json);
+	struct tj *procs = tj_get(json, "processes");
+	int seen_parent = 0, seen_child = 0;
+	for (size_t i = 0; i < tj_len(procs); i++) {
+		struct tj *p = tj_at(procs, i);
+		struct tj *sg = tj_get(p, "groups"), *dg = tj_get(p, "descriptors");
+		if ((int)tj_num(p, "pid", -1) != ppid) {
+			seen_child = 1;
+			cr_assert_eq(tj_len(sg), 0, "the client left no socket open");
+			cr_assert_eq(tj_len(dg), 0, "the client left no descriptor open");
+			continue;
+		}
+		seen_parent = 1;
+		cr_assert_eq(tj_len(sg), 1);
+		cr_assert_eq((int)tj_at(tj_get(tj_at(sg, 0), "fds"), 0)->num, conn);
+		cr_assert_str_eq(tj_str(tj_at(sg, 0), "origin"), "accept");
+		cr_assert_eq((int)tj_num(tj_at(tj_get(tj_at(sg, 0), "stack"), 0), "line", -1), accept_line);
+		cr_assert_eq(tj_len(dg), 1);
+		struct tj *g = tj_at(dg, 0);
+		cr_assert_str_eq(tj_str(g, "origin"), "scm_rights");
+		cr_assert_eq((int)tj_num(tj_at(tj_get(g, "members"), 0), "fd", -1), got);
+		cr_assert_eq((int)tj_num(tj_at(tj_get(g, "stack"), 0), "line", -1), recv_line);
+	}
+	cr_assert(seen_parent && seen_child);
+	tj_free(json);
+	cmd_result_free(&r);
+
+	if (!have_program("valgrind"))
+		cr_skip_test("valgrind is not installed");
+	struct cmd_result v;
+	char *vargv[] = { "valgrind", "--track-fds=yes", "-q", "--leak-check=no", FIX("fdpass"), NULL };
+	run_cmd(&v, vargv, NULL, 110);
+	cr_assert_eq(v.status, 0, "valgrind: %s", v.err);
+	cr_assert_eq(sscanf(strstr(v.out, "pid ") ? strstr(v.out, "pid ") : "", "pid %d", &ppid), 1, "%s", v.out);
+	/* the parent's records: "==PID== Open ... N: ..." followed by its stack */
+	char pfx[32], want_sock[160], want_file[160];
+	snprintf(pfx, sizeof pfx, "==%d== Open ", ppid);
+	snprintf(want_sock, sizeof want_sock, "socket %d: ", conn);
+	snprintf(want_file, sizeof want_file, "descriptor %d: /etc/hostname", got);
+	int n = 0, sock_ok = 0, file_ok = 0;
+	for (const char *p = v.err; (p = strstr(p, pfx)) != NULL; p++) {
+		const char *next = strstr(p + 1, pfx), *eol = strchr(p, '\n');
+		if (eol && strstr(p, "<inherited from parent>") && (!next || strstr(p, "<inherited from parent>") < next))
+			continue;
+		n++;
+		char line_s[48], line_r[48];
+		snprintf(line_s, sizeof line_s, "main (fdpass.c:%d)", accept_line);
+		snprintf(line_r, sizeof line_r, "main (fdpass.c:%d)", recv_line);
+		const char *at_s = strstr(p, line_s), *at_r = strstr(p, line_r);
+		if (strncmp(p + strlen(pfx), "AF_INET ", 8) == 0 && strstr(p, want_sock) && strstr(p, want_sock) < eol)
+			sock_ok = at_s && (!next || at_s < next);
+		if (strstr(p, want_file) && strstr(p, want_file) < eol)
+			file_ok = at_r && (!next || at_r < next);
+	}
+	cr_assert_eq(n, 2, "valgrind lists two leaks of the parent:\n%s", v.err);
+	cr_assert(sock_ok, "valgrind: the accepted socket at line %d:\n%s", accept_line, v.err);
+	cr_assert(file_ok, "valgrind: the received file at line %d:\n%s", recv_line, v.err);
+	cmd_result_free(&v);
+}
