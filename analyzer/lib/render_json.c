@@ -11,6 +11,26 @@
 #include "present.h"
 #include "json.h"
 
+/* "origins": every origin in mask (1u << enum lw_origin) */
+static void json_origins(struct lw_json *j, uint32_t mask)
+{
+	lw_json_begin_array(j, "origins");
+	for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
+		if (mask & (1u << o))
+			lw_json_str(j, NULL, lw_origin_name(o));
+	lw_json_end_array(j);
+}
+
+/* {kind: n} for the nonzero counts of an lw_fdk array */
+static void json_kind_counts(struct lw_json *j, const char *key, const uint64_t counts[LW_FDK_N])
+{
+	lw_json_begin_object(j, key);
+	for (int k = 0; k < LW_FDK_N; k++)
+		if (counts[k])
+			lw_json_uint(j, lw_fdk_name((enum lw_fdk)k), counts[k]);
+	lw_json_end_object(j);
+}
+
 static void json_stack(struct lw_json *j, const char *key, struct lw_report *r, uint32_t stack_id)
 {
 	struct lw_frame frames[LW_PRESENT_MAX_FRAMES];
@@ -198,11 +218,7 @@ static void json_group(struct lw_json *j, struct lw_report *r, const struct lw_g
 	lw_json_str(j, "family", lw_family_name(g->family));
 	lw_json_str(j, "type", lw_type_name(g->type));
 	lw_json_str(j, "origin", lw_origin_name(g->origin));
-	lw_json_begin_array(j, "origins");
-	for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
-		if (g->origin_mask & (1u << o))
-			lw_json_str(j, NULL, lw_origin_name(o));
-	lw_json_end_array(j);
+	json_origins(j, g->origin_mask);
 	lw_json_str(j, "endpoint", g->endpoint);
 	lw_json_str(j, "endpoint_role", role_name(g->role));
 	lw_json_begin_array(j, "peers");
@@ -366,17 +382,9 @@ static void json_fd_usage(struct lw_json *j, const struct lw_report *r)
 		lw_json_uint(j, "hard_limit", u->hard);
 	else
 		lw_json_null(j, "hard_limit");
-	lw_json_begin_object(j, "by_kind");
-	for (int k = 0; k < LW_FDK_N; k++)
-		if (u->by_kind[k])
-			lw_json_uint(j, lw_fdk_name((enum lw_fdk)k), u->by_kind[k]);
-	lw_json_end_object(j);
+	json_kind_counts(j, "by_kind", u->by_kind);
 	if (u->have_untracked) {
-		lw_json_begin_object(j, "untracked_by_kind");
-		for (int k = 0; k < LW_FDK_N; k++)
-			if (u->untracked_by_kind[k])
-				lw_json_uint(j, lw_fdk_name((enum lw_fdk)k), u->untracked_by_kind[k]);
-		lw_json_end_object(j);
+		json_kind_counts(j, "untracked_by_kind", u->untracked_by_kind);
 	} else {
 		lw_json_null(j, "untracked_by_kind");
 	}
@@ -403,11 +411,7 @@ static void json_fd_group(struct lw_json *j, struct lw_report *r, const struct l
 	lw_json_str(j, "recorded_kind", lw_fd_kind_name(g->kind));
 	lw_json_uint(j, "count", g->count);
 	lw_json_str(j, "origin", lw_origin_name(g->origin));
-	lw_json_begin_array(j, "origins");
-	for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
-		if (g->origin_mask & (1u << o))
-			lw_json_str(j, NULL, lw_origin_name(o));
-	lw_json_end_array(j);
+	json_origins(j, g->origin_mask);
 	lw_json_seconds(j, "age_min_s", g->age_min_ns);
 	lw_json_seconds(j, "age_max_s", g->age_max_ns);
 	lw_json_uint(j, "paths_total", g->npaths);

@@ -366,21 +366,28 @@ static void text_fd_group(FILE *out, struct lw_report *r, const struct lw_fd_gro
 		text_stack_w(out, r, g->stack_id, "opened at", 12, cwd);
 }
 
+/* column_widen - widen the count column (cw) and the description column
+ * (dw, at most 48) of a group table to fit one row. */
+static void column_widen(int *cw, int *dw, size_t count, const char *desc)
+{
+	char num[32];
+	int n = snprintf(num, sizeof num, "%zu", count);
+	if (n > *cw)
+		*cw = n;
+	int d = (int)strlen(desc);
+	if (d > *dw)
+		*dw = d > 48 ? 48 : d;
+}
+
 static void text_fds_groups(FILE *out, struct lw_report *r, const char *cwd)
 {
 	const struct lw_fd_grouping *g = &r->fds;
 	int cw = 1, dw = 0;
 	for (size_t i = 0; i < g->ngroups; i++) {
-		char desc[LW_FDPATH_MAX + 96], num[32];
+		char desc[LW_FDPATH_MAX + 96];
 		fd_group_desc(&g->groups[i], desc, sizeof desc);
-		int n = snprintf(num, sizeof num, "%zu", g->groups[i].count);
-		if (n > cw)
-			cw = n;
-		if ((int)strlen(desc) > dw)
-			dw = (int)strlen(desc);
+		column_widen(&cw, &dw, g->groups[i].count, desc);
 	}
-	if (dw > 48)
-		dw = 48;
 	for (size_t i = 0; i < g->ngroups; i++)
 		text_fd_group(out, r, &g->groups[i], cw, dw, cwd);
 }
@@ -443,6 +450,17 @@ static void text_drops(FILE *out, const struct lw_report *r)
  * kind, and with --interval the growth and when the limit would be reached
  * at that rate ("Too many open files").
  */
+/* "<lead>kind n, kind n": the nonzero counts of an lw_fdk array */
+static void text_kind_counts(FILE *out, const char *lead, const uint64_t counts[LW_FDK_N])
+{
+	const char *sep = lead;
+	for (int k = 0; k < LW_FDK_N; k++)
+		if (counts[k]) {
+			fprintf(out, "%s%s %llu", sep, lw_fdk_name((enum lw_fdk)k), (unsigned long long)counts[k]);
+			sep = ", ";
+		}
+}
+
 static void text_descriptors(FILE *out, const struct lw_report *r)
 {
 	const struct lw_fdusage *u = &r->fd_usage;
@@ -454,24 +472,11 @@ static void text_descriptors(FILE *out, const struct lw_report *r)
 			u->soft ? 100.0 * (double)u->open / (double)u->soft : 100.0);
 	else if (u->limit_ok)
 		fprintf(out, " (RLIMIT_NOFILE unlimited)");
-	const char *sep = ": ";
-	for (int k = 0; k < LW_FDK_N; k++)
-		if (u->by_kind[k]) {
-			fprintf(out, "%s%s %llu", sep, lw_fdk_name((enum lw_fdk)k),
-				(unsigned long long)u->by_kind[k]);
-			sep = ", ";
-		}
-	if (u->have_untracked && u->untracked) {
-		/* what the shim never saw made: before it loaded, or by a call
-		 * no hook sees (a raw system call, inside libc) */
-		sep = "; not seen made: ";
-		for (int k = 0; k < LW_FDK_N; k++)
-			if (u->untracked_by_kind[k]) {
-				fprintf(out, "%s%s %llu", sep, lw_fdk_name((enum lw_fdk)k),
-					(unsigned long long)u->untracked_by_kind[k]);
-				sep = ", ";
-			}
-	}
+	text_kind_counts(out, ": ", u->by_kind);
+	/* what the shim never saw made: before it loaded, or by a call no hook
+	 * sees (a raw system call, inside libc) */
+	if (u->have_untracked && u->untracked)
+		text_kind_counts(out, "; not seen made: ", u->untracked_by_kind);
 	if (r->have_prev && r->prev_fd_usage.ok) {
 		char d[32], e[32];
 		uint64_t iv = r->now_ns > r->prev_now_ns ? r->now_ns - r->prev_now_ns : 0;
@@ -672,16 +677,10 @@ static void text_sockets(FILE *out, struct lw_report *r, const char *cwd)
 	const struct lw_grouping *g = &r->grouping;
 	int cw = 1, dw = 0;
 	for (size_t i = 0; i < g->ngroups; i++) {
-		char desc[LW_ENDPOINT_MAX + 64], num[32];
+		char desc[LW_ENDPOINT_MAX + 64];
 		lw_present_group(&g->groups[i], LW_DESCRIBE_FULL, desc, sizeof desc);
-		int n = snprintf(num, sizeof num, "%zu", g->groups[i].count);
-		if (n > cw)
-			cw = n;
-		if ((int)strlen(desc) > dw)
-			dw = (int)strlen(desc);
+		column_widen(&cw, &dw, g->groups[i].count, desc);
 	}
-	if (dw > 48)
-		dw = 48;
 	if (g->ngroups && !lw_report_ended(r)) {
 		size_t nv[LW_V_LISTENING + 1];
 		lw_present_verdict_counts(g, nv);
