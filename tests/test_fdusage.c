@@ -98,17 +98,7 @@ struct kid {
 
 static int kid_wait(struct kid *k, const char *what)
 {
-	struct pollfd p = { k->out, POLLIN, 0 };
-	while (!strstr(k->buf, what)) {
-		if (poll(&p, 1, 20000) <= 0)
-			return 0;
-		ssize_t n = read(k->out, k->buf + k->len, sizeof k->buf - 1 - k->len);
-		if (n <= 0)
-			return 0;
-		k->len += (size_t)n;
-		k->buf[k->len] = '\0';
-	}
-	return 1;
+	return pipe_wait_for(k->out, k->buf, sizeof k->buf, &k->len, what, 20000);
 }
 
 static void kid_start(struct kid *k)

@@ -40,14 +40,7 @@ Test(live_watchfork, master_channels_watched_by_the_worker, .timeout = 60)
 	cr_assert_gt(pid, 0);
 	char buf[256] = "";
 	size_t len = 0;
-	struct pollfd p = { out, POLLIN, 0 };
-	while (!strchr(buf, '\n')) {
-		cr_assert_gt(poll(&p, 1, 20000), 0, "fixture not ready");
-		ssize_t n = read(out, buf + len, sizeof buf - 1 - len);
-		cr_assert_gt(n, 0);
-		len += (size_t)n;
-		buf[len] = '\0';
-	}
+	cr_assert(pipe_wait_for(out, buf, sizeof buf, &len, "\n", 20000), "fixture not ready: %s", buf);
 	int child, a0, a1, u0, u1;
 	cr_assert_eq(sscanf(buf, "ready child=%d a=%d,%d u=%d,%d", &child, &a0, &a1, &u0, &u1), 5, "%s", buf);
 	/* idle past --idle-for: the state the verdicts judge, not a synchronisation */

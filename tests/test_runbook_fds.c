@@ -87,10 +87,8 @@ Test(runbook_fds, every_command_works_as_written, .timeout = 120)
 	pid_t pid = spawn_piped(NULL, argv, (char *[]){ envdir, pre, NULL }, &in, &out);
 	cr_assert_gt(pid, 0);
 	char buf[64] = "";
-	struct pollfd p = { out, POLLIN, 0 };
-	cr_assert_gt(poll(&p, 1, 20000), 0, "fixture not ready");
-	cr_assert_gt(read(out, buf, sizeof buf - 1), 0);
-	cr_assert_not_null(strstr(buf, "ready"));
+	size_t len = 0;
+	cr_assert(pipe_wait_for(out, buf, sizeof buf, &len, "ready", 20000), "fixture not ready: %s", buf);
 
 	snprintf(pidenv, sizeof pidenv, "PID=%d", (int)pid);
 	snprintf(cmdenv, sizeof cmdenv, "CMD=%s/fixtures/fdleak once", LW_BUILD_DIR);

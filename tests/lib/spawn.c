@@ -258,3 +258,19 @@ void run_cmd(struct cmd_result *r, char *const argv[], char *const env_extra[], 
 	struct spawn_opts o = { .env = env_extra, .timeout_s = timeout_s };
 	run_opts(r, argv, &o);
 }
+
+int pipe_wait_for(int fd, char *buf, size_t cap, size_t *len, const char *what, int timeout_ms)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	buf[*len] = '\0';
+	while (!strstr(buf, what)) {
+		if (*len + 1 >= cap || poll(&p, 1, timeout_ms) <= 0)
+			return 0;
+		ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+		if (n <= 0)
+			return 0;
+		*len += (size_t)n;
+		buf[*len] = '\0';
+	}
+	return 1;
+}

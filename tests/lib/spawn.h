@@ -65,6 +65,11 @@ void spawn_finish(struct spawn *sp, int kill_sig, struct cmd_result *r);
  * them.  Returns the pid, or -1.  The caller reaps it (waitpid). */
 pid_t spawn_piped(const char *path, char *const argv[], char *const env_extra[], int *in, int *out);
 
+/* pipe_wait_for - append what fd (a spawn_piped stdout) gives to buf
+ * (*len bytes so far, cap with the NUL) until it holds `what`; 1 then, 0 on
+ * EOF, a full buffer or timeout_ms without output. */
+int pipe_wait_for(int fd, char *buf, size_t cap, size_t *len, const char *what, int timeout_ms);
+
 /* spawn_bg - start a program that runs in the background until the test
  * stops it (o->path, o->log_path, o->new_pgrp ...; no pipes).  Returns the
  * pid, or -1.  The caller reaps it. */
