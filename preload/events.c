@@ -81,10 +81,13 @@ static __thread struct {
 } t_known[KNOWN_SLOTS] __attribute__((tls_model("initial-exec")));
 static __thread unsigned t_known_next __attribute__((tls_model("initial-exec")));
 
-static uint32_t capture_new(uintptr_t ra, uintptr_t cfa)
+static inline __attribute__((always_inline)) uint32_t capture_new(uintptr_t ra, uintptr_t cfa)
 {
-	uint32_t id = stack_capture_at(ra, cfa);
 	uint32_t epoch = atomic_load_explicit(&g_modules_epoch, memory_order_acquire);
+	int known;
+	uint32_t id = stack_capture_known(ra, cfa, epoch | 1u << 31, &known);
+	if (known)
+		return id;
 	for (unsigned i = 0; i < KNOWN_SLOTS; i++)
 		if (t_known[i].id == id && t_known[i].epoch == epoch && t_known[i].gen == g_seg.gen &&
 		    id != 0)
@@ -93,6 +96,7 @@ static uint32_t capture_new(uintptr_t ra, uintptr_t cfa)
 		modules_refresh();
 		return id;
 	}
+	stack_site_known(id, epoch | 1u << 31);
 	unsigned v = t_known_next++ % KNOWN_SLOTS;
 	t_known[v].gen = g_seg.gen;
 	t_known[v].id = id;

@@ -1146,7 +1146,7 @@ void heap_exit_settle(void)
  */
 SHIM_HIDDEN volatile uint64_t *g_heap_owner;
 
-static void owner_claim(void)
+static void heap_owner_claim(void)
 {
 	if (!g_heap_owner) {
 		void *p = prim_mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1162,7 +1162,7 @@ void heap_init(uint32_t mode, uint64_t sample_bytes)
 {
 	pthread_once(&g_key_once, key_create);
 	if (mode != LW_HEAP_OFF)
-		owner_claim();
+		heap_owner_claim();
 	struct lw_header *hdr = g_seg.hdr;
 	/* The tables of an earlier set-up stay mapped: the segment's (a fork
 	 * child drops or privatizes its parent's: segment_privatize). */

@@ -163,19 +163,16 @@ int prim_madvise(void *addr, size_t len, int advice)
 	return (int)syscall(SYS_madvise, addr, len, advice);
 }
 
-static __thread pid_t t_tid __attribute__((tls_model("initial-exec")));
+__thread pid_t t_prim_tid __attribute__((tls_model("initial-exec")));
 
-pid_t prim_gettid(void)
+pid_t prim_gettid_slow(void)
 {
-	pid_t t = t_tid;
-	if (__builtin_expect(t == 0, 0))
-		t_tid = t = (pid_t)syscall(SYS_gettid);
-	return t;
+	return t_prim_tid = (pid_t)syscall(SYS_gettid);
 }
 
 void prim_identity_reset(void)
 {
-	t_tid = 0;
+	t_prim_tid = 0;
 }
 
 /* inline on x86-64: a fork child asks for its pid before it has run any

@@ -26,6 +26,16 @@
 #include <time.h>
 
 #define SHIM_HIDDEN __attribute__((visibility("hidden")))
+/* SHIM_HOT - a recorder function on the descriptor hooks' hot path: in the
+ * shim's one-unit build (LW_UNITY: the Makefile's build/preload/unity.c) it
+ * is inlined into its event, where every call costs (measured here: a call
+ * and return right after a system call ~1.4 ns, 0.7 ns in a loop without
+ * one); elsewhere (the unit tests' recorder library) an ordinary function. */
+#ifdef LW_UNITY
+#define SHIM_HOT __attribute__((always_inline)) inline
+#else
+#define SHIM_HOT
+#endif
 
 /* File descriptors and files.  Return as the libc call of the same name. */
 SHIM_HIDDEN int prim_open(const char *path, int flags, unsigned mode);
@@ -71,7 +81,13 @@ SHIM_HIDDEN int prim_sched_yield(void);
  * a fork child (atfork handler) drops it with prim_identity_reset().  A
  * child sharing our TLS (vfork) reads the parent thread's tid, and records
  * nothing. */
-SHIM_HIDDEN pid_t prim_gettid(void);
+SHIM_HIDDEN extern __thread pid_t t_prim_tid __attribute__((tls_model("initial-exec")));
+SHIM_HIDDEN pid_t prim_gettid_slow(void);
+static inline pid_t prim_gettid(void)
+{
+	pid_t t = t_prim_tid;
+	return __builtin_expect(t != 0, 1) ? t : prim_gettid_slow();
+}
 SHIM_HIDDEN void prim_identity_reset(void);
 SHIM_HIDDEN pid_t prim_getpid(void);
 /* prim_boottime_ns_raw - CLOCK_BOOTTIME by a direct system call (no vDSO);

@@ -30,13 +30,8 @@ SHIM_HIDDEN struct shim_forkstate g_fork;
  * a child that shares our memory asks the kernel for its pid, a fork-like
  * child without a segment of its own reads a wiped owner token.
  */
-int segment_active(void)
+int segment_active_slow(void)
 {
-	if (g_seg.hdr == NULL)
-		return 0;
-	int owner = lw_owner_state();
-	if (owner >= 0)
-		return owner;
 	return g_seg.pid == prim_getpid();
 }
 
@@ -116,10 +111,12 @@ int segment_counters_empty(const _Atomic uint64_t *c)
 
 /* heap_any_live - is any heap block still recorded?  heap.c has the real
  * answer; without it, assume so (a segment is only ever kept too often). */
+#ifndef LW_UNITY /* the unit with heap.c has the real one */
 __attribute__((weak)) int heap_any_live(void)
 {
 	return 1;
 }
+#endif
 
 /* own_open - an open record of a descriptor this image made itself (not
  * one it inherited through exec or fork). */
@@ -388,16 +385,16 @@ void *segment_chunk_grow(unsigned t, unsigned k)
 	return segment_chunk(t, k);
 }
 
-void *segment_entry_grow(unsigned t, uint64_t idx)
+void *segment_entry_grow_slow(unsigned t, uint64_t idx)
 {
-	void *e = segment_entry(t, idx);
+	void *e = segment_entry_in(&g_seg, t, idx);
 	if (e || !g_seg.hdr)
 		return e;
 	uint64_t within;
 	unsigned k = lw_chunk_of(g_seg.shift[t], idx, &within);
 	if (idx >= g_seg.limit[t] || !segment_chunk_grow(t, k))
 		return NULL;
-	return segment_entry(t, idx);
+	return segment_entry_in(&g_seg, t, idx);
 }
 
 uint64_t segment_capacity(unsigned t)
@@ -490,7 +487,8 @@ void segment_privatize(const struct shim_segment *parent)
 /* First-chunk sizes (entries = 1 << shift): what a process that records
  * little needs, about 100 KiB with the header. */
 static const uint32_t g_shift[LW_T_NUM] = {
-	[LW_T_STACKS] = 4, [LW_T_MODULES] = 5, [LW_T_HANDLES] = 4, [LW_T_BADCLOSES] = 4,
+	[LW_T_STACKS] = LW_LIM_SHIFT_STACKS, [LW_T_MODULES] = LW_LIM_SHIFT_MODULES,
+	[LW_T_HANDLES] = LW_LIM_SHIFT_HANDLES, [LW_T_BADCLOSES] = LW_LIM_SHIFT_BADCLOSES,
 };
 
 /* tables_init - g_seg's table geometry, and h's descriptors (h may be NULL). */

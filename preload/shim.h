@@ -126,7 +126,8 @@ SHIM_HIDDEN void segment_event_at(uint64_t now_ns);
  * or a clone sharing our memory, not a fork-like child that set up no
  * segment of its own).  No system call unless a child sharing our memory
  * may be running (lw_owner_state). */
-SHIM_HIDDEN int segment_active(void);
+SHIM_HIDDEN int segment_active_slow(void);
+static inline int segment_active(void);
 
 /*
  * Growth.  Every page a table uses is reserved before anything touches it:
@@ -146,16 +147,43 @@ static inline void *segment_chunk(unsigned t, unsigned k)
  * (in order).  Returns chunk k, or NULL when it could not be made (counted;
  * also when k is beyond the table's limit). */
 SHIM_HIDDEN void *segment_chunk_grow(unsigned t, unsigned k);
-/* segment_entry - entry idx of table t, or NULL when its chunk does not
- * exist.  segment_entry_grow makes it exist first (NULL: counted refusal). */
-static inline void *segment_entry(unsigned t, uint64_t idx)
+/* seg_shift / seg_esize - the geometry of this image's own tables, fixed
+ * at build time (tables_init stores the same in g_seg for code that reads
+ * any segment, segment_entry_in; a parent's, after a fork, comes from its
+ * own struct). */
+static inline __attribute__((always_inline)) uint32_t seg_shift(unsigned t)
 {
-	uint64_t within;
-	unsigned k = lw_chunk_of(g_seg.shift[t], idx, &within);
-	char *c = (char *)segment_chunk(t, k);
-	return c ? c + within * g_seg.esize[t] : NULL;
+	return t == LW_T_STACKS ? LW_LIM_SHIFT_STACKS : t == LW_T_MODULES ? LW_LIM_SHIFT_MODULES
+	       : t == LW_T_HANDLES ? LW_LIM_SHIFT_HANDLES : LW_LIM_SHIFT_BADCLOSES;
 }
-SHIM_HIDDEN void *segment_entry_grow(unsigned t, uint64_t idx);
+static inline __attribute__((always_inline)) uint32_t seg_esize(unsigned t)
+{
+	return t == LW_T_STACKS ? sizeof(struct lw_stack) : t == LW_T_MODULES ? sizeof(struct lw_module)
+	       : t == LW_T_HANDLES ? sizeof(struct lw_handle) : sizeof(struct lw_badclose);
+}
+/* segment_entry - entry idx of table t, or NULL when its chunk does not
+ * exist.  segment_entry_grow makes it exist first (NULL: counted refusal).
+ * With a constant t, an entry of the first chunk (every fd below 16, the
+ * first stacks) is a compare and a multiply by a constant; a bit scan more
+ * beyond it. */
+static inline __attribute__((always_inline)) void *segment_entry(unsigned t, uint64_t idx)
+{
+	const uint32_t shift = seg_shift(t);
+	if (__builtin_expect(idx < (1ull << shift), 1)) {
+		char *c0 = (char *)__atomic_load_n(&g_seg.chunk[t][0], __ATOMIC_ACQUIRE);
+		return c0 ? c0 + idx * seg_esize(t) : NULL;
+	}
+	uint64_t within;
+	unsigned k = lw_chunk_of(shift, idx, &within);
+	char *c = (char *)segment_chunk(t, k);
+	return c ? c + within * seg_esize(t) : NULL;
+}
+SHIM_HIDDEN void *segment_entry_grow_slow(unsigned t, uint64_t idx);
+static inline void *segment_entry_grow(unsigned t, uint64_t idx)
+{
+	void *e = segment_entry(t, idx);
+	return __builtin_expect(e != NULL, 1) ? e : segment_entry_grow_slow(t, idx);
+}
 /* segment_entry_in - segment_entry() in another segment (a fork child
  * reading its parent's tables). */
 static inline void *segment_entry_in(const struct shim_segment *s, unsigned t, uint64_t idx)
@@ -248,6 +276,14 @@ static inline int lw_owner_state(void)
 	return atomic_load_explicit(&g_shared_vm, memory_order_acquire) ? -1 : 1;
 }
 
+static inline int segment_active(void)
+{
+	if (g_seg.hdr == NULL)
+		return 0;
+	int owner = lw_owner_state();
+	return owner >= 0 ? owner : segment_active_slow();
+}
+
 /* stack.c */
 /* stack_capture - unwind the caller's stack (dropping the shim's own frames)
  * and intern it.  Returns the stack id, or 0 when unwinding failed or the
@@ -257,6 +293,12 @@ SHIM_HIDDEN uint32_t stack_capture(void);
  * return address and stack pointer after return (cfa): a repeated call from
  * an unchanged caller chain skips the unwind. */
 SHIM_HIDDEN uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa);
+/* stack_capture_known - stack_capture_at(), and *known = 1 when the call
+ * site's entry says the stack's frames were all in the module table at
+ * module epoch `epoch` (what stack_site_known() noted); stack_site_known -
+ * note that of the entry the thread's last capture used, if it gave id. */
+SHIM_HIDDEN uint32_t stack_capture_known(uintptr_t ra, uintptr_t cfa, uint32_t epoch, int *known);
+SHIM_HIDDEN void stack_site_known(uint32_t id, uint32_t epoch);
 /* stack_modules_known - nonzero when every frame of stack `id` lies in a
  * module of the table that is not flagged unloaded (or id is 0: no frames
  * to symbolize). */

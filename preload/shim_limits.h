@@ -129,6 +129,12 @@
 
 /* Per-thread cache of recent stacks by hash (keeps the shared table off
  * the hot path) and the fully associative call-site cache (see stack.c). */
+/* First-chunk sizes of the tables (entries = 1 << shift): what a process
+ * that records little needs, about 100 KiB with the header. */
+#define LW_LIM_SHIFT_STACKS     4u
+#define LW_LIM_SHIFT_MODULES    5u
+#define LW_LIM_SHIFT_HANDLES    4u
+#define LW_LIM_SHIFT_BADCLOSES  4u
 #define LW_LIM_TCACHE_SLOTS     64u
 #define LW_LIM_SITE_SLOTS       8u
 /* A thread with more than SITE_MISS_MAX call-site misses in SITE_WINDOW calls

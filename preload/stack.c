@@ -61,17 +61,27 @@ struct tcache_entry {
 };
 
 /*
- * Call-site cache entry (see "call-site cache" below).  The frames
- * themselves are read back from the stack table (write-once) by id; slots
- * are stored as 32-bit offsets above the key's stack pointer.
+ * Call-site cache entry (see "call-site cache" below): for each frame above
+ * the first, the return address the first unwind found and where (its
+ * offset above the key's stack pointer), side by side, so that a check
+ * reads the entry's own lines and never the shared stack table.
  */
+struct site_key {
+	uint64_t ra, cfa;               /* first frame's return address and SP */
+};
+struct site_frame {
+	uint64_t ra;                    /* the return address expected... */
+	uint64_t off;                   /* ...at cfa + off */
+};
 struct site_entry {
-	uint64_t ra, cfa;               /* the key: first frame's return address and SP */
 	uint64_t gen;                   /* ids belong to one segment (g_seg.gen) */
 	uint32_t id;
 	uint32_t depth;
-	uint32_t span;                  /* bytes above cfa that the check reads */
-	uint32_t off[LW_STACK_MAX_FRAMES]; /* frame i's return address is at cfa + off[i] */
+	uint32_t known_epoch;           /* module epoch at which the stack's frames were
+					 * all found in the module table (0: not checked) */
+	uint32_t pad;
+	uint64_t span;                  /* bytes above cfa that the check reads */
+	struct site_frame f[LW_STACK_MAX_FRAMES]; /* f[0] unused: the key is frame 0 */
 };
 
 /*
@@ -100,9 +110,14 @@ struct site_entry {
 
 struct unw_area {
 	struct tcache_entry cache[TCACHE_SLOTS];
+	/* the keys apart from the entries: a lookup reads one or two cache
+	 * lines, the hit entry's check the lines of its own frames, with the
+	 * return address beside its slot offset (not the stack table's copy) */
+	struct site_key site_keys[SITE_SLOTS];
 	struct site_entry sites[SITE_SLOTS];
 	unsigned site_next;
-	uint32_t site_calls, site_misses, site_cooldown; /* see SITE_WINDOW */
+	int site_last;                  /* the entry the last capture used, -1: none */
+	uint32_t site_calls, site_window, site_misses, site_cooldown; /* see SITE_WINDOW */
 };
 
 #define SIDE_AREA_SIZE (((sizeof(struct unw_area) + 4095u) & ~(size_t)4095u))
@@ -386,12 +401,14 @@ enum { BOUNDS_UNKNOWN = 0, BOUNDS_KNOWN, BOUNDS_NONE };
 
 /* stack_bounds - [lo, hi) of the stack sp is on, all of [sp, hi) mapped for
  * as long as the thread lives; 0 when that cannot be known. */
-static int stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
+static __attribute__((noinline)) int stack_bounds_slow(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
 {
 	if (g_main_hi && thread_pointer() == g_main_tp) {
-		*lo = g_main_lo;
-		*hi = g_main_hi;
-		return sp >= *lo && sp < *hi;
+		/* kept in TLS like another thread's: the call-site cache's
+		 * hit path reads only that */
+		t_unw.bounds_lo = g_main_lo;
+		t_unw.bounds_hi = g_main_hi;
+		t_unw.bounds_state = BOUNDS_KNOWN;
 	}
 	if (t_unw.bounds_state == BOUNDS_UNKNOWN) {
 		uintptr_t l, h;
@@ -408,6 +425,17 @@ static int stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
 	*lo = t_unw.bounds_lo;
 	*hi = t_unw.bounds_hi;
 	return sp >= *lo && sp < *hi;
+}
+
+static inline __attribute__((always_inline)) int stack_bounds(uintptr_t sp, uintptr_t *lo,
+							      uintptr_t *hi)
+{
+	if (__builtin_expect(t_unw.bounds_state == BOUNDS_KNOWN, 1)) {
+		*lo = t_unw.bounds_lo;
+		*hi = t_unw.bounds_hi;
+		return sp >= *lo && sp < *hi;
+	}
+	return stack_bounds_slow(sp, lo, hi);
 }
 
 void stack_set_self_range(uintptr_t lo, uintptr_t hi)
@@ -685,18 +713,29 @@ int stack_modules_known(uint32_t id)
 /*
  * Fully associative: a direct-mapped cache thrashes when two hot call
  * chains (the same call site at two depths) share a slot and alternate.
- * Eight compares of two words cost less than one miss.
+ * Eight compares of two words, in two cache lines of keys kept apart from
+ * the entries, cost less than one miss.
  */
-static inline struct site_entry *site_find(struct unw_area *a, uint64_t ra, uint64_t cfa)
+static inline int site_find(const struct unw_area *a, uint64_t ra, uint64_t cfa)
 {
 	for (unsigned i = 0; i < SITE_SLOTS; i++)
-		if (a->sites[i].ra == ra && a->sites[i].cfa == cfa)
-			return &a->sites[i];
-	return NULL;
+		if (a->site_keys[i].ra == ra && a->site_keys[i].cfa == cfa)
+			return (int)i;
+	return -1;
+}
+
+/* site_check - do the return addresses at the entry's slots above cfa
+ * still match?  One branch for the whole chain. */
+static inline int site_check(const struct site_entry *e, uint64_t cfa)
+{
+	uint64_t diff = 0;
+	for (unsigned i = 1; i < e->depth; i++)
+		diff |= *(const uint64_t *)(uintptr_t)(cfa + e->f[i].off) ^ e->f[i].ra;
+	return diff == 0;
 }
 
 struct site_fill_args {
-	struct site_entry *e;           /* NULL: take a victim */
+	int slot;                       /* -1: take a victim */
 	uint64_t ra, cfa;
 };
 
@@ -733,15 +772,25 @@ static uint32_t site_fill_body(void *arg)
 	}
 	struct unw_area *a = t_unw.area;
 	if (id && cacheable && a) {
-		struct site_entry *e = fa->e ? fa->e : &a->sites[a->site_next++ % SITE_SLOTS];
-		e->ra = ra;
-		e->cfa = cfa;
+		unsigned k = fa->slot >= 0 ? (unsigned)fa->slot : a->site_next++ % SITE_SLOTS;
+		struct site_entry *e = &a->sites[k];
+		/* the key goes last: a handler's capture that interrupts this
+		 * finds no key, or one whose entry is whole */
+		a->site_keys[k].ra = 0;
+		atomic_signal_fence(memory_order_seq_cst);
 		e->gen = g_seg.gen;
 		e->id = id;
 		e->depth = depth;
-		e->span = (uint32_t)span;
-		for (unsigned i = 1; i < depth; i++)
-			e->off[i] = (uint32_t)(slots[i] - cfa);
+		e->known_epoch = 0;
+		e->span = span;
+		for (unsigned i = 1; i < depth; i++) {
+			e->f[i].ra = frames[i];
+			e->f[i].off = slots[i] - cfa;
+		}
+		a->site_keys[k].cfa = cfa;
+		atomic_signal_fence(memory_order_seq_cst);
+		a->site_keys[k].ra = ra;
+		a->site_last = (int)k;
 	}
 	return id;
 }
@@ -756,41 +805,100 @@ static uint32_t site_fill_body(void *arg)
 #define SITE_MISS_MAX LW_LIM_SITE_MISS_MAX
 #define SITE_COOLDOWN LW_LIM_SITE_COOLDOWN
 
-uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa)
+static uint32_t site_capture(uintptr_t ra, uintptr_t cfa, uint32_t epoch, int *known);
+
+SHIM_HOT uint32_t stack_capture_at(uintptr_t ra, uintptr_t cfa)
 {
+	int known;
+	return site_capture(ra, cfa, 0, &known);
+}
+
+SHIM_HOT uint32_t stack_capture_known(uintptr_t ra, uintptr_t cfa, uint32_t epoch, int *known)
+{
+	return site_capture(ra, cfa, epoch, known);
+}
+
+void stack_site_known(uint32_t id, uint32_t epoch)
+{
+	struct unw_area *a = t_unw.area;
+	if (a && a->site_last >= 0 && a->sites[a->site_last].id == id)
+		a->sites[a->site_last].known_epoch = epoch;
+}
+
+/* site_capture - the call-site cache's capture; *known: the entry hit was
+ * found covered by the module table at `epoch` (nonzero) */
+/* site_capture_slow - everything but a hit: the first capture of a thread,
+ * a cache that is off or cooling down, an unknown stack, a miss (k: the
+ * entry whose key matched and whose frames did not, -1: none, -2: not
+ * looked up yet). */
+static __attribute__((noinline)) uint32_t site_capture_slow(uintptr_t ra, uintptr_t cfa, int k)
+{
+	struct unw_area *a = t_unw.area;
+	if (a)
+		a->site_last = -1;
 	if (!g_cfg.site_cache || g_no_unwind || (ra >= g_self_lo && ra < g_self_hi))
 		return stack_capture();
-	struct unw_area *a = t_unw.area;
 	if (!a) /* first capture of this thread: maps the side stack */
 		return stack_capture();
 	if (a->site_cooldown) {
 		a->site_cooldown--;
 		return stack_capture();
 	}
-	if (++a->site_calls >= SITE_WINDOW) {
-		a->site_calls = 0;
+	/* the window is counted in calls, hits included (site_calls) */
+	if (a->site_calls - a->site_window >= SITE_WINDOW) {
+		a->site_window = a->site_calls;
 		a->site_misses = 0;
 	}
+	a->site_calls++;
 	uintptr_t lo, hi;
 	if (!stack_bounds(cfa, &lo, &hi))
 		return stack_capture(); /* an unknown stack: nothing may be re-read */
-	struct site_entry *e = site_find(a, ra, cfa);
-	const struct lw_stack *st;
-	if (e && g_seg.hdr && e->gen == g_seg.gen && (st = stack_slot(e->id)) != NULL &&
-	    e->span <= hi - cfa) {
-		const uint64_t *frames = st->frames;
-		unsigned i = 1;
-		for (; i < e->depth; i++)
-			if (*(const uint64_t *)(uintptr_t)(cfa + e->off[i]) != frames[i])
-				break;
-		if (i == e->depth)
-			return e->id;
+	if (k == -2) {
+		/* the bounds were not known to the hit path: try the entry now */
+		k = site_find(a, ra, cfa);
+		if (k >= 0) {
+			const struct site_entry *e = &a->sites[k];
+			if (e->gen == g_seg.gen && e->span <= hi - cfa && site_check(e, cfa)) {
+				a->site_last = k;
+				return e->id;
+			}
+		}
 	}
 	if (++a->site_misses > SITE_MISS_MAX) {
 		a->site_misses = 0;
 		a->site_cooldown = SITE_COOLDOWN;
 		return stack_capture();
 	}
-	struct site_fill_args fa = { e, ra, cfa };
+	struct site_fill_args fa = { k, ra, cfa };
 	return on_side(site_fill_body, &fa);
+}
+
+/* site_capture - the call-site cache's capture; *known: the entry hit was
+ * found covered by the module table at `epoch` (nonzero).  The hit path is
+ * a leaf (its stack bounds cached in the thread's TLS): no register saved,
+ * no call, a few cache lines. */
+static inline __attribute__((always_inline)) uint32_t site_capture(uintptr_t ra, uintptr_t cfa,
+								   uint32_t epoch, int *known)
+{
+	struct unw_area *a = t_unw.area;
+	*known = 0;
+	/* Only the slow path fills entries and learns the thread's stack
+	 * bounds, and only when the cache is on and the key is not the shim's
+	 * own code: a key found here passed those checks.  (A hit needs no
+	 * unwinder, so g_no_unwind, a fork child's, does not forbid it.) */
+	if (__builtin_expect(a != NULL && !a->site_cooldown && t_unw.bounds_state == BOUNDS_KNOWN &&
+			     cfa - t_unw.bounds_lo < t_unw.bounds_hi - t_unw.bounds_lo, 1)) {
+		int k = site_find(a, ra, cfa);
+		if (k >= 0) {
+			const struct site_entry *e = &a->sites[k];
+			if (e->gen == g_seg.gen && e->span <= t_unw.bounds_hi - cfa && site_check(e, cfa)) {
+				a->site_calls++;
+				a->site_last = k;
+				*known = epoch && e->known_epoch == epoch;
+				return e->id;
+			}
+		}
+		return site_capture_slow(ra, cfa, k);
+	}
+	return site_capture_slow(ra, cfa, -2);
 }
