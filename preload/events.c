@@ -236,6 +236,16 @@ void lw_ev_dup(int oldfd, int newfd, uintptr_t ra, uintptr_t cfa)
 	leave();
 }
 
+void lw_ev_fd_received(int fd, uintptr_t ra, uintptr_t cfa)
+{
+	if (!enter_own_fds(&fd, 1))
+		return;
+	int saved = errno;
+	handle_open_received(fd, LW_ORIGIN_OPEN, capture_new(ra, cfa));
+	errno = saved;
+	leave();
+}
+
 void lw_ev_fds_received(const struct msghdr *msg, uintptr_t ra, uintptr_t cfa)
 {
 	if (!msg || !msg->msg_control || msg->msg_controllen == 0)

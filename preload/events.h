@@ -52,6 +52,9 @@ SHIM_HIDDEN void lw_ev_connected(int fd, const struct sockaddr *addr, socklen_t 
 SHIM_HIDDEN void lw_ev_bound(int fd);
 /* lw_ev_dup - newfd (>= 0) is now a copy of oldfd (dup*, F_DUPFD*). */
 SHIM_HIDDEN void lw_ev_dup(int oldfd, int newfd, uintptr_t ra, uintptr_t cfa);
+/* lw_ev_fd_received - fd (>= 0) is a copy of a descriptor of any kind made
+ * elsewhere (pidfd_getfd): one fstat() tells which. */
+SHIM_HIDDEN void lw_ev_fd_received(int fd, uintptr_t ra, uintptr_t cfa);
 /* lw_ev_fds_received - recvmsg() returned msg: record SCM_RIGHTS sockets. */
 SHIM_HIDDEN void lw_ev_fds_received(const struct msghdr *msg, uintptr_t ra, uintptr_t cfa);
 /* lw_ev_fd_created - a hooked call made fd (>= 0), a descriptor of

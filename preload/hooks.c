@@ -26,7 +26,10 @@
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/inotify.h>
+#include <mqueue.h>
+#include <pty.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -62,6 +65,9 @@ int __openat64_2(int dirfd, const char *path, int flags);
 	X(mkstemps) X(mkstemps64) X(mkostemps) X(mkostemps64)                \
 	X(tmpfile) X(tmpfile64) X(fopen) X(fopen64) X(freopen) X(freopen64)  \
 	X(popen) X(opendir) X(fclose) X(pclose) X(closedir)                  \
+	X(shm_open) X(posix_openpt) X(getpt) X(openpty) X(forkpty)           \
+	X(mq_open) X(mq_close) X(pidfd_getfd)                                \
+	X(fsopen) X(fsmount) X(fspick) X(open_tree)                          \
 	X(write) X(writev) X(send) X(sendto) X(sendmsg) X(sendmmsg)          \
 	X(execve) X(execv) X(execvp) X(execvpe) X(fexecve) X(execveat)       \
 	X(exit) X(_exit) X(_Exit)                                            \
@@ -275,7 +281,21 @@ OPEN_HOOK(openat64, (int dirfd, const char *path, int flags, ...), (dirfd, path,
 	X(mkostemps, (char *tmpl, int sfx, int flags), (tmpl, sfx, flags),                 \
 	  FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL | flags, tmpl))                  \
 	X(mkostemps64, (char *tmpl, int sfx, int flags), (tmpl, sfx, flags),               \
-	  FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL | flags, tmpl))
+	  FD_NEW(r, LW_FD_FILE, O_RDWR | O_CREAT | O_EXCL | flags, tmpl))                  \
+	/* libc opens these with its internal open, where no open hook sees it */         \
+	X(shm_open, (const char *name, int flags, mode_t mode), (name, flags, mode),       \
+	  FD_NEW(r, LW_FD_FILE, flags, name))                                              \
+	X(posix_openpt, (int flags), (flags), FD_NEW(r, LW_FD_FILE, flags, "/dev/ptmx"))   \
+	X(getpt, (void), (), FD_NEW(r, LW_FD_FILE, O_RDWR | O_NOCTTY, "/dev/ptmx"))        \
+	/* the new mount API: file system contexts and detached trees */                  \
+	X(fsopen, (const char *fsname, unsigned int flags), (fsname, flags),               \
+	  FD_NEW(r, LW_FD_OTHER, (int)flags, fsname))                                      \
+	X(fsmount, (int fsfd, unsigned int flags, unsigned int attr), (fsfd, flags, attr), \
+	  FD_NEW(r, LW_FD_OTHER, (int)flags, NULL))                                        \
+	X(fspick, (int dfd, const char *path, unsigned int flags), (dfd, path, flags),     \
+	  FD_NEW(r, LW_FD_OTHER, (int)flags, path))                                        \
+	X(open_tree, (int dfd, const char *path, unsigned int flags), (dfd, path, flags),  \
+	  FD_NEW(r, LW_FD_OTHER, (int)flags, path))
 
 #define FD_HOOK(name, params, args, record)                                                \
 	EXPORT int name params                                                             \
@@ -311,6 +331,70 @@ EXPORT int signalfd(int fd, const sigset_t *mask, int flags)
 	}
 PIPE_HOOK(pipe, (int fds[2]), (fds), 0)
 PIPE_HOOK(pipe2, (int fds[2], int flags), (fds, flags), flags)
+
+/* openpty: both ends, the master as posix_openpt makes it, the slave by the
+ * name the caller asked for (NULL: /proc/PID/fd names it) */
+EXPORT int openpty(int *amaster, int *aslave, char *name, const struct termios *termp,
+		   const struct winsize *winp)
+{
+	REAL_OR_ENOSYS(openpty);
+	int r = real_openpty(amaster, aslave, name, termp, winp);
+	if (r == 0) {
+		FD_NEW(*amaster, LW_FD_FILE, O_RDWR | O_NOCTTY, "/dev/ptmx");
+		FD_NEW(*aslave, LW_FD_FILE, O_RDWR | O_NOCTTY, name);
+	}
+	return r;
+}
+
+/* forkpty: the parent keeps the master (the slave it closed inside libc
+ * was never recorded); the child's ends are its standard descriptors now,
+ * made inside libc too. */
+EXPORT pid_t forkpty(int *amaster, char *name, const struct termios *termp,
+		     const struct winsize *winp)
+{
+	REAL_OR_ENOSYS(forkpty);
+	pid_t pid = real_forkpty(amaster, name, termp, winp);
+	if (pid > 0 && *amaster >= 0)
+		FD_NEW(*amaster, LW_FD_FILE, O_RDWR | O_NOCTTY, "/dev/ptmx");
+	return pid;
+}
+
+/* mq_open's mode and attributes are there only with O_CREAT; mq_close
+ * closes with the system call itself, where no close hook sees it. */
+EXPORT mqd_t mq_open(const char *name, int flags, ...)
+{
+	mode_t mode = 0;
+	struct mq_attr *attr = NULL;
+	if (flags & O_CREAT) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		attr = va_arg(ap, struct mq_attr *);
+		va_end(ap);
+	}
+	REAL_OR_ENOSYS(mq_open);
+	mqd_t r = (flags & O_CREAT) ? real_mq_open(name, flags, mode, attr) : real_mq_open(name, flags);
+	if (r >= 0)
+		FD_NEW(r, LW_FD_OTHER, flags, name);
+	return r;
+}
+
+EXPORT int mq_close(mqd_t mq)
+{
+	REAL_OR_ENOSYS(mq_close);
+	LW_EV_CLOSE_INSIDE(mq);
+	return real_mq_close(mq);
+}
+
+/* pidfd_getfd: a copy of another process's descriptor, of any kind */
+EXPORT int pidfd_getfd(int pidfd, int targetfd, unsigned int flags)
+{
+	REAL_OR_ENOSYS(pidfd_getfd);
+	int r = real_pidfd_getfd(pidfd, targetfd, flags);
+	if (r >= 0)
+		lw_ev_fd_received(r, CALLER_RA(), CALLER_CFA());
+	return r;
+}
 
 /* fopen's mode as open flags (what glibc passes to open) */
 static int fopen_flags(const char *mode)

@@ -336,3 +336,80 @@ Test(run_fdkinds, forked_server_and_scm_rights_like_valgrind, .timeout = 120)
 	cr_assert(file_ok, "valgrind: the received file at line %d:\n%s", recv_line, v.err);
 	cmd_result_free(&v);
 }
+
+/* ---- descriptors libc makes without its open() entry point ----------------- */
+
+#define MORE_SRC "tests/fixtures/fdmore.c"
+
+static const struct more_expect {
+	const char *name, *kind, *path, *mark;   /* path: a prefix of the call's */
+} more_expected[] = {
+	{ "shm", "file", "/lw-fdmore-shm-", "leak.shm" },
+	{ "openpt", "file", "/dev/ptmx", "leak.openpt" },
+	{ "openpty", "file", NULL, "leak.openpty" },     /* master /dev/ptmx, slave unnamed */
+	{ "mq", "other", "/lw-fdmore-mq-", "leak.mq" },
+	{ "getfd", "pipe", NULL, "leak.getfd" },         /* a copy of a pipe end: fstat says so */
+	{ "forkpty", "file", "/dev/ptmx", "leak.forkpty" },
+	{ "fsopen", "other", "tmpfs", "leak.fsopen" },
+};
+
+Test(run_fdkinds, descriptors_libc_makes_inside_are_recorded, .timeout = 60)
+{
+	struct cmd_result r;
+	const char *cmd[] = { FIX("fdmore"), NULL };
+	char *text = run_report(&r, NULL, NULL, cmd);
+	cr_assert_not_null(text, "no report; stderr: %s", r.err);
+	struct tj *json = tj_parse(text);
+	cr_assert_not_null(json);
+	char names[MAXFD][32];
+	leaks_printed(r.out, names);
+	size_t nleaked = 0;
+	for (int fd = 0; fd < MAXFD; fd++)
+		nleaked += names[fd][0] != 0;
+	/* fsopen needs CAP_SYS_ADMIN: 8 with it, 7 without */
+	cr_assert(nleaked == 8 || (nleaked == 7 && strstr(r.out, "skip fsopen")),
+		  "the fixture printed %zu leaks:\n%s", nleaked, r.out);
+	cr_assert_eq(tj_num(json, "leaked_fds", -1), (double)nleaked, "%s", r.out);
+
+	struct tj *p = tj_at(tj_get(json, "processes"), 0);
+	struct tj *groups = tj_get(p, "descriptors");
+	int seen[MAXFD] = { 0 };
+	for (size_t i = 0; i < tj_len(groups); i++) {
+		struct tj *g = tj_at(groups, i);
+		struct tj *members = tj_get(g, "members");
+		for (size_t k = 0; k < tj_len(members); k++) {
+			struct tj *mem = tj_at(members, k);
+			int fd = (int)tj_num(mem, "fd", -1);
+			cr_assert(fd >= 0 && fd < MAXFD && names[fd][0], "fd %d reported but not left open", fd);
+			seen[fd]++;
+			const struct more_expect *e = NULL;
+			for (size_t j = 0; j < sizeof more_expected / sizeof more_expected[0]; j++)
+				if (strcmp(more_expected[j].name, names[fd]) == 0)
+					e = &more_expected[j];
+			cr_assert_not_null(e, "fd %d (%s)", fd, names[fd]);
+			cr_assert_str_eq(tj_str(g, "kind"), e->kind, "fd %d (%s)", fd, e->name);
+			const char *path = tj_str(mem, "path");
+			if (e->path)
+				cr_assert(path && strncmp(path, e->path, strlen(e->path)) == 0,
+					  "fd %d (%s): path %s, expected %s...", fd, e->name,
+					  path ? path : "(null)", e->path);
+			struct tj *f = tj_at(tj_get(g, "stack"), 0);
+			cr_assert_not_null(f, "%s: no stack", e->name);
+			const char *file = tj_str(f, "file");
+			cr_assert(file && strstr(file, "fdmore.c"), "%s: frame in %s", e->name,
+				  file ? file : "(null)");
+			char m[64];
+			snprintf(m, sizeof m, "fdmore.%s", e->mark);
+			int line = marker_line(MORE_SRC, m);
+			cr_assert_neq(line, 0, "no marker %s", m);
+			cr_assert_eq((int)tj_num(f, "line", -1), line, "%s: line %d, expected %d", e->name,
+				     (int)tj_num(f, "line", -1), line);
+		}
+	}
+	for (int fd = 0; fd < MAXFD; fd++)
+		cr_assert_eq(seen[fd], names[fd][0] ? 1 : 0, "fd %d (%s) reported %d times", fd,
+			     names[fd][0] ? names[fd] : "not left open", seen[fd]);
+	tj_free(json);
+	free(text);
+	cmd_result_free(&r);
+}

@@ -356,7 +356,9 @@ enum lw_fd_kind {
 	LW_FD_MEMFD,
 	LW_FD_PIDFD,
 	LW_FD_USERFAULTFD,
-	LW_FD_OTHER,                    /* received over SCM_RIGHTS: not a file the shim can name */
+	LW_FD_OTHER,                    /* none of the above: received over SCM_RIGHTS (an
+					 * anonymous inode), a message queue (mq_open), the
+					 * mount API's fsopen/fsmount/fspick/open_tree */
 	LW_FD_KIND_MAX
 };
 
