@@ -68,6 +68,10 @@ static const struct opt g_opts[] = {
 	  "0 disables the call-site stack cache" },
 	{ "LEAKWATCH_KEEP_EMPTY", OPT_BOOL, FIELD(keep_empty), 0, 0, 1,
 	  "1 keeps segments of processes that recorded nothing" },
+	{ "LEAKWATCH_REACH_WAIT", OPT_UINT, FIELD(reach_wait_ms), 0, 0, 600000,
+	  "milliseconds a process with live heap blocks waits at exit for LEAKWATCH_RUN_PID to scan it (0: no wait)" },
+	{ "LEAKWATCH_RUN_PID", OPT_UINT, FIELD(run_pid), 0, 0, 1u << 22,
+	  "the `leakwatch run` that scans processes at exit (set by it)" },
 };
 
 /* env_value - value of NAME in env, or NULL. */

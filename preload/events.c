@@ -387,6 +387,7 @@ void lw_ev_exit(int status, int final)
 		/* _exit: no destructor will run; do what it would have done */
 		heap_thread_flush();
 		heap_exit_settle();
+		segment_reach_rendezvous();
 		segment_mark_state(LW_STATE_EXITED);
 		segment_unlink_if_empty();
 	}

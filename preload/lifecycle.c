@@ -307,6 +307,7 @@ void lifecycle_stop(void)
 		heap_thread_flush();
 		heap_exit_settle(); /* one heap table left behind, not two */
 		modules_refresh(); /* frames in objects dlopen()ed since the last event */
+		segment_reach_rendezvous();
 		g_in_shim = 0;
 		if (atomic_load(&g_seg.hdr->state) == LW_STATE_RUNNING)
 			segment_mark_state(LW_STATE_EXITED);

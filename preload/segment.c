@@ -7,12 +7,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -153,6 +157,43 @@ void segment_unlink_if_empty(void)
 	if (allocs && (allocs > frees || heap_any_live()))
 		return;
 	prim_unlink(g_seg.path);
+}
+
+/*
+ * The reachability rendezvous (segment.h, reach_req): under `leakwatch run`
+ * (LEAKWATCH_REACH_WAIT and LEAKWATCH_RUN_PID set) a process that still has
+ * heap blocks at exit asks run to classify them while its memory is intact:
+ * run stops every thread with ptrace, scans, and answers in reach_ack.
+ * Nobody answering in reach_wait_ms, or run gone, ends the wait; a scan in
+ * progress is waited for as long as run lives.  No descriptor, no
+ * allocation, no signal of ours: a store, utimensat on the file (the event
+ * run's inotify watch wakes on) and futex waits.
+ */
+void segment_reach_rendezvous(void)
+{
+	struct lw_header *h = g_seg.hdr;
+	if (!h || !g_cfg.reach_wait_ms || !g_cfg.run_pid || h->heap_mode == LW_HEAP_OFF || !heap_any_live())
+		return;
+	int saved = errno;
+	atomic_store_explicit(&h->reach_ack, LW_REACH_ACK_NONE, memory_order_relaxed);
+	atomic_store_explicit(&h->reach_req, LW_REACH_REQ_WAITING, memory_order_release);
+	(void)syscall(SYS_utimensat, AT_FDCWD, g_seg.path, NULL, 0);
+	uint64_t deadline = prim_now_ns() + (uint64_t)g_cfg.reach_wait_ms * 1000000ull;
+	for (;;) {
+		uint32_t a = atomic_load_explicit(&h->reach_ack, memory_order_acquire);
+		if (a == LW_REACH_ACK_DONE || a == LW_REACH_ACK_FAILED)
+			break;
+		if (a == LW_REACH_ACK_NONE && prim_now_ns() >= deadline)
+			break;
+		if (syscall(SYS_kill, (pid_t)g_cfg.run_pid, 0) != 0 && errno == ESRCH)
+			break;
+		struct timespec slice = { 0, 50 * 1000 * 1000 };
+		(void)syscall(SYS_futex, &h->reach_ack, FUTEX_WAIT, a, &slice, NULL, 0);
+	}
+	uint32_t a = atomic_load_explicit(&h->reach_ack, memory_order_acquire);
+	if (a != LW_REACH_ACK_DONE && a != LW_REACH_ACK_FAILED)
+		atomic_store_explicit(&h->reach_req, LW_REACH_REQ_GAVE_UP, memory_order_release);
+	errno = saved;
 }
 
 /* segment_file_is_empty - a finished segment that never recorded a socket,
@@ -583,6 +624,7 @@ int segment_create(const struct shim_segment *parent)
 	if (parent && parent->hdr)
 		h->parent_segment_pid = (uint32_t)parent->pid;
 	h->budget_bytes = budget;
+	h->mem_tag = shim_mem_tag();
 	atomic_store_explicit(&h->reserved_bytes, first, memory_order_relaxed);
 	atomic_store_explicit(&h->counters[LW_CTR_CONFIG_INVALID], g_cfg.invalid, memory_order_relaxed);
 	atomic_store_explicit(&h->counters[LW_CTR_RECLAIMED], budget_take_pending(), memory_order_relaxed);

@@ -53,6 +53,8 @@ struct shim_config {
 	uint64_t budget;            /* LEAKWATCH_BUDGET: bytes for all segments of the directory */
 	uint32_t budget_pct;        /* ...or a share of the filesystem, in percent */
 	uint32_t site_cache;        /* LEAKWATCH_STACK_CACHE: the call-site cache */
+	uint32_t reach_wait_ms;     /* LEAKWATCH_REACH_WAIT: the exit rendezvous (0: none) */
+	uint32_t run_pid;           /* LEAKWATCH_RUN_PID: who scans at exit */
 	uint32_t invalid;           /* values rejected (logged; LW_CTR_CONFIG_INVALID) */
 };
 
@@ -115,6 +117,9 @@ SHIM_HIDDEN int segment_counters_empty(const _Atomic uint64_t *counters);
  * it: no descriptor of its own open, no bad close, no live heap block, no
  * incomplete table (unless LEAKWATCH_KEEP_EMPTY). */
 SHIM_HIDDEN void segment_unlink_if_empty(void);
+/* segment_reach_rendezvous - at exit, under `leakwatch run`: wait (bounded)
+ * for run to classify the live heap blocks (segment.c). */
+SHIM_HIDDEN void segment_reach_rendezvous(void);
 /* segment_counter_add - relaxed add to a header counter. */
 SHIM_HIDDEN void segment_counter_add(enum lw_counter c, uint64_t n);
 /* segment_event_at - count one socket event that happened at now_ns (a
@@ -285,6 +290,9 @@ static inline int segment_active(void)
 }
 
 /* stack.c */
+/* shim_mem_tag - this image's tag for the private mappings a pointer scan
+ * must leave out (segment.h: mem_tag); never 0, the same in fork children. */
+SHIM_HIDDEN uint64_t shim_mem_tag(void);
 /* stack_capture - unwind the caller's stack (dropping the shim's own frames)
  * and intern it.  Returns the stack id, or 0 when unwinding failed or the
  * table is full (counted). */

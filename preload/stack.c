@@ -231,6 +231,11 @@ static struct unw_area *side_area(void)
 		prim_munmap(m, SIDE_MAP_SIZE);
 		return NULL;
 	}
+	/* the scan for pointers at exit leaves this mapping out (segment.h: mem_tag) */
+	uint64_t *tag = (uint64_t *)(void *)(m + SIDE_GUARD);
+	tag[0] = shim_mem_tag();
+	tag[1] = tag[0] ^ LW_MEM_TAG_XOR;
+	tag[2] = SIDE_MAP_SIZE - SIDE_GUARD;
 	/* see "fork" below */
 	t_unw.dontfork = g_seg_owner && prim_madvise(m, SIDE_MAP_SIZE, MADV_DONTFORK) == 0;
 	/* area last: a handler that sees it sees the stack bounds too */
@@ -257,6 +262,21 @@ static struct unw_area *side_area(void)
  * atfork handler (_Fork, a raw fork) then never records, so never touches
  * the side stack it lacks.
  */
+uint64_t shim_mem_tag(void)
+{
+	static _Atomic uint64_t tag;
+	uint64_t t = atomic_load_explicit(&tag, memory_order_relaxed);
+	if (__builtin_expect(t != 0, 1))
+		return t;
+	/* not secret, only unlikely to be found in the program's memory */
+	t = (prim_realtime_ns() ^ ((uint64_t)(uintptr_t)&tag << 7) ^ (uint64_t)prim_gettid()) *
+		    0x9e3779b97f4a7c15ull | 1u;
+	uint64_t none = 0;
+	if (!atomic_compare_exchange_strong(&tag, &none, t))
+		t = none;
+	return t;
+}
+
 static __thread int t_side_kept __attribute__((tls_model("initial-exec")));
 
 static void side_set_fork(int keep)

@@ -2,6 +2,7 @@
 /* cmd_report.c — `leakwatch report PID|SEGMENT`: one segment, rendered once. */
 #include <limits.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -20,7 +21,19 @@ struct report_options {
 	uint64_t idle_for_ns;           /* --idle-for DUR: no I/O for this long makes a socket idle */
 	uint64_t interval_ns;           /* --interval DUR: two snapshots DUR apart, growth per group */
 	enum lw_group_by by;            /* --by open|use: group by creation or last-use stack */
+	int check_reachable;            /* --check-reachable: stop the process and classify its heap */
+	unsigned leak_kinds;            /* --leak-kinds LIST (LW_REACH_BIT set; 0: default) */
+	int leak_kinds_set;
 };
+
+static int report_leak_kinds_set(void *opts, const char *arg)
+{
+	struct report_options *o = opts;
+	if (lw_reach_kinds_parse(arg, &o->leak_kinds) < 0)
+		return -1;
+	o->leak_kinds_set = 1;
+	return 0;
+}
 
 static const struct report_options report_defaults = {
 	.older_than_ns = 0,
@@ -43,6 +56,10 @@ static const struct lw_option report_options_table[] = {
 	LW_OPT_FORMAT_ALL(struct report_options, format,
 			  "text (default), json, or folded: collapsed stacks for\nflamegraph.pl / speedscope, one line per group, weighted by\nlive bytes (heap; --kind all means heap here) or by sockets\n(--kind sockets)"),
 	LW_OPT_ALL(struct report_options, all),
+	{ "check-reachable", LW_OPT_FLAG, LW_ARG_NONE, offsetof(struct report_options, check_reachable), NULL,
+	  "stop every thread of the (live) process, classify its heap\nblocks as valgrind memcheck does (definitely, indirectly,\npossibly lost, still reachable), resume it; the pause is\nreported.  Needs ptrace permission over the process",
+	  0, 0, 0, NULL, NULL },
+	LW_OPT_LEAK_KINDS(struct report_options, report_leak_kinds_set),
 	LW_OPT_OUTPUT(struct report_options, output, "write the report to FILE (complete or not at all) instead\nof stdout"),
 };
 
@@ -63,15 +80,44 @@ int lw_cmd_report(int argc, char **argv)
 	}
 	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
 				     .kind = o.kind, .idle_for_ns = o.idle_for_ns, .interval_ns = o.interval_ns,
-				     .by = o.by };
+				     .by = o.by, .leak_kinds = o.leak_kinds_set && !o.leak_kinds ? 0 : o.leak_kinds };
+	if (o.leak_kinds_set && !o.leak_kinds)
+		ro.leak_kinds = LW_REACH_KINDS_NONE;
+	struct lw_reach_result reach = { 0 };
+	if (o.check_reachable) {
+		if (!lw_kind_heap(o.kind)) {
+			fprintf(stderr, "leakwatch: --check-reachable needs --kind heap or all\n");
+			return LW_EXIT_USAGE;
+		}
+		struct lw_snapshot hs;
+		if (lw_snapshot_open_flags(&hs, path, LW_SNAP_HEADER_ONLY, err, sizeof err) < 0) {
+			fprintf(stderr, "leakwatch: %s: %s\n", path, err);
+			return LW_EXIT_ERROR;
+		}
+		pid_t pid = hs.hdr.pid;
+		int running = hs.state == LW_STATE_RUNNING;
+		lw_snapshot_free(&hs);
+		if (!running || kill(pid, 0) != 0) {
+			fprintf(stderr, "leakwatch: %s: --check-reachable needs a running process (pid %d is not)\n", path,
+				(int)pid);
+			return LW_EXIT_ERROR;
+		}
+		if (lw_reach_check(pid, path, &reach, NULL, NULL, err, sizeof err) < 0) {
+			fprintf(stderr, "leakwatch: %s: %s\n", path, err);
+			return LW_EXIT_ERROR;
+		}
+		ro.reach = &reach;
+	}
 	struct lw_report r;
 	if (lw_report_build(&r, path, &ro, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s: %s\n", path, err);
+		lw_reach_free(&reach);
 		return LW_EXIT_ERROR;
 	}
 	if (lw_output_begin(o.output, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s\n", err);
 		lw_report_free(&r);
+		lw_reach_free(&reach);
 		return LW_EXIT_ERROR;
 	}
 	if (o.format == LW_FMT_JSON) {
@@ -86,5 +132,6 @@ int lw_cmd_report(int argc, char **argv)
 		lw_render_text(stdout, &r);
 	}
 	lw_report_free(&r);
+	lw_reach_free(&reach);
 	return lw_output_end(1) == 0 ? LW_EXIT_OK : LW_EXIT_ERROR;
 }

@@ -50,8 +50,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <linux/futex.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,7 +72,7 @@
 #include "report.h"
 #include "segdir.h"
 #include "present.h"
-#include "json.h"
+#include "reach.h"
 
 #ifndef LW_LIBDIR
 #define LW_LIBDIR "/usr/local/lib/leakwatch"
@@ -91,7 +98,15 @@ struct run_options {
 	                                   counts; LEAKWATCH_HEAP in the environment if no option) */
 	int error_exitcode;             /* --error-exitcode N: the status when --fail-on-leak finds
 	                                   something (default 1); implies --fail-on-leak */
+	int check_reachable;            /* --check-reachable[=no]: classify heap blocks at exit
+	                                   (default yes) */
+	unsigned leak_kinds;            /* --leak-kinds LIST: reach classes that are leaks (0: default) */
 };
+
+/* How long a process waits at exit for its scan when run does not answer
+ * (LEAKWATCH_REACH_WAIT): run answers at once unless it is busy scanning
+ * another one, and a process gives up at once when run is gone. */
+#define REACH_WAIT_MS "30000"
 
 
 static volatile sig_atomic_t child_pid;
@@ -178,6 +193,28 @@ static int heap_set(void *opts, const char *arg)
 	return 0;
 }
 
+static int reach_set(void *opts, const char *arg)
+{
+	struct run_options *o = opts;
+	if (!arg || strcmp(arg, "yes") == 0)
+		o->check_reachable = 1;
+	else if (strcmp(arg, "no") == 0)
+		o->check_reachable = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int run_leak_kinds_set(void *opts, const char *arg)
+{
+	struct run_options *o = opts;
+	if (lw_reach_kinds_parse(arg, &o->leak_kinds) < 0)
+		return -1;
+	if (!o->leak_kinds)
+		o->leak_kinds = LW_REACH_KINDS_NONE;
+	return 0;
+}
+
 static const struct lw_option run_options_table[] = {
 	LW_OPT_KIND_(struct run_options, kind),
 	LW_OPT_OLDER_THAN(struct run_options, older_than_ns),
@@ -191,6 +228,10 @@ static const struct lw_option run_options_table[] = {
 	{ "heap", LW_OPT_CUSTOM, LW_ARG_REQUIRED, 0, "MODE",
 	  "heap tracking off, sampled or full (default full,\nexact; LEAKWATCH_HEAP in the environment when no option)",
 	  0, 0, 0, "unknown heap mode '*' (off, sampled or full)", heap_set },
+	{ "check-reachable", LW_OPT_CUSTOM, LW_ARG_OPTIONAL, 0, "yes|no",
+	  "at each traced process's exit, stop it and classify its live\nheap blocks as valgrind memcheck does: definitely,\nindirectly, possibly lost, still reachable (default yes;\n--leak-kinds says which count as leaks)",
+	  0, 0, 0, "bad --check-reachable '*' (yes or no)", reach_set },
+	LW_OPT_LEAK_KINDS(struct run_options, run_leak_kinds_set),
 	{ "keep", LW_OPT_FLAG, LW_ARG_NONE, offsetof(struct run_options, keep), NULL,
 	  "keep the segment directory and print its path", 0, 0, 0, NULL, NULL },
 	LW_OPT_ALL(struct run_options, all),
@@ -420,9 +461,11 @@ static void no_segment_reason(const char *dir, char *buf, size_t len)
  * *exec_errno set when it could not be started (the child reports a failed
  * execvp through a close-on-exec pipe: EOF means exec succeeded).
  */
-static pid_t command_start(char **argv, const char *dir, const char *shim, const char *heap_mode,
+static pid_t command_start(char **argv, const char *dir, const char *shim, const char *heap_mode, int reach,
 			   int *exec_errno)
 {
+	char self[24];
+	snprintf(self, sizeof self, "%d", (int)getpid());
 	int pfd[2];
 	*exec_errno = 0;
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
@@ -459,7 +502,10 @@ static pid_t command_start(char **argv, const char *dir, const char *shim, const
 			 * recorded nothing, instead of "no segment was written" */
 			if (setenv("LEAKWATCH_DIR", dir, 1) == 0 && setenv("LD_PRELOAD", pre, 1) == 0 &&
 			    setenv("LEAKWATCH_KEEP_EMPTY", "1", 1) == 0 &&
-			    (!heap_mode || setenv("LEAKWATCH_HEAP", heap_mode, 1) == 0)) {
+			    (!heap_mode || setenv("LEAKWATCH_HEAP", heap_mode, 1) == 0) &&
+			    (reach ? setenv("LEAKWATCH_REACH_WAIT", REACH_WAIT_MS, 1) == 0 &&
+					     setenv("LEAKWATCH_RUN_PID", self, 1) == 0
+				   : unsetenv("LEAKWATCH_REACH_WAIT") == 0)) {
 				execvp(argv[0], argv);
 			}
 			e = errno;
@@ -503,6 +549,144 @@ static int command_wait(pid_t pid)
 			break;
 		}
 	}
+	child_pid = 0;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	return status;
+}
+
+/* ---- reachability at exit: the other side of segment_reach_rendezvous() ---- */
+
+/* What the scans found, per process image, and what failed. */
+struct reach_set {
+	struct lw_reach_result *v;
+	size_t n, cap;
+	size_t failed;
+	char first_err[LW_ERR_MAX + 64];
+	int main_reaped, main_status;   /* a scan reaped the main command (it died while stopped) */
+};
+
+static const struct lw_reach_result *reach_find(const struct reach_set *rs, const struct lw_snapshot *s)
+{
+	for (size_t i = 0; rs && i < rs->n; i++)
+		if (rs->v[i].pid == s->hdr.pid && rs->v[i].image_ns == s->hdr.start_monotonic_ns)
+			return &rs->v[i];
+	return NULL;
+}
+
+/* A segment that may be waiting: scan it and answer. */
+static void reach_serve(struct reach_set *rs, const char *dir, const char *name, pid_t main_pid)
+{
+	if (strncmp(name, LW_SEGMENT_PREFIX, strlen(LW_SEGMENT_PREFIX)) != 0)
+		return;
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+		return;
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_size < LW_HEADER_SIZE) {
+		close(fd);
+		return;
+	}
+	struct lw_header *h = mmap(NULL, LW_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (h == MAP_FAILED)
+		return;
+	if (h->magic == LW_MAGIC && h->version >= 2 &&
+	    atomic_load_explicit(&h->reach_req, memory_order_acquire) == LW_REACH_REQ_WAITING &&
+	    atomic_load_explicit(&h->reach_ack, memory_order_acquire) == LW_REACH_ACK_NONE) {
+		atomic_store_explicit(&h->reach_ack, LW_REACH_ACK_SCANNING, memory_order_release);
+		pid_t pid = h->pid;
+		struct lw_reach_result res;
+		char err[LW_ERR_MAX];
+		int reaped = 0, status = 0;
+		uint32_t ack = LW_REACH_ACK_FAILED;
+		if (rs->n == rs->cap) {
+			size_t ncap = rs->cap ? rs->cap * 2 : 16;
+			struct lw_reach_result *nv = realloc(rs->v, ncap * sizeof *nv);
+			if (nv) {
+				rs->v = nv;
+				rs->cap = ncap;
+			}
+		}
+		if (rs->n == rs->cap) {
+			snprintf(err, sizeof err, "not enough memory");
+		} else if (lw_reach_check(pid, path, &res, &reaped, &status, err, sizeof err) == 0) {
+			rs->v[rs->n++] = res;
+			ack = LW_REACH_ACK_DONE;
+		}
+		if (ack != LW_REACH_ACK_DONE && rs->failed++ == 0)
+			snprintf(rs->first_err, sizeof rs->first_err, "pid %d: %s", (int)pid, err);
+		if (reaped && pid == main_pid) {
+			rs->main_reaped = 1;
+			rs->main_status = status;
+		}
+		atomic_store_explicit(&h->reach_ack, ack, memory_order_release);
+		(void)syscall(SYS_futex, &h->reach_ack, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	}
+	munmap(h, LW_HEADER_SIZE);
+}
+
+/* Every segment of the directory: for requests whose event was lost. */
+static void reach_sweep(struct reach_set *rs, const char *dir, pid_t main_pid)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		reach_serve(rs, dir, e->d_name, main_pid);
+	closedir(d);
+}
+
+/*
+ * command_wait, answering scan requests meanwhile: the shim of an exiting
+ * process touches its segment (IN_ATTRIB on the watched directory) and
+ * waits; the command's own end is seen through a pidfd (or, before Linux
+ * 5.3, by polling waitpid).
+ */
+static int command_wait_serving(pid_t pid, int ifd, const char *dir, struct reach_set *rs)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int status = 0;
+	union {
+		struct inotify_event ev;
+		char buf[16384];
+	} u;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = ifd, .events = POLLIN }, { .fd = pfd, .events = POLLIN } };
+		int r = poll(p, pfd >= 0 ? 2 : 1, pfd >= 0 ? 1000 : 20);
+		if (r > 0 && (p[0].revents & POLLIN)) {
+			ssize_t len;
+			while ((len = read(ifd, u.buf, sizeof u.buf)) > 0) {
+				for (char *q = u.buf; q < u.buf + len;) {
+					struct inotify_event *ev = (struct inotify_event *)(void *)q;
+					if (ev->mask & IN_Q_OVERFLOW)
+						reach_sweep(rs, dir, pid);
+					else if (ev->len)
+						reach_serve(rs, dir, ev->name, pid);
+					q += sizeof *ev + ev->len;
+				}
+			}
+		} else if (r == 0 && pfd >= 0) {
+			reach_sweep(rs, dir, pid);
+		}
+		if (rs->main_reaped) {
+			status = rs->main_status;
+			break;
+		}
+		pid_t w = waitpid(pid, &status, WNOHANG);
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR) {
+			status = 0;
+			break;
+		}
+	}
+	if (pfd >= 0)
+		close(pfd);
 	child_pid = 0;
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
@@ -643,6 +827,7 @@ int lw_run_main(int argc, char **argv)
 		.kind = LW_KIND_ALL,
 		.format = LW_FMT_TEXT,
 		.error_exitcode = 0,
+		.check_reachable = 1,
 	};
 	int cmd = options_parse(&o, argc, argv);
 	if (cmd < 0)
@@ -683,16 +868,36 @@ int lw_run_main(int argc, char **argv)
 		return LW_EXIT_ERROR;
 	}
 
+	/* the watch exists before the command: no request can come too early */
+	struct reach_set rs = { 0 };
+	int ifd = -1;
+	const char *heap_mode = run_heap_mode(&o);
+	if (o.check_reachable && lw_kind_heap(o.kind) && !(heap_mode && strcmp(heap_mode, "off") == 0)) {
+		ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (ifd >= 0 && inotify_add_watch(ifd, dir, IN_ATTRIB) < 0) {
+			close(ifd);
+			ifd = -1;
+		}
+		if (ifd < 0)
+			snprintf(rs.first_err, sizeof rs.first_err, "cannot watch the segment directory: %s", strerror(errno));
+	}
 	int exec_errno;
 	fflush(stdout);   /* the child must not inherit buffered output */
 	fflush(stderr);
-	pid_t pid = command_start(cmdv, dir, shim, run_heap_mode(&o), &exec_errno);
+	pid_t pid = command_start(cmdv, dir, shim, heap_mode, ifd >= 0, &exec_errno);
 	if (pid < 0) {
 		fprintf(stderr, "leakwatch: cannot run %s: %s\n", cmdv[0], strerror(exec_errno));
+		if (ifd >= 0)
+			close(ifd);
 		dir_remove(dir);
 		return LW_EXIT_ERROR;
 	}
-	int status = command_wait(pid);
+	int status = ifd >= 0 ? command_wait_serving(pid, ifd, dir, &rs) : command_wait(pid);
+	if (ifd >= 0)
+		close(ifd);
+	if (rs.failed || (o.check_reachable && ifd < 0 && rs.first_err[0]))
+		fprintf(stderr, "leakwatch: reachability not checked for %zu process%s (%s): their live heap blocks all count\n",
+			rs.failed ? rs.failed : 1, rs.failed > 1 ? "es" : "", rs.first_err);
 
 	struct lw_segref *refs = NULL;
 	char err[LW_ERR_MAX];
@@ -706,7 +911,7 @@ int lw_run_main(int argc, char **argv)
 	untraced_after_run(&untraced, refs, n, pid, cmdv, pre_untraceable ? pre_who : NULL, pre_kind, dir);
 
 	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
-				     .kind = o.kind };
+				     .kind = o.kind, .leak_kinds = o.leak_kinds };
 	size_t leaked = 0, leaked_fds = 0; /* sockets; other descriptors */
 	double heap_blocks = 0, heap_bytes = 0;
 	size_t heap_samples = 0;        /* table entries behind heap_blocks (sampled mode) */
@@ -770,6 +975,15 @@ int lw_run_main(int argc, char **argv)
 	FILE *inc = json || folded ? NULL : open_memstream(&inc_notes, &inc_len);
 	for (int i = 0; i < n; i++) {
 		struct lw_report r;
+		ro.reach = NULL;
+		if (rs.n) { /* which image a segment holds: from its header */
+			struct lw_snapshot hs;
+			char e2[LW_ERR_MAX];
+			if (lw_snapshot_open_flags(&hs, refs[i].path, LW_SNAP_HEADER_ONLY, e2, sizeof e2) == 0) {
+				ro.reach = reach_find(&rs, &hs);
+				lw_snapshot_free(&hs);
+			}
+		}
 		if (lw_report_build(&r, refs[i].path, &ro, err, sizeof err) < 0) {
 			fprintf(stderr, "leakwatch: %s: %s\n", refs[i].path, err);
 			if (errors) {
@@ -799,10 +1013,10 @@ int lw_run_main(int argc, char **argv)
 		if (r.live != LW_LIVE_EXECED) {
 			leaked += r.grouping.nleaked;
 			leaked_fds += r.fds.nleaked;
-			heap_blocks += r.heap.blocks[LW_HEAP_PROGRAM];
-			heap_bytes += r.heap.bytes[LW_HEAP_PROGRAM];
+			heap_blocks += r.heap.leaked_blocks;
+			heap_bytes += r.heap.leaked_bytes;
 			for (size_t k = 0; k < r.heap.ngroups; k++)
-				if (r.heap.groups[k].cls == LW_HEAP_PROGRAM)
+				if (lw_heap_group_is_leak(&r.heap, &r.heap.groups[k]))
 					heap_samples += r.heap.groups[k].samples;
 		}
 		if (r.heap.mode != LW_HEAP_OFF) {
@@ -886,6 +1100,9 @@ int lw_run_main(int argc, char **argv)
 	}
 	free(errors);
 	free(refs);
+	for (size_t i = 0; i < rs.n; i++)
+		lw_reach_free(&rs.v[i]);
+	free(rs.v);
 	int out_rc = 0;
 	if (errdup) {
 		if (fflush(errdup) != 0 || ferror(errdup))

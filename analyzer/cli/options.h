@@ -87,6 +87,11 @@ struct lw_command_spec {
 	{ "all", LW_OPT_FLAG, LW_ARG_NONE, offsetof(T, field), NULL, \
 	  "also inherited sockets (opened before leakwatch loaded),\nstale entries (closed where no hook saw it), and heap blocks\nthat are not counted as leaks (see below)", \
 	  0, 0, 0, NULL, NULL }
+/* --leak-kinds: LW_OPT_CUSTOM with lw_opt_leak_kinds_set (options.c); field is an unsigned */
+#define LW_OPT_LEAK_KINDS(T, set) \
+	{ "leak-kinds", LW_OPT_CUSTOM, LW_ARG_REQUIRED, 0, "LIST", \
+	  "reachability classes that count as leaked (valgrind's\n--errors-for-leak-kinds): definite, indirect, possible,\nreachable, all or none, comma-separated (default\ndefinite,indirect)", \
+	  0, 0, 0, "bad --leak-kinds '*' (definite, indirect, possible, reachable, all, none)", set }
 #define LW_OPT_OUTPUT(T, field, help) \
 	{ "output", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(T, field), "FILE", help, 0, 0, 0, NULL, NULL }
 

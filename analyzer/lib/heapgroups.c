@@ -199,6 +199,7 @@ static enum lw_heap_class stack_class(const struct lw_snapshot *s, struct lw_sym
 /* One live block as the grouping sees it. */
 struct item {
 	uint32_t stack_id;
+	uint32_t reach;                 /* enum lw_reach */
 	uint64_t age;
 	double weight;                  /* blocks this entry stands for */
 	double bytes;                   /* bytes it stands for */
@@ -209,6 +210,8 @@ static int item_cmp(const void *a, const void *b)
 	const struct item *x = a, *y = b;
 	if (x->stack_id != y->stack_id)
 		return x->stack_id < y->stack_id ? -1 : 1;
+	if (x->reach != y->reach)
+		return x->reach < y->reach ? -1 : 1;
 	return (x->age > y->age) - (x->age < y->age);
 }
 
@@ -236,6 +239,8 @@ static int group_cmp(const void *a, const void *b)
 	const struct lw_heap_group *x = a, *y = b;
 	if (x->cls != y->cls)
 		return x->cls < y->cls ? -1 : 1;
+	if (x->reach != y->reach) /* definitely lost first, not checked last */
+		return (x->reach ? x->reach : LW_REACH_NCLASS) < (y->reach ? y->reach : LW_REACH_NCLASS) ? -1 : 1;
 	if (x->bytes != y->bytes)
 		return x->bytes < y->bytes ? 1 : -1;
 	if (x->blocks != y->blocks)
@@ -258,10 +263,29 @@ static void group_totals(struct lw_heap_group *g, const struct lw_snapshot *s, u
 		g->total_bytes = g->bytes;
 }
 
+int lw_heap_group_is_leak(const struct lw_heap *h, const struct lw_heap_group *g)
+{
+	if (g->cls != LW_HEAP_PROGRAM)
+		return 0;
+	if (!h->reach_checked)
+		return 1;
+	/* a block the check did not see (allocated after it) is not judged lost */
+	return g->reach != LW_REACH_UNKNOWN && (h->leak_kinds & LW_REACH_BIT(g->reach));
+}
+
 int lw_heap_build(struct lw_heap *h, const struct lw_snapshot *s, struct lw_symbolizer *sym,
-		  uint64_t now_ns, uint64_t older_than_ns)
+		  uint64_t now_ns, uint64_t older_than_ns, const struct lw_reach_result *reach,
+		  unsigned leak_kinds)
 {
 	memset(h, 0, sizeof *h);
+	h->leak_kinds = leak_kinds ? leak_kinds : LW_REACH_KINDS_DEFAULT;
+	if (reach && reach->pid == s->hdr.pid && reach->image_ns == s->hdr.start_monotonic_ns) {
+		h->reach_checked = 1;
+		h->reach_pause_ns = reach->pause_ns;
+		h->reach_threads = reach->stats.threads;
+	} else {
+		reach = NULL;
+	}
 	h->mode = s->hdr.heap_mode;
 	h->estimated = h->mode == LW_HEAP_SAMPLED;
 	h->sample_bytes = s->hdr.sample_bytes;
@@ -286,6 +310,7 @@ int lw_heap_build(struct lw_heap *h, const struct lw_snapshot *s, struct lw_symb
 			continue;
 		struct item *it = &items[n++];
 		it->stack_id = a->stack_id;
+		it->reach = reach ? lw_reach_lookup(reach, a->ptr, a->ns) : LW_REACH_UNKNOWN;
 		it->age = age;
 		it->weight = lw_heap_sample_weight(a->size, rate);
 		it->bytes = (double)a->size * it->weight;
@@ -299,7 +324,7 @@ int lw_heap_build(struct lw_heap *h, const struct lw_snapshot *s, struct lw_symb
 
 	size_t ngroups = 1;
 	for (size_t i = 1; i < n; i++)
-		if (items[i].stack_id != items[i - 1].stack_id)
+		if (items[i].stack_id != items[i - 1].stack_id || items[i].reach != items[i - 1].reach)
 			ngroups++;
 	h->groups = calloc(ngroups, sizeof *h->groups);
 	if (!h->groups) {
@@ -311,7 +336,8 @@ int lw_heap_build(struct lw_heap *h, const struct lw_snapshot *s, struct lw_symb
 		size_t j = i;
 		struct lw_heap_group *g = &h->groups[h->ngroups++];
 		g->stack_id = items[i].stack_id;
-		while (j < n && items[j].stack_id == g->stack_id) {
+		g->reach = (enum lw_reach)items[i].reach;
+		while (j < n && items[j].stack_id == g->stack_id && items[j].reach == items[i].reach) {
 			g->blocks += items[j].weight;
 			g->bytes += items[j].bytes;
 			j++;
@@ -324,6 +350,12 @@ int lw_heap_build(struct lw_heap *h, const struct lw_snapshot *s, struct lw_symb
 		group_totals(g, s, rate);
 		h->blocks[g->cls] += g->blocks;
 		h->bytes[g->cls] += g->bytes;
+		h->reach_blocks[g->reach] += g->blocks;
+		h->reach_bytes[g->reach] += g->bytes;
+		if (lw_heap_group_is_leak(h, g)) {
+			h->leaked_blocks += g->blocks;
+			h->leaked_bytes += g->bytes;
+		}
 		i = j;
 	}
 	free(items);

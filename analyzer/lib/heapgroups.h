@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "reach.h"
 #include "snapshot.h"
 #include "symbolize.h"
 
@@ -28,6 +29,7 @@ enum lw_heap_class {
 /* Live blocks allocated from one stack.  Sampled mode: blocks/bytes/totals are estimates. */
 struct lw_heap_group {
 	enum lw_heap_class cls;
+	enum lw_reach reach;            /* LW_REACH_UNKNOWN unless a reachability check ran */
 	uint32_t stack_id;
 	size_t samples;                 /* table entries behind this group (= blocks in full mode) */
 	double blocks;                  /* live blocks */
@@ -48,6 +50,16 @@ struct lw_heap {
 	size_t nsamples;                /* table entries counted (after --older-than) */
 	double blocks[LW_HEAP_NCLASS];  /* live blocks per class (after --older-than) */
 	double bytes[LW_HEAP_NCLASS];
+	/* a reachability check (reach.h) classified the blocks: totals per
+	 * reach class over every heap class (valgrind's LEAK SUMMARY) */
+	int reach_checked;
+	double reach_blocks[LW_REACH_NCLASS], reach_bytes[LW_REACH_NCLASS];
+	uint64_t reach_pause_ns;
+	size_t reach_threads;
+	unsigned leak_kinds;            /* reach classes that are leaks (LW_REACH_BIT) */
+	/* what counts as leaked: program blocks, and when checked only those of
+	 * a class in leak_kinds */
+	double leaked_blocks, leaked_bytes;
 };
 
 /*
@@ -67,14 +79,24 @@ int lw_module_is_system(const char *path);
 
 /*
  * lw_heap_build - group the live heap blocks of a snapshot by allocation
- * stack and classify each group (enum lw_heap_class).  Blocks younger than
+ * stack (and reach class, when `reach` is the result of a check of this
+ * process: blocks it did not see stay LW_REACH_UNKNOWN) and classify each
+ * group (enum lw_heap_class).  leak_kinds: the reach classes that count as
+ * leaked (0: LW_REACH_KINDS_DEFAULT).  Blocks younger than
  * older_than_ns are skipped.  sym may be NULL: classification then uses the
  * module table only (no allocation-site names).  A segment with heap_mode
  * OFF gives an empty result.  Returns 0, or -1 on allocation failure (h left
  * empty).
  */
 int lw_heap_build(struct lw_heap *h, const struct lw_snapshot *s, struct lw_symbolizer *sym,
-		  uint64_t now_ns, uint64_t older_than_ns);
+		  uint64_t now_ns, uint64_t older_than_ns, const struct lw_reach_result *reach,
+		  unsigned leak_kinds);
+
+/*
+ * lw_heap_group_is_leak - 1 when g counts as leaked: class program and,
+ * when h was checked for reachability, a reach class in h->leak_kinds.
+ */
+int lw_heap_group_is_leak(const struct lw_heap *h, const struct lw_heap_group *g);
 
 /* lw_heap_free - release groups; safe on a zeroed one. */
 void lw_heap_free(struct lw_heap *h);

@@ -32,7 +32,10 @@ uint64_t lw_present_uptime_ns(const struct lw_report *r)
 
 int lw_present_heap_group_shown(const struct lw_report *r, const struct lw_heap_group *g)
 {
-	return g->cls == LW_HEAP_PROGRAM || r->opts.all;
+	if (r->opts.all)
+		return 1;
+	/* still reachable: not a leak, summed up (valgrind --show-leak-kinds's default) */
+	return g->cls == LW_HEAP_PROGRAM && !(r->heap.reach_checked && g->reach == LW_REACH_REACHABLE);
 }
 
 size_t lw_present_stack(struct lw_report *r, uint32_t stack_id, struct lw_frame *out, size_t max)

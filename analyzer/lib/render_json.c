@@ -304,6 +304,10 @@ static void json_heap_group(struct lw_json *j, struct lw_report *r, const struct
 	lw_json_begin_object(j, NULL);
 	lw_json_str(j, "class", lw_heap_class_name(g->cls));
 	lw_json_bool(j, "system", g->cls == LW_HEAP_SYSTEM);
+	if (r->heap.reach_checked)
+		lw_json_str(j, "reach", lw_reach_name(g->reach));
+	else
+		lw_json_null(j, "reach");
 	lw_json_count(j, "count", g->blocks);
 	lw_json_count(j, "bytes", g->bytes);
 	lw_json_uint(j, "samples", g->samples);
@@ -333,17 +337,41 @@ static void json_heap(struct lw_json *j, struct lw_report *r)
 	lw_json_count(j, "program_bytes", h->bytes[LW_HEAP_PROGRAM]);
 	/* A block of a running process is live, not leaked: it may still be freed. */
 	if (lw_report_ended(r)) {
-		lw_json_count(j, "leaked_blocks", h->blocks[LW_HEAP_PROGRAM]);
-		lw_json_count(j, "leaked_bytes", h->bytes[LW_HEAP_PROGRAM]);
+		lw_json_count(j, "leaked_blocks", h->leaked_blocks);
+		lw_json_count(j, "leaked_bytes", h->leaked_bytes);
 	} else {
 		lw_json_null(j, "leaked_blocks");
 		lw_json_null(j, "leaked_bytes");
 	}
 	lw_json_count(j, "system_blocks", h->blocks[LW_HEAP_SYSTEM]);
 	lw_json_count(j, "system_bytes", h->bytes[LW_HEAP_SYSTEM]);
+	/* valgrind's LEAK SUMMARY, when a reachability check ran (else null) */
+	if (h->reach_checked) {
+		lw_json_begin_object(j, "reachability");
+		lw_json_fixed3(j, "pause_ms", (double)h->reach_pause_ns / 1e6);
+		lw_json_uint(j, "threads", h->reach_threads);
+		lw_json_begin_array(j, "leak_kinds");
+		for (int c = LW_REACH_DEFINITE; c < LW_REACH_NCLASS; c++)
+			if (h->leak_kinds & LW_REACH_BIT(c))
+				lw_json_str(j, NULL, lw_reach_name((enum lw_reach)c));
+		lw_json_end_array(j);
+		for (int c = LW_REACH_DEFINITE; c <= LW_REACH_NCLASS; c++) {
+			int k = c == LW_REACH_NCLASS ? LW_REACH_UNKNOWN : c;
+			lw_json_begin_object(j, c == LW_REACH_NCLASS ? "not_checked" : lw_reach_name((enum lw_reach)k));
+			lw_json_count(j, "blocks", h->reach_blocks[k]);
+			lw_json_count(j, "bytes", h->reach_bytes[k]);
+			lw_json_end_object(j);
+		}
+		lw_json_end_object(j);
+	} else {
+		lw_json_null(j, "reachability");
+	}
 	lw_json_begin_array(j, "groups");
 	for (size_t i = 0; i < h->ngroups; i++)
-		if (lw_present_heap_group_shown(r, &h->groups[i]))
+		/* still reachable program blocks too: the text hides them, a
+		 * program reading "reach" decides for itself */
+		if (lw_present_heap_group_shown(r, &h->groups[i]) ||
+		    (h->groups[i].cls == LW_HEAP_PROGRAM && h->groups[i].reach == LW_REACH_REACHABLE))
 			json_heap_group(j, r, &h->groups[i]);
 	lw_json_end_array(j);
 	lw_json_end_object(j);

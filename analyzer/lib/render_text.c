@@ -580,9 +580,9 @@ notes_done:
 		fprintf(out, "note: symbolization unavailable (libdw); frames shown as module+offset\n");
 }
 
-static const char *heap_tag(enum lw_heap_class c)
+static const char *heap_tag(const struct lw_heap_group *g)
 {
-	switch (c) {
+	switch (g->cls) {
 	case LW_HEAP_PROGRAM: return "HEAP";
 	case LW_HEAP_SYSTEM: return "SYSTEM";
 	case LW_HEAP_UNRECORDED: return "NO STACK";
@@ -620,8 +620,11 @@ static void text_heap_group(FILE *out, struct lw_report *r, const struct lw_heap
 	char est[48] = "";
 	if (h->estimated && g->samples < LW_HEAP_FEW_SAMPLES)
 		snprintf(est, sizeof est, " (est. from %zu sample%s)", g->samples, g->samples == 1 ? "" : "s");
-	fprintf(out, "%-*s %*s block%s  %s live%s  (allocated %s total)  age %s%s", tw, heap_tag(g->cls), cw, n,
-		round(g->blocks) == 1 ? " " : "s", b, est, t, lw_present_at_least(r) ? "at least " : "", a1);
+	char cls[48] = "";
+	if (h->reach_checked)
+		snprintf(cls, sizeof cls, ", %s", lw_reach_label(g->reach));
+	fprintf(out, "%-*s %*s block%s  %s live%s%s  (allocated %s total)  age %s%s", tw, heap_tag(g), cw, n,
+		round(g->blocks) == 1 ? " " : "s", b, cls, est, t, lw_present_at_least(r) ? "at least " : "", a1);
 	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
 		fprintf(out, "..%s, median %s", a2, med);
 	fputc('\n', out);
@@ -643,8 +646,24 @@ static void text_heap(FILE *out, struct lw_report *r, const char *cwd)
 		int w = (int)strlen(heap_num(h, g->blocks, n, sizeof n));
 		if (w > cw)
 			cw = w;
-		if ((int)strlen(heap_tag(g->cls)) > tw)
-			tw = (int)strlen(heap_tag(g->cls));
+		if ((int)strlen(heap_tag(g)) > tw)
+			tw = (int)strlen(heap_tag(g));
+	}
+	if (h->reach_checked) {
+		/* valgrind's LEAK SUMMARY, every block counted */
+		char d2[32];
+		fprintf(out, "LEAK SUMMARY (every thread stopped %s, %zu thread%s):",
+			lw_duration_format(h->reach_pause_ns, d2, sizeof d2), h->reach_threads,
+			h->reach_threads == 1 ? "" : "s");
+		for (int c = LW_REACH_DEFINITE; c <= LW_REACH_NCLASS; c++) {
+			int k = c == LW_REACH_NCLASS ? LW_REACH_UNKNOWN : c;
+			if (k == LW_REACH_UNKNOWN && h->reach_blocks[k] <= 0)
+				continue;
+			fprintf(out, "%s %s %s block%s (%s)", c == LW_REACH_DEFINITE ? "" : ",",
+				lw_reach_label((enum lw_reach)k), heap_num(h, h->reach_blocks[k], n, sizeof n),
+				round(h->reach_blocks[k]) == 1 ? "" : "s", heap_bytes(h, h->reach_bytes[k], b, sizeof b));
+		}
+		fputc('\n', out);
 	}
 	if (h->blocks[LW_HEAP_PROGRAM] <= 0) {
 		if (r->opts.older_than_ns)
@@ -665,7 +684,11 @@ static void text_heap(FILE *out, struct lw_report *r, const char *cwd)
 				hn += h->groups[i].blocks;
 				sites++;
 			}
-		if (sites)
+		if (sites && h->reach_checked)
+			fprintf(out, "(%s block%s, %s not listed: still reachable, kept by the C/C++ runtime or without a stack; --all shows them)\n",
+				heap_num(h, hn, n, sizeof n), round(hn) == 1 ? "" : "s",
+				heap_bytes(h, hb, b, sizeof b));
+		else if (sites)
 			fprintf(out, "(%s block%s, %s not counted: kept by the C/C++ runtime or without a stack; --all shows them)\n",
 				heap_num(h, hn, n, sizeof n), round(hn) == 1 ? "" : "s",
 				heap_bytes(h, hb, b, sizeof b));

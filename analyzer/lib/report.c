@@ -184,7 +184,7 @@ int lw_report_build(struct lw_report *r, const char *path, const struct lw_repor
 	r->heap.estimated = r->heap.mode == LW_HEAP_SAMPLED;
 	r->heap.sample_bytes = r->snap.hdr.sample_bytes;
 	if (lw_kind_heap(o->kind) &&
-	    lw_heap_build(&r->heap, &r->snap, r->sym, r->now_ns, o->older_than_ns) < 0) {
+	    lw_heap_build(&r->heap, &r->snap, r->sym, r->now_ns, o->older_than_ns, o->reach, o->leak_kinds) < 0) {
 		snprintf(err, errlen, "out of memory");
 		lw_report_free(r);
 		return -1;

@@ -13,6 +13,7 @@
 #include "fdgroups.h"
 #include "heapgroups.h"
 #include "kernel.h"
+#include "reach.h"
 #include "segdir.h"
 #include "snapshot.h"
 #include "symbolize.h"
@@ -31,6 +32,8 @@ struct lw_report_opts {
 	uint64_t idle_for_ns;           /* --idle-for; 0 means LW_IDLE_FOR_DEFAULT_NS */
 	uint64_t interval_ns;           /* --interval: a first snapshot this long before (0: none) */
 	enum lw_group_by by;            /* --by open|use */
+	const struct lw_reach_result *reach; /* a reachability check of this process, or NULL */
+	unsigned leak_kinds;            /* --leak-kinds: reach classes that are leaks (0: default) */
 };
 
 /* Everything a renderer needs about one segment. */

@@ -210,6 +210,12 @@ struct lw_heapdir {
 	uint64_t reserved[3];
 };
 
+/* lw_header.reach_req / reach_ack (the reachability rendezvous at exit). */
+enum lw_reach_req { LW_REACH_REQ_NONE = 0, LW_REACH_REQ_WAITING = 1, LW_REACH_REQ_GAVE_UP = 2 };
+enum lw_reach_ack { LW_REACH_ACK_NONE = 0, LW_REACH_ACK_SCANNING = 1, LW_REACH_ACK_DONE = 2,
+		    LW_REACH_ACK_FAILED = 3 };
+#define LW_MEM_TAG_XOR 0x6c65616b77617463ull /* "leakwatc" */
+
 /* Heap tracking modes (lw_header.heap_mode). */
 enum lw_heap_mode { LW_HEAP_OFF = 0, LW_HEAP_SAMPLED = 1, LW_HEAP_FULL = 2 };
 
@@ -269,7 +275,24 @@ struct lw_header {
 	uint32_t reserved0;
 	_Atomic uint64_t reserved_bytes;/* bytes of the file reserved for the tables now */
 	uint64_t budget_bytes;          /* the directory budget the shim enforced (0: none) */
-	uint8_t  reserved[LW_HEADER_SIZE - 2208 - LW_T_NUM * 200 - 64 - 24];
+
+	/* ---- the reachability rendezvous (no version bump: zero in older
+	 * segments, which a reader treats as "no tag, no rendezvous") ----
+	 * mem_tag: nonzero; every private anonymous mapping of the shim that
+	 * may hold copies of the program's pointers (the unwinder's side stack)
+	 * begins with the three words {mem_tag, mem_tag ^ LW_MEM_TAG_XOR, its
+	 * length in bytes}, so a scan of the process's memory for pointers
+	 * (analyzer/lib/reach.c) can leave it out.  reach_req / reach_ack: at exit, when LEAKWATCH_REACH_WAIT
+	 * is set (by `leakwatch run`), the shim stores LW_REACH_REQ_WAITING in
+	 * reach_req, touches the file's times (utimensat: an IN_ATTRIB event for
+	 * a watcher of the directory) and waits on reach_ack (a futex) until the
+	 * analyzer stores LW_REACH_ACK_DONE or _FAILED there, for at most the
+	 * configured time while nobody answers.  reach_ack is the one word of a
+	 * segment a reader writes. */
+	uint64_t mem_tag;
+	_Atomic uint32_t reach_req;     /* enum lw_reach_req */
+	_Atomic uint32_t reach_ack;     /* enum lw_reach_ack */
+	uint8_t  reserved[LW_HEADER_SIZE - 2208 - LW_T_NUM * 200 - 64 - 24 - 16];
 };
 
 /*
