@@ -20,6 +20,7 @@ struct report_options {
 	uint64_t idle_for_ns;           /* --idle-for DUR: no I/O for this long makes a socket idle */
 	uint64_t interval_ns;           /* --interval DUR: two snapshots DUR apart, growth per group */
 	enum lw_group_by by;            /* --by open|use: group by creation or last-use stack */
+	const char *baseline;           /* --baseline FILE: print what grew since FILE instead */
 };
 
 static const struct report_options report_defaults = {
@@ -44,6 +45,9 @@ static const struct lw_option report_options_table[] = {
 			  "text (default), json, or folded: collapsed stacks for\nflamegraph.pl / speedscope, one line per group, weighted by\nlive bytes (heap; --kind all means heap here) or by sockets\n(--kind sockets)"),
 	LW_OPT_ALL(struct report_options, all),
 	LW_OPT_OUTPUT(struct report_options, output, "write the report to FILE (complete or not at all) instead\nof stdout"),
+	{ "baseline", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(struct report_options, baseline), "FILE",
+	  "print what grew per stack since FILE (a JSON report or a\nsegment) instead of the report, as `leakwatch diff FILE PID`\n(exit status 1 when something grew)",
+	  0, 0, 0, NULL, NULL },
 };
 
 const struct lw_command_spec lw_report_spec = { "report", LW_CMD_ONE_ARG, "PID|SEGMENT", report_options_table,
@@ -68,6 +72,11 @@ int lw_cmd_report(int argc, char **argv)
 	if (lw_report_build(&r, path, &ro, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s: %s\n", path, err);
 		return LW_EXIT_ERROR;
+	}
+	if (o.baseline) {
+		int rc = lw_diff_against(o.baseline, target, &r, o.output);
+		lw_report_free(&r);
+		return rc;
 	}
 	if (lw_output_begin(o.output, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s\n", err);
