@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cli.h — the `leakwatch` command line: named exit statuses, the commands
- * (one file each: cmd_ps.c, cmd_clean.c, cmd_report.c, cmd_run.c,
- * cmd_top.c) and the one usage-error printer.
+ * (one file each: cmd_ps.c, cmd_clean.c, cmd_report.c, cmd_diff.c,
+ * cmd_run.c, cmd_top.c) and the one usage-error printer.
  */
 #ifndef LEAKWATCH_CLI_H
 #define LEAKWATCH_CLI_H
@@ -16,6 +16,7 @@
 enum lw_exit {
 	LW_EXIT_OK = 0,
 	LW_EXIT_LEAK = 1,               /* --fail-on-leak found something (run: --error-exitcode) */
+	LW_EXIT_GREW = LW_EXIT_LEAK,    /* diff, report --baseline: some stack grew (as diff(1)) */
 	LW_EXIT_ERROR = 2,              /* unreadable or invalid segment, command could not be
 	                                   run, output could not be written */
 	LW_EXIT_USAGE = LW_EXIT_ERROR,  /* usage error: the same status, named for the reader */
@@ -40,9 +41,23 @@ int lw_cli_segments_list(const char *dir, struct lw_segref **refs);
 int lw_cmd_ps(int argc, char **argv);
 int lw_cmd_clean(int argc, char **argv);
 int lw_cmd_report(int argc, char **argv);
+int lw_cmd_diff(int argc, char **argv);
 
 /* Their option tables, for the generated --help. */
-extern const struct lw_command_spec lw_ps_spec, lw_clean_spec, lw_report_spec, lw_run_spec, lw_top_spec;
+extern const struct lw_command_spec lw_ps_spec, lw_clean_spec, lw_report_spec, lw_diff_spec, lw_run_spec,
+	lw_top_spec;
+
+struct lw_report;
+
+/*
+ * lw_diff_against - `report TARGET --baseline FILE`: r (built from TARGET
+ * with the report's options) is the NEW side, FILE (a JSON report or a
+ * segment, reported with the same options) the OLD one; prints the diff in
+ * r->opts.format (text or json) to stdout or `output`.  Returns LW_EXIT_OK
+ * (nothing grew), LW_EXIT_GREW, LW_EXIT_USAGE (--format folded) or
+ * LW_EXIT_ERROR (FILE unusable, output not written; one line printed).
+ */
+int lw_diff_against(const char *baseline, const char *target, struct lw_report *r, const char *output);
 
 /*
  * lw_shim_find - locate libleakwatch.so: $LEAKWATCH_SHIM, next to

@@ -24,6 +24,7 @@ struct report_options {
 	int check_reachable;            /* --check-reachable: stop the process and classify its heap */
 	unsigned leak_kinds;            /* --leak-kinds LIST (LW_REACH_BIT set; 0: default) */
 	int leak_kinds_set;
+	const char *baseline;           /* --baseline FILE: print what grew since FILE instead */
 };
 
 static int report_leak_kinds_set(void *opts, const char *arg)
@@ -61,6 +62,9 @@ static const struct lw_option report_options_table[] = {
 	  0, 0, 0, NULL, NULL },
 	LW_OPT_LEAK_KINDS(struct report_options, report_leak_kinds_set),
 	LW_OPT_OUTPUT(struct report_options, output, "write the report to FILE (complete or not at all) instead\nof stdout"),
+	{ "baseline", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(struct report_options, baseline), "FILE",
+	  "print what grew per stack since FILE (a JSON report or a\nsegment) instead of the report, as `leakwatch diff FILE PID`\n(exit status 1 when something grew)",
+	  0, 0, 0, NULL, NULL },
 };
 
 const struct lw_command_spec lw_report_spec = { "report", LW_CMD_ONE_ARG, "PID|SEGMENT", report_options_table,
@@ -80,7 +84,7 @@ int lw_cmd_report(int argc, char **argv)
 	}
 	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
 				     .kind = o.kind, .idle_for_ns = o.idle_for_ns, .interval_ns = o.interval_ns,
-				     .by = o.by, .leak_kinds = o.leak_kinds_set && !o.leak_kinds ? 0 : o.leak_kinds };
+				     .by = o.by, .leak_kinds = o.leak_kinds };
 	if (o.leak_kinds_set && !o.leak_kinds)
 		ro.leak_kinds = LW_REACH_KINDS_NONE;
 	struct lw_reach_result reach = { 0 };
@@ -113,6 +117,12 @@ int lw_cmd_report(int argc, char **argv)
 		fprintf(stderr, "leakwatch: %s: %s\n", path, err);
 		lw_reach_free(&reach);
 		return LW_EXIT_ERROR;
+	}
+	if (o.baseline) {
+		int rc = lw_diff_against(o.baseline, target, &r, o.output);
+		lw_report_free(&r);
+		lw_reach_free(&reach);
+		return rc;
 	}
 	if (lw_output_begin(o.output, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s\n", err);

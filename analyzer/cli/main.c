@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * main.c — the `leakwatch` command line: dispatch to one file per command
- * (cmd_ps.c, cmd_clean.c, cmd_report.c, cmd_run.c, cmd_top.c) and --help,
+ * (cmd_ps.c, cmd_clean.c, cmd_report.c, cmd_diff.c, cmd_run.c, cmd_top.c) and --help,
  * whose synopsis and options are generated from the commands' option tables.
  */
 #include <errno.h>
@@ -33,6 +33,12 @@ static const char help_intro[] =
 	"  report PID|SEGMENT  open sockets grouped by where they were opened, with age,\n"
 	"                      peer and TCP state; untracked sockets; double closes;\n"
 	"                      live heap blocks grouped by allocation stack\n"
+	"  diff OLD NEW        what grew per stack between two moments: OLD and NEW are\n"
+	"                      JSON reports (report --format json) or segments (PID or\n"
+	"                      path, reported now); the stacks that grew, largest first,\n"
+	"                      with old -> new; counts of those that shrank, vanished,\n"
+	"                      appeared; exits 1 when something grew (as diff(1)).\n"
+	"                      `report PID --baseline FILE` prints the same against FILE\n"
 	"  run -- CMD          run CMD under leakwatch and report what it left open at exit\n"
 	"                      (on stderr: CMD's stdout and stderr stay its own); exits\n"
 	"                      with CMD's status (see exit status below)\n"
@@ -74,6 +80,9 @@ static const char help_after[] =
 	"  leakwatch top 4242 --plain --count 5 --interval 2s\n"
 	"  leakwatch report /dev/shm/leakwatch.4242 --format json\n"
 	"  leakwatch report 4242 --kind heap --format folded | flamegraph.pl > heap.svg\n"
+	"  leakwatch report 4242 --format json --output warm.json   # after warm-up\n"
+	"  leakwatch diff warm.json 4242 --kind heap                # later: what grew\n"
+	"  leakwatch report 4242 --baseline warm.json\n"
 	"  leakwatch run --fail-on-leak -- ./tests/integration\n"
 	"  leakwatch run --fail-on-leak=all -- ./tests/unit-tests\n"
 	"\n"
@@ -85,7 +94,7 @@ static const char help_after[] =
 	"\n"
 	"exit status:\n"
 	"  0  success\n"
-	"  1  leaks found (run --fail-on-leak)\n"
+	"  1  leaks found (run --fail-on-leak); diff, report --baseline: a stack grew\n"
 	"  2  usage error, unreadable or invalid segment, command could not be run,\n"
 	"     or output could not be written\n"
 	"\n"
@@ -102,7 +111,7 @@ static const char help_after[] =
 	"  LEAKWATCH_BUDGET reached) changes no status by itself: the report says so.\n";
 
 static const struct lw_command_spec *const commands[] = {
-	&lw_ps_spec, &lw_clean_spec, &lw_report_spec, &lw_top_spec, &lw_run_spec,
+	&lw_ps_spec, &lw_clean_spec, &lw_report_spec, &lw_diff_spec, &lw_top_spec, &lw_run_spec,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -142,6 +151,8 @@ int main(int argc, char **argv)
 		rc = lw_cmd_ps(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "report") == 0) {
 		rc = lw_cmd_report(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "diff") == 0) {
+		rc = lw_cmd_diff(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "top") == 0) {
 		rc = lw_top_main(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "run") == 0) {

@@ -77,7 +77,8 @@ int lw_options_parse(const struct lw_command_spec *c, void *opts, int argc, char
 	for (size_t i = 0; i < n; i++)
 		longopts[i] = (struct option){ c->opts[i].name, (int)c->opts[i].arg, NULL, 256 + (int)i };
 	longopts[n] = (struct option){ NULL, 0, NULL, 0 };
-	const char *word = NULL;
+	const char *words[2] = { NULL, NULL };
+	int nwords = 0, maxwords = c->args == LW_CMD_TWO_ARGS ? 2 : c->args == LW_CMD_ONE_ARG ? 1 : 0;
 	/* "-": words come back as 1, so PID may come before or after options;
 	 * "+": stop at the command line, its options are its own. */
 	const char *optstring = c->args == LW_CMD_COMMAND ? "+:" : "-:";
@@ -86,11 +87,11 @@ int lw_options_parse(const struct lw_command_spec *c, void *opts, int argc, char
 	int ch;
 	while ((ch = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
 		if (ch == 1) {
-			if (c->args != LW_CMD_ONE_ARG || word) {
+			if (nwords == maxwords) {
 				lw_usage_error(c->name, "unexpected argument '%s'", optarg);
 				return -1;
 			}
-			word = optarg;
+			words[nwords++] = optarg;
 		} else if (ch == ':') {
 			lw_usage_error(c->name, "missing argument for '%s'", argv[optind - 1]);
 			return -1;
@@ -108,13 +109,17 @@ int lw_options_parse(const struct lw_command_spec *c, void *opts, int argc, char
 	if (c->args == LW_CMD_COMMAND)
 		return optind;
 	for (; optind < argc; optind++) {   /* after "--" */
-		if (c->args != LW_CMD_ONE_ARG || word) {
+		if (nwords == maxwords) {
 			lw_usage_error(c->name, "unexpected argument '%s'", argv[optind]);
 			return -1;
 		}
-		word = argv[optind];
+		words[nwords++] = argv[optind];
 	}
-	if (c->args == LW_CMD_ONE_ARG && !word) {
+	if (c->args == LW_CMD_TWO_ARGS && nwords < 2) {
+		lw_usage_error(c->name, nwords ? "missing NEW" : "missing OLD and NEW");
+		return -1;
+	}
+	if (c->args == LW_CMD_ONE_ARG && !nwords) {
 		/* "PID|SEGMENT" reads "PID or SEGMENT" in a sentence */
 		char what[64];
 		size_t k = 0;
@@ -123,8 +128,8 @@ int lw_options_parse(const struct lw_command_spec *c, void *opts, int argc, char
 		lw_usage_error(c->name, "missing %s", what);
 		return -1;
 	}
-	if (arg)
-		*arg = word;
+	for (int i = 0; arg && i < maxwords; i++)
+		arg[i] = words[i];
 	return argc;
 }
 
@@ -145,7 +150,7 @@ void lw_options_synopsis(FILE *out, const struct lw_command_spec *c, const char 
 	char form[96];
 	int col = fprintf(out, "%sleakwatch %s", lead, c->name);
 	int indent = (int)strlen(lead) + (int)strlen("leakwatch ") + (int)strlen(c->name) + 1;
-	if (c->args == LW_CMD_ONE_ARG)
+	if (c->args == LW_CMD_ONE_ARG || c->args == LW_CMD_TWO_ARGS)
 		col += fprintf(out, " %s", c->arg_name);
 	for (size_t i = 0; i < c->nopts; i++) {
 		int w = (int)strlen(option_form(&c->opts[i], form, sizeof form)) + 3;

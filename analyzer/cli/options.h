@@ -49,6 +49,7 @@ struct lw_option {
 enum lw_cmd_args {
 	LW_CMD_NO_ARGS = 0,             /* nothing: any word is an unexpected argument */
 	LW_CMD_ONE_ARG,                 /* exactly one word (before or after options) */
+	LW_CMD_TWO_ARGS,                /* exactly two words ("OLD NEW"), anywhere among options */
 	LW_CMD_COMMAND,                 /* options, then a command line of its own (after "--") */
 };
 
@@ -98,7 +99,7 @@ struct lw_command_spec {
 /*
  * lw_options_parse - parse argv[1..argc) (argv[0] is the command name) into
  * opts with the command's table.  *arg receives the one word of an
- * LW_CMD_ONE_ARG command.  Returns the index of the first word not parsed
+ * LW_CMD_ONE_ARG command, arg[0] and arg[1] the two of an LW_CMD_TWO_ARGS one.  Returns the index of the first word not parsed
  * (LW_CMD_COMMAND: the command line; otherwise argc), or -1 after printing
  * one usage-error line (unknown option, missing or bad value, missing or
  * unexpected word).

@@ -14,6 +14,16 @@
 /* lw_render_text - human-readable report; returns 0 or -1 on a write error. */
 int lw_render_text(FILE *out, struct lw_report *r);
 
+/*
+ * lw_render_text_frames - a stack as the text report shows it: `label`
+ * (padded to lw) before the first frame, one frame a line ("function  file:line",
+ * or module+0xOFF), files relative to cwd, the C runtime's frames below
+ * main() left out, suffix after the first frame; "(no stack recorded)" for
+ * n == 0.  Write errors stay in the stream.
+ */
+void lw_render_text_frames(FILE *out, const struct lw_frame *frames, size_t n, const char *label, int lw,
+			   const char *cwd, const char *suffix);
+
 /* lw_render_json - one JSON object (no trailing newline); 0 or -1 on write error. */
 int lw_render_json(FILE *out, struct lw_report *r);
 
@@ -33,6 +43,13 @@ int lw_render_folded(FILE *out, struct lw_report *r, const char *root);
  * array element.  Write errors stay in the stream (lw_json_error).
  */
 void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *r);
+
+/*
+ * lw_render_json_frames - member `key` (NULL: an element): the array of
+ * frame objects {addr, function, file, line, module, module_offset, inlined,
+ * build_id_mismatch} of docs/report-format.md.
+ */
+void lw_render_json_frames(struct lw_json *j, const char *key, const struct lw_frame *frames, size_t n);
 
 /*
  * lw_render_json_incomplete - member `key`: null for a complete segment,

@@ -31,10 +31,8 @@ static void json_kind_counts(struct lw_json *j, const char *key, const uint64_t 
 	lw_json_end_object(j);
 }
 
-static void json_stack(struct lw_json *j, const char *key, struct lw_report *r, uint32_t stack_id)
+void lw_render_json_frames(struct lw_json *j, const char *key, const struct lw_frame *frames, size_t n)
 {
-	struct lw_frame frames[LW_PRESENT_MAX_FRAMES];
-	size_t n = lw_present_stack(r, stack_id, frames, LW_PRESENT_MAX_FRAMES);
 	lw_json_begin_array(j, key);
 	for (size_t i = 0; i < n; i++) {
 		const struct lw_frame *f = &frames[i];
@@ -56,6 +54,13 @@ static void json_stack(struct lw_json *j, const char *key, struct lw_report *r, 
 		lw_json_end_object(j);
 	}
 	lw_json_end_array(j);
+}
+
+static void json_stack(struct lw_json *j, const char *key, struct lw_report *r, uint32_t stack_id)
+{
+	struct lw_frame frames[LW_PRESENT_MAX_FRAMES];
+	size_t n = lw_present_stack(r, stack_id, frames, LW_PRESENT_MAX_FRAMES);
+	lw_render_json_frames(j, key, frames, n);
 }
 
 static const char *role_name(enum lw_endpoint_role role)

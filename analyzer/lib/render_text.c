@@ -18,11 +18,9 @@ static const char *path_short(const char *path, const char *cwd)
 	return path;
 }
 
-static void text_stack_sfx(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label, int lw,
+void lw_render_text_frames(FILE *out, const struct lw_frame *frames, size_t n, const char *label, int lw,
 			   const char *cwd, const char *suffix)
 {
-	struct lw_frame frames[LW_PRESENT_MAX_FRAMES];
-	size_t n = lw_present_stack(r, stack_id, frames, LW_PRESENT_MAX_FRAMES);
 	if (n == 0) {
 		fprintf(out, "  %-*s (no stack recorded)%s\n", lw, label, suffix);
 		return;
@@ -66,6 +64,14 @@ static void text_stack_sfx(FILE *out, struct lw_report *r, uint32_t stack_id, co
 			fputs(suffix, out);
 		fputc('\n', out);
 	}
+}
+
+static void text_stack_sfx(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label, int lw,
+			   const char *cwd, const char *suffix)
+{
+	struct lw_frame frames[LW_PRESENT_MAX_FRAMES];
+	size_t n = lw_present_stack(r, stack_id, frames, LW_PRESENT_MAX_FRAMES);
+	lw_render_text_frames(out, frames, n, label, lw, cwd, suffix);
 }
 
 static void text_stack_w(FILE *out, struct lw_report *r, uint32_t stack_id, const char *label, int lw,
