@@ -486,6 +486,11 @@ static int parse_tool_line(struct parser *ps, const char *line, const char *name
 		return parse_error(ps, ps->lineno, "expected tool:kind (e.g. leakwatch:Heap) in suppression '%s', got '%s'",
 				   snippet(sn, sizeof sn, name), snippet(sn2, sizeof sn2, line));
 	const char *kind = colon + 1;
+	/* A forgotten kind line: do not silently skip the entry as another tool's. */
+	if ((colon - line == 3 && (strncmp(line, "fun", 3) == 0 || strncmp(line, "obj", 3) == 0 ||
+				   strncmp(line, "src", 3) == 0)))
+		return parse_error(ps, ps->lineno, "suppression '%s' has no tool:kind line before '%s'",
+				   snippet(sn, sizeof sn, name), snippet(sn2, sizeof sn2, line));
 	*kinds = 0;
 	for (const char *t = line; t < colon;) {
 		const char *comma = memchr(t, ',', (size_t)(colon - t));
