@@ -79,7 +79,7 @@ ANALYZER_INC      = -Ianalyzer/lib -Ianalyzer/cli
 ANALYZER_OBJS     = $(ANALYZER_SRCS:%.c=$(BUILD)/%.o)
 ANALYZER_LIB_OBJS = $(ANALYZER_LIB_SRCS:%.c=$(BUILD)/%.o)
 ANALYZER_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(ANALYZER_INC) $(DW_CFLAGS) $(CURSES_CFLAGS) \
-                    -DLW_LIBDIR='"$(LIBDIR)"'
+                    -I$(BUILD)/gen -DLW_LIBDIR='"$(LIBDIR)"'
 ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) -lm -lstdc++
 
 # --- tests -------------------------------------------------------------------
@@ -148,6 +148,13 @@ $(BUILD)/analyzer/%.o: analyzer/%.c $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(ANALYZER_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+# The built-in suppressions (suppress.c): analyzer/lib/default.supp, the one
+# copy of them, as the bytes of a C array.
+$(BUILD)/gen/default_supp.h: analyzer/lib/default.supp
+	@mkdir -p $(@D)
+	$(Q){ od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; echo 0x00; } >$@
+$(BUILD)/analyzer/lib/suppress.o: $(BUILD)/gen/default_supp.h
 
 $(BUILD)/tests/%.o: tests/%.c $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
@@ -256,6 +263,7 @@ install: all
 	install -m 0644 include/leakwatch/*.h $(DESTDIR)$(INCDIR)/
 	install -d $(DESTDIR)$(DOCDIR)
 	install -m 0644 docs/report-format.md docs/report-schema.json $(DESTDIR)$(DOCDIR)/
+	install -m 0644 analyzer/lib/default.supp $(DESTDIR)$(DOCDIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/leakwatch $(DESTDIR)$(LIBDIR)/libleakwatch.so

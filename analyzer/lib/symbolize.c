@@ -340,11 +340,14 @@ static const char *intern(struct lw_symbolizer *sym, char *copy)
 
 /*
  * "__libc_start_main@@GLIBC_2.34" -> "__libc_start_main": the version is noise
- * in a stack.  C++ names are demangled ("_ZN3foo3barEi" -> "foo::bar(int)").
- * Rewritten names are interned in the symbolizer.
+ * in a stack.  C++ names are demangled ("_ZN3foo3barEi" -> "foo::bar(int)");
+ * then *linkage is the mangled name without its version (valgrind's fun:
+ * suppression patterns are written against it), else NULL.  Rewritten names
+ * are interned in the symbolizer.
  */
-static const char *symbol_name(struct lw_symbolizer *sym, const char *name)
+static const char *symbol_name(struct lw_symbolizer *sym, const char *name, const char **linkage)
 {
+	*linkage = NULL;
 	if (!name)
 		return NULL;
 	const char *at = strchr(name, '@');
@@ -356,14 +359,28 @@ static const char *symbol_name(struct lw_symbolizer *sym, const char *name)
 	}
 	char *dem = lw_symbol_demangle(base ? base : name);
 	if (dem) {
-		free(base);
 		const char *r = intern(sym, dem);
-		return r ? r : name;
+		if (!r) {
+			free(base);
+			return name;
+		}
+		*linkage = base ? intern(sym, base) : name;
+		return r;
 	}
 	if (!base)
 		return name;
 	const char *r = intern(sym, base);
 	return r ? r : name;
+}
+
+/* DW_AT_linkage_name of a function DIE (the mangled name of a C++ function), or NULL. */
+static const char *die_linkage(Dwarf_Die *die)
+{
+	Dwarf_Attribute attr;
+	if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
+	    dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
+		return dwarf_formstring(&attr);
+	return NULL;
 }
 
 /*
@@ -390,7 +407,9 @@ static int frames_resolve(struct lw_symbolizer *sym, uint64_t addr, uint64_t pc)
 
 	GElf_Off off;
 	GElf_Sym elfsym;
-	const char *elfname = symbol_name(sym, dwfl_module_addrinfo(sm->dm, pc, &off, &elfsym, NULL, NULL, NULL));
+	const char *elflinkage;
+	const char *elfname = symbol_name(sym, dwfl_module_addrinfo(sm->dm, pc, &off, &elfsym, NULL, NULL, NULL),
+					  &elflinkage);
 	Dwfl_Line *line = dwfl_module_getsrc(sm->dm, pc);
 	const char *file = NULL;
 	int lineno = 0;
@@ -439,6 +458,7 @@ static int frames_resolve(struct lw_symbolizer *sym, uint64_t addr, uint64_t pc)
 	int rc = 0;
 	if (nchain == 0) {
 		f.function = elfname;
+		f.linkage = elflinkage;
 		f.file = file;
 		f.line = lineno;
 		rc = pool_push(sym, &f);
@@ -450,9 +470,14 @@ static int frames_resolve(struct lw_symbolizer *sym, uint64_t addr, uint64_t pc)
 			int inl = dwarf_tag(die) == DW_TAG_inlined_subroutine;
 			f.inlined = inl;
 			f.function = die_name(die);
+			f.linkage = die_linkage(die);
 			/* The real function: the ELF symbol is what nm and perf show. */
-			if (!inl && elfname)
+			if (!inl && elfname) {
 				f.function = elfname;
+				f.linkage = elflinkage;
+			}
+			if (f.linkage && f.function && strcmp(f.linkage, f.function) == 0)
+				f.linkage = NULL;
 			f.file = cur_file;
 			f.line = cur_line;
 			rc = pool_push(sym, &f);

@@ -13,6 +13,7 @@
 struct lw_frame {
 	uint64_t addr;                  /* as recorded (return address except frame 0) */
 	const char *function;           /* NULL: unknown */
+	const char *linkage;            /* raw (mangled) symbol name; NULL: same as function */
 	const char *file;               /* as given by DWARF; NULL: unknown */
 	int line;                       /* 0: unknown */
 	const char *module;             /* module path; NULL: no module */
