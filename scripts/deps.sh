@@ -23,6 +23,8 @@ command -v g++ >/dev/null 2>&1 || missing="$missing g++"
 # used by the tests: real programs run under the shim
 command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
+# the reference the reachability classes are checked against
+command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
