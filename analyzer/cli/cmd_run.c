@@ -915,7 +915,7 @@ int lw_run_main(int argc, char **argv)
 	size_t leaked = 0, leaked_fds = 0; /* sockets; other descriptors */
 	double heap_blocks = 0, heap_bytes = 0;
 	size_t heap_samples = 0;        /* table entries behind heap_blocks (sampled mode) */
-	int heap_tracked = 0, heap_estimated = 0;
+	int heap_tracked = 0, heap_estimated = 0, heap_checked = 0;
 	int json = o.format == LW_FMT_JSON, folded = o.format == LW_FMT_FOLDED;
 	/* The status line belongs to the text report's reader, on stderr whatever --output says. */
 	if (!json && !folded) {
@@ -1022,6 +1022,7 @@ int lw_run_main(int argc, char **argv)
 		if (r.heap.mode != LW_HEAP_OFF) {
 			heap_tracked = 1;
 			heap_estimated |= r.heap.estimated;
+			heap_checked |= r.heap.reach_checked && r.live != LW_LIVE_EXECED;
 		}
 		if (folded) {
 			char name[64];
@@ -1085,10 +1086,28 @@ int lw_run_main(int argc, char **argv)
 		char est[48] = "";
 		if (heap_estimated && heap_samples > 0 && heap_samples < LW_HEAP_FEW_SAMPLES)
 			snprintf(est, sizeof est, " (est. from %zu sample%s)", heap_samples, heap_samples == 1 ? "" : "s");
+		/* with a reachability check, what is counted is what --leak-kinds names */
+		char kinds[96] = "";
+		if (heap_checked) {
+			unsigned m = o.leak_kinds ? o.leak_kinds : LW_REACH_KINDS_DEFAULT;
+			size_t k = (size_t)snprintf(kinds, sizeof kinds, ", lost (");
+			int first = 1;
+			for (int c = LW_REACH_DEFINITE; c < LW_REACH_NCLASS; c++)
+				if (m & LW_REACH_BIT(c)) {
+					k += (size_t)snprintf(kinds + k, sizeof kinds - k, "%s%s", first ? "" : ", ",
+							      lw_reach_name((enum lw_reach)c));
+					first = 0;
+				}
+			if (first)
+				snprintf(kinds, sizeof kinds, " (--leak-kinds none: none counted)");
+			else
+				snprintf(kinds + k, sizeof kinds - k, ")");
+		}
 		if (show_heap && heap_tracked)
-			fprintf(out, "leakwatch: %s%.0f heap block%s (%s%s)%s left allocated by the program%s%s\n",
+			fprintf(out, "leakwatch: %s%.0f heap block%s (%s%s)%s left allocated by the program%s%s%s\n",
 				heap_estimated ? "~" : "", round(heap_blocks), round(heap_blocks) == 1 ? "" : "s",
-				heap_estimated ? "~" : "", lw_bytes_format(heap_bytes, b, sizeof b), est, older, dur);
+				heap_estimated ? "~" : "", lw_bytes_format(heap_bytes, b, sizeof b), est, older, dur,
+				kinds);
 		else if (show_heap && !show_socks && n > 0)
 			fprintf(out, "leakwatch: heap tracking was off: no heap data\n");
 	}
