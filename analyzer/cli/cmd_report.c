@@ -23,7 +23,6 @@ struct report_options {
 	enum lw_group_by by;            /* --by open|use: group by creation or last-use stack */
 	int check_reachable;            /* --check-reachable: stop the process and classify its heap */
 	unsigned leak_kinds;            /* --leak-kinds LIST (LW_REACH_BIT set; 0: default) */
-	int leak_kinds_set;
 	const char *baseline;           /* --baseline FILE: print what grew since FILE instead */
 };
 
@@ -32,7 +31,8 @@ static int report_leak_kinds_set(void *opts, const char *arg)
 	struct report_options *o = opts;
 	if (lw_reach_kinds_parse(arg, &o->leak_kinds) < 0)
 		return -1;
-	o->leak_kinds_set = 1;
+	if (!o->leak_kinds) /* "none": 0 would mean the default */
+		o->leak_kinds = LW_REACH_KINDS_NONE;
 	return 0;
 }
 
@@ -85,8 +85,6 @@ int lw_cmd_report(int argc, char **argv)
 	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
 				     .kind = o.kind, .idle_for_ns = o.idle_for_ns, .interval_ns = o.interval_ns,
 				     .by = o.by, .leak_kinds = o.leak_kinds };
-	if (o.leak_kinds_set && !o.leak_kinds)
-		ro.leak_kinds = LW_REACH_KINDS_NONE;
 	struct lw_reach_result reach = { 0 };
 	if (o.check_reachable) {
 		if (!lw_kind_heap(o.kind)) {

@@ -210,7 +210,7 @@ static int run_leak_kinds_set(void *opts, const char *arg)
 	struct run_options *o = opts;
 	if (lw_reach_kinds_parse(arg, &o->leak_kinds) < 0)
 		return -1;
-	if (!o->leak_kinds)
+	if (!o->leak_kinds) /* "none": 0 would mean the default */
 		o->leak_kinds = LW_REACH_KINDS_NONE;
 	return 0;
 }

@@ -88,7 +88,8 @@ struct lw_command_spec {
 	{ "all", LW_OPT_FLAG, LW_ARG_NONE, offsetof(T, field), NULL, \
 	  "also inherited sockets (opened before leakwatch loaded),\nstale entries (closed where no hook saw it), and heap blocks\nthat are not counted as leaks (see below)", \
 	  0, 0, 0, NULL, NULL }
-/* --leak-kinds: LW_OPT_CUSTOM with lw_opt_leak_kinds_set (options.c); field is an unsigned */
+/* --leak-kinds: LW_OPT_CUSTOM; `set` parses with lw_reach_kinds_parse into the command's
+ * unsigned field, "none" stored as LW_REACH_KINDS_NONE (0 is the default) */
 #define LW_OPT_LEAK_KINDS(T, set) \
 	{ "leak-kinds", LW_OPT_CUSTOM, LW_ARG_REQUIRED, 0, "LIST", \
 	  "reachability classes that count as leaked (valgrind's\n--errors-for-leak-kinds): definite, indirect, possible,\nreachable, all or none, comma-separated (default\ndefinite,indirect)", \

@@ -874,28 +874,6 @@ static int vma_roots(const struct vma *m, const struct vma *prev, const struct l
 	return a < cut ? ranges_add(roots, a, cut) : 0;
 }
 
-static uint64_t proc_start_ticks(pid_t pid)
-{
-	char p[64], buf[1024];
-	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *q = strrchr(buf, ')');
-	if (!q)
-		return 0;
-	unsigned long long v = 0;
-	/* after ") ": state is field 3; starttime is field 22 */
-	if (sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &v) != 1)
-		return 0;
-	return v;
-}
-
 int lw_reach_check(pid_t pid, const char *segpath, struct lw_reach_result *r, int *reaped, int *reaped_status,
 		   char *err, size_t errlen)
 {
@@ -926,7 +904,6 @@ int lw_reach_check(pid_t pid, const char *segpath, struct lw_reach_result *r, in
 		goto out;
 	}
 	r->pid = pid;
-	r->start_ticks = proc_start_ticks(pid);
 	r->image_ns = s.hdr.start_monotonic_ns;
 	r->sampled = s.hdr.heap_mode == LW_HEAP_SAMPLED;
 	r->blocks = malloc((s.nallocs ? s.nallocs : 1) * sizeof *r->blocks);

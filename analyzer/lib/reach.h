@@ -80,7 +80,6 @@ struct lw_reach_stats {
 /* The result of one check of one process. */
 struct lw_reach_result {
 	pid_t pid;
-	uint64_t start_ticks;           /* /proc/PID/stat field 22 of the process checked */
 	uint64_t image_ns;              /* the segment's start_monotonic_ns: which image (exec
 	                                   keeps the pid and the start time) */
 	int sampled;                    /* the segment was in sampled mode: estimates */
