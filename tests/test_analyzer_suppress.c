@@ -52,14 +52,14 @@ static void load_ok(const char *text, int expect)
 	cr_assert_eq(n, expect, "load gave %d (%s), expected %d", n, err, expect);
 }
 
-static const char *find_name(enum lw_supp_kind kind, enum lw_leak_kind leak,
+static const char *find_name(enum lw_supp_kind kind, enum lw_reach leak,
 			     const struct lw_frame *f, size_t n)
 {
 	const struct lw_supp *e = lw_supp_find(set, kind, leak, f, n);
 	return e ? e->name : NULL;
 }
 
-#define HEAP(f) find_name(LW_SUPP_HEAP, LW_LEAK_UNKNOWN, f, sizeof(f) / sizeof(f)[0])
+#define HEAP(f) find_name(LW_SUPP_HEAP, LW_REACH_UNKNOWN, f, sizeof(f) / sizeof(f)[0])
 
 /* ---- the valgrind format -------------------------------------------------- */
 
@@ -90,8 +90,8 @@ Test(suppress, valgrind_basic)
 	/* More lines than frames: no match. */
 	cr_assert_null(HEAP(short1));
 	/* Other kinds are not suppressed by a Heap entry. */
-	cr_assert_null(find_name(LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, yes, 3));
-	cr_assert_null(find_name(LW_SUPP_FD, LW_LEAK_UNKNOWN, yes, 3));
+	cr_assert_null(find_name(LW_SUPP_SOCKET, LW_REACH_UNKNOWN, yes, 3));
+	cr_assert_null(find_name(LW_SUPP_FD, LW_REACH_UNKNOWN, yes, 3));
 }
 
 Test(suppress, valgrind_kinds_and_tools)
@@ -109,13 +109,13 @@ Test(suppress, valgrind_kinds_and_tools)
 	struct lw_frame m[] = { fr("mc_leak", EXE) };
 	struct lw_frame b[] = { fr("both", EXE) };
 	struct lw_frame w[] = { fr("whatever", EXE) };
-	cr_assert_str_eq(find_name(LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, s, 1), "s1");
-	cr_assert_null(find_name(LW_SUPP_FD, LW_LEAK_UNKNOWN, s, 1));
+	cr_assert_str_eq(find_name(LW_SUPP_SOCKET, LW_REACH_UNKNOWN, s, 1), "s1");
+	cr_assert_null(find_name(LW_SUPP_FD, LW_REACH_UNKNOWN, s, 1));
 	cr_assert_null(HEAP(s));
-	cr_assert_str_eq(find_name(LW_SUPP_FD, LW_LEAK_UNKNOWN, f, 1), "f1");
-	cr_assert_null(find_name(LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, f, 1));
+	cr_assert_str_eq(find_name(LW_SUPP_FD, LW_REACH_UNKNOWN, f, 1), "f1");
+	cr_assert_null(find_name(LW_SUPP_SOCKET, LW_REACH_UNKNOWN, f, 1));
 	cr_assert_str_eq(HEAP(m), "m1");
-	cr_assert_null(find_name(LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, m, 1));
+	cr_assert_null(find_name(LW_SUPP_SOCKET, LW_REACH_UNKNOWN, m, 1));
 	cr_assert_str_eq(HEAP(b), "multi");
 	cr_assert_null(HEAP(w));
 	cr_assert_eq(lw_supp_set_size(set), 4);
@@ -208,13 +208,13 @@ Test(suppress, obj_and_src)
 
 	struct lw_frame f[] = { { .function = "open_pool", .file = "/src/app/pool.c", .line = 7 } };
 	struct lw_frame f2[] = { { .function = "open_pool", .file = "/src/app/pool.cc", .line = 7 } };
-	cr_assert_str_eq(find_name(LW_SUPP_FD, LW_LEAK_UNKNOWN, f, 1), "by-file");
-	cr_assert_null(find_name(LW_SUPP_FD, LW_LEAK_UNKNOWN, f2, 1));
+	cr_assert_str_eq(find_name(LW_SUPP_FD, LW_REACH_UNKNOWN, f, 1), "by-file");
+	cr_assert_null(find_name(LW_SUPP_FD, LW_REACH_UNKNOWN, f2, 1));
 
 	struct lw_frame s[] = { { .function = "dial", .file = "net/tcp.c", .line = 42 } };
 	struct lw_frame s2[] = { { .function = "dial", .file = "net/tcp.c", .line = 43 } };
-	cr_assert_str_eq(find_name(LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, s, 1), "by-line");
-	cr_assert_null(find_name(LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, s2, 1));
+	cr_assert_str_eq(find_name(LW_SUPP_SOCKET, LW_REACH_UNKNOWN, s, 1), "by-line");
+	cr_assert_null(find_name(LW_SUPP_SOCKET, LW_REACH_UNKNOWN, s2, 1));
 
 	struct lw_frame p[] = { { .function = "u", .file = "/src/app/util.c", .line = 1 } };
 	struct lw_frame p2[] = { { .function = "u", .file = "/other/app/util.c", .line = 1 } };
@@ -248,25 +248,25 @@ Test(suppress, match_leak_kinds)
 		"{\n all\n leakwatch:Heap\n match-leak-kinds: all\n fun:c\n}\n"
 		"{\n none\n leakwatch:Heap\n match-leak-kinds: none\n fun:d\n}\n", 4);
 	cr_assert_eq(lw_supp_set_entry(set, 0)->leak_kinds,
-		     LW_LEAK_KIND_BIT(LW_LEAK_DEFINITE) | LW_LEAK_KIND_BIT(LW_LEAK_POSSIBLE));
-	cr_assert_eq(lw_supp_set_entry(set, 1)->leak_kinds, LW_LEAK_KIND_BIT(LW_LEAK_REACHABLE));
-	cr_assert_eq(lw_supp_set_entry(set, 2)->leak_kinds, LW_LEAK_KINDS_ALL);
+		     LW_REACH_BIT(LW_REACH_DEFINITE) | LW_REACH_BIT(LW_REACH_POSSIBLE));
+	cr_assert_eq(lw_supp_set_entry(set, 1)->leak_kinds, LW_REACH_BIT(LW_REACH_REACHABLE));
+	cr_assert_eq(lw_supp_set_entry(set, 2)->leak_kinds, LW_REACH_KINDS_ALL);
 	cr_assert_eq(lw_supp_set_entry(set, 3)->leak_kinds, 0);
 
 	struct lw_frame a[] = { fr("a", EXE) }, b[] = { fr("b", EXE) };
 	struct lw_frame c[] = { fr("c", EXE) }, d[] = { fr("d", EXE) };
-	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_LEAK_DEFINITE, a, 1), "def");
-	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_LEAK_POSSIBLE, a, 1), "def");
-	cr_assert_null(find_name(LW_SUPP_HEAP, LW_LEAK_REACHABLE, a, 1));
-	cr_assert_null(find_name(LW_SUPP_HEAP, LW_LEAK_INDIRECT, a, 1));
-	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_LEAK_REACHABLE, b, 1), "reach");
-	cr_assert_null(find_name(LW_SUPP_HEAP, LW_LEAK_DEFINITE, b, 1));
-	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_LEAK_INDIRECT, c, 1), "all");
+	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_REACH_DEFINITE, a, 1), "def");
+	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_REACH_POSSIBLE, a, 1), "def");
+	cr_assert_null(find_name(LW_SUPP_HEAP, LW_REACH_REACHABLE, a, 1));
+	cr_assert_null(find_name(LW_SUPP_HEAP, LW_REACH_INDIRECT, a, 1));
+	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_REACH_REACHABLE, b, 1), "reach");
+	cr_assert_null(find_name(LW_SUPP_HEAP, LW_REACH_DEFINITE, b, 1));
+	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_REACH_INDIRECT, c, 1), "all");
 	/* Unknown class: matched by any non-empty set, never by none. */
-	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_LEAK_UNKNOWN, a, 1), "def");
-	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_LEAK_UNKNOWN, b, 1), "reach");
-	cr_assert_null(find_name(LW_SUPP_HEAP, LW_LEAK_UNKNOWN, d, 1));
-	cr_assert_null(find_name(LW_SUPP_HEAP, LW_LEAK_DEFINITE, d, 1));
+	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_REACH_UNKNOWN, a, 1), "def");
+	cr_assert_str_eq(find_name(LW_SUPP_HEAP, LW_REACH_UNKNOWN, b, 1), "reach");
+	cr_assert_null(find_name(LW_SUPP_HEAP, LW_REACH_UNKNOWN, d, 1));
+	cr_assert_null(find_name(LW_SUPP_HEAP, LW_REACH_DEFINITE, d, 1));
 }
 
 Test(suppress, crlf_and_blanks)
@@ -296,17 +296,17 @@ Test(suppress, lsan_lines)
 	/* Substring, any frame of the stack, every kind. */
 	struct lw_frame c[] = { fr("malloc", LIBC), fr("x", EXE), fr("my_cache_fill", EXE) };
 	cr_assert_str_eq(HEAP(c), "leak:cache_");
-	cr_assert_str_eq(find_name(LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, c, 3), "leak:cache_");
-	cr_assert_str_eq(find_name(LW_SUPP_FD, LW_LEAK_DEFINITE, c, 3), "leak:cache_");
+	cr_assert_str_eq(find_name(LW_SUPP_SOCKET, LW_REACH_UNKNOWN, c, 3), "leak:cache_");
+	cr_assert_str_eq(find_name(LW_SUPP_FD, LW_REACH_DEFINITE, c, 3), "leak:cache_");
 
 	/* ^ anchors at the start, $ at the end; kind-specific prefixes. */
 	struct lw_frame d1[] = { fr("dial_tcp", EXE) }, d2[] = { fr("redial_tcp", EXE) };
-	cr_assert_str_eq(find_name(LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, d1, 1), "leakwatch-socket:^dial_");
-	cr_assert_null(find_name(LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, d2, 1));
+	cr_assert_str_eq(find_name(LW_SUPP_SOCKET, LW_REACH_UNKNOWN, d1, 1), "leakwatch-socket:^dial_");
+	cr_assert_null(find_name(LW_SUPP_SOCKET, LW_REACH_UNKNOWN, d2, 1));
 	cr_assert_null(HEAP(d1));
 	struct lw_frame l1[] = { fr("open_log", EXE) }, l2[] = { fr("open_logs", EXE) };
-	cr_assert_not_null(find_name(LW_SUPP_FD, LW_LEAK_UNKNOWN, l1, 1));
-	cr_assert_null(find_name(LW_SUPP_FD, LW_LEAK_UNKNOWN, l2, 1));
+	cr_assert_not_null(find_name(LW_SUPP_FD, LW_REACH_UNKNOWN, l1, 1));
+	cr_assert_null(find_name(LW_SUPP_FD, LW_REACH_UNKNOWN, l2, 1));
 	struct lw_frame x1[] = { fr("exact", EXE) }, x2[] = { fr("exactly", EXE) }, x3[] = { fr("inexact", EXE) };
 	cr_assert_str_eq(HEAP(x1), "leakwatch-heap:^exact$");
 	cr_assert_null(HEAP(x2));
@@ -350,12 +350,12 @@ Test(suppress, counts)
 {
 	load_ok("{\n vg\n leakwatch:Heap\n fun:a\n}\nleak:^b$\n", 2);
 	struct lw_frame a[] = { fr("a", EXE) }, b[] = { fr("b", EXE) }, c[] = { fr("c", EXE) };
-	cr_assert_not_null(lw_supp_match(set, LW_SUPP_HEAP, LW_LEAK_UNKNOWN, a, 1, 3, 300));
-	cr_assert_not_null(lw_supp_match(set, LW_SUPP_HEAP, LW_LEAK_UNKNOWN, a, 1, 2.5, 40.5));
-	cr_assert_not_null(lw_supp_match(set, LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, b, 1, 4, 0));
-	cr_assert_null(lw_supp_match(set, LW_SUPP_HEAP, LW_LEAK_UNKNOWN, c, 1, 9, 9));
+	cr_assert_not_null(lw_supp_match(set, LW_SUPP_HEAP, LW_REACH_UNKNOWN, a, 1, 3, 300));
+	cr_assert_not_null(lw_supp_match(set, LW_SUPP_HEAP, LW_REACH_UNKNOWN, a, 1, 2.5, 40.5));
+	cr_assert_not_null(lw_supp_match(set, LW_SUPP_SOCKET, LW_REACH_UNKNOWN, b, 1, 4, 0));
+	cr_assert_null(lw_supp_match(set, LW_SUPP_HEAP, LW_REACH_UNKNOWN, c, 1, 9, 9));
 	/* lw_supp_find counts nothing */
-	cr_assert_not_null(lw_supp_find(set, LW_SUPP_HEAP, LW_LEAK_UNKNOWN, a, 1));
+	cr_assert_not_null(lw_supp_find(set, LW_SUPP_HEAP, LW_REACH_UNKNOWN, a, 1));
 
 	const struct lw_supp *ea = lw_supp_set_entry(set, 0), *eb = lw_supp_set_entry(set, 1);
 	cr_assert_eq(ea->groups, 2);
@@ -451,7 +451,7 @@ Test(suppress, binary_and_garbage_never_crash)
 			cr_assert_null(strchr(err, '\n'));
 		}
 		struct lw_frame st[] = { fr("a*b", EXE), fr(NULL, NULL), fr("leak", "/x/libleak.so") };
-		lw_supp_match(set, LW_SUPP_HEAP, LW_LEAK_UNKNOWN, st, 3, 1, 1);
+		lw_supp_match(set, LW_SUPP_HEAP, LW_REACH_UNKNOWN, st, 3, 1, 1);
 	}
 }
 
@@ -484,7 +484,7 @@ Test(suppress, file_errors)
 
 /* ---- generation -------------------------------------------------------------------- */
 
-static char *gen_valgrind(const char *name, enum lw_supp_kind kind, enum lw_leak_kind leak,
+static char *gen_valgrind(const char *name, enum lw_supp_kind kind, enum lw_reach leak,
 			  const struct lw_frame *f, size_t n, size_t max)
 {
 	char *text = NULL;
@@ -504,7 +504,7 @@ Test(suppress, gen_valgrind_text)
 		{ .function = NULL, .module = NULL },
 		{ .function = "main", .module = EXE },
 	};
-	char *t = gen_valgrind("<leakwatch_heap_1>", LW_SUPP_HEAP, LW_LEAK_DEFINITE, st, 4, 0);
+	char *t = gen_valgrind("<leakwatch_heap_1>", LW_SUPP_HEAP, LW_REACH_DEFINITE, st, 4, 0);
 	cr_assert_str_eq(t, "{\n"
 			    "   <leakwatch_heap_1>\n"
 			    "   leakwatch:Heap\n"
@@ -515,7 +515,7 @@ Test(suppress, gen_valgrind_text)
 			    "   fun:main\n"
 			    "}\n");
 	free(t);
-	t = gen_valgrind(NULL, LW_SUPP_SOCKET, LW_LEAK_DEFINITE, st, 4, 2);
+	t = gen_valgrind(NULL, LW_SUPP_SOCKET, LW_REACH_DEFINITE, st, 4, 2);
 	cr_assert_str_eq(t, "{\n"
 			    "   <insert_a_suppression_name_here>\n"
 			    "   leakwatch:Socket\n"
@@ -523,7 +523,7 @@ Test(suppress, gen_valgrind_text)
 			    "   obj:/opt/lib/libz.so.1\n"
 			    "}\n");
 	free(t);
-	t = gen_valgrind("x", LW_SUPP_HEAP, LW_LEAK_UNKNOWN, st + 3, 1, 0);
+	t = gen_valgrind("x", LW_SUPP_HEAP, LW_REACH_UNKNOWN, st + 3, 1, 0);
 	cr_assert_str_eq(t, "{\n   x\n   leakwatch:Heap\n   fun:main\n}\n");
 	free(t);
 }
@@ -541,26 +541,26 @@ Test(suppress, gen_valgrind_round_trip)
 	for (size_t k = 0; k < 3; k++) {
 		lw_supp_set_free(set);
 		set = lw_supp_set_new();
-		char *t = gen_valgrind("rt", kinds[k], LW_LEAK_REACHABLE, st, 20, 0);
+		char *t = gen_valgrind("rt", kinds[k], LW_REACH_REACHABLE, st, 20, 0);
 		load_ok(t, 1);
 		free(t);
-		cr_assert_not_null(lw_supp_find(set, kinds[k], LW_LEAK_REACHABLE, st, 20));
+		cr_assert_not_null(lw_supp_find(set, kinds[k], LW_REACH_REACHABLE, st, 20));
 		/* 12 frames were written: a stack differing after them still matches... */
 		struct lw_frame other[20];
 		memcpy(other, st, sizeof st);
 		other[15] = fr("elsewhere", EXE);
-		cr_assert_not_null(lw_supp_find(set, kinds[k], LW_LEAK_REACHABLE, other, 20));
+		cr_assert_not_null(lw_supp_find(set, kinds[k], LW_REACH_REACHABLE, other, 20));
 		/* ...one differing within them does not; nor do the quoted wildcards widen it. */
 		other[5] = fr("whatX", EXE);
-		cr_assert_null(lw_supp_find(set, kinds[k], LW_LEAK_REACHABLE, other, 20));
+		cr_assert_null(lw_supp_find(set, kinds[k], LW_REACH_REACHABLE, other, 20));
 		memcpy(other, st, sizeof st);
 		other[0].function = "operator*(Vec const&, doubleXX)";
-		cr_assert_null(lw_supp_find(set, kinds[k], LW_LEAK_REACHABLE, other, 20));
+		cr_assert_null(lw_supp_find(set, kinds[k], LW_REACH_REACHABLE, other, 20));
 		for (size_t j = 0; j < 3; j++)
 			if (j != k)
-				cr_assert_null(lw_supp_find(set, kinds[j], LW_LEAK_REACHABLE, st, 20));
+				cr_assert_null(lw_supp_find(set, kinds[j], LW_REACH_REACHABLE, st, 20));
 		if (kinds[k] == LW_SUPP_HEAP)
-			cr_assert_null(lw_supp_find(set, LW_SUPP_HEAP, LW_LEAK_DEFINITE, st, 20));
+			cr_assert_null(lw_supp_find(set, LW_SUPP_HEAP, LW_REACH_DEFINITE, st, 20));
 	}
 }
 
@@ -595,7 +595,7 @@ Test(suppress, gen_lsan_round_trip)
 	set = lw_supp_set_new();
 	load_ok(t, 1);
 	free(t);
-	cr_assert_not_null(find_name(LW_SUPP_FD, LW_LEAK_UNKNOWN, st, 4));
+	cr_assert_not_null(find_name(LW_SUPP_FD, LW_REACH_UNKNOWN, st, 4));
 	cr_assert_null(HEAP(st));
 
 	/* Only runtime frames: the innermost named one; nothing named: a module. */
@@ -730,8 +730,8 @@ Test(suppress, default_set_covers_system_owners)
 		struct lw_frame st2[] = { fr("__libc_malloc_wrapper", LIBC), fr(fn, LIBC), fr("main", EXE) };
 		cr_assert_not_null(HEAP(st2), "owner %s behind a libc frame not suppressed", fn);
 		/* Default entries are heap entries only. */
-		cr_assert_null(find_name(LW_SUPP_SOCKET, LW_LEAK_UNKNOWN, st, 3));
-		cr_assert_null(find_name(LW_SUPP_FD, LW_LEAK_UNKNOWN, st, 3));
+		cr_assert_null(find_name(LW_SUPP_SOCKET, LW_REACH_UNKNOWN, st, 3));
+		cr_assert_null(find_name(LW_SUPP_FD, LW_REACH_UNKNOWN, st, 3));
 	}
 }
 

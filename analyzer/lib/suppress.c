@@ -222,7 +222,7 @@ static int lsan_stack_match(const char *pat, const struct lw_frame *frames, size
 	return 0;
 }
 
-static int entry_match(const struct lw_supp *e, enum lw_supp_kind kind, enum lw_leak_kind leak,
+static int entry_match(const struct lw_supp *e, enum lw_supp_kind kind, enum lw_reach leak,
 		       const struct lw_frame *frames, size_t n)
 {
 	if ((unsigned)kind >= LW_SUPP_NKIND || !(e->kinds & LW_SUPP_KIND_BIT(kind)))
@@ -230,7 +230,7 @@ static int entry_match(const struct lw_supp *e, enum lw_supp_kind kind, enum lw_
 	if (kind == LW_SUPP_HEAP) {
 		if (!e->leak_kinds)
 			return 0;
-		if (leak >= 0 && leak < LW_LEAK_NKIND && !(e->leak_kinds & LW_LEAK_KIND_BIT(leak)))
+		if (leak > LW_REACH_UNKNOWN && leak < LW_REACH_NCLASS && !(e->leak_kinds & LW_REACH_BIT(leak)))
 			return 0;
 	}
 	if (e->format == LW_SUPP_LSAN)
@@ -239,7 +239,7 @@ static int entry_match(const struct lw_supp *e, enum lw_supp_kind kind, enum lw_
 }
 
 const struct lw_supp *lw_supp_find(const struct lw_supp_set *set, enum lw_supp_kind kind,
-				   enum lw_leak_kind leak, const struct lw_frame *frames, size_t n)
+				   enum lw_reach leak, const struct lw_frame *frames, size_t n)
 {
 	if (!set || (!frames && n))
 		return NULL;
@@ -250,7 +250,7 @@ const struct lw_supp *lw_supp_find(const struct lw_supp_set *set, enum lw_supp_k
 }
 
 const struct lw_supp *lw_supp_match(struct lw_supp_set *set, enum lw_supp_kind kind,
-				    enum lw_leak_kind leak, const struct lw_frame *frames, size_t n,
+				    enum lw_reach leak, const struct lw_frame *frames, size_t n,
 				    double items, double bytes)
 {
 	/* The set owns its entries: casting the const away is safe here. */
@@ -394,7 +394,7 @@ static struct lw_supp *entry_new(struct parser *ps, enum lw_supp_format fmt, int
 		return NULL;
 	e->format = fmt;
 	e->line = line;
-	e->leak_kinds = LW_LEAK_KINDS_ALL;
+	e->leak_kinds = LW_REACH_KINDS_ALL;
 	e->file = strdup(ps->origin);
 	e->pattern = calloc(1, sizeof *e->pattern);
 	if (!e->file || !e->pattern) {
@@ -504,7 +504,6 @@ static int parse_tool_line(struct parser *ps, const char *line, const char *name
 
 static int parse_leak_kinds(struct parser *ps, const char *value, unsigned *out)
 {
-	static const char *const names[LW_LEAK_NKIND] = { "definite", "indirect", "possible", "reachable" };
 	char sn[64];
 	unsigned set = 0;
 	int any = 0;
@@ -522,12 +521,14 @@ static int parse_leak_kinds(struct parser *ps, const char *value, unsigned *out)
 			return parse_error(ps, ps->lineno, "empty leak kind in match-leak-kinds:");
 		int ok = 0;
 		if (n == 3 && strncmp(w, "all", 3) == 0)
-			set |= LW_LEAK_KINDS_ALL, ok = 1;
+			set |= LW_REACH_KINDS_ALL, ok = 1;
 		else if (n == 4 && strncmp(w, "none", 4) == 0)
 			ok = 1;
-		for (int k = 0; !ok && k < LW_LEAK_NKIND; k++)
-			if (strlen(names[k]) == n && strncmp(w, names[k], n) == 0)
-				set |= LW_LEAK_KIND_BIT(k), ok = 1;
+		for (int k = LW_REACH_DEFINITE; !ok && k < LW_REACH_NCLASS; k++) {
+			const char *kn = lw_reach_name((enum lw_reach)k);
+			if (strlen(kn) == n && strncmp(w, kn, n) == 0)
+				set |= LW_REACH_BIT(k), ok = 1;
+		}
 		if (!ok) {
 			char word[64];
 			snprintf(word, sizeof word, "%.*s", (int)(n < 40 ? n : 40), w);
@@ -853,12 +854,6 @@ const char *lw_supp_kind_name(enum lw_supp_kind kind)
 	return (unsigned)kind < LW_SUPP_NKIND ? kind_names[kind] : "unknown";
 }
 
-const char *lw_leak_kind_name(enum lw_leak_kind k)
-{
-	static const char *const names[LW_LEAK_NKIND] = { "definite", "indirect", "possible", "reachable" };
-	return k >= 0 && k < LW_LEAK_NKIND ? names[k] : "unknown";
-}
-
 /* s with valgrind's wildcard characters quoted, so that the pattern is s itself. */
 static int put_quoted(FILE *out, const char *s)
 {
@@ -873,7 +868,7 @@ static int put_quoted(FILE *out, const char *s)
 }
 
 int lw_supp_write_valgrind(FILE *out, const char *name, enum lw_supp_kind kind,
-			   enum lw_leak_kind leak, const struct lw_frame *frames, size_t n,
+			   enum lw_reach leak, const struct lw_frame *frames, size_t n,
 			   size_t max_frames)
 {
 	if (!max_frames)
@@ -883,8 +878,8 @@ int lw_supp_write_valgrind(FILE *out, const char *name, enum lw_supp_kind kind,
 	if (fprintf(out, "{\n   %s\n   leakwatch:%s\n", name ? name : "<insert_a_suppression_name_here>",
 		    lw_supp_kind_name(kind)) < 0)
 		return -1;
-	if (kind == LW_SUPP_HEAP && leak >= 0 && leak < LW_LEAK_NKIND &&
-	    fprintf(out, "   match-leak-kinds: %s\n", lw_leak_kind_name(leak)) < 0)
+	if (kind == LW_SUPP_HEAP && leak > LW_REACH_UNKNOWN && leak < LW_REACH_NCLASS &&
+	    fprintf(out, "   match-leak-kinds: %s\n", lw_reach_name(leak)) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		const struct lw_frame *f = &frames[i];

@@ -37,9 +37,9 @@
  * line are ignored.  An empty pattern is an error (in LSan it would match
  * everything).
  *
- * match-leak-kinds: leakwatch does not tell reachable from lost blocks
- * today, so a heap item of unknown class (LW_LEAK_UNKNOWN) is matched by
- * every entry whose kind set is not empty; a known class must be in the set.
+ * match-leak-kinds: a heap item's class comes from a reachability check
+ * (reach.h); without one (LW_REACH_UNKNOWN) it is matched by every entry
+ * whose kind set is not empty, with one its class must be in the set.
  *
  * The built-in default set (analyzer/lib/default.supp, compiled in as it
  * is) suppresses what the C/C++ runtime keeps for itself until exit: stdio
@@ -53,6 +53,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "reach.h"
 #include "symbolize.h"
 
 /* The environment variable naming suppression files (colon-separated). */
@@ -71,17 +72,12 @@ enum lw_supp_kind {
 #define LW_SUPP_KIND_BIT(k)    (1u << (k))
 #define LW_SUPP_KINDS_ALL      ((1u << LW_SUPP_NKIND) - 1)
 
-/* valgrind's leak kinds (match-leak-kinds:), for heap items. */
-enum lw_leak_kind {
-	LW_LEAK_UNKNOWN = -1,           /* not classified: matches any non-empty set */
-	LW_LEAK_DEFINITE = 0,
-	LW_LEAK_INDIRECT,
-	LW_LEAK_POSSIBLE,
-	LW_LEAK_REACHABLE,
-	LW_LEAK_NKIND
-};
-#define LW_LEAK_KIND_BIT(k)    (1u << (k))
-#define LW_LEAK_KINDS_ALL      ((1u << LW_LEAK_NKIND) - 1)
+/*
+ * Heap items carry their reachability class (enum lw_reach, reach.h):
+ * match-leak-kinds: sets are LW_REACH_BIT()s of it, and an item of unknown
+ * class (LW_REACH_UNKNOWN: no reachability check ran) is matched by every
+ * entry whose set is not empty.
+ */
 
 /* Which syntax an entry was written in. */
 enum lw_supp_format {
@@ -101,7 +97,7 @@ struct lw_supp {
 	int line;                       /* where the entry starts in file (1-based) */
 	enum lw_supp_format format;
 	unsigned kinds;                 /* LW_SUPP_KIND_BIT()s it applies to */
-	unsigned leak_kinds;            /* LW_LEAK_KIND_BIT()s (all without match-leak-kinds:) */
+	unsigned leak_kinds;            /* LW_REACH_BIT()s (LW_REACH_KINDS_ALL without match-leak-kinds:) */
 	uint64_t groups;                /* times matched (one per group or stack) */
 	double items;                   /* blocks / sockets / descriptors suppressed */
 	double bytes;                   /* heap bytes suppressed (0 for other kinds) */
@@ -161,11 +157,11 @@ const struct lw_supp *lw_supp_set_entry(const struct lw_supp_set *set, size_t i)
 
 /*
  * lw_supp_find - the first entry (in load order) that suppresses an item
- * of `kind` (and, for heap, of leak kind `leak`; else pass LW_LEAK_UNKNOWN)
+ * of `kind` (and, for heap, of leak kind `leak`; else pass LW_REACH_UNKNOWN)
  * allocated at frames[0..n) (innermost first), or NULL.  Counts nothing.
  */
 const struct lw_supp *lw_supp_find(const struct lw_supp_set *set, enum lw_supp_kind kind,
-				   enum lw_leak_kind leak, const struct lw_frame *frames, size_t n);
+				   enum lw_reach leak, const struct lw_frame *frames, size_t n);
 
 /*
  * lw_supp_match - lw_supp_find(), and when an entry matches, add one to its
@@ -174,7 +170,7 @@ const struct lw_supp *lw_supp_find(const struct lw_supp_set *set, enum lw_supp_k
  * Returns the entry or NULL.
  */
 const struct lw_supp *lw_supp_match(struct lw_supp_set *set, enum lw_supp_kind kind,
-				    enum lw_leak_kind leak, const struct lw_frame *frames, size_t n,
+				    enum lw_reach leak, const struct lw_frame *frames, size_t n,
 				    double items, double bytes);
 
 /* lw_supp_reset_counts - zero every entry's counters. */
@@ -191,7 +187,7 @@ void lw_supp_reset_counts(struct lw_supp_set *set);
  * Returns 0, or -1 when writing failed.
  */
 int lw_supp_write_valgrind(FILE *out, const char *name, enum lw_supp_kind kind,
-			   enum lw_leak_kind leak, const struct lw_frame *frames, size_t n,
+			   enum lw_reach leak, const struct lw_frame *frames, size_t n,
 			   size_t max_frames);
 
 /*
@@ -208,8 +204,5 @@ int lw_supp_write_lsan(FILE *out, enum lw_supp_kind kind, const struct lw_frame 
 
 /* lw_supp_kind_name - "Heap", "Socket", "Fd" (the valgrind-format kind names). */
 const char *lw_supp_kind_name(enum lw_supp_kind kind);
-
-/* lw_leak_kind_name - "definite", "indirect", "possible", "reachable", "unknown". */
-const char *lw_leak_kind_name(enum lw_leak_kind k);
 
 #endif /* LEAKWATCH_SUPPRESS_H */
