@@ -33,6 +33,28 @@ enum lw_exit {
 void lw_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 struct lw_segref;
+struct lw_supp_set;
+
+/* --suppressions, --no-default-suppressions, --gen-suppressions (report and run). */
+#define LW_CLI_SUPP_MAX_FILES 64
+struct lw_cli_supp {
+	const char *files[LW_CLI_SUPP_MAX_FILES]; /* --suppressions FILE, in order */
+	size_t nfiles;
+	int no_default;                 /* --no-default-suppressions */
+	int gen;                        /* --gen-suppressions[=valgrind|lsan]: enum lw_gen_supp */
+};
+
+/* Option setters: -1 is a bad value (the option table prints it). */
+int lw_cli_supp_add(struct lw_cli_supp *s, const char *arg);
+int lw_cli_supp_gen(struct lw_cli_supp *s, const char *arg);
+
+/*
+ * lw_cli_supp_load - the set a report applies: the built-in default set
+ * (unless no_default), then the files of $LEAKWATCH_SUPPRESSIONS
+ * (colon-separated), then each --suppressions FILE.  Returns the set, or
+ * NULL with the one error line ("leakwatch: FILE:LINE: problem") printed.
+ */
+struct lw_supp_set *lw_cli_supp_load(const struct lw_cli_supp *s);
 
 /* lw_cli_segments_list - lw_segments_list(), printing its error line; the count or -1. */
 int lw_cli_segments_list(const char *dir, struct lw_segref **refs);

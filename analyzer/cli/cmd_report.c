@@ -24,7 +24,18 @@ struct report_options {
 	int check_reachable;            /* --check-reachable: stop the process and classify its heap */
 	unsigned leak_kinds;            /* --leak-kinds LIST (LW_REACH_BIT set; 0: default) */
 	const char *baseline;           /* --baseline FILE: print what grew since FILE instead */
+	struct lw_cli_supp supp;        /* --suppressions, --no-default-suppressions, --gen-suppressions */
 };
+
+static int report_supp_add(void *opts, const char *arg)
+{
+	return lw_cli_supp_add(&((struct report_options *)opts)->supp, arg);
+}
+
+static int report_gen_supp(void *opts, const char *arg)
+{
+	return lw_cli_supp_gen(&((struct report_options *)opts)->supp, arg);
+}
 
 static int report_leak_kinds_set(void *opts, const char *arg)
 {
@@ -61,6 +72,9 @@ static const struct lw_option report_options_table[] = {
 	  "stop every thread of the (live) process, classify its heap\nblocks as valgrind memcheck does (definitely, indirectly,\npossibly lost, still reachable), resume it; the pause is\nreported.  Needs ptrace permission over the process",
 	  0, 0, 0, NULL, NULL },
 	LW_OPT_LEAK_KINDS(struct report_options, report_leak_kinds_set),
+	LW_OPT_SUPPRESSIONS(report_supp_add),
+	LW_OPT_NO_DEFAULT_SUPPRESSIONS(struct report_options, supp.no_default),
+	LW_OPT_GEN_SUPPRESSIONS(report_gen_supp),
 	LW_OPT_OUTPUT(struct report_options, output, "write the report to FILE (complete or not at all) instead\nof stdout"),
 	{ "baseline", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(struct report_options, baseline), "FILE",
 	  "print what grew per stack since FILE (a JSON report or a\nsegment) instead of the report, as `leakwatch diff FILE PID`\n(exit status 1 when something grew)",
@@ -69,6 +83,9 @@ static const struct lw_option report_options_table[] = {
 
 const struct lw_command_spec lw_report_spec = { "report", LW_CMD_ONE_ARG, "PID|SEGMENT", report_options_table,
 						sizeof report_options_table / sizeof report_options_table[0] };
+
+static int report_run(const struct report_options *o, const char *target, const char *path,
+		      struct lw_report_opts *ro);
 
 int lw_cmd_report(int argc, char **argv)
 {
@@ -82,9 +99,24 @@ int lw_cmd_report(int argc, char **argv)
 		fprintf(stderr, "leakwatch: %s: %s\n", target, err);
 		return LW_EXIT_ERROR;
 	}
+	struct lw_supp_set *supp = lw_cli_supp_load(&o.supp);
+	if (!supp)
+		return LW_EXIT_ERROR;
 	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
 				     .kind = o.kind, .idle_for_ns = o.idle_for_ns, .interval_ns = o.interval_ns,
-				     .by = o.by, .leak_kinds = o.leak_kinds };
+				     .by = o.by, .leak_kinds = o.leak_kinds, .supp = supp,
+				     .gen_supp = (enum lw_gen_supp)o.supp.gen };
+	int rc = report_run(&o, target, path, &ro);
+	lw_supp_set_free(supp);
+	return rc;
+}
+
+static int report_run(const struct report_options *op, const char *target, const char *path,
+		      struct lw_report_opts *rop)
+{
+	const struct report_options o = *op;
+	struct lw_report_opts ro = *rop;
+	char err[LW_ERR_MAX];
 	struct lw_reach_result reach = { 0 };
 	if (o.check_reachable) {
 		if (!lw_kind_heap(o.kind)) {

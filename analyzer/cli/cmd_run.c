@@ -101,6 +101,7 @@ struct run_options {
 	int check_reachable;            /* --check-reachable[=no]: classify heap blocks at exit
 	                                   (default yes) */
 	unsigned leak_kinds;            /* --leak-kinds LIST: reach classes that are leaks (0: default) */
+	struct lw_cli_supp supp;        /* --suppressions, --no-default-suppressions, --gen-suppressions */
 };
 
 /* How long a process waits at exit for its scan when run does not answer
@@ -215,6 +216,16 @@ static int run_leak_kinds_set(void *opts, const char *arg)
 	return 0;
 }
 
+static int run_supp_add(void *opts, const char *arg)
+{
+	return lw_cli_supp_add(&((struct run_options *)opts)->supp, arg);
+}
+
+static int run_gen_supp(void *opts, const char *arg)
+{
+	return lw_cli_supp_gen(&((struct run_options *)opts)->supp, arg);
+}
+
 static const struct lw_option run_options_table[] = {
 	LW_OPT_KIND_(struct run_options, kind),
 	LW_OPT_OLDER_THAN(struct run_options, older_than_ns),
@@ -232,6 +243,9 @@ static const struct lw_option run_options_table[] = {
 	  "at each traced process's exit, stop it and classify its live\nheap blocks as valgrind memcheck does: definitely,\nindirectly, possibly lost, still reachable (default yes;\n--leak-kinds says which count as leaks)",
 	  0, 0, 0, "bad --check-reachable '*' (yes or no)", reach_set },
 	LW_OPT_LEAK_KINDS(struct run_options, run_leak_kinds_set),
+	LW_OPT_SUPPRESSIONS(run_supp_add),
+	LW_OPT_NO_DEFAULT_SUPPRESSIONS(struct run_options, supp.no_default),
+	LW_OPT_GEN_SUPPRESSIONS(run_gen_supp),
 	{ "keep", LW_OPT_FLAG, LW_ARG_NONE, offsetof(struct run_options, keep), NULL,
 	  "keep the segment directory and print its path", 0, 0, 0, NULL, NULL },
 	LW_OPT_ALL(struct run_options, all),
@@ -816,7 +830,103 @@ static int command_exit_code(int status)
 	return LW_EXIT_ERROR;
 }
 
+/* ---- what the suppressions took, over every process of the run ---- */
+
+struct supp_uses {
+	struct lw_supp_use *v;
+	size_t n, cap;
+};
+
+/* Add what r's suppressions took (the user's; the built-in set's with --all). */
+static void supp_uses_add(struct supp_uses *su, const struct lw_report *r)
+{
+	struct lw_supp_use u[64];
+	size_t n = lw_present_supp_uses(r, r->opts.all, u, sizeof u / sizeof u[0]);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0;
+		while (k < su->n && su->v[k].e != u[i].e)
+			k++;
+		if (k == su->n) {
+			if (su->n == su->cap) {
+				size_t nc = su->cap ? su->cap * 2 : 16;
+				struct lw_supp_use *nv = realloc(su->v, nc * sizeof *nv);
+				if (!nv)
+					return; /* a count line less, never a wrong one */
+				su->v = nv;
+				su->cap = nc;
+			}
+			memset(&su->v[su->n], 0, sizeof su->v[su->n]);
+			su->v[su->n++].e = u[i].e;
+		}
+		su->v[k].sockets += u[i].sockets;
+		su->v[k].fds += u[i].fds;
+		su->v[k].blocks += u[i].blocks;
+		su->v[k].bytes += u[i].bytes;
+	}
+}
+
+/* "leakwatch: suppressed 2 sockets, 10 heap blocks (640 B) by 'name' (file:line)" */
+static void supp_uses_text(FILE *out, const struct supp_uses *su, int estimated)
+{
+	for (size_t i = 0; i < su->n; i++) {
+		const struct lw_supp_use *u = &su->v[i];
+		char b[32];
+		int first = 1;
+		fputs("leakwatch: suppressed ", out);
+		if (u->sockets) {
+			fprintf(out, "%zu socket%s", u->sockets, u->sockets == 1 ? "" : "s");
+			first = 0;
+		}
+		if (u->fds) {
+			fprintf(out, "%s%zu other descriptor%s", first ? "" : ", ", u->fds, u->fds == 1 ? "" : "s");
+			first = 0;
+		}
+		if (u->blocks > 0)
+			fprintf(out, "%s%s%.0f heap block%s (%s%s)", first ? "" : ", ", estimated ? "~" : "",
+				round(u->blocks), round(u->blocks) == 1 ? "" : "s", estimated ? "~" : "",
+				lw_bytes_format(u->bytes, b, sizeof b));
+		fputs(" by '", out);
+		lw_present_put_safe(out, u->e->name);
+		fputs("' (", out);
+		lw_present_put_safe(out, u->e->file);
+		fprintf(out, ":%d)\n", u->e->line);
+	}
+}
+
+static void supp_uses_json(struct lw_json *j, const struct supp_uses *su)
+{
+	lw_json_begin_array(j, "suppressions");
+	for (size_t i = 0; i < su->n; i++) {
+		const struct lw_supp_use *u = &su->v[i];
+		lw_json_begin_object(j, NULL);
+		lw_json_str(j, "name", u->e->name);
+		lw_json_str(j, "file", u->e->file);
+		lw_json_int(j, "line", u->e->line);
+		lw_json_bool(j, "default", lw_supp_is_default(u->e));
+		lw_json_uint(j, "sockets", u->sockets);
+		lw_json_uint(j, "fds", u->fds);
+		lw_json_count(j, "blocks", u->blocks);
+		lw_json_count(j, "bytes", u->bytes);
+		lw_json_end_object(j);
+	}
+	lw_json_end_array(j);
+}
+
+/* The suppressions of this run: loaded before the command starts (a bad
+ * file is found before a long test run, not after), freed by lw_run_main. */
+static struct lw_supp_set *run_supp;
+
+static int run_main(int argc, char **argv);
+
 int lw_run_main(int argc, char **argv)
+{
+	int rc = run_main(argc, argv);
+	lw_supp_set_free(run_supp);
+	run_supp = NULL;
+	return rc;
+}
+
+static int run_main(int argc, char **argv)
 {
 	struct run_options o = {
 		.older_than_ns = 0,
@@ -831,6 +941,8 @@ int lw_run_main(int argc, char **argv)
 	};
 	int cmd = options_parse(&o, argc, argv);
 	if (cmd < 0)
+		return LW_EXIT_ERROR;
+	if (!(run_supp = lw_cli_supp_load(&o.supp)))
 		return LW_EXIT_ERROR;
 	char **cmdv = argv + cmd;
 	/* "-": the report on stdout, asked for (mixed with the command's own output) */
@@ -911,7 +1023,9 @@ int lw_run_main(int argc, char **argv)
 	untraced_after_run(&untraced, refs, n, pid, cmdv, pre_untraceable ? pre_who : NULL, pre_kind, dir);
 
 	struct lw_report_opts ro = { .older_than_ns = o.older_than_ns, .all = o.all, .format = o.format,
-				     .kind = o.kind, .leak_kinds = o.leak_kinds };
+				     .kind = o.kind, .leak_kinds = o.leak_kinds, .supp = run_supp,
+				     .gen_supp = (enum lw_gen_supp)o.supp.gen };
+	struct supp_uses su = { 0 };
 	size_t leaked = 0, leaked_fds = 0; /* sockets; other descriptors */
 	double heap_blocks = 0, heap_bytes = 0;
 	size_t heap_samples = 0;        /* table entries behind heap_blocks (sampled mode) */
@@ -1018,6 +1132,7 @@ int lw_run_main(int argc, char **argv)
 			for (size_t k = 0; k < r.heap.ngroups; k++)
 				if (lw_heap_group_is_leak(&r.heap, &r.heap.groups[k]))
 					heap_samples += r.heap.groups[k].samples;
+			supp_uses_add(&su, &r);
 		}
 		if (r.heap.mode != LW_HEAP_OFF) {
 			heap_tracked = 1;
@@ -1068,6 +1183,7 @@ int lw_run_main(int argc, char **argv)
 		}
 		lw_json_end_array(&j);
 		untraced_json(&j, &untraced);
+		supp_uses_json(&j, &su);
 		lw_json_bool(&j, "incomplete", any_incomplete);
 		lw_json_end_object(&j);
 		fputc('\n', out);
@@ -1110,7 +1226,9 @@ int lw_run_main(int argc, char **argv)
 				kinds);
 		else if (show_heap && !show_socks && n > 0)
 			fprintf(out, "leakwatch: heap tracking was off: no heap data\n");
+		supp_uses_text(out, &su, heap_estimated);
 	}
+	free(su.v);
 	if (inc) {
 		fclose(inc);
 		if (inc_len)

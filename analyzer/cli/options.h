@@ -94,6 +94,19 @@ struct lw_command_spec {
 	{ "leak-kinds", LW_OPT_CUSTOM, LW_ARG_REQUIRED, 0, "LIST", \
 	  "reachability classes that count as leaked (valgrind's\n--errors-for-leak-kinds): definite, indirect, possible,\nreachable, all or none, comma-separated (default\ndefinite,indirect)", \
 	  0, 0, 0, "bad --leak-kinds '*' (definite, indirect, possible, reachable, all, none)", set }
+/* Suppressions (report, run): T holds a struct lw_cli_supp (cli.h) at `field`. */
+#define LW_OPT_SUPPRESSIONS(set) \
+	{ "suppressions", LW_OPT_CUSTOM, LW_ARG_REQUIRED, 0, "FILE", \
+	  "do not count leaks that an entry of FILE matches: valgrind's\nformat ({ name / leakwatch:Heap|Socket|Fd or Memcheck:Leak /\nfun: obj: src: frames, *, ?, ... }) or LSan's leak:PATTERN\nlines; repeatable; $LEAKWATCH_SUPPRESSIONS adds files too\n(colon-separated); the report counts what each entry took", \
+	  0, 0, 0, "bad --suppressions '*' (a file; at most 64 of them)", set }
+#define LW_OPT_NO_DEFAULT_SUPPRESSIONS(T, field) \
+	{ "no-default-suppressions", LW_OPT_FLAG, LW_ARG_NONE, offsetof(T, field), NULL, \
+	  "do not apply the built-in suppressions of what the C/C++\nruntime keeps until exit (stdio buffers, locale, loader...)", \
+	  0, 0, 0, NULL, NULL }
+#define LW_OPT_GEN_SUPPRESSIONS(set) \
+	{ "gen-suppressions", LW_OPT_CUSTOM, LW_ARG_OPTIONAL, 0, "valgrind|lsan", \
+	  "print, under each leak, a suppression entry that silences it\n(valgrind format, or an LSan leak: line with =lsan); with\n--format json a \"suppression\" string in each group", \
+	  0, 0, 0, "bad --gen-suppressions '*' (valgrind or lsan)", set }
 #define LW_OPT_OUTPUT(T, field, help) \
 	{ "output", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(T, field), "FILE", help, 0, 0, 0, NULL, NULL }
 

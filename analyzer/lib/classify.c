@@ -254,7 +254,7 @@ struct lw_group_key lw_group_key_of(const struct lw_group *g)
 	struct lw_group_key k = {
 		.by = g->by, .inherited = g->inherited, .family = g->family, .type = g->type,
 		.role = g->role, .stack = g->by == LW_BY_USE ? g->use_stack_id : g->stack_id,
-		.endpoint = g->endpoint,
+		.endpoint = g->endpoint, .supp = g->supp,
 	};
 	return k;
 }
@@ -268,6 +268,7 @@ void lw_group_set_key(struct lw_group *g, const struct lw_group_key *k)
 	g->role = k->role;
 	g->stack_id = k->by == LW_BY_OPEN ? k->stack : 0;
 	g->use_stack_id = k->by == LW_BY_USE ? k->stack : 0;
+	g->supp = k->supp;
 	snprintf(g->endpoint, sizeof g->endpoint, "%s", k->endpoint);
 }
 
@@ -286,6 +287,8 @@ int lw_group_key_cmp(const struct lw_group_key *x, const struct lw_group_key *y)
 		return x->role < y->role ? -1 : 1;
 	if (x->stack != y->stack)
 		return x->stack < y->stack ? -1 : 1;
+	if (x->supp != y->supp)
+		return (uintptr_t)x->supp < (uintptr_t)y->supp ? -1 : 1;
 	return strcmp(x->endpoint, y->endpoint);
 }
 
@@ -519,9 +522,12 @@ int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct
 		const struct lw_watch *w = lw_join_watch(j, m->inode);
 		if (w)
 			m->watch = *w;
+		e->key.supp = inh || !j || !j->supp ? NULL : j->supp[i];
 		order[n++] = e;
 		g->nsockets++;
-		if (!inh)
+		if (!inh && e->key.supp)
+			g->nsuppressed++;
+		else if (!inh)
 			g->nleaked++;
 	}
 	qsort(order, n, sizeof *order, entry_cmp);

@@ -112,6 +112,8 @@ struct lw_group {
 	size_t open_share;              /* members whose creation stack is stack_id */
 	struct lw_member *members;      /* count entries, in fd order (parallel to fds) */
 	int split;                      /* carved out of a larger key group by the verdict rules */
+	const struct lw_supp *supp;     /* the suppression its members' creation stack matched
+					 * (part of the key); not counted in nleaked */
 	enum lw_verdict verdict;
 	struct lw_evidence ev;
 };
@@ -120,7 +122,8 @@ struct lw_grouping {
 	struct lw_group *groups;        /* sorted (see lw_group_sort) */
 	size_t ngroups;
 	size_t nsockets;                /* open sockets counted into groups */
-	size_t nleaked;                 /* of those, not inherited */
+	size_t nleaked;                 /* of those, not inherited and not suppressed */
+	size_t nsuppressed;             /* not inherited but suppressed */
 	enum lw_group_by by;
 };
 
@@ -163,6 +166,7 @@ struct lw_group_key {
 	enum lw_endpoint_role role;
 	uint32_t stack;                 /* creation stack (by open) or last-use stack (by use) */
 	const char *endpoint;
+	const struct lw_supp *supp;     /* suppressed by (NULL: not) */
 };
 
 /* lw_group_key_of - the key of g (endpoint points into g). */

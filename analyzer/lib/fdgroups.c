@@ -77,6 +77,7 @@ struct entry {
 	int inherited;
 	uint16_t kind;
 	uint32_t stack;
+	const struct lw_supp *supp;
 	size_t order;
 	struct lw_fd_member m;
 };
@@ -89,6 +90,8 @@ static int key_cmp(const struct entry *x, const struct entry *y)
 		return x->kind < y->kind ? -1 : 1;
 	if (x->stack != y->stack)
 		return x->stack < y->stack ? -1 : 1;
+	if (x->supp != y->supp)
+		return (uintptr_t)x->supp < (uintptr_t)y->supp ? -1 : 1;
 	return 0;
 }
 
@@ -170,9 +173,12 @@ int lw_fd_group_build(struct lw_fd_grouping *g, const struct lw_snapshot *s, con
 			e->m.now = j->link[i];
 			e->m.now_kind = j->now_kind[i];
 		}
+		e->supp = inh || !j || !j->supp ? NULL : j->supp[i];
 		order[n++] = e;
 		g->nfds++;
-		if (!inh)
+		if (!inh && e->supp)
+			g->nsuppressed++;
+		else if (!inh)
 			g->nleaked++;
 	}
 	qsort(order, n, sizeof *order, entry_cmp);
@@ -190,6 +196,7 @@ int lw_fd_group_build(struct lw_fd_grouping *g, const struct lw_snapshot *s, con
 		grp->inherited = order[i]->inherited;
 		grp->kind = order[i]->kind;
 		grp->stack_id = order[i]->stack;
+		grp->supp = order[i]->supp;
 		grp->origin = order[i]->m.origin;
 		grp->count = end - i;
 		grp->members = malloc(grp->count * sizeof *grp->members);

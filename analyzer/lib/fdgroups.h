@@ -33,6 +33,7 @@ struct lw_fd_group {
 	int inherited;                  /* origin INHERITED/FORK */
 	uint16_t kind;                  /* enum lw_fd_kind, as recorded */
 	uint32_t stack_id;              /* creation stack (0: unknown, inherited) */
+	const struct lw_supp *supp;     /* the suppression the creation stack matched, or NULL */
 	uint16_t origin;                /* of the first member */
 	uint32_t origin_mask;           /* 1u << origin of every member */
 	size_t count;
@@ -61,7 +62,8 @@ struct lw_fd_grouping {
 	struct lw_fd_group *groups;     /* not inherited first, count desc, oldest, stack, kind */
 	size_t ngroups;
 	size_t nfds;                    /* descriptors counted into groups */
-	size_t nleaked;                 /* of those, not inherited */
+	size_t nleaked;                 /* of those, not inherited and not suppressed */
+	size_t nsuppressed;             /* not inherited but suppressed (lw_fd_group.supp) */
 };
 
 /*

@@ -29,15 +29,16 @@
  *   1. every frame of its stack lies in a system module (lw_module_is_system)
  *      and the stack is complete (shorter than the recorded depth limit):
  *      allocations by the loader and by library constructors before main;
- *   2. the frames nearest the allocator that lie in system modules (up to
- *      the first frame in the program or another library) include a
- *      function that allocates state the library keeps for itself (see
- *      system_owners[] below): printf -> _IO_file_doallocate keeps a stdio
- *      buffer, localtime -> tzset_internal keeps timezone data.  Functions
- *      that hand memory to their caller (malloc, strdup, operator new,
- *      fopen, getline...) are not on the list, so `new Foo` or strdup()
- *      from the program stays a leak.  Rule 2 needs symbol names: without
- *      libdw only rule 1 applies.
+ *   2. an entry of the built-in default suppressions (default.supp) matches
+ *      it: printf -> _IO_file_doallocate keeps a stdio buffer, localtime ->
+ *      tzset_internal keeps timezone data.  Functions that hand memory to
+ *      their caller (malloc, strdup, operator new, fopen, getline...) are
+ *      not there, so `new Foo` or strdup() from the program stays a leak.
+ *      Rule 2 needs symbol names: without libdw only rule 1 applies.
+ *
+ * Rule 1 says "every frame", which no suppression format can express, so it
+ * stays code.  A program group that one of the user's suppressions matches
+ * is LW_HEAP_SUPPRESSED: not counted, its entry credited.
  *
  * Frames with no module (JIT code, a corrupt stack) are never system, and a
  * stack cut at the depth limit is never system by rule 1: the program frame
@@ -90,40 +91,6 @@ int lw_module_is_system(const char *path)
 	return 0;
 }
 
-/*
- * Library functions whose allocations the library keeps for itself (rule 2).
- * An entry ending in '*' matches as a prefix.
- */
-static const char *const system_owners[] = {
-	"_IO_file_doallocate",          /* stdio stream buffers, never freed at exit */
-	"__new_exitfn",                 /* atexit / on_exit / __cxa_atexit handler blocks */
-	"_dl_*",                        /* the loader: dlopen'd link maps, TLS/DTV blocks */
-	"__tzfile_read", "tzset_internal", "__tzstring", "__tzset_parse_tz",
-	"_nl_*",                        /* locale and message catalogues */
-	"setlocale", "newlocale", "textdomain", "bindtextdomain", "bind_textdomain_codeset",
-	"_dlerror_run", "dlerror",      /* the per-thread dlerror() message */
-	"__add_to_environ", "setenv", "putenv", /* environ strings: libc owns them */
-	"__cxa_thread_atexit_impl",     /* thread_local destructor records */
-	"__nss_*", "nss_*",             /* NSS modules, /etc/nsswitch.conf, caches */
-	"__resolv_conf*", "__resolv_context*",
-	"__gconv*",                     /* iconv module cache */
-	/* the non-reentrant getters keep one static result buffer each */
-	"getpwnam", "getpwuid", "getgrnam", "getgrgid", "getspnam", "gethostbyname",
-	"gethostbyname2", "gethostbyaddr", "getservbyname", "getservbyport", "getprotobyname",
-	"getprotobynumber", "getpwent", "getgrent",
-};
-
-static int owner_match(const char *fn)
-{
-	for (size_t i = 0; i < sizeof system_owners / sizeof system_owners[0]; i++) {
-		const char *o = system_owners[i];
-		size_t n = strlen(o);
-		if (o[n - 1] == '*' ? strncmp(fn, o, n - 1) == 0 : strcmp(fn, o) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 /* The module a recorded address lies in: loaded ones win over dlclose()d ones. */
 static const struct lw_module *module_of(const struct lw_snapshot *s, uint64_t addr)
 {
@@ -167,33 +134,26 @@ static int stack_all_system(const struct lw_snapshot *s, const struct lw_snap_st
 	return n > 0;
 }
 
-/* Rule 2: an owning library function among the innermost system frames. */
-static int stack_system_owned(const struct lw_snapshot *s, struct lw_symbolizer *sym,
-			      const struct lw_snap_stack *st)
-{
-	struct lw_frame frames[MAX_FRAMES];
-	if (!sym)
-		return 0;
-	size_t n = lw_symbolize_stack(sym, st->frames, st->depth, frames, MAX_FRAMES);
-	for (size_t i = 0; i < n; i++) {
-		const struct lw_frame *f = &frames[i];
-		if (!f->module || f->module == s->hdr.exe || !lw_module_is_system(f->module))
-			return 0;
-		if (f->function && owner_match(f->function))
-			return 1;
-	}
-	return 0;
-}
-
-static enum lw_heap_class stack_class(const struct lw_snapshot *s, struct lw_symbolizer *sym,
-				      uint32_t stack_id)
+static enum lw_heap_class stack_class(const struct lw_snapshot *s, uint32_t stack_id)
 {
 	const struct lw_snap_stack *st = lw_snapshot_stack(s, stack_id);
 	if (!st || st->depth == 0)
 		return LW_HEAP_UNRECORDED;
-	if (stack_all_system(s, st) || stack_system_owned(s, sym, st))
+	if (stack_all_system(s, st))
 		return LW_HEAP_SYSTEM;
 	return LW_HEAP_PROGRAM;
+}
+
+/* Rule 2 and the user's suppressions: the entry matching a program group, or NULL. */
+static const struct lw_supp *group_supp(const struct lw_snapshot *s, struct lw_symbolizer *sym,
+					struct lw_supp_set *supp, const struct lw_heap_group *g)
+{
+	struct lw_frame frames[MAX_FRAMES];
+	const struct lw_snap_stack *st = lw_snapshot_stack(s, g->stack_id);
+	if (!sym || !supp || !st)
+		return NULL;
+	size_t n = lw_symbolize_stack(sym, st->frames, st->depth, frames, MAX_FRAMES);
+	return lw_supp_match(supp, LW_SUPP_HEAP, g->reach, frames, n, g->blocks, g->bytes);
 }
 
 /* One live block as the grouping sees it. */
@@ -275,7 +235,7 @@ int lw_heap_group_is_leak(const struct lw_heap *h, const struct lw_heap_group *g
 
 int lw_heap_build(struct lw_heap *h, const struct lw_snapshot *s, struct lw_symbolizer *sym,
 		  uint64_t now_ns, uint64_t older_than_ns, const struct lw_reach_result *reach,
-		  unsigned leak_kinds)
+		  unsigned leak_kinds, struct lw_supp_set *supp)
 {
 	memset(h, 0, sizeof *h);
 	h->leak_kinds = leak_kinds ? leak_kinds : LW_REACH_KINDS_DEFAULT;
@@ -346,12 +306,19 @@ int lw_heap_build(struct lw_heap *h, const struct lw_snapshot *s, struct lw_symb
 		g->age_min_ns = items[i].age;
 		g->age_max_ns = items[j - 1].age;
 		g->age_median_ns = median_age(&items[i], j - i, g->blocks);
-		g->cls = stack_class(s, sym, g->stack_id);
+		g->cls = stack_class(s, g->stack_id);
+		if (g->cls == LW_HEAP_PROGRAM && (g->supp = group_supp(s, sym, supp, g)) != NULL)
+			g->cls = lw_supp_is_default(g->supp) ? LW_HEAP_SYSTEM : LW_HEAP_SUPPRESSED;
 		group_totals(g, s, rate);
 		h->blocks[g->cls] += g->blocks;
 		h->bytes[g->cls] += g->bytes;
-		h->reach_blocks[g->reach] += g->blocks;
-		h->reach_bytes[g->reach] += g->bytes;
+		if (g->cls == LW_HEAP_SUPPRESSED) {
+			h->suppressed_blocks += g->blocks;
+			h->suppressed_bytes += g->bytes;
+		} else {
+			h->reach_blocks[g->reach] += g->blocks;
+			h->reach_bytes[g->reach] += g->bytes;
+		}
 		if (lw_heap_group_is_leak(h, g)) {
 			h->leaked_blocks += g->blocks;
 			h->leaked_bytes += g->bytes;
@@ -375,6 +342,7 @@ const char *lw_heap_class_name(enum lw_heap_class c)
 	case LW_HEAP_PROGRAM: return "program";
 	case LW_HEAP_SYSTEM: return "system";
 	case LW_HEAP_UNRECORDED: return "unrecorded";
+	case LW_HEAP_SUPPRESSED: return "suppressed";
 	case LW_HEAP_NCLASS: break;
 	}
 	return "unknown";

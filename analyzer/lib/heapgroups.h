@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "reach.h"
 #include "snapshot.h"
+#include "suppress.h"
 #include "symbolize.h"
 
 /*
@@ -20,6 +21,7 @@ enum lw_heap_class {
 	LW_HEAP_PROGRAM = 0,            /* allocated by the program (or a non-system library) */
 	LW_HEAP_SYSTEM,                 /* owned by libc/ld.so/libstdc++ (see heapgroups.c) */
 	LW_HEAP_UNRECORDED,             /* no call stack was recorded for it */
+	LW_HEAP_SUPPRESSED,             /* matched by a suppression the user gave */
 	LW_HEAP_NCLASS
 };
 
@@ -30,6 +32,8 @@ enum lw_heap_class {
 struct lw_heap_group {
 	enum lw_heap_class cls;
 	enum lw_reach reach;            /* LW_REACH_UNKNOWN unless a reachability check ran */
+	const struct lw_supp *supp;     /* the suppression that matched (LW_HEAP_SUPPRESSED, and
+					 * LW_HEAP_SYSTEM by a default entry), else NULL */
 	uint32_t stack_id;
 	size_t samples;                 /* table entries behind this group (= blocks in full mode) */
 	double blocks;                  /* live blocks */
@@ -51,7 +55,8 @@ struct lw_heap {
 	double blocks[LW_HEAP_NCLASS];  /* live blocks per class (after --older-than) */
 	double bytes[LW_HEAP_NCLASS];
 	/* a reachability check (reach.h) classified the blocks: totals per
-	 * reach class over every heap class (valgrind's LEAK SUMMARY) */
+	 * reach class over every heap class but LW_HEAP_SUPPRESSED (valgrind's
+	 * LEAK SUMMARY, where suppressed blocks are a line of their own) */
 	int reach_checked;
 	double reach_blocks[LW_REACH_NCLASS], reach_bytes[LW_REACH_NCLASS];
 	uint64_t reach_pause_ns;
@@ -60,6 +65,8 @@ struct lw_heap {
 	/* what counts as leaked: program blocks, and when checked only those of
 	 * a class in leak_kinds */
 	double leaked_blocks, leaked_bytes;
+	/* blocks a user suppression matched (LW_HEAP_SUPPRESSED groups) */
+	double suppressed_blocks, suppressed_bytes;
 };
 
 /*
@@ -81,16 +88,19 @@ int lw_module_is_system(const char *path);
  * lw_heap_build - group the live heap blocks of a snapshot by allocation
  * stack (and reach class, when `reach` is the result of a check of this
  * process: blocks it did not see stay LW_REACH_UNKNOWN) and classify each
- * group (enum lw_heap_class).  leak_kinds: the reach classes that count as
- * leaked (0: LW_REACH_KINDS_DEFAULT).  Blocks younger than
- * older_than_ns are skipped.  sym may be NULL: classification then uses the
- * module table only (no allocation-site names).  A segment with heap_mode
- * OFF gives an empty result.  Returns 0, or -1 on allocation failure (h left
- * empty).
+ * group (enum lw_heap_class): a program group that an entry of `supp`
+ * matches (with its reach class) becomes LW_HEAP_SYSTEM when the entry is
+ * one of the built-in default set, LW_HEAP_SUPPRESSED otherwise, and the
+ * entry's counters grow (lw_supp_match).  supp may be NULL (nothing
+ * suppressed but rule 1).  leak_kinds: the reach classes that count as
+ * leaked (0: LW_REACH_KINDS_DEFAULT).  Blocks younger than older_than_ns are
+ * skipped.  sym may be NULL: classification then uses the module table only
+ * (no names: suppressions cannot match).  A segment with heap_mode OFF gives
+ * an empty result.  Returns 0, or -1 on allocation failure (h left empty).
  */
 int lw_heap_build(struct lw_heap *h, const struct lw_snapshot *s, struct lw_symbolizer *sym,
 		  uint64_t now_ns, uint64_t older_than_ns, const struct lw_reach_result *reach,
-		  unsigned leak_kinds);
+		  unsigned leak_kinds, struct lw_supp_set *supp);
 
 /*
  * lw_heap_group_is_leak - 1 when g counts as leaked: class program and,
@@ -101,7 +111,7 @@ int lw_heap_group_is_leak(const struct lw_heap *h, const struct lw_heap_group *g
 /* lw_heap_free - release groups; safe on a zeroed one. */
 void lw_heap_free(struct lw_heap *h);
 
-/* lw_heap_class_name - "program", "system", "unrecorded". */
+/* lw_heap_class_name - "program", "system", "unrecorded", "suppressed". */
 const char *lw_heap_class_name(enum lw_heap_class c);
 
 /* lw_heap_mode_name - "off", "sampled", "full" ("unknown" otherwise). */

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include "snapshot.h"
 
+struct lw_supp;                         /* suppress.h */
+
 /* ---- sockdiag.c ---- */
 
 /* Where a socket's kernel view came from. */
@@ -223,6 +225,9 @@ struct lw_join {
 	size_t nrelated;
 	struct lw_related { int pid; struct lw_watchset w; } *related;
 	struct lw_watch peer_scratch;   /* what lw_join_watch returns for a peer's evidence */
+	/* per snapshot handle: the suppression that covers its creation stack
+	 * (report.c sets it; NULL array or entry: none).  Freed with the join. */
+	const struct lw_supp **supp;
 };
 
 /*

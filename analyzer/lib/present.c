@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* present.c — presentation helpers shared by the renderers and top (present.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -112,7 +113,8 @@ void lw_present_verdict_counts(const struct lw_grouping *g, size_t *nv)
 {
 	memset(nv, 0, (LW_V_LISTENING + 1) * sizeof *nv);
 	for (size_t i = 0; i < g->ngroups; i++)
-		nv[g->groups[i].verdict] += g->groups[i].count;
+		if (!g->groups[i].supp)
+			nv[g->groups[i].verdict] += g->groups[i].count;
 }
 
 /* Insert v into the ascending set v[0..*n) of at most LW_PRESENT_WATCH_MAX; *more when full. */
@@ -222,4 +224,107 @@ int lw_present_incomplete(const struct lw_snapshot *s, char *buf, size_t len)
 		 n > 1 ? " tables" : n ? " table" : "", lw_present_incomplete_reason(s, why, sizeof why),
 		 (unsigned long long)dropped, dropped == 1 ? "" : "s");
 	return 1;
+}
+
+int lw_present_sock_group_shown(const struct lw_report *r, const struct lw_group *g)
+{
+	return !g->supp || r->opts.all;
+}
+
+int lw_present_fd_group_shown(const struct lw_report *r, const struct lw_fd_group *g)
+{
+	return !g->supp || r->opts.all;
+}
+
+static struct lw_supp_use *use_of(struct lw_supp_use *u, size_t *n, size_t max, const struct lw_supp *e)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (u[i].e == e)
+			return &u[i];
+	if (*n == max)
+		return NULL;
+	memset(&u[*n], 0, sizeof u[*n]);
+	u[*n].e = e;
+	return &u[(*n)++];
+}
+
+size_t lw_present_supp_uses(const struct lw_report *r, int with_default, struct lw_supp_use *u, size_t max)
+{
+	size_t n = 0;
+	/* in set order: walk the set, then each kind of group */
+	for (size_t k = 0; r->supp && k < lw_supp_set_size(r->supp); k++) {
+		const struct lw_supp *e = lw_supp_set_entry(r->supp, k);
+		if (!with_default && lw_supp_is_default(e))
+			continue;
+		struct lw_supp_use acc = { .e = e };
+		for (size_t i = 0; i < r->grouping.ngroups; i++)
+			if (r->grouping.groups[i].supp == e && !r->grouping.groups[i].inherited)
+				acc.sockets += r->grouping.groups[i].count;
+		for (size_t i = 0; i < r->fds.ngroups; i++)
+			if (r->fds.groups[i].supp == e && !r->fds.groups[i].inherited)
+				acc.fds += r->fds.groups[i].count;
+		for (size_t i = 0; i < r->heap.ngroups; i++)
+			if (r->heap.groups[i].supp == e) {
+				acc.blocks += r->heap.groups[i].blocks;
+				acc.bytes += r->heap.groups[i].bytes;
+			}
+		if (!acc.sockets && !acc.fds && !(acc.blocks > 0))
+			continue;
+		struct lw_supp_use *slot = use_of(u, &n, max, e);
+		if (!slot)
+			break;
+		*slot = acc;
+	}
+	return n;
+}
+
+int lw_present_gen_wanted_heap(const struct lw_report *r, const struct lw_heap_group *g)
+{
+	return lw_heap_group_is_leak(&r->heap, g);
+}
+
+int lw_present_gen_wanted_sock(const struct lw_report *r, const struct lw_group *g)
+{
+	if (g->inherited || g->supp || !g->stack_id)
+		return 0;
+	return lw_report_ended(r) || g->verdict == LW_V_LEAK_SUSPECT;
+}
+
+int lw_present_gen_wanted_fd(const struct lw_report *r, const struct lw_fd_group *g)
+{
+	if (g->inherited || g->supp || !g->stack_id)
+		return 0;
+	return lw_report_ended(r) || g->verdict == LW_FDV_LEAK_SUSPECT;
+}
+
+char *lw_present_gen_supp(struct lw_report *r, enum lw_supp_kind kind, enum lw_reach reach, uint32_t stack_id)
+{
+	struct lw_frame frames[LW_PRESENT_MAX_FRAMES];
+	size_t n = lw_present_stack(r, stack_id, frames, LW_PRESENT_MAX_FRAMES);
+	if (n == 0)
+		return NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m)
+		return NULL;
+	int rc;
+	if (r->opts.gen_supp == LW_GEN_SUPP_LSAN) {
+		rc = lw_supp_write_lsan(m, kind, frames, n);
+	} else {
+		static const char *const kinds[LW_SUPP_NKIND] = { "heap", "socket", "fd" };
+		const char *fn = lw_supp_name_frame(frames, n);
+		char name[160];
+		snprintf(name, sizeof name, "%s-%.140s", kinds[kind < LW_SUPP_NKIND ? kind : 0], fn ? fn : "leak");
+		/* the name is one line of its own: no blanks or braces from a C++ signature */
+		for (char *p = name; *p; p++)
+			if (*p == ' ' || *p == '\t' || *p == '{' || *p == '}' || (unsigned char)*p < 0x20)
+				*p = '_';
+		rc = lw_supp_write_valgrind(m, name, kind, reach, frames, n, 0);
+	}
+	if (fclose(m) != 0 || rc != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }

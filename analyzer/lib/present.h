@@ -69,7 +69,8 @@ char *lw_present_group(const struct lw_group *g, enum lw_describe how, char *buf
  */
 int lw_present_use_first(const struct lw_group *g);
 
-/* lw_present_verdict_counts - sockets per verdict over the grouping, nv[LW_V_LISTENING + 1]. */
+/* lw_present_verdict_counts - sockets per verdict over the grouping, nv[LW_V_LISTENING + 1]
+ * (suppressed groups left out). */
 void lw_present_verdict_counts(const struct lw_grouping *g, size_t *nv);
 
 /* Who waits on a group's members (watch.c evidence), distinct values capped. */
@@ -114,5 +115,43 @@ size_t lw_present_incomplete_tables(const struct lw_snapshot *s, const char **na
 /* lw_present_incomplete_reason - why a table could not grow, as far as the
  * segment tells ("filesystem full or LEAKWATCH_BUDGET (64.0 MiB) reached").  Returns buf. */
 const char *lw_present_incomplete_reason(const struct lw_snapshot *s, char *buf, size_t len);
+
+/* lw_present_sock_group_shown / lw_present_fd_group_shown - 1 when a group
+ * is listed: not suppressed, or --all. */
+int lw_present_sock_group_shown(const struct lw_report *r, const struct lw_group *g);
+int lw_present_fd_group_shown(const struct lw_report *r, const struct lw_fd_group *g);
+
+/* What one suppression took out of one report. */
+struct lw_supp_use {
+	const struct lw_supp *e;
+	size_t sockets, fds;            /* open, not inherited */
+	double blocks, bytes;           /* heap (sampled: estimates) */
+};
+
+/*
+ * lw_present_supp_uses - the suppressions that matched something in r, in
+ * the order of their set, with what each took out; entries of the built-in
+ * default set only when with_default.  Returns how many were written to
+ * u[0..max) (more are cut).
+ */
+size_t lw_present_supp_uses(const struct lw_report *r, int with_default, struct lw_supp_use *u, size_t max);
+
+/*
+ * lw_present_gen_wanted_* - 1 when --gen-suppressions writes an entry for
+ * the group: what the report counts as leaked (heap: lw_heap_group_is_leak;
+ * sockets and descriptors: of the program, not suppressed, and when the
+ * process runs only the leak suspects).
+ */
+int lw_present_gen_wanted_heap(const struct lw_report *r, const struct lw_heap_group *g);
+int lw_present_gen_wanted_sock(const struct lw_report *r, const struct lw_group *g);
+int lw_present_gen_wanted_fd(const struct lw_report *r, const struct lw_fd_group *g);
+
+/*
+ * lw_present_gen_supp - the ready-to-paste suppression for the stack
+ * stack_id (r->opts.gen_supp says which format) as a malloc'd string ending
+ * in a newline, named "KIND-FUNCTION" after the innermost function outside
+ * the C/C++ runtime; NULL when there is nothing to write or no memory.
+ */
+char *lw_present_gen_supp(struct lw_report *r, enum lw_supp_kind kind, enum lw_reach reach, uint32_t stack_id);
 
 #endif /* LEAKWATCH_PRESENT_H */

@@ -237,6 +237,7 @@ void lw_join_free(struct lw_join *j)
 	for (size_t i = 0; i < j->nrelated; i++)
 		lw_watch_free(&j->related[i].w);
 	free(j->related);
+	free((void *)j->supp);
 	memset(j, 0, sizeof *j);
 }
 

@@ -4,6 +4,7 @@
  * JSON writer (json.h).  The format is documented in docs/report-format.md
  * and checked against docs/report-schema.json by the tests.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "render.h"
@@ -215,6 +216,53 @@ static void json_share(struct lw_json *j, const char *key, size_t n, size_t of)
 	lw_json_end_object(j);
 }
 
+/* "suppressed": the entry that matched the group, or null. */
+static void json_supp_ref(struct lw_json *j, const struct lw_supp *e)
+{
+	if (!e) {
+		lw_json_null(j, "suppressed");
+		return;
+	}
+	lw_json_begin_object(j, "suppressed");
+	lw_json_str(j, "name", e->name);
+	lw_json_str(j, "file", e->file);
+	lw_json_int(j, "line", e->line);
+	lw_json_bool(j, "default", lw_supp_is_default(e));
+	lw_json_end_object(j);
+}
+
+/* --gen-suppressions: "suppression" is the entry text (null for groups that are no leak). */
+static void json_gen_supp(struct lw_json *j, struct lw_report *r, int wanted, enum lw_supp_kind kind,
+			  enum lw_reach reach, uint32_t stack_id)
+{
+	if (!r->opts.gen_supp)
+		return;
+	char *t = wanted ? lw_present_gen_supp(r, kind, reach, stack_id) : NULL;
+	lw_json_str(j, "suppression", t);
+	free(t);
+}
+
+/* What each suppression took out of this report (the built-in set's too, marked). */
+static void json_supp_uses(struct lw_json *j, const struct lw_report *r)
+{
+	struct lw_supp_use u[256];
+	size_t n = lw_present_supp_uses(r, 1, u, sizeof u / sizeof u[0]);
+	lw_json_begin_array(j, "suppressions");
+	for (size_t i = 0; i < n; i++) {
+		lw_json_begin_object(j, NULL);
+		lw_json_str(j, "name", u[i].e->name);
+		lw_json_str(j, "file", u[i].e->file);
+		lw_json_int(j, "line", u[i].e->line);
+		lw_json_bool(j, "default", lw_supp_is_default(u[i].e));
+		lw_json_uint(j, "sockets", u[i].sockets);
+		lw_json_uint(j, "fds", u[i].fds);
+		lw_json_count(j, "blocks", u[i].blocks);
+		lw_json_count(j, "bytes", u[i].bytes);
+		lw_json_end_object(j);
+	}
+	lw_json_end_array(j);
+}
+
 static void json_group(struct lw_json *j, struct lw_report *r, const struct lw_group *g)
 {
 	lw_json_begin_object(j, NULL);
@@ -251,6 +299,8 @@ static void json_group(struct lw_json *j, struct lw_report *r, const struct lw_g
 	json_stack(j, "last_use_stack", r, g->use_stack_id);
 	json_share(j, "last_use_share", g->use_share, g->count);
 	json_share(j, "open_share", g->open_share, g->count);
+	json_supp_ref(j, g->supp);
+	json_gen_supp(j, r, lw_present_gen_wanted_sock(r, g), LW_SUPP_SOCKET, LW_REACH_UNKNOWN, g->stack_id);
 	lw_json_end_object(j);
 }
 
@@ -323,6 +373,9 @@ static void json_heap_group(struct lw_json *j, struct lw_report *r, const struct
 	lw_json_seconds(j, "age_max_s", g->age_max_ns);
 	lw_json_uint(j, "stack_id", g->stack_id);
 	json_stack(j, "stack", r, g->stack_id);
+	json_supp_ref(j, g->supp);
+	json_gen_supp(j, r, lw_present_gen_wanted_heap(r, g), LW_SUPP_HEAP,
+		      r->heap.reach_checked ? g->reach : LW_REACH_UNKNOWN, g->stack_id);
 	lw_json_end_object(j);
 }
 
@@ -350,6 +403,8 @@ static void json_heap(struct lw_json *j, struct lw_report *r)
 	}
 	lw_json_count(j, "system_blocks", h->blocks[LW_HEAP_SYSTEM]);
 	lw_json_count(j, "system_bytes", h->bytes[LW_HEAP_SYSTEM]);
+	lw_json_count(j, "suppressed_blocks", h->suppressed_blocks);
+	lw_json_count(j, "suppressed_bytes", h->suppressed_bytes);
 	/* valgrind's LEAK SUMMARY, when a reachability check ran (else null) */
 	if (h->reach_checked) {
 		lw_json_begin_object(j, "reachability");
@@ -478,6 +533,8 @@ static void json_fd_group(struct lw_json *j, struct lw_report *r, const struct l
 	} else {
 		lw_json_null(j, "growth");
 	}
+	json_supp_ref(j, g->supp);
+	json_gen_supp(j, r, lw_present_gen_wanted_fd(r, g), LW_SUPP_FD, LW_REACH_UNKNOWN, g->stack_id);
 	lw_json_end_object(j);
 }
 
@@ -486,7 +543,8 @@ static void json_sockets(struct lw_json *j, struct lw_report *r)
 	const struct lw_snapshot *s = &r->snap;
 	lw_json_begin_array(j, "groups");
 	for (size_t i = 0; i < r->grouping.ngroups; i++)
-		json_group(j, r, &r->grouping.groups[i]);
+		if (lw_present_sock_group_shown(r, &r->grouping.groups[i]))
+			json_group(j, r, &r->grouping.groups[i]);
 	lw_json_end_array(j);
 
 	lw_json_begin_array(j, "untracked");
@@ -569,11 +627,13 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 	if (lw_kind_fds(r->opts.kind)) {
 		lw_json_begin_array(j, "descriptors");
 		for (size_t i = 0; i < r->fds.ngroups; i++)
-			json_fd_group(j, r, &r->fds.groups[i]);
+			if (lw_present_fd_group_shown(r, &r->fds.groups[i]))
+				json_fd_group(j, r, &r->fds.groups[i]);
 		lw_json_end_array(j);
 	}
 	if (lw_kind_heap(r->opts.kind))
 		json_heap(j, r);
+	json_supp_uses(j, r);
 	lw_json_end_object(j);
 }
 

@@ -2,6 +2,7 @@
 /* render_text.c — the human-readable report (`--format text`, the default). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -102,6 +103,27 @@ static char *share_fmt(size_t n, size_t of, char *buf, size_t len)
 {
 	snprintf(buf, len, "%zu/%zu", n, of);
 	return buf;
+}
+
+/* "  suppressed by 'name' (file:line)" under a group --all shows. */
+static void text_supp_by(FILE *out, const struct lw_supp *e)
+{
+	fputs("  suppressed by '", out);
+	lw_present_put_safe(out, e->name);
+	fputs("' (", out);
+	lw_present_put_safe(out, e->file);
+	fprintf(out, ":%d)\n", e->line);
+}
+
+/* --gen-suppressions: the entry for a leak group, right under its stack. */
+static void text_gen_supp(FILE *out, struct lw_report *r, enum lw_supp_kind kind, enum lw_reach reach,
+			  uint32_t stack_id)
+{
+	char *t = lw_present_gen_supp(r, kind, reach, stack_id);
+	if (t) {
+		fputs(t, out);
+		free(t);
+	}
 }
 
 static void text_opened(FILE *out, struct lw_report *r, const struct lw_group *g, const char *cwd)
@@ -249,7 +271,8 @@ static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g,
 		fprintf(out, "%-12s  %*zu  %-*s  age %s%s", lw_verdict_title(g->verdict), cw, g->count, dw, desc, al,
 			a1);
 	else
-		fprintf(out, "%-9s  %*zu  %-*s  age %s%s", g->inherited ? "INHERITED" : "SOCKETS", cw, g->count,
+		fprintf(out, "%-9s  %*zu  %-*s  age %s%s",
+			g->supp ? "SUPPRESSED" : g->inherited ? "INHERITED" : "SOCKETS", cw, g->count,
 			dw, desc, al, a1);
 	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
 		fprintf(out, "..%s", a2);
@@ -290,6 +313,8 @@ static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g,
 	/* Sockets nobody ever wrote to say nothing new about last use once the image is gone. */
 	int show_use = live || g->use_stack_id != 0 || g->use_share < g->count;
 	/* The culprit of a leak inside a pool is who used it last, not who opened it. */
+	if (g->supp)
+		text_supp_by(out, g->supp);
 	if (lw_present_use_first(g)) {
 		text_last_used(out, r, g, cwd);
 		text_opened(out, r, g, cwd);
@@ -298,6 +323,8 @@ static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g,
 		if (show_use && g->verdict != LW_V_LISTENING)
 			text_last_used(out, r, g, cwd);
 	}
+	if (r->opts.gen_supp && lw_present_gen_wanted_sock(r, g))
+		text_gen_supp(out, r, LW_SUPP_SOCKET, LW_REACH_UNKNOWN, g->stack_id);
 }
 
 /* ---- other kinds of descriptor (fdgroups.c) ---- */
@@ -324,7 +351,7 @@ static void text_fd_group(FILE *out, struct lw_report *r, const struct lw_fd_gro
 	fd_group_desc(g, desc, sizeof desc);
 	lw_duration_format(g->age_min_ns, a1, sizeof a1);
 	lw_duration_format(g->age_max_ns, a2, sizeof a2);
-	fprintf(out, "%-9s  %*zu  ", g->inherited ? "INHERITED" : "FILES", cw, g->count);
+	fprintf(out, "%-9s  %*zu  ", g->supp ? "SUPPRESSED" : g->inherited ? "INHERITED" : "FILES", cw, g->count);
 	lw_present_put_safe(out, desc);
 	fprintf(out, "%*s  age %s%s", dw > (int)strlen(desc) ? dw - (int)strlen(desc) : 0, "",
 		lw_present_at_least(r) ? "at least " : "", a1);
@@ -366,10 +393,14 @@ static void text_fd_group(FILE *out, struct lw_report *r, const struct lw_fd_gro
 			fprintf(out, "  (fd %d)", m->fd);
 		fputc('\n', out);
 	}
+	if (g->supp)
+		text_supp_by(out, g->supp);
 	if (g->inherited)
 		fputs("  opened       before leakwatch loaded (inherited across exec or fork)\n", out);
 	else
 		text_stack_w(out, r, g->stack_id, "opened at", 12, cwd);
+	if (r->opts.gen_supp && lw_present_gen_wanted_fd(r, g))
+		text_gen_supp(out, r, LW_SUPP_FD, LW_REACH_UNKNOWN, g->stack_id);
 }
 
 /* column_widen - widen the count column (cw) and the description column
@@ -395,7 +426,8 @@ static void text_fds_groups(FILE *out, struct lw_report *r, const char *cwd)
 		column_widen(&cw, &dw, g->groups[i].count, desc);
 	}
 	for (size_t i = 0; i < g->ngroups; i++)
-		text_fd_group(out, r, &g->groups[i], cw, dw, cwd);
+		if (lw_present_fd_group_shown(r, &g->groups[i]))
+			text_fd_group(out, r, &g->groups[i], cw, dw, cwd);
 }
 
 static void text_badclose(FILE *out, struct lw_report *r, const struct lw_badclose *b, const char *cwd)
@@ -592,6 +624,7 @@ static const char *heap_tag(const struct lw_heap_group *g)
 	case LW_HEAP_PROGRAM: return "HEAP";
 	case LW_HEAP_SYSTEM: return "SYSTEM";
 	case LW_HEAP_UNRECORDED: return "NO STACK";
+	case LW_HEAP_SUPPRESSED: return "SUPPRESSED";
 	case LW_HEAP_NCLASS: break;
 	}
 	return "HEAP";
@@ -609,6 +642,35 @@ static char *heap_bytes(const struct lw_heap *h, double v, char *buf, size_t len
 	char b[32];
 	snprintf(buf, len, "%s%s", h->estimated ? "~" : "", lw_bytes_format(v, b, sizeof b));
 	return buf;
+}
+
+/* What each suppression took out of this report (the built-in ones with --all). */
+static void text_supp_uses(FILE *out, const struct lw_report *r)
+{
+	struct lw_supp_use u[64];
+	size_t n = lw_present_supp_uses(r, r->opts.all, u, sizeof u / sizeof u[0]);
+	const struct lw_heap *h = &r->heap;
+	for (size_t i = 0; i < n; i++) {
+		char nb[48], bb[48];
+		fputs("SUPPRESSED ", out);
+		int first = 1;
+		if (u[i].sockets) {
+			fprintf(out, "%zu socket%s", u[i].sockets, u[i].sockets == 1 ? "" : "s");
+			first = 0;
+		}
+		if (u[i].fds) {
+			fprintf(out, "%s%zu descriptor%s", first ? "" : ", ", u[i].fds, u[i].fds == 1 ? "" : "s");
+			first = 0;
+		}
+		if (u[i].blocks > 0)
+			fprintf(out, "%s%s block%s (%s)", first ? "" : ", ", heap_num(h, u[i].blocks, nb, sizeof nb),
+				round(u[i].blocks) == 1 ? "" : "s", heap_bytes(h, u[i].bytes, bb, sizeof bb));
+		fputs(" by '", out);
+		lw_present_put_safe(out, u[i].e->name);
+		fputs("' (", out);
+		lw_present_put_safe(out, u[i].e->file);
+		fprintf(out, ":%d)\n", u[i].e->line);
+	}
 }
 
 static void text_heap_group(FILE *out, struct lw_report *r, const struct lw_heap_group *g, int tw, int cw,
@@ -634,7 +696,11 @@ static void text_heap_group(FILE *out, struct lw_report *r, const struct lw_heap
 	if (g->age_min_ns / 1000000 != g->age_max_ns / 1000000)
 		fprintf(out, "..%s, median %s", a2, med);
 	fputc('\n', out);
+	if (g->supp)
+		text_supp_by(out, g->supp);
 	text_stack_w(out, r, g->stack_id, "allocated at", 13, cwd);
+	if (r->opts.gen_supp && lw_present_gen_wanted_heap(r, g))
+		text_gen_supp(out, r, LW_SUPP_HEAP, r->heap.reach_checked ? g->reach : LW_REACH_UNKNOWN, g->stack_id);
 }
 
 static void text_heap(FILE *out, struct lw_report *r, const char *cwd)
@@ -669,6 +735,9 @@ static void text_heap(FILE *out, struct lw_report *r, const char *cwd)
 				lw_reach_label((enum lw_reach)k), heap_num(h, h->reach_blocks[k], n, sizeof n),
 				round(h->reach_blocks[k]) == 1 ? "" : "s", heap_bytes(h, h->reach_bytes[k], b, sizeof b));
 		}
+		if (h->suppressed_blocks > 0)
+			fprintf(out, ", suppressed %s block%s (%s)", heap_num(h, h->suppressed_blocks, n, sizeof n),
+				round(h->suppressed_blocks) == 1 ? "" : "s", heap_bytes(h, h->suppressed_bytes, b, sizeof b));
 		fputc('\n', out);
 	}
 	if (h->blocks[LW_HEAP_PROGRAM] <= 0) {
@@ -685,7 +754,7 @@ static void text_heap(FILE *out, struct lw_report *r, const char *cwd)
 		double hb = 0, hn = 0;
 		size_t sites = 0;
 		for (size_t i = 0; i < h->ngroups; i++)
-			if (!lw_present_heap_group_shown(r, &h->groups[i])) {
+			if (!lw_present_heap_group_shown(r, &h->groups[i]) && h->groups[i].cls != LW_HEAP_SUPPRESSED) {
 				hb += h->groups[i].bytes;
 				hn += h->groups[i].blocks;
 				sites++;
@@ -727,15 +796,18 @@ static void text_sockets(FILE *out, struct lw_report *r, const char *cwd)
 		fputc('\n', out);
 	}
 	if (g->nleaked == 0) {
-		char d[32];
+		char d[32], sp[48] = "";
+		if (g->nsuppressed)
+			snprintf(sp, sizeof sp, " but %zu suppressed", g->nsuppressed);
 		if (r->opts.older_than_ns)
-			fprintf(out, "no open sockets older than %s created under leakwatch\n",
-				lw_duration_format(r->opts.older_than_ns, d, sizeof d));
+			fprintf(out, "no open sockets older than %s created under leakwatch%s\n",
+				lw_duration_format(r->opts.older_than_ns, d, sizeof d), sp);
 		else
-			fprintf(out, "no open sockets created under leakwatch\n");
+			fprintf(out, "no open sockets created under leakwatch%s\n", sp);
 	}
 	for (size_t i = 0; i < g->ngroups; i++)
-		text_group(out, r, &g->groups[i], cw, dw, cwd);
+		if (lw_present_sock_group_shown(r, &g->groups[i]))
+			text_group(out, r, &g->groups[i], cw, dw, cwd);
 	if (lw_kind_fds(r->opts.kind))
 		text_fds_groups(out, r, cwd);
 
@@ -774,6 +846,7 @@ int lw_render_text(FILE *out, struct lw_report *r)
 		text_fds_groups(out, r, cwd);
 	if (lw_kind_heap(r->opts.kind) && r->heap.mode != LW_HEAP_OFF)
 		text_heap(out, r, cwd);
+	text_supp_uses(out, r);
 	text_drops(out, r);
 	return ferror(out) ? -1 : 0;
 }

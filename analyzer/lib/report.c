@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -144,6 +145,66 @@ static int report_first_snapshot(struct lw_report *r, const char *path, char *er
 	return 0;
 }
 
+/*
+ * Which suppression covers each descriptor's creation stack: j->supp[i] for
+ * snapshot handle i, decided once per stack and kind.  The groupings key on
+ * it (a suppressed socket never shares a group with a counted one) and leave
+ * suppressed members out of nleaked.  Without names (no libdw) nothing
+ * matches.  Returns 0 or -1 (no memory).
+ */
+static int report_supp_handles(struct lw_report *r, const struct lw_snapshot *s, struct lw_join *j)
+{
+	free((void *)j->supp);
+	j->supp = NULL;
+	if (!r->supp || !r->sym || lw_supp_set_size(r->supp) == 0 || s->nhandles == 0)
+		return 0;
+	const struct lw_supp **by_handle = calloc(s->nhandles, sizeof *by_handle);
+	/* per stack index and kind: 0 not decided, 1 none, else the entry */
+	const struct lw_supp **cache = calloc(s->nstacks * 2 + 1, sizeof *cache);
+	static const struct lw_supp decided_none;
+	if (!by_handle || !cache) {
+		free(by_handle);
+		free(cache);
+		return -1;
+	}
+	struct lw_frame frames[LW_STACK_MAX_FRAMES * 4];
+	for (size_t i = 0; i < s->nhandles; i++) {
+		const struct lw_handle *h = &s->handles[i].h;
+		if (h->state != LW_H_OPEN || h->origin == LW_ORIGIN_INHERITED || h->origin == LW_ORIGIN_FORK)
+			continue;
+		const struct lw_snap_stack *st = lw_snapshot_stack(s, h->stack_id);
+		if (!st)
+			continue;
+		int sock = h->kind == LW_FD_SOCKET;
+		const struct lw_supp **c = &cache[(size_t)(st - s->stacks) * 2 + (size_t)sock];
+		if (!*c) {
+			size_t n = lw_symbolize_stack(r->sym, st->frames, st->depth, frames,
+						      sizeof frames / sizeof frames[0]);
+			const struct lw_supp *e =
+				lw_supp_find(r->supp, sock ? LW_SUPP_SOCKET : LW_SUPP_FD, LW_REACH_UNKNOWN, frames, n);
+			*c = e ? e : &decided_none;
+		}
+		by_handle[i] = *c == &decided_none ? NULL : *c;
+	}
+	free(cache);
+	j->supp = by_handle;
+	return 0;
+}
+
+/* Credit each suppression with the sockets and descriptors its groups hold. */
+static void report_supp_count(struct lw_report *r)
+{
+	/* an exec'd image's descriptors live on in the next image: counted there */
+	if (!r->supp || r->live == LW_LIVE_EXECED)
+		return;
+	for (size_t i = 0; i < r->grouping.ngroups; i++)
+		if (r->grouping.groups[i].supp && !r->grouping.groups[i].inherited)
+			lw_supp_count(r->supp, r->grouping.groups[i].supp, (double)r->grouping.groups[i].count, 0);
+	for (size_t i = 0; i < r->fds.ngroups; i++)
+		if (r->fds.groups[i].supp && !r->fds.groups[i].inherited)
+			lw_supp_count(r->supp, r->fds.groups[i].supp, (double)r->fds.groups[i].count, 0);
+}
+
 /* a valid OPEN record of the shim names fd (lw_fdusage_untracked) */
 static int fd_tracked(int fd, void *arg)
 {
@@ -170,21 +231,35 @@ int lw_report_build(struct lw_report *r, const char *path, const struct lw_repor
 	/* Only a live image has a kernel view; a reused pid would describe a stranger. */
 	int pid = (r->live == LW_LIVE_ALIVE || r->live == LW_LIVE_DISABLED) ? r->snap.hdr.pid : 0;
 	lw_fdusage_read(&r->fd_usage, pid);
-	if (lw_join_proc(&r->join, &r->snap, pid) < 0 || lw_report_classify(r) < 0) {
+	/* Without libdw the report is still useful: frames render as module+0xOFF.
+	 * Suppressions match names, so the symbolizer comes before any grouping. */
+	char symerr[LW_ERR_MAX];
+	r->sym = lw_symbolizer_new(&r->snap, symerr, sizeof symerr);
+	r->supp = o->supp;
+	if (!r->supp) {
+		r->supp = lw_supp_set_new();
+		r->supp_owned = 1;
+		if (!r->supp || lw_supp_load_default(r->supp, symerr, sizeof symerr) < 0) {
+			snprintf(err, errlen, "out of memory");
+			lw_report_free(r);
+			return -1;
+		}
+	}
+	if (lw_join_proc(&r->join, &r->snap, pid) < 0 || report_supp_handles(r, &r->snap, &r->join) < 0 ||
+	    (r->have_prev && report_supp_handles(r, &r->prev, &r->prev_join) < 0) || lw_report_classify(r) < 0) {
 		snprintf(err, errlen, "out of memory");
 		lw_report_free(r);
 		return -1;
 	}
+	report_supp_count(r);
 	lw_fdusage_untracked(&r->fd_usage, fd_tracked, r);
-	/* Without libdw the report is still useful: frames render as module+0xOFF. */
-	char symerr[LW_ERR_MAX];
-	r->sym = lw_symbolizer_new(&r->snap, symerr, sizeof symerr);
 	/* The heap grouping names allocation sites, so it comes after the symbolizer. */
 	r->heap.mode = r->snap.hdr.heap_mode;
 	r->heap.estimated = r->heap.mode == LW_HEAP_SAMPLED;
 	r->heap.sample_bytes = r->snap.hdr.sample_bytes;
 	if (lw_kind_heap(o->kind) &&
-	    lw_heap_build(&r->heap, &r->snap, r->sym, r->now_ns, o->older_than_ns, o->reach, o->leak_kinds) < 0) {
+	    lw_heap_build(&r->heap, &r->snap, r->sym, r->now_ns, o->older_than_ns, o->reach, o->leak_kinds,
+			  r->supp) < 0) {
 		snprintf(err, errlen, "out of memory");
 		lw_report_free(r);
 		return -1;
@@ -196,6 +271,10 @@ void lw_report_free(struct lw_report *r)
 {
 	lw_symbolizer_free(r->sym);
 	r->sym = NULL;
+	if (r->supp_owned)
+		lw_supp_set_free(r->supp);
+	r->supp = NULL;
+	r->supp_owned = 0;
 	lw_heap_free(&r->heap);
 	lw_grouping_free(&r->grouping);
 	lw_fd_grouping_free(&r->fds);

@@ -16,6 +16,7 @@
 #include "reach.h"
 #include "segdir.h"
 #include "snapshot.h"
+#include "suppress.h"
 #include "symbolize.h"
 
 enum lw_format { LW_FMT_TEXT = 0, LW_FMT_JSON, LW_FMT_FOLDED };
@@ -34,6 +35,11 @@ struct lw_report_opts {
 	enum lw_group_by by;            /* --by open|use */
 	const struct lw_reach_result *reach; /* a reachability check of this process, or NULL */
 	unsigned leak_kinds;            /* --leak-kinds: reach classes that are leaks (0: default) */
+	/* suppressions (suppress.h): the caller's set, whose counters the
+	 * report adds to; NULL: the built-in default set alone */
+	struct lw_supp_set *supp;
+	enum lw_gen_supp { LW_GEN_SUPP_NONE = 0, LW_GEN_SUPP_VALGRIND, LW_GEN_SUPP_LSAN } gen_supp;
+					/* --gen-suppressions: an entry after each leak group */
 };
 
 /* Everything a renderer needs about one segment. */
@@ -46,6 +52,8 @@ struct lw_report {
 	struct lw_fd_grouping fds;      /* other kinds of descriptor (with the sockets' --kind) */
 	struct lw_heap heap;            /* empty unless the kind includes heap and heap_mode != off */
 	struct lw_symbolizer *sym;      /* NULL: no symbolization (libdw failed) */
+	struct lw_supp_set *supp;       /* opts.supp, or the default set the report loaded */
+	int supp_owned;                 /* ...which lw_report_free releases */
 	struct lw_report_opts opts;
 	/* --interval: the first snapshot (have_prev) */
 	int have_prev;

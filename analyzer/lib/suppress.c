@@ -184,9 +184,31 @@ static int elem_match(const struct elem *e, const struct lw_frame *f)
 	return 0;
 }
 
-static int valgrind_match(const struct lw_supp_pattern *p, const struct lw_frame *frames, size_t n)
+/* The entry points an allocation enters the allocator by, as valgrind names them. */
+static int is_allocator_line(const struct elem *e)
 {
-	size_t i = 0, j = 0;
+	static const char *const names[] = {
+		"malloc", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
+		"aligned_alloc", "valloc", "pvalloc", "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t",
+		"_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
+		"_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+		"operator new(unsigned long)", "operator new[](unsigned long)",
+		"operator new(unsigned long, std::nothrow_t const&)",
+		"operator new[](unsigned long, std::nothrow_t const&)",
+		"operator new(unsigned long, std::align_val_t)",
+		"operator new[](unsigned long, std::align_val_t)",
+	};
+	if (e->type != EL_FUN)
+		return 0;
+	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+		if (glob_match(e->pat, names[k]))
+			return 1;
+	return 0;
+}
+
+static int valgrind_match(const struct lw_supp_pattern *p, size_t i, const struct lw_frame *frames, size_t n)
+{
+	size_t j = 0;
 	size_t star_i = 0, star_j = 0;
 	int have_star = 0;
 	while (i < p->n) {
@@ -235,7 +257,13 @@ static int entry_match(const struct lw_supp *e, enum lw_supp_kind kind, enum lw_
 	}
 	if (e->format == LW_SUPP_LSAN)
 		return lsan_stack_match(e->pattern->lsan, frames, n);
-	return valgrind_match(e->pattern, frames, n);
+	if (valgrind_match(e->pattern, 0, frames, n))
+		return 1;
+	/* valgrind's heap stacks start in its allocator replacement (fun:malloc),
+	 * ours at the allocator's caller (the shim's frames are hidden): a first
+	 * fun: line that names an allocator stands for that frame. */
+	return kind == LW_SUPP_HEAP && e->pattern->n > 1 && is_allocator_line(&e->pattern->elems[0]) &&
+	       valgrind_match(e->pattern, 1, frames, n);
 }
 
 const struct lw_supp *lw_supp_find(const struct lw_supp_set *set, enum lw_supp_kind kind,
@@ -254,13 +282,27 @@ const struct lw_supp *lw_supp_match(struct lw_supp_set *set, enum lw_supp_kind k
 				    double items, double bytes)
 {
 	/* The set owns its entries: casting the const away is safe here. */
-	struct lw_supp *e = (struct lw_supp *)lw_supp_find(set, kind, leak, frames, n);
-	if (e) {
-		e->groups++;
-		e->items += items;
-		e->bytes += bytes;
-	}
+	const struct lw_supp *e = lw_supp_find(set, kind, leak, frames, n);
+	if (e)
+		lw_supp_count(set, e, items, bytes);
 	return e;
+}
+
+void lw_supp_count(struct lw_supp_set *set, const struct lw_supp *e, double items, double bytes)
+{
+	/* Only an entry of this set: its counters are the set's to change. */
+	for (size_t i = 0; set && i < set->n; i++)
+		if (set->entries[i] == e) {
+			set->entries[i]->groups++;
+			set->entries[i]->items += items;
+			set->entries[i]->bytes += bytes;
+			return;
+		}
+}
+
+int lw_supp_is_default(const struct lw_supp *e)
+{
+	return e && e->file && strcmp(e->file, LW_SUPP_DEFAULT_ORIGIN) == 0;
 }
 
 void lw_supp_reset_counts(struct lw_supp_set *set)
@@ -593,7 +635,7 @@ static int parse_text(struct parser *ps, const char *text, size_t len)
 	enum state st = ST_TOP;
 	struct lw_supp *cur = NULL;     /* the block being read (ST_EXTRA, ST_FRAMES) */
 	char *curname = NULL;           /* its name (ST_TOOL, ST_SKIP) */
-	int open_line = 0;
+	int open_line = 0, name_line = 0;
 	char *buf = NULL;
 	size_t bufcap = 0;
 	int rc = -1;
@@ -673,6 +715,7 @@ static int parse_text(struct parser *ps, const char *text, size_t len)
 				oom(ps);
 				goto out;
 			}
+			name_line = ps->lineno;
 			st = ST_TOOL;
 			break;
 		case ST_TOOL: {
@@ -688,7 +731,8 @@ static int parse_text(struct parser *ps, const char *text, size_t len)
 				st = ST_SKIP;   /* another tool's entry: read up to its } */
 				break;
 			}
-			if (!(cur = entry_new(ps, LW_SUPP_VALGRIND, open_line))) {
+			/* valgrind's used_suppression names the name line */
+			if (!(cur = entry_new(ps, LW_SUPP_VALGRIND, name_line))) {
 				oom(ps);
 				goto out;
 			}
@@ -791,11 +835,23 @@ int lw_supp_load_file(struct lw_supp_set *set, const char *path, char *err, size
 			text = nt;
 			cap = ncap;
 		}
+		errno = 0;
 		size_t got = fread(text + len, 1, cap - len, f);
+		/* a device or a pipe can give bytes forever: stop at the first
+		 * sign that this is no suppression file */
+		if (got && memchr(text + len, '\0', got)) {
+			snprintf(err, errlen, "%s: not a text file (NUL byte)", path);
+			goto out;
+		}
 		len += got;
+		if (len > LW_SUPP_FILE_MAX) {
+			snprintf(err, errlen, "%s: larger than %d MiB: not a suppression file", path,
+				 LW_SUPP_FILE_MAX >> 20);
+			goto out;
+		}
 		if (got == 0) {
 			if (ferror(f)) {
-				snprintf(err, errlen, "%s: read error", path);
+				snprintf(err, errlen, "%s: %s", path, errno ? strerror(errno) : "read error");
 				goto out;
 			}
 			break;
@@ -842,7 +898,7 @@ const char *lw_supp_default_text(void)
 
 int lw_supp_load_default(struct lw_supp_set *set, char *err, size_t errlen)
 {
-	return lw_supp_load_string(set, default_text, sizeof default_text - 1, "<default>", err, errlen);
+	return lw_supp_load_string(set, default_text, sizeof default_text - 1, LW_SUPP_DEFAULT_ORIGIN, err, errlen);
 }
 
 /* ---- generation ---------------------------------------------------------------- */
@@ -899,16 +955,21 @@ int lw_supp_write_valgrind(FILE *out, const char *name, enum lw_supp_kind kind,
 	return 0;
 }
 
+const char *lw_supp_name_frame(const struct lw_frame *frames, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (frames[i].function && *frames[i].function && !lw_module_is_system(frames[i].module))
+			return frames[i].function;
+	for (size_t i = 0; i < n; i++)
+		if (frames[i].function && *frames[i].function)
+			return frames[i].function;
+	return NULL;
+}
+
 int lw_supp_write_lsan(FILE *out, enum lw_supp_kind kind, const struct lw_frame *frames, size_t n)
 {
 	static const char *const prefixes[LW_SUPP_NKIND] = { "leak:", "leakwatch-socket:", "leakwatch-fd:" };
-	const char *what = NULL;
-	for (size_t i = 0; i < n && !what; i++)
-		if (frames[i].function && *frames[i].function && !lw_module_is_system(frames[i].module))
-			what = frames[i].function;
-	for (size_t i = 0; i < n && !what; i++)
-		if (frames[i].function && *frames[i].function)
-			what = frames[i].function;
+	const char *what = lw_supp_name_frame(frames, n);
 	for (size_t i = 0; i < n && !what; i++)
 		if (frames[i].module && *frames[i].module)
 			what = frames[i].module;

@@ -56,8 +56,14 @@
 #include "reach.h"
 #include "symbolize.h"
 
+/* The origin (lw_supp.file) of the built-in default set's entries. */
+#define LW_SUPP_DEFAULT_ORIGIN "<default>"
+
 /* The environment variable naming suppression files (colon-separated). */
 #define LW_SUPP_ENV "LEAKWATCH_SUPPRESSIONS"
+
+/* The largest suppression file read (a device or a pipe could give bytes forever). */
+#define LW_SUPP_FILE_MAX (16 << 20)
 
 /* What --gen-suppressions writes at most per entry (valgrind's --num-callers). */
 #define LW_SUPP_GEN_FRAMES 12
@@ -94,7 +100,8 @@ struct lw_supp_pattern;                 /* the compiled frame lines (suppress.c)
 struct lw_supp {
 	const char *name;               /* valgrind: the name line; LSan: the whole line */
 	const char *file;               /* as given to the loader ("<default>": built-in) */
-	int line;                       /* where the entry starts in file (1-based) */
+	int line;                       /* its line in file (1-based): valgrind format the name
+					 * line, as valgrind's used_suppression gives it */
 	enum lw_supp_format format;
 	unsigned kinds;                 /* LW_SUPP_KIND_BIT()s it applies to */
 	unsigned leak_kinds;            /* LW_REACH_BIT()s (LW_REACH_KINDS_ALL without match-leak-kinds:) */
@@ -173,6 +180,12 @@ const struct lw_supp *lw_supp_match(struct lw_supp_set *set, enum lw_supp_kind k
 				    enum lw_reach leak, const struct lw_frame *frames, size_t n,
 				    double items, double bytes);
 
+/* lw_supp_is_default - 1 when e comes from the built-in default set. */
+int lw_supp_is_default(const struct lw_supp *e);
+
+/* lw_supp_count - add one match of `items` (and `bytes`) to e's counters, as lw_supp_match does. */
+void lw_supp_count(struct lw_supp_set *set, const struct lw_supp *e, double items, double bytes);
+
 /* lw_supp_reset_counts - zero every entry's counters. */
 void lw_supp_reset_counts(struct lw_supp_set *set);
 
@@ -201,6 +214,13 @@ int lw_supp_write_valgrind(FILE *out, const char *name, enum lw_supp_kind kind,
  * (nothing written), -1 when writing failed.
  */
 int lw_supp_write_lsan(FILE *out, enum lw_supp_kind kind, const struct lw_frame *frames, size_t n);
+
+/*
+ * lw_supp_name_frame - the function that names a stack: the innermost one
+ * outside the C/C++ runtime (lw_module_is_system), else the innermost named
+ * one, else NULL.  lw_supp_write_lsan writes it.
+ */
+const char *lw_supp_name_frame(const struct lw_frame *frames, size_t n);
 
 /* lw_supp_kind_name - "Heap", "Socket", "Fd" (the valgrind-format kind names). */
 const char *lw_supp_kind_name(enum lw_supp_kind kind);
