@@ -316,3 +316,56 @@ Test(report_schema, live_report_with_watch_evidence)
 	close(out);
 	cr_assert_eq(rm_rf(tmp), 0);
 }
+
+/* The newest segment file (leakwatch.PID) of a kept run directory. */
+static void kept_segment(const char *dir, char *seg, size_t len)
+{
+	DIR *d = opendir(dir);
+	cr_assert_not_null(d, "%s", dir);
+	struct dirent *e;
+	seg[0] = '\0';
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "leakwatch.", 10) && !strchr(e->d_name + 10, '.'))
+			snprintf(seg, len, "%s/%s", dir, e->d_name);
+	closedir(d);
+	cr_assert(seg[0], "no segment in %s", dir);
+}
+
+/* diff --format json of a JSON report (a socket leak) against a segment (a
+ * heap leak): both side types, a new stack, a vanished one. */
+Test(report_schema, diff_of_a_report_and_a_segment)
+{
+	char tmp[] = "/tmp/lw-schema-XXXXXX", env_dir[PATH_MAX + 32], seg[2][PATH_MAX + 300], dir[PATH_MAX];
+	cr_assert_not_null(mkdtemp(tmp));
+	snprintf(env_dir, sizeof env_dir, "LEAKWATCH_DIR=%s", tmp);
+	char *env[] = { env_dir, NULL };
+	static const char *const fixtures[] = { "leak_basic", "heap_leak" };
+	for (int i = 0; i < 2; i++) {
+		char bin[PATH_MAX];
+		snprintf(bin, sizeof bin, LW_BUILD_DIR "/fixtures/%s", fixtures[i]);
+		struct cmd_result r;
+		lw_run_timed(&r, env, (const char *[]){ "--keep", NULL }, (const char *[]){ bin, NULL }, 120);
+		kept_dir(r.err, dir, sizeof dir);
+		kept_segment(dir, seg[i], sizeof seg[i]);
+		cmd_result_free(&r);
+	}
+	char old[PATH_MAX + 16];
+	snprintf(old, sizeof old, "%s/old.json", tmp);
+	struct cmd_result r;
+	char *rep[] = { (char *)lw_bin(), "report", seg[0], "--format", "json", "--output", old, NULL };
+	run_cmd(&r, rep, NULL, 60);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cmd_result_free(&r);
+	char *diff[] = { (char *)lw_bin(), "diff", old, seg[1], "--format", "json", NULL };
+	run_cmd(&r, diff, NULL, 60);
+	cr_assert_eq(r.status, 1, "the heap leak is new: %s", r.err);
+	expect_valid("diff", r.out, "diff");
+	struct tj *v = tj_parse(r.out);
+	size_t stacks = 0;
+	for (size_t i = 0; i < tj_len(tj_get(v, "kinds")); i++)
+		stacks += tj_len(tj_get(tj_at(tj_get(v, "kinds"), i), "stacks"));
+	cr_assert_geq(stacks, 2, "a new and a vanished stack at least: %s", r.out);
+	tj_free(v);
+	cmd_result_free(&r);
+	rm_rf(tmp);
+}
