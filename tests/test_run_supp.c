@@ -423,7 +423,17 @@ Test(run_supp, bad_files_are_one_line_errors_before_the_command_runs)
 	expect_bad((const char *[]){ "--suppressions", bad, NULL }, NULL, "bad.supp:1: unterminated suppression 'x'");
 	const char *kind = write_file("kind.supp", "{\n   y\n   leakwatch:Heap\n   match-leak-kinds: lost\n   fun:a\n}\n");
 	expect_bad((const char *[]){ "--suppressions", kind, NULL }, NULL, "kind.supp:4: unknown leak kind 'lost'");
-	expect_bad((const char *[]){ "--suppressions", "/dev/zero", NULL }, NULL, "/dev/zero: not a text file");
+	expect_bad((const char *[]){ "--suppressions", "/dev/zero", NULL }, NULL,
+		   "/dev/zero: not a regular file or a pipe");
+	/* a FIFO nobody writes to: read as empty at once, never a hang */
+	char fifo[PATH_MAX + 16];
+	snprintf(fifo, sizeof fifo, "%s/fifo", tmp);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	struct cmd_result fr;
+	lw_run_timed(&fr, NULL, (const char *[]){ "--suppressions", fifo, NULL }, (const char *[]){ "true", NULL }, 30);
+	cr_expect_eq(fr.status, 0, "%s", fr.err);
+	cr_expect(!fr.timed_out);
+	cmd_result_free(&fr);
 	expect_bad((const char *[]){ "--suppressions", tmp, NULL }, NULL, "Is a directory");
 	char envv[PATH_MAX + 64];
 	snprintf(envv, sizeof envv, "LEAKWATCH_SUPPRESSIONS=%s", missing);

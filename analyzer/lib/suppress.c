@@ -13,10 +13,13 @@
  * algorithm matches `*` in names.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "heapgroups.h"
 #include "suppress.h"
@@ -816,9 +819,27 @@ int lw_supp_load_string(struct lw_supp_set *set, const char *text, size_t len, c
 
 int lw_supp_load_file(struct lw_supp_set *set, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
+	/* O_NONBLOCK: a FIFO nobody writes to must not hang the open */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	/* a file, or a pipe (--suppressions <(...)); a device could block or never end */
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s", path,
+			 S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file or a pipe");
+		close(fd);
+		return -1;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	FILE *f = fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ? NULL : fdopen(fd, "r");
 	if (!f) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
 		return -1;
 	}
 	char *text = NULL;
