@@ -748,6 +748,11 @@ struct linux_dirent64 {
 
 void handle_scan_inherited(void)
 {
+	handle_scan_open(LW_ORIGIN_INHERITED);
+}
+
+void handle_scan_open(uint16_t origin)
+{
 	char buf[4096];
 	int dfd = prim_open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	long n;
@@ -765,7 +770,7 @@ void handle_scan_inherited(void)
 				fd = fd * 10 + (*p++ - '0');
 			if (fd == dfd || handle_is_open(fd))
 				continue;
-			handle_open_socket(fd, LW_ORIGIN_INHERITED, -1, 0);
+			handle_open_socket(fd, origin, -1, 0);
 		}
 	}
 	prim_close(dfd);

@@ -262,11 +262,36 @@ static void on_exit_status(int status, void *arg)
 	lw_ev_exit(status, 0);
 }
 
-void lifecycle_start(const struct lifecycle_entry *e)
+/*
+ * Attached: the segment is new but the process is not.  Its start (the
+ * header's clock pair, what uptime and the "never older than the process"
+ * rule count from) goes back to the kernel's start time; the attach time is
+ * kept apart, and what was open before gets it as its open time (a lower
+ * bound of its age).
+ */
+static void attach_clock_fix(struct lw_header *h)
 {
-	int saved = errno;
+	uint64_t mono = prim_now_ns();
+	unsigned long hz = getauxval(AT_CLKTCK);
+	uint64_t boot = prim_boottime_ns_raw();
+	atomic_store(&h->attach_monotonic_ns, mono);
+	if (!hz || !h->proc_start_ticks)
+		return;
+	uint64_t started = h->proc_start_ticks * (1000000000ull / hz);
+	if (started >= boot || boot - started >= mono)
+		return;
+	uint64_t age = boot - started;
+	h->start_monotonic_ns = mono - age;
+	h->start_realtime_ns -= age;
+}
 
-	e->resolve_hooks();
+/* what the constructor was given, for a start deferred to leakwatch_attach() */
+static const struct lifecycle_entry *g_entry;
+
+/* The start proper; origin: what descriptors already open are. */
+static int lifecycle_begin(const struct lifecycle_entry *e, uint16_t origin)
+{
+	int rc = LW_ATTACH_E_DISABLED;
 	g_in_shim = 1;
 	if (getauxval(AT_SECURE)) /* setuid/setgid: do nothing at all */
 		goto out;
@@ -274,13 +299,15 @@ void lifecycle_start(const struct lifecycle_entry *e)
 	if (g_cfg.disabled)
 		goto out;
 	dl_iterate_phdr(self_range, (void *)(uintptr_t)e->self);
+	rc = LW_ATTACH_E_SEGMENT;
 	if (segment_create(NULL) != 0)
 		goto out;
+	rc = LW_ATTACH_OK;
 	owner_setup();
 	owner_claim();
 	modules_refresh();
 	modules_scan();
-	handle_scan_inherited();
+	handle_scan_open(origin);
 	e->resolve_heap();
 	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
 	/* The main thread's first sampling gap starts now rather than at its
@@ -292,11 +319,33 @@ void lifecycle_start(const struct lifecycle_entry *e)
 		(void)heap_sample_slow();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	on_exit(on_exit_status, NULL);
+	if (origin == LW_ORIGIN_ATTACH)
+		attach_clock_fix(g_seg.hdr);
 	segment_mark_state(LW_STATE_RUNNING);
 	atomic_store_explicit(&g_ready, 1, memory_order_release);
 out:
 	g_in_shim = 0;
+	return rc;
+}
+
+void lifecycle_start(const struct lifecycle_entry *e)
+{
+	int saved = errno;
+	e->resolve_hooks();
+	g_entry = e;
+	/* loaded into a running process: `leakwatch attach` calls
+	 * leakwatch_attach() next, which starts (attach.c) */
+	if (!attach_late_load(e->self))
+		(void)lifecycle_begin(e, LW_ORIGIN_INHERITED);
 	errno = saved;
+}
+
+int lifecycle_attach(void)
+{
+	int saved = errno;
+	int rc = g_entry ? lifecycle_begin(g_entry, LW_ORIGIN_ATTACH) : LW_ATTACH_E_DISABLED;
+	errno = saved;
+	return rc;
 }
 
 void lifecycle_stop(void)

@@ -249,6 +249,7 @@ void modules_refresh(void)
 		g_dl_adds = c[0];
 		g_dl_subs = c[1];
 		modules_scan();
+		attach_refresh(); /* attached: take over the new objects' calls */
 	}
 	shim_signals_restore(&old);
 }

@@ -429,6 +429,8 @@ SHIM_HIDDEN void handle_bad_close(int fd, int prev_state, const struct handle_pr
 SHIM_HIDDEN void handle_close_range(unsigned first, unsigned last, uint32_t stack);
 /* handle_scan_inherited - record every socket already open at start. */
 SHIM_HIDDEN void handle_scan_inherited(void);
+/* handle_scan_open - the same with the origin given (LW_ORIGIN_ATTACH). */
+SHIM_HIDDEN void handle_scan_open(uint16_t origin);
 /* handle_copy_from - fork child: copy the parent's open records as they
  * were at the fork (from the private mirror, see handles_mirror_init),
  * marked LW_ORIGIN_FORK, re-interning their stacks into our own table;
@@ -547,6 +549,19 @@ SHIM_HIDDEN void lifecycle_start(const struct lifecycle_entry *e);
 /* lifecycle_stop - the destructor: flush, mark the image exited, drop an
  * empty segment. */
 SHIM_HIDDEN void lifecycle_stop(void);
+/* lifecycle_attach - lifecycle_start() for a shim loaded into a running
+ * process (attach.c): what is open gets LW_ORIGIN_ATTACH.  0 when
+ * recording, else a positive LW_ATTACH_E_* code (segment.h). */
+SHIM_HIDDEN int lifecycle_attach(void);
+
+/* attach.c */
+/* attach_late_load - 1 when the shim was not preloaded but loaded into a
+ * running process (libc comes before it in the load order); the
+ * constructor then waits for leakwatch_attach(). */
+SHIM_HIDDEN int attach_late_load(const void *self);
+/* attach_refresh - after modules_scan() found new objects: take over their
+ * calls too, when attached. */
+SHIM_HIDDEN void attach_refresh(void);
 /* g_fork - fork child state; pending is nonzero in a fork child that has
  * no segment yet and creates one at its first record of its own (see
  * lifecycle.c). */

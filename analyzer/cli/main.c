@@ -42,6 +42,12 @@ static const char help_intro[] =
 	"  run -- CMD          run CMD under leakwatch and report what it left open at exit\n"
 	"                      (on stderr: CMD's stdout and stderr stay its own); exits\n"
 	"                      with CMD's status (see exit status below)\n"
+	"  attach PID          load the shim into a running process that was started\n"
+	"                      without it (no restart; one thread stopped for a few ms):\n"
+	"                      what is open then is \"before attach\", what happens after\n"
+	"                      is recorded with stacks; then use report, top, diff\n"
+	"  detach PID          stop recording in an attached process and restore its\n"
+	"                      call sites (the shim stays loaded)\n"
 	"  top PID             live view of a traced process, refreshed every second:\n"
 	"                      groups by verdict and count, endpoint, age, idle time, a\n"
 	"                      history of each group's count, heap totals.  Keys: s sort\n"
@@ -98,6 +104,15 @@ static const char help_after[] =
 	"  2  usage error, unreadable or invalid segment, command could not be run,\n"
 	"     or output could not be written\n"
 	"\n"
+	"exit status of attach and detach:\n"
+	"  2  usage error, no such process     4  kernel.yama.ptrace_scope forbids it\n"
+	"  5  another user's process without root (CAP_SYS_PTRACE)\n"
+	"  6  traced by another tracer (named)  7  statically linked, not x86_64, or\n"
+	"     glibc older than 2.34 (no dlopen in libc)\n"
+	"  8  another mount namespace without the shim   9  seccomp (strict, or a filter\n"
+	"     without --seccomp-filter-ok)    10  attach: traced by leakwatch already;\n"
+	"     detach: not attached          11  the injection or the shim's start failed\n"
+	"\n"
 	"exit status of run (the first that applies):\n"
 	"  2    usage error, CMD could not be started, or the report could not be written\n"
 	"  N    --fail-on-leak found something: N is --error-exitcode (default 1)\n"
@@ -111,7 +126,8 @@ static const char help_after[] =
 	"  LEAKWATCH_BUDGET reached) changes no status by itself: the report says so.\n";
 
 static const struct lw_command_spec *const commands[] = {
-	&lw_ps_spec, &lw_clean_spec, &lw_report_spec, &lw_diff_spec, &lw_top_spec, &lw_run_spec,
+	&lw_ps_spec, &lw_clean_spec, &lw_report_spec, &lw_diff_spec, &lw_top_spec, &lw_run_spec, &lw_attach_spec,
+	&lw_detach_spec,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -153,6 +169,10 @@ int main(int argc, char **argv)
 		rc = lw_cmd_report(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "diff") == 0) {
 		rc = lw_cmd_diff(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "attach") == 0) {
+		rc = lw_cmd_attach(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "detach") == 0) {
+		rc = lw_cmd_detach(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "top") == 0) {
 		rc = lw_top_main(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "run") == 0) {

@@ -518,6 +518,14 @@ int lw_group_build_by(struct lw_grouping *g, const struct lw_snapshot *s, struct
 		if (k) {
 			m->has_kernel = 1;
 			m->k = *k;
+			/* open before `leakwatch attach`: the record's time is the attach,
+			 * a lower bound; no data for longer than that says it is older */
+			if (h->origin == LW_ORIGIN_ATTACH && k->has_tcpinfo) {
+				uint32_t ms = k->last_data_sent_ms < k->last_data_recv_ms ? k->last_data_sent_ms
+											 : k->last_data_recv_ms;
+				if ((uint64_t)ms * 1000000ull > m->age_ns)
+					m->age_ns = (uint64_t)ms * 1000000ull;
+			}
 		}
 		const struct lw_watch *w = lw_join_watch(j, m->inode);
 		if (w)

@@ -94,6 +94,7 @@ const char *lw_origin_name(unsigned origin)
 		[LW_ORIGIN_INHERITED] = "inherited",
 		[LW_ORIGIN_FORK] = "fork",
 		[LW_ORIGIN_OPEN] = "open",
+		[LW_ORIGIN_ATTACH] = "before_attach",
 	};
 	return origin < LW_ORIGIN_MAX ? names[origin] : "unknown";
 }

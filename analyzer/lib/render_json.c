@@ -597,6 +597,19 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 		lw_json_uint(j, "reserved_bytes", s->hdr.reserved_bytes);
 	else
 		lw_json_null(j, "reserved_bytes");
+	if (s->hdr.attach_monotonic_ns) {
+		uint64_t at = s->hdr.attach_monotonic_ns, dt = s->hdr.detach_monotonic_ns;
+		lw_json_begin_object(j, "attach");
+		lw_json_seconds(j, "age_s", r->now_ns > at ? r->now_ns - at : 0);
+		lw_json_uint(j, "call_sites", s->hdr.attach_patched);
+		if (dt)
+			lw_json_seconds(j, "detached_age_s", r->now_ns > dt ? r->now_ns - dt : 0);
+		else
+			lw_json_null(j, "detached_age_s");
+		lw_json_end_object(j);
+	} else {
+		lw_json_null(j, "attach");
+	}
 	lw_json_uint(j, "open_tracked", lw_snapshot_open_count(s));
 	lw_json_uint(j, "open_fds_tracked", lw_snapshot_open_fds(s));
 	lw_json_begin_object(j, "kernel_view");

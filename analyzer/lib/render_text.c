@@ -133,6 +133,10 @@ static void text_opened(FILE *out, struct lw_report *r, const struct lw_group *g
 		fputs("  opened       before leakwatch loaded (inherited across exec or fork)\n", out);
 		return;
 	}
+	if (!g->stack_id && (g->origin_mask & (1u << LW_ORIGIN_ATTACH))) {
+		fputs("  opened       before leakwatch attached (no stack; the kernel's evidence above)\n", out);
+		return;
+	}
 	if (g->open_share < g->count)
 		snprintf(sfx, sizeof sfx, "  (%s)", share_fmt(g->open_share, g->count, sh, sizeof sh));
 	text_stack_sfx(out, r, g->stack_id, "opened at", 12, cwd, sfx);
@@ -292,7 +296,7 @@ static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g,
 		text_evidence(out, g);
 		text_watch(out, r, g);
 	}
-	if (g->origin_mask & ~((1u << LW_ORIGIN_SOCKET) | (1u << LW_ORIGIN_ACCEPT))) {
+	if (g->origin_mask & ~((1u << LW_ORIGIN_SOCKET) | (1u << LW_ORIGIN_ACCEPT) | (1u << LW_ORIGIN_ATTACH))) {
 		fputs("  via       ", out);
 		for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
 			if (g->origin_mask & (1u << o))
@@ -588,6 +592,16 @@ static void text_summary(FILE *out, const struct lw_report *r)
 		fprintf(out, ", %zu live heap block%s recorded%s", s->nallocs, s->nallocs == 1 ? "" : "s",
 			r->heap.estimated ? " (sampled)" : "");
 	fputc('\n', out);
+	/* attached to a running process: what the tables can and cannot know */
+	uint64_t at = s->hdr.attach_monotonic_ns, dt = s->hdr.detach_monotonic_ns;
+	if (at) {
+		char a1[32], a2[32];
+		fprintf(out, "note: attached %s ago (%u call sites taken over): what was open before is \"before attach\", without a stack; calls through pointers taken before are not seen\n",
+			lw_duration_format(r->now_ns > at ? r->now_ns - at : 0, a1, sizeof a1), s->hdr.attach_patched);
+		if (dt)
+			fprintf(out, "note: detached %s ago: nothing recorded since, the tables show the process as it was then\n",
+				lw_duration_format(r->now_ns > dt ? r->now_ns - dt : 0, a2, sizeof a2));
+	}
 	/* right under the summary: it qualifies every number below */
 	char inc[256];
 	if (lw_present_incomplete(s, inc, sizeof inc))

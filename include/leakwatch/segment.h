@@ -212,6 +212,24 @@ struct lw_heapdir {
 
 /* lw_header.reach_req / reach_ack (the reachability rendezvous at exit). */
 enum lw_reach_req { LW_REACH_REQ_NONE = 0, LW_REACH_REQ_WAITING = 1, LW_REACH_REQ_GAVE_UP = 2 };
+/*
+ * What leakwatch_attach() / leakwatch_detach(), the two functions
+ * libleakwatch.so exports for `leakwatch attach|detach PID` to call in the
+ * target, return: 0 done, else one of these.
+ */
+enum lw_attach_error {
+	LW_ATTACH_OK = 0,
+	LW_ATTACH_E_PRELOADED = 1,      /* the shim was preloaded: already tracing */
+	LW_ATTACH_E_ATTACHED = 2,       /* attached already */
+	LW_ATTACH_E_DISABLED = 3,       /* LEAKWATCH_DISABLE, or secure-execution mode */
+	LW_ATTACH_E_SEGMENT = 4,        /* the segment could not be created (directory, space) */
+	LW_ATTACH_E_ARCH = 5,           /* no call-site patching on this architecture */
+	LW_ATTACH_E_NOT_ATTACHED = 6,   /* detach: not attached (or detached already) */
+	LW_ATTACH_E_MEMORY = 7,         /* no memory for the patch list */
+	LW_ATTACH_E_DETACHED = 8,       /* attached once and detached: the tables missed what
+					 * happened since, so no second attach */
+};
+
 enum lw_reach_ack { LW_REACH_ACK_NONE = 0, LW_REACH_ACK_SCANNING = 1, LW_REACH_ACK_DONE = 2,
 		    LW_REACH_ACK_FAILED = 3 };
 #define LW_MEM_TAG_XOR 0x6c65616b77617463ull /* "leakwatc" */
@@ -292,7 +310,18 @@ struct lw_header {
 	uint64_t mem_tag;
 	_Atomic uint32_t reach_req;     /* enum lw_reach_req */
 	_Atomic uint32_t reach_ack;     /* enum lw_reach_ack */
-	uint8_t  reserved[LW_HEADER_SIZE - 2208 - LW_T_NUM * 200 - 64 - 24 - 16];
+	/* ---- attach (no version bump: zero in older segments) ----
+	 * attach_monotonic_ns: nonzero when the shim was loaded into a running
+	 * process by `leakwatch attach` (the time it started recording; what
+	 * was open before has origin LW_ORIGIN_ATTACH).  detach_monotonic_ns:
+	 * nonzero once `leakwatch detach` stopped the recording (the tables
+	 * show the process as it was then).  attach_patched: call sites (GOT
+	 * entries) taken over. */
+	_Atomic uint64_t attach_monotonic_ns;
+	_Atomic uint64_t detach_monotonic_ns;
+	uint32_t attach_patched;
+	uint32_t attach_reserved;
+	uint8_t  reserved[LW_HEADER_SIZE - 2208 - LW_T_NUM * 200 - 64 - 24 - 16 - 24];
 };
 
 /*
@@ -354,6 +383,8 @@ enum lw_origin {
 	LW_ORIGIN_OPEN,                 /* any other call that made a descriptor: open family,
 					 * fopen, opendir, mkstemp, tmpfile, popen, pipe,
 					 * eventfd, epoll_create, ... (lw_handle.kind says which) */
+	LW_ORIGIN_ATTACH,               /* already open when `leakwatch attach` loaded the shim
+					 * into the running process: no stack */
 	LW_ORIGIN_MAX
 };
 
