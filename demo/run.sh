@@ -1,9 +1,11 @@
 #!/bin/sh
 # The 3 AM incident, replayed: an HTTP API whose get_user_data() forgets to
 # give its database connection back to the pool on the "user not found" path.
-# Under steady traffic the pool runs dry, latency climbs, 503s appear; the
-# on-call engineer asks leakwatch what the live process holds, restarts with
-# the fix and watches latency stay flat.
+# Under steady traffic the pool runs dry, latency climbs, 503s appear.  The
+# service was started without leakwatch: the on-call engineer attaches it to
+# the running process (no restart), asks what the live process holds, then
+# restarts with the fix (this time with leakwatch preloaded) and watches
+# latency stay flat.
 #
 # Run through `make demo` (embedded minidb) or `make demo DB=postgres` (a
 # throwaway PostgreSQL cluster, the service through libpq).  Needs BUILD set
@@ -122,10 +124,11 @@ else
 	DB_VAL=$db_port
 fi
 
-# start_api BINARY NAME - the service under the shim; sets api_pid, api_port
+# start_api BINARY NAME [PRELOAD] - the service (under the shim when PRELOAD
+# is the shim's path); sets api_pid, api_port
 start_api() {
 	rm -f "$tmp/api.port"
-	spawn "$tmp/$2.log" env LEAKWATCH_DIR="$SEG" LD_PRELOAD="$SHIM" \
+	spawn "$tmp/$2.log" env LEAKWATCH_DIR="$SEG" ${3:+LD_PRELOAD="$3"} \
 		"$1" "$DB_ARGS" "$DB_VAL" --pool "$POOL" --workers "$WORKERS" --checkout-timeout-ms 1000 \
 		--port-file "$tmp/api.port"
 	api_pid=$spawned
@@ -154,16 +157,22 @@ pool_stats() {
 }
 
 # ---- 2. the leaky service under load -------------------------------------------------
-say "2. The service (last deploy: get_user_data) with leakwatch preloaded"
-show "LEAKWATCH_DIR=$SEG LD_PRELOAD=$SHIM $API $DB_ARGS ... --pool $POOL &"
+say "2. The service (last deploy: get_user_data), started without leakwatch"
+show "$API $DB_ARGS ... --pool $POOL &"
 start_api "$API" api
 
 say "3. Traffic: $RATE req/s, one request in $MISS_EVERY for a user that does not exist"
-load leaky --duration "$MAX_SECONDS" --stop-on-errors 2
-pool_stats
+load leaky --duration "$MAX_SECONDS" --stop-on-errors 2 &
+load_pid=$!
 
 # ---- 3. what the on-call engineer runs -------------------------------------------------
-say "4. On call: what does the live process hold?"
+sleep "${ATTACH_AFTER:-5}"
+say "4. On call: the pool is draining and nobody wants a restart: attach leakwatch"
+show "leakwatch attach $api_pid"
+"$LW" attach "$api_pid" || echo "demo: attach failed; the report below has nothing to show" >&2
+wait "$load_pid"
+pool_stats
+say "5. What does the live process hold?"
 sleep 2.5 # traffic has stopped: let the leaked connections be idle for longer than --idle-for
 show "leakwatch ps"
 "$LW" ps
@@ -176,9 +185,9 @@ leaky_seconds=$(kv "$tmp/leaky.sum" seconds | cut -d. -f1)
 [ "${leaky_seconds:-0}" -ge 10 ] 2>/dev/null || leaky_seconds=10
 
 # ---- 4. the fix ------------------------------------------------------------------------------
-say "5. The fix: give the connection back on the not-found path; restart, same traffic"
+say "6. The fix: give the connection back on the not-found path; restart (leakwatch preloaded this time), same traffic"
 show "LEAKWATCH_DIR=$SEG LD_PRELOAD=$SHIM $API_FIXED $DB_ARGS ... --pool $POOL &"
-start_api "$API_FIXED" api-fixed
+start_api "$API_FIXED" api-fixed "$SHIM"
 load fixed --duration "$leaky_seconds"
 pool_stats
 sleep 2.5

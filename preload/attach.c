@@ -359,6 +359,18 @@ static void patch_all(int *oom)
 		g_seg.hdr->attach_patched = (uint32_t)g_nslots;
 }
 
+SHIM_HIDDEN _Atomic int g_attach_rescan;
+static _Atomic uint64_t g_attach_last_scan;
+
+void attach_rescan_maybe(void)
+{
+	uint64_t now = prim_coarse_ns(), last = atomic_load_explicit(&g_attach_last_scan, memory_order_relaxed);
+	if (now - last < LW_LIM_ATTACH_RESCAN_NS ||
+	    !atomic_compare_exchange_strong(&g_attach_last_scan, &last, now))
+		return;
+	modules_refresh();
+}
+
 void attach_refresh(void)
 {
 	if (!atomic_load(&g_attached))
@@ -392,6 +404,8 @@ ATTACH_EXPORT int leakwatch_attach(void)
 	int oom = 0;
 	atomic_store(&g_attached, 1);
 	patch_all(&oom);
+	atomic_store(&g_attach_last_scan, prim_coarse_ns());
+	atomic_store(&g_attach_rescan, 1);
 	return oom ? LW_ATTACH_E_MEMORY : LW_ATTACH_OK;
 #endif
 }
@@ -400,6 +414,7 @@ ATTACH_EXPORT int leakwatch_detach(void)
 {
 	if (!atomic_exchange(&g_attached, 0))
 		return LW_ATTACH_E_NOT_ATTACHED;
+	atomic_store(&g_attach_rescan, 0);
 	sigset_t old;
 	shim_signals_block(&old);
 	for (size_t i = g_nslots; i-- > 0;) {

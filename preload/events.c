@@ -83,6 +83,10 @@ static __thread unsigned t_known_next __attribute__((tls_model("initial-exec")))
 
 static inline __attribute__((always_inline)) uint32_t capture_new(uintptr_t ra, uintptr_t cfa)
 {
+	/* attached: objects loaded since must be taken over (attach.c) before
+	 * their own calls are missed for long; looked for at most every 10 ms */
+	if (__builtin_expect(atomic_load_explicit(&g_attach_rescan, memory_order_relaxed), 0))
+		attach_rescan_maybe();
 	uint32_t epoch = atomic_load_explicit(&g_modules_epoch, memory_order_acquire);
 	int known;
 	uint32_t id = stack_capture_known(ra, cfa, epoch | 1u << 31, &known);

@@ -746,6 +746,59 @@ struct linux_dirent64 {
 	char d_name[];
 };
 
+/* What is open when the shim is attached: sockets, and every other kind
+ * with what the kernel names it now (no stack, no call's flags). */
+static void scan_attached_one(int fd)
+{
+	struct stat st;
+	if (prim_fstat(fd, &st) != 0)
+		return;
+	int kind = kind_of_mode(st.st_mode);
+	if (kind == LW_FD_SOCKET) {
+		handle_open_socket(fd, LW_ORIGIN_ATTACH, -1, 0);
+		return;
+	}
+	char link[40], path[LW_FDPATH_MAX + 1], digits[12];
+	int k = 0;
+	for (unsigned v = (unsigned)fd; k == 0 || v; v /= 10)
+		digits[k++] = (char)('0' + v % 10);
+	/* "/proc/self/fd/N" and "/proc/self/fdinfo/N" */
+	int n = 0;
+	for (const char *p = "/proc/self/fd/"; *p; p++)
+		link[n++] = *p;
+	for (int i = k; i > 0; i--)
+		link[n++] = digits[i - 1];
+	link[n] = '\0';
+	ssize_t len = prim_readlink(link, path, sizeof path - 1);
+	path[len > 0 ? len : 0] = '\0';
+	/* the open flags, from fdinfo's "flags:\t0100002" (octal) */
+	n = 0;
+	for (const char *p = "/proc/self/fdinfo/"; *p; p++)
+		link[n++] = *p;
+	for (int i = k; i > 0; i--)
+		link[n++] = digits[i - 1];
+	link[n] = '\0';
+	int oflags = 0;
+	char info[256];
+	int ifd = prim_open(link, O_RDONLY | O_CLOEXEC, 0);
+	if (ifd >= 0) {
+		ssize_t r = prim_read(ifd, info, sizeof info - 1);
+		prim_close(ifd);
+		info[r > 0 ? r : 0] = '\0';
+		for (char *p = info; *p; p++)
+			if (p[0] == 'f' && p[1] == 'l' && p[2] == 'a' && p[3] == 'g' && p[4] == 's' && p[5] == ':') {
+				for (p += 6; *p == '\t' || *p == ' '; p++)
+					;
+				for (; *p >= '0' && *p <= '7'; p++)
+					oflags = oflags * 8 + (*p - '0');
+				break;
+			}
+	}
+	struct handle_fd d = { .kind = kind, .origin = LW_ORIGIN_ATTACH, .oflags = oflags & ~O_CLOEXEC,
+			       .path = len > 0 ? path : NULL };
+	handle_open_fd(fd, &d, 0);
+}
+
 void handle_scan_inherited(void)
 {
 	handle_scan_open(LW_ORIGIN_INHERITED);
@@ -770,7 +823,10 @@ void handle_scan_open(uint16_t origin)
 				fd = fd * 10 + (*p++ - '0');
 			if (fd == dfd || handle_is_open(fd))
 				continue;
-			handle_open_socket(fd, origin, -1, 0);
+			if (origin == LW_ORIGIN_ATTACH)
+				scan_attached_one(fd);
+			else
+				handle_open_socket(fd, origin, -1, 0);
 		}
 	}
 	prim_close(dfd);

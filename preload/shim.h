@@ -562,6 +562,11 @@ SHIM_HIDDEN int attach_late_load(const void *self);
 /* attach_refresh - after modules_scan() found new objects: take over their
  * calls too, when attached. */
 SHIM_HIDDEN void attach_refresh(void);
+/* g_attach_rescan - 1 while attached: every stack capture calls
+ * attach_rescan_maybe(), which looks for new objects (modules_refresh) at
+ * most every LW_LIM_ATTACH_RESCAN_NS. */
+SHIM_HIDDEN extern _Atomic int g_attach_rescan;
+SHIM_HIDDEN void attach_rescan_maybe(void);
 /* g_fork - fork child state; pending is nonzero in a fork child that has
  * no segment yet and creates one at its first record of its own (see
  * lifecycle.c). */

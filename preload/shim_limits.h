@@ -11,6 +11,12 @@
 #ifndef LEAKWATCH_PRELOAD_LIMITS_H
 #define LEAKWATCH_PRELOAD_LIMITS_H
 
+/* ---- attach ------------------------------------------------------------------------ */
+
+/* How often a stack capture of an attached shim looks for objects loaded
+ * since (dl_iterate_phdr takes the loader's lock: not on every call). */
+#define LW_LIM_ATTACH_RESCAN_NS (10ull * 1000 * 1000)
+
 /* ---- segment layout ------------------------------------------------------------ */
 
 /* Loaded objects recorded per image (append-only, unloaded ones kept; the

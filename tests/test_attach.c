@@ -193,6 +193,40 @@ Test(attach, multithreaded_target_runs_on_through_attach_and_detach)
 	cmd_result_free(&r);
 }
 
+/* An object loaded after the attach: its calls are taken over at the first
+ * recorded event (here the program's own socket calls) at least 10 ms after
+ * the last look for new objects, not before. */
+Test(attach, objects_loaded_after_attach_are_taken_over)
+{
+	char *env[] = { dirv, NULL };
+	struct spawn_opts so = { .env = env, .stdin_pipe = true, .timeout_s = 120 };
+	struct spawn sp;
+	cr_assert_eq(spawn_start(&sp, (char *const[]){ ATTACH_FIX, NULL }, &so), 0);
+	cr_assert_eq(spawn_wait_output(&sp, "ready\n", 20), 1);
+	char spid[16], out[8192], err[8192];
+	snprintf(spid, sizeof spid, "%d", (int)sp.pid);
+	cr_assert_eq(lw((const char *[]){ "attach", spid, NULL }, out, sizeof out, err, sizeof err), 0, "%s", err);
+	say(&sp, "plugin\n", "plugin\n");
+	/* the first recorded event at least 10 ms (LW_LIM_ATTACH_RESCAN_NS) after
+	 * the last look finds the plugin */
+	usleep(50 * 1000);
+	say(&sp, "leak\n", "leaked\n");
+	say(&sp, "plugin2\n", "plugin2\n");
+	struct tj *j = report_json((int)sp.pid);
+	const struct tj *g = group_at(tj_get(j, "groups"), "plugin_open",
+				      marker_line("tests/fixtures/libplugin.c", "plugin.socket"));
+	cr_assert_not_null(g, "the plugin's sockets opened once it was taken over");
+	cr_expect_eq(tj_num(g, "count", 0), 2, "the two after the next event; the first one was not seen");
+	tj_free(j);
+	say(&sp, "check\n", "\n");
+	cr_expect_eq(spawn_wait_output(&sp, "ok ", 20), 1, "%s", sp.r.out);
+	say(&sp, "quit\n", NULL);
+	struct cmd_result r;
+	spawn_finish(&sp, 0, &r);
+	cr_expect_eq(r.status, 0);
+	cmd_result_free(&r);
+}
+
 Test(attach, heap_tracking_after_attach_defaults_to_sampled)
 {
 	char *env[] = { dirv, NULL };

@@ -369,3 +369,97 @@ Test(demo_postgres, pool_leak_named_by_last_use_then_fixed, .fini = teardown, .t
 	char *db_args[2] = { "--db", conninfo };
 	scenario(db_args, DEMO("api-pg"), DEMO("api-pg-fixed"), atoi(p + 5));
 }
+
+/*
+ * The on-call path (issue 13): the leaky service runs WITHOUT leakwatch
+ * while it leaks; leakwatch attach brings the shim in mid-incident, with
+ * no restart; the report then shows the connections leaked before the
+ * attach as an idle leak suspect with kernel evidence only (no stack, no
+ * last use), and the ones leaked after it named by get_user_data at its
+ * line through the last-use stack.  Every leaked connection is a suspect.
+ */
+Test(demo_minidb, attached_mid_incident_without_a_restart, .init = setup, .fini = teardown, .timeout = 90)
+{
+	char *dbv[] = { DEMO("minidb"), "--latency-ms", "10", "--max-conn", "40", "--port-file", tmp_path("db.port"), NULL };
+	spawn(dbv, NULL, "minidb.log");
+	int db_port = read_port("db.port", 10);
+	cr_assert_neq(db_port, 0, "minidb did not start: %s", slurp(tmp_path("minidb.log")));
+	char dbport[16], endpoint[64], env_dir[400];
+	snprintf(dbport, sizeof dbport, "%d", db_port);
+	snprintf(endpoint, sizeof endpoint, "127.0.0.1:%d", db_port);
+	snprintf(env_dir, sizeof env_dir, "LEAKWATCH_DIR=%s/segments", tmpdir);
+	char *envv[] = { env_dir, NULL }; /* no LD_PRELOAD */
+	char portfile[400];
+	snprintf(portfile, sizeof portfile, "%s", tmp_path("api.port"));
+	char *apiv[] = { DEMO("api"), "--db-port", dbport, "--pool", "12", "--workers", "8",
+			 "--checkout-timeout-ms", "300", "--port-file", portfile, NULL };
+	pid_t api_pid = spawn(apiv, envv, "api.log");
+	int port = read_port("api.port", 20);
+	cr_assert_neq(port, 0, "the service did not start: %s", slurp(tmp_path("api.log")));
+
+	/* traffic in the background: one request in 40 leaks a connection */
+	char portbuf[16], sumfile[400];
+	snprintf(portbuf, sizeof portbuf, "%d", port);
+	snprintf(sumfile, sizeof sumfile, "%s", tmp_path("leaky.sum"));
+	char *loadv[] = { DEMO("loadgen"), "--port", portbuf, "--rate", "150", "--miss-every", "40", "--duration", "20",
+			  "--timeout-ms", "3000", "--quiet", "--summary-file", sumfile, "--stop-on-errors", "1", NULL };
+	pid_t load_pid = spawn(loadv, NULL, "load.log");
+	usleep(1500 * 1000); /* some connections leak before anyone looks */
+	struct tj *st = http_get(port, "/stats");
+	int before = (int)tj_num(st, "checked_out", -1);
+	tj_free(st);
+	cr_assert_geq(before, 1, "nothing leaked before the attach; slow machine?");
+
+	char pidbuf[16];
+	snprintf(pidbuf, sizeof pidbuf, "%d", (int)api_pid);
+	char *attv[] = { (char *)lw_bin(), "attach", pidbuf, NULL };
+	struct cmd_result r;
+	run_cmd(&r, attv, envv, 60);
+	cr_assert_eq(r.status, 0, "attach failed (%d): %s%s", r.status, r.out, r.err);
+	cmd_result_free(&r);
+	int ws;
+	for (int t = 0; t < 600 && waitpid(load_pid, &ws, WNOHANG) == 0; t++)
+		usleep(50000);
+	char *sum = slurp(sumfile);
+	cr_assert_not_null(sum, "loadgen wrote no summary: %s", slurp(tmp_path("load.log")));
+	int leaked = (int)summary_num(sum, "not_found");
+	free(sum);
+	cr_assert_gt(leaked, before, "nothing leaked after the attach");
+
+	usleep(2500 * 1000); /* the leaked connections go idle > --idle-for */
+	struct tj *rep = report(api_pid);
+	cr_assert(tj_get(rep, "attach") && tj_get(rep, "attach")->type == TJ_OBJ, "the report says it attached");
+	struct tj *groups_j = tj_get(rep, "groups");
+	int suspects = 0, named = 0, unnamed = 0, on_db = 0;
+	int use_line = marker_line("demo/api.c", "demo.leak_use");
+	for (size_t i = 0; i < tj_len(groups_j); i++) {
+		struct tj *g = tj_at(groups_j, i);
+		const char *ep = tj_str(g, "endpoint"), *v = tj_str(g, "verdict");
+		if (!ep || strcmp(ep, endpoint) != 0)
+			continue;
+		on_db += (int)tj_num(g, "count", 0);
+		cr_expect_str_eq(tj_str(g, "origin"), "before_attach", "the pool was opened before the attach");
+		if (!v || strcmp(v, "leak_suspect") != 0)
+			continue;
+		int n = (int)tj_num(g, "count", 0);
+		suspects += n;
+		cr_expect_eq(tj_num(tj_get(g, "evidence"), "idle", -1), n, "every suspect is idle");
+		if (stack_has(tj_get(g, "last_use_stack"), "get_user_data", "api.c", use_line) >= 0)
+			named += n;
+		else if (tj_len(tj_get(g, "last_use_stack")) == 0)
+			unnamed += n;
+	}
+	cr_expect_eq(on_db, 12, "the whole pool is in the report");
+	cr_expect_eq(suspects, leaked, "every leaked connection is a leak suspect");
+	cr_expect_geq(named, 1, "a leak after the attach is named by get_user_data at demo/api.c:%d", use_line);
+	char dump[8192];
+	snprintf(dump, sizeof dump, "%s", "");
+	for (size_t i = 0; i < tj_len(groups_j); i++) {
+		size_t l = strlen(dump);
+		snprintf(dump + l, sizeof dump - l, " [%s %s n=%.0f use=%zu]", tj_str(tj_at(groups_j, i), "endpoint"), tj_str(tj_at(groups_j, i), "verdict"), tj_num(tj_at(groups_j, i), "count", 0), tj_len(tj_get(tj_at(groups_j, i), "last_use_stack")));
+	}
+	cr_expect_geq(unnamed, 1, "the leaks before the attach: kernel evidence, no stack (before=%d leaked=%d):%s", before, leaked, dump);
+	cr_expect_eq(named + unnamed, suspects);
+	tj_free(rep);
+	stop(api_pid);
+}

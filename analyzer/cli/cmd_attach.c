@@ -295,14 +295,14 @@ static int shim_visible(const char *cmd, int pid, const char *name, const char *
 static const char *attach_error(int rc)
 {
 	switch (rc) {
-	case LW_ATTACH_E_PRELOADED: return "the shim was preloaded: it traces this process already";
-	case LW_ATTACH_E_ATTACHED: return "attached already";
-	case LW_ATTACH_E_DISABLED: return "the shim is disabled in it (LEAKWATCH_DISABLE, or setuid)";
-	case LW_ATTACH_E_SEGMENT: return "the shim could not create its segment (LEAKWATCH_DIR missing, full or not writable for the process)";
-	case LW_ATTACH_E_ARCH: return "no call-site patching on this architecture";
-	case LW_ATTACH_E_NOT_ATTACHED: return "not attached (started with the shim preloaded, or detached already)";
-	case LW_ATTACH_E_MEMORY: return "out of memory in the process";
-	case LW_ATTACH_E_DETACHED: return "attached once and detached: a second attach is not supported (restart it, or start it with LD_PRELOAD)";
+	case LW_ATTACH_E_PRELOADED: return "traced by leakwatch already: the shim was preloaded";
+	case LW_ATTACH_E_ATTACHED: return "traced by leakwatch already: attached";
+	case LW_ATTACH_E_DISABLED: return "has the shim disabled (LEAKWATCH_DISABLE in its environment, or setuid)";
+	case LW_ATTACH_E_SEGMENT: return "could not get a segment (its LEAKWATCH_DIR missing, full or not writable for it); attach again once fixed";
+	case LW_ATTACH_E_ARCH: return "is on an architecture without call-site patching";
+	case LW_ATTACH_E_NOT_ATTACHED: return "is not attached (started with the shim preloaded, or detached already)";
+	case LW_ATTACH_E_MEMORY: return "ran out of memory for the patch list";
+	case LW_ATTACH_E_DETACHED: return "was attached once and detached: a second attach is not supported (restart it, or start it with LD_PRELOAD)";
 	}
 	return "unknown error";
 }
@@ -401,13 +401,11 @@ int lw_cmd_attach(int argc, char **argv)
 		fprintf(stderr, "leakwatch: attach: cannot find libleakwatch.so (set LEAKWATCH_SHIM)\n");
 		return LW_EXIT_ERROR;
 	}
-	char loaded[PATH_MAX];
-	if (has_mapping(pid, "libleakwatch.so", loaded, sizeof loaded)) {
-		fprintf(stderr, "leakwatch: attach: pid %d (%s) is traced by leakwatch already (%s is loaded): leakwatch report %d\n",
-			pid, name, loaded, pid);
-		return AT_EXIT_ALREADY;
-	}
-	if ((rc = seccomp_check("attach", pid, name, o.seccomp_ok)) || (rc = shim_visible("attach", pid, name, shim)))
+	/* loaded already: preloaded, attached, or an attach whose start failed
+	 * (then it may be retried); the shim itself tells which */
+	int loaded = has_mapping(pid, "libleakwatch.so", NULL, 0);
+	if ((rc = seccomp_check("attach", pid, name, o.seccomp_ok)) ||
+	    (!loaded && (rc = shim_visible("attach", pid, name, shim))))
 		return rc;
 
 	char err[LW_ERR_MAX + PATH_MAX];
@@ -424,8 +422,9 @@ int lw_cmd_attach(int argc, char **argv)
 		return AT_EXIT_STATIC;
 	}
 	int status = AT_EXIT_INJECT;
-	uint64_t s = lw_inject_string(&ij, shim, err, sizeof err), h = 0;
-	if (!s || lw_inject_call(&ij, dlopen_fn, s, 0x2 /* RTLD_NOW */, 0, 10000, &h, err, sizeof err) != 0)
+	uint64_t s = 0, h = 1;
+	if (!loaded && (!(s = lw_inject_string(&ij, shim, err, sizeof err)) ||
+			lw_inject_call(&ij, dlopen_fn, s, 0x2 /* RTLD_NOW */, 0, 10000, &h, err, sizeof err) != 0))
 		goto fail;
 	if (!h) {
 		uint64_t msg = 0;
@@ -436,13 +435,20 @@ int lw_cmd_attach(int argc, char **argv)
 		goto fail;
 	}
 	int arc;
-	if (call_in_shim(&ij, "leakwatch_attach", &arc, err, sizeof err) != 0)
+	if (call_in_shim(&ij, "leakwatch_attach", &arc, err, sizeof err) != 0) {
+		if (loaded) { /* a shim of its own, without attach: an older one, preloaded */
+			lw_inject_end(&ij);
+			fprintf(stderr, "leakwatch: attach: pid %d (%s) is traced by leakwatch already (its shim is preloaded)\n",
+				pid, name);
+			return AT_EXIT_ALREADY;
+		}
 		goto fail;
+	}
 	long nr = ij.syscall_nr;
 	pid_t tid = ij.tid;
 	uint64_t stopped = lw_inject_end(&ij);
 	if (arc != LW_ATTACH_OK) {
-		fprintf(stderr, "leakwatch: attach: pid %d (%s): %s\n", pid, name, attach_error(arc));
+		fprintf(stderr, "leakwatch: attach: pid %d (%s) %s\n", pid, name, attach_error(arc));
 		return arc == LW_ATTACH_E_PRELOADED || arc == LW_ATTACH_E_ATTACHED || arc == LW_ATTACH_E_DETACHED
 			       ? AT_EXIT_ALREADY
 			       : AT_EXIT_INJECT;
@@ -491,7 +497,7 @@ int lw_cmd_detach(int argc, char **argv)
 	}
 	uint64_t stopped = lw_inject_end(&ij);
 	if (drc != LW_ATTACH_OK) {
-		fprintf(stderr, "leakwatch: detach: pid %d (%s): %s\n", pid, name, attach_error(drc));
+		fprintf(stderr, "leakwatch: detach: pid %d (%s) %s\n", pid, name, attach_error(drc));
 		return AT_EXIT_ALREADY;
 	}
 	char d[32];

@@ -816,7 +816,10 @@ static void evidence_growth(struct lw_evidence *ev, const struct lw_group *g, co
 			amax = m->age_ns;
 		nidle++;
 	}
-	ev->growing = nidle >= 3 && amax - amin >= o->idle_for_ns;
+	/* open before an attach: the ages are the kernel's lower bounds, no
+	 * evidence of when they were opened */
+	int before_attach = g->stack_id == 0 && (g->origin_mask & (1u << LW_ORIGIN_ATTACH));
+	ev->growing = !before_attach && nidle >= 3 && amax - amin >= o->idle_for_ns;
 }
 
 /* A new group with g's key and the given members (taken over). */
@@ -937,9 +940,16 @@ static int judge_group(struct outv *out, struct lw_group *g, const struct lw_ver
 	size_t nonlisten = np[PART_R] + np[PART_S] + np[PART_W];
 
 	int nparts = (np[PART_R] > 0) + (np[PART_S] > 0) + (np[PART_L] > 0) + (np[PART_W] > 0);
+	/* Suspects are split by last-use stack next to healthy members (the pool
+	 * split), and always when the group has no creation stack because its
+	 * sockets were open before `leakwatch attach`: their last use since is
+	 * the only stack there is (a leak after the attach then stands apart
+	 * from the ones before it, never used since). */
+	int attach_group = g->stack_id == 0 && (g->origin_mask & (1u << LW_ORIGIN_ATTACH));
+	int split_use = g->by == LW_BY_OPEN && np[PART_S] > 0 && (np[PART_R] > 0 || attach_group);
 	size_t first = out->n;
 	int rc = 0;
-	if (nparts <= 1) {
+	if (nparts <= 1 && !split_use) {
 		struct lw_group *dst = out_push(out);
 		if (!dst) {
 			free(parts);
@@ -952,7 +962,7 @@ static int judge_group(struct outv *out, struct lw_group *g, const struct lw_ver
 			if (!np[p])
 				continue;
 			/* The pool split: suspects next to healthy members, one group per last-use stack. */
-			int by_use = p == PART_S && np[PART_R] > 0 && g->by == LW_BY_OPEN;
+			int by_use = p == PART_S && split_use;
 			if (!by_use) {
 				size_t n;
 				struct lw_member *m = members_pick(g, parts, (enum part)p, &n);

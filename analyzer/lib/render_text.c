@@ -147,7 +147,9 @@ static void text_last_used(FILE *out, struct lw_report *r, const struct lw_group
 	char sfx[64] = "", sh[48];
 	if (g->use_share < g->count)
 		snprintf(sfx, sizeof sfx, "  (%s)", share_fmt(g->use_share, g->count, sh, sizeof sh));
-	if (g->use_stack_id == 0)
+	if (g->use_stack_id == 0 && !g->stack_id && (g->origin_mask & (1u << LW_ORIGIN_ATTACH)))
+		fprintf(out, "  %-12s never since the attach (nothing sent)%s\n", "last used at", sfx);
+	else if (g->use_stack_id == 0)
 		fprintf(out, "  %-12s never (nothing sent since opened)%s\n", "last used at", sfx);
 	else
 		text_stack_sfx(out, r, g->use_stack_id, "last used at", 12, cwd, sfx);
@@ -197,7 +199,10 @@ static void text_evidence(FILE *out, const struct lw_group *g)
 		fprintf(out, "; growing: idle members opened over %s",
 			lw_duration_format(g->age_max_ns - g->age_min_ns, a, sizeof a));
 	}
-	if (g->split)
+	int before_attach = !g->stack_id && (g->origin_mask & (1u << LW_ORIGIN_ATTACH));
+	if (g->split && before_attach)
+		fprintf(out, "; %zu of the %zu open before the attach", g->count, e->key_count);
+	else if (g->split)
 		fprintf(out, "; %zu of %zu opened here", g->count, e->key_count);
 	fputc('\n', out);
 }
@@ -372,7 +377,7 @@ static void text_fd_group(FILE *out, struct lw_report *r, const struct lw_fd_gro
 			fprintf(out, "  verdict    LEAK SUSPECT, growing: %zu opened over %s, none given back\n", g->count,
 				lw_duration_format(g->age_max_ns - g->age_min_ns, span, sizeof span));
 	}
-	if (g->origin_mask & ~(1u << LW_ORIGIN_OPEN)) {
+	if (g->origin_mask & ~((1u << LW_ORIGIN_OPEN) | (1u << LW_ORIGIN_ATTACH))) {
 		fputs("  via       ", out);
 		for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
 			if (g->origin_mask & (1u << o))
@@ -401,6 +406,8 @@ static void text_fd_group(FILE *out, struct lw_report *r, const struct lw_fd_gro
 		text_supp_by(out, g->supp);
 	if (g->inherited)
 		fputs("  opened       before leakwatch loaded (inherited across exec or fork)\n", out);
+	else if (!g->stack_id && (g->origin_mask & (1u << LW_ORIGIN_ATTACH)))
+		fputs("  opened       before leakwatch attached (no stack; path: what the kernel names it)\n", out);
 	else
 		text_stack_w(out, r, g->stack_id, "opened at", 12, cwd);
 	if (r->opts.gen_supp && lw_present_gen_wanted_fd(r, g))
