@@ -308,6 +308,7 @@ static int lifecycle_begin(const struct lifecycle_entry *e, uint16_t origin)
 	modules_refresh();
 	modules_scan();
 	handle_scan_open(origin);
+	python_init();
 	e->resolve_heap();
 	heap_init(g_cfg.heap_mode, g_cfg.sample_bytes);
 	/* The main thread's first sampling gap starts now rather than at its

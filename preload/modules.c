@@ -205,6 +205,8 @@ int modules_cover(const uint64_t *pcs, unsigned n)
 	uint32_t used = atomic_load_explicit(&hdr->modules.used, memory_order_acquire);
 	uint32_t last = 0;
 	for (unsigned f = 0; f < n; f++) {
+		if (LW_IS_PYFRAME(pcs[f]))
+			continue; /* a Python frame (python.c): not an address */
 		/* neighbouring frames mostly share an object */
 		const struct lw_module *m = segment_entry(LW_T_MODULES, last);
 		if (last < used && m && module_has(m, pcs[f]))

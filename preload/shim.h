@@ -554,6 +554,22 @@ SHIM_HIDDEN void lifecycle_stop(void);
  * recording, else a positive LW_ATTACH_E_* code (segment.h). */
 SHIM_HIDDEN int lifecycle_attach(void);
 
+/* python.c */
+/* python_init - look for a CPython 3.11-3.13 interpreter in the process
+ * (its Py_Version, _PyRuntime, _PyEval_EvalFrameDefault) and note what was
+ * found in the header.  At start and at attach. */
+SHIM_HIDDEN void python_init(void);
+/* python_active - 1 when Python frames are spliced into captured stacks. */
+SHIM_HIDDEN int python_active(void);
+/* python_splice - in[0..n) (native frames, innermost first) with the
+ * calling thread's Python frames inserted before each eval-loop frame,
+ * into out[0..max); returns the count. */
+SHIM_HIDDEN unsigned python_splice(const uint64_t *in, unsigned n, uint64_t *out, unsigned max);
+/* python_chain_hash - a hash of the calling thread's Python frames (code
+ * and instruction of each): the call-site cache's check that the Python
+ * part of a cached stack did not change. */
+SHIM_HIDDEN uint64_t python_chain_hash(void);
+
 /* attach.c */
 /* attach_late_load - 1 when the shim was not preloaded but loaded into a
  * running process (libc comes before it in the load order); the

@@ -80,6 +80,7 @@ struct site_entry {
 	uint32_t known_epoch;           /* module epoch at which the stack's frames were
 					 * all found in the module table (0: not checked) */
 	uint32_t pad;
+	uint64_t pyhash;                /* python_chain_hash() at the fill (Python processes) */
 	uint64_t span;                  /* bytes above cfa that the check reads */
 	struct site_frame f[LW_STACK_MAX_FRAMES]; /* f[0] unused: the key is frame 0 */
 };
@@ -665,6 +666,11 @@ static uint32_t capture_body(void *arg)
 		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
 		return 0;
 	}
+	uint64_t spliced[LW_STACK_MAX_FRAMES];
+	if (python_active()) {
+		depth = python_splice(frames, depth, spliced, LW_STACK_MAX_FRAMES);
+		frames = spliced;
+	}
 	/*
 	 * A per-thread cache of recent stacks by 64-bit hash keeps the hot
 	 * path off the shared table (no memcmp, no shared cache lines).  Two
@@ -778,7 +784,16 @@ static uint32_t site_fill_body(void *arg)
 		segment_counter_add(LW_CTR_DROP_UNWIND, 1);
 		return 0;
 	}
-	uint32_t id = stack_intern(frames, depth);
+	uint32_t id;
+	uint64_t pyhash = 0;
+	if (python_active()) {
+		uint64_t spliced[LW_STACK_MAX_FRAMES];
+		unsigned n = python_splice(frames, depth, spliced, LW_STACK_MAX_FRAMES);
+		id = stack_intern(spliced, n);
+		pyhash = python_chain_hash();
+	} else {
+		id = stack_intern(frames, depth);
+	}
 	uintptr_t lo = 0, hi = 0;
 	if (cacheable && !stack_bounds((uintptr_t)cfa, &lo, &hi))
 		cacheable = 0;
@@ -803,6 +818,7 @@ static uint32_t site_fill_body(void *arg)
 		e->depth = depth;
 		e->known_epoch = 0;
 		e->span = span;
+		e->pyhash = pyhash;
 		for (unsigned i = 1; i < depth; i++) {
 			e->f[i].ra = frames[i];
 			e->f[i].off = slots[i] - cfa;
@@ -878,7 +894,8 @@ static __attribute__((noinline)) uint32_t site_capture_slow(uintptr_t ra, uintpt
 		k = site_find(a, ra, cfa);
 		if (k >= 0) {
 			const struct site_entry *e = &a->sites[k];
-			if (e->gen == g_seg.gen && e->span <= hi - cfa && site_check(e, cfa)) {
+			if (e->gen == g_seg.gen && e->span <= hi - cfa && site_check(e, cfa) &&
+			    (!python_active() || e->pyhash == python_chain_hash())) {
 				a->site_last = k;
 				return e->id;
 			}
@@ -911,7 +928,8 @@ static inline __attribute__((always_inline)) uint32_t site_capture(uintptr_t ra,
 		int k = site_find(a, ra, cfa);
 		if (k >= 0) {
 			const struct site_entry *e = &a->sites[k];
-			if (e->gen == g_seg.gen && e->span <= t_unw.bounds_hi - cfa && site_check(e, cfa)) {
+			if (e->gen == g_seg.gen && e->span <= t_unw.bounds_hi - cfa && site_check(e, cfa) &&
+			    (__builtin_expect(!python_active(), 1) || e->pyhash == python_chain_hash())) {
 				a->site_calls++;
 				a->site_last = k;
 				*known = epoch && e->known_epoch == epoch;

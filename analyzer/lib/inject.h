@@ -32,7 +32,7 @@
 struct lw_inject {
 	pid_t pid, tid;                 /* the process, the borrowed thread */
 	int seized;                     /* tid is seized and stopped */
-	unsigned char regs[512];        /* struct user_regs_struct as saved */
+	uint64_t regs[64];              /* struct user_regs_struct as saved (aligned) */
 	unsigned char *xstate;          /* NT_X86_XSTATE (or NT_PRFPREG) as saved */
 	size_t xstate_len;
 	int xstate_kind;                /* the regset it came from */

@@ -52,6 +52,7 @@ void lw_render_json_frames(struct lw_json *j, const char *key, const struct lw_f
 			lw_json_null(j, "module_offset");
 		lw_json_bool(j, "inlined", f->inlined);
 		lw_json_bool(j, "build_id_mismatch", f->buildid_mismatch);
+		lw_json_bool(j, "python", f->python);
 		lw_json_end_object(j);
 	}
 	lw_json_end_array(j);
@@ -597,6 +598,18 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 		lw_json_uint(j, "reserved_bytes", s->hdr.reserved_bytes);
 	else
 		lw_json_null(j, "reserved_bytes");
+	if (s->hdr.py_frames) {
+		lw_json_begin_object(j, "python");
+		char v[32];
+		if (s->hdr.py_version)
+			snprintf(v, sizeof v, "%u.%u.%u", s->hdr.py_version >> 24, (s->hdr.py_version >> 16) & 0xff,
+				 (s->hdr.py_version >> 8) & 0xff);
+		lw_json_str(j, "version", s->hdr.py_version ? v : NULL);
+		lw_json_bool(j, "frames", s->hdr.py_frames == LW_PY_FRAMES);
+		lw_json_end_object(j);
+	} else {
+		lw_json_null(j, "python");
+	}
 	if (s->hdr.attach_monotonic_ns) {
 		uint64_t at = s->hdr.attach_monotonic_ns, dt = s->hdr.detach_monotonic_ns;
 		lw_json_begin_object(j, "attach");

@@ -609,6 +609,13 @@ static void text_summary(FILE *out, const struct lw_report *r)
 			fprintf(out, "note: detached %s ago: nothing recorded since, the tables show the process as it was then\n",
 				lw_duration_format(r->now_ns > dt ? r->now_ns - dt : 0, a2, sizeof a2));
 	}
+	if (s->hdr.py_frames == LW_PY_UNSUPPORTED) {
+		if (s->hdr.py_version)
+			fprintf(out, "note: Python %u.%u: no known frame layout, stacks show C frames only\n",
+				s->hdr.py_version >> 24, (s->hdr.py_version >> 16) & 0xff);
+		else
+			fprintf(out, "note: Python older than 3.11: stacks show C frames only\n");
+	}
 	/* right under the summary: it qualifies every number below */
 	char inc[256];
 	if (lw_present_incomplete(s, inc, sizeof inc))

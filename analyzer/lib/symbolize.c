@@ -548,6 +548,27 @@ static const struct cache_slot *frames_get(struct lw_symbolizer *sym, uint64_t a
 	return slot;
 }
 
+int lw_python_frame(const struct lw_snapshot *s, uint64_t word, struct lw_frame *out)
+{
+	memset(out, 0, sizeof *out);
+	out->addr = word;
+	out->python = 1;
+	const struct lw_snap_stack *st = lw_snapshot_stack(s, LW_PYFRAME_ID(word));
+	if (!st || st->depth < 2 || st->frames[0] != LW_PYNAME_MAGIC)
+		return -1;
+	/* "qualname\0filename\0" in the words after the magic, maybe cut */
+	const char *b = (const char *)&st->frames[1], *end = (const char *)&st->frames[st->depth];
+	const char *q_end = memchr(b, '\0', (size_t)(end - b));
+	if (!q_end)
+		return -1;
+	out->function = b;
+	const char *f = q_end + 1;
+	if (f < end && memchr(f, '\0', (size_t)(end - f)) && *f)
+		out->file = f;
+	out->line = (int)LW_PYFRAME_LINE(word);
+	return 0;
+}
+
 size_t lw_symbolize_stack(struct lw_symbolizer *sym, const uint64_t *frames, size_t depth,
 			  struct lw_frame *out, size_t max)
 {
@@ -555,6 +576,14 @@ size_t lw_symbolize_stack(struct lw_symbolizer *sym, const uint64_t *frames, siz
 	for (size_t i = 0; i < depth && n < max; i++) {
 		if (frames[i] == 0)
 			continue;
+		if (LW_IS_PYFRAME(frames[i])) {
+			if (sym)
+				lw_python_frame(sym->s, frames[i], &out[n]);
+			else
+				memset(&out[n], 0, sizeof out[n]), out[n].addr = frames[i], out[n].python = 1;
+			n++;
+			continue;
+		}
 		/* Every recorded frame is a return address: the shim drops its own
 		 * frames, so even frame 0 is where the hooked libc call returns to.
 		 * Looking up addr - 1 keeps `close(fd);` on its own line instead of
@@ -573,7 +602,9 @@ size_t lw_symbolize_stack(struct lw_symbolizer *sym, const uint64_t *frames, siz
 
 char *lw_frame_format_location(const struct lw_frame *f, char *buf, size_t len)
 {
-	if (f->module)
+	if (f->python)
+		snprintf(buf, len, "python");
+	else if (f->module)
 		snprintf(buf, len, "%s+0x%llx", path_basename(f->module), (unsigned long long)f->module_off);
 	else
 		snprintf(buf, len, "0x%llx", (unsigned long long)f->addr);

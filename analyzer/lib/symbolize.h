@@ -20,9 +20,16 @@ struct lw_frame {
 	uint64_t module_off;            /* addr - module base */
 	int inlined;                    /* function was inlined into the next frame */
 	int buildid_mismatch;           /* file on disk is not what was loaded */
+	int python;                     /* a Python frame (function: qualified name, file, line) */
 };
 
 struct lw_symbolizer;
+struct lw_snapshot;
+
+/* lw_python_frame - a recorded Python frame word (LW_IS_PYFRAME) as a
+ * frame: its name entry's qualname and file, its line.  0, or -1 (entry
+ * missing: function NULL, python set). */
+int lw_python_frame(const struct lw_snapshot *s, uint64_t word, struct lw_frame *out);
 
 /*
  * lw_symbolizer_new - set up libdw for the snapshot's module table (offline:

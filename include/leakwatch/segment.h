@@ -321,7 +321,34 @@ struct lw_header {
 	_Atomic uint64_t detach_monotonic_ns;
 	uint32_t attach_patched;
 	uint32_t attach_reserved;
-	uint8_t  reserved[LW_HEADER_SIZE - 2208 - LW_T_NUM * 200 - 64 - 24 - 16 - 24];
+	/* ---- Python frames (no version bump: zero in older segments) ----
+	 * py_version: the interpreter's Py_Version (PY_VERSION_HEX) when the
+	 * process is CPython 3.11 or later, else 0; py_frames: enum lw_py_frames */
+	uint32_t py_version;
+	uint32_t py_frames;
+	uint8_t  reserved[LW_HEADER_SIZE - 2208 - LW_T_NUM * 200 - 64 - 24 - 16 - 24 - 8];
+};
+
+/*
+ * Python frames in a stack (preload/python.c).  A frame word with the top
+ * twelve bits LW_PYFRAME_TAG (never a user-space return address) is a
+ * Python frame: bits 24..51 the id of its name entry, bits 0..23 its line
+ * (0: unknown).  A name entry is a stack whose frames[0] is LW_PYNAME_MAGIC
+ * and whose following words hold "qualname\0filename\0" (UTF-8, cut to fit);
+ * it is never the stack of a record.
+ */
+#define LW_PYFRAME_TAG      0xfff0000000000000ull
+#define LW_PYFRAME_ID_MAX   ((1u << 28) - 1)
+#define LW_PYNAME_MAGIC     0xffe05059544e414dull
+#define LW_IS_PYFRAME(w)    (((w) >> 52) == 0xfffu)
+#define LW_PYFRAME_ID(w)    ((uint32_t)(((w) >> 24) & LW_PYFRAME_ID_MAX))
+#define LW_PYFRAME_LINE(w)  ((uint32_t)((w) & 0xffffffu))
+
+/* lw_header.py_frames */
+enum lw_py_frames {
+	LW_PY_NONE = 0,                 /* not a CPython 3.11+ process */
+	LW_PY_FRAMES = 1,               /* Python frames are recorded */
+	LW_PY_UNSUPPORTED = 2,          /* CPython of a version without a known layout: C frames only */
 };
 
 /*
