@@ -203,3 +203,42 @@ report_time() { # $@: report options; prints the median wall time in seconds
 echo "report of 1M live blocks: $(report_time --kind heap) s (target < 1 s; report SEG --kind heap, 64 stacks)"
 echo "report of 1M live blocks: $(report_time) s (target < 1 s; report SEG, the default report)"
 rm -f "$rseg"
+
+# ---- Python frames (issue 14) ----------------------------------------------------------
+# The same Python workload under the shim (sampled heap) with and without
+# Python frames (LEAKWATCH_PYTHON=1 / 0), interleaved, on one CPU; the
+# loop's own time as the script measures it.  Against the run without
+# leakwatch too, for scale.
+PY=/usr/bin/python3
+if [ -x "$PY" ]; then
+	pair_py() { # NAME SCRIPT ARG
+		name=$1
+		: >"$tmp/$name.base"; : >"$tmp/$name.lw"; : >"$tmp/$name.none"
+		i=0
+		while [ $i -lt "$PAIR_ROUNDS" ]; do
+			if [ $((i % 2)) -eq 0 ]; then
+				LEAKWATCH_DIR="$tmp/seg" LEAKWATCH_PYTHON=0 LD_PRELOAD="$SHIM" one_cpu "$PY" "$2" "$3" >>"$tmp/$name.base"
+				LEAKWATCH_DIR="$tmp/seg" LEAKWATCH_PYTHON=1 LD_PRELOAD="$SHIM" one_cpu "$PY" "$2" "$3" >>"$tmp/$name.lw"
+			else
+				LEAKWATCH_DIR="$tmp/seg" LEAKWATCH_PYTHON=1 LD_PRELOAD="$SHIM" one_cpu "$PY" "$2" "$3" >>"$tmp/$name.lw"
+				LEAKWATCH_DIR="$tmp/seg" LEAKWATCH_PYTHON=0 LD_PRELOAD="$SHIM" one_cpu "$PY" "$2" "$3" >>"$tmp/$name.base"
+			fi
+			one_cpu "$PY" "$2" "$3" >>"$tmp/$name.none"
+			rm -f "$tmp"/seg/*
+			i=$((i + 1))
+		done
+		printf '%-34s %8ss\n' "without leakwatch (median)" "$(median <"$tmp/$name.none")"
+		printf '%-34s %8ss  ratio %sx to no leakwatch\n' "leakwatch, C frames only" "$(median <"$tmp/$name.base")" \
+			"$(pratio "$tmp/$name.base" "$tmp/$name.none")"
+		printf '%-34s %8ss  ratio %sx to C frames only  (target <= 1.10x)\n' "leakwatch with Python frames" \
+			"$(median <"$tmp/$name.lw")" "$(pratio "$tmp/$name.lw" "$tmp/$name.base")"
+	}
+	echo
+	echo "leakwatch Python socket churn: $PY bench/py_churn.py 4000 (create_connection+send+close"
+	echo "from three Python frames), one CPU, $PAIR_ROUNDS rounds"
+	pair_py pychurn bench/py_churn.py 4000
+	echo
+	echo "leakwatch Python allocations: $PY bench/py_alloc.py 200000 (dicts, lists, 1-29 KiB bytes"
+	echo "made and dropped), heap sampled, one CPU, $PAIR_ROUNDS rounds"
+	pair_py pyalloc bench/py_alloc.py 200000
+fi

@@ -66,6 +66,8 @@ static const struct opt g_opts[] = {
 	  "space for all segments of the directory: bytes (K, M, G) or N% of its filesystem; 0: no budget" },
 	{ "LEAKWATCH_STACK_CACHE", OPT_UINT, FIELD(site_cache), 1, 0, 1,
 	  "0 disables the call-site stack cache" },
+	{ "LEAKWATCH_PYTHON", OPT_BOOL, FIELD(python), 1, 0, 1,
+	  "0: no Python frames in the stacks of a CPython process (C frames only)" },
 	{ "LEAKWATCH_KEEP_EMPTY", OPT_BOOL, FIELD(keep_empty), 0, 0, 1,
 	  "1 keeps segments of processes that recorded nothing" },
 	{ "LEAKWATCH_REACH_WAIT", OPT_UINT, FIELD(reach_wait_ms), 0, 0, 600000,

@@ -291,7 +291,11 @@ void lw_ev_close_tracked(int fd, struct lw_close_note *n)
 	if (!enter())
 		return;
 	int saved = errno;
-	n->state = handle_before_close(fd, stack_capture_at(n->ra, n->cfa), &n->prev);
+	uint32_t stack = stack_capture_at(n->ra, n->cfa);
+	n->state = handle_before_close(fd, stack, &n->prev);
+	/* a Python object's finalizer closing what the program dropped */
+	if (n->state == LW_H_OPEN && __builtin_expect(python_active(), 0) && python_close_by_gc(stack))
+		handle_gc_close(fd, &n->prev, stack);
 	errno = saved;
 	leave();
 }

@@ -626,6 +626,34 @@ static void prev_of(struct handle_prev *prev, const struct lw_handle *h)
 	prev->close_stack = h->close_stack_id;
 	prev->close_ns = h->close_ns;
 	prev->origin = h->origin;
+	prev->kind = 0; /* the open path below fills it */
+}
+
+void handle_gc_close(int fd, const struct handle_prev *prev, uint32_t stack)
+{
+	struct lw_header *hdr = g_seg.hdr;
+	if (!hdr)
+		return;
+	uint32_t n = atomic_fetch_add_explicit(&hdr->badcloses.used, 1, memory_order_relaxed);
+	struct lw_badclose *b = segment_entry_grow(LW_T_BADCLOSES, n % LW_BADCLOSE_RING);
+	uint32_t s;
+	if (!b || !seq_lock(&b->seq, &s)) {
+		segment_counter_add(LW_CTR_DROP_BUSY, 1);
+		return;
+	}
+	b->fd = fd;
+	b->tid = prim_gettid();
+	b->stack_id = stack;
+	b->ns = prim_event_ns();
+	b->prev_state = LW_H_OPEN;
+	b->prev_origin = prev->origin;
+	b->prev_open_stack_id = prev->open_stack;
+	b->prev_open_ns = prev->open_ns;
+	b->prev_close_stack_id = 0;
+	b->prev_close_ns = 0;
+	b->what = LW_BADCLOSE_GC;
+	b->fd_kind = prev->kind;
+	seq_unlock(&b->seq, s);
 }
 
 SHIM_HOT int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev)
@@ -640,6 +668,7 @@ SHIM_HOT int handle_before_close(int fd, uint32_t stack, struct handle_prev *pre
 	if (__atomic_load_n(&h->state, __ATOMIC_RELAXED) == LW_H_OPEN &&
 	    seq_lock_spin(&h->seq, &seq, LW_LIM_HANDLE_SPINS)) {
 		prev_of(prev, h);
+		prev->kind = h->kind;
 		int state = h->state;
 		if (state == LW_H_OPEN) {
 			record_close_ev(h, stack, 1); /* the close is an event */
@@ -694,6 +723,8 @@ void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev, ui
 	b->prev_open_ns = prev_state == LW_H_FREE ? 0 : prev->open_ns;
 	b->prev_close_stack_id = prev_state == LW_H_CLOSED ? prev->close_stack : 0;
 	b->prev_close_ns = prev_state == LW_H_CLOSED ? prev->close_ns : 0;
+	b->what = LW_BADCLOSE_EBADF;
+	b->fd_kind = 0;
 	seq_unlock(&b->seq, s);
 	segment_counter_add(LW_CTR_BAD_CLOSES, 1);
 }

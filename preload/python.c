@@ -76,6 +76,7 @@ static const char *g_rt;                /* &_PyRuntime */
 static const void *g_code_type;         /* &PyCode_Type */
 static uintptr_t g_eval_lo, g_eval_hi;  /* _PyEval_EvalFrameDefault */
 static uintptr_t g_interp_lo, g_interp_hi; /* the executable code of the object it is in */
+static uintptr_t g_fin_lo, g_fin_hi;    /* PyObject_CallFinalizerFromDealloc */
 
 static int interp_range(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -111,7 +112,7 @@ void python_init(void)
 	g_py = NULL;
 	const unsigned long *ver = dlsym(RTLD_DEFAULT, "Py_Version");
 	void *eval = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
-	if (!g_seg.hdr)
+	if (!g_seg.hdr || !g_cfg.python)
 		return;
 	if (!ver || !eval) {
 		/* a CPython older than 3.11 (no Py_Version), or no Python at all */
@@ -139,6 +140,13 @@ void python_init(void)
 	g_eval_hi = g_eval_lo + sym->st_size;
 	g_interp_lo = g_interp_hi = 0;
 	dl_iterate_phdr(interp_range, NULL);
+	void *fin = dlsym(RTLD_DEFAULT, "PyObject_CallFinalizerFromDealloc");
+	const ElfW(Sym) *fs = NULL;
+	g_fin_lo = g_fin_hi = 0;
+	if (fin && dladdr1(fin, &info, (void **)&fs, RTLD_DL_SYMENT) && fs && fs->st_size) {
+		g_fin_lo = (uintptr_t)fin;
+		g_fin_hi = g_fin_lo + fs->st_size;
+	}
 	g_seg.hdr->py_frames = LW_PY_FRAMES;
 	g_py = l;
 }
@@ -378,4 +386,21 @@ uint64_t python_chain_hash(void)
 		f = plausible(prev) ? prev : 0;
 	}
 	return h;
+}
+
+int python_close_by_gc(uint32_t stack)
+{
+	const struct lw_stack *s = stack_slot(stack);
+	if (!s || !g_fin_hi)
+		return 0;
+	unsigned depth = s->depth < LW_STACK_MAX_FRAMES ? s->depth : LW_STACK_MAX_FRAMES;
+	/* the native frames under the first Python frame: a dealloc's */
+	for (unsigned i = 0; i < depth; i++) {
+		uint64_t w = s->frames[i];
+		if (LW_IS_PYFRAME(w))
+			return 0;
+		if (w > g_fin_lo && w <= g_fin_hi) /* a return address: just past a call */
+			return 1;
+	}
+	return 0;
 }

@@ -151,7 +151,9 @@ void segment_unlink_if_empty(void)
 	if (!h || g_cfg.keep_empty)
 		return;
 	const _Atomic uint64_t *c = h->counters;
-	if (atomic_load(&c[LW_CTR_BAD_CLOSES]) || atomic_load(&h->incomplete) || own_open())
+	/* bad closes, and the garbage collector's closes (ring entries too) */
+	if (atomic_load(&c[LW_CTR_BAD_CLOSES]) || atomic_load(&h->badcloses.used) || atomic_load(&h->incomplete) ||
+	    own_open())
 		return;
 	uint64_t allocs = atomic_load(&c[LW_CTR_HEAP_ALLOCS]), frees = atomic_load(&c[LW_CTR_HEAP_FREES]);
 	if (allocs && (allocs > frees || heap_any_live()))

@@ -55,6 +55,7 @@ struct shim_config {
 	uint32_t site_cache;        /* LEAKWATCH_STACK_CACHE: the call-site cache */
 	uint32_t reach_wait_ms;     /* LEAKWATCH_REACH_WAIT: the exit rendezvous (0: none) */
 	uint32_t run_pid;           /* LEAKWATCH_RUN_PID: who scans at exit */
+	uint32_t python;            /* LEAKWATCH_PYTHON: Python frames (python.c) */
 	uint32_t invalid;           /* values rejected (logged; LW_CTR_CONFIG_INVALID) */
 };
 
@@ -416,12 +417,19 @@ struct handle_prev {
 	uint32_t open_stack, close_stack;
 	uint64_t open_ns, close_ns;
 	uint16_t origin;
+	uint16_t kind;                  /* enum lw_fd_kind */
 };
 /* handle_before_close - called before the real close(fd); closes an open
  * record with `stack`.  Returns the previous handle state (and its fields
  * in *prev) so the caller can report a bad close if the real close then
  * fails with EBADF. */
 SHIM_HIDDEN int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev);
+/* handle_gc_close - append a close made by a Python finalizer of a record
+ * that was open (prev), at stack. */
+SHIM_HIDDEN void handle_gc_close(int fd, const struct handle_prev *prev, uint32_t stack);
+/* python_close_by_gc - 1 when stack (a close's) runs under CPython's
+ * finalizer-from-dealloc: the object holding the descriptor was dropped. */
+SHIM_HIDDEN int python_close_by_gc(uint32_t stack);
 /* handle_bad_close - append a close() that failed with EBADF. */
 SHIM_HIDDEN void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev,
 				  uint32_t stack);

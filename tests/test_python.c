@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,4 +258,60 @@ Test(python, an_older_interpreter_is_said_to_have_c_frames_only)
 	const char *first = strstr(r.err, "note: Python older");
 	cr_expect(first && !strstr(first + 1, "note: Python older"), "said once");
 	cmd_result_free(&r);
+}
+
+/* Sockets the program dropped without close(): CPython's finalizer closes
+ * them (ResourceWarning).  They are leaks: under run (counted, failing
+ * --fail-on-leak) and in a live report; explicit close() and `with` are not. */
+static const char gc_py[] =
+	"import socket, sys\n"
+	"def get_user_data(i):\n"
+	"    conn = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # line 3\n"
+	"    return i  # conn dropped, never closed\n"
+	"for i in range(4):\n"
+	"    get_user_data(i)\n"
+	"s = socket.socket(); s.close()\n"
+	"with socket.socket() as t:\n"
+	"    pass\n"
+	"if len(sys.argv) > 1:\n"
+	"    print('ready', flush=True)\n"
+	"    sys.stdin.readline()\n";
+
+Test(python, sockets_closed_by_the_garbage_collector_are_leaks)
+{
+	const char *script = write_script("gc.py", gc_py);
+	struct cmd_result r;
+	const char *cmd[] = { "/usr/bin/python3.11", script, NULL };
+	char *text = run_report(&r, NULL, (const char *[]){ "--kind", "sockets", "--fail-on-leak", NULL }, cmd);
+	cr_assert_not_null(text, "%s", r.err);
+	cr_expect_eq(r.status, 1, "dropped sockets fail --fail-on-leak");
+	struct tj *j = tj_parse(text);
+	cr_expect_eq(tj_num(j, "leaked", -1), 4, "the four dropped ones, not the closed two");
+	const struct tj *gc = tj_get(tj_at(tj_get(j, "processes"), 0), "gc_closed");
+	cr_assert_eq(tj_len(gc), 1, "%s", text);
+	cr_expect_eq(tj_num(tj_at(gc, 0), "count", 0), 4);
+	cr_expect_str_eq(tj_str(tj_at(gc, 0), "kind"), "socket");
+	cr_expect_geq(py_frame(tj_get(tj_at(gc, 0), "stack"), "get_user_data", 3), 0, "opened in get_user_data");
+	tj_free(j);
+	free(text);
+	cmd_result_free(&r);
+
+	/* live */
+	char dir[PATH_MAX + 32], pre[PATH_MAX + 16];
+	snprintf(dir, sizeof dir, "LEAKWATCH_DIR=%s", tmp);
+	snprintf(pre, sizeof pre, "LD_PRELOAD=%s", lw_shim());
+	char *env[] = { dir, pre, NULL };
+	struct spawn_opts so = { .env = env, .stdin_pipe = true, .timeout_s = 60 };
+	struct spawn sp;
+	cr_assert_eq(spawn_start(&sp, (char *const[]){ "/usr/bin/python3.11", (char *)script, "hold", NULL }, &so), 0);
+	cr_assert_eq(spawn_wait_output(&sp, "ready\n", 30), 1, "%s", sp.r.err);
+	char seg[PATH_MAX + 64], out[1 << 16], err[4096];
+	snprintf(seg, sizeof seg, "%s/leakwatch.%d", tmp, (int)sp.pid);
+	const char *args[] = { "report", seg, "--kind", "sockets", NULL };
+	cr_expect_eq(cli_run(args, (uid_t)-1, out, sizeof out, err, sizeof err), 0, "%s", err);
+	cr_expect_not_null(strstr(out, "GC-CLOSED  4 sockets never closed by the program"), "%s", out);
+	cr_expect_not_null(strstr(out, "get_user_data"), "%s", out);
+	struct cmd_result fr;
+	spawn_finish(&sp, SIGTERM, &fr);
+	cmd_result_free(&fr);
 }

@@ -1027,6 +1027,7 @@ static int run_main(int argc, char **argv)
 				     .gen_supp = (enum lw_gen_supp)o.supp.gen };
 	struct supp_uses su = { 0 };
 	size_t leaked = 0, leaked_fds = 0; /* sockets; other descriptors */
+	size_t gc_socks = 0, gc_fds = 0;   /* of those, closed by Python's garbage collector */
 	double heap_blocks = 0, heap_bytes = 0;
 	size_t heap_samples = 0;        /* table entries behind heap_blocks (sampled mode) */
 	int heap_tracked = 0, heap_estimated = 0, heap_checked = 0;
@@ -1125,8 +1126,11 @@ static int run_main(int argc, char **argv)
 		/* An exec'd image's sockets either died with exec (CLOEXEC) or live on in
 		 * the next image as inherited ones: counting them here would double count. */
 		if (r.live != LW_LIVE_EXECED) {
-			leaked += r.grouping.nleaked;
-			leaked_fds += r.fds.nleaked;
+			/* what a Python program dropped is a leak its collector cleaned up */
+			leaked += r.grouping.nleaked + r.gc_sockets;
+			leaked_fds += r.fds.nleaked + r.gc_fds;
+			gc_socks += r.gc_sockets;
+			gc_fds += r.gc_fds;
 			heap_blocks += r.heap.leaked_blocks;
 			heap_bytes += r.heap.leaked_bytes;
 			for (size_t k = 0; k < r.heap.ngroups; k++)
@@ -1195,10 +1199,16 @@ static int run_main(int argc, char **argv)
 		if (show_socks)
 			fprintf(out, "leakwatch: %zu socket%s left open%s%s%s\n", leaked, leaked == 1 ? "" : "s", older,
 				dur, untraced.total ? " by the traced processes" : "");
+		if (show_socks && gc_socks)
+			fprintf(out, "leakwatch: of those, %zu dropped without a close (the garbage collector closed %s)\n",
+				gc_socks, gc_socks == 1 ? "it" : "them");
 		/* only when there are some: a sockets-only run reads as it always did */
 		if (show_fds && (leaked_fds || !show_socks))
 			fprintf(out, "leakwatch: %zu other descriptor%s (files, pipes, ...) left open%s%s\n", leaked_fds,
 				leaked_fds == 1 ? "" : "s", older, dur);
+		if (show_fds && gc_fds)
+			fprintf(out, "leakwatch: of those, %zu dropped without a close (the garbage collector closed %s)\n",
+				gc_fds, gc_fds == 1 ? "it" : "them");
 		char est[48] = "";
 		if (heap_estimated && heap_samples > 0 && heap_samples < LW_HEAP_FEW_SAMPLES)
 			snprintf(est, sizeof est, " (est. from %zu sample%s)", heap_samples, heap_samples == 1 ? "" : "s");

@@ -566,7 +566,22 @@ static void json_sockets(struct lw_json *j, struct lw_report *r)
 	}
 	lw_json_begin_array(j, "bad_closes");
 	for (size_t i = 0; i < s->nbadcloses; i++)
-		json_bad_close(j, r, &s->badcloses[i]);
+		if (s->badcloses[i].what == LW_BADCLOSE_EBADF)
+			json_bad_close(j, r, &s->badcloses[i]);
+	lw_json_end_array(j);
+	/* Python: dropped by the program, closed by its garbage collector */
+	lw_json_begin_array(j, "gc_closed");
+	for (size_t i = 0; i < r->ngc; i++) {
+		const struct lw_gc_group *g = &r->gc[i];
+		lw_json_begin_object(j, NULL);
+		lw_json_str(j, "kind", lw_fd_kind_name(g->kind));
+		lw_json_uint(j, "count", g->count);
+		lw_json_seconds(j, "last_age_s", r->now_ns > g->last_ns ? r->now_ns - g->last_ns : 0);
+		lw_json_uint(j, "stack_id", g->open_stack);
+		json_stack(j, "stack", r, g->open_stack);
+		json_stack(j, "close_stack", r, g->close_stack);
+		lw_json_end_object(j);
+	}
 	lw_json_end_array(j);
 }
 

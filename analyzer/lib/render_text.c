@@ -457,6 +457,24 @@ static void text_badclose(FILE *out, struct lw_report *r, const struct lw_badclo
 		text_stack(out, r, b->prev_open_stack_id, "opened at", cwd);
 }
 
+/* Python: what the program dropped and the garbage collector closed. */
+static void text_gc(FILE *out, struct lw_report *r, const char *cwd)
+{
+	for (size_t i = 0; i < r->ngc; i++) {
+		const struct lw_gc_group *g = &r->gc[i];
+		char age[32];
+		int sock = g->kind == LW_FD_SOCKET;
+		fprintf(out, "GC-CLOSED  %zu %s%s never closed by the program: dropped, closed by the garbage collector (ResourceWarning), the last %s ago\n",
+			g->count, sock ? "socket" : lw_fd_kind_name(g->kind), g->count == 1 ? "" : "s",
+			lw_duration_format(r->now_ns > g->last_ns ? r->now_ns - g->last_ns : 0, age, sizeof age));
+		if (g->open_stack)
+			text_stack(out, r, g->open_stack, "opened at", cwd);
+		else
+			fputs("  opened at    (no stack: before leakwatch attached)\n", out);
+		text_stack(out, r, g->close_stack, "dropped at", cwd);
+	}
+}
+
 static void text_drops(FILE *out, const struct lw_report *r)
 {
 	static const struct { enum lw_counter c; const char *what; } drops[] = {
@@ -859,7 +877,9 @@ static void text_sockets(FILE *out, struct lw_report *r, const char *cwd)
 		fputc('\n', out);
 	}
 	for (size_t i = 0; i < r->snap.nbadcloses; i++)
-		text_badclose(out, r, &r->snap.badcloses[i], cwd);
+		if (r->snap.badcloses[i].what == LW_BADCLOSE_EBADF)
+			text_badclose(out, r, &r->snap.badcloses[i], cwd);
+	text_gc(out, r, cwd);
 }
 
 int lw_render_text(FILE *out, struct lw_report *r)

@@ -205,6 +205,51 @@ static void report_supp_count(struct lw_report *r)
 			lw_supp_count(r->supp, r->fds.groups[i].supp, (double)r->fds.groups[i].count, 0);
 }
 
+static int gc_cmp(const void *a, const void *b)
+{
+	const struct lw_gc_group *x = a, *y = b;
+	if (x->count != y->count)
+		return x->count < y->count ? 1 : -1;
+	return (x->open_stack > y->open_stack) - (x->open_stack < y->open_stack);
+}
+
+/* The garbage collector's closes (what LW_BADCLOSE_GC), by opening stack and kind. */
+static int report_gc_groups(struct lw_report *r)
+{
+	const struct lw_snapshot *s = &r->snap;
+	for (size_t i = 0; i < s->nbadcloses; i++) {
+		const struct lw_badclose *b = &s->badcloses[i];
+		if (b->what != LW_BADCLOSE_GC)
+			continue;
+		size_t k = 0;
+		while (k < r->ngc && !(r->gc[k].open_stack == b->prev_open_stack_id && r->gc[k].kind == b->fd_kind))
+			k++;
+		if (k == r->ngc) {
+			struct lw_gc_group *n = realloc(r->gc, (r->ngc + 1) * sizeof *n);
+			if (!n)
+				return -1;
+			r->gc = n;
+			memset(&r->gc[r->ngc], 0, sizeof r->gc[0]);
+			r->gc[r->ngc].open_stack = b->prev_open_stack_id;
+			r->gc[r->ngc].kind = b->fd_kind;
+			r->ngc++;
+		}
+		struct lw_gc_group *g = &r->gc[k];
+		g->count++;
+		if (b->ns >= g->last_ns) {
+			g->last_ns = b->ns;
+			g->close_stack = b->stack_id;
+		}
+		if (b->fd_kind == LW_FD_SOCKET)
+			r->gc_sockets++;
+		else
+			r->gc_fds++;
+	}
+	if (r->ngc > 1)
+		qsort(r->gc, r->ngc, sizeof *r->gc, gc_cmp);
+	return 0;
+}
+
 /* a valid OPEN record of the shim names fd (lw_fdusage_untracked) */
 static int fd_tracked(int fd, void *arg)
 {
@@ -252,6 +297,11 @@ int lw_report_build(struct lw_report *r, const char *path, const struct lw_repor
 		return -1;
 	}
 	report_supp_count(r);
+	if (report_gc_groups(r) < 0) {
+		snprintf(err, errlen, "out of memory");
+		lw_report_free(r);
+		return -1;
+	}
 	lw_fdusage_untracked(&r->fd_usage, fd_tracked, r);
 	/* The heap grouping names allocation sites, so it comes after the symbolizer. */
 	r->heap.mode = r->snap.hdr.heap_mode;
@@ -284,6 +334,9 @@ void lw_report_free(struct lw_report *r)
 	lw_snapshot_free(&r->prev);
 	lw_fdusage_free(&r->fd_usage);
 	lw_fdusage_free(&r->prev_fd_usage);
+	free(r->gc);
+	r->gc = NULL;
+	r->ngc = r->gc_sockets = r->gc_fds = 0;
 	r->have_prev = 0;
 }
 

@@ -42,6 +42,16 @@ struct lw_report_opts {
 					/* --gen-suppressions: an entry after each leak group */
 };
 
+/* Descriptors a Python program dropped and its garbage collector closed
+ * (lw_badclose what LW_BADCLOSE_GC), grouped by opening stack and kind. */
+struct lw_gc_group {
+	uint32_t open_stack;            /* where they were opened (0: before attach / unknown) */
+	uint32_t close_stack;           /* the finalizer's close of the newest one */
+	uint16_t kind;                  /* enum lw_fd_kind */
+	size_t count;
+	uint64_t last_ns;               /* the newest such close (CLOCK_MONOTONIC) */
+};
+
 /* Everything a renderer needs about one segment. */
 struct lw_report {
 	struct lw_snapshot snap;
@@ -63,6 +73,9 @@ struct lw_report {
 	/* every descriptor of a live process by kind, against RLIMIT_NOFILE
 	 * (!fd_usage.ok otherwise); prev_fd_usage at the first snapshot (--interval) */
 	struct lw_fdusage fd_usage, prev_fd_usage;
+	/* closed by the garbage collector, never by the program (Python) */
+	struct lw_gc_group *gc;
+	size_t ngc, gc_sockets, gc_fds;
 };
 
 /*

@@ -516,6 +516,16 @@ _Static_assert(sizeof(struct lw_fdpath) == 2 * sizeof(struct lw_addr), "lw_fdpat
 _Static_assert(sizeof(struct lw_handle) == 360, "lw_handle: the size of layout 2");
 
 /* close() that failed with EBADF — a double close or a close of a stranger's fd. */
+/*
+ * lw_badclose.what: a close that failed with EBADF, or (Python processes)
+ * a descriptor the program never closed but its garbage collector did: a
+ * dropped socket or file object closed by its finalizer (CPython warns
+ * with ResourceWarning).  stack_id is the close's stack (the finalizer
+ * under the Python code that dropped the last reference), prev_open_* the
+ * record's opening; prev_state is LW_H_OPEN.
+ */
+enum lw_badclose_what { LW_BADCLOSE_EBADF = 0, LW_BADCLOSE_GC = 1 };
+
 struct lw_badclose {
 	_Atomic uint32_t seq;
 	int32_t  fd;
@@ -526,7 +536,8 @@ struct lw_badclose {
 	uint16_t prev_origin;
 	uint32_t prev_open_stack_id;    /* where that fd was last opened, if we saw it */
 	uint32_t prev_close_stack_id;   /* where it was closed before, if we saw it */
-	uint32_t reserved0;
+	uint16_t what;                  /* enum lw_badclose_what (was reserved: 0 = a bad close) */
+	uint16_t fd_kind;               /* LW_BADCLOSE_GC: enum lw_fd_kind of what was closed */
 	uint64_t prev_open_ns;
 	uint64_t prev_close_ns;
 	uint64_t reserved[2];
