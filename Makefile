@@ -115,11 +115,11 @@ PQ_LIBS   = $(shell pkg-config --libs libpq)
 
 BINS = $(BUILD)/leakwatch $(BUILD)/libleakwatch.so
 
-.PHONY: all deps test demo bench install uninstall clean check-syntax
+.PHONY: all deps test demo demo-python bench install uninstall clean check-syntax
 all: deps $(BINS)
 
 DEPS_MODE = --check
-ifneq ($(filter test demo bench deps,$(MAKECMDGOALS)),)
+ifneq ($(filter test demo demo-python bench deps,$(MAKECMDGOALS)),)
 DEPS_MODE =
 endif
 deps:
@@ -245,6 +245,12 @@ ifeq ($(DB),postgres)
 	$(Q)$(MAKE) --no-print-directory $(DEMO_PG_BINS)
 endif
 	$(Q)BUILD=$(BUILD) DB=$(DB) sh demo/run.sh
+
+# The same incident with the service in Python (demo/api.py): attached, its
+# report names get_user_data in api.py.
+demo-python: all $(DEMO_BINS)
+	$(Q)sh scripts/deps.sh python3
+	$(Q)BUILD=$(BUILD) DEMO_LANG=python sh demo/run.sh
 
 $(BUILD)/bench/%: bench/%.c bench/bench.h | deps
 	@mkdir -p $(@D)

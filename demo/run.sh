@@ -18,6 +18,13 @@ set -u
 
 B=${BUILD:-build}
 DB=${DB:-minidb}
+# DEMO_LANG=python (make demo-python): the service is demo/api.py, the same
+# API in Python, the way the incident's service was written
+DEMO_LANG=${DEMO_LANG:-c}
+if [ "$DEMO_LANG" = python ]; then
+	RATE=${RATE:-100}
+	MISS_EVERY=${MISS_EVERY:-50}
+fi
 RATE=${RATE:-200}
 POOL=${POOL:-16}
 WORKERS=${WORKERS:-16}
@@ -28,12 +35,16 @@ MAX_SECONDS=40 # the leaky phase stops earlier, when the load balancer gives up
 
 LW="$B/leakwatch"
 SHIM="$(cd "$B" && pwd)/libleakwatch.so"
-case "$DB" in
-minidb) API="$B/demo/api" API_FIXED="$B/demo/api-fixed" ;;
+case "$DEMO_LANG:$DB" in
+python:minidb) API="demo/api.py" API_FIXED="demo/api.py --fixed" ;;
+python:*) echo "demo: the Python service speaks to minidb only (DB=minidb)" >&2; exit 2 ;;
+*:minidb) API="$B/demo/api" API_FIXED="$B/demo/api-fixed" ;;
 postgres) API="$B/demo/api-pg" API_FIXED="$B/demo/api-pg-fixed" ;;
 *) echo "demo: DB must be minidb or postgres, not '$DB'" >&2; exit 2 ;;
 esac
-for f in "$LW" "$SHIM" "$API" "$API_FIXED" "$B/demo/loadgen" "$B/demo/minidb"; do
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+for f in "$LW" "$SHIM" "${API%% *}" "${API_FIXED%% *}" "$B/demo/loadgen" "$B/demo/minidb"; do
 	[ -e "$f" ] || { echo "demo: $f is missing: run it through 'make demo'" >&2; exit 2; }
 done
 
@@ -124,21 +135,25 @@ else
 	DB_VAL=$db_port
 fi
 
-# start_api BINARY NAME [PRELOAD] - the service (under the shim when PRELOAD
-# is the shim's path); sets api_pid, api_port
+# start_api CMD NAME [PRELOAD] - the service (under the shim when PRELOAD is
+# the shim's path); CMD is split into words ("demo/api.py --fixed"); sets
+# api_pid, api_port
 start_api() {
 	rm -f "$tmp/api.port"
-	spawn "$tmp/$2.log" env LEAKWATCH_DIR="$SEG" ${3:+LD_PRELOAD="$3"} \
-		"$1" "$DB_ARGS" "$DB_VAL" --pool "$POOL" --workers "$WORKERS" --checkout-timeout-ms 1000 \
+	cmd=$1 name=$2 pre=${3:-}
+	case "$cmd" in *.py*) cmd="$PY $cmd" ;; esac
+	# shellcheck disable=SC2086 # cmd is a command line of words without blanks
+	spawn "$tmp/$name.log" env LEAKWATCH_DIR="$SEG" ${pre:+LD_PRELOAD="$pre"} \
+		$cmd "$DB_ARGS" "$DB_VAL" --pool "$POOL" --workers "$WORKERS" --checkout-timeout-ms 1000 \
 		--port-file "$tmp/api.port"
 	api_pid=$spawned
 	if ! wait_file "$tmp/api.port" 10; then
 		echo "demo: the service did not start" >&2
-		cat "$tmp/$2.log" >&2
+		cat "$tmp/$name.log" >&2
 		exit 1
 	fi
 	api_port=$(cat "$tmp/api.port")
-	cat "$tmp/$2.log"
+	cat "$tmp/$name.log"
 }
 
 # load NAME [loadgen options] - the traffic, one dashboard line per second
@@ -207,7 +222,7 @@ culprit=$(awk '
 	s && /^[A-Z]/ { exit }
 	s && /^  last used at/ { u = 1; sub(/^  last used at/, "") }
 	s && /^  [a-z]/ { u = 0 }
-	u && NF >= 2 && $1 !~ /^db_/ && $2 ~ /^demo\// { print $1 " (" $2 ")"; exit }
+	u && NF >= 2 && $1 !~ /^(db_|Connection\.|Pool\.)/ && $2 ~ /^demo\// { print $1 " (" $2 ")"; exit }
 ' "$tmp/leaky.report")
 printf 'leaky build (pid %s): %s requests in %ss, %s answered 503, %s missing users;\n' \
 	"$leaky_pid" "$(kv "$tmp/leaky.sum" sent)" "$(kv "$tmp/leaky.sum" seconds)" \

@@ -667,7 +667,9 @@ static uint32_t capture_body(void *arg)
 		return 0;
 	}
 	uint64_t spliced[LW_STACK_MAX_FRAMES];
-	if (python_active()) {
+	/* a signal handler may have interrupted the interpreter while it
+	 * linked a frame in: no Python frames then (C frames only) */
+	if (python_active() && !w.signal) {
 		depth = python_splice(frames, depth, spliced, LW_STACK_MAX_FRAMES);
 		frames = spliced;
 	}
@@ -786,7 +788,7 @@ static uint32_t site_fill_body(void *arg)
 	}
 	uint32_t id;
 	uint64_t pyhash = 0;
-	if (python_active()) {
+	if (python_active() && !w.signal) {
 		uint64_t spliced[LW_STACK_MAX_FRAMES];
 		unsigned n = python_splice(frames, depth, spliced, LW_STACK_MAX_FRAMES);
 		id = stack_intern(spliced, n);

@@ -378,8 +378,23 @@ Test(demo_postgres, pool_leak_named_by_last_use_then_fixed, .fini = teardown, .t
  * last use), and the ones leaked after it named by get_user_data at its
  * line through the last-use stack.  Every leaked connection is a suspect.
  */
+static void attached_mid_incident(const char *lang);
+
 Test(demo_minidb, attached_mid_incident_without_a_restart, .init = setup, .fini = teardown, .timeout = 90)
 {
+	attached_mid_incident("c");
+}
+
+/* make demo-python's service (demo/api.py), the same way: the report names
+ * the Python function get_user_data at its line in api.py. */
+Test(demo_python, attached_mid_incident_names_the_python_function, .init = setup, .fini = teardown, .timeout = 90)
+{
+	attached_mid_incident("python");
+}
+
+static void attached_mid_incident(const char *lang)
+{
+	int python = strcmp(lang, "python") == 0;
 	char *dbv[] = { DEMO("minidb"), "--latency-ms", "10", "--max-conn", "40", "--port-file", tmp_path("db.port"), NULL };
 	spawn(dbv, NULL, "minidb.log");
 	int db_port = read_port("db.port", 10);
@@ -393,7 +408,9 @@ Test(demo_minidb, attached_mid_incident_without_a_restart, .init = setup, .fini 
 	snprintf(portfile, sizeof portfile, "%s", tmp_path("api.port"));
 	char *apiv[] = { DEMO("api"), "--db-port", dbport, "--pool", "12", "--workers", "8",
 			 "--checkout-timeout-ms", "300", "--port-file", portfile, NULL };
-	pid_t api_pid = spawn(apiv, envv, "api.log");
+	char *pyv[] = { "/usr/bin/python3", LW_SOURCE_DIR "/demo/api.py", "--db-port", dbport, "--pool", "12",
+			"--checkout-timeout-ms", "300", "--port-file", portfile, NULL };
+	pid_t api_pid = spawn(python ? pyv : apiv, envv, "api.log");
 	int port = read_port("api.port", 20);
 	cr_assert_neq(port, 0, "the service did not start: %s", slurp(tmp_path("api.log")));
 
@@ -401,7 +418,8 @@ Test(demo_minidb, attached_mid_incident_without_a_restart, .init = setup, .fini 
 	char portbuf[16], sumfile[400];
 	snprintf(portbuf, sizeof portbuf, "%d", port);
 	snprintf(sumfile, sizeof sumfile, "%s", tmp_path("leaky.sum"));
-	char *loadv[] = { DEMO("loadgen"), "--port", portbuf, "--rate", "150", "--miss-every", "40", "--duration", "20",
+	char *loadv[] = { DEMO("loadgen"), "--port", portbuf, "--rate", python ? "80" : "150", "--miss-every",
+			  python ? "20" : "40", "--duration", "20",
 			  "--timeout-ms", "3000", "--quiet", "--summary-file", sumfile, "--stop-on-errors", "1", NULL };
 	pid_t load_pid = spawn(loadv, NULL, "load.log");
 	usleep(1500 * 1000); /* some connections leak before anyone looks */
@@ -431,7 +449,8 @@ Test(demo_minidb, attached_mid_incident_without_a_restart, .init = setup, .fini 
 	cr_assert(tj_get(rep, "attach") && tj_get(rep, "attach")->type == TJ_OBJ, "the report says it attached");
 	struct tj *groups_j = tj_get(rep, "groups");
 	int suspects = 0, named = 0, unnamed = 0, on_db = 0;
-	int use_line = marker_line("demo/api.c", "demo.leak_use");
+	int use_line = python ? marker_line("demo/api.py", "demo.py_leak_use") : marker_line("demo/api.c", "demo.leak_use");
+	const char *use_file = python ? "api.py" : "api.c";
 	for (size_t i = 0; i < tj_len(groups_j); i++) {
 		struct tj *g = tj_at(groups_j, i);
 		const char *ep = tj_str(g, "endpoint"), *v = tj_str(g, "verdict");
@@ -444,14 +463,14 @@ Test(demo_minidb, attached_mid_incident_without_a_restart, .init = setup, .fini 
 		int n = (int)tj_num(g, "count", 0);
 		suspects += n;
 		cr_expect_eq(tj_num(tj_get(g, "evidence"), "idle", -1), n, "every suspect is idle");
-		if (stack_has(tj_get(g, "last_use_stack"), "get_user_data", "api.c", use_line) >= 0)
+		if (stack_has(tj_get(g, "last_use_stack"), "get_user_data", use_file, use_line) >= 0)
 			named += n;
 		else if (tj_len(tj_get(g, "last_use_stack")) == 0)
 			unnamed += n;
 	}
 	cr_expect_eq(on_db, 12, "the whole pool is in the report");
 	cr_expect_eq(suspects, leaked, "every leaked connection is a leak suspect");
-	cr_expect_geq(named, 1, "a leak after the attach is named by get_user_data at demo/api.c:%d", use_line);
+	cr_expect_geq(named, 1, "a leak after the attach is named by get_user_data at demo/%s:%d", use_file, use_line);
 	char dump[8192];
 	snprintf(dump, sizeof dump, "%s", "");
 	for (size_t i = 0; i < tj_len(groups_j); i++) {
