@@ -5,6 +5,8 @@
  * whose synopsis and options are generated from the commands' option tables.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -135,13 +137,52 @@ static void help_print(FILE *out)
 {
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		lw_options_synopsis(out, commands[i], i == 0 ? "usage: " : "       ");
-	fputs("       leakwatch help | --help | --version\n\n", out);
+	fputs("       leakwatch preload\n", out);
+	fputs("       leakwatch help | --help | --version | COMMAND --help\n\n", out);
 	fputs(help_intro, out);
 	for (size_t i = 0; i < NCOMMANDS; i++) {
 		lw_options_help(out, commands[i]);
 		fputc('\n', out);
 	}
 	fputs(help_after, out);
+}
+
+/* `leakwatch COMMAND --help` (before a run's "--"): that command's synopsis and options. */
+static int command_help(int argc, char **argv)
+{
+	for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			for (size_t k = 0; k < NCOMMANDS; k++)
+				if (strcmp(commands[k]->name, argv[1]) == 0) {
+					lw_options_synopsis(stdout, commands[k], "usage: ");
+					fputc('\n', stdout);
+					lw_options_help(stdout, commands[k]);
+					fputs("\nleakwatch --help: every command, the exit statuses, the environment\n", stdout);
+					return 1;
+				}
+			if (strcmp(argv[1], "preload") == 0) {
+				fputs("usage: leakwatch preload\n\nprints LD_PRELOAD=PATH for this installation's shim, to put in front of a command\nor into a service's environment (systemd: Environment=...)\n",
+				      stdout);
+				return 1;
+			}
+		}
+	return 0;
+}
+
+/* `leakwatch preload`: the LD_PRELOAD line for this installation's shim. */
+static int cmd_preload(int argc)
+{
+	if (argc > 2) {
+		lw_usage_error("preload", "takes no arguments");
+		return LW_EXIT_USAGE;
+	}
+	char shim[PATH_MAX], real[PATH_MAX];
+	if (lw_shim_find(shim, sizeof shim) < 0 || !realpath(shim, real)) {
+		fprintf(stderr, "leakwatch: preload: cannot find libleakwatch.so (set LEAKWATCH_SHIM)\n");
+		return LW_EXIT_ERROR;
+	}
+	printf("LD_PRELOAD=%s\n", real);
+	return LW_EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -155,7 +196,11 @@ int main(int argc, char **argv)
 		return LW_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+	if (command_help(argc, argv)) {
+		rc = LW_EXIT_OK;
+	} else if (strcmp(cmd, "preload") == 0) {
+		rc = cmd_preload(argc);
+	} else if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		help_print(stdout);
 		rc = LW_EXIT_OK;
 	} else if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
