@@ -77,6 +77,19 @@ static const void *g_code_type;         /* &PyCode_Type */
 static uintptr_t g_eval_lo, g_eval_hi;  /* _PyEval_EvalFrameDefault */
 static uintptr_t g_interp_lo, g_interp_hi; /* the executable code of the object it is in */
 static uintptr_t g_fin_lo, g_fin_hi;    /* PyObject_CallFinalizerFromDealloc */
+static uintptr_t g_dea_lo, g_dea_hi;    /* _Py_Dealloc (io objects finalize from their dealloc directly) */
+
+static void sym_range(const char *name, uintptr_t *lo, uintptr_t *hi)
+{
+	Dl_info info;
+	const ElfW(Sym) *s = NULL;
+	void *p = dlsym(RTLD_DEFAULT, name);
+	*lo = *hi = 0;
+	if (p && dladdr1(p, &info, (void **)&s, RTLD_DL_SYMENT) && s && s->st_size) {
+		*lo = (uintptr_t)p;
+		*hi = *lo + s->st_size;
+	}
+}
 
 static int interp_range(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -140,13 +153,8 @@ void python_init(void)
 	g_eval_hi = g_eval_lo + sym->st_size;
 	g_interp_lo = g_interp_hi = 0;
 	dl_iterate_phdr(interp_range, NULL);
-	void *fin = dlsym(RTLD_DEFAULT, "PyObject_CallFinalizerFromDealloc");
-	const ElfW(Sym) *fs = NULL;
-	g_fin_lo = g_fin_hi = 0;
-	if (fin && dladdr1(fin, &info, (void **)&fs, RTLD_DL_SYMENT) && fs && fs->st_size) {
-		g_fin_lo = (uintptr_t)fin;
-		g_fin_hi = g_fin_lo + fs->st_size;
-	}
+	sym_range("PyObject_CallFinalizerFromDealloc", &g_fin_lo, &g_fin_hi);
+	sym_range("_Py_Dealloc", &g_dea_lo, &g_dea_hi);
 	g_seg.hdr->py_frames = LW_PY_FRAMES;
 	g_py = l;
 }
@@ -391,7 +399,7 @@ uint64_t python_chain_hash(void)
 int python_close_by_gc(uint32_t stack)
 {
 	const struct lw_stack *s = stack_slot(stack);
-	if (!s || !g_fin_hi)
+	if (!s || (!g_fin_hi && !g_dea_hi))
 		return 0;
 	unsigned depth = s->depth < LW_STACK_MAX_FRAMES ? s->depth : LW_STACK_MAX_FRAMES;
 	/* the native frames under the first Python frame: a dealloc's */
@@ -399,7 +407,8 @@ int python_close_by_gc(uint32_t stack)
 		uint64_t w = s->frames[i];
 		if (LW_IS_PYFRAME(w))
 			return 0;
-		if (w > g_fin_lo && w <= g_fin_hi) /* a return address: just past a call */
+		/* a return address: just past a call */
+		if ((w > g_fin_lo && w <= g_fin_hi) || (w > g_dea_lo && w <= g_dea_hi))
 			return 1;
 	}
 	return 0;

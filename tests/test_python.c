@@ -315,3 +315,21 @@ Test(python, sockets_closed_by_the_garbage_collector_are_leaks)
 	spawn_finish(&sp, SIGTERM, &fr);
 	cmd_result_free(&fr);
 }
+
+/* A file object dropped without close(): found where the interpreter calls
+ * _Py_Dealloc out of line (pyenv's builds); Debian's LTO build inlines it. */
+Test(python, files_closed_by_the_garbage_collector_in_a_pyenv_build)
+{
+	char buf[PATH_MAX];
+	const char *py = pyenv_python(11, buf, sizeof buf);
+	if (!py)
+		cr_skip_test("no pyenv 3.11 here");
+	const char *script = write_script("gcfile.py", "def read_config():\n    f = open('/dev/null')  # line 2\n    return 1\nread_config()\n");
+	struct tj *j = run_py(py, script, "all", NULL);
+	cr_expect_eq(tj_num(j, "leaked_fds", -1), 1, "the dropped file is a leak");
+	const struct tj *gc = tj_get(tj_at(tj_get(j, "processes"), 0), "gc_closed");
+	cr_assert_eq(tj_len(gc), 1);
+	cr_expect_str_eq(tj_str(tj_at(gc, 0), "kind"), "file");
+	cr_expect_geq(py_frame(tj_get(tj_at(gc, 0), "stack"), "read_config", 2), 0);
+	tj_free(j);
+}
