@@ -227,6 +227,36 @@ Test(attach, objects_loaded_after_attach_are_taken_over)
 	cmd_result_free(&r);
 }
 
+/* Signals that arrive for the borrowed thread while it runs the shim's load
+ * are held back and delivered after: none lost (real-time ones, counted). */
+Test(attach, signals_during_the_attach_are_not_lost)
+{
+	char *env[] = { dirv, NULL };
+	struct spawn_opts so = { .env = env, .stdin_pipe = true, .timeout_s = 120 };
+	struct spawn sp;
+	cr_assert_eq(spawn_start(&sp, (char *const[]){ ATTACH_FIX, NULL }, &so), 0);
+	cr_assert_eq(spawn_wait_output(&sp, "ready\n", 20), 1);
+	say(&sp, "sigs\n", "sending\n");
+	usleep(100 * 1000);
+	char spid[16], out[8192], err[8192];
+	snprintf(spid, sizeof spid, "%d", (int)sp.pid);
+	cr_assert_eq(lw((const char *[]){ "attach", spid, NULL }, out, sizeof out, err, sizeof err), 0, "%s", err);
+	say(&sp, "sigcount\n", "got ");
+	cr_assert_eq(spawn_wait_output(&sp, "\n", 20), 1);
+	const char *p = strstr(sp.r.out, "sent ");
+	int sent = 0, got = 0;
+	cr_assert(p && sscanf(p, "sent %d got %d", &sent, &got) == 2, "%s", sp.r.out);
+	cr_expect_gt(sent, 1000);
+	cr_expect_eq(got, sent, "every queued signal reached the handler (%d of %d)", got, sent);
+	say(&sp, "check\n", "\n");
+	cr_expect_eq(spawn_wait_output(&sp, "ok ", 20), 1, "%s", sp.r.out);
+	say(&sp, "quit\n", NULL);
+	struct cmd_result r;
+	spawn_finish(&sp, 0, &r);
+	cr_expect_eq(r.status, 0);
+	cmd_result_free(&r);
+}
+
 Test(attach, heap_tracking_after_attach_defaults_to_sampled)
 {
 	char *env[] = { dirv, NULL };

@@ -192,6 +192,16 @@ static int wait_stop(struct lw_inject *ij, pid_t tid, int *status, int timeout_m
 	(void)ij;
 }
 
+/* Hold sig back for the end; 0, or sig when the list is full (deliver it now). */
+static int hold(struct lw_inject *ij, int sig)
+{
+	if (ij->nheld < LW_INJECT_MAX_HELD) {
+		ij->held[ij->nheld++] = sig;
+		return 0;
+	}
+	return sig;
+}
+
 /* Seize tid and wait for its interrupt stop.  0 stopped; -1 error. */
 static int seize_stop(struct lw_inject *ij, pid_t tid)
 {
@@ -217,9 +227,7 @@ static int seize_stop(struct lw_inject *ij, pid_t tid)
 			return 0;
 		/* a signal-delivery stop before ours: hold the signal back */
 		int sig = WSTOPSIG(st);
-		if (ij->nheld < LW_INJECT_MAX_HELD)
-			ij->held[ij->nheld++] = sig;
-		ptrace(PTRACE_CONT, tid, 0, 0);
+		ptrace(PTRACE_CONT, tid, 0, (void *)(long)hold(ij, sig));
 	}
 }
 
@@ -295,8 +303,15 @@ static int remote_syscall(struct lw_inject *ij, long nr, uint64_t a0, uint64_t a
 		}
 		if ((st >> 16) == PTRACE_EVENT_STOP)
 			continue;
-		if (ij->nheld < LW_INJECT_MAX_HELD)
-			ij->held[ij->nheld++] = WSTOPSIG(st);
+		int now = hold(ij, WSTOPSIG(st));
+		if (now && ptrace(PTRACE_SYSCALL, ij->tid, 0, (void *)(long)now) != 0)
+			return -1;
+		if (now) { /* delivered: its stop does not count as a phase */
+			if (wait_stop(ij, ij->tid, &st, 5000) != 0 || !WIFSTOPPED(st))
+				return -1;
+			if (WSTOPSIG(st) == (SIGTRAP | 0x80))
+				phase++;
+		}
 	}
 	if (ptrace(PTRACE_GETREGS, ij->tid, 0, &r) != 0)
 		return -1;
@@ -488,9 +503,7 @@ int lw_inject_call(struct lw_inject *ij, uint64_t fn, uint64_t a0, uint64_t a1, 
 			snprintf(err, errlen, "the call faulted in pid %d at 0x%llx", (int)ij->pid, now.rip);
 			return -1;
 		}
-		if (ij->nheld < LW_INJECT_MAX_HELD)
-			ij->held[ij->nheld++] = sig;
-		ptrace(PTRACE_CONT, ij->tid, 0, 0);
+		ptrace(PTRACE_CONT, ij->tid, 0, (void *)(long)hold(ij, sig));
 	}
 }
 

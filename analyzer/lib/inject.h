@@ -27,7 +27,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define LW_INJECT_MAX_HELD 16
+/* Signals held back at most; one more is delivered at once (its handler
+ * then runs inside our call, as it could inside any function) rather than
+ * lost. */
+#define LW_INJECT_MAX_HELD 1024
 
 struct lw_inject {
 	pid_t pid, tid;                 /* the process, the borrowed thread */
