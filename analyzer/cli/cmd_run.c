@@ -94,6 +94,7 @@ struct run_options {
 	enum lw_kind kind;              /* --kind heap|sockets|all: what to report */
 	enum lw_format format;          /* --format text|json|folded */
 	const char *output;             /* --output FILE: the report goes there, atomically */
+	const char *junit;              /* --junit FILE: JUnit XML of the leaks, atomically */
 	const char *heap;               /* --heap off|sampled|full (default full: CI wants exact
 	                                   counts; LEAKWATCH_HEAP in the environment if no option) */
 	int error_exitcode;             /* --error-exitcode N: the status when --fail-on-leak finds
@@ -251,6 +252,9 @@ static const struct lw_option run_options_table[] = {
 	LW_OPT_ALL(struct run_options, all),
 	LW_OPT_FORMAT_ALL(struct run_options, format,
 			  "text (default), json, or folded (each line prefixed with\nthe process name)"),
+	{ "junit", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(struct run_options, junit), "FILE",
+	  "also write the leaks as JUnit XML to FILE (GitLab, Jenkins...):\none failing testcase per leak group, naming its site and\ncarrying its stack; a passing one per kind without leaks",
+	  0, 0, 0, NULL, NULL },
 	LW_OPT_OUTPUT(struct run_options, output,
 		      "write the report to FILE (complete or not at all) instead\nof stderr; - puts it on stdout, after the command's own output"),
 };
@@ -830,6 +834,56 @@ static int command_exit_code(int status)
 	return LW_EXIT_ERROR;
 }
 
+/* ---- --junit FILE --------------------------------------------------------------- */
+
+/* Before the command runs: FILE's directory takes a new file, FILE is none of ours to refuse. */
+static int junit_check(const char *path)
+{
+	char d[PATH_MAX];
+	struct stat st;
+	snprintf(d, sizeof d, "%s", path);
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "leakwatch: --junit %s: not a regular file\n", path);
+		return -1;
+	}
+	if (access(dirname(d), W_OK) != 0) {
+		fprintf(stderr, "leakwatch: --junit %s: cannot write there: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The XML, complete or not at all: a temporary file beside FILE, renamed over it. */
+static int junit_write(const char *path, const char *suites, size_t tests, size_t failures)
+{
+	char tmp[PATH_MAX + 16];
+	snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+	int fd = mkstemp(tmp);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		fprintf(stderr, "leakwatch: --junit %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd), unlink(tmp);
+		return -1;
+	}
+	fchmod(fd, 0644);
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"leakwatch\" tests=\"%zu\" failures=\"%zu\">\n%s</testsuites>\n",
+		tests, failures, suites ? suites : "");
+	if (fflush(f) != 0 || ferror(f) || fsync(fd) != 0) {
+		fprintf(stderr, "leakwatch: --junit %s: %s\n", path, strerror(errno));
+		fclose(f);
+		unlink(tmp);
+		return -1;
+	}
+	fclose(f);
+	if (rename(tmp, path) != 0) {
+		fprintf(stderr, "leakwatch: --junit %s: %s\n", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- what the suppressions took, over every process of the run ---- */
 
 struct supp_uses {
@@ -949,6 +1003,8 @@ static int run_main(int argc, char **argv)
 	int to_stdout = o.output && strcmp(o.output, "-") == 0;
 	const char *out_file = o.output && !to_stdout ? o.output : NULL;
 
+	if (o.junit && junit_check(o.junit) != 0)
+		return LW_EXIT_ERROR;
 	if (out_file) {
 		/* find out now, not after a long test run, that the report has nowhere to go */
 		char d[PATH_MAX];
@@ -1026,6 +1082,9 @@ static int run_main(int argc, char **argv)
 				     .kind = o.kind, .leak_kinds = o.leak_kinds, .supp = run_supp,
 				     .gen_supp = (enum lw_gen_supp)o.supp.gen };
 	struct supp_uses su = { 0 };
+	char *junit_buf = NULL;
+	size_t junit_len = 0, junit_tests = 0, junit_failures = 0;
+	FILE *junit = o.junit ? open_memstream(&junit_buf, &junit_len) : NULL;
 	size_t leaked = 0, leaked_fds = 0; /* sockets; other descriptors */
 	size_t gc_socks = 0, gc_fds = 0;   /* of those, closed by Python's garbage collector */
 	double heap_blocks = 0, heap_bytes = 0;
@@ -1137,6 +1196,8 @@ static int run_main(int argc, char **argv)
 				if (lw_heap_group_is_leak(&r.heap, &r.heap.groups[k]))
 					heap_samples += r.heap.groups[k].samples;
 			supp_uses_add(&su, &r);
+			if (junit)
+				lw_render_junit_suite(junit, &r, &junit_tests, &junit_failures);
 		}
 		if (r.heap.mode != LW_HEAP_OFF) {
 			heap_tracked = 1;
@@ -1239,6 +1300,13 @@ static int run_main(int argc, char **argv)
 		supp_uses_text(out, &su, heap_estimated);
 	}
 	free(su.v);
+	int junit_rc = 0;
+	if (o.junit) {
+		if (!junit || fclose(junit) != 0)
+			junit_buf = NULL;
+		junit_rc = junit_write(o.junit, junit_buf, junit_tests, junit_failures);
+		free(junit_buf);
+	}
 	if (inc) {
 		fclose(inc);
 		if (inc_len)
@@ -1268,7 +1336,7 @@ static int run_main(int argc, char **argv)
 		fprintf(stderr, "leakwatch: segments kept in %s\n", dir);
 	else
 		dir_remove(dir);
-	if (out_rc != 0)
+	if (out_rc != 0 || junit_rc != 0)
 		return LW_EXIT_ERROR;
 	int fail_socks = 0, fail_heap = 0, fail_fds = 0;
 	/* Bare --fail-on-leak fails on every kind the report shows (--kind). */

@@ -38,6 +38,15 @@ int lw_render_json(FILE *out, struct lw_report *r);
 int lw_render_folded(FILE *out, struct lw_report *r, const char *root);
 
 /*
+ * lw_render_junit_suite - one JUnit <testsuite> for r (render_junit.c): a
+ * failing <testcase> per leak group (sockets, descriptors, lost heap
+ * blocks, descriptors Python's garbage collector closed), a passing one per
+ * kind without leaks; adds to *tests and *failures.  The caller writes the
+ * XML declaration and <testsuites>.
+ */
+void lw_render_junit_suite(FILE *out, struct lw_report *r, size_t *tests, size_t *failures);
+
+/*
  * lw_render_json_value - the report object as a value of an enclosing JSON
  * document (run's "processes" array): key names the member, NULL for an
  * array element.  Write errors stay in the stream (lw_json_error).
