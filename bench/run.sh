@@ -187,7 +187,7 @@ echo
 FAB="$B/bench/fab_heap_segment"
 rdir="$tmp"
 [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && rdir=$(mktemp -d /dev/shm/leakwatch-bench.XXXXXX)
-trap 'rm -rf "$tmp" "$rdir"' EXIT INT TERM
+trap 'rm -rf "$tmp" "$rdir" "$segdir"' EXIT INT TERM
 rseg="$rdir/leakwatch-bench-1m"
 "$FAB" "$rseg" 1000000 64 >/dev/null || exit 2
 report_time() { # $@: report options; prints the median wall time in seconds
