@@ -629,31 +629,39 @@ static void prev_of(struct handle_prev *prev, const struct lw_handle *h)
 	prev->kind = 0; /* the open path below fills it */
 }
 
-void handle_gc_close(int fd, const struct handle_prev *prev, uint32_t stack)
+/* One entry of the bad-close ring (a failing close, or a garbage collector's). */
+static int badclose_append(int fd, int prev_state, const struct handle_prev *prev, uint32_t stack, uint16_t what,
+			   uint16_t kind)
 {
-	struct lw_header *hdr = g_seg.hdr;
-	if (!hdr)
-		return;
-	uint32_t n = atomic_fetch_add_explicit(&hdr->badcloses.used, 1, memory_order_relaxed);
+	uint32_t n = atomic_fetch_add_explicit(&g_seg.hdr->badcloses.used, 1, memory_order_relaxed);
 	struct lw_badclose *b = segment_entry_grow(LW_T_BADCLOSES, n % LW_BADCLOSE_RING);
+	if (!b)
+		return -1;
 	uint32_t s;
-	if (!b || !seq_lock(&b->seq, &s)) {
+	if (!seq_lock(&b->seq, &s)) {
 		segment_counter_add(LW_CTR_DROP_BUSY, 1);
-		return;
+		return -1;
 	}
 	b->fd = fd;
 	b->tid = prim_gettid();
 	b->stack_id = stack;
 	b->ns = prim_event_ns();
-	b->prev_state = LW_H_OPEN;
+	b->prev_state = (uint16_t)prev_state;
 	b->prev_origin = prev->origin;
-	b->prev_open_stack_id = prev->open_stack;
-	b->prev_open_ns = prev->open_ns;
-	b->prev_close_stack_id = 0;
-	b->prev_close_ns = 0;
-	b->what = LW_BADCLOSE_GC;
-	b->fd_kind = prev->kind;
+	b->prev_open_stack_id = prev_state == LW_H_FREE ? 0 : prev->open_stack;
+	b->prev_open_ns = prev_state == LW_H_FREE ? 0 : prev->open_ns;
+	b->prev_close_stack_id = prev_state == LW_H_CLOSED ? prev->close_stack : 0;
+	b->prev_close_ns = prev_state == LW_H_CLOSED ? prev->close_ns : 0;
+	b->what = what;
+	b->fd_kind = kind;
 	seq_unlock(&b->seq, s);
+	return 0;
+}
+
+void handle_gc_close(int fd, const struct handle_prev *prev, uint32_t stack)
+{
+	if (g_seg.hdr)
+		(void)badclose_append(fd, LW_H_OPEN, prev, stack, LW_BADCLOSE_GC, prev->kind);
 }
 
 SHIM_HOT int handle_before_close(int fd, uint32_t stack, struct handle_prev *prev)
@@ -704,29 +712,8 @@ void handle_bad_close(int fd, int prev_state, const struct handle_prev *prev, ui
 		segment_counter_add(LW_CTR_UNSEEN_CLOSES, 1);
 		return;
 	}
-	uint32_t n = atomic_fetch_add_explicit(&hdr->badcloses.used, 1, memory_order_relaxed);
-	struct lw_badclose *b = segment_entry_grow(LW_T_BADCLOSES, n % LW_BADCLOSE_RING);
-	if (!b)
-		return;
-	uint32_t s;
-	if (!seq_lock(&b->seq, &s)) {
-		segment_counter_add(LW_CTR_DROP_BUSY, 1);
-		return;
-	}
-	b->fd = fd;
-	b->tid = prim_gettid();
-	b->stack_id = stack;
-	b->ns = prim_event_ns();
-	b->prev_state = (uint16_t)prev_state;
-	b->prev_origin = prev->origin;
-	b->prev_open_stack_id = prev_state == LW_H_FREE ? 0 : prev->open_stack;
-	b->prev_open_ns = prev_state == LW_H_FREE ? 0 : prev->open_ns;
-	b->prev_close_stack_id = prev_state == LW_H_CLOSED ? prev->close_stack : 0;
-	b->prev_close_ns = prev_state == LW_H_CLOSED ? prev->close_ns : 0;
-	b->what = LW_BADCLOSE_EBADF;
-	b->fd_kind = 0;
-	seq_unlock(&b->seq, s);
-	segment_counter_add(LW_CTR_BAD_CLOSES, 1);
+	if (badclose_append(fd, prev_state, prev, stack, LW_BADCLOSE_EBADF, 0) == 0)
+		segment_counter_add(LW_CTR_BAD_CLOSES, 1);
 }
 
 /* range_clip - [first, *last] within the high-water mark; the bound. */

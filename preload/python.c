@@ -115,14 +115,12 @@ static int interp_range(struct dl_phdr_info *info, size_t size, void *arg)
 	return 1;
 }
 
-int python_active(void)
-{
-	return g_py != NULL;
-}
+SHIM_HIDDEN int g_python_on;
 
 void python_init(void)
 {
 	g_py = NULL;
+	g_python_on = 0;
 	const unsigned long *ver = dlsym(RTLD_DEFAULT, "Py_Version");
 	void *eval = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
 	if (!g_seg.hdr || !g_cfg.python)
@@ -157,6 +155,7 @@ void python_init(void)
 	sym_range("_Py_Dealloc", &g_dea_lo, &g_dea_hi);
 	g_seg.hdr->py_frames = LW_PY_FRAMES;
 	g_py = l;
+	g_python_on = 1;
 }
 
 static inline uintptr_t rd(uintptr_t p, uint32_t off)

@@ -567,8 +567,13 @@ SHIM_HIDDEN int lifecycle_attach(void);
  * (its Py_Version, _PyRuntime, _PyEval_EvalFrameDefault) and note what was
  * found in the header.  At start and at attach. */
 SHIM_HIDDEN void python_init(void);
-/* python_active - 1 when Python frames are spliced into captured stacks. */
-SHIM_HIDDEN int python_active(void);
+/* python_active - 1 when Python frames are spliced into captured stacks
+ * (one load: the call-site cache's hit path asks it). */
+SHIM_HIDDEN extern int g_python_on;
+static inline int python_active(void)
+{
+	return g_python_on;
+}
 /* python_splice - in[0..n) (native frames, innermost first) with the
  * calling thread's Python frames inserted before each eval-loop frame,
  * into out[0..max); returns the count. */

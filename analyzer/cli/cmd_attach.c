@@ -382,19 +382,26 @@ static int parse_pid(const char *cmd, const char *arg, int *pid)
 	return 0;
 }
 
+/* What attach and detach start with: options, the pid, its name, the
+ * shared preflight.  -1 to go on, else the exit status (line printed). */
+static int command_start(const struct lw_command_spec *spec, struct attach_options *o, int argc, char **argv,
+			 int *pid, char *name, size_t namelen)
+{
+	const char *target = NULL;
+	if (lw_options_parse(spec, o, argc, argv, &target) < 0 || parse_pid(spec->name, target, pid) < 0)
+		return LW_EXIT_USAGE;
+	comm_of(*pid, name, namelen);
+	int rc = preflight_common(spec->name, *pid, name);
+	return rc ? rc : -1;
+}
+
 int lw_cmd_attach(int argc, char **argv)
 {
 	struct attach_options o = attach_defaults;
-	const char *target = NULL;
-	if (lw_options_parse(&lw_attach_spec, &o, argc, argv, &target) < 0)
-		return LW_EXIT_USAGE;
 	int pid;
-	if (parse_pid("attach", target, &pid) < 0)
-		return LW_EXIT_USAGE;
 	char name[64];
-	comm_of(pid, name, sizeof name);
-	int rc = preflight_common("attach", pid, name);
-	if (rc)
+	int rc = command_start(&lw_attach_spec, &o, argc, argv, &pid, name, sizeof name);
+	if (rc >= 0)
 		return rc;
 	char shimp[PATH_MAX], shim[PATH_MAX];
 	if (lw_shim_find(shimp, sizeof shimp) < 0 || !realpath(shimp, shim)) {
@@ -468,16 +475,10 @@ fail:
 int lw_cmd_detach(int argc, char **argv)
 {
 	struct attach_options o = attach_defaults;
-	const char *target = NULL;
-	if (lw_options_parse(&lw_detach_spec, &o, argc, argv, &target) < 0)
-		return LW_EXIT_USAGE;
 	int pid;
-	if (parse_pid("detach", target, &pid) < 0)
-		return LW_EXIT_USAGE;
 	char name[64];
-	comm_of(pid, name, sizeof name);
-	int rc = preflight_common("detach", pid, name);
-	if (rc)
+	int rc = command_start(&lw_detach_spec, &o, argc, argv, &pid, name, sizeof name);
+	if (rc >= 0)
 		return rc;
 	if (!has_mapping(pid, "libleakwatch.so", NULL, 0)) {
 		fprintf(stderr, "leakwatch: detach: pid %d (%s) is not traced by leakwatch\n", pid, name);

@@ -86,34 +86,32 @@ static int restart_code(long rax)
 	       rax == -K_ERESTART_RESTARTBLOCK || rax == -EINTR;
 }
 
-static int mem_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+/* Copy len bytes from (write 0) or to (write 1) addr in pid: process_vm_*,
+ * else /proc/PID/mem (pages it cannot touch, such as read-only ones). */
+static int mem_io(pid_t pid, uint64_t addr, void *buf, size_t len, int write)
 {
 	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
-	if (process_vm_readv(pid, &l, 1, &r, 1, 0) == (ssize_t)len)
+	ssize_t n = write ? process_vm_writev(pid, &l, 1, &r, 1, 0) : process_vm_readv(pid, &l, 1, &r, 1, 0);
+	if (n == (ssize_t)len)
 		return 0;
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	ssize_t n = pread(fd, buf, len, (off_t)addr);
+	n = write ? pwrite(fd, buf, len, (off_t)addr) : pread(fd, buf, len, (off_t)addr);
 	close(fd);
 	return n == (ssize_t)len ? 0 : -1;
 }
 
+static int mem_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	return mem_io(pid, addr, buf, len, 0);
+}
+
 static int mem_write(pid_t pid, uint64_t addr, const void *buf, size_t len)
 {
-	struct iovec l = { (void *)buf, len }, r = { (void *)(uintptr_t)addr, len };
-	if (process_vm_writev(pid, &l, 1, &r, 1, 0) == (ssize_t)len)
-		return 0;
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = pwrite(fd, buf, len, (off_t)addr);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -1;
+	return mem_io(pid, addr, (void *)buf, len, 1);
 }
 
 /* libc's mapping in the target: its path and the address of its first byte. */
