@@ -24,6 +24,7 @@
  * Nothing here allocates through malloc: the patch list and the export
  * table live in pages of our own (prim_mmap).
  */
+#include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
 #include <string.h>
@@ -379,6 +380,42 @@ void attach_refresh(void)
 	patch_all(&oom);
 }
 
+/* What the modules' malloc entries hold now (the first one found): the
+ * allocator the program is bound to. */
+static int bound_malloc_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	void **out = arg;
+	const char *b = base_name(info->dlpi_name);
+	if ((getauxval(AT_BASE) && info->dlpi_addr == getauxval(AT_BASE)) || strncmp(b, "ld-linux", 8) == 0 ||
+	    strncmp(b, "linux-vdso", 10) == 0 || object_is(info, (uintptr_t)&bound_malloc_cb))
+		return 0;
+	struct dyninfo d;
+	if (dyninfo_get(info, &d) != 0)
+		return 0;
+#ifdef ATTACH_RELA
+	const void *tabs[2] = { d.jmprel, d.rela };
+	size_t sizes[2] = { d.pltrelsz, d.relasz };
+	for (int t = 0; t < 2; t++) {
+		const ElfW(Rela) *r = tabs[t], *end = (const ElfW(Rela) *)((const char *)tabs[t] + sizes[t]);
+		for (; r && r < end; r++) {
+			unsigned type = (unsigned)ELF64_R_TYPE(r->r_info);
+			size_t si = ELF64_R_SYM(r->r_info);
+			if ((type != R_JUMP_SLOT && type != R_GLOB_DAT) || si == 0 ||
+			    strcmp(d.strtab + d.symtab[si].st_name, "malloc") != 0)
+				continue;
+			void *v = *(void **)(info->dlpi_addr + r->r_offset);
+			/* a lazy PLT slot not yet bound points back into the object's own PLT */
+			if (type == R_JUMP_SLOT && object_is(info, (uintptr_t)v))
+				continue;
+			*out = v;
+			return 1;
+		}
+	}
+#endif
+	return 0;
+}
+
 /* ---- the two entry points ------------------------------------------------------ */
 
 /* Called in the target by `leakwatch attach` / `detach` (inject.c): 0, or an enum lw_attach_error. */
@@ -396,6 +433,13 @@ ATTACH_EXPORT int leakwatch_attach(void)
 		return LW_ATTACH_E_DETACHED;
 	if (atomic_load(&g_ready) || !attach_late_load((const void *)&leakwatch_attach))
 		return LW_ATTACH_E_PRELOADED;
+	/* a program bound to an allocator of its own (jemalloc, tcmalloc, or
+	 * one it defines): the hooks forward to libc's (RTLD_NEXT), so a block
+	 * made before would be freed by the wrong allocator.  Refused. */
+	void *bound = NULL, *next = dlsym(RTLD_NEXT, "malloc");
+	dl_iterate_phdr(bound_malloc_cb, &bound);
+	if (bound && next && bound != next)
+		return LW_ATTACH_E_ALLOCATOR;
 	if (g_nexp == 0)
 		dl_iterate_phdr(exports_cb, (void *)&leakwatch_attach);
 	int rc = lifecycle_attach();

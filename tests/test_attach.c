@@ -60,6 +60,8 @@ static int lw(const char *const *args, char *out, size_t outlen, char *err, size
 	return cli_run_opts(args, &so, out, outlen, err, errlen);
 }
 
+static void expect_status(const char *const *args, int want, const char *text);
+
 static void say(struct spawn *sp, const char *line, const char *want)
 {
 	size_t n = strlen(line);
@@ -254,6 +256,30 @@ Test(attach, signals_during_the_attach_are_not_lost)
 	struct cmd_result r;
 	spawn_finish(&sp, 0, &r);
 	cr_expect_eq(r.status, 0);
+	cmd_result_free(&r);
+}
+
+/* A program bound to an allocator of its own (redis links jemalloc): the
+ * hooks forward to libc's, so a block made before the attach would be freed
+ * by the wrong allocator (redis crashed so).  Refused with status 7, the
+ * program untouched (its strdup()ed blocks still freed by its own free). */
+Test(attach, a_program_with_its_own_allocator_is_refused)
+{
+	char *env[] = { dirv, NULL };
+	struct spawn_opts so = { .env = env, .stdin_pipe = true, .timeout_s = 120 };
+	struct spawn sp;
+	cr_assert_eq(spawn_start(&sp, (char *const[]){ LW_BUILD_DIR "/fixtures/ownalloc", NULL }, &so), 0);
+	cr_assert_eq(spawn_wait_output(&sp, "ready\n", 20), 1);
+	char spid[16];
+	snprintf(spid, sizeof spid, "%d", (int)sp.pid);
+	expect_status((const char *[]){ "attach", spid, NULL }, 7, "uses an allocator of its own");
+	say(&sp, "leak\n", "leaked\n");
+	say(&sp, "free\n", "\n");
+	cr_expect_eq(spawn_wait_output(&sp, "freed\n", 20), 1, "%s", sp.r.out);
+	say(&sp, "quit\n", NULL);
+	struct cmd_result r;
+	spawn_finish(&sp, 0, &r);
+	cr_expect_eq(r.status, 0, "no bad free: %s", r.out);
 	cmd_result_free(&r);
 }
 

@@ -302,6 +302,7 @@ static const char *attach_error(int rc)
 	case LW_ATTACH_E_ARCH: return "is on an architecture without call-site patching";
 	case LW_ATTACH_E_NOT_ATTACHED: return "is not attached (started with the shim preloaded, or detached already)";
 	case LW_ATTACH_E_MEMORY: return "ran out of memory for the patch list";
+	case LW_ATTACH_E_ALLOCATOR: return "uses an allocator of its own (jemalloc, tcmalloc, or a malloc it defines): attach would mix allocators, not supported; start it with LD_PRELOAD";
 	case LW_ATTACH_E_DETACHED: return "was attached once and detached: a second attach is not supported (restart it, or start it with LD_PRELOAD)";
 	}
 	return "unknown error";
@@ -458,7 +459,7 @@ int lw_cmd_attach(int argc, char **argv)
 		fprintf(stderr, "leakwatch: attach: pid %d (%s) %s\n", pid, name, attach_error(arc));
 		return arc == LW_ATTACH_E_PRELOADED || arc == LW_ATTACH_E_ATTACHED || arc == LW_ATTACH_E_DETACHED
 			       ? AT_EXIT_ALREADY
-			       : AT_EXIT_INJECT;
+			       : arc == LW_ATTACH_E_ALLOCATOR ? AT_EXIT_STATIC : AT_EXIT_INJECT;
 	}
 	char d[32];
 	printf("leakwatch: attached to pid %d (%s): recording from now on; thread %d was stopped %s (in %s)\n", pid, name,

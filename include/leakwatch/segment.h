@@ -226,6 +226,7 @@ enum lw_attach_error {
 	LW_ATTACH_E_ARCH = 5,           /* no call-site patching on this architecture */
 	LW_ATTACH_E_NOT_ATTACHED = 6,   /* detach: not attached (or detached already) */
 	LW_ATTACH_E_MEMORY = 7,         /* no memory for the patch list */
+	LW_ATTACH_E_ALLOCATOR = 9,      /* the program is bound to an allocator of its own */
 	LW_ATTACH_E_DETACHED = 8,       /* attached once and detached: the tables missed what
 					 * happened since, so no second attach */
 };
