@@ -44,6 +44,7 @@
  * frame.  The version comes from the interpreter's Py_Version.
  */
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
@@ -78,6 +79,7 @@ static uintptr_t g_eval_lo, g_eval_hi;  /* _PyEval_EvalFrameDefault */
 static uintptr_t g_interp_lo, g_interp_hi; /* the executable code of the object it is in */
 static uintptr_t g_fin_lo, g_fin_hi;    /* PyObject_CallFinalizerFromDealloc */
 static uintptr_t g_dea_lo, g_dea_hi;    /* _Py_Dealloc (io objects finalize from their dealloc directly) */
+static uintptr_t g_cf_lo, g_cf_hi;      /* PyObject_CallFinalizer (calls tp_finalize; inlined in Debian's) */
 
 static void sym_range(const char *name, uintptr_t *lo, uintptr_t *hi)
 {
@@ -153,6 +155,7 @@ void python_init(void)
 	dl_iterate_phdr(interp_range, NULL);
 	sym_range("PyObject_CallFinalizerFromDealloc", &g_fin_lo, &g_fin_hi);
 	sym_range("_Py_Dealloc", &g_dea_lo, &g_dea_hi);
+	sym_range("PyObject_CallFinalizer", &g_cf_lo, &g_cf_hi);
 	g_seg.hdr->py_frames = LW_PY_FRAMES;
 	g_py = l;
 	g_python_on = 1;
@@ -395,19 +398,63 @@ uint64_t python_chain_hash(void)
 	return h;
 }
 
+/* Where finalizers call close(): the return addresses of close calls made
+ * by a function CPython called as an object's tp_finalize from
+ * PyObject_CallFinalizerFromDealloc or PyObject_CallFinalizer (socket's
+ * sock_finalize).  The cycle
+ * collector calls the same tp_finalize directly from gc_collect_main, a
+ * function with no symbol in any build, so such a close is known by its
+ * call site, learnt from the dealloc path: the closing function itself is a
+ * finalizer, whoever called it.  A close made through a shared helper
+ * (FileIO's internal_close, also the program's own close path) is never
+ * learnt: its caller's caller is not CallFinalizerFromDealloc. */
+#define FIN_SITES 16
+static _Atomic uintptr_t g_fin_sites[FIN_SITES];
+
+static int fin_site_known(uintptr_t ra)
+{
+	for (unsigned i = 0; i < FIN_SITES; i++) {
+		uintptr_t v = atomic_load_explicit(&g_fin_sites[i], memory_order_relaxed);
+		if (v == ra)
+			return 1;
+		if (!v)
+			return 0;
+	}
+	return 0;
+}
+
+static void fin_site_learn(uintptr_t ra)
+{
+	for (unsigned i = 0; i < FIN_SITES; i++) {
+		uintptr_t v = 0;
+		if (atomic_compare_exchange_strong_explicit(&g_fin_sites[i], &v, ra, memory_order_relaxed,
+							    memory_order_relaxed) ||
+		    v == ra)
+			return;
+	}
+}
+
 int python_close_by_gc(uint32_t stack)
 {
 	const struct lw_stack *s = stack_slot(stack);
 	if (!s || (!g_fin_hi && !g_dea_hi))
 		return 0;
 	unsigned depth = s->depth < LW_STACK_MAX_FRAMES ? s->depth : LW_STACK_MAX_FRAMES;
+	if (depth && !LW_IS_PYFRAME(s->frames[0]) && fin_site_known(s->frames[0]))
+		return 1;
 	/* the native frames under the first Python frame: a dealloc's */
 	for (unsigned i = 0; i < depth; i++) {
 		uint64_t w = s->frames[i];
 		if (LW_IS_PYFRAME(w))
 			return 0;
 		/* a return address: just past a call */
-		if ((w > g_fin_lo && w <= g_fin_hi) || (w > g_dea_lo && w <= g_dea_hi))
+		int cf = w > g_cf_lo && w <= g_cf_hi;
+		if ((w > g_fin_lo && w <= g_fin_hi) || cf) {
+			if (i == 1 && !LW_IS_PYFRAME(s->frames[0]))
+				fin_site_learn(s->frames[0]);
+			return 1;
+		}
+		if (w > g_dea_lo && w <= g_dea_hi)
 			return 1;
 	}
 	return 0;

@@ -316,6 +316,52 @@ Test(python, sockets_closed_by_the_garbage_collector_are_leaks)
 	cmd_result_free(&fr);
 }
 
+/* Sockets in a reference cycle: the cycle collector calls their finalizer
+ * directly (no exported function on that path); known by the finalizer's
+ * close call site, learnt from a socket dropped by a reference count. */
+static const char cycle_py[] =
+	"import socket, gc\n"
+	"class Holder: pass\n"
+	"def drop_one():\n"
+	"    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # line 4\n"
+	"def in_cycle():\n"
+	"    h = Holder(); h.me = h\n"
+	"    h.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # line 7\n"
+	"def collected():\n"
+	"    in_cycle(); gc.collect()  # explicitly\n"
+	"    in_cycle(); x = [[] for _ in range(100000)]  # by allocations\n"
+	"drop_one()\n"
+	"collected()\n"
+	"with socket.socket() as t: pass\n"
+	"h = Holder(); h.me = h; h.s = socket.socket(); h.s.close(); del h; gc.collect()\n";
+
+static void expect_cycles(const char *py)
+{
+	const char *script = write_script("cycle.py", cycle_py);
+	struct tj *j = run_py(py, script, "sockets", NULL);
+	cr_expect_eq(tj_num(j, "leaked", -1), 3, "%s: the dropped one and the two in cycles, not the closed two", py);
+	const struct tj *gc = tj_get(tj_at(tj_get(j, "processes"), 0), "gc_closed");
+	double n = 0;
+	int cyc = 0;
+	for (size_t i = 0; i < tj_len(gc); i++) {
+		n += tj_num(tj_at(gc, i), "count", 0);
+		if (py_frame(tj_get(tj_at(gc, i), "stack"), "in_cycle", 7) >= 0)
+			cyc += (int)tj_num(tj_at(gc, i), "count", 0);
+	}
+	cr_expect_eq(n, 3, "%s: three GC-closed sockets", py);
+	cr_expect_eq(cyc, 2, "%s: both of in_cycle's, opened at line 7", py);
+	tj_free(j);
+}
+
+Test(python, sockets_in_a_reference_cycle_closed_by_the_cycle_collector)
+{
+	expect_cycles("/usr/bin/python3.11");
+	char buf[PATH_MAX];
+	for (int minor = 11; minor <= 13; minor++)
+		if (pyenv_python(minor, buf, sizeof buf))
+			expect_cycles(buf);
+}
+
 /* A file object dropped without close(): found where the interpreter calls
  * _Py_Dealloc out of line (pyenv's builds); Debian's LTO build inlines it. */
 Test(python, files_closed_by_the_garbage_collector_in_a_pyenv_build)
