@@ -58,6 +58,8 @@ CRIT_CFLAGS   = $(shell pkg-config --cflags criterion)
 CRIT_LIBS     = $(shell pkg-config --libs criterion)
 CURSES_CFLAGS = $(shell pkg-config --cflags ncursesw)
 CURSES_LIBS   = $(shell pkg-config --libs ncursesw)
+MHD_CFLAGS    = $(shell pkg-config --cflags libmicrohttpd)
+MHD_LIBS      = $(shell pkg-config --libs libmicrohttpd)
 
 # --- the preloaded shim ------------------------------------------------------
 # hooks.c and heap_hooks.c hold the interposed entry points; everything else is the recorder
@@ -78,9 +80,9 @@ ANALYZER_LIB_SRCS = $(filter-out analyzer/cli/main.c,$(ANALYZER_SRCS))
 ANALYZER_INC      = -Ianalyzer/lib -Ianalyzer/cli
 ANALYZER_OBJS     = $(ANALYZER_SRCS:%.c=$(BUILD)/%.o)
 ANALYZER_LIB_OBJS = $(ANALYZER_LIB_SRCS:%.c=$(BUILD)/%.o)
-ANALYZER_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(ANALYZER_INC) $(DW_CFLAGS) $(CURSES_CFLAGS) \
+ANALYZER_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(ANALYZER_INC) $(DW_CFLAGS) $(CURSES_CFLAGS) $(MHD_CFLAGS) \
                     -I$(BUILD)/gen -DLW_LIBDIR='"$(LIBDIR)"'
-ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) -lm -lstdc++
+ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) $(MHD_LIBS) -lpthread -lm -lstdc++
 
 # --- tests -------------------------------------------------------------------
 # tests/lib/*.c: the helper library (one process runner, one JSON parser,
@@ -270,10 +272,12 @@ install: all
 	install -d $(DESTDIR)$(DOCDIR)
 	install -m 0644 docs/report-format.md docs/report-schema.json $(DESTDIR)$(DOCDIR)/
 	install -m 0644 analyzer/lib/default.supp $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(PREFIX)/share/leakwatch/prometheus
+	install -m 0644 docs/prometheus/leakwatch-alerts.yml $(DESTDIR)$(PREFIX)/share/leakwatch/prometheus/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/leakwatch $(DESTDIR)$(LIBDIR)/libleakwatch.so
-	rm -rf $(DESTDIR)$(INCDIR) $(DESTDIR)$(DOCDIR)
+	rm -rf $(DESTDIR)$(INCDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREFIX)/share/leakwatch
 
 clean:
 	rm -rf $(BUILD)

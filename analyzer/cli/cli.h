@@ -66,10 +66,11 @@ int lw_cmd_report(int argc, char **argv);
 int lw_cmd_diff(int argc, char **argv);
 int lw_cmd_attach(int argc, char **argv);
 int lw_cmd_detach(int argc, char **argv);
+int lw_cmd_exporter(int argc, char **argv);
 
 /* Their option tables, for the generated --help. */
 extern const struct lw_command_spec lw_ps_spec, lw_clean_spec, lw_report_spec, lw_diff_spec, lw_run_spec,
-	lw_top_spec, lw_attach_spec, lw_detach_spec;
+	lw_top_spec, lw_attach_spec, lw_detach_spec, lw_exporter_spec;
 
 struct lw_report;
 

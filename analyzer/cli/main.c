@@ -56,6 +56,9 @@ static const char help_intro[] =
 	"                      (count, age, idle), g grouping (open/last use), k kind\n"
 	"                      (all, sockets, heap), q quit.  Plain-text snapshots when\n"
 	"                      stdout is not a terminal\n"
+	"  exporter            every traced process of the host as Prometheus metrics at\n"
+	"                      http://127.0.0.1:9479/metrics (OpenMetrics on request),\n"
+	"                      the sites' stacks at /stacks; --textfile for node_exporter\n"
 	"\n"
 	"verdicts (live processes; each group shows its evidence):\n"
 	"  LEAK SUSPECT  members idle (no data sent or received) for --idle-for or more,\n"
@@ -130,7 +133,7 @@ static const char help_after[] =
 
 static const struct lw_command_spec *const commands[] = {
 	&lw_ps_spec, &lw_clean_spec, &lw_report_spec, &lw_diff_spec, &lw_top_spec, &lw_run_spec, &lw_attach_spec,
-	&lw_detach_spec,
+	&lw_detach_spec, &lw_exporter_spec,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -219,6 +222,8 @@ int main(int argc, char **argv)
 		rc = lw_cmd_attach(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "detach") == 0) {
 		rc = lw_cmd_detach(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "exporter") == 0) {
+		rc = lw_cmd_exporter(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "top") == 0) {
 		rc = lw_top_main(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "run") == 0) {
