@@ -21,30 +21,18 @@
 #include <sys/stat.h>
 
 #include "lib/json.h"
+#include "lib/services.h"
 #include "lib/testlib.h"
 
 #define DEMO(name) LW_BUILD_DIR "/demo/" name
 #define POOL 6
 #define IDLE_FOR "2s"
 
-/* What the fini must undo: process groups started, a PostgreSQL cluster, a temp dir. */
-static pid_t groups[8];
-static int ngroups;
-static char tmpdir[256];
-static char pgdir[300];
+/* What the fini must undo besides the services (services.h): a PostgreSQL cluster. */
+static char pgdir[400];
 
 static void teardown(void)
 {
-	for (int i = 0; i < ngroups; i++)
-		kill(-groups[i], SIGTERM);
-	for (int i = 0; i < ngroups; i++) {
-		int st;
-		for (int t = 0; t < 50 && waitpid(groups[i], &st, WNOHANG) == 0; t++)
-			usleep(50000);
-		kill(-groups[i], SIGKILL);
-		waitpid(groups[i], &st, 0);
-	}
-	ngroups = 0;
 	if (pgdir[0]) {
 		struct cmd_result r;
 		char *argv[] = { "sh", LW_SOURCE_DIR "/demo/pg.sh", "stop", pgdir, NULL };
@@ -52,73 +40,12 @@ static void teardown(void)
 		cmd_result_free(&r);
 		pgdir[0] = '\0';
 	}
-	if (tmpdir[0]) {
-		struct cmd_result r;
-		char *argv[] = { "rm", "-rf", tmpdir, NULL };
-		run_cmd(&r, argv, NULL, 30);
-		cmd_result_free(&r);
-		tmpdir[0] = '\0';
-	}
+	svc_teardown();
 }
 
 static void setup(void)
 {
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/lw-demo-test-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir));
-	char seg[300];
-	snprintf(seg, sizeof seg, "%s/segments", tmpdir);
-	cr_assert_eq(mkdir(seg, 0700), 0);
-}
-
-/* spawn - start argv in its own process group, output to LOG under tmpdir,
- * with extra environment entries; the pid (= group id). */
-static pid_t spawn(char *const argv[], char *const env_extra[], const char *log)
-{
-	char path[400];
-	snprintf(path, sizeof path, "%s/%s", tmpdir, log);
-	struct spawn_opts o = { .path = argv[0], .env = env_extra, .log_path = path, .new_pgrp = true };
-	pid_t pid = spawn_bg(argv, &o);
-	cr_assert_geq(pid, 0);
-	groups[ngroups++] = pid;
-	return pid;
-}
-
-/* stop - SIGTERM a group spawned here, wait for its leader, forget it. */
-static void stop(pid_t pid)
-{
-	int st;
-	kill(-pid, SIGTERM);
-	for (int t = 0; t < 100 && waitpid(pid, &st, WNOHANG) == 0; t++)
-		usleep(50000);
-	kill(-pid, SIGKILL);
-	waitpid(pid, &st, WNOHANG);
-	for (int i = 0; i < ngroups; i++)
-		if (groups[i] == pid)
-			groups[i] = groups[--ngroups];
-}
-
-static char *tmp_path(const char *name)
-{
-	static char buf[4][400];
-	static int k;
-	char *p = buf[k++ % 4];
-	snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-	return p;
-}
-
-/* read_port - the number a service writes to its --port-file, waiting up to
- * timeout_s; 0 if it never came. */
-static int read_port(const char *file, int timeout_s)
-{
-	for (int t = 0; t < timeout_s * 20; t++) {
-		char *s = slurp(tmp_path(file));
-		int port = s ? atoi(s) : 0;
-		free(s);
-		if (port > 0)
-			return port;
-		usleep(50000);
-	}
-	return 0;
+	svc_setup("lw-demo-test");
 }
 
 /* summary_num - a key=value of loadgen's --summary-file line */
@@ -138,7 +65,7 @@ static char *load(int port, const char *duration, const char *name, int stop_on_
 {
 	char portbuf[16], sumfile[400];
 	snprintf(portbuf, sizeof portbuf, "%d", port);
-	snprintf(sumfile, sizeof sumfile, "%s", tmp_path(name));
+	snprintf(sumfile, sizeof sumfile, "%s", svc_path(name));
 	char *argv[] = { DEMO("loadgen"), "--port", portbuf, "--rate", "150", "--miss-every", "25",
 			 "--duration", (char *)duration, "--timeout-ms", "3000", "--quiet",
 			 "--summary-file", sumfile, stop_on_errors ? "--stop-on-errors" : NULL, "1", NULL };
@@ -156,7 +83,7 @@ static struct tj *report(pid_t pid)
 {
 	char pidbuf[16], env[400];
 	snprintf(pidbuf, sizeof pidbuf, "%d", (int)pid);
-	snprintf(env, sizeof env, "LEAKWATCH_DIR=%s/segments", tmpdir);
+	snprintf(env, sizeof env, "LEAKWATCH_DIR=%s/segments", svc_dir());
 	char *envv[] = { env, NULL };
 	char *argv[] = { (char *)lw_bin(), "report", pidbuf, "--kind", "sockets", "--idle-for", IDLE_FOR,
 			 "--format", "json", NULL };
@@ -230,7 +157,7 @@ static void scenario(char *const db_args[2], const char *api, const char *api_fi
 	cr_assert_neq(use_line, 0, "LW-MARK: demo.leak_use not found in demo/api.c");
 	cr_assert_neq(open_line, 0, "LW-MARK: demo.pool_open not found in demo/api.c");
 	char env_dir[400], env_pre[400], endpoint[64], pool_s[8];
-	snprintf(env_dir, sizeof env_dir, "LEAKWATCH_DIR=%s/segments", tmpdir);
+	snprintf(env_dir, sizeof env_dir, "LEAKWATCH_DIR=%s/segments", svc_dir());
 	snprintf(env_pre, sizeof env_pre, "LD_PRELOAD=%s", lw_shim());
 	snprintf(endpoint, sizeof endpoint, "127.0.0.1:%d", db_port);
 	snprintf(pool_s, sizeof pool_s, "%d", POOL);
@@ -238,12 +165,12 @@ static void scenario(char *const db_args[2], const char *api, const char *api_fi
 
 	/* --- the leaky service: the pool runs dry --- */
 	char portfile[400];
-	snprintf(portfile, sizeof portfile, "%s", tmp_path("api.port"));
+	snprintf(portfile, sizeof portfile, "%s", svc_path("api.port"));
 	char *argv[] = { (char *)api, db_args[0], db_args[1], "--pool", pool_s, "--workers", "8",
 			 "--checkout-timeout-ms", "300", "--port-file", portfile, NULL };
-	pid_t api_pid = spawn(argv, envv, "api.log");
-	int port = read_port("api.port", 20);
-	cr_assert_neq(port, 0, "the leaky service did not start: %s", slurp(tmp_path("api.log")));
+	pid_t api_pid = svc_spawn(argv, envv, "api.log");
+	int port = svc_read_port("api.port", 20);
+	cr_assert_neq(port, 0, "the leaky service did not start: %s", slurp(svc_path("api.log")));
 	char *sum = load(port, "10", "leaky.sum", 1);
 	cr_assert_gt(summary_num(sum, "s5xx"), 0, "no request failed although the pool leaks: %s", sum);
 	cr_assert_eq(summary_num(sum, "stopped_early"), 1, "errors never took over: %s", sum);
@@ -290,14 +217,14 @@ static void scenario(char *const db_args[2], const char *api, const char *api_fi
 	cr_assert_geq(stack_has(tj_get(suspect, "stack"), "pool_init", "api.c", open_line), 0,
 		      "opened-at stack lacks pool_init at demo/api.c:%d:%s", open_line, text);
 	tj_free(rep);
-	stop(api_pid);
+	svc_stop(api_pid);
 
 	/* --- the fixed build under the same load --- */
 	argv[0] = (char *)api_fixed;
 	unlink(portfile);
-	api_pid = spawn(argv, envv, "api-fixed.log");
-	port = read_port("api.port", 20);
-	cr_assert_neq(port, 0, "the fixed service did not start: %s", slurp(tmp_path("api-fixed.log")));
+	api_pid = svc_spawn(argv, envv, "api-fixed.log");
+	port = svc_read_port("api.port", 20);
+	cr_assert_neq(port, 0, "the fixed service did not start: %s", slurp(svc_path("api-fixed.log")));
 	sum = load(port, "4", "fixed.sum", 0);
 	cr_assert_eq(summary_num(sum, "s5xx"), 0, "the fixed service failed requests: %s", sum);
 	cr_assert_eq(summary_num(sum, "failed"), 0, "%s", sum);
@@ -323,16 +250,16 @@ static void scenario(char *const db_args[2], const char *api, const char *api_fi
 	}
 	cr_assert_eq(on_db, POOL);
 	tj_free(rep);
-	stop(api_pid);
+	svc_stop(api_pid);
 }
 
 Test(demo_minidb, pool_leak_named_by_last_use_then_fixed, .init = setup, .fini = teardown, .timeout = 60)
 {
 	char *argv[] = { DEMO("minidb"), "--latency-ms", "10", "--max-conn", "40", "--port-file",
-			 tmp_path("db.port"), NULL };
-	spawn(argv, NULL, "minidb.log");
-	int db_port = read_port("db.port", 10);
-	cr_assert_neq(db_port, 0, "minidb did not start: %s", slurp(tmp_path("minidb.log")));
+			 svc_path("db.port"), NULL };
+	svc_spawn(argv, NULL, "minidb.log");
+	int db_port = svc_read_port("db.port", 10);
+	cr_assert_neq(db_port, 0, "minidb did not start: %s", slurp(svc_path("minidb.log")));
 	char portbuf[16];
 	snprintf(portbuf, sizeof portbuf, "%d", db_port);
 	char *db_args[2] = { "--db-port", portbuf };
@@ -356,7 +283,7 @@ Test(demo_postgres, pool_leak_named_by_last_use_then_fixed, .fini = teardown, .t
 									    : "no libpq (api-pg not built)");
 	}
 	setup();
-	snprintf(pgdir, sizeof pgdir, "%s/pg", tmpdir);
+	snprintf(pgdir, sizeof pgdir, "%s/pg", svc_dir());
 	char *start[] = { "sh", LW_SOURCE_DIR "/demo/pg.sh", "start", pgdir, "10", "40", NULL };
 	run_cmd(&r, start, NULL, 60);
 	cr_assert_eq(r.status, 0, "throwaway PostgreSQL did not start: %s", r.err);
@@ -395,33 +322,33 @@ Test(demo_python, attached_mid_incident_names_the_python_function, .init = setup
 static void attached_mid_incident(const char *lang)
 {
 	int python = strcmp(lang, "python") == 0;
-	char *dbv[] = { DEMO("minidb"), "--latency-ms", "10", "--max-conn", "40", "--port-file", tmp_path("db.port"), NULL };
-	spawn(dbv, NULL, "minidb.log");
-	int db_port = read_port("db.port", 10);
-	cr_assert_neq(db_port, 0, "minidb did not start: %s", slurp(tmp_path("minidb.log")));
+	char *dbv[] = { DEMO("minidb"), "--latency-ms", "10", "--max-conn", "40", "--port-file", svc_path("db.port"), NULL };
+	svc_spawn(dbv, NULL, "minidb.log");
+	int db_port = svc_read_port("db.port", 10);
+	cr_assert_neq(db_port, 0, "minidb did not start: %s", slurp(svc_path("minidb.log")));
 	char dbport[16], endpoint[64], env_dir[400];
 	snprintf(dbport, sizeof dbport, "%d", db_port);
 	snprintf(endpoint, sizeof endpoint, "127.0.0.1:%d", db_port);
-	snprintf(env_dir, sizeof env_dir, "LEAKWATCH_DIR=%s/segments", tmpdir);
+	snprintf(env_dir, sizeof env_dir, "LEAKWATCH_DIR=%s/segments", svc_dir());
 	char *envv[] = { env_dir, NULL }; /* no LD_PRELOAD */
 	char portfile[400];
-	snprintf(portfile, sizeof portfile, "%s", tmp_path("api.port"));
+	snprintf(portfile, sizeof portfile, "%s", svc_path("api.port"));
 	char *apiv[] = { DEMO("api"), "--db-port", dbport, "--pool", "12", "--workers", "8",
 			 "--checkout-timeout-ms", "300", "--port-file", portfile, NULL };
 	char *pyv[] = { "/usr/bin/python3", LW_SOURCE_DIR "/demo/api.py", "--db-port", dbport, "--pool", "12",
 			"--checkout-timeout-ms", "300", "--port-file", portfile, NULL };
-	pid_t api_pid = spawn(python ? pyv : apiv, envv, "api.log");
-	int port = read_port("api.port", 20);
-	cr_assert_neq(port, 0, "the service did not start: %s", slurp(tmp_path("api.log")));
+	pid_t api_pid = svc_spawn(python ? pyv : apiv, envv, "api.log");
+	int port = svc_read_port("api.port", 20);
+	cr_assert_neq(port, 0, "the service did not start: %s", slurp(svc_path("api.log")));
 
 	/* traffic in the background: one request in 40 leaks a connection */
 	char portbuf[16], sumfile[400];
 	snprintf(portbuf, sizeof portbuf, "%d", port);
-	snprintf(sumfile, sizeof sumfile, "%s", tmp_path("leaky.sum"));
+	snprintf(sumfile, sizeof sumfile, "%s", svc_path("leaky.sum"));
 	char *loadv[] = { DEMO("loadgen"), "--port", portbuf, "--rate", python ? "80" : "150", "--miss-every",
 			  python ? "20" : "40", "--duration", "20",
 			  "--timeout-ms", "3000", "--quiet", "--summary-file", sumfile, "--stop-on-errors", "1", NULL };
-	pid_t load_pid = spawn(loadv, NULL, "load.log");
+	pid_t load_pid = svc_spawn(loadv, NULL, "load.log");
 	usleep(1500 * 1000); /* some connections leak before anyone looks */
 	struct tj *st = http_get(port, "/stats");
 	int before = (int)tj_num(st, "checked_out", -1);
@@ -439,7 +366,7 @@ static void attached_mid_incident(const char *lang)
 	for (int t = 0; t < 600 && waitpid(load_pid, &ws, WNOHANG) == 0; t++)
 		usleep(50000);
 	char *sum = slurp(sumfile);
-	cr_assert_not_null(sum, "loadgen wrote no summary: %s", slurp(tmp_path("load.log")));
+	cr_assert_not_null(sum, "loadgen wrote no summary: %s", slurp(svc_path("load.log")));
 	int leaked = (int)summary_num(sum, "not_found");
 	free(sum);
 	cr_assert_gt(leaked, before, "nothing leaked after the attach");
@@ -480,5 +407,5 @@ static void attached_mid_incident(const char *lang)
 	cr_expect_geq(unnamed, 1, "the leaks before the attach: kernel evidence, no stack (before=%d leaked=%d):%s", before, leaked, dump);
 	cr_expect_eq(named + unnamed, suspects);
 	tj_free(rep);
-	stop(api_pid);
+	svc_stop(api_pid);
 }
