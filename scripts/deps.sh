@@ -18,6 +18,7 @@ have_pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
 have_pc libdw      || missing="$missing libdw-dev libelf-dev"
 have_pc criterion  || missing="$missing libcriterion-dev"
 have_pc ncursesw   || missing="$missing libncurses-dev"
+have_pc libpq      || missing="$missing libpq-dev"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 command -v g++ >/dev/null 2>&1 || missing="$missing g++"
 # used by the tests: real programs run under the shim
@@ -25,6 +26,8 @@ command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 # the reference the reachability classes are checked against
 command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
+# the server report --pg is tested against (demo/pg.sh starts a throwaway cluster)
+sh "$(dirname "$0")/../demo/pg.sh" check || missing="$missing postgresql"
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
