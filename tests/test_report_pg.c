@@ -25,6 +25,7 @@
 #include "lib/pgtest.h"
 #include "lib/testlib.h"
 #include "kernel.h"
+#include "pgjoin.h"
 #include "testing.h"
 
 #define Q_XACT "SELECT name FROM users WHERE id = $1"
@@ -525,4 +526,122 @@ Test(report_pg, demo_service_leaked_connections_show_their_last_query, .fini = t
 	 * may since have been pinged by the keepalive) */
 	cr_assert(user_query >= 2 && user_query <= 3, "%d connections last ran the user query", user_query);
 	tj_free(rep);
+}
+
+/* A backend of a hand-made view: ip (v4 text), port, state, ages, query. */
+static void fab_backend(struct lw_pg_view *v, int pid, const char *ip, int port, const char *state, double state_age,
+			double xact_age, const char *query)
+{
+	struct lw_pg_backend *b = &v->b[v->n++];
+	memset(b, 0, sizeof *b);
+	b->pid = pid;
+	b->visible = port != 0;
+	b->client_port = port;
+	if (ip) {
+		b->family = AF_INET;
+		cr_assert_eq(inet_pton(AF_INET, ip, b->addr), 1);
+		snprintf(b->client_addr, sizeof b->client_addr, "%s", ip);
+	}
+	snprintf(b->state, sizeof b->state, "%s", state ? state : "");
+	b->state_age_s = state_age;
+	b->xact_age_s = xact_age;
+	b->query_age_s = b->backend_age_s = state_age;
+	b->query = query ? strdup(query) : NULL;
+}
+
+/* A TCP member: local ip:port (v6: as a v4-mapped IPv6 address) to remote port rport. */
+static void fab_member(struct lw_member *m, int fd, const char *ip, int port, int rport, int v6)
+{
+	memset(m, 0, sizeof *m);
+	m->fd = fd;
+	m->has_kernel = 1;
+	m->k.protocol = IPPROTO_TCP;
+	m->k.has_addrs = 1;
+	m->k.local_port = (uint16_t)port;
+	m->k.remote_port = (uint16_t)rport;
+	if (v6) {
+		char mapped[64];
+		snprintf(mapped, sizeof mapped, "::ffff:%s", ip);
+		m->k.family = AF_INET6;
+		cr_assert_eq(inet_pton(AF_INET6, mapped, m->k.local_addr), 1);
+	} else {
+		m->k.family = AF_INET;
+		cr_assert_eq(inet_pton(AF_INET, ip, m->k.local_addr), 1);
+	}
+}
+
+/*
+ * The join and the summary without a server: a hand-made pg_stat_activity
+ * and a group of members.  Joined by local address:port (a v4-mapped IPv6
+ * socket too) only when the remote port is the server's; another service
+ * on the same local port is not the database; a member to the server's port
+ * without a backend is "not found"; the unix-socket one is counted; a
+ * hidden backend never joins; states and queries most members first.
+ */
+Test(report_pg, join_and_summary_of_a_hand_made_view)
+{
+	struct lw_pg_view v;
+	memset(&v, 0, sizeof v);
+	v.server_port = 5432;
+	v.b = calloc(8, sizeof *v.b);
+	fab_backend(&v, 101, "127.0.0.1", 40001, "idle in transaction", 10, 11, "SELECT a");
+	fab_backend(&v, 102, "127.0.0.1", 40002, "idle", 3, -1, "SELECT b");
+	fab_backend(&v, 103, "127.0.0.1", 40003, "idle in transaction", 20, 25, "SELECT a");
+	fab_backend(&v, 104, NULL, 0, NULL, -1, -1, NULL);               /* hidden */
+	fab_backend(&v, 105, "10.0.0.9", 40009, "active", 1, 1, "SELECT c"); /* another host's client */
+	fab_backend(&v, 106, NULL, -1, "idle", 2, -1, "SELECT d");         /* over the unix socket */
+	v.hidden = 1;
+	lw_pg_sort(&v);
+
+	struct lw_member *m = calloc(7, sizeof *m);
+	fab_member(&m[0], 3, "127.0.0.1", 40001, 5432, 0);
+	fab_member(&m[1], 4, "127.0.0.1", 40002, 5432, 0);
+	fab_member(&m[2], 5, "127.0.0.1", 40003, 5432, 1);
+	fab_member(&m[3], 6, "127.0.0.1", 40001, 6379, 0); /* same local port, another service */
+	fab_member(&m[4], 7, "127.0.0.1", 40007, 5432, 0); /* no backend */
+	fab_member(&m[5], 8, "127.0.0.1", 40009, 5432, 0); /* 10.0.0.9's port, not ours */
+	memset(&m[6], 0, sizeof m[6]);
+	m[6].fd = 9;
+	snprintf(m[6].peer, sizeof m[6].peer, "/run/postgresql/.s.PGSQL.5432");
+	struct lw_group g;
+	memset(&g, 0, sizeof g);
+	g.members = m;
+	g.count = 7;
+
+	cr_assert_eq(lw_pg_find(&v, &m[0])->pid, 101);
+	cr_assert_eq(lw_pg_find(&v, &m[2])->pid, 103, "v4-mapped IPv6 is IPv4");
+	cr_assert_null(lw_pg_find(&v, &m[3]), "another service on the same local port");
+	cr_assert_null(lw_pg_find(&v, &m[5]));
+	cr_assert(lw_pg_member_unix(&m[6]));
+	cr_assert_not(lw_pg_member_unix(&m[0]));
+	char local[64];
+	cr_assert_str_eq(lw_pg_member_local(&m[2], local, sizeof local), "[::ffff:127.0.0.1]:40003");
+
+	struct lw_pg_summary s;
+	cr_assert_eq(lw_pg_summarize(&v, &g, &s), 1);
+	cr_assert_eq(s.joined, 3);
+	cr_assert_eq(s.not_found, 2, "fds 7 and 8 talk to the server's port");
+	cr_assert_eq(s.unix_members, 1);
+	cr_assert_eq(s.nstates, 2);
+	cr_assert_str_eq(s.states[0].state, "idle in transaction");
+	cr_assert_eq(s.states[0].n, 2);
+	cr_assert_float_eq(s.states[0].oldest_s, 20, 1e-9);
+	cr_assert_str_eq(s.states[1].state, "idle");
+	cr_assert_float_eq(s.oldest_state_s, 20, 1e-9);
+	cr_assert_str_eq(s.oldest_state, "idle in transaction");
+	cr_assert_float_eq(s.oldest_xact_s, 25, 1e-9);
+	cr_assert_eq(s.nqueries_total, 2);
+	cr_assert_str_eq(s.queries[0].query, "SELECT a");
+	cr_assert_eq(s.queries[0].n, 2);
+	cr_assert_str_eq(s.queries[1].query, "SELECT b");
+
+	/* a group of nothing the database knows */
+	struct lw_group other;
+	memset(&other, 0, sizeof other);
+	other.members = &m[3];
+	other.count = 1;
+	cr_assert_eq(lw_pg_summarize(&v, &other, &s), 0);
+	cr_assert_eq(lw_pg_summarize(NULL, &g, &s), 0);
+	free(m);
+	lw_pg_free(&v);
 }

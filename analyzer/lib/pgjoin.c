@@ -397,9 +397,14 @@ int lw_pg_load(struct lw_pg_view *v, const char *conninfo, char *err, size_t err
 		copy_col(res, i, 13, b->application, sizeof b->application);
 	}
 	PQclear(res);
+	lw_pg_sort(v);
+	return 0;
+}
+
+void lw_pg_sort(struct lw_pg_view *v)
+{
 	if (v->n > 1)
 		qsort(v->b, v->n, sizeof *v->b, backend_cmp);
-	return 0;
 }
 
 void lw_pg_free(struct lw_pg_view *v)
@@ -413,6 +418,11 @@ void lw_pg_free(struct lw_pg_view *v)
 const struct lw_pg_backend *lw_pg_find(const struct lw_pg_view *v, const struct lw_member *m)
 {
 	if (!v || !v->n || !m->has_kernel || !m->k.has_addrs || m->k.protocol != IPPROTO_TCP)
+		return NULL;
+	/* Linux hands one ephemeral port to connections to different
+	 * destinations: a socket to another service on the same local
+	 * address:port must not take this backend */
+	if (v->server_port > 0 && m->k.remote_port != v->server_port)
 		return NULL;
 	uint8_t a[16];
 	uint16_t fam = addr_norm(m->k.family, m->k.local_addr, a);

@@ -73,14 +73,17 @@ int lw_pg_check_conninfo(const char *conninfo, char *err, size_t errlen);
  */
 int lw_pg_load(struct lw_pg_view *v, const char *conninfo, char *err, size_t errlen);
 
+/* lw_pg_sort - order v->b for lw_pg_find (lw_pg_load does; a view filled by hand needs it). */
+void lw_pg_sort(struct lw_pg_view *v);
+
 /* lw_pg_free - release; safe on a zeroed view. */
 void lw_pg_free(struct lw_pg_view *v);
 
 /*
  * lw_pg_find - the backend serving member m: a TCP socket the kernel
- * described whose local address and port are a visible backend's
- * client_addr and client_port (v4-mapped IPv6 equals IPv4).  NULL when
- * there is none (v may be NULL).
+ * described, to the server's port, whose local address and port are a
+ * visible backend's client_addr and client_port (v4-mapped IPv6 equals
+ * IPv4).  NULL when there is none (v may be NULL).
  */
 const struct lw_pg_backend *lw_pg_find(const struct lw_pg_view *v, const struct lw_member *m);
 
