@@ -80,9 +80,11 @@ ANALYZER_LIB_SRCS = $(filter-out analyzer/cli/main.c,$(ANALYZER_SRCS))
 ANALYZER_INC      = -Ianalyzer/lib -Ianalyzer/cli
 ANALYZER_OBJS     = $(ANALYZER_SRCS:%.c=$(BUILD)/%.o)
 ANALYZER_LIB_OBJS = $(ANALYZER_LIB_SRCS:%.c=$(BUILD)/%.o)
-ANALYZER_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(ANALYZER_INC) $(DW_CFLAGS) $(CURSES_CFLAGS) $(MHD_CFLAGS) \
+# libpq: `report --pg` (pgjoin.c) asks PostgreSQL about the connections;
+# libmicrohttpd: `exporter` (cmd_exporter.c) serves /metrics
+ANALYZER_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(ANALYZER_INC) $(DW_CFLAGS) $(CURSES_CFLAGS) $(PQ_CFLAGS) $(MHD_CFLAGS) \
                     -I$(BUILD)/gen -DLW_LIBDIR='"$(LIBDIR)"'
-ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) $(MHD_LIBS) -lpthread -lm -lstdc++
+ANALYZER_LIBS     = $(DW_LIBS) $(CURSES_LIBS) $(PQ_LIBS) $(MHD_LIBS) -lpthread -lm -lstdc++
 
 # --- tests -------------------------------------------------------------------
 # tests/lib/*.c: the helper library (one process runner, one JSON parser,
@@ -96,7 +98,7 @@ FIXTURE_CXX   = $(wildcard tests/fixtures/*.cc)
 FIXTURES      = $(FIXTURE_C:tests/fixtures/%.c=$(BUILD)/fixtures/%) \
                 $(FIXTURE_CXX:tests/fixtures/%.cc=$(BUILD)/fixtures/%) \
                 $(FIXTURE_LIBC:tests/fixtures/%.c=$(BUILD)/fixtures/%.so)
-TEST_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(CRIT_CFLAGS) $(DW_CFLAGS) \
+TEST_CFLAGS   = $(BASE_CFLAGS) $(SAN_FLAGS) $(CRIT_CFLAGS) $(DW_CFLAGS) $(PQ_CFLAGS) \
                 $(ANALYZER_INC) -Ipreload -DLW_BUILD_DIR='"$(abspath $(BUILD))"' \
                 -DLW_SOURCE_DIR='"$(abspath .)"'
 # Fixtures are what users' programs look like: -O0 -g so file:line is exact.
@@ -211,6 +213,11 @@ $(BUILD)/fixtures/%: tests/fixtures/%.c $(FLAGS_STAMP) | deps
 $(BUILD)/fixtures/%.so: tests/fixtures/%.c $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(FIXTURE_FLAGS) $(DEPFLAGS) -MF $@.d -fPIC -shared -o $@ $<
+
+# a libpq client holding connections in known states (report_pg)
+$(BUILD)/fixtures/pgclient: tests/fixtures/pgclient.c $(FLAGS_STAMP) | deps
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(FIXTURE_FLAGS) $(PQ_CFLAGS) $(DEPFLAGS) -MF $@.d -o $@ $< $(PQ_LIBS)
 
 $(BUILD)/fixtures/%: tests/fixtures/%.cc $(FLAGS_STAMP) | deps
 	@mkdir -p $(@D)

@@ -19,6 +19,7 @@ have_pc libdw      || missing="$missing libdw-dev libelf-dev"
 have_pc criterion  || missing="$missing libcriterion-dev"
 have_pc ncursesw   || missing="$missing libncurses-dev"
 have_pc libmicrohttpd || missing="$missing libmicrohttpd-dev"
+have_pc libpq      || missing="$missing libpq-dev"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 command -v g++ >/dev/null 2>&1 || missing="$missing g++"
 # used by the tests: real programs run under the shim
@@ -29,6 +30,8 @@ command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 # the exporter's tests scrape it with a real Prometheus and check its rules with promtool
 command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || missing="$missing python3-prometheus-client"
+# the server report --pg is tested against (demo/pg.sh starts a throwaway cluster)
+sh "$(dirname "$0")/../demo/pg.sh" check || missing="$missing postgresql"
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

@@ -19,6 +19,7 @@
 #include "lib/json.h"
 #include "lib/testlib.h"
 #include "lib/analyzer.h"
+#include "lib/pgtest.h"
 
 static struct tj *g_schema;
 
@@ -315,6 +316,45 @@ Test(report_schema, live_report_with_watch_evidence)
 	waitpid(pid, &st, 0);
 	close(out);
 	cr_assert_eq(rm_rf(tmp), 0);
+}
+
+/*
+ * report --pg (analyzer/lib/pgjoin.c) on the pgclient fixture against a
+ * throwaway PostgreSQL: the report's pg object and each group's, joined
+ * connections (idle in transaction, idle, active) and a unix-socket one, in
+ * JSON and with --all, must match the schema.
+ */
+static struct pgtest schema_pg;
+static struct pgclient schema_pgclient;
+
+static void schema_pg_teardown(void)
+{
+	pgclient_stop(&schema_pgclient);
+	pgtest_stop(&schema_pg);
+}
+
+Test(report_schema, live_report_with_pg, .fini = schema_pg_teardown)
+{
+	char why[256];
+	if (!pgtest_available(why, sizeof why))
+		cr_skip_test("%s", why);
+	pgtest_start(&schema_pg);
+	pgclient_start(&schema_pgclient, &schema_pg, 1);
+	char spid[16], env_dir[200];
+	snprintf(spid, sizeof spid, "%d", (int)schema_pgclient.pid);
+	snprintf(env_dir, sizeof env_dir, "LEAKWATCH_DIR=%s", schema_pg.segdir);
+	char *env[] = { env_dir, NULL };
+	for (int all = 0; all < 2; all++) {
+		char *argv[] = { (char *)lw_bin(), "report", spid, "--format", "json", "--pg", schema_pg.conninfo,
+				 all ? "--all" : NULL, NULL };
+		struct cmd_result r;
+		run_cmd(&r, argv, env, 60);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		cr_assert(strstr(r.out, "\"state\":\"idle in transaction\""), "%s", r.out);
+		cr_assert(strstr(r.out, "\"unix\":1"), "%s", r.out);
+		expect_valid("report", r.out, "report --pg");
+		cmd_result_free(&r);
+	}
 }
 
 /* The newest segment file (leakwatch.PID) of a kept run directory. */

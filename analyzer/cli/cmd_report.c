@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "output.h"
+#include "pgjoin.h"
 #include "render.h"
 #include "report.h"
 #include "segdir.h"
@@ -25,6 +26,7 @@ struct report_options {
 	unsigned leak_kinds;            /* --leak-kinds LIST (LW_REACH_BIT set; 0: default) */
 	const char *baseline;           /* --baseline FILE: print what grew since FILE instead */
 	struct lw_cli_supp supp;        /* --suppressions, --no-default-suppressions, --gen-suppressions */
+	const char *pg;                 /* --pg CONNINFO: join the connections with pg_stat_activity */
 };
 
 static int report_supp_add(void *opts, const char *arg)
@@ -75,6 +77,9 @@ static const struct lw_option report_options_table[] = {
 	LW_OPT_SUPPRESSIONS(report_supp_add),
 	LW_OPT_NO_DEFAULT_SUPPRESSIONS(struct report_options, supp.no_default),
 	LW_OPT_GEN_SUPPRESSIONS(report_gen_supp),
+	{ "pg", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(struct report_options, pg), "CONNINFO",
+	  "ask PostgreSQL (libpq CONNINFO: \"host=db user=me\" or a\npostgresql:// URI) what each TCP connection to it is doing:\npg_stat_activity joined by the socket's local address and\nport (state such as idle in transaction, since when, last\nquery); connect_timeout (default 5 s) bounds it; text and\njson; a database error is exit status 2",
+	  0, 0, 0, NULL, NULL },
 	LW_OPT_OUTPUT(struct report_options, output, "write the report to FILE (complete or not at all) instead\nof stdout"),
 	{ "baseline", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(struct report_options, baseline), "FILE",
 	  "print what grew per stack since FILE (a JSON report or a\nsegment) instead of the report, as `leakwatch diff FILE PID`\n(exit status 1 when something grew)",
@@ -95,6 +100,18 @@ int lw_cmd_report(int argc, char **argv)
 		return LW_EXIT_USAGE;
 
 	char path[PATH_MAX], err[LW_ERR_MAX];
+	if (o.pg) {
+		if (o.format == LW_FMT_FOLDED || o.baseline) {
+			lw_usage_error("report", "--pg goes with --format text or json, not %s",
+				       o.baseline ? "--baseline" : "--format folded");
+			return LW_EXIT_USAGE;
+		}
+		/* a bad CONNINFO is refused before any work */
+		if (lw_pg_check_conninfo(o.pg, err, sizeof err) < 0) {
+			fprintf(stderr, "leakwatch: --pg: %s\n", err);
+			return LW_EXIT_USAGE;
+		}
+	}
 	if (lw_segment_resolve(target, path, sizeof path, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s: %s\n", target, err);
 		return LW_EXIT_ERROR;
@@ -154,8 +171,21 @@ static int report_run(const struct report_options *op, const char *target, const
 		lw_reach_free(&reach);
 		return rc;
 	}
+	/* After the snapshot, so both views are of nearly the same moment;
+	 * before any output, so a database error leaves nothing half-written. */
+	struct lw_pg_view pg = { 0 };
+	if (o.pg) {
+		if (lw_pg_load(&pg, o.pg, err, sizeof err) < 0) {
+			fprintf(stderr, "leakwatch: --pg: %s\n", err);
+			lw_report_free(&r);
+			lw_reach_free(&reach);
+			return LW_EXIT_ERROR;
+		}
+		r.pg = &pg;
+	}
 	if (lw_output_begin(o.output, err, sizeof err) < 0) {
 		fprintf(stderr, "leakwatch: %s\n", err);
+		lw_pg_free(&pg);
 		lw_report_free(&r);
 		lw_reach_free(&reach);
 		return LW_EXIT_ERROR;
@@ -172,6 +202,7 @@ static int report_run(const struct report_options *op, const char *target, const
 		lw_render_text(stdout, &r);
 	}
 	lw_report_free(&r);
+	lw_pg_free(&pg);
 	lw_reach_free(&reach);
 	return lw_output_end(1) == 0 ? LW_EXIT_OK : LW_EXIT_ERROR;
 }

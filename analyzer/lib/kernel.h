@@ -36,6 +36,12 @@ struct lw_sockinfo {
 	uint32_t last_data_sent_ms;     /* tcp_info: ms since data was last sent (or since connect) */
 	uint32_t last_data_recv_ms;     /* tcp_info: ms since data was last received (or since connect) */
 	uint64_t peer_inode;            /* unix: the peer socket's inode, 0 unknown */
+	/* TCP/UDP: both ends as the kernel has them (has_addrs).  The shim's
+	 * record has no local address once connect() picked one (pgjoin.c
+	 * joins a database client by it). */
+	uint8_t has_addrs;
+	uint16_t local_port, remote_port;       /* host byte order */
+	uint8_t local_addr[16], remote_addr[16]; /* network byte order; AF_INET: the first 4 bytes */
 };
 
 /* An inode-indexed table of lw_sockinfo. */

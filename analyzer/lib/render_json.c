@@ -9,6 +9,7 @@
 
 #include "render.h"
 #include "names.h"
+#include "pgjoin.h"
 #include "present.h"
 #include "json.h"
 
@@ -264,6 +265,107 @@ static void json_supp_uses(struct lw_json *j, const struct lw_report *r)
 	lw_json_end_array(j);
 }
 
+/* seconds with three decimals, null when < 0 (NULL in pg_stat_activity) */
+static void json_age(struct lw_json *j, const char *key, double s)
+{
+	if (s < 0)
+		lw_json_null(j, key);
+	else
+		lw_json_fixed3(j, key, s);
+}
+
+/* an empty string of pg_stat_activity is its NULL */
+static void json_pg_str(struct lw_json *j, const char *key, const char *s)
+{
+	lw_json_str(j, key, s && *s ? s : NULL);
+}
+
+/* --pg: the group's pg object (docs/report-format.md), null when no member concerns the database. */
+static void json_group_pg(struct lw_json *j, struct lw_report *r, const struct lw_group *g)
+{
+	struct lw_pg_summary s;
+	if (!lw_pg_summarize(r->pg, g, &s)) {
+		lw_json_null(j, "pg");
+		return;
+	}
+	lw_json_begin_object(j, "pg");
+	lw_json_uint(j, "joined", s.joined);
+	lw_json_uint(j, "not_found", s.not_found);
+	lw_json_uint(j, "unix", s.unix_members);
+	lw_json_begin_object(j, "states");
+	for (size_t i = 0; i < s.nstates; i++)
+		lw_json_uint(j, s.states[i].state, s.states[i].n);
+	lw_json_end_object(j);
+	json_age(j, "oldest_state_change_s", s.oldest_state_s);
+	lw_json_str(j, "oldest_state", s.oldest_state);
+	json_age(j, "oldest_xact_s", s.oldest_xact_s);
+	lw_json_begin_array(j, "queries");
+	for (size_t i = 0; i < s.nqueries; i++) {
+		lw_json_begin_object(j, NULL);
+		lw_json_str(j, "query", s.queries[i].query);
+		lw_json_uint(j, "count", s.queries[i].n);
+		lw_json_end_object(j);
+	}
+	lw_json_end_array(j);
+	lw_json_uint(j, "queries_total", s.nqueries_total);
+	lw_json_begin_array(j, "connections");
+	for (size_t i = 0; i < g->count; i++) {
+		const struct lw_member *m = &g->members[i];
+		const struct lw_pg_backend *b = lw_pg_find(r->pg, m);
+		if (!b)
+			continue;
+		char local[64];
+		lw_json_begin_object(j, NULL);
+		lw_json_int(j, "fd", m->fd);
+		lw_json_str(j, "local", lw_pg_member_local(m, local, sizeof local));
+		lw_json_int(j, "backend_pid", b->pid);
+		json_pg_str(j, "state", b->state);
+		json_age(j, "state_change_age_s", b->state_age_s);
+		json_age(j, "xact_age_s", b->xact_age_s);
+		json_age(j, "query_age_s", b->query_age_s);
+		json_age(j, "backend_age_s", b->backend_age_s);
+		json_pg_str(j, "wait_event_type", b->wait_event_type);
+		json_pg_str(j, "wait_event", b->wait_event);
+		lw_json_str(j, "query", b->query);
+		json_pg_str(j, "user", b->user);
+		json_pg_str(j, "database", b->database);
+		json_pg_str(j, "application_name", b->application);
+		lw_json_end_object(j);
+	}
+	lw_json_end_array(j);
+	lw_json_end_object(j);
+}
+
+/* --pg: the report's pg object; null without --pg. */
+static void json_pg(struct lw_json *j, const struct lw_report *r)
+{
+	const struct lw_pg_view *v = r->pg;
+	if (!v) {
+		lw_json_null(j, "pg");
+		return;
+	}
+	size_t joined = 0, unix_members = 0;
+	for (size_t i = 0; i < r->grouping.ngroups; i++) {
+		struct lw_pg_summary s;
+		if (lw_pg_summarize(v, &r->grouping.groups[i], &s)) {
+			joined += s.joined;
+			unix_members += s.unix_members;
+		}
+	}
+	lw_json_begin_object(j, "pg");
+	lw_json_str(j, "server", v->server);
+	lw_json_str(j, "user", v->user);
+	lw_json_int(j, "server_version", v->version);
+	lw_json_int(j, "server_port", v->server_port);
+	lw_json_bool(j, "all_visible", v->all_visible);
+	lw_json_uint(j, "backends", v->n);
+	lw_json_uint(j, "hidden", v->hidden);
+	lw_json_uint(j, "unix_clients", v->unix_clients);
+	lw_json_uint(j, "joined", joined);
+	lw_json_uint(j, "unix_unjoinable", unix_members);
+	lw_json_end_object(j);
+}
+
 static void json_group(struct lw_json *j, struct lw_report *r, const struct lw_group *g)
 {
 	lw_json_begin_object(j, NULL);
@@ -296,6 +398,8 @@ static void json_group(struct lw_json *j, struct lw_report *r, const struct lw_g
 	lw_json_str(j, "verdict", lw_verdict_name(g->verdict));
 	json_evidence(j, g);
 	json_watch(j, r, g);
+	if (r->pg)
+		json_group_pg(j, r, g);
 	lw_json_uint(j, "last_use_stack_id", g->use_stack_id);
 	json_stack(j, "last_use_stack", r, g->use_stack_id);
 	json_share(j, "last_use_share", g->use_share, g->count);
@@ -665,6 +769,7 @@ void lw_render_json_value(struct lw_json *j, const char *key, struct lw_report *
 		json_fd_usage(j, r);
 	if (lw_kind_sockets(r->opts.kind))
 		json_sockets(j, r);
+	json_pg(j, r);
 	if (lw_kind_fds(r->opts.kind)) {
 		lw_json_begin_array(j, "descriptors");
 		for (size_t i = 0; i < r->fds.ngroups; i++)

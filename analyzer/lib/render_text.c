@@ -8,6 +8,7 @@
 
 #include "render.h"
 #include "names.h"
+#include "pgjoin.h"
 #include "present.h"
 
 /* DWARF paths are absolute; relative to the current directory they read better. */
@@ -261,6 +262,135 @@ static void text_watch(FILE *out, const struct lw_report *r, const struct lw_gro
 	fputc('\n', out);
 }
 
+/* A query on one line: whitespace runs as one space, control characters as
+ * '?', at most max characters ("..." after a cut), in double quotes. */
+static void text_query(FILE *out, const char *q, size_t max)
+{
+	char buf[LW_PG_QUERY_MAX + 8];
+	size_t n = 0;
+	int cut = 0;
+	for (const char *p = q; *p; p++) {
+		int space = *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r';
+		if (space && (n == 0 || buf[n - 1] == ' '))
+			continue;
+		if (n == max) {
+			cut = 1;
+			break;
+		}
+		buf[n++] = space ? ' ' : *p;
+	}
+	while (n && buf[n - 1] == ' ')
+		n--;
+	buf[n] = '\0';
+	lw_present_scrub(buf);
+	fprintf(out, "\"%s%s\"", buf, cut ? "..." : "");
+}
+
+/*
+ * The database's view of a group (--pg): one line, "2 idle in transaction
+ * (since 5h59m), 1 idle (since 3s); last query "SELECT ..." (2 of 3)";
+ * with --all one "backend" line per joined member.
+ */
+static void text_pg(FILE *out, struct lw_report *r, const struct lw_group *g)
+{
+	struct lw_pg_summary s;
+	char d[32];
+	if (!lw_pg_summarize(r->pg, g, &s))
+		return;
+	fputs("  database   ", out);
+	const char *sep = " ";
+	for (size_t i = 0; i < s.nstates; i++) {
+		fprintf(out, "%s%zu %s", sep, s.states[i].n, s.states[i].state);
+		if (s.states[i].oldest_s >= 0)
+			fprintf(out, " (since %s)", lw_duration_format((uint64_t)(s.states[i].oldest_s * 1e9), d, sizeof d));
+		sep = ", ";
+	}
+	if (s.oldest_xact_s >= 0)
+		fprintf(out, "%soldest transaction open %s", sep,
+			lw_duration_format((uint64_t)(s.oldest_xact_s * 1e9), d, sizeof d));
+	if (s.nqueries) {
+		fputs(s.joined ? "; last query " : " last query ", out);
+		text_query(out, s.queries[0].query, 72);
+		if (s.queries[0].n < s.joined)
+			fprintf(out, " (%zu of %zu)", s.queries[0].n, s.joined);
+		if (s.nqueries_total > 1)
+			fprintf(out, ", %zu other quer%s", s.nqueries_total - 1, s.nqueries_total == 2 ? "y" : "ies");
+	}
+	sep = s.joined ? "; " : " ";
+	if (s.not_found) {
+		fprintf(out, "%s%zu not in pg_stat_activity%s", sep, s.not_found,
+			r->pg->hidden ? " (or hidden: sessions of other roles)" : "");
+		sep = "; ";
+	}
+	if (s.unix_members)
+		fprintf(out, "%s%zu over a unix socket: not joinable (no client port)", sep, s.unix_members);
+	fputc('\n', out);
+	if (!r->opts.all)
+		return;
+	for (size_t i = 0; i < g->count; i++) {
+		const struct lw_member *m = &g->members[i];
+		const struct lw_pg_backend *b = lw_pg_find(r->pg, m);
+		if (!b)
+			continue;
+		char local[64];
+		fprintf(out, "  backend     fd %d %s -> pid %d %s", m->fd, lw_pg_member_local(m, local, sizeof local),
+			b->pid, lw_pg_state_word(b));
+		if (b->state_age_s >= 0)
+			fprintf(out, " since %s", lw_duration_format((uint64_t)(b->state_age_s * 1e9), d, sizeof d));
+		if (b->xact_age_s >= 0)
+			fprintf(out, ", transaction %s", lw_duration_format((uint64_t)(b->xact_age_s * 1e9), d, sizeof d));
+		if (b->wait_event[0]) {
+			fputs(", waiting ", out);
+			lw_present_put_safe(out, b->wait_event_type);
+			fputc('/', out);
+			lw_present_put_safe(out, b->wait_event);
+		}
+		fputs(", ", out);
+		lw_present_put_safe(out, b->user);
+		fputc('@', out);
+		lw_present_put_safe(out, b->database);
+		if (b->query) {
+			fputc(' ', out);
+			text_query(out, b->query, 60);
+		}
+		fputc('\n', out);
+	}
+}
+
+/* Under the summary (--pg): which server, what we may see, what cannot be joined. */
+static void text_pg_head(FILE *out, const struct lw_report *r)
+{
+	const struct lw_pg_view *v = r->pg;
+	size_t joined = 0, unix_members = 0;
+	for (size_t i = 0; i < r->grouping.ngroups; i++) {
+		struct lw_pg_summary s;
+		if (lw_pg_summarize(v, &r->grouping.groups[i], &s)) {
+			joined += s.joined;
+			unix_members += s.unix_members;
+		}
+	}
+	fputs("database   ", out);
+	lw_present_put_safe(out, v->server);
+	fputs(" as ", out);
+	lw_present_put_safe(out, v->user);
+	fprintf(out, ": %zu client backend%s visible, %zu joined with this process's sockets", v->n - v->hidden,
+		v->n - v->hidden == 1 ? "" : "s", joined);
+	if (v->hidden)
+		fprintf(out, ", %zu hidden", v->hidden);
+	fputc('\n', out);
+	if (v->hidden)
+		fprintf(out, "note: %zu session%s of other roles show no address, state or query to %s (neither "
+			     "superuser nor in pg_read_all_stats): connections they serve cannot be joined\n",
+			v->hidden, v->hidden == 1 ? "" : "s", v->user);
+	if (unix_members)
+		fprintf(out, "note: %zu connection%s over a unix socket cannot be joined: pg_stat_activity gives "
+			     "%s no client address or port (client_port -1)\n",
+			unix_members, unix_members == 1 ? "" : "s", unix_members == 1 ? "it" : "them");
+	if (!r->join.fd_ok)
+		fputs("note: no kernel view of the process's sockets (process gone or /proc unreadable): nothing "
+		      "to join by address\n", out);
+}
+
 static const char *const verdict_words[] = {
 	[LW_V_LEFT_OPEN] = "left open", [LW_V_LEAK_SUSPECT] = "leak suspect", [LW_V_POOL] = "pool",
 	[LW_V_ACTIVE] = "active", [LW_V_NEW] = "new", [LW_V_WATCHED] = "watched",
@@ -301,6 +431,8 @@ static void text_group(FILE *out, struct lw_report *r, const struct lw_group *g,
 		text_evidence(out, g);
 		text_watch(out, r, g);
 	}
+	if (r->pg)
+		text_pg(out, r, g);
 	if (g->origin_mask & ~((1u << LW_ORIGIN_SOCKET) | (1u << LW_ORIGIN_ACCEPT) | (1u << LW_ORIGIN_ATTACH))) {
 		fputs("  via       ", out);
 		for (unsigned o = 0; o < LW_ORIGIN_MAX; o++)
@@ -841,6 +973,8 @@ static void text_sockets(FILE *out, struct lw_report *r, const char *cwd)
 			}
 		fputc('\n', out);
 	}
+	if (r->pg)
+		text_pg_head(out, r);
 	if (g->nleaked == 0) {
 		char d[32], sp[48] = "";
 		if (g->nsuppressed)

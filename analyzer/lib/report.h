@@ -52,6 +52,8 @@ struct lw_gc_group {
 	uint64_t last_ns;               /* the newest such close (CLOCK_MONOTONIC) */
 };
 
+struct lw_pg_view;                      /* pgjoin.h */
+
 /* Everything a renderer needs about one segment. */
 struct lw_report {
 	struct lw_snapshot snap;
@@ -76,6 +78,9 @@ struct lw_report {
 	/* closed by the garbage collector, never by the program (Python) */
 	struct lw_gc_group *gc;
 	size_t ngc, gc_sockets, gc_fds;
+	/* --pg: PostgreSQL's view of the connections (pgjoin.h), NULL without;
+	 * the caller's, not freed by lw_report_free */
+	const struct lw_pg_view *pg;
 };
 
 /*

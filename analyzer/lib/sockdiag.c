@@ -154,6 +154,12 @@ static int inet_msg(struct lw_sockdiag *d, const struct nlmsghdr *h, int protoco
 	k.wqueue = m->idiag_wqueue;
 	k.has_queues = 1;
 	k.source = LW_SD_NETLINK;
+	size_t alen = m->idiag_family == AF_INET6 ? 16 : 4;
+	memcpy(k.local_addr, m->id.idiag_src, alen);
+	memcpy(k.remote_addr, m->id.idiag_dst, alen);
+	k.local_port = ntohs(m->id.idiag_sport);
+	k.remote_port = ntohs(m->id.idiag_dport);
+	k.has_addrs = 1;
 	int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
 	for (const struct rtattr *a = (const struct rtattr *)(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
 		if (a->rta_type != INET_DIAG_INFO || protocol != IPPROTO_TCP)
@@ -303,6 +309,33 @@ static void proc_path(char *buf, size_t len, int pid, const char *file)
 		snprintf(buf, len, "/proc/self/net/%s", file);
 }
 
+/*
+ * An address of /proc/net/{tcp,udp}[6]: "0100007F:1F90" (v4) or 32 hex
+ * digits and the port (v6).  The kernel prints each 32-bit word of the
+ * address as a native integer ("%08X"), so copying the parsed word back in
+ * native order gives the network-order bytes.  1 when parsed.
+ */
+static int proc_parse_addr(const char *s, int family, uint8_t addr[16], uint16_t *port)
+{
+	size_t words = family == AF_INET6 ? 4 : 1;
+	for (size_t i = 0; i < words; i++) {
+		uint32_t w = 0;
+		for (int d = 0; d < 8; d++, s++) {
+			int v = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'A' && *s <= 'F' ? *s - 'A' + 10 :
+				*s >= 'a' && *s <= 'f' ? *s - 'a' + 10 : -1;
+			if (v < 0)
+				return 0;
+			w = w << 4 | (uint32_t)v;
+		}
+		memcpy(addr + 4 * i, &w, 4);
+	}
+	unsigned p;
+	if (*s != ':' || sscanf(s + 1, "%4x", &p) != 1)
+		return 0;
+	*port = (uint16_t)p;
+	return 1;
+}
+
 /* /proc/net/{tcp,udp}[6]: "sl local rem st tx_queue:rx_queue tr:when retr uid timeout inode". */
 static int proc_load_inet(struct lw_sockdiag *d, int pid, const char *file, int family, int protocol)
 {
@@ -319,7 +352,8 @@ static int proc_load_inet(struct lw_sockdiag *d, int pid, const char *file, int 
 	while (fgets(line, sizeof line, f)) {
 		unsigned st, tx, rx;
 		unsigned long long ino;
-		if (sscanf(line, "%*s %*s %*s %x %x:%x %*s %*s %*s %*s %llu", &st, &tx, &rx, &ino) != 4)
+		char la[64], ra[64];
+		if (sscanf(line, "%*s %63s %63s %x %x:%x %*s %*s %*s %*s %llu", la, ra, &st, &tx, &rx, &ino) != 6)
 			continue;
 		const char *name = inet_state_name(st, protocol);
 		if (!name)
@@ -335,6 +369,8 @@ static int proc_load_inet(struct lw_sockdiag *d, int pid, const char *file, int 
 		k.wqueue = tx;
 		k.has_queues = 1;
 		k.source = LW_SD_PROC;
+		k.has_addrs = proc_parse_addr(la, family, k.local_addr, &k.local_port) &&
+			      proc_parse_addr(ra, family, k.remote_addr, &k.remote_port);
 		if (lw_sockdiag_add(d, &k) < 0) {
 			rc = -1;
 			break;
