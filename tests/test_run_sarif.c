@@ -241,6 +241,11 @@ static void check_obj(const struct tj *v, enum sty t, const char *path)
 		cr_assert_geq(tj_len(tj_get(v, "locations")), 1, "%s: no locations", path);
 	if (t == S_RESULT && tj_get(v, "ruleIndex"))
 		cr_assert_geq(tj_num(v, "ruleIndex", -1), 0, "%s: ruleIndex below 0", path);
+	/* GitHub code scanning refuses an upload with one result it cannot place */
+	if (t == S_RESULT)
+		cr_assert_not_null(tj_str(tj_get(tj_get(tj_at(tj_get(v, "locations"), 0), "physicalLocation"),
+					      "artifactLocation"), "uri"),
+				   "%s: no physicalLocation.artifactLocation.uri", path);
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -550,6 +555,66 @@ Test(run_sarif, the_official_schema_accepts_the_document)
 	cmd_result_free(&r);
 }
 
+/* A program without debug information (Debian's sh): no source line to
+ * show, so the binary is the location, and the message names module+offset. */
+Test(run_sarif, a_stripped_program_is_located_at_its_binary)
+{
+	struct tj *d = run_sarif("sh.sarif", NULL, (const char *[]){ "--kind", "fds", NULL },
+				 (const char *[]){ "/bin/sh", "-c", "exec 3</dev/null; exit 0", NULL }, 0);
+	cr_assert_eq(tj_len(results(d)), 1);
+	struct tj *res = tj_at(results(d), 0);
+	const char *msg = tj_str(tj_get(res, "message"), "text");
+	cr_expect_not_null(strstr(msg, "1 file descriptor left open (/dev/null), opened at "), "%s", msg);
+	cr_expect_null(strstr(msg, "__libc_start"), "never the C runtime's start: %s", msg);
+	int line;
+	const char *uri = result_uri(res, &line);
+	if (line == 0) {
+		/* no source line: the module of a frame of its own, as a file URI */
+		cr_expect_eq(strncmp(uri, "file:///", 8), 0, "%s", uri);
+		cr_expect_null(strstr(uri, "libc.so"), "%s", uri);
+	}
+	tj_free(d);
+}
+
+/* Sockets a Python program dropped, closed by its garbage collector: LW004,
+ * a warning, located in the script (the repository here is the test's
+ * directory), with the opening and the collector's stacks. */
+Test(run_sarif, python_sockets_closed_by_the_collector_are_gc_closed_warnings)
+{
+	static const char gc_py[] =
+		"import socket\n"
+		"def get_user_data(i):\n"
+		"    conn = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # line 3\n"
+		"    return i  # conn dropped, never closed\n"
+		"for i in range(4):\n"
+		"    get_user_data(i)\n";
+	if (access("/usr/bin/python3.11", X_OK) != 0)
+		cr_skip_test("no /usr/bin/python3.11");
+	char script[PATH_MAX + 16], ws[PATH_MAX + 32];
+	snprintf(script, sizeof script, "%s/gc.py", tmp);
+	FILE *f = fopen(script, "w");
+	cr_assert_not_null(f);
+	fputs(gc_py, f);
+	fclose(f);
+	snprintf(ws, sizeof ws, "GITHUB_WORKSPACE=%s", tmp);
+	struct tj *d = run_sarif("py.sarif", (char *[]){ ws, NULL }, (const char *[]){ "--kind", "sockets", NULL },
+				 (const char *[]){ "/usr/bin/python3.11", script, NULL }, 0);
+	cr_assert_eq(tj_len(results(d)), 1, "one group of dropped sockets");
+	struct tj *res = tj_at(results(d), 0);
+	cr_expect_str_eq(tj_str(res, "ruleId"), "LW004");
+	cr_expect_eq(tj_num(res, "ruleIndex", -1), 3);
+	cr_expect_str_eq(tj_str(res, "level"), "warning");
+	int line;
+	cr_expect_str_eq(result_uri(res, &line), "gc.py");
+	cr_expect_eq(line, 3);
+	cr_expect_not_null(strstr(tj_str(tj_get(res, "message"), "text"), "4 sockets never closed by the program"));
+	struct tj *stacks = tj_get(res, "stacks");
+	cr_assert_eq(tj_len(stacks), 2);
+	cr_expect_str_eq(tj_str(tj_get(tj_at(stacks, 0), "message"), "text"), "opened at");
+	cr_expect_str_eq(tj_str(tj_get(tj_at(stacks, 1), "message"), "text"), "dropped at");
+	tj_free(d);
+}
+
 /* ---- GitHub annotations ----------------------------------------------------------- */
 
 /* Lines of s that start with "::". */
@@ -652,6 +717,18 @@ Test(run_sarif, source_paths_resolve_against_the_compilation_directory)
 	cr_expect_str_eq(out, "/repository/z.c");
 	f.file = NULL;
 	cr_expect_eq(lw_ci_frame_path(&f, "/repo", out, sizeof out), -1);
+	/* a relative compilation directory names no place unless the file is here */
+	struct lw_frame libc = { .function = "__libc_start_main", .file = "../csu/libc-start.c", .comp_dir = "./csu",
+				 .line = 360 };
+	cr_expect_eq(lw_ci_frame_path(&libc, "/repo", out, sizeof out), -2);
+	cr_expect_str_eq(out, "../csu/libc-start.c", "as recorded");
+	struct lw_frame here = { .function = "f", .file = "tests/fixtures/supp.c", .comp_dir = ".", .line = 1 };
+	char cwd[PATH_MAX];
+	cr_assert_not_null(getcwd(cwd, sizeof cwd));
+	cr_assert_eq(chdir(LW_SOURCE_DIR), 0);
+	cr_expect_eq(lw_ci_frame_path(&here, LW_SOURCE_DIR, out, sizeof out), 1);
+	cr_expect_str_eq(out, "tests/fixtures/supp.c");
+	cr_assert_eq(chdir(cwd), 0);
 
 	/* the site: the first frame in the repository, past the C library's */
 	struct lw_frame st[] = {

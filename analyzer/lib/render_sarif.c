@@ -145,50 +145,67 @@ int lw_ci_frame_path(const struct lw_frame *f, const char *base, char *out, size
 	if (!f->file || !f->file[0])
 		return -1;
 	char cwd[PATH_MAX], joined[3 * PATH_MAX], norm[PATH_MAX];
+	const char *dir = f->comp_dir;
 	if (f->file[0] == '/') {
 		snprintf(joined, sizeof joined, "%s", f->file);
+	} else if (dir && dir[0] == '/') {
+		/* DWARF names files relative to the unit's compilation directory */
+		snprintf(joined, sizeof joined, "%s/%s", dir, f->file);
 	} else {
-		/* DWARF names files relative to the unit's compilation directory,
-		 * which may itself be relative (-fdebug-prefix-map=$PWD=.): then, as
-		 * for Python's file names, relative to where we are */
-		const char *dir = f->comp_dir;
+		/* a relative compilation directory (-fdebug-prefix-map=$PWD=.) is
+		 * relative to a build root the binary does not name, a Python file
+		 * name to the process's directory at import: taken as relative to
+		 * ours only when the file is there (Debian's libc says "./csu") */
 		if (!getcwd(cwd, sizeof cwd))
 			cwd[0] = '\0';
-		if (dir && dir[0] == '/')
-			snprintf(joined, sizeof joined, "%s/%s", dir, f->file);
-		else if (dir && dir[0])
-			snprintf(joined, sizeof joined, "%s/%s/%s", cwd, dir, f->file);
-		else
-			snprintf(joined, sizeof joined, "%s/%s", cwd, f->file);
+		snprintf(joined, sizeof joined, "%s/%s%s%s", cwd, dir && dir[0] ? dir : "", dir && dir[0] ? "/" : "",
+			 f->file);
+		path_normalize(joined, norm, sizeof norm);
+		if (access(norm, F_OK) != 0) {
+			snprintf(out, len, "%s", f->file);
+			return -2;
+		}
 	}
 	path_normalize(joined, norm, sizeof norm);
 	return path_in_base(norm, base, out, len);
 }
 
-static int frame_own(const struct lw_frame *f)
+/* 1 when a stack holds Python frames: the program's own code is those
+ * alone, the interpreter's C frames are not (and change with its version). */
+static int stack_python(const struct lw_frame *f, size_t n)
 {
-	return f->python || !lw_module_is_system(f->module);
+	for (size_t i = 0; i < n; i++)
+		if (f[i].python)
+			return 1;
+	return 0;
+}
+
+/* A frame of the program's own code, not the C/C++ runtime's (or the interpreter's). */
+static int frame_own(const struct lw_frame *f, int python)
+{
+	return python ? f->python : !lw_module_is_system(f->module);
 }
 
 void lw_ci_site(const struct lw_frame *frames, size_t n, const char *base, struct lw_ci_site *site)
 {
 	char path[PATH_MAX];
-	int pick = -1, pass;
+	int pick = -1, py = stack_python(frames, n);
 	memset(site, 0, sizeof *site);
 	site->frame = -1;
-	/* pass 0: under base; 1: own code with a line; 2: any line; 3: a named own frame */
-	for (pass = 0; pass < 4 && pick < 0; pass++)
+	/*
+	 * 0: a line in base; 1: a line of its own code; 2: a line of a file we
+	 * can place; 3: a named frame of its own; 4: any frame of its own.  The
+	 * C runtime's frames below main() never name a leak.
+	 */
+	for (int pass = 0; pass < 5 && pick < 0; pass++)
 		for (size_t i = 0; i < n && pick < 0; i++) {
 			const struct lw_frame *f = &frames[i];
-			if (pass == 3) {
-				if (f->function && frame_own(f))
-					pick = (int)i;
+			if (f->function && lw_present_runtime_frame(f->function))
 				continue;
-			}
-			if (f->line <= 0 || !f->file)
-				continue;
-			int rel = lw_ci_frame_path(f, base, path, sizeof path);
-			if ((pass == 0 && rel == 1) || (pass == 1 && frame_own(f)) || pass == 2)
+			int own = frame_own(f, py), lined = f->line > 0 && f->file;
+			int rel = lined ? lw_ci_frame_path(f, base, path, sizeof path) : -1;
+			if ((pass == 0 && lined && rel == 1) || (pass == 1 && lined && own) ||
+			    (pass == 2 && lined && rel >= 0) || (pass == 3 && f->function && own) || (pass == 4 && own))
 				pick = (int)i;
 		}
 	if (pick < 0)
@@ -196,6 +213,8 @@ void lw_ci_site(const struct lw_frame *frames, size_t n, const char *base, struc
 	const struct lw_frame *f = &frames[pick];
 	site->frame = pick;
 	site->function = f->function;
+	if (!f->function)
+		lw_frame_format_location(f, site->unnamed, sizeof site->unnamed);
 	site->in_base = lw_ci_frame_path(f, base, site->path, sizeof site->path) == 1;
 	site->line = f->line;
 }
@@ -206,7 +225,9 @@ void lw_ci_site(const struct lw_frame *frames, size_t n, const char *base, struc
 static void site_text(const struct lw_ci_site *s, size_t nframes, char *buf, size_t len)
 {
 	int w;
-	if (!s->function)
+	if (s->frame >= 0 && !s->function)
+		w = snprintf(buf, len, "%s", s->unnamed);
+	else if (!s->function)
 		w = snprintf(buf, len, nframes ? "an unnamed frame" : "an unknown site");
 	else if (s->path[0] && s->line > 0)
 		w = snprintf(buf, len, "%s (%s:%d)", s->function, s->path, s->line);
@@ -353,13 +374,16 @@ static void json_uri(struct lw_json *j, const char *key, const char *path, int r
 	lw_json_str(j, key, buf);
 }
 
+/* Where a path is: in the base directory, absolute, or a name relative to nothing known. */
+enum where { W_ABSOLUTE = 0, W_IN_BASE = 1, W_NAME = 2 };
+
 /* {"artifactLocation": {...}, "region": {"startLine": N}} of a resolved path. */
-static void json_physical(struct lw_json *j, const char *path, int in_base, int line)
+static void json_physical(struct lw_json *j, const char *path, enum where w, int line)
 {
 	lw_json_begin_object(j, "physicalLocation");
 	lw_json_begin_object(j, "artifactLocation");
-	json_uri(j, "uri", path, in_base);
-	if (in_base)
+	json_uri(j, "uri", path, w != W_ABSOLUTE);
+	if (w == W_IN_BASE)
 		lw_json_str(j, "uriBaseId", "SRCROOT");
 	lw_json_end_object(j);
 	if (line > 0) {
@@ -384,7 +408,7 @@ static void json_frame_location(struct lw_json *j, const struct lw_frame *f, con
 	int rel = lw_ci_frame_path(f, base, path, sizeof path);
 	lw_json_begin_object(j, "location");
 	if (rel >= 0)
-		json_physical(j, path, rel == 1, f->line);
+		json_physical(j, path, rel == 1 ? W_IN_BASE : W_ABSOLUTE, f->line);
 	const char *name = f->function ? f->function : lw_frame_format_location(f, loc, sizeof loc);
 	lw_json_begin_array(j, "logicalLocations");
 	lw_json_begin_object(j, NULL);
@@ -424,10 +448,12 @@ static void json_stack(struct lw_json *j, const struct lw_frame *f, size_t n, co
 	lw_json_end_object(j);
 }
 
-/* The frames a codeFlow walks: with a source line, above the C runtime's start. */
-static int flow_frame(const struct lw_frame *f)
+/* The frames a codeFlow walks: with a source line of a known file, above the C runtime's start. */
+static int flow_frame(const struct lw_frame *f, const char *base)
 {
-	return f->file && f->line > 0 && !(f->function && lw_present_runtime_frame(f->function));
+	char path[PATH_MAX];
+	return f->line > 0 && !(f->function && lw_present_runtime_frame(f->function)) &&
+	       lw_ci_frame_path(f, base, path, sizeof path) >= 0;
 }
 
 /* The stack as a path from the outermost call to the leak: what GitHub shows. */
@@ -435,7 +461,7 @@ static void json_code_flow(struct lw_json *j, const struct lw_frame *f, size_t n
 {
 	size_t shown = 0;
 	for (size_t i = 0; i < n; i++)
-		shown += flow_frame(&f[i]);
+		shown += flow_frame(&f[i], base);
 	if (!shown)
 		return;   /* threadFlow.locations needs one at least */
 	lw_json_begin_object(j, NULL);
@@ -444,7 +470,7 @@ static void json_code_flow(struct lw_json *j, const struct lw_frame *f, size_t n
 	lw_json_begin_object(j, NULL);
 	lw_json_begin_array(j, "locations");
 	for (size_t i = n; i-- > 0;) {
-		if (!flow_frame(&f[i]))
+		if (!flow_frame(&f[i], base))
 			continue;
 		lw_json_begin_object(j, NULL);
 		json_frame_location(j, &f[i], base, 1);
@@ -478,15 +504,13 @@ static uint64_t fingerprint(const struct lw_ci_leak *l, const struct lw_frame *f
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 	char path[PATH_MAX], loc[LW_PATH_MAX + 32], line[16];
-	int python = 0, own = 0;
-	for (size_t i = 0; i < n; i++) {
-		python |= f[i].python;
-		own |= frame_own(&f[i]);
-	}
+	int python = stack_python(f, n), own = 0;
+	for (size_t i = 0; i < n; i++)
+		own |= frame_own(&f[i], python);
 	fnv_add(&h, lw_ci_rule_id(l->rule));
 	fnv_add(&h, l->discriminator ? l->discriminator : "");
 	for (size_t i = 0; i < n; i++) {
-		if (python ? !f[i].python : (own && !frame_own(&f[i])))
+		if (own && !frame_own(&f[i], python))
 			continue;
 		if (f[i].function && lw_present_runtime_frame(f[i].function))
 			continue;
@@ -525,29 +549,34 @@ static void sarif_result(void *ctx, struct lw_report *r, const struct lw_ci_leak
 	lw_json_int(j, "ruleIndex", l->rule);
 	lw_json_str(j, "level", l->warning ? "warning" : "error");
 	json_message(j, "message", l->message);
+	/* GitHub code scanning refuses a whole upload when one result has no
+	 * physicalLocation: without a source line, the binary it is in, or the
+	 * program's executable */
+	const struct lw_frame *sf = l->site.frame >= 0 ? &f[l->site.frame] : NULL;
+	char path[PATH_MAX];
+	int rel = sf ? lw_ci_frame_path(sf, s->base, path, sizeof path) : -1;
 	lw_json_begin_array(j, "locations");
-	if (l->site.frame >= 0) {
-		const struct lw_frame *sf = &f[l->site.frame];
-		char path[PATH_MAX];
-		int rel = lw_ci_frame_path(sf, s->base, path, sizeof path);
-		lw_json_begin_object(j, NULL);
-		if (rel >= 0) {
-			json_physical(j, path, rel == 1, sf->line);
-		} else if (sf->module && sf->module[0] == '/') {
-			/* no source line: the binary it is in */
-			rel = path_in_base(sf->module, s->base, path, sizeof path);
-			json_physical(j, path, rel, 0);
-		}
-		if (sf->function) {
-			lw_json_begin_array(j, "logicalLocations");
-			lw_json_begin_object(j, NULL);
-			lw_json_str(j, "name", sf->function);
-			lw_json_str(j, "kind", "function");
-			lw_json_end_object(j);
-			lw_json_end_array(j);
-		}
-		lw_json_end_object(j);
+	lw_json_begin_object(j, NULL);
+	if (rel >= 0) {
+		json_physical(j, path, rel == 1 ? W_IN_BASE : W_ABSOLUTE, sf->line);
+	} else {
+		const char *bin = sf && sf->module && sf->module[0] == '/' ? sf->module : r->snap.hdr.exe;
+		enum where w = W_NAME;   /* no absolute path known at all: the command's name */
+		if (bin[0] == '/')
+			w = path_in_base(bin, s->base, path, sizeof path) ? W_IN_BASE : W_ABSOLUTE;
+		else
+			snprintf(path, sizeof path, "%s", bin[0] ? bin : "unknown");
+		json_physical(j, path, w, 0);
 	}
+	if (sf && sf->function) {
+		lw_json_begin_array(j, "logicalLocations");
+		lw_json_begin_object(j, NULL);
+		lw_json_str(j, "name", sf->function);
+		lw_json_str(j, "kind", "function");
+		lw_json_end_object(j);
+		lw_json_end_array(j);
+	}
+	lw_json_end_object(j);
 	lw_json_end_array(j);
 	lw_json_begin_object(j, "partialFingerprints");
 	snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fingerprint(l, f, n, s->base, 1));

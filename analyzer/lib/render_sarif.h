@@ -22,6 +22,7 @@
 #include "json.h"
 #include "report.h"
 #include "symbolize.h"
+#include "leakwatch/segment.h"
 
 /* The rules of the SARIF document: one per kind of leak, in this order. */
 enum lw_ci_rule { LW_CI_SOCKET = 0, LW_CI_FD, LW_CI_HEAP, LW_CI_GC, LW_CI_NRULES };
@@ -35,6 +36,7 @@ const char *lw_ci_rule_name(enum lw_ci_rule rule);
 struct lw_ci_site {
 	int frame;                      /* index into the stack's frames, -1: none */
 	const char *function;           /* NULL: the frame has no name (or no frame) */
+	char unnamed[LW_PATH_MAX + 32]; /* a frame without a name: "module+0xOFF" */
 	char path[PATH_MAX];            /* its source file, relative to the base directory when
 	                                   under it, else absolute; "" when unknown */
 	int in_base;                    /* path is relative to the base directory */
@@ -67,19 +69,24 @@ char *lw_ci_base_dir(char *buf, size_t len);
 
 /*
  * lw_ci_frame_path - the source file of frame f resolved against its
- * compilation directory (Python frames and files without one: against the
- * current directory) and normalized ("a/./b/../c" is "a/c"), written to
- * out relative to base when it lies under base, else absolute.  Returns 1
- * (relative to base), 0 (absolute), or -1 when f has no file (out "").
+ * compilation directory and normalized ("a/./b/../c" is "a/c"), written to
+ * out relative to base when it lies under base, else absolute.  A file that
+ * only a relative compilation directory or none names (Python's, or built
+ * with -fdebug-prefix-map) is taken as relative to the current directory
+ * when it exists there.  Returns 1 (relative to base), 0 (absolute), -1
+ * when f has no file (out ""), -2 when it cannot be placed (out: the name
+ * as recorded).
  */
 int lw_ci_frame_path(const struct lw_frame *f, const char *base, char *out, size_t len);
 
 /*
  * lw_ci_site - the frame a stack is shown at: the first frame with a source
  * line under base (the repository), else the first one of the program's own
- * code (not the C/C++ runtime: a Python frame, or a module that is not
- * lw_module_is_system) with a source line, else the first with a source
- * line at all, else the first named frame of its own code, else none.
+ * code with a source line (a module that is not lw_module_is_system; in a
+ * stack with Python frames, a Python frame), else the first with a source
+ * line in a file lw_ci_frame_path can place, else the first named frame of
+ * its own code, else its first frame of its own code, else none.  The C
+ * runtime's frames below main() (lw_present_runtime_frame) are never picked.
  */
 void lw_ci_site(const struct lw_frame *frames, size_t n, const char *base, struct lw_ci_site *site);
 
