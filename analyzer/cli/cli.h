@@ -12,6 +12,11 @@
 
 #include "options.h"
 
+/* leakwatch's version: --version, and the tool version of SARIF output. */
+#ifndef LW_VERSION_STRING
+#define LW_VERSION_STRING "0.1"
+#endif
+
 /* Exit statuses of leakwatch (documented in --help and the README). */
 enum lw_exit {
 	LW_EXIT_OK = 0,

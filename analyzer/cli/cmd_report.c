@@ -4,18 +4,20 @@
 #include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "output.h"
 #include "pgjoin.h"
 #include "render.h"
+#include "render_sarif.h"
 #include "report.h"
 #include "segdir.h"
 
 /* Defaults of `report`; each field is one option. */
 struct report_options {
 	uint64_t older_than_ns;         /* --older-than DUR: hide sockets and heap blocks younger than DUR */
-	enum lw_format format;          /* --format text|json|folded */
+	enum lw_format format;          /* --format text|json|folded|sarif */
 	enum lw_kind kind;              /* --kind heap|sockets|all */
 	int all;                        /* --all: also inherited sockets, stale entries, system heap blocks */
 	const char *output;             /* --output FILE: write the report there, atomically */
@@ -27,6 +29,7 @@ struct report_options {
 	const char *baseline;           /* --baseline FILE: print what grew since FILE instead */
 	struct lw_cli_supp supp;        /* --suppressions, --no-default-suppressions, --gen-suppressions */
 	const char *pg;                 /* --pg CONNINFO: join the connections with pg_stat_activity */
+	int no_github;                  /* --no-github-annotations: none even with GITHUB_ACTIONS=true */
 };
 
 static int report_supp_add(void *opts, const char *arg)
@@ -68,7 +71,7 @@ static const struct lw_option report_options_table[] = {
 	  1, 0, 0, "bad --interval duration '*'", NULL },
 	LW_OPT_BY_(struct report_options, by),
 	LW_OPT_FORMAT_ALL(struct report_options, format,
-			  "text (default), json, or folded: collapsed stacks for\nflamegraph.pl / speedscope, one line per group, weighted by\nlive bytes (heap; --kind all means heap here) or by sockets\n(--kind sockets)"),
+			  "text (default), json, folded: collapsed stacks for\nflamegraph.pl / speedscope, one line per group, weighted by\nlive bytes (heap; --kind all means heap here) or by sockets\n(--kind sockets), or sarif: SARIF 2.1.0 for code scanning,\none result per leak suspect (heap: lost blocks, with\n--check-reachable)"),
 	LW_OPT_ALL(struct report_options, all),
 	{ "check-reachable", LW_OPT_FLAG, LW_ARG_NONE, offsetof(struct report_options, check_reachable), NULL,
 	  "stop every thread of the (live) process, classify its heap\nblocks as valgrind memcheck does (definitely, indirectly,\npossibly lost, still reachable), resume it; the pause is\nreported.  Needs ptrace permission over the process",
@@ -81,6 +84,7 @@ static const struct lw_option report_options_table[] = {
 	  "ask PostgreSQL (libpq CONNINFO: \"host=db user=me\" or a\npostgresql:// URI) what each TCP connection to it is doing:\npg_stat_activity joined by the socket's local address and\nport (state such as idle in transaction, since when, last\nquery); connect_timeout (default 5 s) bounds it; text and\njson; a database error is exit status 2",
 	  0, 0, 0, NULL, NULL },
 	LW_OPT_OUTPUT(struct report_options, output, "write the report to FILE (complete or not at all) instead\nof stdout"),
+	LW_OPT_NO_GITHUB_ANNOTATIONS(struct report_options, no_github),
 	{ "baseline", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(struct report_options, baseline), "FILE",
 	  "print what grew per stack since FILE (a JSON report or a\nsegment) instead of the report, as `leakwatch diff FILE PID`\n(exit status 1 when something grew)",
 	  0, 0, 0, NULL, NULL },
@@ -101,9 +105,9 @@ int lw_cmd_report(int argc, char **argv)
 
 	char path[PATH_MAX], err[LW_ERR_MAX];
 	if (o.pg) {
-		if (o.format == LW_FMT_FOLDED || o.baseline) {
+		if ((o.format != LW_FMT_TEXT && o.format != LW_FMT_JSON) || o.baseline) {
 			lw_usage_error("report", "--pg goes with --format text or json, not %s",
-				       o.baseline ? "--baseline" : "--format folded");
+				       o.baseline ? "--baseline" : o.format == LW_FMT_SARIF ? "--format sarif" : "--format folded");
 			return LW_EXIT_USAGE;
 		}
 		/* a bad CONNINFO is refused before any work */
@@ -193,6 +197,11 @@ static int report_run(const struct report_options *op, const char *target, const
 	if (o.format == LW_FMT_JSON) {
 		lw_render_json(stdout, &r);
 		fputc('\n', stdout);
+	} else if (o.format == LW_FMT_SARIF) {
+		struct lw_sarif sarif;
+		lw_sarif_begin(&sarif, stdout, LW_VERSION_STRING, 0);
+		lw_sarif_add(&sarif, &r);
+		lw_sarif_end(&sarif, NULL);
 	} else if (o.format == LW_FMT_FOLDED) {
 		if (lw_kind_heap(o.kind) && r.snap.hdr.heap_mode == LW_HEAP_OFF)
 			fprintf(stderr, "leakwatch: pid %d: heap tracking was off, nothing to fold (try --kind sockets)\n",
@@ -201,8 +210,17 @@ static int report_run(const struct report_options *op, const char *target, const
 	} else {
 		lw_render_text(stdout, &r);
 	}
+	int rc = lw_output_end(1) == 0 ? LW_EXIT_OK : LW_EXIT_ERROR;
+	/* after the report, on the real stdout again: a machine-readable report
+	 * there must stay parseable, so then they go to stderr */
+	if (!o.no_github && lw_github_wanted()) {
+		int on_stdout = !o.output || strcmp(o.output, "-") == 0;
+		FILE *to = on_stdout && o.format != LW_FMT_TEXT ? stderr : stdout;
+		lw_github_annotations(to, &r, 0);
+		fflush(to);
+	}
 	lw_report_free(&r);
 	lw_pg_free(&pg);
 	lw_reach_free(&reach);
-	return lw_output_end(1) == 0 ? LW_EXIT_OK : LW_EXIT_ERROR;
+	return rc;
 }

@@ -69,6 +69,7 @@
 #include "output.h"
 #include "names.h"
 #include "render.h"
+#include "render_sarif.h"
 #include "report.h"
 #include "segdir.h"
 #include "present.h"
@@ -92,9 +93,11 @@ struct run_options {
 	int keep;                       /* --keep: leave the segment directory behind */
 	int all;                        /* --all: also show inherited sockets, system heap blocks */
 	enum lw_kind kind;              /* --kind heap|sockets|all: what to report */
-	enum lw_format format;          /* --format text|json|folded */
+	enum lw_format format;          /* --format text|json|folded|sarif */
 	const char *output;             /* --output FILE: the report goes there, atomically */
 	const char *junit;              /* --junit FILE: JUnit XML of the leaks, atomically */
+	const char *sarif;              /* --sarif FILE: SARIF 2.1.0 of the leaks, atomically */
+	int no_github;                  /* --no-github-annotations: none even with GITHUB_ACTIONS=true */
 	const char *heap;               /* --heap off|sampled|full (default full: CI wants exact
 	                                   counts; LEAKWATCH_HEAP in the environment if no option) */
 	int error_exitcode;             /* --error-exitcode N: the status when --fail-on-leak finds
@@ -251,10 +254,14 @@ static const struct lw_option run_options_table[] = {
 	  "keep the segment directory and print its path", 0, 0, 0, NULL, NULL },
 	LW_OPT_ALL(struct run_options, all),
 	LW_OPT_FORMAT_ALL(struct run_options, format,
-			  "text (default), json, or folded (each line prefixed with\nthe process name)"),
+			  "text (default), json, folded (each line prefixed with\nthe process name) or sarif (SARIF 2.1.0, as --sarif)"),
 	{ "junit", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(struct run_options, junit), "FILE",
 	  "also write the leaks as JUnit XML to FILE (GitLab, Jenkins...):\none failing testcase per leak group, naming its site and\ncarrying its stack; a passing one per kind without leaks",
 	  0, 0, 0, NULL, NULL },
+	{ "sarif", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(struct run_options, sarif), "FILE",
+	  "also write the leaks as SARIF 2.1.0 to FILE (GitHub code\nscanning): one result per leak group at its site in the\nrepository, with its stack and a fingerprint that is the\nsame in every run",
+	  0, 0, 0, NULL, NULL },
+	LW_OPT_NO_GITHUB_ANNOTATIONS(struct run_options, no_github),
 	LW_OPT_OUTPUT(struct run_options, output,
 		      "write the report to FILE (complete or not at all) instead\nof stderr; - puts it on stdout, after the command's own output"),
 };
@@ -773,36 +780,36 @@ static void untraced_after_run(struct untraced_list *l, const struct lw_segref *
 }
 
 /* One line per image on stderr, e.g. "leakwatch: /bin/x is statically linked: not traced". */
-static void untraced_print(const struct untraced_list *l)
+static void untraced_print(FILE *out, const struct untraced_list *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		const struct untraced *u = &l->v[i];
-		fputs("leakwatch: ", stderr);
+		fputs("leakwatch: ", out);
 		switch (u->kind) {
 		case UT_STATIC:
 		case UT_SETUID:
-			lw_present_put_safe(stderr, u->what);
+			lw_present_put_safe(out, u->what);
 			fputs(u->kind == UT_STATIC ? " is statically linked"
 						   : " is set-user/group-ID (the shim stands down in secure execution)",
-			      stderr);
+			      out);
 			break;
 		case UT_NO_SEGMENT:
-			fprintf(stderr, "no segment for pid %d (", u->pid);
-			lw_present_put_safe(stderr, u->what);
-			fprintf(stderr, "): %s", u->reason);
+			fprintf(out, "no segment for pid %d (", u->pid);
+			lw_present_put_safe(out, u->what);
+			fprintf(out, "): %s", u->reason);
 			break;
 		case UT_EXEC:
-			fprintf(stderr, "pid %d (", u->pid);
-			lw_present_put_safe(stderr, u->what);
-			fprintf(stderr, ") called exec and the new program left no segment (%s)", u->reason);
+			fprintf(out, "pid %d (", u->pid);
+			lw_present_put_safe(out, u->what);
+			fprintf(out, ") called exec and the new program left no segment (%s)", u->reason);
 			break;
 		case UT_DISABLED:
-			fprintf(stderr, "pid %d (", u->pid);
-			lw_present_put_safe(stderr, u->what);
-			fprintf(stderr, "): the shim disabled itself%s%s", u->reason[0] ? ": " : "", u->reason);
+			fprintf(out, "pid %d (", u->pid);
+			lw_present_put_safe(out, u->what);
+			fprintf(out, "): the shim disabled itself%s%s", u->reason[0] ? ": " : "", u->reason);
 			break;
 		}
-		fputs(": not traced\n", stderr);
+		fputs(": not traced\n", out);
 	}
 }
 
@@ -834,20 +841,60 @@ static int command_exit_code(int status)
 	return LW_EXIT_ERROR;
 }
 
-/* ---- --junit FILE --------------------------------------------------------------- */
+/* ---- --junit FILE, --sarif FILE --------------------------------------------------- */
 
 /* Before the command runs: FILE's directory takes a new file, FILE is none of ours to refuse. */
-static int junit_check(const char *path)
+static int artifact_check(const char *opt, const char *path)
 {
 	char d[PATH_MAX];
 	struct stat st;
 	snprintf(d, sizeof d, "%s", path);
 	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		fprintf(stderr, "leakwatch: --junit %s: not a regular file\n", path);
+		fprintf(stderr, "leakwatch: %s %s: not a regular file\n", opt, path);
 		return -1;
 	}
 	if (access(dirname(d), W_OK) != 0) {
-		fprintf(stderr, "leakwatch: --junit %s: cannot write there: %s\n", path, strerror(errno));
+		fprintf(stderr, "leakwatch: %s %s: cannot write there: %s\n", opt, path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int junit_check(const char *path)
+{
+	return artifact_check("--junit", path);
+}
+
+/* The SARIF document, complete or not at all (NULL: it could not be made). */
+static int sarif_write(const char *path, const char *doc, size_t len)
+{
+	char tmp[PATH_MAX + 16];
+	if (!doc) {
+		fprintf(stderr, "leakwatch: --sarif %s: out of memory\n", path);
+		return -1;
+	}
+	snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		fprintf(stderr, "leakwatch: --sarif %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fchmod(fd, 0644);
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, doc + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			fprintf(stderr, "leakwatch: --sarif %s: %s\n", path, w < 0 ? strerror(errno) : "short write");
+			close(fd);
+			unlink(tmp);
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+		fprintf(stderr, "leakwatch: --sarif %s: %s\n", path, strerror(errno));
+		unlink(tmp);
 		return -1;
 	}
 	return 0;
@@ -1005,6 +1052,8 @@ static int run_main(int argc, char **argv)
 
 	if (o.junit && junit_check(o.junit) != 0)
 		return LW_EXIT_ERROR;
+	if (o.sarif && artifact_check("--sarif", o.sarif) != 0)
+		return LW_EXIT_ERROR;
 	if (out_file) {
 		/* find out now, not after a long test run, that the report has nowhere to go */
 		char d[PATH_MAX];
@@ -1090,9 +1139,9 @@ static int run_main(int argc, char **argv)
 	double heap_blocks = 0, heap_bytes = 0;
 	size_t heap_samples = 0;        /* table entries behind heap_blocks (sampled mode) */
 	int heap_tracked = 0, heap_estimated = 0, heap_checked = 0;
-	int json = o.format == LW_FMT_JSON, folded = o.format == LW_FMT_FOLDED;
+	int json = o.format == LW_FMT_JSON, folded = o.format == LW_FMT_FOLDED, sarif = o.format == LW_FMT_SARIF;
 	/* The status line belongs to the text report's reader, on stderr whatever --output says. */
-	if (!json && !folded) {
+	if (!json && !folded && !sarif) {
 		if (WIFEXITED(status))
 			fprintf(stderr, "leakwatch: command exited with status %d\n", WEXITSTATUS(status));
 		else if (WIFSIGNALED(status))
@@ -1107,6 +1156,14 @@ static int run_main(int argc, char **argv)
 			dir_remove(dir);
 		return LW_EXIT_ERROR;
 	}
+	/* --sarif FILE and GitHub's annotations: collected per process, written at the end */
+	char *sarif_buf = NULL, *gh_buf = NULL;
+	size_t sarif_len = 0, gh_len = 0;
+	FILE *sarif_f = o.sarif ? open_memstream(&sarif_buf, &sarif_len) : NULL;
+	FILE *gh = !o.no_github && lw_github_wanted() ? open_memstream(&gh_buf, &gh_len) : NULL;
+	struct lw_sarif sarif_doc, sarif_file;
+	if (sarif_f)
+		lw_sarif_begin(&sarif_file, sarif_f, LW_VERSION_STRING, 1);
 	/* stderr is unbuffered: a fully buffered stream on a copy of fd 2 writes the report
 	 * in few large writes (and the not-traced lines after it, in order). */
 	FILE *out = stdout, *errdup = NULL;
@@ -1121,6 +1178,8 @@ static int run_main(int argc, char **argv)
 	lw_json_init(&j, out);
 	if (folded) {
 		/* nothing before the lines: the output goes straight into flamegraph.pl */
+	} else if (sarif) {
+		lw_sarif_begin(&sarif_doc, out, LW_VERSION_STRING, 1);
 	} else if (json) {
 		lw_json_begin_object(&j, NULL);
 		lw_json_int(&j, "leakwatch", 1);
@@ -1146,7 +1205,7 @@ static int run_main(int argc, char **argv)
 	char *inc_notes = NULL;
 	size_t inc_len = 0;
 	int any_incomplete = 0;
-	FILE *inc = json || folded ? NULL : open_memstream(&inc_notes, &inc_len);
+	FILE *inc = json || folded || sarif ? NULL : open_memstream(&inc_notes, &inc_len);
 	for (int i = 0; i < n; i++) {
 		struct lw_report r;
 		ro.reach = NULL;
@@ -1198,6 +1257,10 @@ static int run_main(int argc, char **argv)
 			supp_uses_add(&su, &r);
 			if (junit)
 				lw_render_junit_suite(junit, &r, &junit_tests, &junit_failures);
+			if (sarif_f)
+				lw_sarif_add(&sarif_file, &r);
+			if (gh)
+				lw_github_annotations(gh, &r, 1);
 		}
 		if (r.heap.mode != LW_HEAP_OFF) {
 			heap_tracked = 1;
@@ -1208,6 +1271,8 @@ static int run_main(int argc, char **argv)
 			char name[64];
 			if (r.live != LW_LIVE_EXECED)
 				lw_render_folded(out, &r, lw_report_process_name(&r, name, sizeof name));
+		} else if (sarif) {
+			lw_sarif_add(&sarif_doc, &r);
 		} else if (json) {
 			lw_render_json_value(&j, NULL, &r);
 		} else {
@@ -1218,7 +1283,33 @@ static int run_main(int argc, char **argv)
 		lw_report_free(&r);
 	}
 	int show_socks = lw_kind_sockets(o.kind), show_heap = lw_kind_heap(o.kind), show_fds = lw_kind_fds(o.kind);
-	if (folded) {
+	if (sarif || sarif_f) {
+		/* the invocation: what was not traced or not read makes it unsuccessful */
+		char *notes = NULL;
+		size_t notes_len = 0;
+		FILE *nf = open_memstream(&notes, &notes_len);
+		if (nf) {
+			untraced_print(nf, &untraced);
+			for (size_t i = 0; i < nerrors; i++)
+				fprintf(nf, "leakwatch: %s: %s\n", errors[i].path, errors[i].msg);
+			if (fclose(nf) != 0)
+				notes = NULL;
+		}
+		struct lw_sarif_invocation inv = {
+			.argv = cmdv, .exited = WIFEXITED(status), .exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 0,
+			.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+			.successful = untraced.total == 0 && nerrors == 0,
+			.notes = notes,
+		};
+		if (sarif)
+			lw_sarif_end(&sarif_doc, &inv);
+		if (sarif_f)
+			lw_sarif_end(&sarif_file, &inv);
+		free(notes);
+	}
+	if (sarif) {
+		/* the document is complete: nothing after it */
+	} else if (folded) {
 		if (lw_kind_heap(o.kind) && !heap_tracked && n > 0)
 			fprintf(stderr, "leakwatch: heap tracking was off, nothing to fold (try --kind sockets)\n");
 	} else if (json) {
@@ -1307,6 +1398,13 @@ static int run_main(int argc, char **argv)
 		junit_rc = junit_write(o.junit, junit_buf, junit_tests, junit_failures);
 		free(junit_buf);
 	}
+	int sarif_rc = 0;
+	if (o.sarif) {
+		if (!sarif_f || fclose(sarif_f) != 0)
+			sarif_buf = NULL;
+		sarif_rc = sarif_write(o.sarif, sarif_buf, sarif_len);
+		free(sarif_buf);
+	}
 	if (inc) {
 		fclose(inc);
 		if (inc_len)
@@ -1329,14 +1427,23 @@ static int run_main(int argc, char **argv)
 	}
 	if (lw_output_end(1) != 0)
 		out_rc = -1;
-	untraced_print(&untraced);
+	if (gh) {
+		/* after the command and the report, on leakwatch's own stdout; when
+		 * that carries a machine-readable report (--output -), on stderr */
+		FILE *to = to_stdout && o.format != LW_FMT_TEXT ? stderr : stdout;
+		if (fclose(gh) == 0 && gh_buf)
+			fputs(gh_buf, to);
+		fflush(to);
+		free(gh_buf);
+	}
+	untraced_print(stderr, &untraced);
 	size_t nuntraced = untraced.total;
 	free(untraced.v);
 	if (o.keep)
 		fprintf(stderr, "leakwatch: segments kept in %s\n", dir);
 	else
 		dir_remove(dir);
-	if (out_rc != 0 || junit_rc != 0)
+	if (out_rc != 0 || junit_rc != 0 || sarif_rc != 0)
 		return LW_EXIT_ERROR;
 	int fail_socks = 0, fail_heap = 0, fail_fds = 0;
 	/* Bare --fail-on-leak fails on every kind the report shows (--kind). */

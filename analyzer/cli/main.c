@@ -15,10 +15,6 @@
 #include "options.h"
 #include "leakwatch/segment.h"
 
-#ifndef LW_VERSION_STRING
-#define LW_VERSION_STRING "0.1"
-#endif
-
 static const char help_intro[] =
 	"Find sockets and heap memory a program never released, and where it got them.\n"
 	"Programs are traced by preloading libleakwatch.so, which records every open\n"
@@ -96,12 +92,17 @@ static const char help_after[] =
 	"  leakwatch report 4242 --baseline warm.json\n"
 	"  leakwatch run --fail-on-leak -- ./tests/integration\n"
 	"  leakwatch run --fail-on-leak=all -- ./tests/unit-tests\n"
+	"  leakwatch run --sarif leaks.sarif -- ./tests/integration   # code scanning\n"
 	"\n"
 	"environment:\n"
 	"  LEAKWATCH_DIR       where segments are (default /dev/shm)\n"
 	"  LEAKWATCH_SHIM      path of libleakwatch.so for `run`\n"
 	"  LEAKWATCH_HEAP      shim heap mode: off, sampled (default) or full\n"
 	"  (the shim's other LEAKWATCH_* settings are listed in the README)\n"
+	"  GITHUB_ACTIONS      true: run and report also print one ::error file=...,line=...::\n"
+	"                      workflow command per leak on stdout (--no-github-annotations)\n"
+	"  GITHUB_WORKSPACE    the repository SARIF and annotation paths are relative to\n"
+	"                      (default: the current directory)\n"
 	"\n"
 	"exit status:\n"
 	"  0  success\n"

@@ -82,8 +82,8 @@ struct lw_command_spec {
 	  0, 0, 0, "unknown kind '*' (heap, sockets, fds or all)", NULL }
 #define LW_OPT_FORMAT_ALL(T, field, help) \
 	{ "format", LW_OPT_FORMAT, LW_ARG_REQUIRED, offsetof(T, field), "FMT", help, 0, 0, \
-	  LW_FMT_BIT(LW_FMT_TEXT) | LW_FMT_BIT(LW_FMT_JSON) | LW_FMT_BIT(LW_FMT_FOLDED), \
-	  "unknown format '*' (text, json or folded)", NULL }
+	  LW_FMT_BIT(LW_FMT_TEXT) | LW_FMT_BIT(LW_FMT_JSON) | LW_FMT_BIT(LW_FMT_FOLDED) | \
+	  LW_FMT_BIT(LW_FMT_SARIF), "unknown format '*' (text, json, folded or sarif)", NULL }
 #define LW_OPT_ALL(T, field) \
 	{ "all", LW_OPT_FLAG, LW_ARG_NONE, offsetof(T, field), NULL, \
 	  "also inherited sockets (opened before leakwatch loaded),\nstale entries (closed where no hook saw it), and heap blocks\nthat are not counted as leaks (see below)", \
@@ -107,6 +107,11 @@ struct lw_command_spec {
 	{ "gen-suppressions", LW_OPT_CUSTOM, LW_ARG_OPTIONAL, 0, "valgrind|lsan", \
 	  "print, under each leak, a suppression entry that silences it\n(valgrind format, or an LSan leak: line with =lsan); with\n--format json a \"suppression\" string in each group", \
 	  0, 0, 0, "bad --gen-suppressions '*' (valgrind or lsan)", set }
+/* GitHub Actions annotations (report, run): T's int field set turns them off. */
+#define LW_OPT_NO_GITHUB_ANNOTATIONS(T, field) \
+	{ "no-github-annotations", LW_OPT_FLAG, LW_ARG_NONE, offsetof(T, field), NULL, \
+	  "with GITHUB_ACTIONS=true in the environment, do not print\nthe ::error file=...,line=...:: workflow command of each leak", \
+	  0, 0, 0, NULL, NULL }
 #define LW_OPT_OUTPUT(T, field, help) \
 	{ "output", LW_OPT_STRING, LW_ARG_REQUIRED, offsetof(T, field), "FILE", help, 0, 0, 0, NULL, NULL }
 

@@ -62,6 +62,8 @@ int lw_format_parse(const char *s, enum lw_format *f)
 		*f = LW_FMT_JSON;
 	else if (strcmp(s, "folded") == 0)
 		*f = LW_FMT_FOLDED;
+	else if (strcmp(s, "sarif") == 0)
+		*f = LW_FMT_SARIF;
 	else
 		return -1;
 	return 0;

@@ -19,7 +19,7 @@
 #include "suppress.h"
 #include "symbolize.h"
 
-enum lw_format { LW_FMT_TEXT = 0, LW_FMT_JSON, LW_FMT_FOLDED };
+enum lw_format { LW_FMT_TEXT = 0, LW_FMT_JSON, LW_FMT_FOLDED, LW_FMT_SARIF };
 
 /* What a report covers (--kind).  Zero is "all" so a zeroed lw_report_opts shows everything. */
 enum lw_kind { LW_KIND_ALL = 0, LW_KIND_SOCKETS, LW_KIND_HEAP, LW_KIND_FDS };
@@ -100,7 +100,7 @@ int lw_kind_fds(enum lw_kind k);
 int lw_kind_heap(enum lw_kind k);
 
 /*
- * lw_format_parse - "text", "json", "folded".  Returns 0 with *f set, or -1.
+ * lw_format_parse - "text", "json", "folded", "sarif".  Returns 0 with *f set, or -1.
  */
 int lw_format_parse(const char *s, enum lw_format *f);
 

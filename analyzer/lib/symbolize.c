@@ -413,8 +413,11 @@ static int frames_resolve(struct lw_symbolizer *sym, uint64_t addr, uint64_t pc)
 	Dwfl_Line *line = dwfl_module_getsrc(sm->dm, pc);
 	const char *file = NULL;
 	int lineno = 0;
-	if (line)
+	if (line) {
 		file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+		/* the call sites of inlined frames are files of the same unit */
+		f.comp_dir = dwfl_line_comp_dir(line);
+	}
 
 	Dwarf_Addr bias = 0;
 	Dwarf_Die *cudie = dwfl_module_addrdie(sm->dm, pc, &bias);

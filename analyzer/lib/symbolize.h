@@ -15,6 +15,8 @@ struct lw_frame {
 	const char *function;           /* NULL: unknown */
 	const char *linkage;            /* raw (mangled) symbol name; NULL: same as function */
 	const char *file;               /* as given by DWARF; NULL: unknown */
+	const char *comp_dir;           /* DWARF's compilation directory, which a relative
+	                                   file is relative to; NULL: unknown */
 	int line;                       /* 0: unknown */
 	const char *module;             /* module path; NULL: no module */
 	uint64_t module_off;            /* addr - module base */
