@@ -25,6 +25,10 @@ command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 # the reference the reachability classes are checked against
 command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
+# the install suite renders and lints the man pages
+command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
+{ command -v man && command -v lexgrog; } >/dev/null 2>&1 || missing="$missing man-db"
+command -v mandoc >/dev/null 2>&1 || missing="$missing mandoc"
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

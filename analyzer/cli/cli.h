@@ -12,6 +12,10 @@
 
 #include "options.h"
 
+#ifndef LW_VERSION_STRING
+#define LW_VERSION_STRING "0.1"          /* --version, the man pages' footer */
+#endif
+
 /* Exit statuses of leakwatch (documented in --help and the README). */
 enum lw_exit {
 	LW_EXIT_OK = 0,

@@ -12,11 +12,12 @@
 #include <string.h>
 
 #include "cli.h"
+#include "manpage.h"
 #include "options.h"
 #include "leakwatch/segment.h"
 
-#ifndef LW_VERSION_STRING
-#define LW_VERSION_STRING "0.1"
+#ifndef LW_DATADIR
+#define LW_DATADIR "/usr/local/share/leakwatch"
 #endif
 
 static const char help_intro[] =
@@ -99,6 +100,10 @@ static const char help_after[] =
 	"  LEAKWATCH_SHIM      path of libleakwatch.so for `run`\n"
 	"  LEAKWATCH_HEAP      shim heap mode: off, sampled (default) or full\n"
 	"  (the shim's other LEAKWATCH_* settings are listed in the README)\n"
+	"\n"
+	"documentation: man leakwatch, man leakwatch-COMMAND; the runbooks, the JSON\n"
+	"report format and schema, and the built-in suppressions are in\n"
+	"  " LW_DATADIR "/\n"
 	"\n"
 	"exit status:\n"
 	"  0  success\n"
@@ -201,6 +206,9 @@ int main(int argc, char **argv)
 		rc = LW_EXIT_OK;
 	} else if (strcmp(cmd, "preload") == 0) {
 		rc = cmd_preload(argc);
+	} else if (strcmp(cmd, "help") == 0 && argc > 2) {
+		/* hidden: the man pages and the completion, generated from the tables */
+		rc = lw_help_generate(argc - 1, argv + 1, commands, NCOMMANDS);
 	} else if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		help_print(stdout);
 		rc = LW_EXIT_OK;
