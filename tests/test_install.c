@@ -727,3 +727,32 @@ Test(install, destdir_only_stages_and_uninstall_removes_everything)
 	rm_rf(stage);
 	unlink(log);
 }
+
+/* The hidden generators (this build's binary): a bad argument is one line and status 2. */
+Test(install, help_generators_refuse_bad_arguments)
+{
+	static const char *const bad[][4] = {
+		{ "help", "--man", "no-such-command", NULL }, { "help", "--man", "report", "extra" },
+		{ "help", "--completion", "x", NULL },        { "help", "--no-such-thing", NULL, NULL },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char out[4096], err[4096];
+		const char *args[5] = { bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL };
+		cr_expect_eq(cli_run(args, (uid_t)-1, out, sizeof out, err, sizeof err), 2, "%s %s", args[1], err);
+		cr_expect_eq(out[0], '\0', "%s", out);
+		cr_expect_eq(count_lines(err), 1, "%s", err);
+		cr_expect_eq(strncmp(err, "leakwatch: help: ", 17), 0, "%s", err);
+	}
+	/* leakwatch-report and report name the same page */
+	char a[65536], b[65536], err[4096];
+	cr_assert_eq(cli_run((const char *[]){ "help", "--man", "report", NULL }, (uid_t)-1, a, sizeof a, err, sizeof err),
+		     0, "%s", err);
+	cr_assert_eq(cli_run((const char *[]){ "help", "--man", "leakwatch-report", NULL }, (uid_t)-1, b, sizeof b, err,
+			     sizeof err),
+		     0, "%s", err);
+	cr_expect_str_eq(a, b);
+	cr_expect_not_null(strstr(a, ".TH LEAKWATCH\\-REPORT 1 "), "%.200s", a);
+	/* plain `help` is still --help */
+	cr_assert_eq(cli_run((const char *[]){ "help", NULL }, (uid_t)-1, a, sizeof a, err, sizeof err), 0);
+	cr_expect_eq(strncmp(a, "usage: leakwatch ", 17), 0, "%.200s", a);
+}
