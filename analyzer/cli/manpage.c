@@ -22,6 +22,11 @@
 
 const struct lw_command_spec lw_preload_spec = { "preload", LW_CMD_NO_ARGS, NULL, NULL, 0 };
 
+static int path_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.' || c == '$';
+}
+
 /* Escape text for roff: a backslash is \e, every '-' is \- (a minus that
  * copies and searches as "-"), `word` is bold.  at_bol: the text starts a
  * line (a leading '.' or '\'' would be a request). */
@@ -37,8 +42,8 @@ static void roff_text(FILE *out, const char *s, size_t len, int at_bol)
 			fputs("\\e", out);
 		else if (c == '-')
 			fputs("\\-", out);
-		else if (c == '/' && i + 1 < len && s[i + 1] != ' ' && s[i + 1] != '\n')
-			fputs("/\\:", out);   /* a long path may break after a slash */
+		else if (c == '/' && i > 0 && i + 1 < len && path_char(s[i - 1]) && path_char(s[i + 1]))
+			fputs("/\\:", out);   /* a long path may break after an inner slash */
 		else if (c == '`') {
 			fputs(bold ? "\\fR" : "\\fB", out);
 			bold = !bold;
