@@ -32,6 +32,10 @@ command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || missing="$missing python3-prometheus-client"
 # the server report --pg is tested against (demo/pg.sh starts a throwaway cluster)
 sh "$(dirname "$0")/../demo/pg.sh" check || missing="$missing postgresql"
+# the install suite renders and lints the man pages
+command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
+{ command -v man && command -v lexgrog; } >/dev/null 2>&1 || missing="$missing man-db"
+command -v mandoc >/dev/null 2>&1 || missing="$missing mandoc"
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

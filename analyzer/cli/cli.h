@@ -12,7 +12,7 @@
 
 #include "options.h"
 
-/* leakwatch's version: --version, and the tool version of SARIF output. */
+/* leakwatch's version: --version, the tool version of SARIF output, the man pages' footer. */
 #ifndef LW_VERSION_STRING
 #define LW_VERSION_STRING "0.1"
 #endif

@@ -12,8 +12,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "manpage.h"
 #include "options.h"
 #include "leakwatch/segment.h"
+
+#ifndef LW_DATADIR
+#define LW_DATADIR "/usr/local/share/leakwatch"
+#endif
 
 static const char help_intro[] =
 	"Find sockets and heap memory a program never released, and where it got them.\n"
@@ -103,6 +108,10 @@ static const char help_after[] =
 	"                      workflow command per leak on stdout (--no-github-annotations)\n"
 	"  GITHUB_WORKSPACE    the repository SARIF and annotation paths are relative to\n"
 	"                      (default: the current directory)\n"
+	"\n"
+	"documentation: man leakwatch, man leakwatch-COMMAND; the runbooks, the JSON\n"
+	"report format and schema, and the built-in suppressions are in\n"
+	"  " LW_DATADIR "/\n"
 	"\n"
 	"exit status:\n"
 	"  0  success\n"
@@ -205,6 +214,9 @@ int main(int argc, char **argv)
 		rc = LW_EXIT_OK;
 	} else if (strcmp(cmd, "preload") == 0) {
 		rc = cmd_preload(argc);
+	} else if (strcmp(cmd, "help") == 0 && argc > 2) {
+		/* hidden: the man pages and the completion, generated from the tables */
+		rc = lw_help_generate(argc - 1, argv + 1, commands, NCOMMANDS);
 	} else if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		help_print(stdout);
 		rc = LW_EXIT_OK;

@@ -58,6 +58,21 @@ static int option_store(const struct lw_option *o, void *opts, const char *arg)
 	return -1;
 }
 
+int lw_option_accepts(const struct lw_option *o, const char *arg)
+{
+	/*
+	 * Larger than any command's options struct (run's, the largest, is
+	 * about 1 KiB): a store at o->off, or a setter writing its command's
+	 * fields, stays inside it.  Zeroed for each probe, so a setter that
+	 * counts (--suppressions) starts from nothing.
+	 */
+	static _Alignas(max_align_t) char scratch[1 << 16];
+	if (o->arg == LW_ARG_NONE || o->off >= sizeof scratch - sizeof(uint64_t))
+		return 0;
+	memset(scratch, 0, sizeof scratch);
+	return option_store(o, scratch, arg) == 0;
+}
+
 /* The option's own error line: its template with the value where '*' stands. */
 static void bad_value(const struct lw_command_spec *c, const struct lw_option *o, const char *arg)
 {

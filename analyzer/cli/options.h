@@ -131,4 +131,12 @@ void lw_options_synopsis(FILE *out, const struct lw_command_spec *c, const char 
 /* lw_options_help - one "  --name METAVAR   help" entry per option, with a heading line. */
 void lw_options_help(FILE *out, const struct lw_command_spec *c);
 
+/*
+ * lw_option_accepts - whether o takes arg as its value (parsed as
+ * lw_options_parse would, into a scratch copy of no command's options: no
+ * options struct is touched).  For generated documentation and completion:
+ * the values an option accepts are learnt from its own parser.  0 or 1.
+ */
+int lw_option_accepts(const struct lw_option *o, const char *arg);
+
 #endif /* LEAKWATCH_OPTIONS_H */

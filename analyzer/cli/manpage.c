@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * manpage.c — the man pages, generated from the commands' option tables
+ * (manpage.h): leakwatch(1) and leakwatch-COMMAND(1) in man(7) macros, and
+ * `leakwatch help --man|--completion|--commands`.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "manpage.h"
+#include "leakwatch/segment.h"
+
+#ifndef LW_LIBDIR
+#define LW_LIBDIR "/usr/local/lib/leakwatch"
+#endif
+#ifndef LW_DATADIR
+#define LW_DATADIR "/usr/local/share/leakwatch"
+#endif
+
+const struct lw_command_spec lw_preload_spec = { "preload", LW_CMD_NO_ARGS, NULL, NULL, 0 };
+
+static int path_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.' || c == '$';
+}
+
+/* Escape text for roff: a backslash is \e, every '-' is \- (a minus that
+ * copies and searches as "-"), `word` is bold.  at_bol: the text starts a
+ * line (a leading '.' or '\'' would be a request). */
+static void roff_text(FILE *out, const char *s, size_t len, int at_bol)
+{
+	int bold = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (at_bol && (c == '.' || c == '\''))
+			fputs("\\&", out);
+		at_bol = 0;
+		if (c == '\\')
+			fputs("\\e", out);
+		else if (c == '-')
+			fputs("\\-", out);
+		else if (c == '/' && i > 0 && i + 1 < len && path_char(s[i - 1]) && path_char(s[i + 1]))
+			fputs("/\\:", out);   /* a long path may break after an inner slash */
+		else if (c == '`') {
+			fputs(bold ? "\\fR" : "\\fB", out);
+			bold = !bold;
+		} else if (c == '\n') {
+			fputc('\n', out);
+			at_bol = 1;
+		} else
+			fputc(c, out);
+	}
+	if (bold)
+		fputs("\\fR", out);
+}
+
+static void roff_str(FILE *out, const char *s, int at_bol)
+{
+	roff_text(out, s, strlen(s), at_bol);
+}
+
+/* A literal line: escaped, backticks kept as they are. */
+static void roff_literal(FILE *out, const char *s, size_t len)
+{
+	if (len && (s[0] == '.' || s[0] == '\''))
+		fputs("\\&", out);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\\')
+			fputs("\\e", out);
+		else if (s[i] == '-')
+			fputs("\\-", out);
+		else
+			fputc(s[i], out);
+	}
+	fputc('\n', out);
+}
+
+/*
+ * Render the prose markup (manpage.h) of one section's body.  No paragraph
+ * macro at the start of a section or before .TP/.IP (they make their own
+ * paragraph; mandoc -Tlint says so), one for each blank line before text.
+ */
+static void roff_prose(FILE *out, const char *text)
+{
+	int gap = 0, literal = 0, started = 0;
+	const char *p = text;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		int is_literal = len >= 2 && p[0] == ' ' && p[1] == ' ';
+		if (literal && !is_literal) {
+			fputs(".fi\n.RE\n", out);
+			literal = 0;
+		}
+		if (len == 0) {
+			gap = 1;
+		} else if (is_literal) {
+			if (!literal) {
+				if (started)
+					fputs(".PP\n", out);
+				fputs(".RS 4\n.nf\n", out);
+				literal = 1;
+			}
+			roff_literal(out, p + 2, len - 2);
+			started = 1;
+			gap = 0;
+		} else if (len >= 2 && p[0] == '=' && p[1] == ' ') {
+			fputs(".TP\n", out);
+			fputs("\\fB", out);
+			roff_text(out, p + 2, len - 2, 0);
+			fputs("\\fR\n", out);
+			started = 1;
+			gap = 0;
+		} else if (len >= 2 && p[0] == '-' && p[1] == ' ') {
+			fputs(".IP \\(bu 2\n", out);
+			roff_text(out, p + 2, len - 2, 1);
+			fputc('\n', out);
+			started = 1;
+			gap = 0;
+		} else {
+			if (gap && started)
+				fputs(".PP\n", out);
+			roff_text(out, p, len, 1);
+			fputc('\n', out);
+			started = 1;
+			gap = 0;
+		}
+		p += len + (nl != NULL);
+	}
+	if (literal)
+		fputs(".fi\n.RE\n", out);
+}
+
+/* "\fB\-\-name\fR \fIMETAVAR\fR", "...[=\fIMETAVAR\fR]" or "\fB\-\-name\fR". */
+static void roff_option_form(FILE *out, const struct lw_option *o)
+{
+	fputs("\\fB\\-\\-", out);
+	roff_str(out, o->name, 0);
+	fputs("\\fR", out);
+	if (!o->metavar)
+		return;
+	fputs(o->arg == LW_ARG_OPTIONAL ? "[=\\fI" : " \\fI", out);
+	roff_str(out, o->metavar, 0);
+	fputs(o->arg == LW_ARG_OPTIONAL ? "\\fR]" : "\\fR", out);
+}
+
+/* "LEAKWATCH-REPORT" for .TH; "leakwatch-report" for NAME and SEE ALSO. */
+static void page_name(char *buf, size_t len, const char *cmd, int upper)
+{
+	snprintf(buf, len, "%s%s%s", upper ? "LEAKWATCH" : "leakwatch", *cmd ? "-" : "", cmd);
+	for (char *q = buf; upper && *q; q++)
+		*q = (char)toupper((unsigned char)*q);
+}
+
+/* The page's date: SOURCE_DATE_EPOCH (reproducible builds; the Makefile sets
+ * it from the last commit), else today. */
+static void page_date(char *buf, size_t len)
+{
+	const char *e = getenv("SOURCE_DATE_EPOCH");
+	char *end = NULL;
+	time_t t = e && *e ? (time_t)strtoll(e, &end, 10) : time(NULL);
+	if (end && *end)
+		t = time(NULL);
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%d", &tm))
+		snprintf(buf, len, "1970-01-01");
+}
+
+static void page_header(FILE *out, const char *cmd)
+{
+	char upper[64], date[32];
+	page_name(upper, sizeof upper, cmd, 1);
+	page_date(date, sizeof date);
+	fprintf(out, ".\\\" Generated by `leakwatch help --man%s%s` from the option tables; do not edit.\n",
+		*cmd ? " " : "", cmd);
+	fputs(".TH ", out);
+	roff_str(out, upper, 0);
+	fprintf(out, " 1 %s \"leakwatch %s\" \"User Commands\"\n", date, LW_VERSION_STRING);
+	/* option names must not be hyphenated or stretched */
+	fputs(".nh\n.ad l\n", out);
+}
+
+static void section(FILE *out, const char *name)
+{
+	fprintf(out, ".SH %s\n", name);
+}
+
+/* One command's synopsis: the command, its words, each option in brackets. */
+static void synopsis_command(FILE *out, const struct lw_command_spec *c, int with_opts)
+{
+	fputs(".B leakwatch ", out);
+	roff_str(out, c->name, 0);
+	fputc('\n', out);
+	if (c->arg_name && (c->args == LW_CMD_ONE_ARG || c->args == LW_CMD_TWO_ARGS)) {
+		fputs(".I ", out);
+		roff_str(out, c->arg_name, 0);
+		fputc('\n', out);
+	}
+	for (size_t i = 0; with_opts && i < c->nopts; i++) {
+		fputc('[', out);
+		roff_option_form(out, &c->opts[i]);
+		fputs("]\n", out);
+	}
+	if (!with_opts && c->nopts)
+		fputs("[\\fIoptions\\fR]\n", out);
+	if (c->args == LW_CMD_COMMAND && c->arg_name) {
+		/* "-- CMD [ARGS...]": "--" bold, the rest italic */
+		const char *a = c->arg_name;
+		if (strncmp(a, "-- ", 3) == 0) {
+			fputs("\\fB\\-\\-\\fR ", out);
+			a += 3;
+		}
+		fputs("\\fI", out);
+		roff_str(out, a, 0);
+		fputs("\\fR\n", out);
+	}
+}
+
+static const char common_exit[] =
+	"= 0\n"
+	"Success (`diff`, `report --baseline`: nothing grew).\n"
+	"= 1\n"
+	"`diff`, `report --baseline`: a stack grew (as diff(1)); `run --fail-on-leak`: leaks were found.\n"
+	"= 2\n"
+	"Usage error; an unknown or dead PID without a segment; a segment that is unreadable, foreign,\n"
+	"truncated or of a newer layout; a suppression file that cannot be read; output that could not be\n"
+	"written.  Every error is one line on standard error naming the problem.\n"
+	"\n"
+	"`run`, `attach` and `detach` have statuses of their own: see leakwatch-run(1), leakwatch-attach(1).\n"
+	"A segment whose tables could not grow (incomplete: filesystem full or LEAKWATCH_BUDGET reached)\n"
+	"changes no status by itself; the report says so.\n";
+
+static const char common_env[] =
+	"= LEAKWATCH_DIR\n"
+	"Where the segments are (default " LW_DEFAULT_DIR ").\n";
+
+static void files_section(FILE *out)
+{
+	section(out, "FILES");
+	roff_prose(out,
+		   "= " LW_DEFAULT_DIR "/" LW_SEGMENT_PREFIX "PID\n"
+		   "The segment of a traced process (in $LEAKWATCH_DIR when set): what the shim recorded, read by\n"
+		   "every command; `leakwatch clean` removes those of processes that are gone.\n"
+		   "= " LW_LIBDIR "/libleakwatch.so\n"
+		   "The shim, preloaded into traced programs (`leakwatch preload` prints the line).\n"
+		   "= " LW_DATADIR "/\n"
+		   "The on-call runbooks (runbook.md: leaked connections; runbook-fds.md: \"Too many open files\"),\n"
+		   "the JSON report format (report-format.md) and its schema (report-schema.json), and the built-in\n"
+		   "suppressions (default.supp, in the format --suppressions reads).\n");
+}
+
+static void see_also(FILE *out, const struct lw_command_spec *const *cmds, size_t n, const char *self)
+{
+	char name[64];
+	int first = 1;
+	section(out, "SEE ALSO");
+	const struct lw_command_spec *all[64];
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < 63; i++)
+		all[k++] = cmds[i];
+	all[k++] = &lw_preload_spec;
+	if (*self) {
+		fputs("\\fBleakwatch\\fR(1)", out);
+		first = 0;
+	}
+	for (size_t i = 0; i < k; i++) {
+		if (strcmp(all[i]->name, self) == 0)
+			continue;
+		page_name(name, sizeof name, all[i]->name, 0);
+		fputs(first ? "\\fB" : ",\n\\fB", out);
+		roff_str(out, name, 0);
+		fputs("\\fR(1)", out);
+		first = 0;
+	}
+	fputs(",\n\\fBvalgrind\\fR(1), \\fBld.so\\fR(8)\n", out);
+}
+
+/* leakwatch(1): every command's synopsis, what each does, the common sections. */
+static void page_overview(FILE *out, const struct lw_command_spec *const *cmds, size_t n)
+{
+	const struct lw_man_text *t = lw_man_text_find("");
+	page_header(out, "");
+	section(out, "NAME");
+	fputs("leakwatch \\- ", out);
+	roff_str(out, t ? t->summary : "find leaked sockets, descriptors and heap blocks", 0);
+	fputc('\n', out);
+	section(out, "SYNOPSIS");
+	for (size_t i = 0; i <= n; i++) {
+		synopsis_command(out, i < n ? cmds[i] : &lw_preload_spec, 0);
+		fputs(".br\n", out);
+	}
+	fputs(".B leakwatch\n\\fBhelp\\fR | \\fB\\-\\-help\\fR | \\fB\\-\\-version\\fR | \\fICOMMAND\\fR \\fB\\-\\-help\\fR\n",
+	      out);
+	section(out, "DESCRIPTION");
+	if (t)
+		roff_prose(out, t->description);
+	section(out, "COMMANDS");
+	for (size_t i = 0; i <= n; i++) {
+		const struct lw_command_spec *c = i < n ? cmds[i] : &lw_preload_spec;
+		const struct lw_man_text *ct = lw_man_text_find(c->name);
+		char name[64];
+		page_name(name, sizeof name, c->name, 0);
+		fputs(".TP\n\\fB", out);
+		roff_str(out, c->name, 0);
+		fputs("\\fR", out);
+		if (c->arg_name) {
+			fputs(" \\fI", out);
+			roff_str(out, c->arg_name, 0);
+			fputs("\\fR", out);
+		}
+		fputc('\n', out);
+		roff_str(out, ct ? ct->summary : "(no description yet)", 1);
+		fputs("; see \\fB", out);
+		roff_str(out, name, 0);
+		fputs("\\fR(1).\n", out);
+	}
+	section(out, "OPTIONS");
+	roff_prose(out, "= --help\n"
+			"Print the synopsis of every command, their options, the verdicts, the environment and the exit\n"
+			"statuses.  `leakwatch COMMAND --help` prints one command's synopsis and options.\n"
+			"= --version\n"
+			"Print the version and the segment layout version this leakwatch reads.\n");
+	section(out, "EXIT STATUS");
+	roff_prose(out, t && t->exit_status ? t->exit_status : common_exit);
+	section(out, "ENVIRONMENT");
+	roff_prose(out, t && t->environment ? t->environment : common_env);
+	files_section(out);
+	if (t && t->examples) {
+		section(out, "EXAMPLES");
+		roff_prose(out, t->examples);
+	}
+	see_also(out, cmds, n, "");
+}
+
+/* leakwatch-COMMAND(1). */
+static void page_command(FILE *out, const struct lw_command_spec *c, const struct lw_command_spec *const *cmds,
+			 size_t n)
+{
+	const struct lw_man_text *t = lw_man_text_find(c->name);
+	char name[64];
+	page_name(name, sizeof name, c->name, 0);
+	page_header(out, c->name);
+	section(out, "NAME");
+	roff_str(out, name, 1);
+	fputs(" \\- ", out);
+	roff_str(out, t ? t->summary : c->name, 0);
+	fputc('\n', out);
+	section(out, "SYNOPSIS");
+	synopsis_command(out, c, 1);
+	section(out, "DESCRIPTION");
+	if (t)
+		roff_prose(out, t->description);
+	else
+		roff_prose(out, "See `leakwatch --help` and the README.\n");
+	section(out, "OPTIONS");
+	for (size_t i = 0; i < c->nopts; i++) {
+		const struct lw_option *o = &c->opts[i];
+		fputs(".TP\n", out);
+		roff_option_form(out, o);
+		fputc('\n', out);
+		/* the table's lines are wrapped for --help: here roff fills them */
+		roff_str(out, o->help ? o->help : "", 1);
+		fputc('\n', out);
+	}
+	fputs(".TP\n\\fB\\-\\-help\\fR\nPrint this command's synopsis and options, and exit.\n", out);
+	section(out, "EXIT STATUS");
+	roff_prose(out, t && t->exit_status ? t->exit_status : common_exit);
+	section(out, "ENVIRONMENT");
+	roff_prose(out, t && t->environment ? t->environment : common_env);
+	files_section(out);
+	if (t && t->examples) {
+		section(out, "EXAMPLES");
+		roff_prose(out, t->examples);
+	}
+	see_also(out, cmds, n, c->name);
+}
+
+int lw_help_generate(int argc, char **argv, const struct lw_command_spec *const *cmds, size_t n)
+{
+	const char *what = argv[1];
+	if (strcmp(what, "--commands") == 0 && argc == 2) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s\n", cmds[i]->name);
+		printf("%s\n", lw_preload_spec.name);
+		return LW_EXIT_OK;
+	}
+	if (strcmp(what, "--completion") == 0 && argc == 2) {
+		lw_completion_print(stdout, cmds, n);
+		return LW_EXIT_OK;
+	}
+	if (strcmp(what, "--man") == 0 && argc <= 3) {
+		const char *page = argc == 3 ? argv[2] : "";
+		/* "leakwatch-report" names the same page as "report" */
+		if (strncmp(page, "leakwatch-", 10) == 0)
+			page += 10;
+		else if (strcmp(page, "leakwatch") == 0)
+			page = "";
+		if (!*page) {
+			page_overview(stdout, cmds, n);
+			return LW_EXIT_OK;
+		}
+		for (size_t i = 0; i <= n; i++) {
+			const struct lw_command_spec *c = i < n ? cmds[i] : &lw_preload_spec;
+			if (strcmp(c->name, page) == 0) {
+				page_command(stdout, c, cmds, n);
+				return LW_EXIT_OK;
+			}
+		}
+		lw_usage_error("help", "no manual page for '%s' (leakwatch help --commands lists them)", page);
+		return LW_EXIT_USAGE;
+	}
+	if (strcmp(what, "--man") == 0 || strcmp(what, "--completion") == 0 || strcmp(what, "--commands") == 0)
+		lw_usage_error("help", "unexpected argument '%s'", argv[argc - 1]);
+	else
+		lw_usage_error("help", "unknown argument '%s' (--man [COMMAND], --completion, --commands)", what);
+	return LW_EXIT_USAGE;
+}
+
+size_t lw_option_values(const struct lw_option *o, char (*v)[32], size_t max)
+{
+	/* free text (a FILE, a string) or a number: nothing to enumerate */
+	if (o->arg == LW_ARG_NONE || o->type == LW_OPT_INT || o->type == LW_OPT_DURATION ||
+	    lw_option_accepts(o, "leakwatch-no-such-value"))
+		return 0;
+	size_t k = 0;
+	const char *src[2] = { o->metavar ? o->metavar : "", o->help ? o->help : "" };
+	for (int s = 0; s < 2; s++) {
+		for (const char *p = src[s]; *p;) {
+			while (*p && !(islower((unsigned char)*p) || isdigit((unsigned char)*p)))
+				p++;
+			const char *w = p;
+			while (*p && (islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' || *p == '-'))
+				p++;
+			size_t len = (size_t)(p - w);
+			if (!len || len >= sizeof v[0])
+				continue;
+			char word[32];
+			memcpy(word, w, len);
+			word[len] = '\0';
+			int dup = 0;
+			for (size_t i = 0; i < k && !dup; i++)
+				dup = strcmp(v[i], word) == 0;
+			if (!dup && k < max && lw_option_accepts(o, word))
+				memcpy(v[k++], word, len + 1);
+		}
+	}
+	/* "socket" beside "sockets": an alias the parser takes, not a value to offer */
+	size_t m = 0;
+	for (size_t i = 0; i < k; i++) {
+		char plural[34];
+		snprintf(plural, sizeof plural, "%ss", v[i]);
+		int alias = 0;
+		for (size_t j = 0; j < k && !alias; j++)
+			alias = strcmp(v[j], plural) == 0;
+		if (!alias)
+			memmove(v[m++], v[i], sizeof v[0]);
+	}
+	return m;
+}
