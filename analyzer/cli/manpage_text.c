@@ -272,6 +272,32 @@ static const struct lw_man_text texts[] = {
 	  "  leakwatch detach 4242\n",
 	  LW_PIDS_RUNNING_TRACED },
 
+	{ "exporter", "every traced process of the host as Prometheus metrics",
+	  "Runs until stopped.  Every --interval it reports each live segment of $LEAKWATCH_DIR as `leakwatch\n"
+	  "report PID` would (same verdicts, same --idle-for) and renders the metrics once; the HTTP server\n"
+	  "(loopback by default) hands out the last rendering, so a scrape never touches a segment.\n"
+	  "/metrics is Prometheus text 0.0.4, or OpenMetrics 1.0.0 when the Accept header asks for it;\n"
+	  "/stacks is JSON, each exported site with its whole stack.  --textfile also writes the text for\n"
+	  "node_exporter's textfile collector, through a temporary file renamed into place.\n"
+	  "\n"
+	  "Labels are bounded: pid, comm, a kind, a verdict, and a site id, 12 hex digits hashed from the\n"
+	  "resource, endpoint and symbolized stack (the same for the same code in every process and run);\n"
+	  "--top sites per process and resource, the rest summed as site \"other\".  leakwatch_site_info names\n"
+	  "each site's function, file, line and endpoint.  Growth rates are least-squares slopes over\n"
+	  "--window; leakwatch_descriptors_exhaustion_seconds is the descriptors left under the soft\n"
+	  "RLIMIT_NOFILE over their growth.  Alerting rules: " LW_DATADIR "/prometheus/leakwatch-alerts.yml.",
+	  "= 0\n"
+	  "Stopped by SIGINT or SIGTERM, or --once done.\n"
+	  "= 2\n"
+	  "Usage error, an address that cannot be listened on, the segment directory unreadable at start, or\n"
+	  "--textfile not writable (one line names it).\n",
+	  ENV_DIR,
+	  "  leakwatch exporter\n"
+	  "  leakwatch exporter --listen :9479 --interval 15s\n"
+	  "  leakwatch exporter --textfile /var/lib/node_exporter/textfile/leakwatch.prom\n"
+	  "  leakwatch exporter --once | promtool check metrics\n",
+	  LW_PIDS_SEGMENTS },
+
 	{ "preload", "print the LD_PRELOAD line of this installation's shim",
 	  "Prints LD_PRELOAD=PATH, the absolute path of the libleakwatch.so this leakwatch uses, to put in\n"
 	  "front of a command or into a service's environment (systemd: Environment=...).",

@@ -70,6 +70,11 @@ int spawn_start(struct spawn *sp, char *const argv[], const struct spawn_opts *o
 		}
 		if (ep[1] >= 0)
 			dup2(ep[1], 2);
+		/* a suite run under GitHub Actions: the programs it starts see
+		 * GITHUB_ACTIONS only when a test sets it (run and report print
+		 * annotations under it, which other suites do not expect) */
+		unsetenv("GITHUB_ACTIONS");
+		unsetenv("GITHUB_WORKSPACE");
 		for (int i = 0; o->env && o->env[i]; i++)
 			putenv(o->env[i]);
 		if (o->set_umask)
