@@ -25,6 +25,8 @@ command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 # the reference the reachability classes are checked against
 command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
+# top's full screen is tested in tmux (TERM=screen: ncurses-base has it)
+command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
