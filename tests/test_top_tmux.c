@@ -275,22 +275,25 @@ static void assert_narrow(int width)
 	free(s);
 }
 
-Test(top_tmux, keys_width_where_and_the_last_screen)
+/*
+ * service_start - minidb, then the demo service under the shim (demo/api.c,
+ * or demo/api.py when python), each handler asked once and two missing
+ * users: two pool connections kept for good.  The database port into dbp.
+ */
+static void service_start(int python, char *dbp, size_t dbplen)
 {
-	int use_line = marker_line("demo/api.c", "demo.leak_use");
-	cr_assert_gt(use_line, 0);
 	char env_pre[400];
 	snprintf(env_pre, sizeof env_pre, "LD_PRELOAD=%s", lw_shim());
-
 	char *dbv[] = { DEMO("minidb"), "--latency-ms", "1", "--port-file", tmp_path("db.port"), NULL };
 	db_pid = spawn(dbv, NULL, "db.log");
 	int db_port = read_port("db.port");
 	cr_assert_gt(db_port, 0, "minidb did not start: %s", slurp(tmp_path("db.log")));
-	char dbp[16];
-	snprintf(dbp, sizeof dbp, "%d", db_port);
+	snprintf(dbp, dbplen, "%d", db_port);
 	char *apiv[] = { DEMO("api"), "--db-port", dbp, "--pool", "6", "--workers", "4", "--checkout-timeout-ms", "300",
 			 "--port-file", tmp_path("api.port"), NULL };
-	api_pid = spawn(apiv, (char *[]){ env_dir, env_pre, NULL }, "api.log");
+	char *pyv[] = { "/usr/bin/python3", LW_SOURCE_DIR "/demo/api.py", "--db-port", dbp, "--pool", "6",
+			"--checkout-timeout-ms", "300", "--port-file", tmp_path("api.port"), NULL };
+	api_pid = spawn(python ? pyv : apiv, (char *[]){ env_dir, env_pre, NULL }, "api.log");
 	int port = read_port("api.port");
 	cr_assert_gt(port, 0, "the service did not start: %s", slurp(tmp_path("api.log")));
 	/* every handler once; two missing users keep two connections */
@@ -299,6 +302,14 @@ Test(top_tmux, keys_width_where_and_the_last_screen)
 	cr_assert_eq(http_get(port, "/users/99999"), 404);
 	cr_assert_eq(http_get(port, "/users/3"), 200);
 	cr_assert_eq(http_get(port, "/users/99998"), 404);
+}
+
+Test(top_tmux, keys_width_where_and_the_last_screen)
+{
+	int use_line = marker_line("demo/api.c", "demo.leak_use");
+	cr_assert_gt(use_line, 0);
+	char dbp[16];
+	service_start(0, dbp, sizeof dbp);
 
 	char cmd[1024], line[1024];
 	snprintf(cmd, sizeof cmd, "TERM=screen %s top %d --idle-for 2s --interval 300ms; echo top-exit-$?; sleep 100",
@@ -390,4 +401,36 @@ Test(top_tmux, keys_width_where_and_the_last_screen)
 	snprintf(gone, sizeof gone, "exited with status 0");
 	s = SCREEN_WAIT("top-exit-0", gone);
 	free(s);
+}
+
+/* The Python service: WHERE is the first Python frame outside the standard
+ * library below a dispatcher (Handler.do_GET), not Connection.execute (the
+ * helper every query goes through), nor a frame of the interpreter.  Plain
+ * snapshots: this is about the rule, the keys are checked above. */
+Test(top_tmux, python_where_is_the_handler)
+{
+	int use_line = marker_line("demo/api.py", "demo.py_leak_use");
+	cr_assert_gt(use_line, 0);
+	char dbp[16], spid[16], where[64];
+	service_start(1, dbp, sizeof dbp);
+	snprintf(spid, sizeof spid, "%d", (int)api_pid);
+	snprintf(where, sizeof where, "used get_user_data api.py:%d", use_line);
+	char *argv[] = { (char *)lw_bin(), "top", spid, "--once", "--idle-for", "1s", "--width", "120", NULL };
+	char *envv[] = { env_dir, "LC_ALL=C.UTF-8", NULL };
+	struct cmd_result r = { 0 };
+	for (int t = 0; t < WAIT_S * 5; t++) {
+		cmd_result_free(&r);
+		run_cmd(&r, argv, envv, 30);
+		cr_assert_eq(r.status, 0, "top: %s", r.err);
+		if (strstr(r.out, "LEAK SUSPECT"))
+			break;
+		usleep(200000);
+	}
+	char line[1024];
+	cr_assert(line_with(r.out, "LEAK SUSPECT", line, sizeof line), "%s", r.out);
+	cr_assert(strstr(line, "      2  TCP -> 127.0.0.1:") && strstr(line, where), "%s", r.out);
+	cr_assert_null(strstr(r.out, "Connection.execute"), "%s", r.out);
+	cr_assert(line_with(r.out, "LISTENING", line, sizeof line), "%s", r.out);
+	cr_assert(strstr(line, "opened main api.py:"), "%s", line);
+	cmd_result_free(&r);
 }

@@ -26,8 +26,9 @@
  * IDLE, then AGE, then HISTORY (6 to TOP_HISTORY samples, the newest).  So a
  * narrowing screen first shortens and then drops the sparkline, then drops
  * AGE, then IDLE; below that WHAT gives way down to 10 columns, then WHERE
- * down to 12, then WHAT goes.  Room left over widens WHAT to its longest
- * endpoint, then WHERE to the edge.  --plain lays out the same way for
+ * down to 12, then WHAT goes.  Room left over widens WHERE to its longest
+ * text, then WHAT to its longest endpoint, then the sparkline to
+ * TOP_HISTORY samples, then WHERE to the edge.  --plain lays out the same way for
  * --width, the terminal's width, $COLUMNS or 120 (the first known).
  *
  * WHERE names a group by one frame of its stack (where_pick): the frame of
@@ -767,12 +768,22 @@ static void layout_compute(struct layout *L, int width, const struct row *rows, 
 			left -= col_gap[C_AGE] + 8;
 		}
 		if (left >= col_gap[C_HIST] + TOP_HISTORY_MIN) {
-			L->w[C_HIST] = imin(TOP_HISTORY, left - col_gap[C_HIST]);
-			left -= col_gap[C_HIST] + L->w[C_HIST];
+			L->w[C_HIST] = TOP_HISTORY_MIN;
+			left -= col_gap[C_HIST] + TOP_HISTORY_MIN;
 		}
-		int grow = imin(left, what_nat - what_want);
+		/* what is left: WHERE in full, the endpoint in full, a longer history, the edge */
+		int grow = imin(left, where_nat - L->w[C_WHERE]);
+		L->w[C_WHERE] += grow;
+		left -= grow;
+		grow = imin(left, what_nat - L->w[C_WHAT]);
 		L->w[C_WHAT] += grow;
-		L->w[C_WHERE] += left - grow;
+		left -= grow;
+		if (L->w[C_HIST]) {
+			grow = imin(left, TOP_HISTORY - L->w[C_HIST]);
+			L->w[C_HIST] += grow;
+			left -= grow;
+		}
+		L->w[C_WHERE] += left;
 		return;
 	}
 	/* narrow: WHAT gives way down to 10 columns, then WHERE down to 12, then WHAT goes */
