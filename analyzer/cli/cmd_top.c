@@ -56,7 +56,7 @@
  * head line, evidence, fds, both stacks), Esc/q/Left go back; s sort, g
  * open/use grouping, K kind filter, ? help, q quit.  When the process exits
  * the last screen stays, the status line says "process exited (status N)"
- * and top waits for q (--count still ends it); --plain prints a last line.
+ * and top waits for q; --plain prints a last line, as before.
  */
 #include <curses.h>
 #include <errno.h>
@@ -491,7 +491,7 @@ static int u32_cmp(const void *a, const void *b)
 /* 1 when stack id is among the first n (sorted) ids read. */
 static int stack_read(const struct callgraph *cg, size_t n, uint32_t id)
 {
-	return bsearch(&id, cg->read, n, sizeof *cg->read, u32_cmp) != NULL;
+	return n && bsearch(&id, cg->read, n, sizeof *cg->read, u32_cmp) != NULL;
 }
 
 /*
