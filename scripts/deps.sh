@@ -36,6 +36,8 @@ sh "$(dirname "$0")/../demo/pg.sh" check || missing="$missing postgresql"
 command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
 { command -v man && command -v lexgrog; } >/dev/null 2>&1 || missing="$missing man-db"
 command -v mandoc >/dev/null 2>&1 || missing="$missing mandoc"
+# top's full screen is tested in tmux (TERM=screen: ncurses-base has it)
+command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 for p in "$@"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done

@@ -55,6 +55,35 @@ int lw_present_runtime_frame(const char *fn)
 	return 0;
 }
 
+static int under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+int lw_present_own_frame(const struct lw_frame *f, int python_stack)
+{
+	if (!f->function || !*f->function)
+		return 0;
+	if (f->python) {
+		const char *p = f->file;
+		if (!p)
+			return 1;
+		return !(strncmp(p, "<frozen ", 8) == 0 || strstr(p, "/lib/python3.") || strstr(p, "/lib64/python3.") ||
+			 strstr(p, "/site-packages/") || strstr(p, "/dist-packages/"));
+	}
+	if (python_stack || !f->module || !*f->module || lw_module_is_system(f->module))
+		return 0;
+	static const char *const dirs[] = { "/lib", "/lib64", "/usr/lib", "/usr/lib64" };
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+		if (under(f->module, dirs[i]))
+			return 0;
+	/* Python older than 3.11 has no Python frames: its eval loop is not the program */
+	const char *b = strrchr(f->module, '/');
+	b = b ? b + 1 : f->module;
+	return strncmp(b, "python", 6) != 0 && strncmp(b, "libpython", 9) != 0;
+}
+
 void lw_present_scrub(char *buf)
 {
 	for (char *p = buf; *p; p++)

@@ -39,6 +39,19 @@ size_t lw_present_stack(struct lw_report *r, uint32_t stack_id, struct lw_frame 
 /* lw_present_runtime_frame - 1 for the C runtime's frames below main() or a thread start. */
 int lw_present_runtime_frame(const char *function);
 
+/*
+ * lw_present_own_frame - 1 when f is a frame of the program's own code, the
+ * kind `top` names a group by: in a stack with Python frames (python_stack),
+ * a Python frame outside the standard library and installed packages (file
+ * not under .../lib/python3.N/, site-packages, dist-packages, "<frozen ...>"),
+ * never a C frame (the interpreter's, its C modules', extensions'); in a C
+ * stack, a named frame whose module is neither a C/C++ runtime library
+ * (lw_module_is_system), nor under /lib, /lib64, /usr/lib, /usr/lib64 (the
+ * distribution's libraries: libpq, libssl...), nor a Python interpreter.
+ * 0 for frames without a function or a module.
+ */
+int lw_present_own_frame(const struct lw_frame *f, int python_stack);
+
 /* lw_present_scrub - replace control characters in buf with '?' (strings from the target). */
 void lw_present_scrub(char *buf);
 

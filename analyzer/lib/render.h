@@ -24,6 +24,14 @@ int lw_render_text(FILE *out, struct lw_report *r);
 void lw_render_text_frames(FILE *out, const struct lw_frame *frames, size_t n, const char *label, int lw,
 			   const char *cwd, const char *suffix);
 
+/*
+ * lw_render_text_sock_group / lw_render_text_heap_group - one group exactly
+ * as the text report prints it (head line, evidence, stacks): `top`'s detail
+ * view.  Returns 0 or -1 on a write error.
+ */
+int lw_render_text_sock_group(FILE *out, struct lw_report *r, const struct lw_group *g);
+int lw_render_text_heap_group(FILE *out, struct lw_report *r, const struct lw_heap_group *g);
+
 /* lw_render_json - one JSON object (no trailing newline); 0 or -1 on write error. */
 int lw_render_json(FILE *out, struct lw_report *r);
 

@@ -1016,6 +1016,27 @@ static void text_sockets(FILE *out, struct lw_report *r, const char *cwd)
 	text_gc(out, r, cwd);
 }
 
+int lw_render_text_sock_group(FILE *out, struct lw_report *r, const struct lw_group *g)
+{
+	char cwd[PATH_MAX], desc[LW_ENDPOINT_MAX + 64];
+	int cw = 1, dw = 0;
+	if (!getcwd(cwd, sizeof cwd))
+		cwd[0] = '\0';
+	column_widen(&cw, &dw, g->count, lw_present_group(g, LW_DESCRIBE_FULL, desc, sizeof desc));
+	text_group(out, r, g, cw, dw, cwd);
+	return ferror(out) ? -1 : 0;
+}
+
+int lw_render_text_heap_group(FILE *out, struct lw_report *r, const struct lw_heap_group *g)
+{
+	char cwd[PATH_MAX], n[48];
+	if (!getcwd(cwd, sizeof cwd))
+		cwd[0] = '\0';
+	int tw = (int)strlen(heap_tag(g)), cw = (int)strlen(heap_num(&r->heap, g->blocks, n, sizeof n));
+	text_heap_group(out, r, g, tw > 8 ? tw : 8, cw, cwd);
+	return ferror(out) ? -1 : 0;
+}
+
 int lw_render_text(FILE *out, struct lw_report *r)
 {
 	char cwd[PATH_MAX];
