@@ -24,6 +24,7 @@
 #include "present.h"
 #include "report.h"
 #include "segdir.h"
+#include "site.h"
 
 static uint64_t mono_ns(void)
 {
@@ -75,8 +76,10 @@ static void proc_clear(struct lw_met_proc *p)
 
 void lw_metrics_free(struct lw_metrics *m)
 {
-	for (size_t i = 0; i < m->nprocs; i++)
+	for (size_t i = 0; i < m->nprocs; i++) {
 		proc_clear(&m->procs[i]);
+		lw_site_graph_free(&m->procs[i].cg);
+	}
 	free(m->procs);
 	m->procs = NULL;
 	m->nprocs = 0;
@@ -90,33 +93,6 @@ static uint64_t fnv(uint64_t h, const char *s)
 	return (h ^ 0xff) * 0x100000001b3ull; /* a separator: "ab","c" != "a","bc" */
 }
 
-/* The frame that names a site: the innermost in the program's own code.  In
- * a stack with Python frames, that is the innermost Python frame outside
- * the interpreter's library directories (the interpreter's own C frames are
- * not the program's); otherwise the innermost native frame outside the
- * system's libraries.  Else the innermost named frame. */
-static int python_lib(const char *file)
-{
-	return file && (strstr(file, "/lib/python") || strstr(file, "/site-packages/") || strstr(file, "/dist-packages/"));
-}
-
-static size_t site_frame(const struct lw_frame *f, size_t n)
-{
-	int python = 0;
-	for (size_t i = 0; i < n; i++)
-		python |= f[i].python;
-	for (size_t i = 0; i < n; i++) {
-		if (!f[i].function || f[i].python != python)
-			continue;
-		if (python ? !python_lib(f[i].file) : !lw_module_is_system(f[i].module))
-			return i;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (f[i].function && f[i].python == python)
-			return i;
-	return n;
-}
-
 /* sites under construction: merged by id */
 struct site_acc {
 	struct lw_met_site *v;
@@ -124,8 +100,9 @@ struct site_acc {
 	int oom;
 };
 
-static struct lw_met_site *site_add(struct site_acc *a, struct lw_report *r, enum lw_met_res res, const char *kind,
-				    const char *endpoint, const char *verdict, uint32_t stack_id)
+static struct lw_met_site *site_add(struct site_acc *a, struct lw_report *r, const struct lw_site_graph *cg,
+				    enum lw_met_res res, const char *kind, const char *endpoint, const char *verdict,
+				    uint32_t stack_id)
 {
 	struct lw_frame f[LW_PRESENT_MAX_FRAMES];
 	size_t n = lw_present_stack(r, stack_id, f, LW_PRESENT_MAX_FRAMES);
@@ -185,7 +162,8 @@ static struct lw_met_site *site_add(struct site_acc *a, struct lw_report *r, enu
 		s->frames[i].python = f[i].python;
 		s->frames[i].module_off = f[i].module_off;
 	}
-	s->site_frame = site_frame(f, n);
+	const struct lw_frame *pick = lw_site_pick(cg, f, n);
+	s->site_frame = pick ? (size_t)(pick - f) : n;
 	return s;
 }
 
@@ -268,6 +246,7 @@ static void proto_label(const struct lw_group *g, char *buf, size_t len)
 static int proc_fill(struct lw_met_proc *p, struct lw_report *r, size_t top)
 {
 	proc_clear(p);
+	lw_site_graph_update(&p->cg, r);
 	struct site_acc a = { 0 };
 	p->suspects[LW_MET_SOCKET] = p->suspects[LW_MET_FD] = p->suspects[LW_MET_HEAP] = 0;
 	for (size_t i = 0; i < r->grouping.ngroups; i++) {
@@ -282,7 +261,7 @@ static int proc_fill(struct lw_met_proc *p, struct lw_report *r, size_t top)
 		char kind[32];
 		lw_present_proto(g, LW_DESCRIBE_SHORT, kind, sizeof kind);
 		uint32_t st = lw_present_use_first(g) && g->use_stack_id ? g->use_stack_id : g->stack_id;
-		struct lw_met_site *s = site_add(&a, r, LW_MET_SOCKET, kind, g->endpoint, verdict, st);
+		struct lw_met_site *s = site_add(&a, r, &p->cg, LW_MET_SOCKET, kind, g->endpoint, verdict, st);
 		if (s) {
 			s->count += (double)g->count;
 			if (g->age_max_ns > s->oldest_ns)
@@ -297,7 +276,7 @@ static int proc_fill(struct lw_met_proc *p, struct lw_report *r, size_t top)
 		if (g->inherited || g->supp || g->verdict == LW_FDV_OPEN)
 			continue;
 		p->suspects[LW_MET_FD] += (double)g->count;
-		struct lw_met_site *s = site_add(&a, r, LW_MET_FD, kind, "", verdict, g->stack_id);
+		struct lw_met_site *s = site_add(&a, r, &p->cg, LW_MET_FD, kind, "", verdict, g->stack_id);
 		if (s) {
 			s->count += (double)g->count;
 			if (g->age_max_ns > s->oldest_ns)
@@ -311,7 +290,7 @@ static int proc_fill(struct lw_met_proc *p, struct lw_report *r, size_t top)
 		const struct lw_heap_group *g = &r->heap.groups[i];
 		if (g->cls != LW_HEAP_PROGRAM)
 			continue;
-		struct lw_met_site *s = site_add(&a, r, LW_MET_HEAP, "heap", "", "live", g->stack_id);
+		struct lw_met_site *s = site_add(&a, r, &p->cg, LW_MET_HEAP, "heap", "", "live", g->stack_id);
 		if (s) {
 			s->count += g->blocks;
 			s->bytes += g->bytes;
@@ -429,6 +408,7 @@ int lw_metrics_collect(struct lw_metrics *m, char *err, size_t errlen)
 			k++;
 		} else {
 			proc_clear(&m->procs[i]);
+			lw_site_graph_free(&m->procs[i].cg);
 		}
 	}
 	m->nprocs = k;

@@ -9,7 +9,8 @@
  * and a site id — a hash of what identifies a leak's site (resource,
  * endpoint, symbolized stack), the same in every collection and every run
  * of the same code, exported for the top N sites of each process only (the
- * rest summed as site "other").  Stacks are never labels: the site's
+ * rest summed as site "other").  A site is named by the frame site.h picks
+ * (the one top's WHERE shows).  Stacks are never labels: the site's
  * function, file, line and endpoint are one info series per site, the whole
  * stack is at /stacks (lw_metrics_render_stacks).
  */
@@ -21,6 +22,7 @@
 #include <stdio.h>
 
 #include "fdusage.h"
+#include "site.h"
 
 #define LW_METRICS_TOP_DEFAULT 10
 #define LW_METRICS_HISTORY 512          /* samples kept per process (the window's bound) */
@@ -79,6 +81,7 @@ struct lw_met_proc {
 	double gc_closed;               /* closes by Python's garbage collector (recorded ones) */
 	int incomplete;                 /* the segment's tables stopped growing */
 	struct lw_met_site *sites;      /* top N per resource, then "other" rows (frames empty) */
+	struct lw_site_graph cg;        /* the process's call graph, which names the sites (site.h) */
 	size_t nsites;
 	struct lw_met_sample hist[LW_METRICS_HISTORY];
 	size_t nhist, hist_head;        /* ring: oldest at hist_head when full */
