@@ -6,7 +6,7 @@
  * One <testsuite> per traced process, one <testcase> per leak group — open
  * sockets, other descriptors, lost heap blocks, descriptors a Python
  * garbage collector closed — each failing, its message naming the count,
- * the kind and the site (the first function outside the C/C++ runtime, with
+ * the kind and the site (the frame site.h names a stack by, with
  * file:line), its body the stack as the text report prints it.  A process
  * without leaks of a kind gets one passing testcase for that kind, so a
  * clean run shows as passed tests rather than as none.
@@ -21,6 +21,7 @@
 #include "names.h"
 #include "present.h"
 #include "render.h"
+#include "site.h"
 
 /* s as XML character data or attribute text; characters XML 1.0 forbids become '?'. */
 static void xml_put(FILE *out, const char *s)
@@ -39,19 +40,13 @@ static void xml_put(FILE *out, const char *s)
 	}
 }
 
-/* "get_user_data (demo/api.c:330)": the site that names a stack. */
-static void site_of(struct lw_report *r, uint32_t stack_id, char *buf, size_t len)
+/* "get_user_data (demo/api.c:330)": the frame that names a stack (site.h). */
+static void site_of(struct lw_report *r, const struct lw_site_graph *cg, uint32_t stack_id, char *buf, size_t len)
 {
 	struct lw_frame f[LW_PRESENT_MAX_FRAMES];
 	size_t n = lw_present_stack(r, stack_id, f, LW_PRESENT_MAX_FRAMES);
-	const struct lw_frame *pick = NULL;
-	for (size_t i = 0; i < n && !pick; i++)
-		if (f[i].function && (f[i].python || !lw_module_is_system(f[i].module)))
-			pick = &f[i];
-	for (size_t i = 0; i < n && !pick; i++)
-		if (f[i].function)
-			pick = &f[i];
-	if (!pick) {
+	const struct lw_frame *pick = lw_site_pick(cg, f, n);
+	if (!pick || !pick->function) {
 		snprintf(buf, len, n ? "an unnamed frame" : "an unknown site");
 		return;
 	}
@@ -113,6 +108,8 @@ void lw_render_junit_suite(FILE *out, struct lw_report *r, size_t *tests, size_t
 	FILE *b = open_memstream(&body, &blen);
 	if (!b)
 		return;
+	struct lw_site_graph cg = { 0 };
+	lw_site_graph_update(&cg, r);
 	if (lw_kind_sockets(r->opts.kind)) {
 		snprintf(cls, sizeof cls, "leakwatch.%s.sockets", proc);
 		size_t before = f;
@@ -122,7 +119,7 @@ void lw_render_junit_suite(FILE *out, struct lw_report *r, size_t *tests, size_t
 				continue;
 			char desc[LW_ENDPOINT_MAX + 64];
 			lw_present_group(g, LW_DESCRIBE_FULL, desc, sizeof desc);
-			site_of(r, g->stack_id, site, sizeof site);
+			site_of(r, &cg, g->stack_id, site, sizeof site);
 			snprintf(name, sizeof name, "%s opened at %s", desc, site);
 			snprintf(msg, sizeof msg, "%zu socket%s left open (%s), opened at %s", g->count,
 				 g->count == 1 ? "" : "s", desc, site);
@@ -131,7 +128,7 @@ void lw_render_junit_suite(FILE *out, struct lw_report *r, size_t *tests, size_t
 		}
 		for (size_t i = 0; i < r->ngc; i++) {
 			const struct lw_gc_group *g = &r->gc[i];
-			site_of(r, g->open_stack, site, sizeof site);
+			site_of(r, &cg, g->open_stack, site, sizeof site);
 			snprintf(name, sizeof name, "%s dropped without close, opened at %s", lw_fd_kind_name(g->kind), site);
 			snprintf(msg, sizeof msg, "%zu %s%s never closed by the program (closed by the garbage collector), opened at %s",
 				 g->count, lw_fd_kind_name(g->kind), g->count == 1 ? "" : "s", site);
@@ -151,7 +148,7 @@ void lw_render_junit_suite(FILE *out, struct lw_report *r, size_t *tests, size_t
 			if (g->inherited || g->supp)
 				continue;
 			const char *path = g->members[0].path[0] ? g->members[0].path : lw_fd_kind_name(lw_fd_group_kind(g));
-			site_of(r, g->stack_id, site, sizeof site);
+			site_of(r, &cg, g->stack_id, site, sizeof site);
 			snprintf(name, sizeof name, "%s opened at %s", path, site);
 			snprintf(msg, sizeof msg, "%zu %s descriptor%s left open (%s), opened at %s", g->count,
 				 lw_fd_kind_name(lw_fd_group_kind(g)), g->count == 1 ? "" : "s", path, site);
@@ -175,7 +172,7 @@ void lw_render_junit_suite(FILE *out, struct lw_report *r, size_t *tests, size_t
 			lw_bytes_format(g->bytes, bytes, sizeof bytes);
 			if (h->reach_checked)
 				snprintf(kind, sizeof kind, ", %s", lw_reach_label(g->reach));
-			site_of(r, g->stack_id, site, sizeof site);
+			site_of(r, &cg, g->stack_id, site, sizeof site);
 			snprintf(name, sizeof name, "heap blocks allocated at %s%s", site, kind);
 			snprintf(msg, sizeof msg, "%s%.0f heap block%s (%s%s) left allocated%s, at %s", h->estimated ? "~" : "",
 				 round(g->blocks), round(g->blocks) == 1 ? "" : "s", h->estimated ? "~" : "", bytes, kind, site);
@@ -188,6 +185,7 @@ void lw_render_junit_suite(FILE *out, struct lw_report *r, size_t *tests, size_t
 		}
 	}
 	fclose(b);
+	lw_site_graph_free(&cg);
 	fprintf(out, "  <testsuite name=\"leakwatch: pid %d (", r->snap.hdr.pid);
 	xml_put(out, lw_present_command(&r->snap));
 	fprintf(out, ")\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"0\">\n", t, f);

@@ -24,6 +24,7 @@
 #include "names.h"
 #include "present.h"
 #include "render_sarif.h"
+#include "site.h"
 
 #define SARIF_SCHEMA "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 
@@ -188,10 +189,21 @@ static int frame_own(const struct lw_frame *f, int python)
 
 void lw_ci_site(const struct lw_frame *frames, size_t n, const char *base, struct lw_ci_site *site)
 {
+	lw_ci_site_named(frames, n, NULL, base, site);
+}
+
+void lw_ci_site_named(const struct lw_frame *frames, size_t n, const struct lw_frame *named, const char *base,
+		      struct lw_ci_site *site)
+{
 	char path[PATH_MAX];
 	int pick = -1, py = stack_python(frames, n);
 	memset(site, 0, sizeof *site);
 	site->frame = -1;
+	/* the frame that names the stack (site.h: the one top's WHERE and the
+	 * exporter show), when it has a source line the reader can open */
+	if (named && named->function && named->line > 0 && named->file &&
+	    (frame_own(named, py) || lw_ci_frame_path(named, base, path, sizeof path) == 1))
+		pick = (int)(named - frames);
 	/*
 	 * 0: a line in base; 1: a line of its own code; 2: a line of a file we
 	 * can place; 3: a named frame of its own; 4: any frame of its own.  The
@@ -238,11 +250,12 @@ static void site_text(const struct lw_ci_site *s, size_t nframes, char *buf, siz
 }
 
 /* Fill l->site from l->stack, and the site's words for the message. */
-static void leak_site(struct lw_report *r, struct lw_ci_leak *l, const char *base, char *text, size_t len)
+static void leak_site(struct lw_report *r, const struct lw_site_graph *cg, struct lw_ci_leak *l, const char *base,
+		      char *text, size_t len)
 {
 	struct lw_frame f[LW_PRESENT_MAX_FRAMES];
 	size_t n = lw_present_stack(r, l->stack, f, LW_PRESENT_MAX_FRAMES);
-	lw_ci_site(f, n, base, &l->site);
+	lw_ci_site_named(f, n, lw_site_pick(cg, f, n), base, &l->site);
 	site_text(&l->site, n, text, len);
 	lw_present_scrub(text);
 }
@@ -259,6 +272,8 @@ size_t lw_ci_leaks(struct lw_report *r, int left_behind, const char *base,
 	struct lw_ci_leak *l = malloc(sizeof *l);
 	if (!l)
 		return 0;
+	struct lw_site_graph cg = { 0 };
+	lw_site_graph_update(&cg, r);
 	if (lw_kind_sockets(r->opts.kind))
 		for (size_t i = 0; i < r->grouping.ngroups; i++) {
 			const struct lw_group *g = &r->grouping.groups[i];
@@ -275,7 +290,7 @@ size_t lw_ci_leaks(struct lw_report *r, int left_behind, const char *base,
 			l->discriminator = disc;
 			l->count = (double)g->count;
 			lw_present_group(g, LW_DESCRIBE_FULL, desc, sizeof desc);
-			leak_site(r, l, base, site, sizeof site);
+			leak_site(r, &cg, l, base, site, sizeof site);
 			snprintf(l->message, sizeof l->message, "%zu socket%s %s (%s), %s %s", g->count,
 				 g->count == 1 ? "" : "s", ended ? "left open" : "open, leak suspect", desc, l->label, site);
 			fn(ctx, r, l);
@@ -294,7 +309,7 @@ size_t lw_ci_leaks(struct lw_report *r, int left_behind, const char *base,
 		l->label2 = "dropped at";
 		l->discriminator = lw_fd_kind_name(g->kind);
 		l->count = (double)g->count;
-		leak_site(r, l, base, site, sizeof site);
+		leak_site(r, &cg, l, base, site, sizeof site);
 		snprintf(l->message, sizeof l->message,
 			 "%zu %s%s never closed by the program (closed by the garbage collector), opened at %s", g->count,
 			 lw_fd_kind_name(g->kind), g->count == 1 ? "" : "s", site);
@@ -316,7 +331,7 @@ size_t lw_ci_leaks(struct lw_report *r, int left_behind, const char *base,
 			const char *kind = lw_fd_kind_name(lw_fd_group_kind(g));
 			snprintf(desc, sizeof desc, "%s", g->members[0].path[0] ? g->members[0].path : kind);
 			lw_present_scrub(desc);
-			leak_site(r, l, base, site, sizeof site);
+			leak_site(r, &cg, l, base, site, sizeof site);
 			snprintf(l->message, sizeof l->message, "%zu %s descriptor%s %s (%s), opened at %s", g->count, kind,
 				 g->count == 1 ? "" : "s", ended ? "left open" : "open, leak suspect", desc, site);
 			fn(ctx, r, l);
@@ -341,7 +356,7 @@ size_t lw_ci_leaks(struct lw_report *r, int left_behind, const char *base,
 			lw_bytes_format(g->bytes, bytes, sizeof bytes);
 			if (h->reach_checked)
 				snprintf(kind, sizeof kind, ", %s", lw_reach_label(g->reach));
-			leak_site(r, l, base, site, sizeof site);
+			leak_site(r, &cg, l, base, site, sizeof site);
 			snprintf(l->message, sizeof l->message, "%s%.0f heap block%s (%s%s) %s%s, at %s", h->estimated ? "~" : "",
 				 round(g->blocks), round(g->blocks) == 1 ? "" : "s", h->estimated ? "~" : "", bytes,
 				 ended ? "left allocated" : "allocated", kind, site);
@@ -349,6 +364,7 @@ size_t lw_ci_leaks(struct lw_report *r, int left_behind, const char *base,
 			found++;
 		}
 	free(l);
+	lw_site_graph_free(&cg);
 	return found;
 }
 

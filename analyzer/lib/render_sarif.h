@@ -90,6 +90,12 @@ int lw_ci_frame_path(const struct lw_frame *f, const char *base, char *out, size
  */
 void lw_ci_site(const struct lw_frame *frames, size_t n, const char *base, struct lw_ci_site *site);
 
+/* lw_ci_site_named - as lw_ci_site, but `named` (a frame of frames, or
+ * NULL: the frame site.h's lw_site_pick names the stack by) comes first
+ * when it has a source line of the program's own code or under base. */
+void lw_ci_site_named(const struct lw_frame *frames, size_t n, const struct lw_frame *named, const char *base,
+		      struct lw_ci_site *site);
+
 /*
  * lw_ci_leaks - call fn once per leak group of r that --kind covers and no
  * suppression took, in the order sockets, descriptors closed by a garbage
