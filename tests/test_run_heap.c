@@ -14,6 +14,7 @@
 #include "classify.h"
 #include "heapgroups.h"
 #include "kernel.h"
+#include "present.h"
 #include "names.h"
 #include "render.h"
 #include "report.h"
@@ -302,7 +303,11 @@ Test(run_heap, stress_four_threads_exact_counts, .timeout = 180)
 			continue;
 		/* everything the workers left is leak_some()'s: 4 x 10 x 48 bytes */
 		found += (size_t)g->blocks;
-		cr_assert_eq(g->bytes / g->blocks, 48.0);
+		struct lw_frame fr[8];
+		size_t nf = lw_present_stack(&rep, g->stack_id, fr, 8);
+		cr_assert_eq(g->bytes / g->blocks, 48.0, "a group of %.0f blocks, %.0f bytes, at %s / %s / %s", g->blocks,
+			     g->bytes, nf > 0 && fr[0].function ? fr[0].function : "?",
+			     nf > 1 && fr[1].function ? fr[1].function : "?", nf > 2 && fr[2].function ? fr[2].function : "?");
 	}
 	cr_assert_eq(found, 40, "exactly the 40 leaked blocks are live (line %d)", line);
 	cr_assert_eq(rep.snap.counters[LW_CTR_DROP_HEAP_FULL], 0);
