@@ -3,10 +3,11 @@
  * `leakwatch top` full screen, driven through tmux with real key presses:
  * the demo's leaky api service (demo/api.c, two requests for missing users
  * keep two pool connections for good) runs under the shim against minidb;
- * top runs in a detached tmux session of its own server (-L, killed in the
- * fini) at 100x30 under LANG=C.UTF-8 and TERM=screen.  tmux send-keys types,
- * capture-pane reads the screen; every wait polls the screen until the
- * expected text shows, with a deadline.
+ * top runs in a detached tmux session of its own server (-S, a socket in
+ * the test's directory; killed in the fini) at 100x30 under LANG=C.UTF-8
+ * and TERM=screen.  tmux send-keys types, capture-pane reads the screen;
+ * every wait polls the screen until the expected text shows, with a
+ * deadline.
  *
  * Checked: every line fits the pane in display columns and the WHERE column
  * starts at the same display column in the titles and in the rows (a
@@ -30,7 +31,7 @@
 #define DEMO(name) LW_BUILD_DIR "/demo/" name
 #define WAIT_S 20
 
-static char tmpdir[256], sock[64], env_dir[320];
+static char tmpdir[256], sock[300], env_dir[320];
 static pid_t db_pid = -1, api_pid = -1;
 
 static char *tmp_path(const char *name)
@@ -42,14 +43,15 @@ static char *tmp_path(const char *name)
 	return p;
 }
 
-/* tmux -u -L sock -f /dev/null ARGS...; its stdout (malloc'd) and status. */
+/* tmux -u -S sock -f /dev/null ARGS...; its stdout (malloc'd) and status.  The
+ * server's socket is in tmpdir: its own server, and nothing left behind. */
 static char *tmux(int *status, const char *const *args)
 {
 	char *argv[32];
 	int n = 0;
 	argv[n++] = "tmux";
 	argv[n++] = "-u";
-	argv[n++] = "-L";
+	argv[n++] = "-S";
 	argv[n++] = sock;
 	argv[n++] = "-f";
 	argv[n++] = "/dev/null";
@@ -84,13 +86,13 @@ static void teardown(void)
 	api_pid = db_pid = -1;
 	if (tmpdir[0])
 		lw_rmdir(tmpdir);
-	tmpdir[0] = '\0';
+	tmpdir[0] = sock[0] = '\0';
 }
 
 static void setup(void)
 {
 	lw_tmpdir(tmpdir, sizeof tmpdir);
-	snprintf(sock, sizeof sock, "lwtop-%d", (int)getpid());
+	snprintf(sock, sizeof sock, "%s/tmux", tmpdir);
 	char seg[300];
 	snprintf(seg, sizeof seg, "%s/segments", tmpdir);
 	cr_assert_eq(mkdir(seg, 0700), 0);
